@@ -1,0 +1,3 @@
+//! Benchmark harness: latency, traffic and accuracy against the ReLU budget.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Native client (library + CLI) for private inference against a server.

@@ -1,0 +1,1 @@
+//! Boolean circuits, Bristol Fashion, half-gates garbling with free-XOR.

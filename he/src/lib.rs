@@ -1,0 +1,1 @@
+//! BFV (t = 2^k) preprocessing of linear layers with coefficient encoding.

@@ -1,0 +1,1 @@
+//! Chou-Orlandi base OT and KOS OT extension (sans-IO).

@@ -1,0 +1,1 @@
+//! Sans-IO client and server sessions of the private-inference protocol.

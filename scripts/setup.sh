@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on a fresh Debian 12 machine. Idempotent: a second run takes
+# seconds. Prints what it installs; the installers' own noise goes to target/setup.log.
+#
+#   scripts/setup.sh            everything
+#   scripts/setup.sh --no-torch skip the libtorch wheel (only the trainer needs it)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p target
+log=target/setup.log
+want_torch=1
+for a in "$@"; do
+  case "$a" in
+    --no-torch) want_torch=0 ;;
+    *) echo "setup.sh: unknown option $a" >&2; exit 2 ;;
+  esac
+done
+
+step() { printf '[setup] %s\n' "$*"; }
+
+# 1. Debian packages: headless Chromium + driver for browser tests, Fashion-MNIST.
+apt_pkgs=(chromium chromium-driver dataset-fashion-mnist)
+missing=()
+for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  step "apt-get install ${missing[*]}"
+  apt-get update >>"$log" 2>&1
+  DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >>"$log" 2>&1
+fi
+
+# 2. The wasm32 target.
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  step "rustup target add wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown >>"$log" 2>&1
+fi
+
+# 3. wasm-bindgen-cli at exactly the version in Cargo.lock.
+wb_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wb_version" ]; then
+  step "cargo install wasm-bindgen-cli $wb_version (a few minutes, once)"
+  cargo install wasm-bindgen-cli --version "$wb_version" >>"$log" 2>&1
+fi
+
+# 4. Node packages for the page tests (playwright-core drives Debian's Chromium; it downloads nothing).
+if [ -f tests/package.json ] && [ ! -d tests/node_modules/playwright-core ]; then
+  step "npm install (tests/: playwright-core)"
+  (cd tests && npm install --no-audit --no-fund) >>"$log" 2>&1
+fi
+
+# 5. libtorch for the trainer, from the lean PyPI wheel, into .venv (DESIGN.md §5).
+if [ "$want_torch" = 1 ]; then
+  if [ ! -x .venv/bin/python ]; then
+    step "python3 -m venv .venv"
+    python3 -m venv .venv >>"$log" 2>&1
+  fi
+  if ! .venv/bin/python -c 'import torch' >/dev/null 2>&1; then
+    step "pip install torch==2.13.0 (lean: no CUDA libraries beyond the runtime, ~1 GB, once)"
+    .venv/bin/pip install --no-deps torch==2.13.0 nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85 >>"$log" 2>&1
+  fi
+fi
+step "ready"

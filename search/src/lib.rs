@@ -1,0 +1,1 @@
+//! CryptoNAS search space, ReLU counting and budgeting, training, search and export.

@@ -1,0 +1,1 @@
+//! Browser client: thin wasm-bindgen shell over the protocol's client session.
