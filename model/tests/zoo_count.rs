@@ -1,0 +1,104 @@
+//! The zoo builds the released CryptoNAS nets and the counter reproduces their ReLU budgets.
+
+use cryptonas_model::zoo::{cnet1, cnet2, cnet3, random_init, CryptoNasSpec, LayerSpec};
+use cryptonas_model::{macs, relu_count, Model, Op};
+
+#[test]
+fn cnet_relu_counts_match_the_paper() {
+    let count = |s: CryptoNasSpec| relu_count(&s.to_model_spec("t").unwrap()).unwrap();
+    assert_eq!(count(cnet1(14)), 86_016);
+    assert_eq!(count(cnet1(8)), 49_152);
+    assert_eq!(count(cnet1(16)), 98_304);
+    assert_eq!(count(cnet2(28)), 344_064);
+    assert_eq!(count(cnet3(56)), 1_376_256);
+}
+
+#[test]
+fn cnet1_graph_has_the_contract_names_and_shapes() {
+    let spec = cnet1(8).to_model_spec("cnet1-c8").unwrap();
+    let g = spec.validate().unwrap();
+    let shape = |id: &str| g.shapes[spec.node_index(id).unwrap()];
+    let s = shape("stem.bn");
+    assert_eq!((s.c, s.h, s.w), (8, 32, 32));
+    // Pools after layers 1 and 3: every earlier node is reduced to 4x channels.
+    for j in 0..=2 {
+        let s = shape(&format!("reduce0.n{j}"));
+        assert_eq!((s.c, s.h, s.w), (32, 16, 16));
+    }
+    for j in 0..=4 {
+        let s = shape(&format!("reduce1.n{j}"));
+        assert_eq!((s.c, s.h, s.w), (128, 8, 8));
+    }
+    // L2 <- {0, 1}: concat(stem, L0, body) after the first pool.
+    let cat = &spec.nodes[spec.node_index("layers.2.concat").unwrap()];
+    assert_eq!(cat.inputs, vec!["reduce0.n0", "reduce0.n1", "layers.2.bn"]);
+    assert_eq!(shape("layers.2.concat").c, 96);
+    assert_eq!(shape("layers.3.conv").c, 32);
+    assert!(matches!(
+        spec.nodes[spec.node_index("layers.3.conv").unwrap()].op,
+        Op::Conv2d {
+            kernel: 5,
+            padding: 2,
+            ..
+        }
+    ));
+    // Layer 1 has no skips: no concat/proj nodes.
+    assert!(spec.node_index("layers.1.concat").is_none());
+    assert_eq!(spec.output, "head.fc");
+    assert_eq!(spec.metadata.relu_count, Some(49_152));
+    assert_eq!(spec.metadata.macs, Some(macs(&spec).unwrap()));
+}
+
+#[test]
+fn macs_of_a_single_conv_layer() {
+    let spec = CryptoNasSpec {
+        layers: vec![LayerSpec {
+            kernel: 3,
+            skips: vec![],
+        }],
+        channels: 4,
+        num_classes: 2,
+        input: (1, 6, 6),
+    }
+    .to_model_spec("one")
+    .unwrap();
+    // stem 4x1x3x3 on 6x6 + layer 4x4x3x3 on 6x6 + fc 2x4.
+    assert_eq!(macs(&spec).unwrap(), 36 * 4 * 9 + 36 * 4 * 4 * 9 + 8);
+    assert_eq!(relu_count(&spec).unwrap(), 4 * 36);
+}
+
+#[test]
+fn random_init_round_trips_through_the_loader() {
+    let spec = cnet1(2).to_model_spec("tiny").unwrap();
+    let w = random_init(&spec, 7).unwrap();
+    let m = Model::from_bytes(spec.to_json().as_bytes(), &w).unwrap();
+    assert_eq!(m.weights_bytes().unwrap(), w);
+    assert_eq!(random_init(&spec, 7).unwrap(), w);
+    assert_ne!(random_init(&spec, 8).unwrap(), w);
+}
+
+#[test]
+fn zoo_rejects_bad_layers() {
+    let bad_kernel = CryptoNasSpec::cifar10(
+        vec![LayerSpec {
+            kernel: 4,
+            skips: vec![],
+        }],
+        4,
+    );
+    assert!(bad_kernel.to_model_spec("x").is_err());
+    let bad_skip = CryptoNasSpec::cifar10(
+        vec![
+            LayerSpec {
+                kernel: 3,
+                skips: vec![],
+            },
+            LayerSpec {
+                kernel: 3,
+                skips: vec![1],
+            },
+        ],
+        4,
+    );
+    assert!(bad_skip.to_model_spec("x").is_err());
+}
