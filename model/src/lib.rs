@@ -9,9 +9,13 @@ pub mod engine;
 pub mod error;
 pub mod fixed;
 pub mod format;
+pub mod intconv;
+pub mod normal;
 pub mod rng;
 pub mod zoo;
 
 pub use count::{macs, relu_count};
 pub use error::{ModelError, Result};
 pub use format::{Graph, InputSpec, Metadata, Model, ModelSpec, Node, NodeId, Op, Shape, Tensor};
+pub use intconv::{conv_ring, IntConv};
+pub use normal::{NormalForm, Source, Stage, StageKind, Term};

@@ -1,0 +1,208 @@
+//! The integer convolution of ring-spec.md — the only linear primitive the HE layer implements —
+//! with its reference evaluation in Z_2^k ([`conv_ring`]) and in f64 ([`conv_f64`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+
+/// Geometry of one convolution: input `C × H × W` (CHW), weights `O × C × KH × KW` (OIHW),
+/// symmetric zero padding P, stride S; output `O × H' × W'` with `H' = (H + 2P − KH) / S + 1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct IntConv {
+    /// Input channels C.
+    pub in_channels: usize,
+    /// Output channels O.
+    pub out_channels: usize,
+    /// Input height H.
+    pub in_height: usize,
+    /// Input width W.
+    pub in_width: usize,
+    /// Kernel height KH.
+    pub kernel_h: usize,
+    /// Kernel width KW.
+    pub kernel_w: usize,
+    /// Stride S (both axes).
+    pub stride: usize,
+    /// Zero padding P (each side, both axes).
+    pub padding: usize,
+}
+
+impl IntConv {
+    /// Output height H'.
+    pub fn out_height(&self) -> usize {
+        (self.in_height + 2 * self.padding - self.kernel_h) / self.stride + 1
+    }
+    /// Output width W'.
+    pub fn out_width(&self) -> usize {
+        (self.in_width + 2 * self.padding - self.kernel_w) / self.stride + 1
+    }
+    /// Number of weights O·C·KH·KW.
+    pub fn weight_len(&self) -> usize {
+        self.out_channels * self.in_channels * self.kernel_h * self.kernel_w
+    }
+    /// Number of input elements C·H·W.
+    pub fn input_len(&self) -> usize {
+        self.in_channels * self.in_height * self.in_width
+    }
+    /// Number of output elements O·H'·W'.
+    pub fn output_len(&self) -> usize {
+        self.out_channels * self.out_height() * self.out_width()
+    }
+    /// Multiply-accumulates of a dense evaluation (O·H'·W'·C·KH·KW).
+    pub fn macs(&self) -> usize {
+        self.output_len() * self.in_channels * self.kernel_h * self.kernel_w
+    }
+
+    /// Checks that the geometry is meaningful (non-zero sizes, kernel fits the padded input).
+    pub fn check(&self) -> Result<()> {
+        let ok = self.in_channels > 0
+            && self.out_channels > 0
+            && self.in_height > 0
+            && self.in_width > 0
+            && self.kernel_h > 0
+            && self.kernel_w > 0
+            && self.stride > 0
+            && self.in_height + 2 * self.padding >= self.kernel_h
+            && self.in_width + 2 * self.padding >= self.kernel_w;
+        if ok {
+            Ok(())
+        } else {
+            Err(ModelError::IntConv {
+                detail: format!("degenerate geometry {self:?}"),
+            })
+        }
+    }
+
+    fn check_buffers(&self, weights: usize, x: usize) -> Result<()> {
+        self.check()?;
+        if weights != self.weight_len() || x != self.input_len() {
+            return Err(ModelError::IntConv {
+                detail: format!(
+                    "buffers of {weights} weights / {x} inputs, geometry needs {} / {}",
+                    self.weight_len(),
+                    self.input_len()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// For kernel offset `u` along an axis of length `n`: the output index range whose input index
+    /// `i·S + u − P` lies inside `[0, n)`.
+    fn valid(&self, u: usize, n: usize, out: usize) -> (usize, usize) {
+        let p = self.padding;
+        let s = self.stride;
+        // smallest i with i·s + u >= p
+        let lo = if u >= p { 0 } else { (p - u).div_ceil(s) };
+        // largest i with i·s + u − p <= n − 1  ⇔  i·s <= n − 1 + p − u
+        let hi = if n + p > u {
+            ((n - 1 + p - u) / s + 1).min(out)
+        } else {
+            0
+        };
+        (lo.min(hi), hi)
+    }
+}
+
+/// `x mod 2^k` mask.
+pub fn ring_mask(k: u32) -> u64 {
+    if k >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << k) - 1
+    }
+}
+
+/// The ring convolution of ring-spec.md: `out = Σ W·x (mod 2^k)` with wrapping u64 arithmetic,
+/// weights reduced mod 2^k, `x` CHW ring elements (upper bits are ignored), output masked to k bits.
+pub fn conv_ring(conv: &IntConv, weights: &[i64], x: &[u64], k: u32) -> Result<Vec<u64>> {
+    if !(8..=64).contains(&k) {
+        return Err(ModelError::IntConv {
+            detail: format!("ring bits k = {k} outside [8, 64]"),
+        });
+    }
+    conv.check_buffers(weights.len(), x.len())?;
+    let mut out = vec![0u64; conv.output_len()];
+    conv_ring_acc(conv, weights, x, &mut out);
+    let m = ring_mask(k);
+    out.iter_mut().for_each(|v| *v &= m);
+    Ok(out)
+}
+
+/// Accumulates `W·x` into `out` mod 2^64 (geometry already checked).
+pub(crate) fn conv_ring_acc(conv: &IntConv, weights: &[i64], x: &[u64], out: &mut [u64]) {
+    let (c_in, h, w) = (conv.in_channels, conv.in_height, conv.in_width);
+    let (kh, kw, s, p) = (conv.kernel_h, conv.kernel_w, conv.stride, conv.padding);
+    let (oh, ow) = (conv.out_height(), conv.out_width());
+    for o in 0..conv.out_channels {
+        let plane = &mut out[o * oh * ow..][..oh * ow];
+        for c in 0..c_in {
+            let xin = &x[c * h * w..][..h * w];
+            let wk = &weights[(o * c_in + c) * kh * kw..][..kh * kw];
+            for u in 0..kh {
+                let (ilo, ihi) = conv.valid(u, h, oh);
+                for v in 0..kw {
+                    let wv = wk[u * kw + v] as u64;
+                    if wv == 0 {
+                        continue;
+                    }
+                    let (jlo, jhi) = conv.valid(v, w, ow);
+                    for i in ilo..ihi {
+                        let row = &xin[(i * s + u - p) * w..][..w];
+                        let orow = &mut plane[i * ow..][..ow];
+                        if s == 1 {
+                            let xs = &row[jlo + v - p..jhi + v - p];
+                            for (o, &xv) in orow[jlo..jhi].iter_mut().zip(xs) {
+                                *o = o.wrapping_add(wv.wrapping_mul(xv));
+                            }
+                        } else {
+                            for j in jlo..jhi {
+                                let xv = row[j * s + v - p];
+                                orow[j] = orow[j].wrapping_add(wv.wrapping_mul(xv));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The same convolution over the reals (f64), used by the float normal form and calibration.
+pub fn conv_f64(conv: &IntConv, weights: &[f64], x: &[f64]) -> Result<Vec<f64>> {
+    conv.check_buffers(weights.len(), x.len())?;
+    let mut out = vec![0f64; conv.output_len()];
+    conv_f64_acc(conv, weights, x, &mut out);
+    Ok(out)
+}
+
+/// Accumulates the real convolution into `out` (geometry already checked).
+pub(crate) fn conv_f64_acc(conv: &IntConv, weights: &[f64], x: &[f64], out: &mut [f64]) {
+    let (c_in, h, w) = (conv.in_channels, conv.in_height, conv.in_width);
+    let (kh, kw, s, p) = (conv.kernel_h, conv.kernel_w, conv.stride, conv.padding);
+    let (oh, ow) = (conv.out_height(), conv.out_width());
+    for o in 0..conv.out_channels {
+        let plane = &mut out[o * oh * ow..][..oh * ow];
+        for c in 0..c_in {
+            let xin = &x[c * h * w..][..h * w];
+            let wk = &weights[(o * c_in + c) * kh * kw..][..kh * kw];
+            for u in 0..kh {
+                let (ilo, ihi) = conv.valid(u, h, oh);
+                for v in 0..kw {
+                    let wv = wk[u * kw + v];
+                    if wv == 0.0 {
+                        continue;
+                    }
+                    let (jlo, jhi) = conv.valid(v, w, ow);
+                    for i in ilo..ihi {
+                        let row = &xin[(i * s + u - p) * w..][..w];
+                        let orow = &mut plane[i * ow..][..ow];
+                        for j in jlo..jhi {
+                            orow[j] += wv * row[j * s + v - p];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

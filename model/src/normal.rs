@@ -1,0 +1,568 @@
+//! The ReLU-separated normal form (ring-spec.md, DESIGN.md §3 way (a)).
+//!
+//! Every linear chain between shared tensors (the image and the ReLU outputs) is composed in float,
+//! BN folded, into one [`IntConv`]-shaped map per (source → target) pair. A [`Stage`] produces a
+//! ReLU input (or the logits) as `Z = Σ_m conv_m(src_m) + bias`. Stages come in evaluation order;
+//! the output of stage j's ReLU is [`Source::Relu`]`(j)`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::bn_affine;
+use crate::error::{ModelError, Result};
+use crate::format::{Model, NodeId, Op, Shape};
+use crate::intconv::{conv_f64, conv_f64_acc, IntConv};
+
+/// A shared tensor a term reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Source {
+    /// The normalised input image.
+    Image,
+    /// The ReLU output of stage `j`.
+    Relu(usize),
+}
+
+/// One composed linear map from a shared tensor into a stage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Term {
+    /// What it reads.
+    pub source: Source,
+    /// Geometry (input = the source's shape, output = the stage's shape).
+    pub conv: IntConv,
+    /// Real weights, OIHW.
+    pub weights: Vec<f64>,
+}
+
+/// What a stage's output feeds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StageKind {
+    /// The input of this ReLU node.
+    Relu {
+        /// Id of the ReLU node.
+        node: NodeId,
+    },
+    /// The model's logits.
+    Logits,
+}
+
+/// `Z = Σ terms + bias`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stage {
+    /// ReLU input or logits.
+    pub kind: StageKind,
+    /// Shape of Z.
+    pub shape: Shape,
+    /// Linear maps, at most one per (source, stride).
+    pub terms: Vec<Term>,
+    /// Per-element bias (len = `shape.len()`).
+    pub bias: Vec<f64>,
+}
+
+/// The compiled model: stages in evaluation order, the last one producing the logits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NormalForm {
+    /// Image shape.
+    pub input: Shape,
+    /// Stages; every one but the last is a ReLU input.
+    pub stages: Vec<Stage>,
+}
+
+/// A node's value as an affine function of shared tensors.
+#[derive(Clone, Debug)]
+struct Affine {
+    shape: Shape,
+    terms: Vec<Term>,
+    bias: Vec<f64>,
+}
+
+/// A float convolution about to be applied to an [`Affine`]: dense OIHW weights over the
+/// affine's channels.
+struct Lin {
+    out: usize,
+    kh: usize,
+    kw: usize,
+    stride: usize,
+    pad: usize,
+    w: Vec<f64>,
+}
+
+fn identity(source: Source, s: Shape) -> Affine {
+    let mut w = vec![0.0; s.c * s.c];
+    for c in 0..s.c {
+        w[c * s.c + c] = 1.0;
+    }
+    Affine {
+        shape: s,
+        terms: vec![Term {
+            source,
+            conv: IntConv {
+                in_channels: s.c,
+                out_channels: s.c,
+                in_height: s.h,
+                in_width: s.w,
+                kernel_h: 1,
+                kernel_w: 1,
+                stride: 1,
+                padding: 0,
+            },
+            weights: w,
+        }],
+        bias: vec![0.0; s.len()],
+    }
+}
+
+fn unsupported(node: &str, detail: impl Into<String>) -> ModelError {
+    ModelError::Unsupported {
+        node: node.to_string(),
+        detail: detail.into(),
+    }
+}
+
+/// `B ∘ A` for one term. `B` reads A's output without padding (general rule: kernel
+/// `KA + (KB−1)·SA`, stride `SA·SB`, pad `PA`), or with padding when A is pointwise (1×1, stride 1,
+/// pad 0: A commutes with zero padding).
+fn compose(node: &str, a: &Term, b: &Lin) -> Result<Term> {
+    let ac = &a.conv;
+    let oa = ac.out_channels;
+    let ci = ac.in_channels;
+    let nz_rows: Vec<bool> = (0..oa)
+        .map(|r| {
+            let n = ci * ac.kernel_h * ac.kernel_w;
+            a.weights[r * n..(r + 1) * n].iter().any(|&v| v != 0.0)
+        })
+        .collect();
+    let pointwise = ac.kernel_h == 1 && ac.kernel_w == 1 && ac.stride == 1 && ac.padding == 0;
+    if b.pad > 0 && !pointwise {
+        return Err(unsupported(
+            node,
+            format!(
+                "padded conv (pad {}) over a composed {}x{} stride-{} map: it would read the \
+                 zero padding of an intermediate tensor",
+                b.pad, ac.kernel_h, ac.kernel_w, ac.stride
+            ),
+        ));
+    }
+    let (conv, sa) = if b.pad > 0 {
+        (
+            IntConv {
+                in_channels: ci,
+                out_channels: b.out,
+                in_height: ac.in_height,
+                in_width: ac.in_width,
+                kernel_h: b.kh,
+                kernel_w: b.kw,
+                stride: b.stride,
+                padding: b.pad,
+            },
+            1,
+        )
+    } else {
+        (
+            IntConv {
+                in_channels: ci,
+                out_channels: b.out,
+                in_height: ac.in_height,
+                in_width: ac.in_width,
+                kernel_h: ac.kernel_h + (b.kh - 1) * ac.stride,
+                kernel_w: ac.kernel_w + (b.kw - 1) * ac.stride,
+                stride: ac.stride * b.stride,
+                padding: ac.padding,
+            },
+            ac.stride,
+        )
+    };
+    let (kch, kcw) = (conv.kernel_h, conv.kernel_w);
+    let (kah, kaw) = (ac.kernel_h, ac.kernel_w);
+    let mut w = vec![0.0; conv.weight_len()];
+    for o in 0..b.out {
+        for r in 0..oa {
+            if !nz_rows[r] {
+                continue;
+            }
+            for p in 0..b.kh {
+                for q in 0..b.kw {
+                    let wb = b.w[((o * oa + r) * b.kh + p) * b.kw + q];
+                    if wb == 0.0 {
+                        continue;
+                    }
+                    for c in 0..ci {
+                        let wa = &a.weights[(r * ci + c) * kah * kaw..][..kah * kaw];
+                        let wc = &mut w[(o * ci + c) * kch * kcw..][..kch * kcw];
+                        for u in 0..kah {
+                            for v in 0..kaw {
+                                wc[(p * sa + u) * kcw + q * sa + v] += wb * wa[u * kaw + v];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(Term {
+        source: a.source,
+        conv,
+        weights: w,
+    })
+}
+
+/// Sums terms that read the same source with the same stride, embedding each kernel into a common
+/// geometry (kernel offset by the padding difference). Keeps the term count ≤ sources.
+fn merge(terms: Vec<Term>) -> Vec<Term> {
+    let mut out: Vec<Term> = Vec::new();
+    for t in terms {
+        match out
+            .iter_mut()
+            .find(|m| m.source == t.source && m.conv.stride == t.conv.stride)
+        {
+            None => out.push(t),
+            Some(m) => {
+                let (a, b) = (m.conv, t.conv);
+                let p = a.padding.max(b.padding);
+                let (da, db) = (p - a.padding, p - b.padding);
+                let s = a.stride;
+                let (oh, ow) = (a.out_height(), a.out_width());
+                let fit = |n: usize, out: usize, k1: usize, k2: usize| {
+                    (k1.max(k2)).max((n + 2 * p + 1).saturating_sub(s * out))
+                };
+                let kh = fit(a.in_height, oh, a.kernel_h + da, b.kernel_h + db);
+                let kw = fit(a.in_width, ow, a.kernel_w + da, b.kernel_w + db);
+                let conv = IntConv {
+                    kernel_h: kh,
+                    kernel_w: kw,
+                    padding: p,
+                    ..a
+                };
+                let mut w = vec![0.0; conv.weight_len()];
+                for (src, c, d) in [(&m.weights, a, da), (&t.weights, b, db)] {
+                    for oc in 0..c.out_channels * c.in_channels {
+                        for u in 0..c.kernel_h {
+                            for v in 0..c.kernel_w {
+                                w[(oc * kh + u + d) * kw + v + d] +=
+                                    src[(oc * c.kernel_h + u) * c.kernel_w + v];
+                            }
+                        }
+                    }
+                }
+                debug_assert_eq!((conv.out_height(), conv.out_width()), (oh, ow));
+                m.conv = conv;
+                m.weights = w;
+            }
+        }
+    }
+    out
+}
+
+impl Affine {
+    fn apply(&self, node: &str, lin: &Lin, bias: Option<&[f32]>) -> Result<Affine> {
+        let mut terms = Vec::with_capacity(self.terms.len());
+        for t in &self.terms {
+            terms.push(compose(node, t, lin)?);
+        }
+        let s = self.shape;
+        let bconv = IntConv {
+            in_channels: s.c,
+            out_channels: lin.out,
+            in_height: s.h,
+            in_width: s.w,
+            kernel_h: lin.kh,
+            kernel_w: lin.kw,
+            stride: lin.stride,
+            padding: lin.pad,
+        };
+        let mut b = conv_f64(&bconv, &lin.w, &self.bias)?;
+        let shape = Shape {
+            c: lin.out,
+            h: bconv.out_height(),
+            w: bconv.out_width(),
+        };
+        if let Some(cb) = bias {
+            let hw = shape.h * shape.w;
+            for (i, v) in b.iter_mut().enumerate() {
+                *v += f64::from(cb[i / hw]);
+            }
+        }
+        Ok(Affine {
+            shape,
+            terms: merge(terms),
+            bias: b,
+        })
+    }
+
+    fn channel_affine(mut self, scale: &[f32], shift: &[f32]) -> Affine {
+        for t in &mut self.terms {
+            let per = t.conv.in_channels * t.conv.kernel_h * t.conv.kernel_w;
+            for (o, row) in t.weights.chunks_mut(per).enumerate() {
+                row.iter_mut().for_each(|w| *w *= f64::from(scale[o]));
+            }
+        }
+        let hw = self.shape.h * self.shape.w;
+        for (i, b) in self.bias.iter_mut().enumerate() {
+            let c = i / hw;
+            *b = *b * f64::from(scale[c]) + f64::from(shift[c]);
+        }
+        self
+    }
+
+    fn concat(parts: &[&Affine]) -> Affine {
+        let c: usize = parts.iter().map(|a| a.shape.c).sum();
+        let (h, w) = (parts[0].shape.h, parts[0].shape.w);
+        let mut terms = Vec::new();
+        let mut bias = Vec::with_capacity(c * h * w);
+        let mut off = 0;
+        for a in parts {
+            for t in &a.terms {
+                let per = t.conv.in_channels * t.conv.kernel_h * t.conv.kernel_w;
+                let mut wt = vec![0.0; c * per];
+                wt[off * per..(off + a.shape.c) * per].copy_from_slice(&t.weights);
+                terms.push(Term {
+                    source: t.source,
+                    conv: IntConv {
+                        out_channels: c,
+                        ..t.conv
+                    },
+                    weights: wt,
+                });
+            }
+            bias.extend_from_slice(&a.bias);
+            off += a.shape.c;
+        }
+        Affine {
+            shape: Shape { c, h, w },
+            terms: merge(terms),
+            bias,
+        }
+    }
+
+    fn add(parts: &[&Affine]) -> Affine {
+        let mut terms = Vec::new();
+        let mut bias = vec![0.0; parts[0].bias.len()];
+        for a in parts {
+            terms.extend(a.terms.iter().cloned());
+            bias.iter_mut().zip(&a.bias).for_each(|(x, y)| *x += y);
+        }
+        Affine {
+            shape: parts[0].shape,
+            terms: merge(terms),
+            bias,
+        }
+    }
+}
+
+fn dense_conv_weights(w: &[f32], out: usize, cin: usize, groups: usize, k: usize) -> Vec<f64> {
+    let cg = cin / groups;
+    let og = out / groups;
+    let mut d = vec![0.0; out * cin * k * k];
+    for o in 0..out {
+        let g = o / og;
+        for ci in 0..cg {
+            let c = g * cg + ci;
+            for uv in 0..k * k {
+                d[(o * cin + c) * k * k + uv] = f64::from(w[(o * cg + ci) * k * k + uv]);
+            }
+        }
+    }
+    d
+}
+
+impl NormalForm {
+    /// Compile a validated model (BN folded, every linear chain composed).
+    pub fn compile(model: &Model) -> Result<NormalForm> {
+        let spec = &model.spec;
+        let g = &model.graph;
+        let mut vals: Vec<Option<Affine>> = vec![None; spec.nodes.len()];
+        let mut stages = Vec::new();
+        let input = g.shapes[g.input];
+        for &i in &g.order {
+            let node = &spec.nodes[i];
+            let id = node.id.as_str();
+            let ins: Vec<&Affine> = g.inputs[i]
+                .iter()
+                .map(|&j| vals[j].as_ref().expect("topological order"))
+                .collect();
+            let v = match &node.op {
+                Op::Input => identity(Source::Image, input),
+                Op::Relu => {
+                    let a = ins[0];
+                    stages.push(Stage {
+                        kind: StageKind::Relu {
+                            node: node.id.clone(),
+                        },
+                        shape: a.shape,
+                        terms: a.terms.clone(),
+                        bias: a.bias.clone(),
+                    });
+                    identity(Source::Relu(stages.len() - 1), a.shape)
+                }
+                Op::Dropout { .. } => ins[0].clone(),
+                Op::Conv2d {
+                    out_channels,
+                    kernel,
+                    stride,
+                    padding,
+                    groups,
+                    bias,
+                } => {
+                    let cin = ins[0].shape.c;
+                    let w = &model.tensor(&format!("{id}.weight")).data;
+                    let lin = Lin {
+                        out: *out_channels,
+                        kh: *kernel,
+                        kw: *kernel,
+                        stride: *stride,
+                        pad: *padding,
+                        w: dense_conv_weights(w, *out_channels, cin, *groups, *kernel),
+                    };
+                    let b = bias.then(|| model.tensor(&format!("{id}.bias")).data.as_slice());
+                    ins[0].apply(id, &lin, b)?
+                }
+                Op::BatchNorm { eps } => {
+                    let (sc, sh) = bn_affine(model, id, *eps);
+                    ins[0].clone().channel_affine(&sc, &sh)
+                }
+                Op::Concat => Affine::concat(&ins),
+                Op::Add => Affine::add(&ins),
+                Op::FactorizedReduction { out_channels } => {
+                    let a = ins[0];
+                    if a.shape.h % 2 != 0 || a.shape.w % 2 != 0 {
+                        return Err(unsupported(
+                            id,
+                            format!(
+                                "factorized reduction of odd {}x{} input (path 2 reads padding)",
+                                a.shape.h, a.shape.w
+                            ),
+                        ));
+                    }
+                    let half = out_channels / 2;
+                    let cin = a.shape.c;
+                    let w1 = &model.tensor(&format!("{id}.path1.weight")).data;
+                    let w2 = &model.tensor(&format!("{id}.path2.weight")).data;
+                    let p1 = Lin {
+                        out: half,
+                        kh: 1,
+                        kw: 1,
+                        stride: 2,
+                        pad: 0,
+                        w: w1.iter().map(|&v| f64::from(v)).collect(),
+                    };
+                    // Path 2 = 2×2 stride-2 kernel with the weight at (1, 1).
+                    let mut k2 = vec![0.0; half * cin * 4];
+                    for (oc, &v) in w2.iter().enumerate() {
+                        k2[oc * 4 + 3] = f64::from(v);
+                    }
+                    let p2 = Lin {
+                        out: half,
+                        kh: 2,
+                        kw: 2,
+                        stride: 2,
+                        pad: 0,
+                        w: k2,
+                    };
+                    let y1 = a.apply(id, &p1, None)?;
+                    let y2 = a.apply(id, &p2, None)?;
+                    let (sc, sh) = bn_affine(model, &format!("{id}.bn"), crate::zoo::BN_EPS);
+                    Affine::concat(&[&y1, &y2]).channel_affine(&sc, &sh)
+                }
+                Op::GlobalAvgPool => {
+                    let s = ins[0].shape;
+                    let mut w = vec![0.0; s.c * s.c * s.h * s.w];
+                    let inv = 1.0 / (s.h * s.w) as f64;
+                    for c in 0..s.c {
+                        w[(c * s.c + c) * s.h * s.w..][..s.h * s.w].fill(inv);
+                    }
+                    let lin = Lin {
+                        out: s.c,
+                        kh: s.h,
+                        kw: s.w,
+                        stride: 1,
+                        pad: 0,
+                        w,
+                    };
+                    ins[0].apply(id, &lin, None)?
+                }
+                Op::Linear { out_features } => {
+                    let s = ins[0].shape;
+                    let lin = Lin {
+                        out: *out_features,
+                        kh: s.h,
+                        kw: s.w,
+                        stride: 1,
+                        pad: 0,
+                        w: model
+                            .tensor(&format!("{id}.weight"))
+                            .data
+                            .iter()
+                            .map(|&v| f64::from(v))
+                            .collect(),
+                    };
+                    let b = model.tensor(&format!("{id}.bias")).data.as_slice();
+                    ins[0].apply(id, &lin, Some(b))?
+                }
+            };
+            debug_assert_eq!(v.shape, g.shapes[i], "node {id}");
+            vals[i] = Some(v);
+        }
+        let out = vals[g.output].take().expect("output evaluated");
+        stages.push(Stage {
+            kind: StageKind::Logits,
+            shape: out.shape,
+            terms: out.terms,
+            bias: out.bias,
+        });
+        Ok(NormalForm { input, stages })
+    }
+
+    /// Shape of a shared tensor.
+    pub fn source_shape(&self, s: Source) -> Shape {
+        match s {
+            Source::Image => self.input,
+            Source::Relu(j) => self.stages[j].shape,
+        }
+    }
+
+    /// Number of ReLUs (elements of every stage but the logits).
+    pub fn relu_count(&self) -> usize {
+        self.stages[..self.stages.len() - 1]
+            .iter()
+            .map(|s| s.shape.len())
+            .sum()
+    }
+
+    /// Dense MACs of all terms (the server's plaintext work per image).
+    pub fn macs(&self) -> usize {
+        self.stages
+            .iter()
+            .flat_map(|s| &s.terms)
+            .map(|t| t.conv.macs())
+            .sum()
+    }
+
+    /// Evaluates every stage over the reals on one normalised CHW image; returns each stage's Z
+    /// (pre-ReLU values; the last is the logits).
+    pub fn eval_f64(&self, x: &[f64]) -> Result<Vec<Vec<f64>>> {
+        if x.len() != self.input.len() {
+            return Err(ModelError::InputShape {
+                expected: vec![self.input.c, self.input.h, self.input.w],
+                found: vec![x.len()],
+            });
+        }
+        let mut zs: Vec<Vec<f64>> = Vec::with_capacity(self.stages.len());
+        let mut acts: Vec<Vec<f64>> = Vec::with_capacity(self.stages.len());
+        for st in &self.stages {
+            let mut z = st.bias.clone();
+            for t in &st.terms {
+                let src = match t.source {
+                    Source::Image => x,
+                    Source::Relu(j) => &acts[j],
+                };
+                conv_f64_acc(&t.conv, &t.weights, src, &mut z);
+            }
+            acts.push(z.iter().map(|v| v.max(0.0)).collect());
+            zs.push(z);
+        }
+        Ok(zs)
+    }
+
+    /// Logits over the reals for one normalised CHW image.
+    pub fn logits_f64(&self, x: &[f64]) -> Result<Vec<f64>> {
+        Ok(self.eval_f64(x)?.pop().expect("at least the logits stage"))
+    }
+}

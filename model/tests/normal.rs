@@ -1,0 +1,136 @@
+//! The normal form evaluated over the reals equals the f32 graph engine.
+
+use cryptonas_model::rng::SplitMix64;
+use cryptonas_model::zoo::{cnet1, random_init, CryptoNasSpec, LayerSpec};
+use cryptonas_model::{Model, ModelError, NormalForm, Source, StageKind};
+use ndarray::Array4;
+
+fn model(spec: &CryptoNasSpec, seed: u64) -> Model {
+    let s = spec.to_model_spec("t").unwrap();
+    let w = random_init(&s, seed).unwrap();
+    Model::from_bytes(s.to_json().as_bytes(), &w).unwrap()
+}
+
+fn max_err(m: &Model, nf: &NormalForm, seed: u64, n: usize) -> (f64, f64) {
+    let mut rng = SplitMix64::new(seed);
+    let (c, h, w) = (nf.input.c, nf.input.h, nf.input.w);
+    let x = Array4::from_shape_fn((n, c, h, w), |_| rng.normal());
+    let want = m.forward(x.view()).unwrap();
+    let mut err = 0.0f64;
+    let mut mag = 0.0f64;
+    for b in 0..n {
+        let xb: Vec<f64> = x
+            .index_axis(ndarray::Axis(0), b)
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        let got = nf.logits_f64(&xb).unwrap();
+        for (k, g) in got.iter().enumerate() {
+            err = err.max((g - f64::from(want[[b, k]])).abs());
+            mag = mag.max(g.abs());
+        }
+    }
+    (err, mag)
+}
+
+#[test]
+fn cnet1_normal_form_matches_the_graph() {
+    let m = model(&cnet1(4), 11);
+    let nf = NormalForm::compile(&m).unwrap();
+    assert_eq!(nf.stages.len(), 7);
+    assert_eq!(nf.relu_count(), 6 * 4 * 1024);
+    assert_eq!(nf.stages[6].kind, StageKind::Logits);
+    for (j, st) in nf.stages.iter().enumerate() {
+        // Terms read only earlier shared tensors, at most one per (source, stride), with the
+        // stage's output geometry.
+        for t in &st.terms {
+            if let Source::Relu(i) = t.source {
+                assert!(i < j);
+            }
+            let src = nf.source_shape(t.source);
+            assert_eq!(
+                (t.conv.in_channels, t.conv.in_height, t.conv.in_width),
+                (src.c, src.h, src.w)
+            );
+            assert_eq!(
+                (t.conv.out_channels, t.conv.out_height(), t.conv.out_width()),
+                (st.shape.c, st.shape.h, st.shape.w)
+            );
+        }
+        assert_eq!(st.bias.len(), st.shape.len());
+    }
+    // Layer 2 reads the stem (image) and L0 through the concat: 3 sources.
+    let l2 = &nf.stages[3];
+    assert_eq!(
+        l2.kind,
+        StageKind::Relu {
+            node: "layers.3.relu".into()
+        }
+    );
+    let (err, mag) = max_err(&m, &nf, 1, 4);
+    assert!(
+        err < 1e-4 * mag.max(1.0),
+        "max abs err {err} (logits up to {mag})"
+    );
+}
+
+#[test]
+fn dense_skips_and_small_images_also_match() {
+    // Every layer skips to every earlier node; 3 pools on 8x8 inputs.
+    let layers = (0..6)
+        .map(|i| LayerSpec {
+            kernel: if i % 2 == 0 { 5 } else { 3 },
+            skips: (0..i).collect(),
+        })
+        .collect();
+    let spec = CryptoNasSpec {
+        layers,
+        channels: 2,
+        num_classes: 3,
+        input: (1, 8, 8),
+    };
+    let m = model(&spec, 5);
+    let nf = NormalForm::compile(&m).unwrap();
+    for st in &nf.stages {
+        let mut srcs: Vec<_> = st.terms.iter().map(|t| t.source).collect();
+        srcs.dedup();
+        assert_eq!(srcs.len(), st.terms.len(), "one term per source");
+    }
+    let (err, mag) = max_err(&m, &nf, 2, 3);
+    assert!(
+        err < 1e-4 * mag.max(1.0),
+        "max abs err {err} (logits up to {mag})"
+    );
+}
+
+#[test]
+fn odd_factorized_reduction_is_unsupported() {
+    let spec = CryptoNasSpec {
+        layers: cnet1(2).layers,
+        channels: 2,
+        num_classes: 10,
+        input: (3, 30, 30), // 30 -> 15 (odd) -> second reduction fails
+    };
+    let m = model(&spec, 1);
+    match NormalForm::compile(&m).unwrap_err() {
+        ModelError::Unsupported { node, .. } => assert!(node.starts_with("reduce1."), "{node}"),
+        e => panic!("{e}"),
+    }
+}
+
+#[test]
+fn padded_conv_over_composed_map_is_unsupported() {
+    // conv3x3(pad 1) directly after conv3x3(pad 1) with no ReLU in between.
+    let mut spec = cnet1(2).to_model_spec("t").unwrap();
+    let relu = spec.node_index("layers.0.relu").unwrap();
+    spec.nodes[relu].op = cryptonas_model::Op::Dropout { p: 0.0 };
+    let w = random_init(&spec, 1).unwrap();
+    let m = Model::from_bytes(spec.to_json().as_bytes(), &w).unwrap();
+    match NormalForm::compile(&m).unwrap_err() {
+        ModelError::Unsupported { node, detail } => {
+            assert_eq!(node, "layers.0.conv");
+            assert!(detail.contains("pad"), "{detail}");
+        }
+        e => panic!("{e}"),
+    }
+}
