@@ -174,10 +174,7 @@ fn compose(node: &str, a: &Term, b: &Lin) -> Result<Term> {
     let (kah, kaw) = (ac.kernel_h, ac.kernel_w);
     let mut w = vec![0.0; conv.weight_len()];
     for o in 0..b.out {
-        for r in 0..oa {
-            if !nz_rows[r] {
-                continue;
-            }
+        for (r, _) in nz_rows.iter().enumerate().filter(|(_, &nz)| nz) {
             for p in 0..b.kh {
                 for q in 0..b.kw {
                     let wb = b.w[((o * oa + r) * b.kh + p) * b.kw + q];
