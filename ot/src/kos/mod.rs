@@ -1,0 +1,182 @@
+//! KOS15 OT extension (Keller–Orsini–Scholl, CRYPTO 2015): IKNP with a GF(2^128) consistency check,
+//! producing **correlated OT with a global Δ chosen by the sender**.
+//!
+//! The sender (our garbler) picks Δ; its 128 base-OT choice bits are the bits of Δ. For each transfer
+//! `j` the receiver (our evaluator) with choice bit `b_j` ends with `t_j = q_j ⊕ b_j·Δ`, where the
+//! sender holds `q_j`. Read as garbled-circuit labels, `q_j` is the zero-label of the evaluator's
+//! input wire `j` and `t_j` its active label: one correlated OT per evaluator input bit, no hashing.
+//!
+//! ```text
+//! Receiver (choices b)                                Sender (Δ)
+//!     ── chou_orlandi::SenderSetup ─────────────────▶        (base OTs, roles reversed:
+//!     ◀──────────────── chou_orlandi::ReceiverChoices ──      the sender chooses the bits of Δ)
+//! per batch of m transfers (m' = m + 256 rows, rounded up to a multiple of 128):
+//!     u^i = G(k_i^0) ⊕ G(k_i^1) ⊕ r          ── ExtendMatrix(u^1..u^128) ──▶  q^i = G(k_i^{Δ_i}) ⊕ Δ_i·u^i
+//!     ◀──────────────────────────────────────────── CheckChallenge(seed of χ_1..χ_m') ──
+//!     x = Σ r_j χ_j, t = Σ t_j·χ_j          ── CheckResponse(x, t) ──▶  Σ q_j·χ_j ?= t ⊕ x·Δ
+//! ```
+//!
+//! # Parameters and security
+//! - κ = 128 base OTs; the check works in GF(2^128) ([`crate::gf128`]), and every batch carries
+//!   256 = κ + 128 random padding rows so that `x` reveals nothing about the real choices (the
+//!   padding rows' χ span GF(2^128) except with probability about 2^-128). The statistical security of
+//!   the check is ≥ 2^-126 per batch in the KOS15 analysis — far beyond the 40 bits asked for.
+//! - The challenge seed is chosen by the sender **after** it received the matrix (an interactive coin
+//!   toss rather than Fiat–Shamir, so the receiver cannot grind).
+//! - A receiver that cheats on `c` columns passes only by guessing `c` bits of Δ, each with
+//!   probability 1/2; that is the "leaky Δ-OT" of KOS15 Thm. 1. A failed check consumes the sender:
+//!   the session must be dropped, never retried with the same Δ.
+//! - **Δ with lsb 1.** The garbler forces `lsb(Δ) = 1` for point-and-permute. This makes base-OT
+//!   choice bit 0 public, leaving 127 unknown bits of Δ: the receiver learns nothing it did not
+//!   already know (`lsb(Δ) = 1` is public in half-gates), and guessing the rest is still 2^-127.
+//! - Correlated outputs are returned unhashed (that is the point of COT). Random OT and chosen 1-of-2
+//!   OT hash them with the tweakable circular-correlation-robust hash TCCR (GKWY20 §7.3) under a
+//!   per-transfer tweak that also carries a domain tag, so these pads never collide with the garbling
+//!   hash's tweaks.
+//! - PRG: ChaCha12 seeded with the 256-bit base-OT keys; the streams continue across batches, so one
+//!   set of base OTs serves any number of batches.
+//!
+//! Out-of-order calls do not compile:
+//!
+//! ```compile_fail
+//! use cryptonas_crypto::{Block, Csprng};
+//! use cryptonas_ot::kos::Receiver;
+//! let mut rng = Csprng::from_seed([0; 32]);
+//! // The receiver cannot extend before the base OTs are done.
+//! let receiver = Receiver::new();
+//! let _ = receiver.extend(&[true, false], &mut rng);
+//! ```
+//!
+//! ```compile_fail
+//! use cryptonas_crypto::{Block, Csprng};
+//! use cryptonas_ot::kos::Sender;
+//! // The sender cannot answer an extension before its base OTs.
+//! let sender = Sender::new(Block::ONE).unwrap();
+//! let _ = sender.receive_extend(todo!(), &mut Csprng::from_seed([0; 32]));
+//! ```
+
+mod msgs;
+mod output;
+mod receiver;
+mod sender;
+
+pub use msgs::{CheckChallenge, CheckResponse, ExtendMatrix, ReceiverDerandomize, SenderMessages};
+pub use output::{CotReceiverOutput, CotSenderOutput};
+pub use receiver::Receiver;
+pub use sender::Sender;
+
+use cryptonas_crypto::Block;
+
+/// Number of base OTs (the computational security parameter κ).
+pub const BASE_OTS: usize = 128;
+/// Random rows appended to every batch: κ + 128 statistical (KOS15 pads with κ + s rows).
+pub const PADDING_ROWS: usize = 256;
+/// Largest batch accepted by one extension (bounds the memory a peer can make us allocate: 256 MiB
+/// of matrix at this size).
+pub const MAX_TRANSFERS: usize = 1 << 24;
+
+/// High 64 bits of every OT hash tweak ("KOS15-OT"): separates OT pads from garbling tweaks.
+const TWEAK_DOMAIN: u128 = 0x4b4f_5331_352d_4f54;
+
+/// The TCCR tweak of transfer `index`.
+fn tweak(index: u64) -> Block {
+    Block::from_u128((TWEAK_DOMAIN << 64) | u128::from(index))
+}
+
+/// Rows actually extended for `count` transfers: padding added, rounded up to whole 128×128 tiles.
+fn padded_rows(count: usize) -> usize {
+    (count + PADDING_ROWS).div_ceil(128) * 128
+}
+
+/// Packs bits LSB-first into `len` bytes (`len * 8 >= bits.len()`).
+fn pack_bits(bits: &[bool], len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    for (j, &b) in bits.iter().enumerate() {
+        out[j / 8] |= u8::from(b) << (j % 8);
+    }
+    out
+}
+
+/// Bit `j` of an LSB-first packed vector.
+#[inline]
+fn bit(bytes: &[u8], j: usize) -> bool {
+    bytes[j / 8] >> (j % 8) & 1 == 1
+}
+
+/// Typestates of the extension sender and receiver.
+pub mod state {
+    use crate::chou_orlandi;
+    use cryptonas_crypto::{Block, Csprng};
+
+    mod sealed {
+        pub trait Sealed {}
+    }
+
+    /// A protocol state (sealed).
+    pub trait State: sealed::Sealed {}
+
+    /// Sender with Δ, before the base OTs.
+    pub struct Initialized {
+        pub(super) delta: Block,
+    }
+
+    /// Base OTs done: ready to extend (repeatedly).
+    pub struct Ready {
+        pub(super) delta: Block,
+        pub(super) prgs: Vec<Csprng>,
+        pub(super) next_index: u64,
+    }
+
+    /// Sender holding an unchecked batch, waiting for the receiver's check response.
+    pub struct Checking {
+        pub(super) ready: Ready,
+        pub(super) rows: Vec<Block>,
+        pub(super) count: usize,
+        pub(super) seed: [u8; 32],
+    }
+
+    /// Receiver before the base OTs.
+    #[derive(Default)]
+    pub struct ReceiverInitialized;
+
+    /// Receiver that sent its base-OT setup point.
+    pub struct BaseSetup {
+        pub(super) base: chou_orlandi::Sender<chou_orlandi::state::Setup>,
+    }
+
+    /// Receiver with base OTs done: ready to extend (repeatedly).
+    pub struct ReceiverReady {
+        pub(super) prgs: Vec<[Csprng; 2]>,
+        pub(super) next_index: u64,
+    }
+
+    /// Receiver that sent a matrix and waits for the challenge.
+    pub struct Extended {
+        pub(super) ready: ReceiverReady,
+        pub(super) rows: Vec<Block>,
+        pub(super) packed_choices: Vec<u8>,
+        pub(super) choices: Vec<bool>,
+    }
+
+    macro_rules! opaque_states {
+        ($($t:ident),*) => {$(
+            impl sealed::Sealed for $t {}
+            impl State for $t {}
+            impl std::fmt::Debug for $t {
+                /// Secret state: only the name is printed.
+                fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str(concat!(stringify!($t), " { .. }"))
+                }
+            }
+        )*};
+    }
+    opaque_states!(
+        Initialized,
+        Ready,
+        Checking,
+        ReceiverInitialized,
+        BaseSetup,
+        ReceiverReady,
+        Extended
+    );
+}

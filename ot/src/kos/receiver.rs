@@ -1,0 +1,183 @@
+//! The extension receiver (the evaluator): sends the matrix, answers the check, outputs `t_j`.
+
+use super::msgs::{CheckChallenge, CheckResponse, ExtendMatrix};
+use super::output::CotReceiverOutput;
+use super::sender::weighted_sum;
+use super::state::{BaseSetup, Extended, ReceiverInitialized, ReceiverReady, State};
+use super::{bit, pack_bits, padded_rows, BASE_OTS, MAX_TRANSFERS};
+use crate::chou_orlandi;
+use crate::transpose::columns_to_rows;
+use crate::OtError;
+use cryptonas_crypto::{Block, Csprng};
+use rand_core::RngCore;
+
+/// The correlated-OT receiver. See the [module docs](super) for the message flow.
+#[derive(Debug)]
+pub struct Receiver<S: State = ReceiverInitialized> {
+    state: S,
+}
+
+impl Default for Receiver<ReceiverInitialized> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Receiver<ReceiverInitialized> {
+    /// A fresh receiver.
+    pub fn new() -> Self {
+        Receiver {
+            state: ReceiverInitialized,
+        }
+    }
+
+    /// Starts the base OTs, in which this side is the base-OT *sender*.
+    pub fn setup(self, rng: &mut Csprng) -> (chou_orlandi::SenderSetup, Receiver<BaseSetup>) {
+        let (msg, base) = chou_orlandi::Sender::new().setup(rng);
+        (
+            msg,
+            Receiver {
+                state: BaseSetup { base },
+            },
+        )
+    }
+}
+
+impl Receiver<BaseSetup> {
+    /// Finishes the base OTs: exactly 128 points are expected.
+    pub fn receive_base_choices(
+        self,
+        msg: chou_orlandi::ReceiverChoices,
+    ) -> Result<Receiver<ReceiverReady>, OtError> {
+        if msg.len() != BASE_OTS {
+            return Err(OtError::CountMismatch {
+                what: "base OTs",
+                expected: BASE_OTS,
+                got: msg.len(),
+            });
+        }
+        let prgs = self
+            .state
+            .base
+            .send_wide(msg)
+            .into_iter()
+            .map(|[k0, k1]| [Csprng::from_seed(k0), Csprng::from_seed(k1)])
+            .collect();
+        Ok(Receiver {
+            state: ReceiverReady {
+                prgs,
+                next_index: 0,
+            },
+        })
+    }
+}
+
+impl Receiver<ReceiverReady> {
+    /// Index of the next transfer.
+    pub fn next_index(&self) -> u64 {
+        self.state.next_index
+    }
+
+    /// Extends one batch with the given choice bits (padding rows get random bits).
+    pub fn extend(
+        self,
+        choices: &[bool],
+        rng: &mut Csprng,
+    ) -> Result<(ExtendMatrix, Receiver<Extended>), OtError> {
+        if choices.len() > MAX_TRANSFERS {
+            return Err(OtError::TooManyTransfers {
+                what: "extend",
+                got: choices.len(),
+                max: MAX_TRANSFERS,
+            });
+        }
+        let mut ready = self.state;
+        let count = choices.len();
+        let rows = padded_rows(count);
+        let col_bytes = rows / 8;
+        let mut packed = pack_bits(choices, col_bytes);
+        // Random choice bits for the padding rows: they hide x = Σ r_j χ_j.
+        let mut pad = vec![0u8; col_bytes];
+        rng.fill_bytes(&mut pad);
+        for j in count..rows {
+            packed[j / 8] |= pad[j / 8] & (1 << (j % 8));
+        }
+        let mut t_cols = vec![0u8; BASE_OTS * col_bytes];
+        let mut u_cols = vec![0u8; BASE_OTS * col_bytes];
+        let expand = |([g0, g1], (t, u)): (&mut [Csprng; 2], (&mut [u8], &mut [u8]))| {
+            g0.fill_bytes(t);
+            g1.fill_bytes(u);
+            for ((u, t), r) in u.iter_mut().zip(t.iter()).zip(&packed) {
+                *u ^= t ^ r;
+            }
+        };
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            use rayon::prelude::*;
+            ready
+                .prgs
+                .par_iter_mut()
+                .zip(
+                    t_cols
+                        .par_chunks_mut(col_bytes)
+                        .zip(u_cols.par_chunks_mut(col_bytes)),
+                )
+                .for_each(expand);
+        }
+        #[cfg(target_arch = "wasm32")]
+        ready
+            .prgs
+            .iter_mut()
+            .zip(
+                t_cols
+                    .chunks_mut(col_bytes)
+                    .zip(u_cols.chunks_mut(col_bytes)),
+            )
+            .for_each(expand);
+        let t_rows = columns_to_rows(&t_cols, rows);
+        ready.next_index += count as u64;
+        Ok((
+            ExtendMatrix {
+                count,
+                columns: u_cols,
+            },
+            Receiver {
+                state: Extended {
+                    ready,
+                    rows: t_rows,
+                    packed_choices: packed,
+                    choices: choices.to_vec(),
+                },
+            },
+        ))
+    }
+}
+
+impl Receiver<Extended> {
+    /// Answers the check with `x = Σ r_j χ_j`, `t = Σ t_j·χ_j`; returns the batch's labels
+    /// `t_j = q_j ⊕ b_j·Δ` and the receiver, ready for the next batch.
+    pub fn receive_challenge(
+        self,
+        msg: CheckChallenge,
+    ) -> (CheckResponse, CotReceiverOutput, Receiver<ReceiverReady>) {
+        let Extended {
+            ready,
+            mut rows,
+            packed_choices,
+            choices,
+        } = self.state;
+        let chis = Csprng::from_seed(msg.seed).blocks(rows.len());
+        let x = chis.iter().enumerate().fold(Block::ZERO, |x, (j, chi)| {
+            x ^ chi.select(bit(&packed_choices, j))
+        });
+        let t = weighted_sum(&rows, &chis);
+        let count = choices.len();
+        rows.truncate(count);
+        let first_index = ready.next_index - count as u64;
+        (
+            CheckResponse { x, t },
+            CotReceiverOutput::new(rows, choices, first_index),
+            Receiver { state: ready },
+        )
+    }
+}

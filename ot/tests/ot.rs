@@ -1,0 +1,439 @@
+//! End-to-end tests of base OT and KOS correlated OT, every message through its byte encoding.
+//! They run natively and in headless Chromium (wasm-bindgen-test).
+
+use cryptonas_crypto::{Block, Csprng};
+use cryptonas_ot::chou_orlandi;
+use cryptonas_ot::kos::{
+    self, CheckChallenge, CheckResponse, CotReceiverOutput, CotSenderOutput, ExtendMatrix,
+    ReceiverDerandomize, SenderMessages,
+};
+use cryptonas_ot::OtError;
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+/// A garbling-style Δ: random with lsb forced to 1.
+fn garbling_delta(rng: &mut Csprng) -> Block {
+    Block::from_u128(rng.block().to_u128() | 1)
+}
+
+fn random_bits(rng: &mut Csprng, n: usize) -> Vec<bool> {
+    (0..n).map(|_| rng.bool()).collect()
+}
+
+/// Both sides after base OTs, with every message round-tripped through bytes.
+fn ready_pair(
+    delta: Block,
+    rng: &mut Csprng,
+) -> (
+    kos::Sender<kos::state::Ready>,
+    kos::Receiver<kos::state::ReceiverReady>,
+) {
+    let (setup, receiver) = kos::Receiver::new().setup(rng);
+    let setup = chou_orlandi::SenderSetup::from_bytes(&setup.to_bytes()).unwrap();
+    let (choices, sender) = kos::Sender::new(delta)
+        .unwrap()
+        .receive_base_setup(setup, rng);
+    let choices = chou_orlandi::ReceiverChoices::from_bytes(&choices.to_bytes()).unwrap();
+    let receiver = receiver.receive_base_choices(choices).unwrap();
+    (sender, receiver)
+}
+
+/// One batch through bytes; returns both outputs and the next states.
+fn batch(
+    sender: kos::Sender<kos::state::Ready>,
+    receiver: kos::Receiver<kos::state::ReceiverReady>,
+    choices: &[bool],
+    rng: &mut Csprng,
+) -> (
+    CotSenderOutput,
+    CotReceiverOutput,
+    kos::Sender<kos::state::Ready>,
+    kos::Receiver<kos::state::ReceiverReady>,
+) {
+    let (matrix, receiver) = receiver.extend(choices, rng).unwrap();
+    let matrix = ExtendMatrix::from_bytes(&matrix.to_bytes()).unwrap();
+    assert_eq!(matrix.count(), choices.len());
+    let (challenge, sender) = sender.receive_extend(matrix, rng);
+    let challenge = CheckChallenge::from_bytes(&challenge.to_bytes()).unwrap();
+    let (response, r_out, receiver) = receiver.receive_challenge(challenge);
+    let response = CheckResponse::from_bytes(&response.to_bytes()).unwrap();
+    let (s_out, sender) = sender.receive_check(response).unwrap();
+    (s_out, r_out, sender, receiver)
+}
+
+/// The correlated-OT relation `t_j = q_j ⊕ b_j·Δ` for every transfer.
+fn assert_correlated(s: &CotSenderOutput, r: &CotReceiverOutput, choices: &[bool], delta: Block) {
+    assert_eq!(s.delta(), delta);
+    assert_eq!(s.len(), choices.len());
+    assert_eq!(r.len(), choices.len());
+    assert_eq!(r.choices(), choices);
+    assert_eq!(s.first_index(), r.first_index());
+    for (j, ((q, t), &b)) in s
+        .zero_labels()
+        .iter()
+        .zip(r.labels())
+        .zip(choices)
+        .enumerate()
+    {
+        assert_eq!(*t, *q ^ delta.select(b), "transfer {j}");
+    }
+}
+
+fn cot(n: usize, seed: u8) {
+    let mut rng = Csprng::from_seed([seed; 32]);
+    let delta = garbling_delta(&mut rng);
+    assert!(delta.lsb());
+    let (sender, receiver) = ready_pair(delta, &mut rng);
+    let choices = random_bits(&mut rng, n);
+    let (s, r, _, _) = batch(sender, receiver, &choices, &mut rng);
+    assert_correlated(&s, &r, &choices, delta);
+    // Zero-labels look random: not all equal, not Δ-related to each other trivially.
+    if n > 1 {
+        assert_ne!(s.zero_labels()[0], s.zero_labels()[1]);
+        assert_ne!(s.zero_labels()[0] ^ s.zero_labels()[1], delta);
+    }
+}
+
+// ---------------------------------------------------------------- base OT
+
+fn base_ot(n: usize, seed: u8) {
+    let mut rng = Csprng::from_seed([seed; 32]);
+    let (setup, sender) = chou_orlandi::Sender::new().setup(&mut rng);
+    let setup = chou_orlandi::SenderSetup::from_bytes(&setup.to_bytes()).unwrap();
+    let choices = random_bits(&mut rng, n);
+    let (msg, keys) = chou_orlandi::Receiver::new()
+        .receive_setup(setup)
+        .choose(&choices, &mut rng);
+    let bytes = msg.to_bytes();
+    assert_eq!(bytes.len(), 32 * n);
+    let pairs = sender.send(chou_orlandi::ReceiverChoices::from_bytes(&bytes).unwrap());
+    assert_eq!(pairs.len(), n);
+    for ((pair, key), &c) in pairs.iter().zip(&keys).zip(&choices) {
+        assert_eq!(pair[usize::from(c)], *key);
+        assert_ne!(pair[usize::from(!c)], *key);
+    }
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn base_ot_one_transfer() {
+    base_ot(1, 1);
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn base_ot_batch_of_1000() {
+    base_ot(1000, 2);
+}
+
+/// 10^6 base OTs (about a minute of scalar multiplications in release): run with
+/// `cargo test --release -p cryptonas-ot -- --ignored`.
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+#[ignore = "10^6 public-key OTs: release only; base_ot_batch_of_1000 covers the same code"]
+fn base_ot_one_million() {
+    base_ot(1_000_000, 3);
+}
+
+// ---------------------------------------------------------------- correlated OT
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn cot_one_transfer() {
+    cot(1, 10);
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn cot_one_hundred_thousand() {
+    cot(100_000, 11);
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn cot_one_million() {
+    cot(1_000_000, 12);
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn cot_batches_share_base_ots_and_number_transfers_consecutively() {
+    let mut rng = Csprng::from_seed([13; 32]);
+    let delta = garbling_delta(&mut rng);
+    let (mut sender, mut receiver) = ready_pair(delta, &mut rng);
+    let mut next = 0u64;
+    for n in [0usize, 1, 127, 128, 129, 1000] {
+        let choices = random_bits(&mut rng, n);
+        let (s, r, s2, r2) = batch(sender, receiver, &choices, &mut rng);
+        assert_correlated(&s, &r, &choices, delta);
+        assert_eq!(s.first_index(), next);
+        next += n as u64;
+        assert_eq!(s2.next_index(), next);
+        assert_eq!(r2.next_index(), next);
+        (sender, receiver) = (s2, r2);
+    }
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn all_zero_and_all_one_choices() {
+    let mut rng = Csprng::from_seed([14; 32]);
+    let delta = garbling_delta(&mut rng);
+    let (sender, receiver) = ready_pair(delta, &mut rng);
+    let zeros = vec![false; 300];
+    let (s, r, sender, receiver) = batch(sender, receiver, &zeros, &mut rng);
+    assert_correlated(&s, &r, &zeros, delta);
+    let ones = vec![true; 300];
+    let (s, r, _, _) = batch(sender, receiver, &ones, &mut rng);
+    assert_correlated(&s, &r, &ones, delta);
+}
+
+// ---------------------------------------------------------------- random and chosen OT
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn random_ot_from_cot() {
+    let mut rng = Csprng::from_seed([20; 32]);
+    let delta = garbling_delta(&mut rng);
+    let (sender, receiver) = ready_pair(delta, &mut rng);
+    let choices = random_bits(&mut rng, 500);
+    let (s, r, _, _) = batch(sender, receiver, &choices, &mut rng);
+    let zero_labels = s.zero_labels().to_vec();
+    let pairs = s.into_random_ot();
+    let got = r.into_random_ot();
+    for (j, ((pair, g), &b)) in pairs.iter().zip(&got).zip(&choices).enumerate() {
+        assert_eq!(pair[usize::from(b)], *g);
+        assert_ne!(pair[usize::from(!b)], *g);
+        // Hashing removed the correlation.
+        assert_ne!(pair[0] ^ pair[1], delta);
+        assert_ne!(pair[0], zero_labels[j]);
+    }
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn chosen_ot_with_and_without_derandomisation() {
+    let mut rng = Csprng::from_seed([21; 32]);
+    let delta = garbling_delta(&mut rng);
+    let (sender, receiver) = ready_pair(delta, &mut rng);
+    let n = 777;
+    let messages: Vec<[Block; 2]> = (0..n).map(|_| [rng.block(), rng.block()]).collect();
+
+    // Choices fixed at extension time.
+    let choices = random_bits(&mut rng, n);
+    let (s, r, sender, receiver) = batch(sender, receiver, &choices, &mut rng);
+    let payload =
+        SenderMessages::from_bytes(&s.send_chosen(&messages).unwrap().to_bytes()).unwrap();
+    let got = r.receive_chosen(&payload).unwrap();
+    for ((m, g), &b) in messages.iter().zip(&got).zip(&choices) {
+        assert_eq!(m[usize::from(b)], *g);
+    }
+
+    // Random choices offline, real choices online (Beaver derandomisation).
+    let offline = random_bits(&mut rng, n);
+    let (mut s, mut r, _, _) = batch(sender, receiver, &offline, &mut rng);
+    let online = random_bits(&mut rng, n);
+    let d = r.derandomize(&online).unwrap();
+    let d = ReceiverDerandomize::from_bytes(&d.to_bytes()).unwrap();
+    s.derandomize(&d).unwrap();
+    assert_correlated(&s, &r, &online, delta);
+    let got = r
+        .receive_chosen(&s.send_chosen(&messages).unwrap())
+        .unwrap();
+    for ((m, g), &b) in messages.iter().zip(&got).zip(&online) {
+        assert_eq!(m[usize::from(b)], *g);
+    }
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn chosen_ot_rejects_mismatched_batches() {
+    let mut rng = Csprng::from_seed([22; 32]);
+    let delta = garbling_delta(&mut rng);
+    let (sender, receiver) = ready_pair(delta, &mut rng);
+    let (s1, _r1, sender, receiver) = batch(sender, receiver, &[true; 4], &mut rng);
+    let (_s2, r2, _, _) = batch(sender, receiver, &[false; 4], &mut rng);
+    let err = s1.clone().send_chosen(&[[Block::ZERO; 2]; 3]).unwrap_err();
+    assert!(matches!(
+        err,
+        OtError::CountMismatch {
+            expected: 4,
+            got: 3,
+            ..
+        }
+    ));
+    let payload = s1.send_chosen(&[[Block::ZERO; 2]; 4]).unwrap();
+    let err = r2.receive_chosen(&payload).unwrap_err();
+    assert!(matches!(
+        err,
+        OtError::IndexMismatch {
+            expected: 4,
+            got: 0,
+            ..
+        }
+    ));
+}
+
+// ---------------------------------------------------------------- KOS check
+
+/// Runs one batch with a tampering hook on the matrix bytes and on the response bytes.
+fn tampered(
+    seed: u8,
+    delta: Block,
+    n: usize,
+    tamper_matrix: impl FnOnce(&mut Vec<u8>),
+    tamper_response: impl FnOnce(&mut Vec<u8>),
+) -> Result<(), OtError> {
+    let mut rng = Csprng::from_seed([seed; 32]);
+    let (sender, receiver) = ready_pair(delta, &mut rng);
+    let choices = random_bits(&mut rng, n);
+    let (matrix, receiver) = receiver.extend(&choices, &mut rng).unwrap();
+    let mut bytes = matrix.to_bytes();
+    tamper_matrix(&mut bytes);
+    let (challenge, sender) = sender.receive_extend(ExtendMatrix::from_bytes(&bytes)?, &mut rng);
+    let (response, _, _) = receiver.receive_challenge(challenge);
+    let mut bytes = response.to_bytes();
+    tamper_response(&mut bytes);
+    sender
+        .receive_check(CheckResponse::from_bytes(&bytes)?)
+        .map(|_| ())
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn kos_check_rejects_tampered_matrix() {
+    let n = 1000;
+    let col_bytes = (n + 256usize).div_ceil(128) * 128 / 8;
+    // Δ with bit 5 set and bit 6 clear.
+    let delta = Block::from_u128(0xdead_beef_0123_4567_89ab_cdef_0000_0021);
+    assert!(tampered(30, delta, n, |_| {}, |_| {}).is_ok());
+    for row in [0usize, 17, n - 1, n + 100] {
+        // Column 5 feeds the sender's q (Δ_5 = 1): any flipped bit is caught.
+        let err = tampered(
+            31,
+            delta,
+            n,
+            |m| m[8 + 5 * col_bytes + row / 8] ^= 1 << (row % 8),
+            |_| {},
+        )
+        .unwrap_err();
+        assert_eq!(err, OtError::ConsistencyCheckFailed { count: n });
+    }
+    // Column 6 (Δ_6 = 0) is ignored by the sender: the flip passes. This is KOS's inherent
+    // selective-failure leak — one guessed bit of Δ per deviating column, at the risk of abort.
+    assert!(tampered(32, delta, n, |m| m[8 + 6 * col_bytes] ^= 1, |_| {}).is_ok());
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn kos_check_rejects_tampered_response() {
+    let mut rng = Csprng::from_seed([33; 32]);
+    let delta = garbling_delta(&mut rng);
+    for byte in [0usize, 15, 16, 31] {
+        let err = tampered(34, delta, 200, |_| {}, |r| r[byte] ^= 0x80).unwrap_err();
+        assert_eq!(err, OtError::ConsistencyCheckFailed { count: 200 });
+    }
+}
+
+// ---------------------------------------------------------------- malformed input
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn malformed_messages_are_rejected() {
+    let mut rng = Csprng::from_seed([40; 32]);
+    let (sender, receiver) = ready_pair(Block::ONE, &mut rng);
+    let (matrix, _) = receiver.extend(&[true; 10], &mut rng).unwrap();
+    let bytes = matrix.to_bytes();
+    assert_eq!(bytes.len(), 8 + 128 * 384 / 8);
+    assert!(matches!(
+        ExtendMatrix::from_bytes(&bytes[..7]),
+        Err(OtError::Length {
+            expected: 8,
+            got: 7,
+            ..
+        })
+    ));
+    assert!(matches!(
+        ExtendMatrix::from_bytes(&bytes[..bytes.len() - 1]),
+        Err(OtError::Length { .. })
+    ));
+    let mut big = bytes.clone();
+    big[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+    assert!(matches!(
+        ExtendMatrix::from_bytes(&big),
+        Err(OtError::TooManyTransfers { .. })
+    ));
+    let mut other = bytes.clone();
+    other[..8].copy_from_slice(&200u64.to_le_bytes()); // 200 transfers need 512 rows, not 384
+    assert!(matches!(
+        ExtendMatrix::from_bytes(&other),
+        Err(OtError::Length { .. })
+    ));
+
+    assert!(matches!(
+        CheckChallenge::from_bytes(&[0; 31]),
+        Err(OtError::Length {
+            expected: 32,
+            got: 31,
+            ..
+        })
+    ));
+    assert!(matches!(
+        CheckResponse::from_bytes(&[0; 33]),
+        Err(OtError::Length {
+            expected: 32,
+            got: 33,
+            ..
+        })
+    ));
+    assert!(matches!(
+        SenderMessages::from_bytes(&[0; 15]),
+        Err(OtError::Length { .. })
+    ));
+    let mut sm = vec![0u8; 16 + 64];
+    sm[8] = 3; // announces 3 transfers, carries 2
+    assert!(matches!(
+        SenderMessages::from_bytes(&sm),
+        Err(OtError::Length {
+            expected: 112,
+            got: 80,
+            ..
+        })
+    ));
+    let mut d = vec![0u8; 17];
+    d[8] = 3; // 3 flips in one byte; bit 3 set is non-canonical
+    d[16] = 0b1000;
+    assert!(matches!(
+        ReceiverDerandomize::from_bytes(&d),
+        Err(OtError::NonZeroPadding { .. })
+    ));
+    d[16] = 0b101;
+    assert_eq!(
+        ReceiverDerandomize::from_bytes(&d).unwrap().to_bytes(),
+        d,
+        "canonical encodings round-trip"
+    );
+
+    // The extension needs exactly 128 base OTs.
+    let (setup, _) = kos::Receiver::new().setup(&mut rng);
+    let (short, _) = chou_orlandi::Receiver::new()
+        .receive_setup(setup)
+        .choose(&[true; 127], &mut rng);
+    let (_, receiver) = kos::Receiver::new().setup(&mut rng);
+    assert!(matches!(
+        receiver.receive_base_choices(short),
+        Err(OtError::CountMismatch {
+            expected: 128,
+            got: 127,
+            ..
+        })
+    ));
+    assert_eq!(
+        kos::Sender::new(Block::ZERO).unwrap_err(),
+        OtError::ZeroDelta
+    );
+    drop(sender);
+}
