@@ -168,6 +168,20 @@ pub enum ModelError {
         /// What is wrong.
         detail: String,
     },
+    /// A fixed-point value left the signed k-bit range (checked evaluation / input encoding).
+    #[error(
+        "overflow at stage {stage}, element {element}: value {value} outside signed {k}-bit range"
+    )]
+    Overflow {
+        /// Stage index and node (or "input").
+        stage: String,
+        /// Flat element index within the stage.
+        element: usize,
+        /// The exact value (at the stage's scale).
+        value: f64,
+        /// Ring bits.
+        k: u32,
+    },
     /// A zoo network description is invalid.
     #[error("invalid CryptoNAS spec: {detail}")]
     Zoo {

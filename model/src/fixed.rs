@@ -1,6 +1,17 @@
 //! Fixed-point evaluation of the normal form in Z_2^k (ring-spec.md), bit-exact with the protocol.
+//!
+//! Scales are powers of two: the image enters at `f_in` fractional bits, every ReLU output at
+//! `f_a`, stage outputs Z at `F_Z`. A term reading a tensor at scale `f_src` has integer weights
+//! `round(w·2^f_w) << (F_Z − f_src − f_w)` (the left shift is the free alignment), biases are
+//! `round(b·2^F_Z)`. The only truncation is inside the ReLU: `relu_trunc_t(Z)` with
+//! `t = F_Z − f_a`, rounding to nearest exactly as the garbled circuit does.
 
 use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+use crate::format::Shape;
+use crate::intconv::{conv_acc, ring_mask, IntConv};
+use crate::normal::{NormalForm, Source, StageKind};
 
 /// Scales of one stage: output scale F_Z and the weight scale of each term.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,4 +35,463 @@ pub struct FixedConfig {
     pub f_a: u32,
     /// Per stage, in normal-form order.
     pub stages: Vec<StageScales>,
+}
+
+/// Signed meaning of a k-bit ring element (two's complement).
+pub fn to_signed(v: u64, k: u32) -> i64 {
+    let v = v & ring_mask(k);
+    if k < 64 && v >> (k - 1) == 1 {
+        (v as i64)
+            .wrapping_sub(1i64 << (k - 1))
+            .wrapping_sub(1i64 << (k - 1))
+    } else {
+        v as i64
+    }
+}
+
+/// Ring element of a signed integer (mod 2^k).
+pub fn from_signed(v: i64, k: u32) -> u64 {
+    (v as u64) & ring_mask(k)
+}
+
+/// `relu_trunc_t(z) = relu_k(z + 2^(t−1) mod 2^k) >> t` (no rounding term when t = 0).
+pub fn relu_trunc(z: u64, t: u32, k: u32) -> u64 {
+    let m = ring_mask(k);
+    let v = if t == 0 {
+        z & m
+    } else {
+        z.wrapping_add(1u64 << (t - 1)) & m
+    };
+    if v >> (k - 1) & 1 == 1 {
+        0
+    } else {
+        v >> t
+    }
+}
+
+/// One quantized term: exact integer weights (alignment shift included).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuantTerm {
+    /// Shared tensor read.
+    pub source: Source,
+    /// Geometry.
+    pub conv: IntConv,
+    /// Integer weights at scale F_Z − f_src (reduce mod 2^k to use in the ring).
+    pub weights: Vec<i64>,
+}
+
+/// One quantized stage.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuantStage {
+    /// ReLU input or logits.
+    pub kind: StageKind,
+    /// Shape of Z.
+    pub shape: Shape,
+    /// Terms.
+    pub terms: Vec<QuantTerm>,
+    /// Per-element bias at scale F_Z, as ring elements (added by the server to its share).
+    pub bias: Vec<u64>,
+    /// Scale of Z.
+    pub f_z: u32,
+    /// ReLU truncation t = F_Z − f_a (0 for the logits).
+    pub trunc: u32,
+}
+
+/// A normal form quantized under a [`FixedConfig`]: what the protocol runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FixedModel {
+    /// The scales.
+    pub config: FixedConfig,
+    /// Image shape.
+    pub input: Shape,
+    /// Stages in evaluation order (the last is the logits).
+    pub stages: Vec<QuantStage>,
+}
+
+fn cfg_err(detail: String) -> ModelError {
+    ModelError::FixedConfig { detail }
+}
+
+fn round_scaled(v: f64, bits: u32, what: &str) -> Result<i64> {
+    let r = (v * (bits as f64).exp2()).round();
+    if !r.is_finite() || r.abs() >= 2f64.powi(62) {
+        return Err(cfg_err(format!(
+            "{what}: {v} at {bits} fractional bits does not fit 62 bits"
+        )));
+    }
+    Ok(r as i64)
+}
+
+impl FixedModel {
+    /// Quantize a normal form (round-to-nearest weights and biases).
+    pub fn quantize(nf: &NormalForm, config: &FixedConfig) -> Result<FixedModel> {
+        let k = config.k;
+        if !(8..=64).contains(&k) {
+            return Err(cfg_err(format!("k = {k} outside [8, 64]")));
+        }
+        if config.stages.len() != nf.stages.len() {
+            return Err(cfg_err(format!(
+                "{} stage scales for {} stages",
+                config.stages.len(),
+                nf.stages.len()
+            )));
+        }
+        if config.f_in >= k || config.f_a >= k {
+            return Err(cfg_err(format!(
+                "f_in {} / f_a {} must be < k = {k}",
+                config.f_in, config.f_a
+            )));
+        }
+        let mut stages = Vec::with_capacity(nf.stages.len());
+        for (j, (st, sc)) in nf.stages.iter().zip(&config.stages).enumerate() {
+            let f_z = sc.f_z;
+            if f_z >= 63 {
+                return Err(cfg_err(format!("stage {j}: F_Z = {f_z} must be < 63")));
+            }
+            let trunc = match st.kind {
+                StageKind::Relu { .. } => f_z.checked_sub(config.f_a).ok_or_else(|| {
+                    cfg_err(format!(
+                        "stage {j}: F_Z = {f_z} below the ReLU output scale f_a = {}",
+                        config.f_a
+                    ))
+                })?,
+                StageKind::Logits => 0,
+            };
+            if sc.f_w.len() != st.terms.len() {
+                return Err(cfg_err(format!(
+                    "stage {j}: {} weight scales for {} terms",
+                    sc.f_w.len(),
+                    st.terms.len()
+                )));
+            }
+            let mut terms = Vec::with_capacity(st.terms.len());
+            for (m, (t, &f_w)) in st.terms.iter().zip(&sc.f_w).enumerate() {
+                let f_src = match t.source {
+                    Source::Image => config.f_in,
+                    Source::Relu(_) => config.f_a,
+                };
+                let shift = f_z.checked_sub(f_src + f_w).ok_or_else(|| {
+                    cfg_err(format!(
+                        "stage {j} term {m}: f_w {f_w} + f_src {f_src} exceeds F_Z {f_z}"
+                    ))
+                })?;
+                let mut w = Vec::with_capacity(t.weights.len());
+                for &v in &t.weights {
+                    let q = round_scaled(v, f_w, &format!("stage {j} term {m} weight"))?;
+                    w.push(
+                        q.checked_shl(shift)
+                            .filter(|x| x >> shift == q)
+                            .ok_or_else(|| {
+                                cfg_err(format!("stage {j} term {m}: weight overflows i64"))
+                            })?,
+                    );
+                }
+                terms.push(QuantTerm {
+                    source: t.source,
+                    conv: t.conv,
+                    weights: w,
+                });
+            }
+            let mut bias = Vec::with_capacity(st.bias.len());
+            for &b in &st.bias {
+                bias.push(from_signed(
+                    round_scaled(b, f_z, &format!("stage {j} bias"))?,
+                    k,
+                ));
+            }
+            stages.push(QuantStage {
+                kind: st.kind.clone(),
+                shape: st.shape,
+                terms,
+                bias,
+                f_z,
+                trunc,
+            });
+        }
+        Ok(FixedModel {
+            config: config.clone(),
+            input: nf.input,
+            stages,
+        })
+    }
+
+    /// The client's encoding of a normalised CHW image: `round(x·2^f_in) mod 2^k`.
+    /// Errors on non-finite values or values outside the signed k-bit range.
+    pub fn quantize_input(&self, x: &[f32]) -> Result<Vec<u64>> {
+        if x.len() != self.input.len() {
+            return Err(ModelError::InputShape {
+                expected: vec![self.input.c, self.input.h, self.input.w],
+                found: vec![x.len()],
+            });
+        }
+        let k = self.config.k;
+        let lim = 2f64.powi(k as i32 - 1);
+        x.iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let r = (f64::from(v) * (self.config.f_in as f64).exp2()).round();
+                if !r.is_finite() || r >= lim || r < -lim {
+                    Err(ModelError::Overflow {
+                        stage: "input".into(),
+                        element: i,
+                        value: r,
+                        k,
+                    })
+                } else {
+                    Ok(from_signed(r as i64, k))
+                }
+            })
+            .collect()
+    }
+
+    /// Ring evaluation exactly as the protocol computes it; returns the logits as ring elements
+    /// at scale `F_Z` of the last stage.
+    pub fn forward(&self, x: &[u64]) -> Result<Vec<u64>> {
+        self.run(x, false)
+    }
+
+    /// Like [`FixedModel::forward`] but also evaluates every stage over exact integers and fails
+    /// with [`ModelError::Overflow`] at the first stage/element whose value (including the ReLU
+    /// rounding term) leaves the signed k-bit range.
+    pub fn forward_checked(&self, x: &[u64]) -> Result<Vec<u64>> {
+        self.run(x, true)
+    }
+
+    fn run(&self, x: &[u64], checked: bool) -> Result<Vec<u64>> {
+        let k = self.config.k;
+        let mask = ring_mask(k);
+        if x.len() != self.input.len() {
+            return Err(ModelError::InputShape {
+                expected: vec![self.input.c, self.input.h, self.input.w],
+                found: vec![x.len()],
+            });
+        }
+        let x: Vec<u64> = x.iter().map(|v| v & mask).collect();
+        let x_signed: Vec<i128> = if checked {
+            x.iter().map(|&v| i128::from(to_signed(v, k))).collect()
+        } else {
+            Vec::new()
+        };
+        let mut acts: Vec<Vec<u64>> = Vec::with_capacity(self.stages.len());
+        let mut acts_exact: Vec<Vec<i128>> = Vec::new();
+        let lo = -(1i128 << (k - 1));
+        let hi = 1i128 << (k - 1);
+        for (j, st) in self.stages.iter().enumerate() {
+            let mut z = st.bias.clone();
+            for t in &st.terms {
+                let src: &[u64] = match t.source {
+                    Source::Image => &x,
+                    Source::Relu(i) => &acts[i],
+                };
+                let w: Vec<u64> = t.weights.iter().map(|&v| v as u64).collect();
+                conv_acc(&t.conv, &w, src, &mut z);
+            }
+            z.iter_mut().for_each(|v| *v &= mask);
+            if checked {
+                let mut ze: Vec<i128> = st
+                    .bias
+                    .iter()
+                    .map(|&b| i128::from(to_signed(b, k)))
+                    .collect();
+                for t in &st.terms {
+                    let src: &[i128] = match t.source {
+                        Source::Image => &x_signed,
+                        Source::Relu(i) => &acts_exact[i],
+                    };
+                    let w: Vec<i128> = t.weights.iter().map(|&v| i128::from(v)).collect();
+                    conv_acc(&t.conv, &w, src, &mut ze);
+                }
+                let round = if st.trunc > 0 {
+                    1i128 << (st.trunc - 1)
+                } else {
+                    0
+                };
+                if let Some((e, &v)) = ze
+                    .iter()
+                    .enumerate()
+                    .find(|(_, &v)| v < lo || v + round >= hi)
+                {
+                    return Err(ModelError::Overflow {
+                        stage: match &st.kind {
+                            StageKind::Relu { node } => format!("{j} ({node})"),
+                            StageKind::Logits => format!("{j} (logits)"),
+                        },
+                        element: e,
+                        value: v as f64,
+                        k,
+                    });
+                }
+                acts_exact.push(
+                    ze.iter()
+                        .map(|&v| {
+                            if v + round < 0 {
+                                0
+                            } else {
+                                (v + round) >> st.trunc
+                            }
+                        })
+                        .collect(),
+                );
+            }
+            if j + 1 == self.stages.len() {
+                return Ok(z);
+            }
+            acts.push(z.iter().map(|&v| relu_trunc(v, st.trunc, k)).collect());
+        }
+        unreachable!("a normal form ends with the logits stage")
+    }
+
+    /// Real values of ring logits (signed, divided by 2^F_Z).
+    pub fn dequantize_logits(&self, logits: &[u64]) -> Vec<f64> {
+        let k = self.config.k;
+        let f = self.stages.last().map_or(0, |s| s.f_z);
+        logits
+            .iter()
+            .map(|&v| to_signed(v, k) as f64 / (f as f64).exp2())
+            .collect()
+    }
+
+    /// Normalised CHW image → real logits through the ring engine.
+    pub fn logits(&self, x: &[f32]) -> Result<Vec<f64>> {
+        let q = self.quantize_input(x)?;
+        Ok(self.dequantize_logits(&self.forward(&q)?))
+    }
+}
+
+/// Per-stage value ranges of the float normal form on calibration images.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Calibration {
+    /// max |x| of the normalised input.
+    pub input_max: f64,
+    /// max |Z| of each stage.
+    pub stage_max: Vec<f64>,
+    /// Number of images seen.
+    pub images: usize,
+}
+
+impl Calibration {
+    /// Runs the float normal form on normalised CHW images and records every stage's range.
+    pub fn run<'a>(nf: &NormalForm, images: impl IntoIterator<Item = &'a [f32]>) -> Result<Self> {
+        let mut cal = Calibration {
+            input_max: 0.0,
+            stage_max: vec![0.0; nf.stages.len()],
+            images: 0,
+        };
+        for img in images {
+            let x: Vec<f64> = img.iter().map(|&v| f64::from(v)).collect();
+            let zs = nf.eval_f64(&x)?;
+            cal.input_max = x.iter().fold(cal.input_max, |m, v| m.max(v.abs()));
+            for (m, z) in cal.stage_max.iter_mut().zip(&zs) {
+                *m = z.iter().fold(*m, |m, v| m.max(v.abs()));
+            }
+            cal.images += 1;
+        }
+        if cal.images == 0 {
+            return Err(cfg_err("calibration needs at least one image".into()));
+        }
+        Ok(cal)
+    }
+
+    /// Largest scale F (capped at `cap`) with `max · 2^F < 2^(k − 1 − guard)`.
+    fn largest_scale(max: f64, k: u32, guard: u32, cap: u32) -> Option<u32> {
+        let limit = 2f64.powi(k as i32 - 1 - guard as i32);
+        (0..=cap).rev().find(|&f| max * (f as f64).exp2() < limit)
+    }
+
+    /// Picks every scale for ring size `k`: per stage the largest F_Z that keeps the calibrated
+    /// range below `2^(k−1−guard)` (weights get f_w = F_Z − f_src, the largest that fits), capped
+    /// so that weights carry at most `max_f_w` fractional bits. Errors name the first stage that
+    /// cannot reach `F_Z ≥ f_a` and `f_w ≥ min_f_w`: k is then too small (see
+    /// [`Calibration::smallest_k`]).
+    pub fn config(&self, nf: &NormalForm, k: u32, p: &CalibrationParams) -> Result<FixedConfig> {
+        let CalibrationParams {
+            f_in,
+            f_a,
+            guard,
+            min_f_w,
+            max_f_w,
+        } = *p;
+        if !(8..=64).contains(&k) || guard + 2 > k || min_f_w > max_f_w {
+            return Err(cfg_err(format!(
+                "k = {k} / guard = {guard} / f_w in [{min_f_w}, {max_f_w}] out of range"
+            )));
+        }
+        if self.stage_max.len() != nf.stages.len() {
+            return Err(cfg_err("calibration was run on another normal form".into()));
+        }
+        if Self::largest_scale(self.input_max, k, guard, f_in) != Some(f_in) {
+            return Err(cfg_err(format!(
+                "input range {} at f_in = {f_in} does not fit k = {k} with {guard} guard bits",
+                self.input_max
+            )));
+        }
+        let mut stages = Vec::with_capacity(nf.stages.len());
+        for (j, (st, &max)) in nf.stages.iter().zip(&self.stage_max).enumerate() {
+            let f_src: Vec<u32> = st
+                .terms
+                .iter()
+                .map(|t| match t.source {
+                    Source::Image => f_in,
+                    Source::Relu(_) => f_a,
+                })
+                .collect();
+            let min_src = f_src.iter().copied().min().unwrap_or(0);
+            let cap = (min_src + max_f_w).min(62);
+            let need = (f_src.iter().copied().max().unwrap_or(0) + min_f_w).max(match st.kind {
+                StageKind::Relu { .. } => f_a,
+                StageKind::Logits => 0,
+            });
+            let f_z = Self::largest_scale(max, k, guard, cap)
+                .filter(|&f| f >= need)
+                .ok_or_else(|| {
+                    cfg_err(format!(
+                        "stage {j}: range {max:.3e} at F_Z >= {need} (f_a = {f_a}, f_w >= \
+                         {min_f_w}) does not fit k = {k} with {guard} guard bits"
+                    ))
+                })?;
+            stages.push(StageScales {
+                f_z,
+                f_w: f_src.iter().map(|&s| f_z - s).collect(),
+            });
+        }
+        Ok(FixedConfig {
+            k,
+            f_in,
+            f_a,
+            stages,
+        })
+    }
+
+    /// Smallest ring size for which [`Calibration::config`] succeeds (None if even 64 fails).
+    pub fn smallest_k(&self, nf: &NormalForm, p: &CalibrationParams) -> Option<u32> {
+        (8..=64).find(|&k| self.config(nf, k, p).is_ok())
+    }
+}
+
+/// What calibration trades off: input/activation scales, guard bits and weight precision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CalibrationParams {
+    /// Fractional bits of the normalised input.
+    pub f_in: u32,
+    /// Fractional bits of ReLU outputs.
+    pub f_a: u32,
+    /// Spare bits kept above the calibrated range (≥ 1–2).
+    pub guard: u32,
+    /// Fewest fractional weight bits any term may get.
+    pub min_f_w: u32,
+    /// Most fractional weight bits worth spending (caps F_Z).
+    pub max_f_w: u32,
+}
+
+impl Default for CalibrationParams {
+    /// f_in = f_a = 10, 2 guard bits, 6 ≤ f_w ≤ 16.
+    fn default() -> Self {
+        CalibrationParams {
+            f_in: 10,
+            f_a: 10,
+            guard: 2,
+            min_f_w: 6,
+            max_f_w: 16,
+        }
+    }
 }

@@ -129,8 +129,45 @@ pub fn conv_ring(conv: &IntConv, weights: &[i64], x: &[u64], k: u32) -> Result<V
     Ok(out)
 }
 
-/// Accumulates `W·x` into `out` mod 2^64 (geometry already checked).
+/// Scalar types a convolution can accumulate in: the ring (wrapping u64), exact integers (i128)
+/// and the reals (f64).
+pub(crate) trait Mac: Copy + PartialEq {
+    const ZERO: Self;
+    fn mac(self, w: Self, x: Self) -> Self;
+}
+
+impl Mac for u64 {
+    const ZERO: Self = 0;
+    #[inline(always)]
+    fn mac(self, w: Self, x: Self) -> Self {
+        self.wrapping_add(w.wrapping_mul(x))
+    }
+}
+
+impl Mac for i128 {
+    const ZERO: Self = 0;
+    #[inline(always)]
+    fn mac(self, w: Self, x: Self) -> Self {
+        self + w * x
+    }
+}
+
+impl Mac for f64 {
+    const ZERO: Self = 0.0;
+    #[inline(always)]
+    fn mac(self, w: Self, x: Self) -> Self {
+        self + w * x
+    }
+}
+
+/// Accumulates `W·x` into `out` (geometry already checked; u64 accumulates mod 2^64).
 pub(crate) fn conv_ring_acc(conv: &IntConv, weights: &[i64], x: &[u64], out: &mut [u64]) {
+    let w: Vec<u64> = weights.iter().map(|&v| v as u64).collect();
+    conv_acc(conv, &w, x, out);
+}
+
+/// The convolution loop shared by every scalar type.
+pub(crate) fn conv_acc<T: Mac>(conv: &IntConv, weights: &[T], x: &[T], out: &mut [T]) {
     let (c_in, h, w) = (conv.in_channels, conv.in_height, conv.in_width);
     let (kh, kw, s, p) = (conv.kernel_h, conv.kernel_w, conv.stride, conv.padding);
     let (oh, ow) = (conv.out_height(), conv.out_width());
@@ -142,23 +179,25 @@ pub(crate) fn conv_ring_acc(conv: &IntConv, weights: &[i64], x: &[u64], out: &mu
             for u in 0..kh {
                 let (ilo, ihi) = conv.valid(u, h, oh);
                 for v in 0..kw {
-                    let wv = wk[u * kw + v] as u64;
-                    if wv == 0 {
+                    let wv = wk[u * kw + v];
+                    if wv == T::ZERO {
                         continue;
                     }
                     let (jlo, jhi) = conv.valid(v, w, ow);
+                    if jlo >= jhi {
+                        continue;
+                    }
                     for i in ilo..ihi {
                         let row = &xin[(i * s + u - p) * w..][..w];
                         let orow = &mut plane[i * ow..][..ow];
                         if s == 1 {
                             let xs = &row[jlo + v - p..jhi + v - p];
                             for (o, &xv) in orow[jlo..jhi].iter_mut().zip(xs) {
-                                *o = o.wrapping_add(wv.wrapping_mul(xv));
+                                *o = o.mac(wv, xv);
                             }
                         } else {
-                            for j in jlo..jhi {
-                                let xv = row[j * s + v - p];
-                                orow[j] = orow[j].wrapping_add(wv.wrapping_mul(xv));
+                            for (j, o) in orow.iter_mut().enumerate().take(jhi).skip(jlo) {
+                                *o = o.mac(wv, row[j * s + v - p]);
                             }
                         }
                     }
@@ -178,31 +217,5 @@ pub fn conv_f64(conv: &IntConv, weights: &[f64], x: &[f64]) -> Result<Vec<f64>> 
 
 /// Accumulates the real convolution into `out` (geometry already checked).
 pub(crate) fn conv_f64_acc(conv: &IntConv, weights: &[f64], x: &[f64], out: &mut [f64]) {
-    let (c_in, h, w) = (conv.in_channels, conv.in_height, conv.in_width);
-    let (kh, kw, s, p) = (conv.kernel_h, conv.kernel_w, conv.stride, conv.padding);
-    let (oh, ow) = (conv.out_height(), conv.out_width());
-    for o in 0..conv.out_channels {
-        let plane = &mut out[o * oh * ow..][..oh * ow];
-        for c in 0..c_in {
-            let xin = &x[c * h * w..][..h * w];
-            let wk = &weights[(o * c_in + c) * kh * kw..][..kh * kw];
-            for u in 0..kh {
-                let (ilo, ihi) = conv.valid(u, h, oh);
-                for v in 0..kw {
-                    let wv = wk[u * kw + v];
-                    if wv == 0.0 {
-                        continue;
-                    }
-                    let (jlo, jhi) = conv.valid(v, w, ow);
-                    for i in ilo..ihi {
-                        let row = &xin[(i * s + u - p) * w..][..w];
-                        let orow = &mut plane[i * ow..][..ow];
-                        for j in jlo..jhi {
-                            orow[j] += wv * row[j * s + v - p];
-                        }
-                    }
-                }
-            }
-        }
-    }
+    conv_acc(conv, weights, x, out);
 }

@@ -16,6 +16,9 @@ pub mod zoo;
 
 pub use count::{macs, relu_count};
 pub use error::{ModelError, Result};
+pub use fixed::{
+    Calibration, CalibrationParams, FixedConfig, FixedModel, QuantStage, QuantTerm, StageScales,
+};
 pub use format::{Graph, InputSpec, Metadata, Model, ModelSpec, Node, NodeId, Op, Shape, Tensor};
 pub use intconv::{conv_ring, IntConv};
 pub use normal::{NormalForm, Source, Stage, StageKind, Term};

@@ -1,0 +1,246 @@
+//! Bit-exact ring arithmetic and fixed-point agreement with the float engine.
+
+use cryptonas_model::fixed::{from_signed, relu_trunc, to_signed};
+use cryptonas_model::rng::SplitMix64;
+use cryptonas_model::zoo::{cnet1, random_init};
+use cryptonas_model::{
+    conv_ring, Calibration, CalibrationParams, FixedConfig, FixedModel, IntConv, Model, ModelError,
+    NormalForm,
+};
+
+/// Naive reference straight from ring-spec.md, in i128 then reduced.
+fn conv_ref(c: &IntConv, w: &[i64], x: &[u64], k: u32) -> Vec<u64> {
+    let (oh, ow) = (c.out_height(), c.out_width());
+    let m = (1i128 << k) - 1;
+    let mut out = vec![0u64; c.out_channels * oh * ow];
+    for o in 0..c.out_channels {
+        for i in 0..oh {
+            for j in 0..ow {
+                let mut acc: i128 = 0;
+                for ch in 0..c.in_channels {
+                    for u in 0..c.kernel_h {
+                        for v in 0..c.kernel_w {
+                            let y = (i * c.stride + u) as isize - c.padding as isize;
+                            let xx = (j * c.stride + v) as isize - c.padding as isize;
+                            if y < 0
+                                || xx < 0
+                                || y >= c.in_height as isize
+                                || xx >= c.in_width as isize
+                            {
+                                continue;
+                            }
+                            let wv =
+                                w[((o * c.in_channels + ch) * c.kernel_h + u) * c.kernel_w + v];
+                            let xv = x[(ch * c.in_height + y as usize) * c.in_width + xx as usize];
+                            acc = (acc + i128::from(wv) * i128::from(xv)) & m;
+                        }
+                    }
+                }
+                out[(o * oh + i) * ow + j] = (acc & m) as u64;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn conv_ring_matches_the_spec_reference() {
+    let mut rng = SplitMix64::new(9);
+    for trial in 0..60 {
+        let k = [8, 16, 32, 37, 64][trial % 5];
+        let kh = 1 + (rng.next_u64() % 4) as usize;
+        let kw = 1 + (rng.next_u64() % 4) as usize;
+        let c = IntConv {
+            in_channels: 1 + (rng.next_u64() % 3) as usize,
+            out_channels: 1 + (rng.next_u64() % 3) as usize,
+            in_height: kh + (rng.next_u64() % 5) as usize,
+            in_width: kw + (rng.next_u64() % 5) as usize,
+            kernel_h: kh,
+            kernel_w: kw,
+            stride: 1 + (rng.next_u64() % 3) as usize,
+            padding: (rng.next_u64() % 3) as usize,
+        };
+        let mask = if k == 64 { u64::MAX } else { (1 << k) - 1 };
+        let w: Vec<i64> = (0..c.weight_len())
+            .map(|_| rng.next_u64() as i64 >> (rng.next_u64() % 64))
+            .collect();
+        let x: Vec<u64> = (0..c.input_len()).map(|_| rng.next_u64() & mask).collect();
+        assert_eq!(
+            conv_ring(&c, &w, &x, k).unwrap(),
+            conv_ref(&c, &w, &x, k),
+            "{c:?} k={k}"
+        );
+    }
+}
+
+#[test]
+fn conv_ring_hand_example_and_errors() {
+    // 1x2x2 input [1, 2, 3, 4], 2x2 kernel [1, -1, 2, 0], pad 0: 1 - 2 + 6 = 5;
+    // with x[0] = 2^8 - 1 (= -1 at k = 8): -1 - 2 + 6 = 3.
+    let c = IntConv {
+        in_channels: 1,
+        out_channels: 1,
+        in_height: 2,
+        in_width: 2,
+        kernel_h: 2,
+        kernel_w: 2,
+        stride: 1,
+        padding: 0,
+    };
+    assert_eq!(
+        conv_ring(&c, &[1, -1, 2, 0], &[1, 2, 3, 4], 8).unwrap(),
+        vec![5]
+    );
+    assert_eq!(
+        conv_ring(&c, &[1, -1, 2, 0], &[255, 2, 3, 4], 8).unwrap(),
+        vec![3]
+    );
+    // Wrap-around: 200·2 = 400 = 144 mod 256.
+    assert_eq!(
+        conv_ring(&c, &[200, 0, 0, 0], &[2, 0, 0, 0], 8).unwrap(),
+        vec![144]
+    );
+    assert!(matches!(
+        conv_ring(&c, &[1, 2, 3], &[1, 2, 3, 4], 8),
+        Err(ModelError::IntConv { .. })
+    ));
+    assert!(conv_ring(&c, &[1, 2, 3, 4], &[1, 2, 3, 4], 7).is_err());
+    let bad = IntConv { kernel_h: 5, ..c };
+    assert!(conv_ring(&bad, &[0; 10], &[1, 2, 3, 4], 8).is_err());
+}
+
+#[test]
+fn relu_trunc_rounds_to_nearest_like_the_circuit() {
+    let k = 16;
+    let s = |v: i64| from_signed(v, k);
+    assert_eq!(relu_trunc(s(100), 0, k), 100);
+    assert_eq!(relu_trunc(s(-100), 0, k), 0);
+    assert_eq!(relu_trunc(s(5), 2, k), 1); // 5/4 = 1.25 -> 1
+    assert_eq!(relu_trunc(s(6), 2, k), 2); // 1.5 -> 2 (half up)
+    assert_eq!(relu_trunc(s(-2), 2, k), 0); // -2 + 2 = 0 -> 0
+    assert_eq!(relu_trunc(s(-3), 2, k), 0);
+    assert_eq!(relu_trunc(s(32767), 0, k), 32767);
+    // 32766 + 2 wraps to the negative half: the circuit outputs 0 (the checked mode flags it).
+    assert_eq!(relu_trunc(s(32766), 2, k), 0);
+    assert_eq!(to_signed(s(-7), k), -7);
+    assert_eq!(to_signed(u64::MAX, 64), -1);
+    assert_eq!(to_signed(0x8000, 16), -32768);
+}
+
+const P12: CalibrationParams = CalibrationParams {
+    f_in: 12,
+    f_a: 12,
+    guard: 2,
+    min_f_w: 6,
+    max_f_w: 16,
+};
+
+fn setup(c: usize, seed: u64) -> (NormalForm, Vec<Vec<f32>>) {
+    let spec = cnet1(c).to_model_spec("t").unwrap();
+    let w = random_init(&spec, seed).unwrap();
+    let m = Model::from_bytes(spec.to_json().as_bytes(), &w).unwrap();
+    let nf = NormalForm::compile(&m).unwrap();
+    let mut rng = SplitMix64::new(seed + 100);
+    let imgs = (0..16)
+        .map(|_| (0..3 * 32 * 32).map(|_| rng.normal()).collect())
+        .collect();
+    (nf, imgs)
+}
+
+#[test]
+fn fixed_point_agrees_with_float_at_k32() {
+    let (nf, cal_imgs) = setup(2, 21);
+    let cal = Calibration::run(&nf, cal_imgs.iter().map(|v| v.as_slice())).unwrap();
+    let cfg = cal.config(&nf, 32, &P12).unwrap();
+    let fm = FixedModel::quantize(&nf, &cfg).unwrap();
+    let mut rng = SplitMix64::new(77);
+    let n = 200;
+    let (mut agree, mut max_err, mut max_logit) = (0, 0f64, 0f64);
+    for _ in 0..n {
+        let x: Vec<f32> = (0..3 * 32 * 32).map(|_| rng.normal()).collect();
+        let xf: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        let want = nf.logits_f64(&xf).unwrap();
+        let q = fm.quantize_input(&x).unwrap();
+        let ring = fm.forward(&q).unwrap();
+        let got = fm.dequantize_logits(&ring);
+        let argmax = |v: &[f64]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap();
+        agree += usize::from(argmax(&want) == argmax(&got));
+        for (a, b) in want.iter().zip(&got) {
+            max_err = max_err.max((a - b).abs());
+            max_logit = max_logit.max(a.abs());
+        }
+    }
+    println!(
+        "k=32 f_in=12 f_a=12 f_w<=16: argmax agreement {agree}/{n}, max |logit err| {max_err:.2e} \
+         (|logits| up to {max_logit:.2}), stage scales {:?}",
+        cfg.stages.iter().map(|s| s.f_z).collect::<Vec<_>>()
+    );
+    assert!(agree * 100 >= 99 * n, "agreement {agree}/{n}");
+    assert!(max_err < 0.05 * max_logit.max(1.0), "max err {max_err}");
+}
+
+#[test]
+fn checked_mode_equals_ring_mode_and_detects_overflow() {
+    let (nf, imgs) = setup(2, 5);
+    let cal = Calibration::run(&nf, imgs.iter().map(|v| v.as_slice())).unwrap();
+    let p = CalibrationParams {
+        f_in: 8,
+        f_a: 8,
+        guard: 2,
+        min_f_w: 6,
+        max_f_w: 16,
+    };
+    let k_min = cal.smallest_k(&nf, &p).unwrap();
+    println!("smallest safe k (f_in = f_a = 8, f_w >= 6, 2 guard bits): {k_min}");
+    assert!((12..32).contains(&k_min), "{k_min}");
+    // At the smallest safe k the calibration images run without overflow and bit-exactly.
+    let cfg = cal.config(&nf, k_min, &p).unwrap();
+    let fm = FixedModel::quantize(&nf, &cfg).unwrap();
+    for img in &imgs {
+        let q = fm.quantize_input(img).unwrap();
+        assert_eq!(fm.forward_checked(&q).unwrap(), fm.forward(&q).unwrap());
+    }
+    // Below it, calibration refuses to pick scales.
+    assert!(matches!(
+        cal.config(&nf, k_min - 1, &p),
+        Err(ModelError::FixedConfig { .. })
+    ));
+    // Forcing the k = 32 scales into a 20-bit ring: the checked mode names the stage.
+    let mut cfg32 = cal.config(&nf, 32, &p).unwrap();
+    cfg32.k = 20;
+    let small = FixedModel::quantize(&nf, &cfg32).unwrap();
+    let q = small.quantize_input(&imgs[0]).unwrap();
+    match small.forward_checked(&q).unwrap_err() {
+        ModelError::Overflow { stage, k, .. } => {
+            assert_eq!(k, 20);
+            assert!(stage.starts_with('0'), "{stage}");
+        }
+        e => panic!("{e}"),
+    }
+    // Inputs outside the range are refused by the encoder.
+    let mut big = imgs[0].clone();
+    big[3] = 1e9;
+    assert!(matches!(
+        fm.quantize_input(&big),
+        Err(ModelError::Overflow { element: 3, .. })
+    ));
+}
+
+#[test]
+fn bad_configs_are_rejected() {
+    let (nf, imgs) = setup(2, 6);
+    let cal = Calibration::run(&nf, imgs.iter().take(2).map(|v| v.as_slice())).unwrap();
+    let good = cal.config(&nf, 32, &CalibrationParams::default()).unwrap();
+    let mut c = good.clone();
+    c.stages.pop();
+    assert!(FixedModel::quantize(&nf, &c).is_err());
+    let mut c = good.clone();
+    c.stages[0].f_w[0] += 40;
+    assert!(FixedModel::quantize(&nf, &c).is_err());
+    let mut c: FixedConfig = good.clone();
+    c.stages[1].f_z = 3; // below f_a
+    assert!(FixedModel::quantize(&nf, &c).is_err());
+    let c = FixedConfig { k: 65, ..good };
+    assert!(FixedModel::quantize(&nf, &c).is_err());
+    assert!(Calibration::run(&nf, std::iter::empty()).is_err());
+}
