@@ -462,6 +462,59 @@ impl Calibration {
         })
     }
 
+    /// Tries `f_in = f_a = f` for f in `f_range` at ring size `k` and keeps the configuration
+    /// with the smallest max |logit error| against the float normal form on `images`.
+    /// Returns the config and that error.
+    pub fn tune<'a>(
+        &self,
+        nf: &NormalForm,
+        k: u32,
+        base: &CalibrationParams,
+        f_range: std::ops::RangeInclusive<u32>,
+        images: impl IntoIterator<Item = &'a [f32]> + Clone,
+    ) -> Result<(FixedConfig, f64)> {
+        let mut best: Option<(FixedConfig, f64)> = None;
+        let mut last_err = None;
+        let want: Vec<(Vec<f32>, Vec<f64>)> = images
+            .clone()
+            .into_iter()
+            .map(|x| {
+                let xf: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+                Ok((x.to_vec(), nf.logits_f64(&xf)?))
+            })
+            .collect::<Result<_>>()?;
+        for f in f_range {
+            let p = CalibrationParams {
+                f_in: f,
+                f_a: f,
+                ..*base
+            };
+            let cfg = match self.config(nf, k, &p) {
+                Ok(c) => c,
+                Err(e) => {
+                    last_err = Some(e);
+                    continue;
+                }
+            };
+            let fm = FixedModel::quantize(nf, &cfg)?;
+            let mut err = 0f64;
+            for (x, w) in &want {
+                let q = fm.quantize_input(x)?;
+                let got = fm.dequantize_logits(&fm.forward_checked(&q)?);
+                err = got
+                    .iter()
+                    .zip(w)
+                    .fold(err, |e, (a, b)| e.max((a - b).abs()));
+            }
+            if best.as_ref().is_none_or(|(_, e)| err < *e) {
+                best = Some((cfg, err));
+            }
+        }
+        best.ok_or_else(|| {
+            last_err.unwrap_or_else(|| cfg_err("empty range of scales to tune".into()))
+        })
+    }
+
     /// Smallest ring size for which [`Calibration::config`] succeeds (None if even 64 fails).
     pub fn smallest_k(&self, nf: &NormalForm, p: &CalibrationParams) -> Option<u32> {
         (8..=64).find(|&k| self.config(nf, k, p).is_ok())
@@ -484,14 +537,15 @@ pub struct CalibrationParams {
 }
 
 impl Default for CalibrationParams {
-    /// f_in = f_a = 10, 2 guard bits, 6 ≤ f_w ≤ 16.
+    /// f_in = f_a = 8, 2 guard bits, 6 ≤ f_w ≤ 24 (at k = 32 on CNet1 f_a = 8 balances
+    /// activation rounding against weight precision best; see [`Calibration::tune`]).
     fn default() -> Self {
         CalibrationParams {
-            f_in: 10,
-            f_a: 10,
+            f_in: 8,
+            f_a: 8,
             guard: 2,
             min_f_w: 6,
-            max_f_w: 16,
+            max_f_w: 24,
         }
     }
 }

@@ -127,14 +127,6 @@ fn relu_trunc_rounds_to_nearest_like_the_circuit() {
     assert_eq!(to_signed(0x8000, 16), -32768);
 }
 
-const P12: CalibrationParams = CalibrationParams {
-    f_in: 12,
-    f_a: 12,
-    guard: 2,
-    min_f_w: 6,
-    max_f_w: 16,
-};
-
 fn setup(c: usize, seed: u64) -> (NormalForm, Vec<Vec<f32>>) {
     let spec = cnet1(c).to_model_spec("t").unwrap();
     let w = random_init(&spec, seed).unwrap();
@@ -151,7 +143,7 @@ fn setup(c: usize, seed: u64) -> (NormalForm, Vec<Vec<f32>>) {
 fn fixed_point_agrees_with_float_at_k32() {
     let (nf, cal_imgs) = setup(2, 21);
     let cal = Calibration::run(&nf, cal_imgs.iter().map(|v| v.as_slice())).unwrap();
-    let cfg = cal.config(&nf, 32, &P12).unwrap();
+    let cfg = cal.config(&nf, 32, &CalibrationParams::default()).unwrap();
     let fm = FixedModel::quantize(&nf, &cfg).unwrap();
     let mut rng = SplitMix64::new(77);
     let n = 200;
@@ -171,7 +163,7 @@ fn fixed_point_agrees_with_float_at_k32() {
         }
     }
     println!(
-        "k=32 f_in=12 f_a=12 f_w<=16: argmax agreement {agree}/{n}, max |logit err| {max_err:.2e} \
+        "k=32 f_in=f_a=8: argmax agreement {agree}/{n}, max |logit err| {max_err:.2e} \
          (|logits| up to {max_logit:.2}), stage scales {:?}",
         cfg.stages.iter().map(|s| s.f_z).collect::<Vec<_>>()
     );
@@ -224,6 +216,39 @@ fn checked_mode_equals_ring_mode_and_detects_overflow() {
         fm.quantize_input(&big),
         Err(ModelError::Overflow { element: 3, .. })
     ));
+}
+
+#[test]
+fn tuning_picks_the_most_accurate_activation_scale() {
+    let (nf, imgs) = setup(2, 21);
+    let cal = Calibration::run(&nf, imgs.iter().map(|v| v.as_slice())).unwrap();
+    let few = || imgs.iter().take(4).map(|v| v.as_slice());
+    let (cfg, err) = cal
+        .tune(&nf, 32, &CalibrationParams::default(), 4..=14, few())
+        .unwrap();
+    for f in [4, 14] {
+        let p = CalibrationParams {
+            f_in: f,
+            f_a: f,
+            ..CalibrationParams::default()
+        };
+        let fm = FixedModel::quantize(&nf, &cal.config(&nf, 32, &p).unwrap()).unwrap();
+        let mut e = 0f64;
+        for x in few() {
+            let xf: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+            let want = nf.logits_f64(&xf).unwrap();
+            let got = fm.logits(x).unwrap();
+            e = want
+                .iter()
+                .zip(&got)
+                .fold(e, |e, (a, b)| e.max((a - b).abs()));
+        }
+        assert!(err <= e, "tuned error {err} worse than f = {f}: {e}");
+    }
+    println!(
+        "tuned f_a = {} at k = 32: max |logit err| {err:.2e}",
+        cfg.f_a
+    );
 }
 
 #[test]
