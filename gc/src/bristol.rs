@@ -1,0 +1,371 @@
+//! Bristol Fashion import and export (the format of the public MPC circuit collections).
+//!
+//! ```text
+//! nGates nWires
+//! nInputValues w_1 … w_n
+//! nOutputValues w_1 … w_m
+//!
+//! 2 1 a b c XOR|AND      1 1 a c INV|EQW      1 1 v c EQ (v ∈ {0,1})      2m m a… b… c… MAND
+//! ```
+//! Input values occupy the first wires in order, output values the last wires; within a value
+//! bit 0 (the least significant) is the first wire. Input values are assigned to the parties by
+//! [`BristolParties`]: garbler values first, then evaluator values, then garbler-private constants
+//! (the order [`to_bristol`] writes them in).
+
+use crate::builder::{CircuitBuilder, Wire};
+use crate::circuit::{Circuit, Gate};
+use crate::error::BristolError;
+use std::fmt::Write;
+
+/// How the input values of a Bristol file map to the parties.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BristolParties {
+    /// The first `garbler_values` input values are the garbler's.
+    pub garbler_values: usize,
+    /// The last `private_values` input values are garbler-private constants; the rest belong to the
+    /// evaluator.
+    pub private_values: usize,
+}
+
+impl Default for BristolParties {
+    /// Two-party convention of the collections: value 1 is the garbler's, the rest the evaluator's.
+    fn default() -> Self {
+        BristolParties {
+            garbler_values: 1,
+            private_values: 0,
+        }
+    }
+}
+
+impl BristolParties {
+    /// The parties of a circuit written by [`to_bristol`].
+    pub fn of(c: &Circuit) -> Self {
+        BristolParties {
+            garbler_values: c.garbler_groups().len(),
+            private_values: c.private_groups().len(),
+        }
+    }
+}
+
+/// Writes `c` in Bristol Fashion. If the outputs are not already the last wires in order, `EQW`
+/// copies are appended (free gates).
+pub fn to_bristol(c: &Circuit) -> String {
+    let n_in = c.inputs();
+    let mut n_wires = c.wires();
+    let trailing = c
+        .outputs()
+        .iter()
+        .enumerate()
+        .all(|(i, &o)| o as usize == n_wires - c.outputs().len() + i);
+    let copies = if trailing { 0 } else { c.outputs().len() };
+    let mut s = String::new();
+    let values: Vec<usize> = c
+        .garbler_groups()
+        .iter()
+        .chain(c.evaluator_groups())
+        .chain(c.private_groups())
+        .copied()
+        .collect();
+    let _ = writeln!(s, "{} {}", c.gates().len() + copies, n_wires + copies);
+    let list = |v: &[usize]| v.iter().map(|w| format!(" {w}")).collect::<String>();
+    let _ = writeln!(s, "{}{}", values.len(), list(&values));
+    let _ = writeln!(s, "{}{}", c.output_groups().len(), list(c.output_groups()));
+    s.push('\n');
+    for (i, g) in c.gates().iter().enumerate() {
+        let out = n_in + i;
+        let _ = match *g {
+            Gate::Xor(a, b) => writeln!(s, "2 1 {a} {b} {out} XOR"),
+            Gate::And(a, b) => writeln!(s, "2 1 {a} {b} {out} AND"),
+            Gate::Inv(a) => writeln!(s, "1 1 {a} {out} INV"),
+            Gate::Const(v) => writeln!(s, "1 1 {} {out} EQ", v as u8),
+        };
+    }
+    if copies > 0 {
+        for &o in c.outputs() {
+            let _ = writeln!(s, "1 1 {o} {n_wires} EQW");
+            n_wires += 1;
+        }
+    }
+    s
+}
+
+struct Lines<'a> {
+    inner: std::iter::Enumerate<std::str::Lines<'a>>,
+    last: usize,
+}
+
+impl<'a> Lines<'a> {
+    /// The next non-empty line, split into tokens, with its 1-based number.
+    fn next_tokens(&mut self) -> Option<(usize, Vec<&'a str>)> {
+        for (i, l) in self.inner.by_ref() {
+            self.last = i + 1;
+            let t: Vec<&str> = l.split_whitespace().collect();
+            if !t.is_empty() {
+                return Some((i + 1, t));
+            }
+        }
+        None
+    }
+}
+
+fn syntax(line: usize, reason: impl Into<String>) -> BristolError {
+    BristolError::Syntax {
+        line,
+        reason: reason.into(),
+    }
+}
+
+fn num(line: usize, tok: &str, what: &str) -> Result<usize, BristolError> {
+    tok.parse::<usize>()
+        .map_err(|_| syntax(line, format!("{what}: expected a number, found {tok:?}")))
+}
+
+/// Reads a `count w_1 … w_count` line.
+fn value_list(lines: &mut Lines<'_>, what: &str) -> Result<Vec<usize>, BristolError> {
+    let (ln, t) = lines.next_tokens().ok_or_else(|| BristolError::Truncated {
+        line: lines.last,
+        reason: format!("missing the {what} line"),
+    })?;
+    let n = num(ln, t[0], what)?;
+    if t.len() != n + 1 {
+        return Err(syntax(
+            ln,
+            format!("{what}: {n} values announced, {} given", t.len() - 1),
+        ));
+    }
+    t[1..].iter().map(|x| num(ln, x, what)).collect()
+}
+
+/// Parses a Bristol Fashion circuit; `parties` says whose each input value is.
+///
+/// Public constants (`EQ`) are folded and `EQW` copies become aliases, so the result can have fewer
+/// gates than the file. Every error names the offending line.
+pub fn from_bristol(text: &str, parties: BristolParties) -> Result<Circuit, BristolError> {
+    let mut lines = Lines {
+        inner: text.lines().enumerate(),
+        last: 0,
+    };
+    let (ln, t) = lines.next_tokens().ok_or(BristolError::Truncated {
+        line: 0,
+        reason: "empty file".into(),
+    })?;
+    if t.len() != 2 {
+        return Err(syntax(ln, "header: expected `nGates nWires`"));
+    }
+    let n_gates = num(ln, t[0], "nGates")?;
+    let n_wires = num(ln, t[1], "nWires")?;
+    let ins = value_list(&mut lines, "input values")?;
+    let in_line = lines.last;
+    let outs = value_list(&mut lines, "output values")?;
+    let out_line = lines.last;
+    let n_in: usize = ins.iter().sum();
+    let n_out: usize = outs.iter().sum();
+    if n_in > n_wires || n_out > n_wires {
+        return Err(syntax(
+            out_line,
+            format!("{n_in} inputs / {n_out} outputs but only {n_wires} wires"),
+        ));
+    }
+    // Every non-input wire is written by a gate on some line: bounds the allocation by the text size.
+    if n_wires - n_in > text.len() {
+        return Err(syntax(
+            1,
+            format!(
+                "{n_wires} wires cannot be defined by a {}-byte file",
+                text.len()
+            ),
+        ));
+    }
+    if parties.garbler_values + parties.private_values > ins.len() {
+        return Err(syntax(
+            in_line,
+            format!(
+                "{} garbler + {} private values requested, the file has {} input values",
+                parties.garbler_values,
+                parties.private_values,
+                ins.len()
+            ),
+        ));
+    }
+    let mut b = CircuitBuilder::new();
+    let mut wires: Vec<Option<Wire>> = vec![None; n_wires];
+    let mut next = 0;
+    for (v, &w) in ins.iter().enumerate() {
+        let ws = if v < parties.garbler_values {
+            b.garbler_input(w)
+        } else if v >= ins.len() - parties.private_values {
+            b.private_input(w)
+        } else {
+            b.evaluator_input(w)
+        };
+        for x in ws {
+            wires[next] = Some(x);
+            next += 1;
+        }
+    }
+    for _ in 0..n_gates {
+        let (ln, t) = lines.next_tokens().ok_or_else(|| BristolError::Truncated {
+            line: lines.last,
+            reason: format!("{n_gates} gates announced"),
+        })?;
+        if t.len() < 3 {
+            return Err(syntax(ln, "gate: expected `nIn nOut wires… OP`"));
+        }
+        let op = t[t.len() - 1];
+        let ni = num(ln, t[0], "gate input count")?;
+        let no = num(ln, t[1], "gate output count")?;
+        if t.len() != ni + no + 3 {
+            return Err(syntax(
+                ln,
+                format!(
+                    "gate announces {ni} inputs and {no} outputs, has {} wires",
+                    t.len() - 3
+                ),
+            ));
+        }
+        let ids = t[2..2 + ni + no]
+            .iter()
+            .map(|x| num(ln, x, "wire"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (ins_w, outs_w) = ids.split_at(ni);
+        let read = |w: usize| -> Result<Wire, BristolError> {
+            match wires.get(w) {
+                None => Err(syntax(
+                    ln,
+                    format!("wire {w} out of range (nWires = {n_wires})"),
+                )),
+                Some(None) => Err(syntax(ln, format!("wire {w} read before it is assigned"))),
+                Some(Some(x)) => Ok(*x),
+            }
+        };
+        let arity = |i: usize, o: usize| -> Result<(), BristolError> {
+            if ni != i || no != o {
+                return Err(syntax(
+                    ln,
+                    format!("{op} takes {i} inputs and {o} outputs, got {ni} and {no}"),
+                ));
+            }
+            Ok(())
+        };
+        let results: Vec<Wire> = match op {
+            "XOR" | "AND" => {
+                arity(2, 1)?;
+                let (x, y) = (read(ins_w[0])?, read(ins_w[1])?);
+                vec![if op == "XOR" {
+                    b.xor(x, y)
+                } else {
+                    b.and(x, y)
+                }]
+            }
+            "INV" | "NOT" => {
+                arity(1, 1)?;
+                let x = read(ins_w[0])?;
+                vec![b.inv(x)]
+            }
+            "EQW" => {
+                arity(1, 1)?;
+                vec![read(ins_w[0])?]
+            }
+            "EQ" => {
+                arity(1, 1)?;
+                match ins_w[0] {
+                    0 => vec![Wire::FALSE],
+                    1 => vec![Wire::TRUE],
+                    v => return Err(syntax(ln, format!("EQ constant must be 0 or 1, got {v}"))),
+                }
+            }
+            "MAND" => {
+                if ni != 2 * no || no == 0 {
+                    return Err(syntax(
+                        ln,
+                        format!("MAND takes 2m inputs and m outputs, got {ni} and {no}"),
+                    ));
+                }
+                let mut r = Vec::with_capacity(no);
+                for i in 0..no {
+                    let (x, y) = (read(ins_w[i])?, read(ins_w[no + i])?);
+                    r.push(b.and(x, y));
+                }
+                r
+            }
+            other => return Err(syntax(ln, format!("unknown gate {other:?}"))),
+        };
+        for (&w, r) in outs_w.iter().zip(results) {
+            match wires.get_mut(w) {
+                None => {
+                    return Err(syntax(
+                        ln,
+                        format!("wire {w} out of range (nWires = {n_wires})"),
+                    ))
+                }
+                Some(Some(_)) => return Err(syntax(ln, format!("wire {w} assigned twice"))),
+                Some(slot) => *slot = Some(r),
+            }
+        }
+    }
+    if let Some((ln, _)) = lines.next_tokens() {
+        return Err(syntax(
+            ln,
+            format!("trailing content after the {n_gates} announced gates"),
+        ));
+    }
+    let mut first = n_wires - n_out;
+    for &w in &outs {
+        let group: Option<Vec<Wire>> = wires[first..first + w].iter().copied().collect();
+        let group = group.ok_or_else(|| {
+            syntax(
+                lines.last,
+                format!("output wires {first}..{} not all assigned", first + w),
+            )
+        })?;
+        b.output(&group);
+        first += w;
+    }
+    Ok(b.finish()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TINY: &str = "3 7\n2 2 1\n1 2\n\n2 1 0 1 3 AND\n1 1 2 4 INV\n4 2 3 4 1 2 5 6 MAND\n";
+
+    #[test]
+    fn parses_tiny_circuit() {
+        let c = from_bristol(TINY, BristolParties::default()).unwrap();
+        assert_eq!((c.garbler_inputs(), c.evaluator_inputs()), (2, 1));
+        assert_eq!(c.and_count(), 3);
+        for v in 0..8u8 {
+            let (x0, x1, y) = (v & 1 == 1, v & 2 == 2, v & 4 == 4);
+            let out = c.eval(&[x0, x1], &[y], &[]).unwrap();
+            assert_eq!(out, vec![x0 & x1 & x1, !y & y]);
+        }
+    }
+
+    #[test]
+    fn malformed_files_name_the_line() {
+        let p = BristolParties::default();
+        let line_of = |text: &str| match from_bristol(text, p) {
+            Err(BristolError::Syntax { line, .. }) => line,
+            other => panic!("expected a syntax error, got {other:?}"),
+        };
+        assert_eq!(line_of("1 3\n2 1 1\n1 1\n\n2 1 0 1 2 NAND\n"), 5);
+        assert_eq!(line_of("1 3\n2 1 1\n1 1\n\n2 1 0 5 2 AND\n"), 5);
+        assert_eq!(line_of("1 3\n2 1 1\n1 1\n\n2 1 0 2 2 AND\n"), 5);
+        assert_eq!(line_of("1 3\n2 1 1\n1 1\n\n2 1 0 x 2 AND\n"), 5);
+        assert_eq!(line_of("1 3\n2 1 1\n1 1\n\n2 1 0 1 AND\n"), 5);
+        assert_eq!(line_of("1 3\n2 1 1\n1 1\n\n1 1 0 2 EQ\n2 1 0 1 2 AND\n"), 6);
+        assert_eq!(line_of("1 3\n3 1 1\n1 1\n\n2 1 0 1 2 AND\n"), 2);
+        assert_eq!(line_of("1 3 4\n2 1 1\n1 1\n"), 1);
+        assert_eq!(line_of("1 3\n2 1 1\n1 1\n\n1 1 0 2 EQ 7\n"), 5);
+        assert_eq!(line_of("1 999999999\n2 1 1\n1 1\n\n2 1 0 1 2 AND\n"), 1);
+        assert!(matches!(
+            from_bristol("2 4\n2 1 1\n1 1\n\n2 1 0 1 2 AND\n", p),
+            Err(BristolError::Truncated { line: 5, .. })
+        ));
+        assert!(matches!(
+            from_bristol("", p),
+            Err(BristolError::Truncated { .. })
+        ));
+    }
+}

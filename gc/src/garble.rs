@@ -1,0 +1,488 @@
+//! Half-gates garbling (Zahur, Rosulek, Evans, Eurocrypt 2015) with free-XOR and point-and-permute,
+//! batched across circuit instances.
+//!
+//! Per AND gate `j` with input zero-labels `A, B`, colour bits `pa = lsb(A)`, `pb = lsb(B)` and
+//! `H(x, i) = TCCR(tweak(instance, i), x)`:
+//!
+//! ```text
+//! garbler half:   T_G = H(A, 2j) ⊕ H(A⊕Δ, 2j) ⊕ pb·Δ          W_G = H(A, 2j) ⊕ pa·T_G
+//! evaluator half: T_E = H(B, 2j+1) ⊕ H(B⊕Δ, 2j+1) ⊕ A        W_E = H(B, 2j+1) ⊕ pb·(T_E ⊕ A)
+//! output zero-label W = W_G ⊕ W_E; the evaluator, holding active labels a, b with colours sa, sb:
+//! W_G = H(a, 2j) ⊕ sa·T_G,  W_E = H(b, 2j+1) ⊕ sb·(T_E ⊕ a).
+//! ```
+//!
+//! **Batched layout.** Instances are processed in chunks of [`CHUNK`]; within a chunk gate `g` runs
+//! for all instances before gate `g+1`, labels live in slot-major arrays (`slot · CHUNK + i`), and
+//! the hash of gate `g` is two wide `permute_many` passes over 4·CHUNK (garbler) or 2·CHUNK
+//! (evaluator) blocks, so AES-NI pipelines fully. Chunks run on rayon threads natively (feature
+//! `parallel`); tables are instance-major, so every chunk writes its own contiguous range.
+//!
+//! **Garbler-private constants.** A private constant bit `m` gets the zero-label `m·Δ`, so its
+//! active label is the all-zero block for either value of `m`: nothing is sent, the evaluator's
+//! view does not depend on `m`, and the shape of the circuit does not either. This is secure
+//! because (1) the active label of such a wire is public and constant, hence carries no
+//! information; (2) such wires only feed XOR/INV gates (enforced by [`crate::Circuit::new`]), so
+//! every AND gate input — and hence every hashed label — is an XOR of at least one uniformly random
+//! input label with public data, exactly as in the standard half-gates proof; `m` only shifts which
+//! of the two labels `W, W⊕Δ` is active on downstream wires, which is independent of the evaluator's
+//! view when one of them is random; (3) tweaks stay unique per (session, instance, gate, half), so
+//! even `u ∧ (u ⊕ p)` (same active label on both inputs) hashes under distinct tweaks.
+
+use crate::circuit::{Circuit, Op};
+use crate::error::GarbleError;
+use crate::label::{
+    ActiveLabels, DecodingBits, Delta, Encoder, GarbledTables, OutputLabels, TweakDomain,
+};
+use cryptonas_crypto::{Block, Csprng, FixedKeyAes};
+
+/// Instances per chunk: wide enough for AES pipelining, small enough that a chunk's labels stay in
+/// L1/L2 cache.
+pub const CHUNK: usize = 64;
+
+/// What garbling a batch produces.
+#[derive(Debug)]
+pub struct Garbled {
+    /// The tables, sent to the evaluator (offline).
+    pub tables: GarbledTables,
+    /// Output decoding bits, sent to the evaluator.
+    pub decoding: DecodingBits,
+    /// The input-encoding function, kept by the garbler.
+    pub encoder: Encoder,
+}
+
+/// Garbles instances of one circuit.
+#[derive(Debug)]
+pub struct Garbler<'c> {
+    circuit: &'c Circuit,
+    domain: TweakDomain,
+}
+
+/// Evaluates garbled instances of one circuit: a pure function of tables and active labels.
+#[derive(Debug)]
+pub struct Evaluator<'c> {
+    circuit: &'c Circuit,
+    domain: TweakDomain,
+}
+
+#[inline(always)]
+fn tweak(base: u128, instance: u32, index: u32) -> Block {
+    Block::from_u128(base | ((instance as u128) << 32) | index as u128)
+}
+
+/// `xs ← TCCR(tweak, xs)` = `π(π(x) ⊕ t) ⊕ π(x)` for `regions.len()` regions of `cn` blocks; block
+/// `i` of region `r` gets `tweak(base, inst0 + i, regions[r])`. Two wide `permute_many` passes and a
+/// caller-owned scratch buffer (the same function as `FixedKeyAes::tccr`; tested against it).
+#[inline]
+fn tccr_batch(
+    aes: &FixedKeyAes,
+    xs: &mut [Block],
+    tmp: &mut [Block],
+    cn: usize,
+    base: u128,
+    inst0: u32,
+    regions: &[u32],
+) {
+    aes.permute_many(xs);
+    for (r, &index) in regions.iter().enumerate() {
+        let (src, dst) = (&xs[r * cn..][..cn], &mut tmp[r * cn..][..cn]);
+        for i in 0..cn {
+            dst[i] = src[i] ^ tweak(base, inst0.wrapping_add(i as u32), index);
+        }
+    }
+    aes.permute_many(tmp);
+    for (x, t) in xs.iter_mut().zip(tmp.iter()) {
+        *x ^= *t;
+    }
+}
+
+/// Distinct slots `a`, `b` (read) and `out` (written) of a slot-major label array.
+#[inline(always)]
+fn operands(labels: &mut [Block], a: u32, b: u32, out: u32) -> (&[Block], &[Block], &mut [Block]) {
+    let (a, b, out) = (a as usize * CHUNK, b as usize * CHUNK, out as usize * CHUNK);
+    let (lo, rest) = labels.split_at_mut(out);
+    let (o, hi) = rest.split_at_mut(CHUNK);
+    let (lo, hi): (&[Block], &[Block]) = (lo, hi);
+    let get = |s: usize| -> &[Block] {
+        if s < out {
+            &lo[s..s + CHUNK]
+        } else {
+            &hi[s - out - CHUNK..s - out]
+        }
+    };
+    (get(a), get(b), o)
+}
+
+struct Scratch {
+    labels: Vec<Block>,
+    buf: Vec<Block>,
+    tmp: Vec<Block>,
+}
+
+impl Scratch {
+    fn new(slots: usize) -> Self {
+        Scratch {
+            labels: vec![Block::ZERO; slots.max(1) * CHUNK],
+            buf: vec![Block::ZERO; 4 * CHUNK],
+            tmp: vec![Block::ZERO; 4 * CHUNK],
+        }
+    }
+}
+
+/// One chunk of work: first instance (batch-relative), instance count, its tables, its outputs.
+type Task<'a> = (usize, usize, &'a mut [Block], &'a mut [Block]);
+
+fn split_tasks<'a>(
+    n: usize,
+    tables: &'a mut [Block],
+    outs: &'a mut [Block],
+    t_per: usize,
+    o_per: usize,
+) -> Vec<Task<'a>> {
+    let mut tasks = Vec::with_capacity(n.div_ceil(CHUNK));
+    let (mut tables, mut outs) = (tables, outs);
+    let mut first = 0;
+    while first < n {
+        let c = CHUNK.min(n - first);
+        let (t, t_rest) = tables.split_at_mut(c * t_per);
+        let (o, o_rest) = outs.split_at_mut(c * o_per);
+        tasks.push((first, c, t, o));
+        tables = t_rest;
+        outs = o_rest;
+        first += c;
+    }
+    tasks
+}
+
+#[cfg(all(feature = "parallel", not(target_arch = "wasm32")))]
+fn run_tasks<'a>(
+    tasks: Vec<Task<'a>>,
+    slots: usize,
+    f: impl Fn(&mut Scratch, Task<'a>) + Sync + Send,
+) {
+    use rayon::prelude::*;
+    tasks
+        .into_par_iter()
+        .for_each_init(|| Scratch::new(slots), |s, t| f(s, t));
+}
+
+#[cfg(not(all(feature = "parallel", not(target_arch = "wasm32"))))]
+fn run_tasks<'a>(tasks: Vec<Task<'a>>, slots: usize, f: impl Fn(&mut Scratch, Task<'a>)) {
+    let mut s = Scratch::new(slots);
+    for t in tasks {
+        f(&mut s, t);
+    }
+}
+
+fn check_len(
+    what: &'static str,
+    got: usize,
+    expected: usize,
+    unit: &'static str,
+) -> Result<(), GarbleError> {
+    if got != expected {
+        return Err(GarbleError::Length {
+            what,
+            expected,
+            got,
+            unit,
+        });
+    }
+    Ok(())
+}
+
+impl<'c> Garbler<'c> {
+    /// A garbler for `circuit` whose hash tweaks come from `domain`.
+    pub fn new(circuit: &'c Circuit, domain: TweakDomain) -> Self {
+        Garbler { circuit, domain }
+    }
+
+    /// Garbles `n` instances under `delta`.
+    ///
+    /// - `private_bits`: the garbler-private constants, `n · P` bits, instance-major.
+    /// - `evaluator_zero`: the zero-labels of the evaluator's input wires (`n · E`, instance-major),
+    ///   e.g. the sender's outputs of a correlated OT with correlation Δ; `None` draws them here.
+    ///
+    /// Garbler input zero-labels are drawn from `rng`. Use a fresh Δ for every garbling.
+    pub fn garble(
+        &self,
+        delta: Delta,
+        n: usize,
+        private_bits: &[bool],
+        evaluator_zero: Option<&[Block]>,
+        rng: &mut Csprng,
+    ) -> Result<Garbled, GarbleError> {
+        let c = self.circuit;
+        let (g, e, p, o, ands) = (
+            c.garbler_inputs(),
+            c.evaluator_inputs(),
+            c.private_inputs(),
+            c.outputs().len(),
+            c.and_count(),
+        );
+        self.domain.check(n)?;
+        check_len("private bits", private_bits.len(), n * p, "bits")?;
+        let evaluator_zero = match evaluator_zero {
+            Some(z) => {
+                check_len("evaluator zero-labels", z.len(), n * e, "blocks")?;
+                z.to_vec()
+            }
+            None => rng.blocks(n * e),
+        };
+        let garbler_zero = rng.blocks(n * g);
+        let mut tables = vec![Block::ZERO; n * 2 * ands];
+        let mut out_zero = vec![Block::ZERO; n * o];
+        let tasks = split_tasks(n, &mut tables, &mut out_zero, 2 * ands, o);
+        let prog = c.program();
+        let d = delta.as_block();
+        let aes = FixedKeyAes::default();
+        let base = (self.domain.session_id as u128) << 64;
+        let first_instance = self.domain.first_instance;
+        let (gz, ez) = (&garbler_zero, &evaluator_zero);
+        run_tasks(tasks, prog.slots, |s, (first, cn, tab, out)| {
+            let labels = &mut s.labels;
+            // Input zero-labels.
+            for (w, &slot) in prog.input_slots.iter().enumerate() {
+                let dst = &mut labels[slot as usize * CHUNK..][..cn];
+                for (i, l) in dst.iter_mut().enumerate() {
+                    let inst = first + i;
+                    *l = if w < g {
+                        gz[inst * g + w]
+                    } else if w < g + e {
+                        ez[inst * e + (w - g)]
+                    } else {
+                        d.select(private_bits[inst * p + (w - g - e)])
+                    };
+                }
+            }
+            let mut j = 0u32;
+            for op in &prog.ops {
+                match *op {
+                    Op::Xor { a, b, out } => {
+                        let (a, b, o) = operands(labels, a, b, out);
+                        for i in 0..cn {
+                            o[i] = a[i] ^ b[i];
+                        }
+                    }
+                    Op::Inv { a, out } => {
+                        let (a, _, o) = operands(labels, a, a, out);
+                        for i in 0..cn {
+                            o[i] = a[i] ^ d;
+                        }
+                    }
+                    Op::Const { value, out } => {
+                        let o = &mut labels[out as usize * CHUNK..][..cn];
+                        o.fill(d.select(value));
+                    }
+                    Op::And { a, b, out } => {
+                        let (a, b, o) = operands(labels, a, b, out);
+                        let buf = &mut s.buf[..4 * cn];
+                        for i in 0..cn {
+                            buf[i] = a[i];
+                            buf[cn + i] = a[i] ^ d;
+                            buf[2 * cn + i] = b[i];
+                            buf[3 * cn + i] = b[i] ^ d;
+                        }
+                        let inst0 = first_instance + first as u32;
+                        let (g0, g1) = (2 * j, 2 * j + 1);
+                        tccr_batch(
+                            &aes,
+                            buf,
+                            &mut s.tmp[..4 * cn],
+                            cn,
+                            base,
+                            inst0,
+                            &[g0, g0, g1, g1],
+                        );
+                        let t_off = 2 * j as usize;
+                        for i in 0..cn {
+                            let (a0, b0) = (a[i], b[i]);
+                            let (ha0, ha1, hb0, hb1) =
+                                (buf[i], buf[cn + i], buf[2 * cn + i], buf[3 * cn + i]);
+                            let (pa, pb) = (a0.lsb(), b0.lsb());
+                            let tg = ha0 ^ ha1 ^ d.select(pb);
+                            let wg = ha0 ^ tg.select(pa);
+                            let te = hb0 ^ hb1 ^ a0;
+                            let we = hb0 ^ (te ^ a0).select(pb);
+                            o[i] = wg ^ we;
+                            let k = i * 2 * ands + t_off;
+                            tab[k] = tg;
+                            tab[k + 1] = te;
+                        }
+                        j += 1;
+                    }
+                }
+            }
+            for (k, &slot) in prog.output_slots.iter().enumerate() {
+                let src = &labels[slot as usize * CHUNK..][..cn];
+                for i in 0..cn {
+                    out[i * o + k] = src[i];
+                }
+            }
+        });
+        let decoding = DecodingBits::from_bits(out_zero.iter().map(|l| l.lsb()));
+        Ok(Garbled {
+            tables: GarbledTables {
+                instances: n,
+                blocks: tables,
+            },
+            decoding,
+            encoder: Encoder {
+                delta,
+                garbler_inputs: g,
+                evaluator_inputs: e,
+                garbler_zero,
+                evaluator_zero,
+            },
+        })
+    }
+}
+
+impl<'c> Evaluator<'c> {
+    /// An evaluator for `circuit`; `domain` must equal the garbler's.
+    pub fn new(circuit: &'c Circuit, domain: TweakDomain) -> Self {
+        Evaluator { circuit, domain }
+    }
+
+    /// Evaluates every instance of `tables` on the active input labels; returns the active output
+    /// labels (decode them with [`OutputLabels::decode`]).
+    pub fn evaluate(
+        &self,
+        tables: &GarbledTables,
+        garbler: &ActiveLabels,
+        evaluator: &ActiveLabels,
+    ) -> Result<OutputLabels, GarbleError> {
+        let c = self.circuit;
+        let n = tables.instances;
+        let (g, e, o, ands) = (
+            c.garbler_inputs(),
+            c.evaluator_inputs(),
+            c.outputs().len(),
+            c.and_count(),
+        );
+        self.domain.check(n)?;
+        check_len(
+            "garbled tables",
+            tables.blocks.len(),
+            n * 2 * ands,
+            "blocks",
+        )?;
+        check_len(
+            "garbler active labels",
+            garbler.blocks.len(),
+            n * g,
+            "blocks",
+        )?;
+        check_len(
+            "evaluator active labels",
+            evaluator.blocks.len(),
+            n * e,
+            "blocks",
+        )?;
+        let mut out_labels = vec![Block::ZERO; n * o];
+        // The evaluator only reads tables; split the output buffer and index tables by instance.
+        let mut dummy = vec![Block::ZERO; 0];
+        let tasks = split_tasks(n, &mut dummy, &mut out_labels, 0, o);
+        let prog = c.program();
+        let aes = FixedKeyAes::default();
+        let base = (self.domain.session_id as u128) << 64;
+        let first_instance = self.domain.first_instance;
+        let (gl, el, tb) = (&garbler.blocks, &evaluator.blocks, &tables.blocks);
+        run_tasks(tasks, prog.slots, |s, (first, cn, _, out)| {
+            let labels = &mut s.labels;
+            for (w, &slot) in prog.input_slots.iter().enumerate() {
+                let dst = &mut labels[slot as usize * CHUNK..][..cn];
+                for (i, l) in dst.iter_mut().enumerate() {
+                    let inst = first + i;
+                    *l = if w < g {
+                        gl[inst * g + w]
+                    } else if w < g + e {
+                        el[inst * e + (w - g)]
+                    } else {
+                        Block::ZERO
+                    };
+                }
+            }
+            let tab = &tb[first * 2 * ands..(first + cn) * 2 * ands];
+            let mut j = 0u32;
+            for op in &prog.ops {
+                match *op {
+                    Op::Xor { a, b, out } => {
+                        let (a, b, o) = operands(labels, a, b, out);
+                        for i in 0..cn {
+                            o[i] = a[i] ^ b[i];
+                        }
+                    }
+                    Op::Inv { a, out } => {
+                        let (a, _, o) = operands(labels, a, a, out);
+                        o[..cn].copy_from_slice(&a[..cn]);
+                    }
+                    Op::Const { out, .. } => {
+                        labels[out as usize * CHUNK..][..cn].fill(Block::ZERO);
+                    }
+                    Op::And { a, b, out } => {
+                        let (a, b, o) = operands(labels, a, b, out);
+                        let buf = &mut s.buf[..2 * cn];
+                        buf[..cn].copy_from_slice(&a[..cn]);
+                        buf[cn..].copy_from_slice(&b[..cn]);
+                        let inst0 = first_instance + first as u32;
+                        let (g0, g1) = (2 * j, 2 * j + 1);
+                        tccr_batch(&aes, buf, &mut s.tmp[..2 * cn], cn, base, inst0, &[g0, g1]);
+                        let t_off = 2 * j as usize;
+                        for i in 0..cn {
+                            let (la, lb) = (a[i], b[i]);
+                            let k = i * 2 * ands + t_off;
+                            let (tg, te) = (tab[k], tab[k + 1]);
+                            let wg = buf[i] ^ tg.select(la.lsb());
+                            let we = buf[cn + i] ^ (te ^ la).select(lb.lsb());
+                            o[i] = wg ^ we;
+                        }
+                        j += 1;
+                    }
+                }
+            }
+            for (k, &slot) in prog.output_slots.iter().enumerate() {
+                let src = &labels[slot as usize * CHUNK..][..cn];
+                for i in 0..cn {
+                    out[i * o + k] = src[i];
+                }
+            }
+        });
+        Ok(OutputLabels { blocks: out_labels })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tccr_batch_matches_crypto_tccr() {
+        let aes = FixedKeyAes::default();
+        let mut rng = Csprng::from_seed([3; 32]);
+        let xs0 = rng.blocks(3 * 13);
+        let mut xs = xs0.clone();
+        let mut tmp = vec![Block::ZERO; 3 * 13];
+        tccr_batch(&aes, &mut xs, &mut tmp, 13, 9 << 64, 5, &[4, 4, 7]);
+        for (q, x) in xs0.iter().enumerate() {
+            let index = [4, 4, 7][q / 13];
+            let t = tweak(9 << 64, 5 + (q % 13) as u32, index);
+            assert_eq!(
+                t.to_u128(),
+                (9 << 64) | ((5 + (q % 13) as u128) << 32) | index as u128
+            );
+            assert_eq!(xs[q], aes.tccr(t, *x));
+        }
+    }
+
+    #[test]
+    fn operands_returns_the_right_slots() {
+        for (a, b, out) in [(0u32, 3u32, 1u32), (3, 2, 0), (1, 1, 3)] {
+            let mut labels: Vec<Block> = (0..4 * CHUNK as u128).map(Block::from_u128).collect();
+            let (x, y, o) = operands(&mut labels, a, b, out);
+            assert_eq!(x[0], Block::from_u128(a as u128 * CHUNK as u128));
+            assert_eq!(y[5], Block::from_u128(b as u128 * CHUNK as u128 + 5));
+            o[0] = Block::ONES;
+            assert_eq!(labels[out as usize * CHUNK], Block::ONES);
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! Labels, Δ, and the byte-buffer wire formats of garbled material.
+//!
+//! Every format is raw: 16-byte blocks back to back (tables, labels) or packed bits (decoding), with
+//! no framing; the receiver knows the circuit and the instance count and checks the exact length.
+//! Instances are the outer dimension everywhere, so a contiguous range of instances is a contiguous
+//! byte range (a Web Worker can take a slice).
+
+use crate::circuit::Circuit;
+use crate::error::GarbleError;
+use cryptonas_crypto::{Block, Csprng};
+use std::fmt;
+
+/// The free-XOR offset Δ: the one-label of a wire is its zero-label ⊕ Δ.
+///
+/// Its least significant bit is forced to 1 (point-and-permute: the two labels of a wire have
+/// different colour bits). Secret: `Debug` does not print it. Draw a fresh Δ for every garbling;
+/// it is `Clone` (the OT extension needs it) but not `Copy`, so reuse is visible in the code.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Delta(Block);
+
+impl Delta {
+    /// A fresh uniformly random Δ (127 random bits, lsb = 1).
+    pub fn random(rng: &mut Csprng) -> Self {
+        Self::new(rng.block())
+    }
+
+    /// Δ from a block (e.g. the correlation of a correlated-OT extension); the lsb is set to 1.
+    pub fn new(block: Block) -> Self {
+        Delta(Block::from_u128(block.to_u128() | 1))
+    }
+
+    /// The block (secret).
+    pub fn as_block(&self) -> Block {
+        self.0
+    }
+}
+
+impl fmt::Debug for Delta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Delta(<secret>)")
+    }
+}
+
+/// One wire label. Zero-labels live only with the garbler (in [`Encoder`]); the evaluator only ever
+/// holds active labels ([`ActiveLabels`], [`OutputLabels`]). `Debug` hides the value.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct Label(pub Block);
+
+impl fmt::Debug for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Label(<secret>)")
+    }
+}
+
+/// Where the hash tweaks of a batch come from: `tweak = session_id ‖ instance ‖ (2·AND index + half)`
+/// (64 + 32 + 32 bits), `instance = first_instance + i` for the i-th instance of the batch.
+///
+/// The caller must never use the same (session_id, instance) twice under one Δ (e.g. a session id
+/// per inference and layer, or consecutive instance ranges across layers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TweakDomain {
+    /// Unique per inference (and per layer if instance ranges restart).
+    pub session_id: u64,
+    /// Global index of the batch's first circuit instance.
+    pub first_instance: u32,
+}
+
+impl TweakDomain {
+    pub(crate) fn check(&self, n: usize) -> Result<(), GarbleError> {
+        if (self.first_instance as u64) + (n as u64) > (1u64 << 32) {
+            return Err(GarbleError::InstanceRange {
+                first: self.first_instance,
+                count: n,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn blocks_from_bytes(
+    what: &'static str,
+    bytes: &[u8],
+    blocks: usize,
+) -> Result<Vec<Block>, GarbleError> {
+    if bytes.len() != blocks * Block::BYTES {
+        return Err(GarbleError::Length {
+            what,
+            expected: blocks * Block::BYTES,
+            got: bytes.len(),
+            unit: "bytes",
+        });
+    }
+    Ok(Block::vec_from_bytes(bytes).expect("length is a multiple of 16"))
+}
+
+/// The garbled tables of a batch: per instance, per AND gate, `T_G ‖ T_E` (32 bytes).
+#[derive(Clone, PartialEq, Eq)]
+pub struct GarbledTables {
+    pub(crate) instances: usize,
+    pub(crate) blocks: Vec<Block>,
+}
+
+impl GarbledTables {
+    /// Number of circuit instances.
+    pub fn instances(&self) -> usize {
+        self.instances
+    }
+    /// The raw bytes (instance-major, then AND gate, then `T_G`, `T_E`).
+    pub fn as_bytes(&self) -> &[u8] {
+        Block::slice_as_bytes(&self.blocks)
+    }
+    /// Parses tables for `instances` instances of `circuit`; the length must be exact.
+    pub fn from_bytes(
+        circuit: &Circuit,
+        instances: usize,
+        bytes: &[u8],
+    ) -> Result<Self, GarbleError> {
+        let blocks =
+            blocks_from_bytes("garbled tables", bytes, instances * 2 * circuit.and_count())?;
+        Ok(GarbledTables { instances, blocks })
+    }
+    /// The tables of instances `range` (for splitting work across workers); evaluate them with
+    /// a [`TweakDomain`] whose `first_instance` is advanced by `range.start`.
+    pub fn slice(&self, range: std::ops::Range<usize>) -> Result<GarbledTables, GarbleError> {
+        if range.start > range.end || range.end > self.instances {
+            return Err(GarbleError::Length {
+                what: "table slice",
+                expected: self.instances,
+                got: range.end,
+                unit: "instances",
+            });
+        }
+        let per = self.blocks.len().checked_div(self.instances).unwrap_or(0);
+        Ok(GarbledTables {
+            instances: range.len(),
+            blocks: self.blocks[range.start * per..range.end * per].to_vec(),
+        })
+    }
+    /// Mutable access to the raw table blocks (tests of tamper detection use it).
+    pub fn blocks_mut(&mut self) -> &mut [Block] {
+        &mut self.blocks
+    }
+}
+
+impl fmt::Debug for GarbledTables {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "GarbledTables({} instances, {} blocks)",
+            self.instances,
+            self.blocks.len()
+        )
+    }
+}
+
+/// Active labels handed to the evaluator, instance-major (per instance, one label per input bit).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ActiveLabels {
+    pub(crate) per_instance: usize,
+    pub(crate) blocks: Vec<Block>,
+}
+
+impl ActiveLabels {
+    /// Wraps labels, `per_instance` of them for each instance (e.g. received from an OT).
+    pub fn new(per_instance: usize, blocks: Vec<Block>) -> Result<Self, GarbleError> {
+        if (per_instance == 0 && !blocks.is_empty())
+            || (per_instance != 0 && blocks.len() % per_instance != 0)
+        {
+            return Err(GarbleError::Length {
+                what: "active labels",
+                expected: per_instance,
+                got: blocks.len(),
+                unit: "blocks (a multiple)",
+            });
+        }
+        Ok(ActiveLabels {
+            per_instance,
+            blocks,
+        })
+    }
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        Block::slice_as_bytes(&self.blocks)
+    }
+    /// Parses exactly `instances · per_instance` labels.
+    pub fn from_bytes(
+        per_instance: usize,
+        instances: usize,
+        bytes: &[u8],
+    ) -> Result<Self, GarbleError> {
+        let blocks = blocks_from_bytes("active labels", bytes, per_instance * instances)?;
+        Ok(ActiveLabels {
+            per_instance,
+            blocks,
+        })
+    }
+    /// The labels.
+    pub fn blocks(&self) -> &[Block] {
+        &self.blocks
+    }
+}
+
+impl fmt::Debug for ActiveLabels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ActiveLabels({} blocks)", self.blocks.len())
+    }
+}
+
+/// Decoding information: the colour bit (lsb) of every output zero-label, instance-major,
+/// packed 8 per byte (bit j of byte i is entry 8i + j).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct DecodingBits {
+    pub(crate) count: usize,
+    pub(crate) packed: Vec<u8>,
+}
+
+impl DecodingBits {
+    pub(crate) fn from_bits(bits: impl ExactSizeIterator<Item = bool>) -> Self {
+        let count = bits.len();
+        let mut packed = vec![0u8; count.div_ceil(8)];
+        for (i, b) in bits.enumerate() {
+            packed[i / 8] |= (b as u8) << (i % 8);
+        }
+        DecodingBits { count, packed }
+    }
+    pub(crate) fn get(&self, i: usize) -> bool {
+        (self.packed[i / 8] >> (i % 8)) & 1 == 1
+    }
+    /// Number of output bits covered.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+    /// Whether it covers no output bit.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+    /// The packed bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.packed
+    }
+    /// Parses decoding bits for `instances` instances of `circuit`; the length must be exact and
+    /// the padding bits zero.
+    pub fn from_bytes(
+        circuit: &Circuit,
+        instances: usize,
+        bytes: &[u8],
+    ) -> Result<Self, GarbleError> {
+        let count = circuit.outputs().len() * instances;
+        if bytes.len() != count.div_ceil(8) {
+            return Err(GarbleError::Length {
+                what: "decoding bits",
+                expected: count.div_ceil(8),
+                got: bytes.len(),
+                unit: "bytes",
+            });
+        }
+        if count % 8 != 0 && bytes[count / 8] >> (count % 8) != 0 {
+            return Err(GarbleError::Length {
+                what: "decoding bits (non-zero padding)",
+                expected: count,
+                got: count.div_ceil(8) * 8,
+                unit: "bits",
+            });
+        }
+        Ok(DecodingBits {
+            count,
+            packed: bytes.to_vec(),
+        })
+    }
+}
+
+/// The evaluator's output labels, instance-major.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutputLabels {
+    pub(crate) blocks: Vec<Block>,
+}
+
+impl OutputLabels {
+    /// The output bits: colour bit of each active label ⊕ its decoding bit.
+    pub fn decode(&self, decoding: &DecodingBits) -> Result<Vec<bool>, GarbleError> {
+        if decoding.count != self.blocks.len() {
+            return Err(GarbleError::Length {
+                what: "decoding bits",
+                expected: self.blocks.len(),
+                got: decoding.count,
+                unit: "bits",
+            });
+        }
+        Ok(self
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(i, l)| l.lsb() ^ decoding.get(i))
+            .collect())
+    }
+    /// The labels (e.g. to check them against a garbler's commitment).
+    pub fn blocks(&self) -> &[Block] {
+        &self.blocks
+    }
+}
+
+impl fmt::Debug for OutputLabels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OutputLabels({} blocks)", self.blocks.len())
+    }
+}
+
+/// The garbler's input-encoding function: Δ and the zero-labels of every garbler and evaluator
+/// input wire of a batch (instance-major). Garbler-private constants need no encoding.
+pub struct Encoder {
+    pub(crate) delta: Delta,
+    pub(crate) garbler_inputs: usize,
+    pub(crate) evaluator_inputs: usize,
+    pub(crate) garbler_zero: Vec<Block>,
+    pub(crate) evaluator_zero: Vec<Block>,
+}
+
+impl fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Encoder({} garbler + {} evaluator zero-labels, Δ hidden)",
+            self.garbler_zero.len(),
+            self.evaluator_zero.len()
+        )
+    }
+}
+
+fn encode(
+    what: &'static str,
+    zero: &[Block],
+    per: usize,
+    delta: &Delta,
+    bits: &[bool],
+) -> Result<ActiveLabels, GarbleError> {
+    if bits.len() != zero.len() {
+        return Err(GarbleError::Length {
+            what,
+            expected: zero.len(),
+            got: bits.len(),
+            unit: "bits",
+        });
+    }
+    let d = delta.as_block();
+    let blocks = zero
+        .iter()
+        .zip(bits)
+        .map(|(z, &b)| *z ^ d.select(b))
+        .collect();
+    Ok(ActiveLabels {
+        per_instance: per,
+        blocks,
+    })
+}
+
+impl Encoder {
+    /// Δ of this garbling.
+    pub fn delta(&self) -> &Delta {
+        &self.delta
+    }
+    /// Active labels of the garbler's inputs (`bits` instance-major): what it sends online.
+    pub fn encode_garbler(&self, bits: &[bool]) -> Result<ActiveLabels, GarbleError> {
+        encode(
+            "garbler input bits",
+            &self.garbler_zero,
+            self.garbler_inputs,
+            &self.delta,
+            bits,
+        )
+    }
+    /// Active labels of the evaluator's inputs. In the protocol the evaluator gets these by OT;
+    /// this is the ideal functionality, for tests and benchmarks.
+    pub fn encode_evaluator(&self, bits: &[bool]) -> Result<ActiveLabels, GarbleError> {
+        encode(
+            "evaluator input bits",
+            &self.evaluator_zero,
+            self.evaluator_inputs,
+            &self.delta,
+            bits,
+        )
+    }
+    /// Zero-labels of the evaluator's input wires (the OT sender's messages are z and z ⊕ Δ).
+    pub fn evaluator_zero_labels(&self) -> &[Block] {
+        &self.evaluator_zero
+    }
+    /// Zero-label of garbler input `bit` of instance `i`.
+    pub fn garbler_zero_label(&self, i: usize, bit: usize) -> Option<Label> {
+        if bit >= self.garbler_inputs {
+            return None;
+        }
+        self.garbler_zero
+            .get(i * self.garbler_inputs + bit)
+            .copied()
+            .map(Label)
+    }
+}

@@ -1,0 +1,256 @@
+//! The garbled ReLU of the protocol (ring-spec.md): on shares `a` (garbler) and `b` (evaluator) of
+//! `x = a + b mod 2^k` and the garbler's fresh mask `m`, output `o = (relu_k(x) >> t) − m mod 2^k`
+//! to the evaluator. The garbler's share of the result is `m`. The rounding term `2^(t−1)` is added
+//! to `a` by the protocol before encoding (see [`ReluCircuit::round_term`]).
+//!
+//! Cost at t = 0: `k − 1` (adder) + `k − 1` (zeroing by the sign, the top bit is always 0) +
+//! `k − 1` (subtracting the private mask) = `3k − 3` AND gates, 93 at k = 32; each bit truncated
+//! saves one.
+
+use crate::builder::CircuitBuilder;
+use crate::circuit::Circuit;
+use crate::error::{CircuitError, GarbleError};
+use crate::garble::{Garbled, Garbler};
+use crate::label::{ActiveLabels, DecodingBits, Delta, Encoder, OutputLabels, TweakDomain};
+use cryptonas_crypto::{Block, Csprng};
+
+/// Which activation the circuit computes before truncation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReluVariant {
+    /// `max(x, 0)`.
+    Relu,
+    /// `min(max(x, 0), max)` with `max` in the scale of `x` (before truncation), `0 ≤ max < 2^(k−1)`.
+    /// ReLU6 at `f` fractional bits is `Clipped { max: 6 << f }`.
+    Clipped {
+        /// The clipping bound.
+        max: u64,
+    },
+}
+
+/// The ReLU circuit for one (k, t, variant), with word-level helpers.
+#[derive(Clone, Debug)]
+pub struct ReluCircuit {
+    k: u32,
+    t: u32,
+    variant: ReluVariant,
+    circuit: Circuit,
+}
+
+fn mask(k: u32) -> u64 {
+    if k == 64 {
+        u64::MAX
+    } else {
+        (1u64 << k) - 1
+    }
+}
+
+/// Little-endian bits of every value (`width` bits each), checking that each value fits.
+pub fn words_to_bits(values: &[u64], width: u32) -> Result<Vec<bool>, CircuitError> {
+    let mut out = Vec::with_capacity(values.len() * width as usize);
+    for &v in values {
+        if width < 64 && v >> width != 0 {
+            return Err(CircuitError::ValueTooWide { value: v, width });
+        }
+        out.extend((0..width).map(|i| (v >> i) & 1 == 1));
+    }
+    Ok(out)
+}
+
+/// The inverse of [`words_to_bits`] (a trailing partial word is ignored).
+pub fn bits_to_words(bits: &[bool], width: u32) -> Vec<u64> {
+    bits.chunks_exact(width as usize)
+        .map(|c| c.iter().enumerate().map(|(i, &b)| (b as u64) << i).sum())
+        .collect()
+}
+
+impl ReluCircuit {
+    /// Builds the circuit for ring `Z_2^k` (k ∈ [2, 64]) and truncation `t` ∈ [0, k − 1).
+    pub fn new(k: u32, t: u32, variant: ReluVariant) -> Result<Self, CircuitError> {
+        if !(2..=64).contains(&k) {
+            return Err(CircuitError::Parameter {
+                name: "k",
+                value: k as u64,
+                range: "[2, 64]",
+            });
+        }
+        if t >= k - 1 {
+            // relu_k(x) < 2^(k−1), so t ≥ k − 1 maps every input to 0: nothing to garble.
+            return Err(CircuitError::Parameter {
+                name: "t",
+                value: t as u64,
+                range: "[0, k − 1) (larger t truncate every output to 0)",
+            });
+        }
+        if let ReluVariant::Clipped { max } = variant {
+            if max >> (k - 1) != 0 {
+                return Err(CircuitError::Parameter {
+                    name: "max",
+                    value: max,
+                    range: "[0, 2^(k-1))",
+                });
+            }
+        }
+        let ku = k as usize;
+        let mut b = CircuitBuilder::new();
+        let a = b.garbler_input(ku);
+        let bb = b.evaluator_input(ku);
+        let m = b.private_input(ku);
+        let x = b.add(&a, &bb);
+        let not_sign = b.inv(x[ku - 1]);
+        let v = match variant {
+            ReluVariant::Relu => x,
+            ReluVariant::Clipped { max } => {
+                let c = b.constant_word(max, ku);
+                // Unsigned x > max: true for negative x too, which the sign then zeroes.
+                let gt = b.lt_unsigned(&c, &x);
+                b.mux_word(gt, &x, &c)
+            }
+        };
+        // y = (relu(v)) >> t; bit k−1 of a non-negative value is 0.
+        let y: Vec<_> = (0..ku)
+            .map(|j| {
+                let src = j + t as usize;
+                if src < ku - 1 {
+                    b.and(v[src], not_sign)
+                } else {
+                    crate::Wire::FALSE
+                }
+            })
+            .collect();
+        let o = b.sub(&y, &m);
+        b.output(&o);
+        Ok(ReluCircuit {
+            k,
+            t,
+            variant,
+            circuit: b.finish()?,
+        })
+    }
+
+    /// The ring bit width.
+    pub fn k(&self) -> u32 {
+        self.k
+    }
+    /// The truncation.
+    pub fn t(&self) -> u32 {
+        self.t
+    }
+    /// The variant.
+    pub fn variant(&self) -> ReluVariant {
+        self.variant
+    }
+    /// The Boolean circuit (garbler input a, evaluator input b, private m; output o; k bits each).
+    pub fn circuit(&self) -> &Circuit {
+        &self.circuit
+    }
+    /// The rounding term `2^(t−1)` (0 for t = 0) the protocol adds to the garbler's share.
+    pub fn round_term(&self) -> u64 {
+        if self.t == 0 {
+            0
+        } else {
+            1u64 << (self.t - 1)
+        }
+    }
+
+    /// Plaintext specification: `(act(a + b mod 2^k) >> t) − m mod 2^k`.
+    pub fn reference(&self, a: u64, b: u64, m: u64) -> u64 {
+        let mk = mask(self.k);
+        let x = a.wrapping_add(b) & mk;
+        let negative = (x >> (self.k - 1)) & 1 == 1;
+        let mut v = if negative { 0 } else { x };
+        if let ReluVariant::Clipped { max } = self.variant {
+            v = v.min(max);
+        }
+        (v >> self.t).wrapping_sub(m) & mk
+    }
+
+    /// Garbles `masks.len()` ReLUs with the re-masks `masks` as garbler-private constants.
+    /// `evaluator_zero`: zero-labels of the evaluator's share wires from the correlated OT
+    /// (`n · k` blocks), or `None` to draw them here.
+    pub fn garble(
+        &self,
+        delta: Delta,
+        domain: TweakDomain,
+        masks: &[u64],
+        evaluator_zero: Option<&[Block]>,
+        rng: &mut Csprng,
+    ) -> Result<Garbled, GarbleError> {
+        let bits = words_to_bits(masks, self.k)?;
+        Garbler::new(&self.circuit, domain).garble(delta, masks.len(), &bits, evaluator_zero, rng)
+    }
+
+    /// The garbler's online message: active labels of its shares `a` (rounding term included).
+    pub fn encode_garbler(
+        &self,
+        encoder: &Encoder,
+        a: &[u64],
+    ) -> Result<ActiveLabels, GarbleError> {
+        encoder.encode_garbler(&words_to_bits(a, self.k)?)
+    }
+
+    /// The evaluator's active labels (ideal OT; tests and benchmarks).
+    pub fn encode_evaluator(
+        &self,
+        encoder: &Encoder,
+        b: &[u64],
+    ) -> Result<ActiveLabels, GarbleError> {
+        encoder.encode_evaluator(&words_to_bits(b, self.k)?)
+    }
+
+    /// The evaluator's shares `o` from its output labels.
+    pub fn decode(
+        &self,
+        labels: &OutputLabels,
+        decoding: &DecodingBits,
+    ) -> Result<Vec<u64>, GarbleError> {
+        Ok(bits_to_words(&labels.decode(decoding)?, self.k))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn and_counts() {
+        let c = ReluCircuit::new(32, 0, ReluVariant::Relu).unwrap();
+        assert_eq!(c.circuit().and_count(), 93);
+        for k in [2u32, 8, 16, 32, 40, 64] {
+            for t in [0, k / 2 - 1, k - 2] {
+                let c = ReluCircuit::new(k, t, ReluVariant::Relu).unwrap();
+                let expect = 3 * (k as usize - 1) - t as usize;
+                assert_eq!(c.circuit().and_count(), expect, "k={k} t={t}");
+            }
+        }
+    }
+
+    #[test]
+    fn parameters_are_checked() {
+        assert!(ReluCircuit::new(1, 0, ReluVariant::Relu).is_err());
+        assert!(ReluCircuit::new(65, 0, ReluVariant::Relu).is_err());
+        assert!(ReluCircuit::new(16, 15, ReluVariant::Relu).is_err());
+        assert!(ReluCircuit::new(16, 0, ReluVariant::Clipped { max: 1 << 15 }).is_err());
+        assert!(words_to_bits(&[256], 8).is_err());
+    }
+
+    #[test]
+    fn plain_circuit_matches_reference_exhaustively_at_k6() {
+        for variant in [ReluVariant::Relu, ReluVariant::Clipped { max: 13 }] {
+            for t in 0..5 {
+                let c = ReluCircuit::new(6, t, variant).unwrap();
+                for a in 0..64u64 {
+                    for b in 0..64u64 {
+                        let m = (a * 7 + b * 3) & 63;
+                        let bits = |v: u64| words_to_bits(&[v], 6).unwrap();
+                        let out = c.circuit().eval(&bits(a), &bits(b), &bits(m)).unwrap();
+                        assert_eq!(
+                            bits_to_words(&out, 6)[0],
+                            c.reference(a, b, m),
+                            "{variant:?} t={t} a={a} b={b}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
