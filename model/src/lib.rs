@@ -9,6 +9,7 @@ pub mod engine;
 pub mod error;
 pub mod fixed;
 pub mod format;
+pub mod image;
 pub mod intconv;
 pub mod normal;
 pub mod rng;
