@@ -164,7 +164,10 @@ impl ActiveLabels {
     /// Wraps labels, `per_instance` of them for each instance (e.g. received from an OT).
     pub fn new(per_instance: usize, blocks: Vec<Block>) -> Result<Self, GarbleError> {
         if (per_instance == 0 && !blocks.is_empty())
-            || (per_instance != 0 && blocks.len() % per_instance != 0)
+            || blocks
+                .len()
+                .checked_rem(per_instance)
+                .is_some_and(|r| r != 0)
         {
             return Err(GarbleError::Length {
                 what: "active labels",
@@ -254,7 +257,7 @@ impl DecodingBits {
                 unit: "bytes",
             });
         }
-        if count % 8 != 0 && bytes[count / 8] >> (count % 8) != 0 {
+        if count & 7 != 0 && bytes[count / 8] >> (count & 7) != 0 {
             return Err(GarbleError::Length {
                 what: "decoding bits (non-zero padding)",
                 expected: count,

@@ -5,6 +5,7 @@ use cryptonas_crypto::{Block, Csprng};
 use cryptonas_gc::{
     from_bristol, to_bristol, ActiveLabels, BristolParties, Circuit, CircuitBuilder, DecodingBits,
     Delta, Evaluator, GarbleError, GarbledTables, Garbler, ReluCircuit, ReluVariant, TweakDomain,
+    Wire,
 };
 
 #[cfg(target_arch = "wasm32")]
@@ -191,12 +192,9 @@ fn garbled_eval(
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 fn bristol_adder_multiplier_comparator_round_trip_and_garble() {
-    type Op = fn(
-        &mut CircuitBuilder,
-        &[cryptonas_gc::Wire],
-        &[cryptonas_gc::Wire],
-    ) -> Vec<cryptonas_gc::Wire>;
-    let cases: [(&str, Op, fn(u64, u64) -> u64); 3] = [
+    type Op = fn(&mut CircuitBuilder, &[Wire], &[Wire]) -> Vec<Wire>;
+    type Reference = fn(u64, u64) -> u64;
+    let cases: [(&str, Op, Reference); 3] = [
         ("adder64", |b, x, y| b.add(x, y), |x, y| x.wrapping_add(y)),
         ("mul64", |b, x, y| b.mul(x, y), |x, y| x.wrapping_mul(y)),
         (
@@ -303,7 +301,7 @@ fn tampered_tables_and_wrong_tweaks_give_wrong_outputs() {
     let mut bad = g.tables.clone();
     let per = relu.circuit().and_count() * 2;
     for blk in &mut bad.blocks_mut()[5 * per..6 * per] {
-        *blk = *blk ^ Block::from_u128(1 << 77);
+        *blk ^= Block::from_u128(1 << 77);
     }
     let got = eval(&bad, domain);
     assert_ne!(got[5], honest[5]);
