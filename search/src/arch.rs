@@ -1,0 +1,349 @@
+//! The CryptoNAS macro search space: ops, layers with skip vectors, and the ENAS `arc` string form.
+//!
+//! Layer `i` of an `L`-layer network reads node `n{i}` (the previous layer, or the stem for layer 0)
+//! and may concatenate raw skips from the earlier nodes `n0 … n{i-1}` (stem = `n0`, layer `j` =
+//! `n{j+1}`). In the `arc` string each layer is written `op bit_0 … bit_{i-1}`, exactly as in the
+//! released CryptoNAS scripts, so layer `i` contributes `1 + i` integers.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::SearchError;
+
+/// An ENAS macro operation. The numeric ids are the ENAS branch ids used in `arc` strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    /// Dense 3×3 convolution (id 0).
+    Conv3,
+    /// Depthwise-separable 3×3 convolution (id 1); dense 3×3 in final networks.
+    Sep3,
+    /// Dense 5×5 convolution (id 2).
+    Conv5,
+    /// Depthwise-separable 5×5 convolution (id 3); dense 5×5 in final networks.
+    Sep5,
+    /// 3×3 average pooling, stride 1 (id 4); search only.
+    AvgPool3,
+    /// 3×3 max pooling, stride 1 (id 5); search only.
+    MaxPool3,
+}
+
+impl Op {
+    /// All ops in ENAS id order.
+    pub const ALL: [Op; 6] = [
+        Op::Conv3,
+        Op::Sep3,
+        Op::Conv5,
+        Op::Sep5,
+        Op::AvgPool3,
+        Op::MaxPool3,
+    ];
+
+    /// The ENAS branch id.
+    pub fn id(self) -> u8 {
+        match self {
+            Op::Conv3 => 0,
+            Op::Sep3 => 1,
+            Op::Conv5 => 2,
+            Op::Sep5 => 3,
+            Op::AvgPool3 => 4,
+            Op::MaxPool3 => 5,
+        }
+    }
+
+    /// The op with the given ENAS branch id.
+    pub fn from_id(id: u8) -> Option<Op> {
+        Op::ALL.get(usize::from(id)).copied()
+    }
+
+    /// Kernel of the dense convolution this op becomes in a final (private-inference) network:
+    /// separable convs become dense ones of the same size (as in the released CNets), and the
+    /// pooling ops, which a final net does not use, become 3×3 convs.
+    pub fn final_kernel(self) -> usize {
+        match self {
+            Op::Conv5 | Op::Sep5 => 5,
+            Op::Conv3 | Op::Sep3 | Op::AvgPool3 | Op::MaxPool3 => 3,
+        }
+    }
+}
+
+/// One CryptoNAS layer: `ReLU → op → BN`, then optionally `concat(skips, out) → 1×1 conv → BN`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Layer {
+    /// The body operation.
+    pub op: Op,
+    /// Earlier nodes concatenated as raw skips, strictly increasing, each `< i` for layer `i`
+    /// (0 = stem).
+    pub skips: Vec<usize>,
+}
+
+/// An architecture: a chain of layers. Depth is `layers.len()`; width is chosen separately.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Arch {
+    /// The layers, input side first.
+    pub layers: Vec<Layer>,
+}
+
+impl Arch {
+    /// Builds an architecture, checking depth and skip indices.
+    pub fn new(layers: Vec<Layer>) -> Result<Arch, SearchError> {
+        let arch = Arch { layers };
+        arch.validate()?;
+        Ok(arch)
+    }
+
+    /// Number of layers `L`.
+    pub fn depth(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// Checks that the depth is at least 3 (two reductions need three stages) and every skip
+    /// vector is strictly increasing and points only at earlier nodes.
+    pub fn validate(&self) -> Result<(), SearchError> {
+        if self.layers.len() < 3 {
+            return Err(SearchError::TooShallow {
+                depth: self.layers.len(),
+            });
+        }
+        for (i, layer) in self.layers.iter().enumerate() {
+            let mut prev: Option<usize> = None;
+            for &s in &layer.skips {
+                if s >= i || prev.is_some_and(|p| p >= s) {
+                    return Err(SearchError::BadSkip { layer: i, skip: s });
+                }
+                prev = Some(s);
+            }
+        }
+        Ok(())
+    }
+
+    /// Indices of the layers after which a factorized reduction is applied: `⌊L/3⌋−1` and
+    /// `2⌊L/3⌋−1`.
+    pub fn reduction_after(&self) -> [usize; 2] {
+        let third = self.depth() / 3;
+        [third - 1, 2 * third - 1]
+    }
+
+    /// Parses the ENAS `arc` form: for layer `i`, the op id followed by `i` skip bits.
+    pub fn from_arc(arc: &str) -> Result<Arch, SearchError> {
+        let mut nums = Vec::new();
+        for tok in arc.split_whitespace() {
+            let v: u8 = tok.parse().map_err(|_| SearchError::ArcToken {
+                token: tok.to_string(),
+            })?;
+            nums.push(v);
+        }
+        let mut layers = Vec::new();
+        let mut pos = 0;
+        while pos < nums.len() {
+            let i = layers.len();
+            let op = Op::from_id(nums[pos]).ok_or(SearchError::ArcOp {
+                layer: i,
+                id: nums[pos],
+            })?;
+            let bits = nums
+                .get(pos + 1..pos + 1 + i)
+                .ok_or(SearchError::ArcLength { len: nums.len() })?;
+            let mut skips = Vec::new();
+            for (j, &b) in bits.iter().enumerate() {
+                match b {
+                    0 => {}
+                    1 => skips.push(j),
+                    _ => return Err(SearchError::ArcBit { layer: i, bit: b }),
+                }
+            }
+            layers.push(Layer { op, skips });
+            pos += 1 + i;
+        }
+        Arch::new(layers)
+    }
+
+    /// The ENAS `arc` string (space-separated integers).
+    pub fn to_arc(&self) -> String {
+        let mut out = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            out.push(layer.op.id().to_string());
+            for j in 0..i {
+                out.push(if layer.skips.contains(&j) { "1" } else { "0" }.to_string());
+            }
+        }
+        out.join(" ")
+    }
+
+    /// The same architecture with only dense convolutions, as used in final networks.
+    pub fn densified(&self) -> Arch {
+        Arch {
+            layers: self
+                .layers
+                .iter()
+                .map(|l| Layer {
+                    op: if l.op.final_kernel() == 5 {
+                        Op::Conv5
+                    } else {
+                        Op::Conv3
+                    },
+                    skips: l.skips.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// A uniformly random architecture of the given depth over `ops`, each skip present with
+    /// probability `skip_p` (ENAS's controller targets ≈ 0.4).
+    pub fn random<R: Rng>(
+        rng: &mut R,
+        depth: usize,
+        ops: &[Op],
+        skip_p: f64,
+    ) -> Result<Arch, SearchError> {
+        if ops.is_empty() {
+            return Err(SearchError::NoOps);
+        }
+        let layers = (0..depth)
+            .map(|i| Layer {
+                op: ops[rng.random_range(0..ops.len())],
+                skips: (0..i).filter(|_| rng.random_bool(skip_p)).collect(),
+            })
+            .collect();
+        Arch::new(layers)
+    }
+
+    /// A copy with one random change: a new op for one layer, or one skip bit flipped.
+    pub fn mutate<R: Rng>(&self, rng: &mut R, ops: &[Op]) -> Arch {
+        let mut out = self.clone();
+        let i = rng.random_range(0..out.depth());
+        if i == 0 || rng.random_bool(0.5) {
+            if !ops.is_empty() {
+                out.layers[i].op = ops[rng.random_range(0..ops.len())];
+            }
+        } else {
+            let j = rng.random_range(0..i);
+            let skips = &mut out.layers[i].skips;
+            match skips.binary_search(&j) {
+                Ok(p) => {
+                    skips.remove(p);
+                }
+                Err(p) => skips.insert(p, j),
+            }
+        }
+        out
+    }
+
+    /// A released network by name (`cnet1`, `cnet2`, `cnet3`).
+    pub fn builtin(name: &str) -> Result<Arch, SearchError> {
+        match name.to_ascii_lowercase().as_str() {
+            "cnet1" => Arch::from_arc(CNET1_ARC),
+            "cnet2" => Arch::from_arc(CNET2_ARC),
+            "cnet3" => Arch::from_arc(CNET3_ARC),
+            _ => Err(SearchError::UnknownArch {
+                name: name.to_string(),
+            }),
+        }
+    }
+
+    /// Parses `cnet1|cnet2|cnet3`, an `arc` string, or a JSON `Arch` (file contents or inline).
+    pub fn parse_any(s: &str) -> Result<Arch, SearchError> {
+        let t = s.trim();
+        if t.starts_with('{') {
+            let arch: Arch = serde_json::from_str(t)
+                .map_err(|e| SearchError::ArchJson { msg: e.to_string() })?;
+            arch.validate()?;
+            return Ok(arch);
+        }
+        if t.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+            return Arch::from_arc(t);
+        }
+        Arch::builtin(t)
+    }
+}
+
+/// CNet1 (L = 6) as released: kernels 3,3,3,5,3,3.
+pub const CNET1_ARC: &str = "0 1 0 0 1 1 3 0 1 0 1 1 0 1 0 0 0 0 1 1 0";
+
+/// CNet2 (L = 12) as released.
+pub const CNET2_ARC: &str =
+    "3 3 0 3 1 1 3 1 0 0 3 0 1 1 0 0 1 1 1 0 0 0 0 1 0 0 0 0 1 0 0 1 0 1 1 1 1 1 0 0 0 1 1 0 0 \
+0 0 0 0 0 0 1 1 0 0 2 0 0 0 0 1 0 0 0 0 0 0 1 0 0 1 0 0 0 1 1 1 0";
+
+/// CNet3 (L = 24) as released.
+pub const CNET3_ARC: &str =
+    "0 1 1 0 0 0 1 1 0 1 2 0 0 0 0 1 0 0 0 1 1 2 1 0 0 1 1 1 0 1 0 0 1 0 1 0 3 0 0 0 0 1 0 0 0 \
+3 0 0 1 1 0 1 0 1 1 2 0 1 0 0 1 0 1 0 1 0 0 0 0 0 0 0 0 1 0 1 0 0 3 1 0 0 1 0 0 0 1 1 0 1 \
+0 3 0 1 1 0 0 0 1 1 0 0 1 1 0 2 0 0 0 1 0 1 0 0 0 0 0 0 0 0 3 0 0 0 0 1 0 0 1 1 0 1 0 0 1 \
+0 3 0 0 0 0 0 0 1 0 0 0 0 0 0 0 0 0 3 0 0 1 0 1 0 0 0 0 1 0 0 1 0 1 1 1 0 0 0 0 1 1 0 1 1 \
+0 0 0 0 1 0 0 0 0 0 2 1 1 0 0 0 0 0 0 0 0 0 1 1 1 0 0 0 0 0 1 0 0 1 1 0 0 0 1 0 0 1 1 1 1 \
+0 1 0 1 0 1 1 0 0 1 0 0 1 0 1 0 0 0 0 0 0 0 0 0 0 1 0 0 1 0 0 0 1 1 0 0 0 0 0 0 0 1 1 1 1 \
+0 1 0 1 0 0 2 0 0 0 1 0 0 0 0 1 0 0 0 0 0 1 0 0 0 0 0 0 1 1";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn cnet1_matches_release() {
+        let a = Arch::builtin("cnet1").unwrap();
+        let kernels: Vec<usize> = a.layers.iter().map(|l| l.op.final_kernel()).collect();
+        assert_eq!(kernels, [3, 3, 3, 5, 3, 3]);
+        let skips: Vec<Vec<usize>> = a.layers.iter().map(|l| l.skips.clone()).collect();
+        assert_eq!(
+            skips,
+            vec![vec![], vec![], vec![0, 1], vec![1], vec![0, 2], vec![2, 3]]
+        );
+        assert_eq!(a.reduction_after(), [1, 3]);
+    }
+
+    #[test]
+    fn released_depths_and_kernels() {
+        let c2 = Arch::builtin("cnet2").unwrap();
+        assert_eq!(c2.depth(), 12);
+        let k2: Vec<usize> = c2.layers.iter().map(|l| l.op.final_kernel()).collect();
+        assert_eq!(k2, [5, 5, 5, 5, 5, 3, 3, 3, 3, 3, 5, 3]);
+        assert_eq!(Arch::builtin("CNet3").unwrap().depth(), 24);
+    }
+
+    #[test]
+    fn arc_round_trip_random() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for depth in 3..30 {
+            let a = Arch::random(&mut rng, depth, &Op::ALL, 0.4).unwrap();
+            assert_eq!(Arch::from_arc(&a.to_arc()).unwrap(), a);
+            let json = serde_json::to_string(&a).unwrap();
+            assert_eq!(Arch::parse_any(&json).unwrap(), a);
+            let m = a.mutate(&mut rng, &Op::ALL);
+            m.validate().unwrap();
+        }
+        for name in ["cnet1", "cnet2", "cnet3"] {
+            let a = Arch::builtin(name).unwrap();
+            assert_eq!(Arch::from_arc(&a.to_arc()).unwrap(), a);
+        }
+    }
+
+    #[test]
+    fn bad_arcs_are_rejected() {
+        assert!(matches!(
+            Arch::from_arc("0 1 0 7 1 1"),
+            Err(SearchError::ArcOp { layer: 2, id: 7 })
+        ));
+        assert!(matches!(
+            Arch::from_arc("0 1 0 0 1"),
+            Err(SearchError::ArcLength { .. })
+        ));
+        assert!(matches!(
+            Arch::from_arc("0 1 2 0 1 1"),
+            Err(SearchError::ArcBit { layer: 1, bit: 2 })
+        ));
+        assert!(matches!(
+            Arch::from_arc("0 1 x"),
+            Err(SearchError::ArcToken { .. })
+        ));
+        assert!(matches!(
+            Arch::from_arc("0 1 0"),
+            Err(SearchError::TooShallow { depth: 2 })
+        ));
+        assert!(matches!(
+            Arch::parse_any("resnet"),
+            Err(SearchError::UnknownArch { .. })
+        ));
+    }
+}

@@ -1,0 +1,211 @@
+//! Export to the model crate's format: `<name>.json` (graph from `cryptonas_model::zoo`, with
+//! our input normalisation and measured metadata) + `<name>.safetensors` (BN kept; the model
+//! crate folds it).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use cryptonas_model::format::{write_safetensors, Model, ModelSpec, Tensor};
+use cryptonas_model::zoo::{CryptoNasSpec, LayerSpec};
+use serde::{Deserialize, Serialize};
+
+use crate::arch::Arch;
+use crate::count::InputShape;
+use crate::data::{DatasetKind, Normalization};
+use crate::SearchError;
+
+/// What an export records besides the weights.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExportInfo {
+    /// Model name (file stem).
+    pub name: String,
+    /// Architecture (densified on export).
+    pub arch: Arch,
+    /// Base width `C`.
+    pub width: usize,
+    /// Classes.
+    pub classes: usize,
+    /// Dataset trained on.
+    pub dataset: DatasetKind,
+    /// Input normalisation used in training.
+    pub norm: Normalization,
+    /// Float test accuracy measured by the trainer (fraction).
+    pub float_test_accuracy: Option<f64>,
+    /// Best validation accuracy (fraction).
+    pub val_accuracy: Option<f64>,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// Recipe, free text.
+    pub recipe: String,
+    /// Training wall time in seconds.
+    pub train_seconds: Option<f64>,
+}
+
+/// The model crate's `CryptoNasSpec` for an architecture at a width.
+pub fn zoo_spec(arch: &Arch, width: usize, input: InputShape, classes: usize) -> CryptoNasSpec {
+    CryptoNasSpec {
+        layers: arch
+            .layers
+            .iter()
+            .map(|l| LayerSpec {
+                kernel: l.op.final_kernel(),
+                skips: l.skips.clone(),
+            })
+            .collect(),
+        channels: width,
+        num_classes: classes,
+        input: (input.channels, input.height, input.width),
+    }
+}
+
+fn model_err(path: &Path, e: impl std::fmt::Display) -> SearchError {
+    SearchError::Model {
+        path: path.display().to_string(),
+        msg: e.to_string(),
+    }
+}
+
+/// Builds the graph JSON with normalisation and metadata filled in.
+pub fn model_spec(info: &ExportInfo) -> Result<ModelSpec, SearchError> {
+    let input = info.dataset.shape();
+    let zoo = zoo_spec(&info.arch.densified(), info.width, input, info.classes);
+    let mut spec = zoo
+        .to_model_spec(&info.name)
+        .map_err(|e| model_err(Path::new(&info.name), e))?;
+    spec.input.mean = info.norm.mean.clone();
+    spec.input.std = info.norm.std.clone();
+    if info.dataset == DatasetKind::Cifar10 {
+        spec.classes = crate::data::CIFAR_CLASSES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+    } else {
+        spec.classes = [
+            "t-shirt",
+            "trouser",
+            "pullover",
+            "dress",
+            "coat",
+            "sandal",
+            "shirt",
+            "sneaker",
+            "bag",
+            "ankle-boot",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    }
+    let m = &mut spec.metadata;
+    m.float_accuracy = info.float_test_accuracy;
+    m.dataset = Some(info.dataset.label().to_string());
+    m.training_recipe = Some(info.recipe.clone());
+    m.epochs = u32::try_from(info.epochs).ok();
+    m.extra
+        .insert("arc".into(), info.arch.densified().to_arc().into());
+    m.extra.insert("depth".into(), info.arch.depth().into());
+    m.extra.insert("width".into(), info.width.into());
+    if let Some(v) = info.val_accuracy {
+        m.extra.insert("val_accuracy".into(), v.into());
+    }
+    if let Some(s) = info.train_seconds {
+        m.extra.insert("train_seconds".into(), s.into());
+    }
+    m.extra
+        .insert("exported_by".into(), "cryptonas-search".into());
+    Ok(spec)
+}
+
+/// Writes `<dir>/<name>.json` and `<dir>/<name>.safetensors`, then reloads both through the
+/// model crate's validator (every tensor present, shaped right, nothing extra).
+pub fn write_model(
+    dir: &Path,
+    spec: &ModelSpec,
+    tensors: &BTreeMap<String, Tensor>,
+) -> Result<(PathBuf, PathBuf, Model), SearchError> {
+    std::fs::create_dir_all(dir).map_err(|e| SearchError::io(dir, e))?;
+    let json = dir.join(format!("{}.json", spec.name));
+    let st = dir.join(format!("{}.safetensors", spec.name));
+    let bytes = write_safetensors(tensors).map_err(|e| model_err(&st, e))?;
+    std::fs::write(&st, bytes).map_err(|e| SearchError::io(&st, e))?;
+    std::fs::write(&json, spec.to_json()).map_err(|e| SearchError::io(&json, e))?;
+    let model = Model::load(&json, &st).map_err(|e| model_err(&json, e))?;
+    Ok((json, st, model))
+}
+
+/// Reads the Pareto points (name, ReLUs, accuracy) of every exported model in `dir`.
+pub fn collect_points(dir: &Path) -> Result<Vec<crate::pareto::Point>, SearchError> {
+    let mut out = Vec::new();
+    let rd = std::fs::read_dir(dir).map_err(|e| SearchError::io(dir, e))?;
+    let mut paths: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for p in paths {
+        if p.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(&p) else {
+            continue;
+        };
+        let Ok(spec) = ModelSpec::from_json(&bytes) else {
+            continue;
+        };
+        let m = &spec.metadata;
+        let acc = m.test_accuracy.or(m.float_accuracy);
+        let relus = m
+            .relu_count
+            .or_else(|| cryptonas_model::relu_count(&spec).ok());
+        if let (Some(acc), Some(relus)) = (acc, relus) {
+            out.push(crate::pareto::Point {
+                name: spec.name.clone(),
+                relus,
+                accuracy: 100.0 * acc,
+                macs: m.macs,
+                epochs: m.epochs.map(|e| e as usize),
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Random tensors named as the zoo expects round-trip through the model crate's validator.
+    #[test]
+    fn export_layout_matches_model_crate() {
+        let arch = Arch::builtin("cnet1").unwrap();
+        let info = ExportInfo {
+            name: "t-cnet1-c4".into(),
+            arch: arch.clone(),
+            width: 4,
+            classes: 10,
+            dataset: DatasetKind::Cifar10,
+            norm: Normalization {
+                mean: vec![0.5; 3],
+                std: vec![0.25; 3],
+            },
+            float_test_accuracy: Some(0.5),
+            val_accuracy: None,
+            epochs: 1,
+            recipe: "test".into(),
+            train_seconds: None,
+        };
+        let spec = model_spec(&info).unwrap();
+        assert_eq!(spec.metadata.relu_count, Some(6 * 4 * 1024));
+        let bytes = cryptonas_model::zoo::random_init(&spec, 1).unwrap();
+        let tensors: BTreeMap<String, Tensor> = cryptonas_model::format::read_safetensors(&bytes)
+            .unwrap()
+            .into_iter()
+            .collect();
+        assert!(tensors.contains_key("reduce1.n4.path2.weight"));
+        assert!(tensors.contains_key("layers.5.proj.weight"));
+        let dir = std::env::temp_dir().join(format!("search-export-{}", std::process::id()));
+        let (_, _, model) = write_model(&dir, &spec, &tensors).unwrap();
+        assert_eq!(model.spec.input.mean, vec![0.5; 3]);
+        let pts = collect_points(&dir).unwrap();
+        assert_eq!(pts.len(), 1);
+        assert_eq!(pts[0].relus, 24_576);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

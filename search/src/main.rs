@@ -1,0 +1,542 @@
+//! `cryptonas-search`: count ReLUs, solve budgets, train, search, export and plot CryptoNAS nets.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use cryptonas_search::data::DatasetKind;
+use cryptonas_search::{count, export, pareto, Arch};
+
+/// CryptoNAS: networks for private inference on a ReLU budget.
+///
+/// Typical flow: `count --budget 86016` to see which (depth, width) pairs fit, `search --budget
+/// 86016 --time-limit 3600` to pick an architecture, `train --arch <arc> --width 14 --epochs 60
+/// --export models` to train and export it, `pareto` to compare exported models with the paper.
+/// Training and search need the `tch` cargo feature and libtorch (LIBTORCH, LD_LIBRARY_PATH).
+#[derive(Parser, Debug)]
+#[command(name = "cryptonas-search", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Exact ReLU and MAC counts of an architecture, or the (depth, width) pairs fitting a budget.
+    Count(CountArgs),
+    /// Train a network with the CryptoNAS recipe (needs feature `tch`).
+    Train(TrainArgs),
+    /// Proxy-training search for the best architecture under a ReLU budget (needs feature `tch`).
+    Search(SearchArgs),
+    /// Export a training run directory to the model format (needs feature `tch`).
+    Export(ExportArgs),
+    /// Accuracy-vs-ReLU report (SVG + Markdown) of every exported model in a directory.
+    Pareto(ParetoArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct DataArgs {
+    /// Dataset.
+    #[arg(long, value_enum, default_value = "cifar10")]
+    dataset: DatasetKind,
+    /// Dataset path: the CIFAR-10 JPEG tar.gz or the Fashion-MNIST directory
+    /// [default: ../shared/data/cifar10-jpeg.tar.gz or /usr/share/datasets/fashion-mnist].
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
+impl DataArgs {
+    fn path(&self) -> PathBuf {
+        self.data
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(self.dataset.default_path()))
+    }
+}
+
+#[derive(Args, Debug)]
+struct CountArgs {
+    /// Architecture: cnet1, cnet2, cnet3, an ENAS arc string ("0 1 0 …") or arch JSON.
+    #[arg(long, default_value = "cnet1")]
+    arch: String,
+    /// Base width C (channels of the first stage).
+    #[arg(long, default_value_t = 14)]
+    width: usize,
+    /// Dataset geometry (cifar10: 3×32×32, fashion-mnist: 1×28×28).
+    #[arg(long, value_enum, default_value = "cifar10")]
+    dataset: DatasetKind,
+    /// List the (depth, width) pairs that fit this many ReLUs instead, largest first.
+    #[arg(long)]
+    budget: Option<u64>,
+    /// Deepest network considered by --budget.
+    #[arg(long, default_value_t = 30)]
+    max_depth: usize,
+    /// How many pairs --budget prints.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+}
+
+#[derive(Args, Debug)]
+struct TrainArgs {
+    /// Architecture: cnet1, cnet2, cnet3, an ENAS arc string or arch JSON (file or inline).
+    #[arg(long, default_value = "cnet1")]
+    arch: String,
+    /// Base width C.
+    #[arg(long)]
+    width: usize,
+    /// Epochs (the paper trains 310).
+    #[arg(long, default_value_t = 310)]
+    epochs: usize,
+    /// Mini-batch size.
+    #[arg(long, default_value_t = 100)]
+    batch_size: usize,
+    /// Run directory for checkpoints (`checkpoint.safetensors`, `state.json`).
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue from the checkpoint in --out.
+    #[arg(long)]
+    resume: bool,
+    /// Validation images per class held out of training.
+    #[arg(long, default_value_t = 500)]
+    val_per_class: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Torch intra-op threads (default: torch's choice).
+    #[arg(long)]
+    threads: Option<i32>,
+    /// After training, export into this directory (as `--name`).
+    #[arg(long)]
+    export: Option<PathBuf>,
+    /// Model name for --export [default: <arch>-l<L>-c<C>].
+    #[arg(long)]
+    name: Option<String>,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Args, Debug)]
+struct SearchArgs {
+    /// ReLU budget; the search runs at the depth of the best (depth, width) pair.
+    #[arg(long)]
+    budget: u64,
+    /// Wall-clock limit in seconds.
+    #[arg(long, default_value_t = 3600.0)]
+    time_limit: f64,
+    /// Search at this depth instead of the budget solver's choice.
+    #[arg(long)]
+    depth: Option<usize>,
+    /// JSON-lines log, one line per candidate.
+    #[arg(long, default_value = "search-log.jsonl")]
+    log: PathBuf,
+    /// Where to write the result (best arch, pair, all candidates) as JSON.
+    #[arg(long, default_value = "search-result.json")]
+    result: PathBuf,
+    /// Width of the proxy networks.
+    #[arg(long, default_value_t = 8)]
+    proxy_width: usize,
+    /// Epochs per proxy candidate.
+    #[arg(long, default_value_t = 3)]
+    proxy_epochs: usize,
+    /// Training images per class for proxy candidates.
+    #[arg(long, default_value_t = 500)]
+    proxy_per_class: usize,
+    /// Validation images per class for ranking candidates.
+    #[arg(long, default_value_t = 200)]
+    val_per_class: usize,
+    /// Search only dense convs (conv3×3, conv5×5) instead of the six ENAS ops.
+    #[arg(long)]
+    dense_only: bool,
+    /// Random initial population.
+    #[arg(long, default_value_t = 8)]
+    population: usize,
+    /// Tournament size.
+    #[arg(long, default_value_t = 3)]
+    tournament: usize,
+    /// Maximum candidates.
+    #[arg(long, default_value_t = 1000)]
+    max_candidates: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Torch intra-op threads.
+    #[arg(long)]
+    threads: Option<i32>,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    /// Training run directory (with checkpoint.safetensors and state.json).
+    #[arg(long)]
+    run: PathBuf,
+    /// Output directory for `<name>.json` + `<name>.safetensors`.
+    #[arg(long, default_value = "models")]
+    out: PathBuf,
+    /// Model name [default: run directory name].
+    #[arg(long)]
+    name: Option<String>,
+    /// Measure test accuracy now if the run has none (needs the dataset).
+    #[arg(long)]
+    measure: bool,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Args, Debug)]
+struct ParetoArgs {
+    /// Directory of exported models.
+    #[arg(long, default_value = "models")]
+    models: PathBuf,
+    /// Output stem: writes `<out>.svg` and `<out>.md`.
+    #[arg(long, default_value = "models/pareto")]
+    out: PathBuf,
+    /// Dataset label for titles.
+    #[arg(long, default_value = "CIFAR-10 (JPEG-q75 copy)")]
+    dataset_label: String,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let res = match cli.cmd {
+        Cmd::Count(a) => run_count(a),
+        Cmd::Train(a) => run_train(a),
+        Cmd::Search(a) => run_search(a),
+        Cmd::Export(a) => run_export(a),
+        Cmd::Pareto(a) => run_pareto(a),
+    };
+    if let Err(e) = res {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn load_arch(s: &str) -> Result<Arch> {
+    let p = std::path::Path::new(s);
+    if p.is_file() {
+        let text = std::fs::read_to_string(p).with_context(|| format!("reading {s}"))?;
+        return Ok(Arch::parse_any(&text)?);
+    }
+    Ok(Arch::parse_any(s)?)
+}
+
+fn run_count(a: CountArgs) -> Result<()> {
+    let input = a.dataset.shape();
+    if let Some(budget) = a.budget {
+        let pairs = count::solve_budget(budget, input, a.max_depth)?;
+        println!(
+            "(depth, width) pairs within {budget} ReLUs on {}, largest first:",
+            a.dataset.label()
+        );
+        println!(
+            "{:>6} {:>6} {:>10} {:>8}",
+            "depth", "width", "ReLUs", "use %"
+        );
+        for p in pairs.iter().take(a.top) {
+            println!(
+                "{:>6} {:>6} {:>10} {:>7.1}%",
+                p.depth,
+                p.width,
+                p.relus,
+                100.0 * p.relus as f64 / budget as f64
+            );
+        }
+        return Ok(());
+    }
+    let arch = load_arch(&a.arch)?;
+    let dense = arch.densified();
+    let relus = count::relu_count(arch.depth(), a.width, input)?;
+    let m = count::macs(&dense, a.width, input, 10)?;
+    println!("arch   {}", arch.to_arc());
+    println!(
+        "depth  {}   width {}   input {}×{}×{}",
+        arch.depth(),
+        a.width,
+        input.channels,
+        input.height,
+        input.width
+    );
+    println!("ReLUs  {relus}");
+    println!(
+        "MACs   {} (stem {}, body {}, proj {}, reductions {}, head {})",
+        m.total(),
+        m.stem,
+        m.body,
+        m.proj,
+        m.reduce,
+        m.head
+    );
+    Ok(())
+}
+
+fn run_pareto(a: ParetoArgs) -> Result<()> {
+    let pts = export::collect_points(&a.models)?;
+    if pts.is_empty() {
+        bail!(
+            "no exported model with accuracy and ReLU metadata in {}",
+            a.models.display()
+        );
+    }
+    let svg = pareto::svg(&pts, &a.dataset_label)?;
+    let md = pareto::markdown(&pts, &a.dataset_label);
+    let svg_path = a.out.with_extension("svg");
+    let md_path = a.out.with_extension("md");
+    std::fs::write(&svg_path, svg).with_context(|| format!("writing {}", svg_path.display()))?;
+    std::fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
+    print!("{md}");
+    println!("wrote {} and {}", svg_path.display(), md_path.display());
+    Ok(())
+}
+
+#[cfg(not(feature = "tch"))]
+fn no_tch(cmd: &str) -> Result<()> {
+    bail!(
+        "`{cmd}` needs libtorch: rebuild with `--features tch` (LIBTORCH=<site-packages>/torch, \
+         LD_LIBRARY_PATH=$LIBTORCH/lib)"
+    )
+}
+
+#[cfg(not(feature = "tch"))]
+fn run_train(a: TrainArgs) -> Result<()> {
+    load_arch(&a.arch)?;
+    if !a.data.path().exists() {
+        bail!(
+            "dataset {} not found (pass --data)",
+            a.data.path().display()
+        );
+    }
+    no_tch("train")
+}
+
+#[cfg(not(feature = "tch"))]
+fn run_search(a: SearchArgs) -> Result<()> {
+    count::solve_budget(a.budget, a.data.dataset.shape(), 30)?;
+    no_tch("search")
+}
+
+#[cfg(not(feature = "tch"))]
+fn run_export(_a: ExportArgs) -> Result<()> {
+    no_tch("export")
+}
+
+#[cfg(feature = "tch")]
+mod with_tch {
+    use super::*;
+    use cryptonas_search::data::Dataset;
+    use cryptonas_search::search::{search, SearchOptions};
+    use cryptonas_search::train::{
+        export_tensors, load_run, train, NetConfig, Progress, Recipe, TrainOptions, Trained,
+    };
+    use cryptonas_search::Op;
+    use tch::Device;
+
+    fn load_data(d: &DataArgs) -> Result<Dataset> {
+        let path = d.path();
+        let t = std::time::Instant::now();
+        let ds = Dataset::load(d.dataset, &path)?;
+        eprintln!(
+            "loaded {} from {}: {} train, {} test images in {:.1}s",
+            d.dataset.label(),
+            path.display(),
+            ds.train.len(),
+            ds.test.len(),
+            t.elapsed().as_secs_f64()
+        );
+        Ok(ds)
+    }
+
+    fn recipe_text(r: &Recipe) -> String {
+        format!(
+            "SGD Nesterov {} , SGDR cosine lr {}→{} (T0={}, Tmul={}, last cycle fitted), wd {}, dropout {}, batch {}, pad-crop + flip, per-channel normalisation; {} epochs",
+            r.momentum, r.lr_max, r.lr_min, r.t0, r.t_mul, r.weight_decay, r.dropout, r.batch_size, r.epochs
+        )
+    }
+
+    pub(super) fn do_export(t: &Trained, name: &str, out: &std::path::Path) -> Result<()> {
+        let st = &t.state;
+        let net = &st.options.net;
+        let info = export::ExportInfo {
+            name: name.to_string(),
+            arch: net.arch.clone(),
+            width: net.width,
+            classes: net.classes,
+            dataset: st.dataset,
+            norm: st.norm.clone(),
+            float_test_accuracy: st.test_acc,
+            val_accuracy: st.history.iter().map(|h| h.val_acc).reduce(f64::max),
+            epochs: st.history.len(),
+            recipe: recipe_text(&st.options.recipe),
+            train_seconds: Some(st.history.iter().map(|h| h.seconds).sum()),
+        };
+        let spec = export::model_spec(&info)?;
+        let tensors = export_tensors(&t.vs)?;
+        let (json, stp, model) = export::write_model(out, &spec, &tensors)?;
+        eprintln!(
+            "exported {} + {} ({} ReLUs, {} MACs, float test acc {})",
+            json.display(),
+            stp.display(),
+            model.spec.metadata.relu_count.unwrap_or(0),
+            model.spec.metadata.macs.unwrap_or(0),
+            st.test_acc
+                .map_or("n/a".into(), |a| format!("{:.2}%", 100.0 * a))
+        );
+        Ok(())
+    }
+
+    pub(super) fn run_train(a: TrainArgs) -> Result<()> {
+        if let Some(n) = a.threads {
+            tch::set_num_threads(n);
+        }
+        let arch = load_arch(&a.arch)?.densified();
+        let data = load_data(&a.data)?;
+        let opts = TrainOptions {
+            net: NetConfig {
+                arch: arch.clone(),
+                width: a.width,
+                input: data.shape,
+                classes: data.classes,
+            },
+            recipe: Recipe {
+                epochs: a.epochs,
+                batch_size: a.batch_size,
+                ..Recipe::default()
+            },
+            val_per_class: a.val_per_class,
+            train_per_class: None,
+            seed: a.seed,
+            test: true,
+        };
+        let relus = count::relu_count(arch.depth(), a.width, data.shape)?;
+        eprintln!(
+            "training L={} C={} ({relus} ReLUs) on {:?}",
+            arch.depth(),
+            a.width,
+            Device::cuda_if_available()
+        );
+        let t = train(
+            &data,
+            opts,
+            Some(&a.out),
+            a.resume,
+            Progress::Bars,
+            Device::cuda_if_available(),
+        )?;
+        let acc = t.state.test_acc.unwrap_or(0.0);
+        println!(
+            "test accuracy {:.2}% on {} after {} epochs ({relus} ReLUs)",
+            100.0 * acc,
+            data.kind.label(),
+            t.state.history.len()
+        );
+        if let Some(dir) = &a.export {
+            let name = a
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("l{}-c{}", arch.depth(), a.width));
+            do_export(&t, &name, dir)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn run_search(a: SearchArgs) -> Result<()> {
+        if let Some(n) = a.threads {
+            tch::set_num_threads(n);
+        }
+        let input = a.data.dataset.shape();
+        let pairs = count::solve_budget(a.budget, input, 30)?;
+        let pair = match a.depth {
+            Some(d) => *pairs
+                .iter()
+                .find(|p| p.depth == d)
+                .with_context(|| format!("no width fits {} ReLUs at depth {d}", a.budget))?,
+            None => pairs[0],
+        };
+        eprintln!(
+            "budget {} → depth {}, width {} ({} ReLUs)",
+            a.budget, pair.depth, pair.width, pair.relus
+        );
+        let data = load_data(&a.data)?;
+        let ops: Vec<Op> = if a.dense_only {
+            vec![Op::Conv3, Op::Conv5]
+        } else {
+            Op::ALL.to_vec()
+        };
+        let opts = SearchOptions {
+            depth: pair.depth,
+            proxy_width: a.proxy_width,
+            proxy_epochs: a.proxy_epochs,
+            proxy_per_class: a.proxy_per_class,
+            val_per_class: a.val_per_class,
+            ops,
+            population: a.population,
+            tournament: a.tournament,
+            time_limit_s: a.time_limit,
+            max_candidates: a.max_candidates,
+            seed: a.seed,
+        };
+        let res = search(&data, &opts, pair, &a.log, Device::cuda_if_available())?;
+        let text = serde_json::to_string_pretty(&serde_json::json!({
+            "budget": a.budget,
+            "pair": res.pair,
+            "best_arc_searched": res.best.to_arc(),
+            "best_proxy_val_acc": res.best_val_acc,
+            "final_arc": res.final_arch.to_arc(),
+            "final_arch": res.final_arch,
+            "candidates": res.candidates.len(),
+            "seconds": res.seconds,
+            "options": opts,
+        }))?;
+        std::fs::write(&a.result, text)
+            .with_context(|| format!("writing {}", a.result.display()))?;
+        println!(
+            "{} candidates in {:.0}s; best proxy val {:.2}%\nfinal arch (L={}, C={}, {} ReLUs): {}\ntrain it with: cryptonas-search train --arch \"{}\" --width {} --epochs 310 --out runs/searched --export models",
+            res.candidates.len(),
+            res.seconds,
+            100.0 * res.best_val_acc,
+            pair.depth,
+            pair.width,
+            pair.relus,
+            res.final_arch.to_arc(),
+            res.final_arch.to_arc(),
+            pair.width
+        );
+        Ok(())
+    }
+
+    pub(super) fn run_export(a: ExportArgs) -> Result<()> {
+        let mut t = load_run(&a.run)?;
+        if t.state.test_acc.is_none() && a.measure {
+            let data = load_data(&a.data)?;
+            let all: Vec<usize> = (0..data.test.len()).collect();
+            t.state.test_acc = Some(cryptonas_search::train::evaluate(
+                &t.net,
+                &data.test,
+                data.shape,
+                &all,
+                &t.state.norm,
+                Device::Cpu,
+            ));
+        }
+        let name = a.name.clone().unwrap_or_else(|| {
+            a.run
+                .file_name()
+                .map_or("model".into(), |n| n.to_string_lossy().into_owned())
+        });
+        do_export(&t, &name, &a.out)
+    }
+}
+
+#[cfg(feature = "tch")]
+fn run_train(a: TrainArgs) -> Result<()> {
+    with_tch::run_train(a)
+}
+
+#[cfg(feature = "tch")]
+fn run_search(a: SearchArgs) -> Result<()> {
+    with_tch::run_search(a)
+}
+
+#[cfg(feature = "tch")]
+fn run_export(a: ExportArgs) -> Result<()> {
+    with_tch::run_export(a)
+}
