@@ -10,7 +10,39 @@
 //! # Security
 //! Chou–Orlandi as used here is secure against a semi-honest sender and a malicious receiver of the
 //! extension (the garbler is the OT sender and the party the check protects). All randomness comes
-//! from [`cryptonas_crypto::Csprng`].
+//! from [`cryptonas_crypto::Csprng`]. Secret-dependent choices use masks, never branches or table
+//! indices. After any [`OtError`] the session must be dropped.
+//!
+//! # Example: correlated OT for garbled-circuit input labels
+//! ```
+//! use cryptonas_crypto::{Block, Csprng};
+//! use cryptonas_ot::kos::{CheckChallenge, CheckResponse, ExtendMatrix, Receiver, Sender};
+//! use cryptonas_ot::chou_orlandi::{ReceiverChoices, SenderSetup};
+//!
+//! let mut rng = Csprng::from_entropy().unwrap();
+//! let delta = Block::from_u128(rng.block().to_u128() | 1); // the garbler's free-XOR Δ, lsb 1
+//!
+//! // Once per session: 128 base OTs (bytes cross the network between the two sides).
+//! let (setup, receiver) = Receiver::new().setup(&mut rng);
+//! let setup = SenderSetup::from_bytes(&setup.to_bytes()).unwrap();
+//! let (choices, sender) = Sender::new(delta).unwrap().receive_base_setup(setup, &mut rng);
+//! let choices = ReceiverChoices::from_bytes(&choices.to_bytes()).unwrap();
+//! let receiver = receiver.receive_base_choices(choices).unwrap();
+//!
+//! // Per batch: the evaluator's input bits.
+//! let bits = [true, false, true, true];
+//! let (matrix, receiver) = receiver.extend(&bits, &mut rng).unwrap();
+//! let matrix = ExtendMatrix::from_bytes(&matrix.to_bytes()).unwrap();
+//! let (challenge, sender) = sender.receive_extend(matrix, &mut rng);
+//! let challenge = CheckChallenge::from_bytes(&challenge.to_bytes()).unwrap();
+//! let (response, evaluator_labels, _receiver) = receiver.receive_challenge(challenge);
+//! let response = CheckResponse::from_bytes(&response.to_bytes()).unwrap();
+//! let (garbler_labels, _sender) = sender.receive_check(response).unwrap();
+//!
+//! for ((q, t), b) in garbler_labels.zero_labels().iter().zip(evaluator_labels.labels()).zip(bits) {
+//!     assert_eq!(*t, *q ^ delta.select(b)); // active label = zero-label ⊕ b·Δ
+//! }
+//! ```
 
 pub mod chou_orlandi;
 mod error;

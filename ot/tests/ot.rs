@@ -437,3 +437,53 @@ fn malformed_messages_are_rejected() {
     );
     drop(sender);
 }
+
+// ---------------------------------------------------------------- building blocks (also in wasm32)
+
+/// Bitwise multiply-and-reduce in GF(2^128) mod x^128 + x^7 + x^2 + x + 1: the definition.
+fn gf128_mul_reference(a: u128, b: u128) -> u128 {
+    let (mut r, mut a) = (0u128, a);
+    for i in 0..128 {
+        r ^= a & (b >> i & 1).wrapping_neg();
+        a = (a << 1) ^ (0x87 & (a >> 127).wrapping_neg());
+    }
+    r
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn gf128_and_clmul_match_reference() {
+    use cryptonas_ot::gf128;
+    let mut rng = Csprng::from_seed([50; 32]);
+    for _ in 0..300 {
+        let (a, b) = (rng.block(), rng.block());
+        assert_eq!(
+            gf128::mul(a, b).to_u128(),
+            gf128_mul_reference(a.to_u128(), b.to_u128())
+        );
+        let (h, l) = gf128::clmul(a, b);
+        assert_eq!(gf128::reduce(h, l), gf128::mul(a, b));
+        let (x, y) = (rng.u64(), rng.u64());
+        let schoolbook = (0..64).fold(0u128, |acc, i| {
+            acc ^ (u128::from(x) << i) & (u128::from(y) >> i & 1).wrapping_neg()
+        });
+        assert_eq!(gf128::clmul64(x, y), schoolbook);
+    }
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn transpose128_matches_definition() {
+    let mut rng = Csprng::from_seed([51; 32]);
+    let mut m = [0u128; 128];
+    for w in m.iter_mut() {
+        *w = rng.block().to_u128();
+    }
+    let orig = m;
+    cryptonas_ot::transpose128(&mut m);
+    for (r, row) in m.iter().enumerate() {
+        for (c, col) in orig.iter().enumerate() {
+            assert_eq!(row >> c & 1, col >> r & 1);
+        }
+    }
+}

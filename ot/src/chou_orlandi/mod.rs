@@ -21,7 +21,7 @@
 //! Sans-IO: [`Sender`] and [`Receiver`] turn message structs into message structs; steps are typed
 //! states, so calling them out of order does not compile:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0599
 //! use cryptonas_ot::chou_orlandi::Sender;
 //! // A sender must run `setup` before it can answer the receiver's choices.
 //! let sender = Sender::new();

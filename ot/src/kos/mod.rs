@@ -36,10 +36,10 @@
 //! - PRG: ChaCha12 seeded with the 256-bit base-OT keys; the streams continue across batches, so one
 //!   set of base OTs serves any number of batches.
 //!
-//! Out-of-order calls do not compile:
+//! Out-of-order calls do not compile (each step consumes the previous state):
 //!
-//! ```compile_fail
-//! use cryptonas_crypto::{Block, Csprng};
+//! ```compile_fail,E0599
+//! use cryptonas_crypto::Csprng;
 //! use cryptonas_ot::kos::Receiver;
 //! let mut rng = Csprng::from_seed([0; 32]);
 //! // The receiver cannot extend before the base OTs are done.
@@ -47,12 +47,29 @@
 //! let _ = receiver.extend(&[true, false], &mut rng);
 //! ```
 //!
-//! ```compile_fail
+//! ```compile_fail,E0599
 //! use cryptonas_crypto::{Block, Csprng};
-//! use cryptonas_ot::kos::Sender;
-//! // The sender cannot answer an extension before its base OTs.
-//! let sender = Sender::new(Block::ONE).unwrap();
-//! let _ = sender.receive_extend(todo!(), &mut Csprng::from_seed([0; 32]));
+//! use cryptonas_ot::kos::{Receiver, Sender};
+//! let mut rng = Csprng::from_seed([0; 32]);
+//! let (setup, receiver) = Receiver::new().setup(&mut rng);
+//! let (choices, sender) = Sender::new(Block::ONE).unwrap().receive_base_setup(setup, &mut rng);
+//! let receiver = receiver.receive_base_choices(choices).unwrap();
+//! let (matrix, receiver) = receiver.extend(&[true], &mut rng).unwrap();
+//! // The sender must challenge the matrix before it can accept a check response.
+//! let (response, _, _) = receiver.receive_challenge(todo!());
+//! let _ = sender.receive_check(response);
+//! ```
+//!
+//! ```compile_fail,E0382
+//! use cryptonas_crypto::{Block, Csprng};
+//! use cryptonas_ot::kos::{Receiver, Sender};
+//! let mut rng = Csprng::from_seed([0; 32]);
+//! let (setup, receiver) = Receiver::new().setup(&mut rng);
+//! let (choices, sender) = Sender::new(Block::ONE).unwrap().receive_base_setup(setup, &mut rng);
+//! let receiver = receiver.receive_base_choices(choices).unwrap();
+//! // A state cannot be reused: the PRG streams (and the check) would be replayed.
+//! let _first = receiver.extend(&[true], &mut rng);
+//! let _second = receiver.extend(&[false], &mut rng);
 //! ```
 
 mod msgs;
