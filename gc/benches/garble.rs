@@ -155,9 +155,22 @@ fn bench_relu(cr: &mut Criterion) {
     group.finish();
 }
 
+/// The bound: raw fixed-key AES throughput (TCCR = 2 AES; evaluating an AND = 2 TCCR, garbling = 4).
+fn bench_aes(cr: &mut Criterion) {
+    let aes = cryptonas_crypto::FixedKeyAes::default();
+    let mut blocks = Csprng::from_seed([4; 32]).blocks(4096);
+    let mut group = cr.benchmark_group("fixed_key_aes_1thread");
+    group.throughput(Throughput::Elements(blocks.len() as u64));
+    group.bench_function("permute_many", |bch| {
+        bch.iter(|| aes.permute_many(black_box(&mut blocks)))
+    });
+    group.finish();
+}
+
 /// Runs every benchmark of this file.
 fn benches() {
     let mut c = Criterion::default().sample_size(20).configure_from_args();
+    bench_aes(&mut c);
     bench_and_gates(&mut c);
     bench_relu(&mut c);
 }

@@ -15,7 +15,8 @@
 //! for all instances before gate `g+1`, labels live in slot-major arrays (`slot · CHUNK + i`), and
 //! the hash of gate `g` is two wide `permute_many` passes over 4·CHUNK (garbler) or 2·CHUNK
 //! (evaluator) blocks, so AES-NI pipelines fully. Chunks run on rayon threads natively (feature
-//! `parallel`); tables are instance-major, so every chunk writes its own contiguous range.
+//! `parallel`). The tables follow the same layout (see [`GarbledTables`]): every chunk writes and
+//! reads its own contiguous range sequentially.
 //!
 //! **Garbler-private constants.** A private constant bit `m` gets the zero-label `m·Δ`, so its
 //! active label is the all-zero block for either value of `m`: nothing is sent, the evaluator's
@@ -36,7 +37,7 @@ use crate::label::{
 use cryptonas_crypto::{Block, Csprng, FixedKeyAes};
 
 /// Instances per chunk: wide enough for AES pipelining, small enough that a chunk's labels stay in
-/// L1/L2 cache.
+/// L1/L2 cache. Part of the table wire format (see [`GarbledTables`]).
 pub const CHUNK: usize = 64;
 
 /// What garbling a batch produces.
@@ -293,7 +294,7 @@ impl<'c> Garbler<'c> {
                             inst0,
                             &[g0, g0, g1, g1],
                         );
-                        let t_off = 2 * j as usize;
+                        let tab = &mut tab[2 * j as usize * cn..][..2 * cn];
                         for i in 0..cn {
                             let (a0, b0) = (a[i], b[i]);
                             let (ha0, ha1, hb0, hb1) =
@@ -304,9 +305,8 @@ impl<'c> Garbler<'c> {
                             let te = hb0 ^ hb1 ^ a0;
                             let we = hb0 ^ (te ^ a0).select(pb);
                             o[i] = wg ^ we;
-                            let k = i * 2 * ands + t_off;
-                            tab[k] = tg;
-                            tab[k + 1] = te;
+                            tab[2 * i] = tg;
+                            tab[2 * i + 1] = te;
                         }
                         j += 1;
                     }
@@ -427,11 +427,10 @@ impl<'c> Evaluator<'c> {
                         let inst0 = first_instance + first as u32;
                         let (g0, g1) = (2 * j, 2 * j + 1);
                         tccr_batch(&aes, buf, &mut s.tmp[..2 * cn], cn, base, inst0, &[g0, g1]);
-                        let t_off = 2 * j as usize;
+                        let tab = &tab[2 * j as usize * cn..][..2 * cn];
                         for i in 0..cn {
                             let (la, lb) = (a[i], b[i]);
-                            let k = i * 2 * ands + t_off;
-                            let (tg, te) = (tab[k], tab[k + 1]);
+                            let (tg, te) = (tab[2 * i], tab[2 * i + 1]);
                             let wg = buf[i] ^ tg.select(la.lsb());
                             let we = buf[cn + i] ^ (te ^ la).select(lb.lsb());
                             o[i] = wg ^ we;

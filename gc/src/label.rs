@@ -93,7 +93,12 @@ fn blocks_from_bytes(
     Ok(Block::vec_from_bytes(bytes).expect("length is a multiple of 16"))
 }
 
-/// The garbled tables of a batch: per instance, per AND gate, `T_G ‖ T_E` (32 bytes).
+/// The garbled tables of a batch: `T_G ‖ T_E` (32 bytes) per AND gate and instance.
+///
+/// Layout: instances are grouped in chunks of [`crate::CHUNK`] (the last one may be shorter); chunks
+/// follow each other; within a chunk of `c` instances, AND gate `j` of instance `i` is at block
+/// `2·(j·c + i)`. So the tables of instances `s..e` with `s` a multiple of `CHUNK` (and `e` one too,
+/// or the end) are one contiguous range laid out exactly like a batch of `e − s` instances.
 #[derive(Clone, PartialEq, Eq)]
 pub struct GarbledTables {
     pub(crate) instances: usize,
@@ -105,7 +110,7 @@ impl GarbledTables {
     pub fn instances(&self) -> usize {
         self.instances
     }
-    /// The raw bytes (instance-major, then AND gate, then `T_G`, `T_E`).
+    /// The raw bytes (layout above).
     pub fn as_bytes(&self) -> &[u8] {
         Block::slice_as_bytes(&self.blocks)
     }
@@ -120,11 +125,17 @@ impl GarbledTables {
         Ok(GarbledTables { instances, blocks })
     }
     /// The tables of instances `range` (for splitting work across workers); evaluate them with
-    /// a [`TweakDomain`] whose `first_instance` is advanced by `range.start`.
+    /// a [`TweakDomain`] whose `first_instance` is advanced by `range.start`. Both ends must be
+    /// multiples of [`crate::CHUNK`] (the end may also be the last instance).
     pub fn slice(&self, range: std::ops::Range<usize>) -> Result<GarbledTables, GarbleError> {
-        if range.start > range.end || range.end > self.instances {
+        let aligned = |x: usize| x % crate::CHUNK == 0;
+        if range.start > range.end
+            || range.end > self.instances
+            || !aligned(range.start)
+            || !(aligned(range.end) || range.end == self.instances)
+        {
             return Err(GarbleError::Length {
-                what: "table slice",
+                what: "table slice (chunk-aligned, within the batch)",
                 expected: self.instances,
                 got: range.end,
                 unit: "instances",

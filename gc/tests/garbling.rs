@@ -300,8 +300,15 @@ fn tampered_tables_and_wrong_tweaks_give_wrong_outputs() {
     // Flip one bit in every table of instance 5: its output becomes garbage, the others stay.
     let mut bad = g.tables.clone();
     let per = relu.circuit().and_count() * 2;
-    for blk in &mut bad.blocks_mut()[5 * per..6 * per] {
-        *blk ^= Block::from_u128(1 << 77);
+    assert_eq!(
+        n,
+        cryptonas_gc::CHUNK,
+        "one chunk: gate j of instance i is at 2(jn + i)"
+    );
+    for j in 0..per / 2 {
+        for half in 0..2 {
+            bad.blocks_mut()[2 * (j * n + 5) + half] ^= Block::from_u128(1 << 77);
+        }
     }
     let got = eval(&bad, domain);
     assert_ne!(got[5], honest[5]);
@@ -416,11 +423,11 @@ fn wire_formats_round_trip_and_check_lengths() {
     ));
     assert!(g.encoder.encode_garbler(&[true; 3]).is_err());
     // A slice of instances evaluates on its own with the instance offset advanced (Web Workers).
-    let part = tables.slice(70..150).unwrap();
-    let ga_part = ActiveLabels::new(16, ga.blocks()[70 * 16..].to_vec()).unwrap();
-    let eb_part = ActiveLabels::new(16, eb.blocks()[70 * 16..].to_vec()).unwrap();
+    let part = tables.slice(64..150).unwrap();
+    let ga_part = ActiveLabels::new(16, ga.blocks()[64 * 16..].to_vec()).unwrap();
+    let eb_part = ActiveLabels::new(16, eb.blocks()[64 * 16..].to_vec()).unwrap();
     let sub = TweakDomain {
-        first_instance: 1070,
+        first_instance: 1064,
         ..domain
     };
     let out = Evaluator::new(c, sub)
@@ -435,9 +442,11 @@ fn wire_formats_round_trip_and_check_lengths() {
         .collect();
     let bits: Vec<bool> = dec_part
         .iter()
-        .zip(&full[70 * 16..150 * 16])
+        .zip(&full[64 * 16..150 * 16])
         .map(|(x, y)| x ^ y)
         .collect();
-    assert_eq!(cryptonas_gc::bits_to_words(&bits, 16), got[70..].to_vec());
+    assert_eq!(cryptonas_gc::bits_to_words(&bits, 16), got[64..].to_vec());
     assert!(tables.slice(10..151).is_err());
+    assert!(tables.slice(10..64).is_err());
+    assert!(tables.slice(0..100).is_err());
 }
