@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use fhe_math::rq::{traits::TryConvertFrom, Poly, Representation};
-use rand_core::{CryptoRng, RngCore};
+use rand_core::CryptoRng;
 use zeroize::Zeroize;
 
 use crate::conv::IntConv;
@@ -13,13 +13,13 @@ use crate::plan::StagePlan;
 use crate::wire::{MasksMsg, PublicKeyMsg, ResponseMsg, SeededCt};
 
 /// One sample of the centred binomial distribution with variance 10 (20 coin pairs), constant time.
-pub(crate) fn cbd(rng: &mut (impl RngCore + CryptoRng)) -> i64 {
+pub(crate) fn cbd(rng: &mut impl CryptoRng) -> i64 {
     let r = rng.next_u64();
     let m = (1u64 << (2 * CBD_VARIANCE)) - 1;
     (r & m).count_ones() as i64 - ((r >> (2 * CBD_VARIANCE)) & m).count_ones() as i64
 }
 
-pub(crate) fn cbd_vec(n: usize, rng: &mut (impl RngCore + CryptoRng)) -> Vec<i64> {
+pub(crate) fn cbd_vec(n: usize, rng: &mut impl CryptoRng) -> Vec<i64> {
     (0..n).map(|_| cbd(rng)).collect()
 }
 
@@ -27,7 +27,7 @@ pub(crate) fn cbd_vec(n: usize, rng: &mut (impl RngCore + CryptoRng)) -> Vec<i64
 pub struct ClientKeys {
     params: HeParams,
     s: Vec<i64>,
-    s_top: Poly,
+    pub(crate) s_top: Poly,
     s_low: Poly,
     pk: PublicKeyMsg,
 }
@@ -52,10 +52,7 @@ impl Drop for ClientKeys {
 impl ClientKeys {
     /// Samples a secret key s ← CBD(10)^N (resampled until ‖s‖₂² ≤ 20·N, which the switching bound
     /// of [`crate::HeParams`] assumes) and the public key `(a, −a·s + e)` with `a` from a seed.
-    pub fn generate(
-        params: &HeParams,
-        rng: &mut (impl RngCore + CryptoRng),
-    ) -> Result<Self, HeError> {
+    pub fn generate(params: &HeParams, rng: &mut impl CryptoRng) -> Result<Self, HeError> {
         let n = params.degree();
         let s = loop {
             let s = cbd_vec(n, rng);
@@ -108,7 +105,7 @@ impl ClientKeys {
     fn encrypt_sparse(
         &self,
         entries: impl Iterator<Item = (usize, u64)>,
-        rng: &mut (impl RngCore + CryptoRng),
+        rng: &mut impl CryptoRng,
     ) -> Result<SeededCt, HeError> {
         let p = &self.params;
         let n = p.degree();
@@ -172,7 +169,7 @@ impl ClientStage {
         &self,
         keys: &ClientKeys,
         masks: &[&[u64]],
-        rng: &mut (impl RngCore + CryptoRng),
+        rng: &mut impl CryptoRng,
     ) -> Result<(ClientState, MasksMsg), HeError> {
         let plan = &self.plan;
         if keys.params.degree() != plan.degree() {

@@ -29,6 +29,9 @@ mod plan;
 mod server;
 mod wire;
 
+#[cfg(test)]
+mod flood_tests;
+
 pub use client::{ClientKeys, ClientStage, ClientState};
 pub use conv::{conv_ring, IntConv};
 pub use error::HeError;

@@ -270,7 +270,7 @@ impl HeParams {
     }
 
     /// Mask of the k low bits.
-    pub(crate) fn mask(&self) -> u64 {
+    pub fn mask(&self) -> u64 {
         ring_mask(self.k)
     }
 

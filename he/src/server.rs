@@ -1,7 +1,7 @@
 //! Server side: weight precomputation, homomorphic convolution, re-randomisation and flooding.
 
 use fhe_math::rq::{dot_product, traits::TryConvertFrom, Poly, Representation};
-use rand_core::{CryptoRng, RngCore};
+use rand_core::CryptoRng;
 
 use crate::client::cbd_vec;
 use crate::conv::{centre_weight, IntConv};
@@ -179,7 +179,7 @@ impl ServerStage {
     }
 
     /// `e1 + flood` in the power basis: e1 ← CBD(10), flood uniform in [−2^F, 2^F).
-    fn flood_poly(&self, rng: &mut (impl RngCore + CryptoRng)) -> Result<Poly, HeError> {
+    fn flood_poly(&self, rng: &mut impl CryptoRng) -> Result<Poly, HeError> {
         let p = &self.params;
         let n = p.degree();
         let moduli = p.moduli();
@@ -228,7 +228,7 @@ impl ServerStage {
         c0s: &[Poly],
         c1s: &[Poly],
         oi: usize,
-        rng: &mut (impl RngCore + CryptoRng),
+        rng: &mut impl CryptoRng,
         flood: bool,
     ) -> Result<(Poly, Poly), HeError> {
         let p = &self.params;
@@ -319,7 +319,7 @@ impl ServerStage {
         &self,
         pk: &PublicKey,
         masks: &MasksMsg,
-        rng: &mut (impl RngCore + CryptoRng),
+        rng: &mut impl CryptoRng,
     ) -> Result<(Vec<u64>, ResponseMsg), HeError> {
         let p = &self.params;
         let plan = &self.plan;

@@ -1,0 +1,174 @@
+//! Statistical check that noise flooding hides the weights (circuit privacy).
+//!
+//! The client's secret key lets it compute the full noise of what the server computed. We measure the
+//! noise of every output coefficient at the top level (after re-randomisation and flooding, before the
+//! modulus switch, which can only blur it further) for two very different weight sets and run a
+//! two-sample Kolmogorov–Smirnov test, on the noise and on its 16 low bits. As a power check, the same
+//! test without flooding must tell the weight sets apart at once.
+
+use fhe_math::rq::{Poly, Representation};
+
+use crate::client::{ClientKeys, ClientStage};
+use crate::conv::{conv_ring, IntConv};
+use crate::params::{mul_mod, HeParams};
+use crate::server::{PublicKey, ServerStage};
+use cryptonas_crypto::Csprng;
+use rand_core::RngCore;
+
+/// Centred noise of every output coefficient of the stage (top level, 2 primes).
+fn top_noise(
+    params: &HeParams,
+    keys: &ClientKeys,
+    server: &ServerStage,
+    masks: &[u64],
+    expected: &[u64],
+    rng: &mut Csprng,
+    flood: bool,
+) -> Vec<i128> {
+    let client =
+        ClientStage::new(params, &server.plan().terms().copied().collect::<Vec<_>>()).unwrap();
+    let (_, msg) = client.encrypt_masks(keys, &[masks], rng).unwrap();
+    let pk = PublicKey::from_msg(params, keys.public_key()).unwrap();
+    let (c0s, c1s) = server.expand(&msg).unwrap();
+    let m = params.moduli();
+    assert_eq!(m.len(), 2, "test assumes a two-prime top level");
+    let (q0, q1) = (m[0] as u128, m[1] as u128);
+    let q = q0 * q1;
+    let inv = {
+        // q0^(q1−2) mod q1
+        let (mut b, mut e, mut r) = (m[0] % m[1], m[1] - 2, 1u64);
+        while e > 0 {
+            if e & 1 == 1 {
+                r = mul_mod(r, b, m[1]);
+            }
+            b = mul_mod(b, b, m[1]);
+            e >>= 1;
+        }
+        r
+    };
+    let lift = |r0: u64, r1: u64| -> u128 {
+        let h = mul_mod((r1 + m[1] - r0 % m[1]) % m[1], inv, m[1]);
+        r0 as u128 + q0 * h as u128
+    };
+    let mask = params.mask();
+    let mut out = Vec::new();
+    for (oi, map) in server.plan().out_maps.iter().enumerate() {
+        let (c0, mut c1) = server.product(&pk, &c0s, &c1s, oi, rng, flood).unwrap();
+        c1.change_representation(Representation::Ntt);
+        let mut phase: Poly = &c1 * &keys.s_top;
+        phase.change_representation(Representation::PowerBasis);
+        phase += &c0;
+        let co = phase.coefficients();
+        for &(coef, out_i) in map {
+            let x = lift(co[[0, coef as usize]], co[[1, coef as usize]]);
+            let v = expected[out_i as usize];
+            let y = lift(
+                params.enc_top.encode(v, 0, mask),
+                params.enc_top.encode(v, 1, mask),
+            );
+            let d = (x + q - y) % q;
+            out.push(if d > q / 2 {
+                -((q - d) as i128)
+            } else {
+                d as i128
+            });
+        }
+    }
+    out
+}
+
+/// Two-sample Kolmogorov–Smirnov statistic.
+fn ks(a: &[f64], b: &[f64]) -> f64 {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort_by(f64::total_cmp);
+    b.sort_by(f64::total_cmp);
+    let (mut i, mut j, mut d) = (0usize, 0usize, 0f64);
+    while i < a.len() && j < b.len() {
+        if a[i] <= b[j] {
+            i += 1;
+        } else {
+            j += 1;
+        }
+        d = d.max((i as f64 / a.len() as f64 - j as f64 / b.len() as f64).abs());
+    }
+    d
+}
+
+fn low_bits(v: &[i128]) -> Vec<f64> {
+    v.iter().map(|x| x.rem_euclid(1 << 16) as f64).collect()
+}
+
+fn as_f64(v: &[i128]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+#[test]
+fn flooding_hides_weight_change() {
+    let params = HeParams::new(32).unwrap();
+    let mut rng = Csprng::from_seed([42; 32]);
+    let keys = ClientKeys::generate(&params, &mut rng).unwrap();
+    let conv = IntConv {
+        in_channels: 4,
+        out_channels: 4,
+        in_height: 16,
+        in_width: 16,
+        kernel_h: 3,
+        kernel_w: 3,
+        stride: 1,
+        padding: 1,
+    };
+    let small: Vec<i64> = (0..conv.weight_len()).map(|i| (i % 3) as i64 - 1).collect();
+    let large: Vec<i64> = (0..conv.weight_len())
+        .map(|_| (rng.next_u64() % (1 << 17)) as i64 - (1 << 16))
+        .collect();
+    let masks: Vec<u64> = (0..conv.input_len())
+        .map(|_| rng.next_u64() & params.mask())
+        .collect();
+    let mut samples = Vec::new();
+    for flood in [true, false] {
+        let mut pair = Vec::new();
+        for w in [&small, &large] {
+            let server = ServerStage::new(&params, &[(conv, w.clone())]).unwrap();
+            let expected = conv_ring(&conv, w, &masks, params.k()).unwrap();
+            let mut noise = Vec::new();
+            for _ in 0..2 {
+                noise.extend(top_noise(
+                    &params, &keys, &server, &masks, &expected, &mut rng, flood,
+                ));
+            }
+            pair.push(noise);
+        }
+        samples.push(pair);
+    }
+    let n = samples[0][0].len() as f64;
+    // KS critical value at α = 0.001 for two samples of size n.
+    let crit = 1.95 * (2.0 / n).sqrt();
+    let d_flood = ks(&as_f64(&samples[0][0]), &as_f64(&samples[0][1]));
+    let d_low = ks(&low_bits(&samples[0][0]), &low_bits(&samples[0][1]));
+    let d_raw = ks(&as_f64(&samples[1][0]), &as_f64(&samples[1][1]));
+    assert!(
+        d_flood < crit,
+        "flooded noise distinguishable: D = {d_flood} ≥ {crit}"
+    );
+    assert!(
+        d_low < crit,
+        "flooded low bits distinguishable: D = {d_low} ≥ {crit}"
+    );
+    assert!(
+        d_raw > 0.5,
+        "power check: unflooded noise should differ, D = {d_raw}"
+    );
+    // Flooded noise spans the flooding width (uniform in [−2^F, 2^F): |x| mean 2^(F−1)).
+    let mean_abs = samples[0][0]
+        .iter()
+        .map(|x| x.unsigned_abs() as f64)
+        .sum::<f64>()
+        / n;
+    let f = params.flood_bits() as f64;
+    assert!(
+        (mean_abs.log2() - (f - 1.0)).abs() < 0.1,
+        "mean |noise| 2^{}",
+        mean_abs.log2()
+    );
+}
