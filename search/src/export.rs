@@ -133,6 +133,88 @@ pub fn write_model(
     Ok((json, st, model))
 }
 
+/// Result of the fixed-point check run at export.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FixedCheck {
+    /// Test images used.
+    pub images: usize,
+    /// Ring bits.
+    pub k: u32,
+    /// Accuracy of the model crate's float normal form (BN folded) on those images.
+    pub float_accuracy: f64,
+    /// Accuracy of the bit-exact fixed-point engine on the same images.
+    pub fixed_accuracy: f64,
+    /// Images where float and fixed-point predictions differ.
+    pub disagreements: usize,
+    /// `|fixed − float| ≤ 0.3` points.
+    pub within_0_3_points: bool,
+}
+
+fn argmax(v: &[f64]) -> usize {
+    (0..v.len())
+        .max_by(|&a, &b| v[a].total_cmp(&v[b]))
+        .unwrap_or(0)
+}
+
+/// Folds BN (model crate normal form), calibrates on `calib` (normalised CHW images), quantizes
+/// at ring size `k` and compares fixed-point with float accuracy on `test`. Stores the fixed
+/// config and the check in the model's metadata, and the fixed-point accuracy as
+/// `test_accuracy` when `test` is the whole test set.
+pub fn fixed_point_check(
+    model: &mut Model,
+    calib: &[Vec<f32>],
+    test: &[(Vec<f32>, u8)],
+    k: u32,
+    whole_test_set: bool,
+) -> Result<FixedCheck, SearchError> {
+    use cryptonas_model::{Calibration, CalibrationParams, FixedModel, NormalForm};
+    let name = model.spec.name.clone();
+    let err = |e: cryptonas_model::ModelError| model_err(Path::new(&name), e);
+    let nf = NormalForm::compile(model).map_err(err)?;
+    let cal = Calibration::run(&nf, calib.iter().map(|v| v.as_slice())).map_err(err)?;
+    let cfg = cal
+        .config(&nf, k, &CalibrationParams::default())
+        .map_err(err)?;
+    let fm = FixedModel::quantize(&nf, &cfg).map_err(err)?;
+    let (mut ok_float, mut ok_fixed, mut differ) = (0usize, 0usize, 0usize);
+    for (x, label) in test {
+        let xf: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        let pf = argmax(&nf.logits_f64(&xf).map_err(err)?);
+        let pq = argmax(&fm.logits(x).map_err(err)?);
+        ok_float += usize::from(pf == usize::from(*label));
+        ok_fixed += usize::from(pq == usize::from(*label));
+        differ += usize::from(pf != pq);
+    }
+    let n = test.len().max(1) as f64;
+    let check = FixedCheck {
+        images: test.len(),
+        k,
+        float_accuracy: ok_float as f64 / n,
+        fixed_accuracy: ok_fixed as f64 / n,
+        disagreements: differ,
+        within_0_3_points: (ok_fixed as f64 - ok_float as f64).abs() / n * 100.0 <= 0.3,
+    };
+    let m = &mut model.spec.metadata;
+    m.fixed_point = Some(cfg);
+    if whole_test_set {
+        m.test_accuracy = Some(check.fixed_accuracy);
+    }
+    m.extra.insert(
+        "fixed_point_check".into(),
+        serde_json::to_value(&check).map_err(|e| SearchError::Invalid {
+            what: e.to_string(),
+        })?,
+    );
+    Ok(check)
+}
+
+/// Rewrites a model's JSON (after metadata changes).
+pub fn rewrite_json(dir: &Path, model: &Model) -> Result<PathBuf, SearchError> {
+    let json = dir.join(format!("{}.json", model.spec.name));
+    std::fs::write(&json, model.spec.to_json()).map_err(|e| SearchError::io(&json, e))?;
+    Ok(json)
+}
+
 /// Reads the Pareto points (name, ReLUs, accuracy) of every exported model in `dir`.
 pub fn collect_points(dir: &Path) -> Result<Vec<crate::pareto::Point>, SearchError> {
     let mut out = Vec::new();
@@ -150,7 +232,8 @@ pub fn collect_points(dir: &Path) -> Result<Vec<crate::pareto::Point>, SearchErr
             continue;
         };
         let m = &spec.metadata;
-        let acc = m.test_accuracy.or(m.float_accuracy);
+        // The trainer's float accuracy covers the whole test set; prefer it.
+        let acc = m.float_accuracy.or(m.test_accuracy);
         let relus = m
             .relu_count
             .or_else(|| cryptonas_model::relu_count(&spec).ok());

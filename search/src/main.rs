@@ -107,9 +107,12 @@ struct TrainArgs {
     /// After training, export into this directory (as `--name`).
     #[arg(long)]
     export: Option<PathBuf>,
-    /// Model name for --export [default: <arch>-l<L>-c<C>].
+    /// Model name for --export [default: l<L>-c<C>].
     #[arg(long)]
     name: Option<String>,
+    /// Test images for the fixed-point check at export; 0 skips it.
+    #[arg(long, default_value_t = 500)]
+    fixed_images: usize,
     #[command(flatten)]
     data: DataArgs,
 }
@@ -179,6 +182,9 @@ struct ExportArgs {
     /// Measure test accuracy now if the run has none (needs the dataset).
     #[arg(long)]
     measure: bool,
+    /// Test images for the fixed-point check (model crate engine, k = 32); 0 skips it.
+    #[arg(long, default_value_t = 500)]
+    fixed_images: usize,
     #[command(flatten)]
     data: DataArgs,
 }
@@ -352,7 +358,13 @@ mod with_tch {
         )
     }
 
-    pub(super) fn do_export(t: &Trained, name: &str, out: &std::path::Path) -> Result<()> {
+    pub(super) fn do_export(
+        t: &Trained,
+        name: &str,
+        out: &std::path::Path,
+        data: Option<&Dataset>,
+        fixed_images: usize,
+    ) -> Result<()> {
         let st = &t.state;
         let net = &st.options.net;
         let info = export::ExportInfo {
@@ -370,7 +382,36 @@ mod with_tch {
         };
         let spec = export::model_spec(&info)?;
         let tensors = export_tensors(&t.vs)?;
-        let (json, stp, model) = export::write_model(out, &spec, &tensors)?;
+        let (json, stp, mut model) = export::write_model(out, &spec, &tensors)?;
+        if let (Some(data), true) = (data, fixed_images > 0) {
+            use cryptonas_search::data::make_batch;
+            let norm = &st.norm;
+            let one = |images: &cryptonas_search::data::Images, i: usize| {
+                make_batch::<rand_chacha::ChaCha8Rng>(images, data.shape, &[i], norm, None)
+            };
+            let calib: Vec<Vec<f32>> = (0..64)
+                .map(|i| one(&data.train, i * 97 % data.train.len()))
+                .collect();
+            let n = fixed_images.min(data.test.len());
+            // An evenly spread, class-mixed subset of the test set.
+            let step = data.test.len() / n.max(1);
+            let test: Vec<(Vec<f32>, u8)> = (0..n)
+                .map(|j| (one(&data.test, j * step), data.test.labels[j * step]))
+                .collect();
+            let t0 = std::time::Instant::now();
+            let chk =
+                export::fixed_point_check(&mut model, &calib, &test, 32, n == data.test.len())?;
+            export::rewrite_json(out, &model)?;
+            eprintln!(
+                "fixed-point check (k = 32, {} test images, {:.0}s): float {:.2}%, fixed {:.2}%, {} disagreements, within 0.3 points: {}",
+                chk.images,
+                t0.elapsed().as_secs_f64(),
+                100.0 * chk.float_accuracy,
+                100.0 * chk.fixed_accuracy,
+                chk.disagreements,
+                chk.within_0_3_points
+            );
+        }
         eprintln!(
             "exported {} + {} ({} ReLUs, {} MACs, float test acc {})",
             json.display(),
@@ -433,7 +474,7 @@ mod with_tch {
                 .name
                 .clone()
                 .unwrap_or_else(|| format!("l{}-c{}", arch.depth(), a.width));
-            do_export(&t, &name, dir)?;
+            do_export(&t, &name, dir, Some(&data), a.fixed_images)?;
         }
         Ok(())
     }
@@ -505,24 +546,28 @@ mod with_tch {
 
     pub(super) fn run_export(a: ExportArgs) -> Result<()> {
         let mut t = load_run(&a.run)?;
-        if t.state.test_acc.is_none() && a.measure {
-            let data = load_data(&a.data)?;
-            let all: Vec<usize> = (0..data.test.len()).collect();
-            t.state.test_acc = Some(cryptonas_search::train::evaluate(
-                &t.net,
-                &data.test,
-                data.shape,
-                &all,
-                &t.state.norm,
-                Device::Cpu,
-            ));
-        }
         let name = a.name.clone().unwrap_or_else(|| {
             a.run
                 .file_name()
                 .map_or("model".into(), |n| n.to_string_lossy().into_owned())
         });
-        do_export(&t, &name, &a.out)
+        let data = if a.measure || a.fixed_images > 0 {
+            Some(load_data(&a.data)?)
+        } else {
+            None
+        };
+        if let (None, Some(d)) = (t.state.test_acc, &data) {
+            let all: Vec<usize> = (0..d.test.len()).collect();
+            t.state.test_acc = Some(cryptonas_search::train::evaluate(
+                &t.net,
+                &d.test,
+                d.shape,
+                &all,
+                &t.state.norm,
+                Device::Cpu,
+            ));
+        }
+        do_export(&t, &name, &a.out, data.as_ref(), a.fixed_images)
     }
 }
 

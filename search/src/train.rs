@@ -195,19 +195,17 @@ impl Net {
                 None => h,
             };
             nodes.push(out);
-            for r in 0..2 {
-                if i == after[r] {
-                    for (j, red) in self.reductions[r].iter().enumerate() {
-                        if self.used[r][j] {
-                            let x = &nodes[j];
-                            let p1 = x.apply(&red.path1);
-                            let shifted = x
-                                .slice(2, 1, None, 1)
-                                .slice(3, 1, None, 1)
-                                .constant_pad_nd([0, 1, 0, 1]);
-                            let p2 = shifted.apply(&red.path2);
-                            nodes[j] = red.bn.forward_t(&Tensor::cat(&[p1, p2], 1), train);
-                        }
+            if let Some(r) = after.iter().position(|&a| a == i) {
+                for (j, red) in self.reductions[r].iter().enumerate() {
+                    if self.used[r][j] {
+                        let x = &nodes[j];
+                        let p1 = x.apply(&red.path1);
+                        let shifted = x
+                            .slice(2, 1, None, 1)
+                            .slice(3, 1, None, 1)
+                            .constant_pad_nd([0, 1, 0, 1]);
+                        let p2 = shifted.apply(&red.path2);
+                        nodes[j] = red.bn.forward_t(&Tensor::cat(&[p1, p2], 1), train);
                     }
                 }
             }

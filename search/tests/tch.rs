@@ -1,0 +1,237 @@
+//! libtorch checks (feature `tch`): the trainer's network equals the exported model in the model
+//! crate's f32 engine, training lowers the loss, checkpoints resume.
+#![cfg(feature = "tch")]
+
+use std::collections::HashMap;
+
+use cryptonas_model::Model;
+use cryptonas_search::data::{Dataset, DatasetKind, Images, Normalization};
+use cryptonas_search::export::{model_spec, ExportInfo};
+use cryptonas_search::train::{
+    export_tensors, train, Net, NetConfig, Progress, Recipe, TrainOptions,
+};
+use cryptonas_search::{Arch, InputShape, Op};
+use rand::{Rng, SeedableRng};
+use tch::nn::OptimizerConfig;
+use tch::{nn, Device, Kind, Tensor};
+
+fn net_config(arch: Arch, width: usize, input: InputShape) -> NetConfig {
+    NetConfig {
+        arch,
+        width,
+        input,
+        classes: 10,
+    }
+}
+
+/// Random BN statistics and affine parameters, so the comparison exercises BN folding.
+fn randomise_bn(vs: &nn::VarStore) {
+    let _g = tch::no_grad_guard();
+    for (name, mut t) in vs.variables() {
+        if name.ends_with("running_var") {
+            t.copy_(&(Tensor::rand_like(&t) + 0.5));
+        } else if name.ends_with("running_mean") || name.ends_with(".bias") {
+            t.copy_(&(Tensor::randn_like(&t) * 0.2));
+        } else if name.contains("bn.weight") {
+            t.copy_(&(Tensor::rand_like(&t) + 0.5));
+        }
+    }
+}
+
+#[test]
+fn tch_forward_equals_model_crate_f32_engine() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    tch::manual_seed(11);
+    let shapes = [
+        InputShape::CIFAR,
+        InputShape::FASHION,
+        InputShape {
+            channels: 3,
+            height: 15,
+            width: 13,
+        },
+    ];
+    for case in 0..4 {
+        let depth = rng.random_range(3..9);
+        let width = rng.random_range(1..4);
+        let input = shapes[case % shapes.len()];
+        let arch = Arch::random(&mut rng, depth, &[Op::Conv3, Op::Conv5], 0.5).unwrap();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = Net::new(&vs.root(), net_config(arch.clone(), width, input), 0.5).unwrap();
+        randomise_bn(&vs);
+        let x = Tensor::randn(
+            [
+                2,
+                input.channels as i64,
+                input.height as i64,
+                input.width as i64,
+            ],
+            (Kind::Float, Device::Cpu),
+        );
+        let want = net.forward(&x, false);
+        let dataset = if input.channels == 1 {
+            DatasetKind::FashionMnist
+        } else {
+            DatasetKind::Cifar10
+        };
+        let info = ExportInfo {
+            name: format!("case{case}"),
+            arch: arch.clone(),
+            width,
+            classes: 10,
+            dataset,
+            norm: Normalization {
+                mean: vec![0.5; input.channels],
+                std: vec![0.25; input.channels],
+            },
+            float_test_accuracy: None,
+            val_accuracy: None,
+            epochs: 0,
+            recipe: "test".into(),
+            train_seconds: None,
+        };
+        let mut spec = model_spec(&info).unwrap();
+        spec.input.height = input.height;
+        spec.input.width = input.width;
+        if let Some(cn) = spec.metadata.extra.get_mut("cryptonas") {
+            cn["input"] = serde_json::json!([input.channels, input.height, input.width]);
+        }
+        let weights: HashMap<_, _> = export_tensors(&vs).unwrap().into_iter().collect();
+        let model = Model::new(spec, weights).unwrap();
+        let xs: Vec<f32> = Vec::<f32>::try_from(x.flatten(0, -1)).unwrap();
+        let xa =
+            ndarray::Array4::from_shape_vec((2, input.channels, input.height, input.width), xs)
+                .unwrap();
+        let got = model.forward(xa.view()).unwrap();
+        let want: Vec<f32> = Vec::<f32>::try_from(want.flatten(0, -1)).unwrap();
+        let max_err = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            max_err <= 1e-4,
+            "case {case} ({} L={depth} C={width} {input:?}): max |tch − engine| = {max_err}",
+            arch.to_arc()
+        );
+    }
+}
+
+fn synthetic(n: usize, seed: u64) -> Images {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut pixels = Vec::with_capacity(n * 3 * 1024);
+    let mut labels = Vec::with_capacity(n);
+    for i in 0..n {
+        let label = (i % 10) as u8;
+        // Class-dependent brightness per channel plus noise: learnable in a few steps.
+        for c in 0..3 {
+            let base = 20.0 + 23.0 * f64::from(label) * (1.0 + c as f64) / 3.0;
+            for _ in 0..1024 {
+                pixels.push((base + rng.random_range(0.0..40.0)).min(255.0) as u8);
+            }
+        }
+        labels.push(label);
+    }
+    Images { pixels, labels }
+}
+
+#[test]
+fn two_sgd_steps_lower_the_loss() {
+    tch::manual_seed(3);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let arch = Arch::builtin("cnet1").unwrap();
+    let net = Net::new(&vs.root(), net_config(arch, 2, InputShape::CIFAR), 0.0).unwrap();
+    let images = synthetic(40, 5);
+    let norm = Normalization::fit(&images, InputShape::CIFAR, &(0..40).collect::<Vec<_>>());
+    let idx: Vec<usize> = (0..40).collect();
+    let x = cryptonas_search::data::make_batch::<rand_chacha::ChaCha8Rng>(
+        &images,
+        InputShape::CIFAR,
+        &idx,
+        &norm,
+        None,
+    );
+    let x = Tensor::from_slice(&x).view([40, 3, 32, 32]);
+    let y = Tensor::from_slice(
+        &images
+            .labels
+            .iter()
+            .map(|&l| i64::from(l))
+            .collect::<Vec<_>>(),
+    );
+    let r = Recipe::default();
+    let mut opt = nn::Sgd {
+        momentum: r.momentum,
+        dampening: 0.0,
+        wd: r.weight_decay,
+        nesterov: true,
+    }
+    .build(&vs, r.lr_max)
+    .unwrap();
+    let loss0 = net.forward(&x, true).cross_entropy_for_logits(&y);
+    let l0 = loss0.double_value(&[]);
+    opt.backward_step(&loss0);
+    let loss1 = net.forward(&x, true).cross_entropy_for_logits(&y);
+    opt.backward_step(&loss1);
+    let l2 = net
+        .forward(&x, true)
+        .cross_entropy_for_logits(&y)
+        .double_value(&[]);
+    assert!(l2 < l0, "loss went {l0} → {l2}");
+}
+
+#[test]
+fn train_checkpoints_and_resumes() {
+    let data = Dataset {
+        kind: DatasetKind::Cifar10,
+        shape: InputShape::CIFAR,
+        classes: 10,
+        train: synthetic(120, 1),
+        test: synthetic(20, 2),
+    };
+    let dir = std::env::temp_dir().join(format!("search-tch-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut opts = TrainOptions {
+        net: net_config(Arch::builtin("cnet1").unwrap(), 2, InputShape::CIFAR),
+        recipe: Recipe {
+            epochs: 1,
+            batch_size: 50,
+            ..Recipe::default()
+        },
+        val_per_class: 2,
+        train_per_class: None,
+        seed: 4,
+        test: true,
+    };
+    let t = train(
+        &data,
+        opts.clone(),
+        Some(&dir),
+        false,
+        Progress::Quiet,
+        Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(t.state.history.len(), 1);
+    assert!(t.state.test_acc.is_some());
+    opts.recipe.epochs = 2;
+    let t2 = train(
+        &data,
+        opts.clone(),
+        Some(&dir),
+        true,
+        Progress::Quiet,
+        Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(t2.state.history.len(), 2, "resume continues at epoch 2");
+    assert_eq!(t2.state.history[0].epoch, 1);
+    assert_eq!(t2.state.history[0].loss, t.state.history[0].loss);
+    // A checkpoint of another network is refused.
+    opts.net.width = 3;
+    let e = train(&data, opts, Some(&dir), true, Progress::Quiet, Device::Cpu)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("different network"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
