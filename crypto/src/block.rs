@@ -48,7 +48,7 @@ impl Block {
 
     /// Reads blocks from a byte buffer whose length is a multiple of 16.
     pub fn vec_from_bytes(bytes: &[u8]) -> Option<Vec<Block>> {
-        if bytes.len() % 16 != 0 {
+        if !bytes.len().is_multiple_of(16) {
             return None;
         }
         Some(

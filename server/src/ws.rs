@@ -1,0 +1,121 @@
+//! Moves frames between a WebSocket and a sans-IO session.
+
+use crate::Limits;
+use axum::extract::ws::Message;
+use cryptonas_protocol::{FrameSession, ProtocolError, Step};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+
+/// Traffic of one finished session.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SessionStats {
+    /// Frames received.
+    pub frames_in: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Frames sent.
+    pub frames_out: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+}
+
+/// Why a session ended without finishing.
+#[derive(Debug, thiserror::Error)]
+pub enum PumpError {
+    /// The protocol rejected a frame; the client was told why.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// The client sent nothing for too long.
+    #[error("idle timeout")]
+    Idle,
+    /// The client went away or the socket failed.
+    #[error("connection lost: {0}")]
+    Connection(String),
+    /// A text frame: the protocol is binary only.
+    #[error("text frame received; the protocol uses binary frames")]
+    TextFrame,
+}
+
+/// Runs `session` over a socket until it finishes, fails, times out or the peer leaves.
+///
+/// Generic over the socket so tests can drive it with channels. On a protocol error the peer gets a
+/// close frame whose reason is the error text (no secrets are in protocol errors).
+pub async fn pump<S, E>(
+    socket: S,
+    mut session: Box<dyn FrameSession>,
+    limits: &Limits,
+) -> Result<SessionStats, PumpError>
+where
+    S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin,
+    E: std::fmt::Display,
+    <S as Sink<Message>>::Error: std::fmt::Display,
+{
+    let (mut tx, mut rx) = socket.split();
+    let mut stats = SessionStats::default();
+    let result = async {
+        let first = session.start()?;
+        send_all(&mut tx, first, &mut stats).await?;
+        loop {
+            let next = tokio::time::timeout(limits.idle_timeout, rx.next())
+                .await
+                .map_err(|_| PumpError::Idle)?;
+            let frame = match next {
+                None => return Err(PumpError::Connection("client closed the socket".into())),
+                Some(Err(e)) => return Err(PumpError::Connection(e.to_string())),
+                Some(Ok(Message::Binary(b))) => b,
+                Some(Ok(Message::Text(_))) => return Err(PumpError::TextFrame),
+                Some(Ok(Message::Close(_))) => {
+                    return Err(PumpError::Connection("client closed mid-protocol".into()))
+                }
+                Some(Ok(_)) => continue, // ping/pong are answered by the library
+            };
+            stats.frames_in += 1;
+            stats.bytes_in += frame.len() as u64;
+            match session.handle(&frame)? {
+                Step::Continue(out) => send_all(&mut tx, out, &mut stats).await?,
+                Step::Finished(out) => {
+                    send_all(&mut tx, out, &mut stats).await?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+    .await;
+    let reason = match &result {
+        Ok(()) => "done".to_string(),
+        Err(e) => e.to_string(),
+    };
+    let close = axum::extract::ws::CloseFrame {
+        code: if result.is_ok() { 1000 } else { 1008 },
+        reason: truncate_reason(&reason).into(),
+    };
+    let _ = tx.send(Message::Close(Some(close))).await;
+    result.map(|()| stats)
+}
+
+async fn send_all<T>(
+    tx: &mut T,
+    frames: Vec<Vec<u8>>,
+    stats: &mut SessionStats,
+) -> Result<(), PumpError>
+where
+    T: Sink<Message> + Unpin,
+    T::Error: std::fmt::Display,
+{
+    for f in frames {
+        stats.frames_out += 1;
+        stats.bytes_out += f.len() as u64;
+        tx.send(Message::Binary(f.into()))
+            .await
+            .map_err(|e| PumpError::Connection(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Close reasons are limited to 123 bytes by RFC 6455.
+fn truncate_reason(s: &str) -> String {
+    let mut end = s.len().min(120);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}

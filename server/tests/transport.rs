@@ -1,0 +1,160 @@
+//! The transport over a real socket on 127.0.0.1, with a toy session standing in for the protocol:
+//! routing, COOP/COEP headers, limits, errors, and sessions that fail without harming others.
+
+use cryptonas_protocol::{FrameSession, ProtocolError, Step};
+use cryptonas_server::{app, AppError, AppState, HostedModel, Limits, ModelSummary, PlainAnswer};
+use futures_util::{SinkExt, StreamExt};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Answers each frame with its bytes reversed; `b"end"` finishes; `b"bad"` is a protocol error.
+struct Reverse;
+
+impl FrameSession for Reverse {
+    fn start(&mut self) -> Result<Vec<Vec<u8>>, ProtocolError> {
+        Ok(vec![b"hello".to_vec()])
+    }
+    fn handle(&mut self, frame: &[u8]) -> Result<Step, ProtocolError> {
+        match frame {
+            b"end" => Ok(Step::Finished(vec![b"bye".to_vec()])),
+            b"bad" => Err(ProtocolError::Malformed {
+                what: "toy",
+                reason: "bad frame".into(),
+            }),
+            f => Ok(Step::Continue(vec![f.iter().rev().copied().collect()])),
+        }
+    }
+}
+
+struct Toy;
+
+impl HostedModel for Toy {
+    fn summary(&self) -> ModelSummary {
+        ModelSummary {
+            name: "toy".into(),
+            relus: 1,
+            accuracy: None,
+            input: [3, 32, 32],
+            classes: vec!["a".into()],
+            description: "test".into(),
+        }
+    }
+    fn new_session(&self) -> Result<Box<dyn FrameSession>, AppError> {
+        Ok(Box::new(Reverse))
+    }
+    fn classify_plain(&self, _image: &[u8]) -> Result<PlainAnswer, AppError> {
+        Err(AppError::BadRequest("toy model".into()))
+    }
+}
+
+async fn serve(limits: Limits) -> String {
+    let www = std::env::temp_dir();
+    let state = AppState::new(vec![Arc::new(Toy)], limits, www);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    format!("127.0.0.1:{}", addr.port())
+}
+
+async fn http_get(addr: &str, path: &str) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).await.unwrap();
+    let status = buf[9..12].parse().unwrap();
+    let (head, body) = buf.split_once("\r\n\r\n").unwrap();
+    (status, head.to_lowercase(), body.to_string())
+}
+
+#[tokio::test]
+async fn api_routes_and_isolation_headers() {
+    let addr = serve(Limits::default()).await;
+    let (status, head, body) = http_get(&addr, "/api/models").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("\"name\":\"toy\""), "{body}");
+    assert!(head.contains("cross-origin-opener-policy: same-origin"));
+    assert!(head.contains("cross-origin-embedder-policy: require-corp"));
+    let (status, _, body) = http_get(&addr, "/api/session/nope").await;
+    assert_eq!(status, 404);
+    assert!(body.contains("unknown model 'nope'"), "{body}");
+}
+
+#[tokio::test]
+async fn session_runs_and_bad_session_does_not_harm_others() {
+    let addr = serve(Limits::default()).await;
+    let url = format!("ws://{addr}/api/session/toy");
+    let (mut good, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let (mut bad, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    assert_eq!(
+        good.next().await.unwrap().unwrap(),
+        Message::binary(b"hello".to_vec())
+    );
+    assert_eq!(
+        bad.next().await.unwrap().unwrap(),
+        Message::binary(b"hello".to_vec())
+    );
+    bad.send(Message::binary(b"bad".to_vec())).await.unwrap();
+    match bad.next().await.unwrap().unwrap() {
+        Message::Close(Some(frame)) => assert!(frame.reason.contains("malformed toy message")),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    good.send(Message::binary(b"abc".to_vec())).await.unwrap();
+    assert_eq!(
+        good.next().await.unwrap().unwrap(),
+        Message::binary(b"cba".to_vec())
+    );
+    good.send(Message::text("text")).await.unwrap();
+    match good.next().await.unwrap().unwrap() {
+        Message::Close(Some(frame)) => assert!(frame.reason.contains("binary")),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+    let (mut third, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    third.next().await.unwrap().unwrap();
+    third.send(Message::binary(b"end".to_vec())).await.unwrap();
+    assert_eq!(
+        third.next().await.unwrap().unwrap(),
+        Message::binary(b"bye".to_vec())
+    );
+}
+
+#[tokio::test]
+async fn limits_refuse_oversized_frames_idle_clients_and_floods() {
+    let limits = Limits {
+        max_sessions: 2,
+        max_frame_bytes: 1024,
+        idle_timeout: Duration::from_millis(300),
+        sessions_per_minute: 3,
+    };
+    let addr = serve(limits).await;
+    let url = format!("ws://{addr}/api/session/toy");
+    // Oversized frame: the connection is cut.
+    let (mut a, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    a.next().await.unwrap().unwrap();
+    a.send(Message::binary(vec![0u8; 4096])).await.unwrap();
+    let next = a.next().await;
+    assert!(!matches!(next, Some(Ok(Message::Binary(_)))), "{next:?}");
+    // Idle client: closed by the server.
+    let (mut b, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    b.next().await.unwrap().unwrap();
+    match tokio::time::timeout(Duration::from_secs(5), b.next())
+        .await
+        .unwrap()
+    {
+        Some(Ok(Message::Close(Some(frame)))) => assert!(frame.reason.contains("idle")),
+        other => panic!("expected an idle close, got {other:?}"),
+    }
+    // Third and fourth session within the minute from the same address: rate-limited.
+    let _c = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let refused = tokio_tungstenite::connect_async(&url).await;
+    assert!(refused.is_err(), "fourth session should be refused");
+}
