@@ -89,6 +89,10 @@ struct TrainArgs {
     /// Mini-batch size.
     #[arg(long, default_value_t = 100)]
     batch_size: usize,
+    /// Wall-clock budget in seconds: the LR schedule follows whichever of time and epochs is
+    /// further along, and training stops (annealed) when the time is spent.
+    #[arg(long)]
+    time_budget: Option<f64>,
     /// Run directory for checkpoints (`checkpoint.safetensors`, `state.json`).
     #[arg(long)]
     out: PathBuf,
@@ -377,7 +381,17 @@ mod with_tch {
             float_test_accuracy: st.test_acc,
             val_accuracy: st.history.iter().map(|h| h.val_acc).reduce(f64::max),
             epochs: st.history.len(),
-            recipe: recipe_text(&st.options.recipe),
+            recipe: format!(
+                "{}; trained {:.2} epochs{}",
+                recipe_text(&st.options.recipe),
+                st.history.iter().map(|h| h.fraction).sum::<f64>(),
+                st.options
+                    .recipe
+                    .time_budget_s
+                    .map_or(String::new(), |b| format!(
+                        " (schedule over a {b:.0} s time budget)"
+                    ))
+            ),
             train_seconds: Some(st.history.iter().map(|h| h.seconds).sum()),
         };
         let spec = export::model_spec(&info)?;
@@ -440,6 +454,7 @@ mod with_tch {
             recipe: Recipe {
                 epochs: a.epochs,
                 batch_size: a.batch_size,
+                time_budget_s: a.time_budget,
                 ..Recipe::default()
             },
             val_per_class: a.val_per_class,

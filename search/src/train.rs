@@ -240,6 +240,11 @@ pub struct Recipe {
     pub dropout: f64,
     /// Stretch or shrink the last SGDR cycle so the run ends at `lr_min` instead of mid-cycle.
     pub fit_last_cycle: bool,
+    /// Wall-clock budget in seconds: the schedule advances by `max(time fraction, epoch
+    /// fraction)` and training stops when the time is spent (mid-epoch if need be), so a run on
+    /// a shared machine still ends annealed at `lr_min`.
+    #[serde(default)]
+    pub time_budget_s: Option<f64>,
 }
 
 impl Default for Recipe {
@@ -255,6 +260,7 @@ impl Default for Recipe {
             momentum: 0.9,
             dropout: 0.5,
             fit_last_cycle: true,
+            time_budget_s: None,
         }
     }
 }
@@ -317,6 +323,13 @@ pub struct EpochStats {
     pub images_per_s: f64,
     /// Wall seconds of the epoch (training and validation).
     pub seconds: f64,
+    /// Fraction of the epoch trained (below 1 when a time budget cut it short).
+    #[serde(default = "one")]
+    pub fraction: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// Checkpoint state saved beside the weights.
@@ -468,8 +481,14 @@ pub fn train(
         rand_chacha::ChaCha8Rng::seed_from_u64(options.seed ^ 0x5eed ^ state.history.len() as u64);
     let steps = split.train.len().div_ceil(recipe.batch_size);
     let start_epoch = state.history.len();
+    let spent_before: f64 = state.history.iter().map(|h| h.seconds).sum();
+    let t_run = Instant::now();
+    let mut out_of_time = state.history.last().is_some_and(|h| h.fraction < 1.0);
     let plain = progress == Progress::Bars && !std::io::IsTerminal::is_terminal(&std::io::stderr());
     for epoch in start_epoch..recipe.epochs {
+        if out_of_time {
+            break;
+        }
         let t_epoch = Instant::now();
         let mut order = split.train.clone();
         order.shuffle(&mut rng);
@@ -490,7 +509,15 @@ pub fn train(
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0i64, 0usize);
         let mut lr = recipe.lr_max;
         for (s, chunk) in order.chunks(recipe.batch_size).enumerate() {
-            lr = recipe.lr_at(epoch as f64 + s as f64 / steps as f64);
+            let by_epoch = (epoch as f64 + s as f64 / steps as f64) / recipe.epochs as f64;
+            let by_time = recipe.time_budget_s.map_or(0.0, |b| {
+                (spent_before + t_run.elapsed().as_secs_f64()) / b.max(1e-9)
+            });
+            if by_time >= 1.0 {
+                out_of_time = true;
+                break;
+            }
+            lr = recipe.lr_at(by_epoch.max(by_time) * recipe.epochs as f64);
             opt.set_lr(lr);
             let x = make_batch(
                 &data.train,
@@ -559,6 +586,7 @@ pub fn train(
             lr,
             images_per_s: seen as f64 / train_secs.max(1e-9),
             seconds: t_epoch.elapsed().as_secs_f64(),
+            fraction: seen as f64 / split.train.len().max(1) as f64,
         };
         let msg = format!(
             "loss {:.3} train {:.1}% val {:.2}% {:.0} img/s {:.0}s",

@@ -235,3 +235,56 @@ fn train_checkpoints_and_resumes() {
     assert!(e.to_string().contains("different network"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn proxy_search_logs_every_candidate_and_meets_the_budget() {
+    use cryptonas_search::search::{search, SearchOptions};
+    let data = Dataset {
+        kind: DatasetKind::Cifar10,
+        shape: InputShape::CIFAR,
+        classes: 10,
+        train: synthetic(100, 7),
+        test: synthetic(10, 8),
+    };
+    let pair = cryptonas_search::solve_budget(3 * 2 * 1024, InputShape::CIFAR, 3).unwrap()[0];
+    assert_eq!((pair.depth, pair.width), (3, 2));
+    let opts = SearchOptions {
+        depth: 3,
+        proxy_width: 1,
+        proxy_epochs: 1,
+        proxy_per_class: 5,
+        val_per_class: 2,
+        ops: Op::ALL.to_vec(),
+        population: 2,
+        tournament: 2,
+        time_limit_s: 600.0,
+        max_candidates: 4,
+        seed: 9,
+    };
+    let log = std::env::temp_dir().join(format!("search-log-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&log);
+    let res = search(&data, &opts, pair, &log, Device::Cpu).unwrap();
+    assert_eq!(res.candidates.len(), 4);
+    assert!(
+        res.candidates[2].parent.is_some(),
+        "after the population, candidates are mutants"
+    );
+    let lines = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(lines.lines().count(), 4);
+    for l in lines.lines() {
+        let c: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(c["val_acc"].as_f64().is_some() && c["arc"].as_str().is_some());
+    }
+    // The final net is dense and has exactly the budget's ReLUs.
+    assert!(res
+        .final_arch
+        .layers
+        .iter()
+        .all(|l| matches!(l.op, Op::Conv3 | Op::Conv5)));
+    assert_eq!(
+        cryptonas_search::relu_count(res.final_arch.depth(), pair.width, InputShape::CIFAR)
+            .unwrap(),
+        6144
+    );
+    std::fs::remove_file(&log).unwrap();
+}
