@@ -101,10 +101,43 @@ fn extension(c: &mut Criterion) {
     g.finish();
 }
 
+/// The kernels of one 2^20 batch, to see which one bounds the extension.
+fn components(c: &mut Criterion) {
+    let mut g = c.benchmark_group("kos_kernels");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(EXTEND as u64));
+    let mut rng = Csprng::from_seed([6; 32]);
+    let xs = rng.blocks(EXTEND);
+    let ys = rng.blocks(EXTEND);
+    g.bench_function("gf128_mul_2^20", |b| {
+        b.iter(|| {
+            xs.iter().zip(&ys).fold(Block::ZERO, |acc, (x, y)| {
+                acc ^ cryptonas_ot::gf128::mul(*x, *y)
+            })
+        })
+    });
+    g.bench_function("transpose_2^20_rows", |b| {
+        let mut tiles: Vec<[u128; 128]> = xs
+            .chunks_exact(128)
+            .map(|c| std::array::from_fn(|i| c[i].to_u128()))
+            .collect();
+        b.iter(|| {
+            for t in tiles.iter_mut() {
+                cryptonas_ot::transpose128(t);
+            }
+        })
+    });
+    g.bench_function("chacha12_prg_2^20_blocks", |b| {
+        b.iter(|| rng.blocks(EXTEND))
+    });
+    g.finish();
+}
+
 // `criterion_main!` written out: the macro's generated `pub fn` would trip `missing_docs`.
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     base_ot(&mut c);
     extension(&mut c);
+    components(&mut c);
     c.final_summary();
 }

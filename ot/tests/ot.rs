@@ -233,8 +233,13 @@ fn chosen_ot_with_and_without_derandomisation() {
     }
 
     // Random choices offline, real choices online (Beaver derandomisation).
-    let offline = random_bits(&mut rng, n);
-    let (mut s, mut r, _, _) = batch(sender, receiver, &offline, &mut rng);
+    let (matrix, receiver) = receiver.extend_random(n, &mut rng).unwrap();
+    let (challenge, sender) = sender.receive_extend(matrix, &mut rng);
+    let (response, mut r, _) = receiver.receive_challenge(challenge);
+    let (mut s, _) = sender.receive_check(response).unwrap();
+    let offline = r.choices().to_vec();
+    assert_correlated(&s, &r, &offline, delta);
+    assert!(offline.iter().any(|b| *b) && offline.iter().any(|b| !*b));
     let online = random_bits(&mut rng, n);
     let d = r.derandomize(&online).unwrap();
     let d = ReceiverDerandomize::from_bytes(&d.to_bytes()).unwrap();

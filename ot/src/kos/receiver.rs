@@ -78,6 +78,24 @@ impl Receiver<ReceiverReady> {
         self.state.next_index
     }
 
+    /// Extends `count` transfers with uniformly random choice bits (offline phase; switch to the real
+    /// choices later with [`CotReceiverOutput::derandomize`]).
+    pub fn extend_random(
+        self,
+        count: usize,
+        rng: &mut Csprng,
+    ) -> Result<(ExtendMatrix, Receiver<Extended>), OtError> {
+        if count > MAX_TRANSFERS {
+            return Err(OtError::TooManyTransfers {
+                what: "extend",
+                got: count,
+                max: MAX_TRANSFERS,
+            });
+        }
+        let choices: Vec<bool> = (0..count).map(|_| rng.bool()).collect();
+        self.extend(&choices, rng)
+    }
+
     /// Extends one batch with the given choice bits (padding rows get random bits).
     pub fn extend(
         self,
