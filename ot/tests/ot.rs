@@ -492,3 +492,23 @@ fn transpose128_matches_definition() {
         }
     }
 }
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn plain_chosen_ot_with_a_random_delta() {
+    let mut rng = Csprng::from_seed([23; 32]);
+    let (setup, receiver) = kos::Receiver::new().setup(&mut rng);
+    let (choices, sender) =
+        kos::Sender::with_random_delta(&mut rng).receive_base_setup(setup, &mut rng);
+    let receiver = receiver.receive_base_choices(choices).unwrap();
+    assert!(sender.delta().lsb());
+    let bits = random_bits(&mut rng, 64);
+    let messages: Vec<[Block; 2]> = (0..64).map(|_| [rng.block(), rng.block()]).collect();
+    let (s, r, _, _) = batch(sender, receiver, &bits, &mut rng);
+    let got = r
+        .receive_chosen(&s.send_chosen(&messages).unwrap())
+        .unwrap();
+    for ((m, g), &b) in messages.iter().zip(&got).zip(&bits) {
+        assert_eq!(m[usize::from(b)], *g);
+    }
+}

@@ -32,6 +32,16 @@ impl Sender<Initialized> {
         })
     }
 
+    /// A sender with a fresh uniformly random Δ (lsb forced to 1), for uses of random or chosen OT
+    /// where Δ is not shared with a garbling.
+    pub fn with_random_delta(rng: &mut Csprng) -> Self {
+        Sender {
+            state: Initialized {
+                delta: Block::from_u128(rng.block().to_u128() | 1),
+            },
+        }
+    }
+
     /// Runs the base-OT *receiver* with the bits of Δ as choices, answering the extension
     /// receiver's base-OT setup.
     pub fn receive_base_setup(
