@@ -288,3 +288,34 @@ fn proxy_search_logs_every_candidate_and_meets_the_budget() {
     );
     std::fs::remove_file(&log).unwrap();
 }
+
+#[test]
+fn sgdr_schedule_restarts_and_ends_annealed() {
+    let r = Recipe {
+        epochs: 30,
+        ..Recipe::default()
+    };
+    assert!((r.lr_at(0.0) - 0.05).abs() < 1e-12);
+    assert!(
+        (r.lr_at(9.999) - 0.001).abs() < 1e-4,
+        "end of the first 10-epoch cycle"
+    );
+    assert!((r.lr_at(10.0) - 0.05).abs() < 1e-12, "warm restart");
+    assert!(
+        (r.lr_at(20.0) - 0.0255).abs() < 1e-9,
+        "middle of the 20-epoch cycle"
+    );
+    assert!((r.lr_at(30.0) - 0.001).abs() < 1e-12);
+    // 25 epochs: a second cycle (10 → 30) would not finish, so the first one stretches to 25
+    // and the run still ends at lr_min.
+    let short = Recipe {
+        epochs: 25,
+        ..Recipe::default()
+    };
+    assert!((short.lr_at(25.0) - 0.001).abs() < 1e-12);
+    assert!((short.lr_at(12.5) - 0.0255).abs() < 1e-9);
+    // The paper's 310 epochs are exactly 10 + 20 + 40 + 80 + 160.
+    let full = Recipe::default();
+    assert!((full.lr_at(150.0) - 0.05).abs() < 1e-12);
+    assert!((full.lr_at(309.999) - 0.001).abs() < 1e-6);
+}
