@@ -254,6 +254,31 @@ pub fn collect_points(dir: &Path) -> Result<Vec<crate::pareto::Point>, SearchErr
 mod tests {
     use super::*;
 
+    /// Our exact counts agree with the model crate's shape inference on random architectures.
+    #[test]
+    fn relu_counts_agree_with_model_crate() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for _ in 0..20 {
+            let depth = rng.random_range(3..14);
+            let width = rng.random_range(1..6);
+            let arch = Arch::random(&mut rng, depth, &crate::Op::ALL, 0.4).unwrap();
+            let input = if rng.random_bool(0.5) {
+                InputShape::CIFAR
+            } else {
+                InputShape::FASHION
+            };
+            let spec = zoo_spec(&arch, width, input, 10)
+                .to_model_spec("r")
+                .unwrap();
+            let ours = crate::count::relu_count(depth, width, input).unwrap();
+            assert_eq!(spec.metadata.relu_count, Some(ours), "{}", arch.to_arc());
+            // The model crate also counts reductions of nodes no later layer reads.
+            let m = crate::count::macs(&arch.densified(), width, input, 10).unwrap();
+            assert!(spec.metadata.macs.unwrap() >= m.total());
+        }
+    }
+
     /// Random tensors named as the zoo expects round-trip through the model crate's validator.
     #[test]
     fn export_layout_matches_model_crate() {
