@@ -4,6 +4,7 @@ use ndarray::{Array1, Array2, Array4, ArrayView4, Axis};
 
 use crate::error::{ModelError, Result};
 use crate::format::{Model, Op};
+use crate::intconv::{conv_acc, IntConv};
 
 /// Per-channel affine (scale, shift) equivalent to an inference-mode batch norm.
 pub(crate) fn bn_affine(model: &Model, prefix: &str, eps: f32) -> (Vec<f32>, Vec<f32>) {
@@ -36,6 +37,24 @@ pub fn conv2d(
     let xs = xs.as_slice().expect("standard layout");
     let oh = (h + 2 * padding - kernel) / stride + 1;
     let ow = (w + 2 * padding - kernel) / stride + 1;
+    if groups == 1 {
+        let conv = IntConv {
+            in_channels: c,
+            out_channels,
+            in_height: h,
+            in_width: w,
+            kernel_h: kernel,
+            kernel_w: kernel,
+            stride,
+            padding,
+        };
+        let per = out_channels * oh * ow;
+        let mut out = vec![0f32; n * per];
+        for (b, o) in out.chunks_exact_mut(per).enumerate() {
+            conv_acc(&conv, weight, &xs[b * c * h * w..][..c * h * w], o);
+        }
+        return Array4::from_shape_vec((n, out_channels, oh, ow), out).expect("sizes match");
+    }
     let cg = c / groups;
     let og = out_channels / groups;
     let mut out = vec![0f32; n * out_channels * oh * ow];

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 use crate::format::Shape;
-use crate::intconv::{conv_acc, ring_mask, IntConv};
+use crate::intconv::{conv_acc, conv_ring_acc, ring_mask, IntConv};
 use crate::normal::{NormalForm, Source, StageKind};
 
 /// Scales of one stage: output scale F_Z and the weight scale of each term.
@@ -283,8 +283,7 @@ impl FixedModel {
                     Source::Image => &x,
                     Source::Relu(i) => &acts[i],
                 };
-                let w: Vec<u64> = t.weights.iter().map(|&v| v as u64).collect();
-                conv_acc(&t.conv, &w, src, &mut z);
+                conv_ring_acc(&t.conv, &t.weights, src, &mut z, k);
             }
             z.iter_mut().for_each(|v| *v &= mask);
             if checked {

@@ -123,7 +123,7 @@ pub fn conv_ring(conv: &IntConv, weights: &[i64], x: &[u64], k: u32) -> Result<V
     }
     conv.check_buffers(weights.len(), x.len())?;
     let mut out = vec![0u64; conv.output_len()];
-    conv_ring_acc(conv, weights, x, &mut out);
+    conv_ring_acc(conv, weights, x, &mut out, k);
     let m = ring_mask(k);
     out.iter_mut().for_each(|v| *v &= m);
     Ok(out)
@@ -144,6 +144,22 @@ impl Mac for u64 {
     }
 }
 
+impl Mac for u32 {
+    const ZERO: Self = 0;
+    #[inline(always)]
+    fn mac(self, w: Self, x: Self) -> Self {
+        self.wrapping_add(w.wrapping_mul(x))
+    }
+}
+
+impl Mac for f32 {
+    const ZERO: Self = 0.0;
+    #[inline(always)]
+    fn mac(self, w: Self, x: Self) -> Self {
+        self + w * x
+    }
+}
+
 impl Mac for i128 {
     const ZERO: Self = 0;
     #[inline(always)]
@@ -160,48 +176,65 @@ impl Mac for f64 {
     }
 }
 
-/// Accumulates `W·x` into `out` (geometry already checked; u64 accumulates mod 2^64).
-pub(crate) fn conv_ring_acc(conv: &IntConv, weights: &[i64], x: &[u64], out: &mut [u64]) {
-    let w: Vec<u64> = weights.iter().map(|&v| v as u64).collect();
-    conv_acc(conv, &w, x, out);
+/// Accumulates `W·x` into `out` mod 2^k (geometry already checked). For k ≤ 32 it computes in
+/// u32 (exact mod 2^32, and SIMD multiplies 32-bit lanes natively), otherwise in u64.
+pub(crate) fn conv_ring_acc(conv: &IntConv, weights: &[i64], x: &[u64], out: &mut [u64], k: u32) {
+    if k <= 32 {
+        let w: Vec<u32> = weights.iter().map(|&v| v as u32).collect();
+        let xs: Vec<u32> = x.iter().map(|&v| v as u32).collect();
+        let mut acc = vec![0u32; out.len()];
+        conv_acc(conv, &w, &xs, &mut acc);
+        for (o, a) in out.iter_mut().zip(acc) {
+            *o = o.wrapping_add(u64::from(a));
+        }
+    } else {
+        let w: Vec<u64> = weights.iter().map(|&v| v as u64).collect();
+        conv_acc(conv, &w, x, out);
+    }
 }
 
-/// The convolution loop shared by every scalar type.
+/// The convolution loop shared by every scalar type: im2col (one row of `H'·W'` samples per
+/// (channel, kernel offset), zeros where the kernel reads padding), then a row-times-weight
+/// accumulation whose inner loop is contiguous.
 pub(crate) fn conv_acc<T: Mac>(conv: &IntConv, weights: &[T], x: &[T], out: &mut [T]) {
     let (c_in, h, w) = (conv.in_channels, conv.in_height, conv.in_width);
     let (kh, kw, s, p) = (conv.kernel_h, conv.kernel_w, conv.stride, conv.padding);
     let (oh, ow) = (conv.out_height(), conv.out_width());
-    for o in 0..conv.out_channels {
-        let plane = &mut out[o * oh * ow..][..oh * ow];
-        for c in 0..c_in {
-            let xin = &x[c * h * w..][..h * w];
-            let wk = &weights[(o * c_in + c) * kh * kw..][..kh * kw];
-            for u in 0..kh {
-                let (ilo, ihi) = conv.valid(u, h, oh);
-                for v in 0..kw {
-                    let wv = wk[u * kw + v];
-                    if wv == T::ZERO {
-                        continue;
-                    }
-                    let (jlo, jhi) = conv.valid(v, w, ow);
-                    if jlo >= jhi {
-                        continue;
-                    }
-                    for i in ilo..ihi {
-                        let row = &xin[(i * s + u - p) * w..][..w];
-                        let orow = &mut plane[i * ow..][..ow];
-                        if s == 1 {
-                            let xs = &row[jlo + v - p..jhi + v - p];
-                            for (o, &xv) in orow[jlo..jhi].iter_mut().zip(xs) {
-                                *o = o.mac(wv, xv);
-                            }
-                        } else {
-                            for (j, o) in orow.iter_mut().enumerate().take(jhi).skip(jlo) {
-                                *o = o.mac(wv, row[j * s + v - p]);
-                            }
+    let n = oh * ow;
+    let ckk = c_in * kh * kw;
+    let mut patches = vec![T::ZERO; ckk * n];
+    for c in 0..c_in {
+        let xin = &x[c * h * w..][..h * w];
+        for u in 0..kh {
+            let (ilo, ihi) = conv.valid(u, h, oh);
+            for v in 0..kw {
+                let (jlo, jhi) = conv.valid(v, w, ow);
+                if jlo >= jhi {
+                    continue;
+                }
+                let row = &mut patches[((c * kh + u) * kw + v) * n..][..n];
+                for i in ilo..ihi {
+                    let src = &xin[(i * s + u - p) * w..][..w];
+                    let dst = &mut row[i * ow + jlo..i * ow + jhi];
+                    if s == 1 {
+                        dst.copy_from_slice(&src[jlo + v - p..jhi + v - p]);
+                    } else {
+                        for (d, j) in dst.iter_mut().zip(jlo..jhi) {
+                            *d = src[j * s + v - p];
                         }
                     }
                 }
+            }
+        }
+    }
+    for (o, orow) in out.chunks_exact_mut(n).take(conv.out_channels).enumerate() {
+        let wrow = &weights[o * ckk..][..ckk];
+        for (&wv, prow) in wrow.iter().zip(patches.chunks_exact(n)) {
+            if wv == T::ZERO {
+                continue;
+            }
+            for (a, &b) in orow.iter_mut().zip(prow) {
+                *a = a.mac(wv, b);
             }
         }
     }
