@@ -113,6 +113,103 @@ fn operands(labels: &mut [Block], a: u32, b: u32, out: u32) -> (&[Block], &[Bloc
     (get(a), get(b), o)
 }
 
+/// The hash context of one AND gate across a chunk.
+struct Hash<'a> {
+    aes: &'a FixedKeyAes,
+    base: u128,
+    inst0: u32,
+    gate: u32,
+}
+
+/// Garbles AND gate `hash.gate` for every instance of a chunk (`o.len()` of them): writes the output
+/// zero-labels `o` and the tables `tab` (`T_G, T_E` per instance).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn garble_and(
+    hash: &Hash<'_>,
+    d: Block,
+    a: &[Block],
+    b: &[Block],
+    o: &mut [Block],
+    tab: &mut [Block],
+    buf: &mut [Block],
+    tmp: &mut [Block],
+) {
+    let cn = o.len();
+    let (a, b, tab) = (&a[..cn], &b[..cn], &mut tab[..2 * cn]);
+    let buf = &mut buf[..4 * cn];
+    {
+        let (xa, xb) = buf.split_at_mut(2 * cn);
+        let (xa0, xa1) = xa.split_at_mut(cn);
+        let (xb0, xb1) = xb.split_at_mut(cn);
+        for i in 0..cn {
+            xa0[i] = a[i];
+            xa1[i] = a[i] ^ d;
+            xb0[i] = b[i];
+            xb1[i] = b[i] ^ d;
+        }
+    }
+    let (g0, g1) = (2 * hash.gate, 2 * hash.gate + 1);
+    tccr_batch(
+        hash.aes,
+        buf,
+        &mut tmp[..4 * cn],
+        cn,
+        hash.base,
+        hash.inst0,
+        &[g0, g0, g1, g1],
+    );
+    let (ha, hb) = buf.split_at(2 * cn);
+    let (ha0, ha1) = ha.split_at(cn);
+    let (hb0, hb1) = hb.split_at(cn);
+    for (i, (t, o)) in tab.chunks_exact_mut(2).zip(o.iter_mut()).enumerate() {
+        let (a0, b0) = (a[i], b[i]);
+        let (pa, pb) = (a0.lsb(), b0.lsb());
+        let tg = ha0[i] ^ ha1[i] ^ d.select(pb);
+        let wg = ha0[i] ^ tg.select(pa);
+        let te = hb0[i] ^ hb1[i] ^ a0;
+        let we = hb0[i] ^ (te ^ a0).select(pb);
+        *o = wg ^ we;
+        t[0] = tg;
+        t[1] = te;
+    }
+}
+
+/// Evaluates AND gate `hash.gate` for every instance of a chunk.
+#[inline(always)]
+fn eval_and(
+    hash: &Hash<'_>,
+    a: &[Block],
+    b: &[Block],
+    o: &mut [Block],
+    tab: &[Block],
+    buf: &mut [Block],
+    tmp: &mut [Block],
+) {
+    let cn = o.len();
+    let (a, b, tab) = (&a[..cn], &b[..cn], &tab[..2 * cn]);
+    let buf = &mut buf[..2 * cn];
+    buf[..cn].copy_from_slice(a);
+    buf[cn..].copy_from_slice(b);
+    let (g0, g1) = (2 * hash.gate, 2 * hash.gate + 1);
+    tccr_batch(
+        hash.aes,
+        buf,
+        &mut tmp[..2 * cn],
+        cn,
+        hash.base,
+        hash.inst0,
+        &[g0, g1],
+    );
+    let (ha, hb) = buf.split_at(cn);
+    for (i, (t, o)) in tab.chunks_exact(2).zip(o.iter_mut()).enumerate() {
+        let (la, lb) = (a[i], b[i]);
+        let wg = ha[i] ^ t[0].select(la.lsb());
+        let we = hb[i] ^ (t[1] ^ la).select(lb.lsb());
+        *o = wg ^ we;
+    }
+}
+
 struct Scratch {
     labels: Vec<Block>,
     buf: Vec<Block>,
@@ -276,38 +373,23 @@ impl<'c> Garbler<'c> {
                     }
                     Op::And { a, b, out } => {
                         let (a, b, o) = operands(labels, a, b, out);
-                        let buf = &mut s.buf[..4 * cn];
-                        for i in 0..cn {
-                            buf[i] = a[i];
-                            buf[cn + i] = a[i] ^ d;
-                            buf[2 * cn + i] = b[i];
-                            buf[3 * cn + i] = b[i] ^ d;
-                        }
-                        let inst0 = first_instance + first as u32;
-                        let (g0, g1) = (2 * j, 2 * j + 1);
-                        tccr_batch(
-                            &aes,
-                            buf,
-                            &mut s.tmp[..4 * cn],
-                            cn,
-                            base,
-                            inst0,
-                            &[g0, g0, g1, g1],
-                        );
                         let tab = &mut tab[2 * j as usize * cn..][..2 * cn];
-                        for i in 0..cn {
-                            let (a0, b0) = (a[i], b[i]);
-                            let (ha0, ha1, hb0, hb1) =
-                                (buf[i], buf[cn + i], buf[2 * cn + i], buf[3 * cn + i]);
-                            let (pa, pb) = (a0.lsb(), b0.lsb());
-                            let tg = ha0 ^ ha1 ^ d.select(pb);
-                            let wg = ha0 ^ tg.select(pa);
-                            let te = hb0 ^ hb1 ^ a0;
-                            let we = hb0 ^ (te ^ a0).select(pb);
-                            o[i] = wg ^ we;
-                            tab[2 * i] = tg;
-                            tab[2 * i + 1] = te;
-                        }
+                        let hash = Hash {
+                            aes: &aes,
+                            base,
+                            inst0: first_instance + first as u32,
+                            gate: j,
+                        };
+                        garble_and(
+                            &hash,
+                            d,
+                            &a[..cn],
+                            &b[..cn],
+                            &mut o[..cn],
+                            tab,
+                            &mut s.buf,
+                            &mut s.tmp,
+                        );
                         j += 1;
                     }
                 }
@@ -421,20 +503,22 @@ impl<'c> Evaluator<'c> {
                     }
                     Op::And { a, b, out } => {
                         let (a, b, o) = operands(labels, a, b, out);
-                        let buf = &mut s.buf[..2 * cn];
-                        buf[..cn].copy_from_slice(&a[..cn]);
-                        buf[cn..].copy_from_slice(&b[..cn]);
-                        let inst0 = first_instance + first as u32;
-                        let (g0, g1) = (2 * j, 2 * j + 1);
-                        tccr_batch(&aes, buf, &mut s.tmp[..2 * cn], cn, base, inst0, &[g0, g1]);
                         let tab = &tab[2 * j as usize * cn..][..2 * cn];
-                        for i in 0..cn {
-                            let (la, lb) = (a[i], b[i]);
-                            let (tg, te) = (tab[2 * i], tab[2 * i + 1]);
-                            let wg = buf[i] ^ tg.select(la.lsb());
-                            let we = buf[cn + i] ^ (te ^ la).select(lb.lsb());
-                            o[i] = wg ^ we;
-                        }
+                        let hash = Hash {
+                            aes: &aes,
+                            base,
+                            inst0: first_instance + first as u32,
+                            gate: j,
+                        };
+                        eval_and(
+                            &hash,
+                            &a[..cn],
+                            &b[..cn],
+                            &mut o[..cn],
+                            tab,
+                            &mut s.buf,
+                            &mut s.tmp,
+                        );
                         j += 1;
                     }
                 }

@@ -128,7 +128,7 @@ impl GarbledTables {
     /// a [`TweakDomain`] whose `first_instance` is advanced by `range.start`. Both ends must be
     /// multiples of [`crate::CHUNK`] (the end may also be the last instance).
     pub fn slice(&self, range: std::ops::Range<usize>) -> Result<GarbledTables, GarbleError> {
-        let aligned = |x: usize| x % crate::CHUNK == 0;
+        let aligned = |x: usize| x & (crate::CHUNK - 1) == 0; // CHUNK is a power of two
         if range.start > range.end
             || range.end > self.instances
             || !aligned(range.start)

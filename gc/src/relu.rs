@@ -214,7 +214,13 @@ mod tests {
     #[test]
     fn and_counts() {
         let c = ReluCircuit::new(32, 0, ReluVariant::Relu).unwrap();
+        let counts = c.circuit().gate_counts();
+        println!("ReLU k=32 t=0: {counts:?}, {} table bytes", c.circuit().table_bytes());
         assert_eq!(c.circuit().and_count(), 93);
+        assert_eq!(counts.and, 93);
+        let c6 = ReluCircuit::new(32, 0, ReluVariant::Clipped { max: 6 << 8 }).unwrap();
+        println!("ReLU6 k=32 t=0: {:?}", c6.circuit().gate_counts());
+        assert!(c6.circuit().and_count() < 5 * 32);
         for k in [2u32, 8, 16, 32, 40, 64] {
             for t in [0, k / 2 - 1, k - 2] {
                 let c = ReluCircuit::new(k, t, ReluVariant::Relu).unwrap();
