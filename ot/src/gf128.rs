@@ -40,12 +40,29 @@ const fn class_masks128() -> [u128; 5] {
 
 /// The 128-bit carry-less product of two 64-bit polynomials, in constant time.
 ///
+/// On 64-bit targets one integer multiply gives 128 bits, so [`clmul64_wide`] (25 of them) wins;
+/// WebAssembly only has 64-bit multiplies, where [`clmul64_narrow`] (48 of them) avoids the
+/// emulated 128-bit product.
+#[inline]
+pub fn clmul64(a: u64, b: u64) -> u128 {
+    #[cfg(target_pointer_width = "64")]
+    {
+        clmul64_wide(a, b)
+    }
+    #[cfg(not(target_pointer_width = "64"))]
+    {
+        clmul64_narrow(a, b)
+    }
+}
+
+/// 64×64 carry-less product from 25 integer 64×64→128 multiplications.
+///
 /// Split `a = Σ a_i`, `b = Σ b_j` where `a_i` keeps the bits at positions ≡ i (mod 5). The integer
 /// product `a_i · b_j` has its "true" bits at positions ≡ i + j (mod 5); the coefficient there is a
 /// count of at most 13 terms (a class holds ≤ 13 of 64 positions), which fits in 4 bits, so the carry
 /// never reaches the next position of that class, 5 bits up. Its lowest bit is the parity we want.
 #[inline]
-pub fn clmul64(a: u64, b: u64) -> u128 {
+pub fn clmul64_wide(a: u64, b: u64) -> u128 {
     let ai = CLASS64.map(|m| u128::from(a & m));
     let bj = CLASS64.map(|m| u128::from(b & m));
     let mut z = 0u128;
@@ -53,6 +70,41 @@ pub fn clmul64(a: u64, b: u64) -> u128 {
         let mut acc = 0u128;
         for (i, a) in ai.iter().enumerate() {
             acc ^= a.wrapping_mul(bj[(c + 5 - i) % 5]);
+        }
+        z |= acc & mask;
+    }
+    z
+}
+
+/// 64×64 carry-less product from 48 integer 64-bit multiplications (Karatsuba over [`clmul32`]).
+#[inline]
+pub fn clmul64_narrow(a: u64, b: u64) -> u128 {
+    let (a0, a1) = (a as u32, (a >> 32) as u32);
+    let (b0, b1) = (b as u32, (b >> 32) as u32);
+    let lo = clmul32(a0, b0);
+    let hi = clmul32(a1, b1);
+    let mid = clmul32(a0 ^ a1, b0 ^ b1) ^ lo ^ hi;
+    u128::from(lo) ^ (u128::from(mid) << 32) ^ (u128::from(hi) << 64)
+}
+
+/// 32×32 carry-less product from 16 integer multiplications: four bit classes mod 4, each with at
+/// most 8 of the 32 positions, so a coefficient (≤ 8) fits in the 4-bit gap between class members.
+#[inline]
+fn clmul32(a: u32, b: u32) -> u64 {
+    const M32: [u32; 4] = [0x1111_1111, 0x2222_2222, 0x4444_4444, 0x8888_8888];
+    const M64: [u64; 4] = [
+        0x1111_1111_1111_1111,
+        0x2222_2222_2222_2222,
+        0x4444_4444_4444_4444,
+        0x8888_8888_8888_8888,
+    ];
+    let ai = M32.map(|m| u64::from(a & m));
+    let bj = M32.map(|m| u64::from(b & m));
+    let mut z = 0u64;
+    for (c, mask) in M64.iter().enumerate() {
+        let mut acc = 0u64;
+        for (i, a) in ai.iter().enumerate() {
+            acc ^= a.wrapping_mul(bj[(c + 4 - i) % 4]);
         }
         z |= acc & mask;
     }
@@ -173,12 +225,15 @@ mod tests {
         ];
         for &a in &edge {
             for &b in &edge {
-                assert_eq!(clmul64(a, b), clmul64_naive(a, b), "{a:x} * {b:x}");
+                assert_eq!(clmul64_wide(a, b), clmul64_naive(a, b), "{a:x} * {b:x}");
+                assert_eq!(clmul64_narrow(a, b), clmul64_naive(a, b), "{a:x} * {b:x}");
             }
         }
         let mut rng = Csprng::from_seed([1; 32]);
         for _ in 0..2000 {
             let (a, b) = (rng.u64(), rng.u64());
+            assert_eq!(clmul64_wide(a, b), clmul64_naive(a, b));
+            assert_eq!(clmul64_narrow(a, b), clmul64_naive(a, b));
             assert_eq!(clmul64(a, b), clmul64_naive(a, b));
         }
     }

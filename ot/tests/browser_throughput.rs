@@ -58,6 +58,31 @@ fn cot_throughput_per_side_in_browser() {
         s_out.zero_labels()[5] ^ delta.select(bits[5])
     );
 
+    // Kernels of the extension.
+    let xs = rng.blocks(N);
+    let t0 = now_ms();
+    let acc = xs.iter().fold(Block::ZERO, |acc, x| {
+        acc ^ cryptonas_ot::gf128::mul(*x, delta)
+    });
+    let t1 = now_ms();
+    let mut tile = [0u128; 128];
+    for (w, x) in tile.iter_mut().zip(&xs) {
+        *w = x.to_u128();
+    }
+    for _ in 0..N / 128 {
+        cryptonas_ot::transpose128(&mut tile);
+    }
+    let t2 = now_ms();
+    let prg = rng.blocks(N);
+    let t3 = now_ms();
+    console_log!(
+        "kernels per 2^20 in wasm: gf128 mul {:.0} ms, transpose {:.0} ms, ChaCha12 16 MiB {:.0} ms ({})",
+        t1 - t0,
+        t2 - t1,
+        t3 - t2,
+        (acc ^ Block::from_u128(tile[3]) ^ prg[9]).lsb()
+    );
+
     let t0 = now_ms();
     let (setup, base_sender) = chou_orlandi::Sender::new().setup(&mut rng);
     let (msg, _) = chou_orlandi::Receiver::new()

@@ -197,3 +197,61 @@ pub mod state {
         Extended
     );
 }
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod profile {
+    use super::*;
+    use crate::transpose::columns_to_rows;
+    use cryptonas_crypto::Csprng;
+    use std::time::Instant;
+
+    /// Where the time of one 2^20 batch goes (release: `cargo test --release -p cryptonas-ot --lib
+    /// -- --ignored --nocapture`).
+    #[test]
+    #[ignore = "timing printout, not a check"]
+    fn profile_batch() {
+        let n = 1 << 20;
+        let rows = padded_rows(n);
+        let mut rng = Csprng::from_seed([1; 32]);
+        let mut cols = vec![0u8; 16 * rows];
+        let t = Instant::now();
+        rand_core::RngCore::fill_bytes(&mut rng, &mut cols);
+        eprintln!("chacha 16 MiB: {:?}", t.elapsed());
+        let t = Instant::now();
+        let r = columns_to_rows(&cols, rows);
+        eprintln!("columns_to_rows: {:?}", t.elapsed());
+        let t = Instant::now();
+        let chis = rng.blocks(rows);
+        eprintln!("chis: {:?}", t.elapsed());
+        let t = Instant::now();
+        let s = sender::weighted_sum(&r, &chis);
+        eprintln!("weighted_sum: {:?} {}", t.elapsed(), s.lsb());
+        for (name, f) in [
+            ("wide", crate::gf128::clmul64_wide as fn(u64, u64) -> u128),
+            ("narrow", crate::gf128::clmul64_narrow),
+        ] {
+            let t = Instant::now();
+            let z = r.iter().zip(&chis).fold(0u128, |z, (a, b)| {
+                z ^ f(a.to_u128() as u64, b.to_u128() as u64)
+                    ^ f((a.to_u128() >> 64) as u64, b.to_u128() as u64)
+                    ^ f(a.to_u128() as u64 ^ 7, (b.to_u128() >> 64) as u64)
+            });
+            eprintln!("3 x clmul64_{name}, 1 thread: {:?} {:x}", t.elapsed(), z);
+        }
+        let packed = pack_bits(&vec![true; n], rows / 8);
+        let t = Instant::now();
+        let x = chis
+            .iter()
+            .enumerate()
+            .fold(Block::ZERO, |x, (j, chi)| x ^ chi.select(bit(&packed, j)));
+        eprintln!("x: {:?} {}", t.elapsed(), x.lsb());
+        let t = Instant::now();
+        let (mut a, b) = (cols.clone(), cols.clone());
+        eprintln!("2 clones: {:?}", t.elapsed());
+        let t = Instant::now();
+        for (a, b) in a.iter_mut().zip(&b) {
+            *a ^= b & 0xff;
+        }
+        eprintln!("byte xor 16 MiB: {:?}", t.elapsed());
+    }
+}
