@@ -33,20 +33,19 @@ pub fn transpose128(m: &mut [u128; 128]) {
     }
 }
 
-/// Turns 128 columns of `rows` bits each (column-major, `rows / 8` bytes per column, bit `r` of a
-/// column at byte `r / 8`, bit `r % 8`) into `rows` blocks whose bit `i` comes from column `i`.
+/// Turns 128 columns of `rows` bits each (column-major, `rows / 128` words per column, bit `r` of a
+/// column at bit `r % 128` of word `r / 128`) into `rows` blocks whose bit `i` comes from column `i`.
 ///
-/// `rows` must be a multiple of 128 and `columns.len() == 16 * rows` (internal invariant).
-pub(crate) fn columns_to_rows(columns: &[u8], rows: usize) -> Vec<Block> {
+/// `rows` must be a multiple of 128 and `columns.len() == rows` (internal invariant).
+pub(crate) fn columns_to_rows(columns: &[u128], rows: usize) -> Vec<Block> {
     debug_assert_eq!(rows % 128, 0);
-    debug_assert_eq!(columns.len(), 16 * rows);
-    let col_bytes = rows / 8;
+    debug_assert_eq!(columns.len(), rows);
+    let col_words = rows / 128;
     let mut out = vec![Block::ZERO; rows];
     let fill = |(b, chunk): (usize, &mut [Block])| {
         let mut m = [0u128; 128];
         for (i, w) in m.iter_mut().enumerate() {
-            let start = i * col_bytes + 16 * b;
-            *w = u128::from_le_bytes(columns[start..start + 16].try_into().expect("16 bytes"));
+            *w = columns[i * col_words + b];
         }
         transpose128(&mut m);
         for (dst, w) in chunk.iter_mut().zip(m) {
@@ -90,12 +89,12 @@ mod tests {
     fn columns_to_rows_matches_definition() {
         let rows = 384;
         let mut rng = Csprng::from_seed([10; 32]);
-        let cols: Vec<u8> = rng.blocks(rows).iter().flat_map(|b| b.0).collect();
+        let cols: Vec<u128> = rng.blocks(rows).iter().map(|b| b.to_u128()).collect();
         let out = columns_to_rows(&cols, rows);
         for (r, row) in out.iter().enumerate() {
             for c in 0..128 {
-                let bit = cols[c * rows / 8 + r / 8] >> (r % 8) & 1;
-                assert_eq!((row.to_u128() >> c & 1) as u8, bit);
+                let bit = cols[c * rows / 128 + r / 128] >> (r % 128) & 1;
+                assert_eq!(row.to_u128() >> c & 1, bit);
             }
         }
     }

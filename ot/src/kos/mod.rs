@@ -120,6 +120,30 @@ fn bit(bytes: &[u8], j: usize) -> bool {
     bytes[j / 8] >> (j % 8) & 1 == 1
 }
 
+/// Packs bits into 128-bit words (bit `j` at bit `j % 128` of word `j / 128`).
+fn pack_words(bits: &[bool], words: usize) -> Vec<u128> {
+    let mut out = vec![0u128; words];
+    for (j, &b) in bits.iter().enumerate() {
+        out[j / 128] |= u128::from(b) << (j % 128);
+    }
+    out
+}
+
+/// Bit `j` of a word-packed vector.
+#[inline]
+fn word_bit(words: &[u128], j: usize) -> bool {
+    words[j / 128] >> (j % 128) & 1 == 1
+}
+
+/// Fills `words` from the PRG: the byte stream read as little-endian words on every platform, so
+/// both parties agree on which PRG bit lands in which row whatever their endianness.
+fn fill_words(prg: &mut cryptonas_crypto::Csprng, words: &mut [u128]) {
+    rand_core::RngCore::fill_bytes(prg, bytemuck::cast_slice_mut(words));
+    for w in words.iter_mut() {
+        *w = u128::from_le(*w);
+    }
+}
+
 /// Typestates of the extension sender and receiver.
 pub mod state {
     use crate::chou_orlandi;
@@ -171,7 +195,7 @@ pub mod state {
     pub struct Extended {
         pub(super) ready: ReceiverReady,
         pub(super) rows: Vec<Block>,
-        pub(super) packed_choices: Vec<u8>,
+        pub(super) packed_choices: Vec<u128>,
         pub(super) choices: Vec<bool>,
     }
 
@@ -213,10 +237,10 @@ mod profile {
         let n = 1 << 20;
         let rows = padded_rows(n);
         let mut rng = Csprng::from_seed([1; 32]);
-        let mut cols = vec![0u8; 16 * rows];
+        let mut cols = vec![0u128; rows];
         let t = Instant::now();
-        rand_core::RngCore::fill_bytes(&mut rng, &mut cols);
-        eprintln!("chacha 16 MiB: {:?}", t.elapsed());
+        fill_words(&mut rng, &mut cols);
+        eprintln!("PRG 16 MiB: {:?}", t.elapsed());
         let t = Instant::now();
         let r = columns_to_rows(&cols, rows);
         eprintln!("columns_to_rows: {:?}", t.elapsed());
@@ -225,33 +249,12 @@ mod profile {
         eprintln!("chis: {:?}", t.elapsed());
         let t = Instant::now();
         let s = sender::weighted_sum(&r, &chis);
-        eprintln!("weighted_sum: {:?} {}", t.elapsed(), s.lsb());
-        for (name, f) in [
-            ("wide", crate::gf128::clmul64_wide as fn(u64, u64) -> u128),
-            ("narrow", crate::gf128::clmul64_narrow),
-        ] {
-            let t = Instant::now();
-            let z = r.iter().zip(&chis).fold(0u128, |z, (a, b)| {
-                z ^ f(a.to_u128() as u64, b.to_u128() as u64)
-                    ^ f((a.to_u128() >> 64) as u64, b.to_u128() as u64)
-                    ^ f(a.to_u128() as u64 ^ 7, (b.to_u128() >> 64) as u64)
-            });
-            eprintln!("3 x clmul64_{name}, 1 thread: {:?} {:x}", t.elapsed(), z);
-        }
-        let packed = pack_bits(&vec![true; n], rows / 8);
+        eprintln!("weighted_sum: {:?} {:?}", t.elapsed(), s);
+        let packed = pack_words(&vec![true; n], rows / 128);
         let t = Instant::now();
-        let x = chis
-            .iter()
-            .enumerate()
-            .fold(Block::ZERO, |x, (j, chi)| x ^ chi.select(bit(&packed, j)));
-        eprintln!("x: {:?} {}", t.elapsed(), x.lsb());
-        let t = Instant::now();
-        let (mut a, b) = (cols.clone(), cols.clone());
-        eprintln!("2 clones: {:?}", t.elapsed());
-        let t = Instant::now();
-        for (a, b) in a.iter_mut().zip(&b) {
-            *a ^= b & 0xff;
-        }
-        eprintln!("byte xor 16 MiB: {:?}", t.elapsed());
+        let x = chis.iter().enumerate().fold(Block::ZERO, |x, (j, chi)| {
+            x ^ chi.select(word_bit(&packed, j))
+        });
+        eprintln!("x: {:?} {:?}", t.elapsed(), x);
     }
 }

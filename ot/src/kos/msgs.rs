@@ -46,7 +46,8 @@ fn exact_length(bytes: &[u8], message: &'static str, expected: usize) -> Result<
 #[derive(Clone, PartialEq, Eq)]
 pub struct ExtendMatrix {
     pub(super) count: usize,
-    pub(super) columns: Vec<u8>,
+    /// 128 columns of `m'/128` words each (see [`crate::transpose`]'s layout).
+    pub(super) columns: Vec<u128>,
 }
 
 impl ExtendMatrix {
@@ -59,14 +60,16 @@ impl ExtendMatrix {
 
     /// Encoded size in bytes.
     pub fn byte_len(&self) -> usize {
-        8 + self.columns.len()
+        8 + 16 * self.columns.len()
     }
 
     /// The wire form.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.byte_len());
         out.extend_from_slice(&(self.count as u64).to_le_bytes());
-        out.extend_from_slice(&self.columns);
+        for w in &self.columns {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
         out
     }
 
@@ -75,10 +78,11 @@ impl ExtendMatrix {
         let count = checked_count(header(bytes, Self::NAME, 8)?, Self::NAME)?;
         let col_bytes = padded_rows(count) / 8;
         exact_length(bytes, Self::NAME, 8 + BASE_OTS * col_bytes)?;
-        Ok(ExtendMatrix {
-            count,
-            columns: bytes[8..].to_vec(),
-        })
+        let columns = bytes[8..]
+            .chunks_exact(16)
+            .map(|w| u128::from_le_bytes(w.try_into().expect("16 bytes")))
+            .collect();
+        Ok(ExtendMatrix { count, columns })
     }
 }
 

@@ -4,12 +4,11 @@ use super::msgs::{CheckChallenge, CheckResponse, ExtendMatrix};
 use super::output::CotReceiverOutput;
 use super::sender::weighted_sum;
 use super::state::{BaseSetup, Extended, ReceiverInitialized, ReceiverReady, State};
-use super::{bit, pack_bits, padded_rows, BASE_OTS, MAX_TRANSFERS};
+use super::{fill_words, pack_words, padded_rows, word_bit, BASE_OTS, MAX_TRANSFERS};
 use crate::chou_orlandi;
 use crate::transpose::columns_to_rows;
 use crate::OtError;
 use cryptonas_crypto::{Block, Csprng};
-use rand_core::RngCore;
 
 /// The correlated-OT receiver. See the [module docs](super) for the message flow.
 #[derive(Debug)]
@@ -112,19 +111,23 @@ impl Receiver<ReceiverReady> {
         let mut ready = self.state;
         let count = choices.len();
         let rows = padded_rows(count);
-        let col_bytes = rows / 8;
-        let mut packed = pack_bits(choices, col_bytes);
+        let col_words = rows / 128;
+        let mut packed = pack_words(choices, col_words);
         // Random choice bits for the padding rows: they hide x = Σ r_j χ_j.
-        let mut pad = vec![0u8; col_bytes];
-        rng.fill_bytes(&mut pad);
-        for j in count..rows {
-            packed[j / 8] |= pad[j / 8] & (1 << (j % 8));
+        for (k, (w, pad)) in packed.iter_mut().zip(rng.blocks(col_words)).enumerate() {
+            // Bits of word k at global positions >= count.
+            let mask = match (k * 128).cmp(&(count & !127)) {
+                std::cmp::Ordering::Less => 0,
+                std::cmp::Ordering::Equal => !((1u128 << (count % 128)) - 1),
+                std::cmp::Ordering::Greater => u128::MAX,
+            };
+            *w |= pad.to_u128() & mask;
         }
-        let mut t_cols = vec![0u8; BASE_OTS * col_bytes];
-        let mut u_cols = vec![0u8; BASE_OTS * col_bytes];
-        let expand = |([g0, g1], (t, u)): (&mut [Csprng; 2], (&mut [u8], &mut [u8]))| {
-            g0.fill_bytes(t);
-            g1.fill_bytes(u);
+        let mut t_cols = vec![0u128; BASE_OTS * col_words];
+        let mut u_cols = vec![0u128; BASE_OTS * col_words];
+        let expand = |([g0, g1], (t, u)): (&mut [Csprng; 2], (&mut [u128], &mut [u128]))| {
+            fill_words(g0, t);
+            fill_words(g1, u);
             for ((u, t), r) in u.iter_mut().zip(t.iter()).zip(&packed) {
                 *u ^= t ^ r;
             }
@@ -137,8 +140,8 @@ impl Receiver<ReceiverReady> {
                 .par_iter_mut()
                 .zip(
                     t_cols
-                        .par_chunks_mut(col_bytes)
-                        .zip(u_cols.par_chunks_mut(col_bytes)),
+                        .par_chunks_mut(col_words)
+                        .zip(u_cols.par_chunks_mut(col_words)),
                 )
                 .for_each(expand);
         }
@@ -148,8 +151,8 @@ impl Receiver<ReceiverReady> {
             .iter_mut()
             .zip(
                 t_cols
-                    .chunks_mut(col_bytes)
-                    .zip(u_cols.chunks_mut(col_bytes)),
+                    .chunks_mut(col_words)
+                    .zip(u_cols.chunks_mut(col_words)),
             )
             .for_each(expand);
         let t_rows = columns_to_rows(&t_cols, rows);
@@ -186,7 +189,7 @@ impl Receiver<Extended> {
         } = self.state;
         let chis = Csprng::from_seed(msg.seed).blocks(rows.len());
         let x = chis.iter().enumerate().fold(Block::ZERO, |x, (j, chi)| {
-            x ^ chi.select(bit(&packed_choices, j))
+            x ^ chi.select(word_bit(&packed_choices, j))
         });
         let t = weighted_sum(&rows, &chis);
         let count = choices.len();
@@ -197,5 +200,38 @@ impl Receiver<Extended> {
             CotReceiverOutput::new(rows, choices, first_index),
             Receiver { state: ready },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kos::Sender;
+
+    /// Padding rows carry random choice bits (they mask `x`); real rows carry exactly the choices.
+    #[test]
+    fn padding_rows_get_random_choice_bits() {
+        let mut rng = Csprng::from_seed([60; 32]);
+        for count in [0usize, 5, 128, 200] {
+            let (setup, receiver) = Receiver::new().setup(&mut rng);
+            let (choices, _sender) = Sender::new(Block::ONE)
+                .unwrap()
+                .receive_base_setup(setup, &mut rng);
+            let receiver = receiver.receive_base_choices(choices).unwrap();
+            let (_, extended) = receiver.extend(&vec![false; count], &mut rng).unwrap();
+            let packed = &extended.state.packed_choices;
+            let rows = padded_rows(count);
+            assert_eq!(packed.len() * 128, rows);
+            assert!(
+                (0..count).all(|j| !word_bit(packed, j)),
+                "real rows keep their choices"
+            );
+            let ones = (count..rows).filter(|&j| word_bit(packed, j)).count();
+            let pad = rows - count;
+            assert!(
+                ones > pad / 4 && ones < 3 * pad / 4,
+                "{ones} of {pad} padding bits set"
+            );
+        }
     }
 }

@@ -3,16 +3,15 @@
 use super::msgs::{CheckChallenge, CheckResponse, ExtendMatrix};
 use super::output::CotSenderOutput;
 use super::state::{Checking, Initialized, Ready, State};
-use super::{padded_rows, BASE_OTS};
+use super::{fill_words, padded_rows, BASE_OTS};
 use crate::chou_orlandi;
 use crate::gf128::{self, Accumulator};
 use crate::transpose::columns_to_rows;
 use crate::OtError;
 use cryptonas_crypto::{Block, Csprng};
-use rand_core::RngCore;
 
 /// One column job: its PRG, the output column `q^i`, the received column `u^i`.
-type Column<'a> = (&'a mut Csprng, (&'a mut [u8], &'a [u8]));
+type Column<'a> = (&'a mut Csprng, (&'a mut [u128], &'a [u128]));
 
 /// The correlated-OT sender. See the [module docs](super) for the message flow.
 #[derive(Debug)]
@@ -90,13 +89,13 @@ impl Sender<Ready> {
     ) -> (CheckChallenge, Sender<Checking>) {
         let mut ready = self.state;
         let rows = padded_rows(msg.count);
-        let col_bytes = rows / 8;
+        let col_words = rows / 128;
         let delta = ready.delta.to_u128();
-        let mut columns = vec![0u8; BASE_OTS * col_bytes];
+        let mut columns = vec![0u128; BASE_OTS * col_words];
         let expand = |(i, (prg, (q, u))): (usize, Column<'_>)| {
-            prg.fill_bytes(q);
+            fill_words(prg, q);
             // Δ_i·u^i without a branch on the secret bit.
-            let mask = ((delta >> i) as u8 & 1).wrapping_neg();
+            let mask = (delta >> i & 1).wrapping_neg();
             for (q, u) in q.iter_mut().zip(u) {
                 *q ^= u & mask;
             }
@@ -109,8 +108,8 @@ impl Sender<Ready> {
                 .par_iter_mut()
                 .zip(
                     columns
-                        .par_chunks_mut(col_bytes)
-                        .zip(msg.columns.par_chunks(col_bytes)),
+                        .par_chunks_mut(col_words)
+                        .zip(msg.columns.par_chunks(col_words)),
                 )
                 .enumerate()
                 .for_each(expand);
@@ -121,8 +120,8 @@ impl Sender<Ready> {
             .iter_mut()
             .zip(
                 columns
-                    .chunks_mut(col_bytes)
-                    .zip(msg.columns.chunks(col_bytes)),
+                    .chunks_mut(col_words)
+                    .zip(msg.columns.chunks(col_words)),
             )
             .enumerate()
             .for_each(expand);
