@@ -39,6 +39,7 @@ use cryptonas_crypto::{Block, Csprng, FixedKeyAes};
 /// Instances per chunk: wide enough for AES pipelining, small enough that a chunk's labels stay in
 /// L1/L2 cache. Part of the table wire format (see [`GarbledTables`]).
 pub const CHUNK: usize = 64;
+const _: () = assert!(CHUNK.is_power_of_two(), "slice alignment checks rely on it");
 
 /// What garbling a batch produces.
 #[derive(Debug)]
@@ -65,9 +66,22 @@ pub struct Evaluator<'c> {
     domain: TweakDomain,
 }
 
+/// Labels in the hot loops are `u128` (16-byte aligned, two-register XOR); blocks only at the API.
+type L = u128;
+
 #[inline(always)]
-fn tweak(base: u128, instance: u32, index: u32) -> Block {
-    Block::from_u128(base | ((instance as u128) << 32) | index as u128)
+fn sel(x: L, bit: L) -> L {
+    x & bit.wrapping_neg()
+}
+
+#[inline(always)]
+fn tweak(base: u128, instance: u32, index: u32) -> L {
+    base | ((instance as u128) << 32) | index as u128
+}
+
+#[inline(always)]
+fn permute(aes: &FixedKeyAes, xs: &mut [L]) {
+    aes.permute_many(bytemuck::cast_slice_mut(xs));
 }
 
 /// `xs ← TCCR(tweak, xs)` = `π(π(x) ⊕ t) ⊕ π(x)` for `regions.len()` regions of `cn` blocks; block
@@ -76,21 +90,21 @@ fn tweak(base: u128, instance: u32, index: u32) -> Block {
 #[inline]
 fn tccr_batch(
     aes: &FixedKeyAes,
-    xs: &mut [Block],
-    tmp: &mut [Block],
+    xs: &mut [L],
+    tmp: &mut [L],
     cn: usize,
     base: u128,
     inst0: u32,
     regions: &[u32],
 ) {
-    aes.permute_many(xs);
+    permute(aes, xs);
     for (r, &index) in regions.iter().enumerate() {
         let (src, dst) = (&xs[r * cn..][..cn], &mut tmp[r * cn..][..cn]);
         for i in 0..cn {
             dst[i] = src[i] ^ tweak(base, inst0.wrapping_add(i as u32), index);
         }
     }
-    aes.permute_many(tmp);
+    permute(aes, tmp);
     for (x, t) in xs.iter_mut().zip(tmp.iter()) {
         *x ^= *t;
     }
@@ -98,12 +112,12 @@ fn tccr_batch(
 
 /// Distinct slots `a`, `b` (read) and `out` (written) of a slot-major label array.
 #[inline(always)]
-fn operands(labels: &mut [Block], a: u32, b: u32, out: u32) -> (&[Block], &[Block], &mut [Block]) {
+fn operands(labels: &mut [L], a: u32, b: u32, out: u32) -> (&[L], &[L], &mut [L]) {
     let (a, b, out) = (a as usize * CHUNK, b as usize * CHUNK, out as usize * CHUNK);
     let (lo, rest) = labels.split_at_mut(out);
     let (o, hi) = rest.split_at_mut(CHUNK);
-    let (lo, hi): (&[Block], &[Block]) = (lo, hi);
-    let get = |s: usize| -> &[Block] {
+    let (lo, hi): (&[L], &[L]) = (lo, hi);
+    let get = |s: usize| -> &[L] {
         if s < out {
             &lo[s..s + CHUNK]
         } else {
@@ -127,13 +141,13 @@ struct Hash<'a> {
 #[allow(clippy::too_many_arguments)]
 fn garble_and(
     hash: &Hash<'_>,
-    d: Block,
-    a: &[Block],
-    b: &[Block],
-    o: &mut [Block],
+    d: L,
+    a: &[L],
+    b: &[L],
+    o: &mut [L],
     tab: &mut [Block],
-    buf: &mut [Block],
-    tmp: &mut [Block],
+    buf: &mut [L],
+    tmp: &mut [L],
 ) {
     let cn = o.len();
     let (a, b, tab) = (&a[..cn], &b[..cn], &mut tab[..2 * cn]);
@@ -164,14 +178,14 @@ fn garble_and(
     let (hb0, hb1) = hb.split_at(cn);
     for (i, (t, o)) in tab.chunks_exact_mut(2).zip(o.iter_mut()).enumerate() {
         let (a0, b0) = (a[i], b[i]);
-        let (pa, pb) = (a0.lsb(), b0.lsb());
-        let tg = ha0[i] ^ ha1[i] ^ d.select(pb);
-        let wg = ha0[i] ^ tg.select(pa);
+        let (pa, pb) = (a0 & 1, b0 & 1);
+        let tg = ha0[i] ^ ha1[i] ^ sel(d, pb);
+        let wg = ha0[i] ^ sel(tg, pa);
         let te = hb0[i] ^ hb1[i] ^ a0;
-        let we = hb0[i] ^ (te ^ a0).select(pb);
+        let we = hb0[i] ^ sel(te ^ a0, pb);
         *o = wg ^ we;
-        t[0] = tg;
-        t[1] = te;
+        t[0] = Block::from_u128(tg);
+        t[1] = Block::from_u128(te);
     }
 }
 
@@ -179,12 +193,12 @@ fn garble_and(
 #[inline(always)]
 fn eval_and(
     hash: &Hash<'_>,
-    a: &[Block],
-    b: &[Block],
-    o: &mut [Block],
+    a: &[L],
+    b: &[L],
+    o: &mut [L],
     tab: &[Block],
-    buf: &mut [Block],
-    tmp: &mut [Block],
+    buf: &mut [L],
+    tmp: &mut [L],
 ) {
     let cn = o.len();
     let (a, b, tab) = (&a[..cn], &b[..cn], &tab[..2 * cn]);
@@ -204,24 +218,25 @@ fn eval_and(
     let (ha, hb) = buf.split_at(cn);
     for (i, (t, o)) in tab.chunks_exact(2).zip(o.iter_mut()).enumerate() {
         let (la, lb) = (a[i], b[i]);
-        let wg = ha[i] ^ t[0].select(la.lsb());
-        let we = hb[i] ^ (t[1] ^ la).select(lb.lsb());
+        let (tg, te) = (t[0].to_u128(), t[1].to_u128());
+        let wg = ha[i] ^ sel(tg, la & 1);
+        let we = hb[i] ^ sel(te ^ la, lb & 1);
         *o = wg ^ we;
     }
 }
 
 struct Scratch {
-    labels: Vec<Block>,
-    buf: Vec<Block>,
-    tmp: Vec<Block>,
+    labels: Vec<L>,
+    buf: Vec<L>,
+    tmp: Vec<L>,
 }
 
 impl Scratch {
     fn new(slots: usize) -> Self {
         Scratch {
-            labels: vec![Block::ZERO; slots.max(1) * CHUNK],
-            buf: vec![Block::ZERO; 4 * CHUNK],
-            tmp: vec![Block::ZERO; 4 * CHUNK],
+            labels: vec![0; slots.max(1) * CHUNK],
+            buf: vec![0; 4 * CHUNK],
+            tmp: vec![0; 4 * CHUNK],
         }
     }
 }
@@ -288,6 +303,17 @@ fn check_len(
     Ok(())
 }
 
+/// Copies the chunk's output labels (slot-major) to the instance-major output buffer.
+fn store_outputs(labels: &[L], output_slots: &[u32], cn: usize, out: &mut [Block]) {
+    let o = output_slots.len();
+    for (k, &slot) in output_slots.iter().enumerate() {
+        let src = &labels[slot as usize * CHUNK..][..cn];
+        for i in 0..cn {
+            out[i * o + k] = Block::from_u128(src[i]);
+        }
+    }
+}
+
 impl<'c> Garbler<'c> {
     /// A garbler for `circuit` whose hash tweaks come from `domain`.
     pub fn new(circuit: &'c Circuit, domain: TweakDomain) -> Self {
@@ -331,7 +357,7 @@ impl<'c> Garbler<'c> {
         let mut out_zero = vec![Block::ZERO; n * o];
         let tasks = split_tasks(n, &mut tables, &mut out_zero, 2 * ands, o);
         let prog = c.program();
-        let d = delta.as_block();
+        let d = delta.as_block().to_u128();
         let aes = FixedKeyAes::default();
         let base = (self.domain.session_id as u128) << 64;
         let first_instance = self.domain.first_instance;
@@ -344,11 +370,11 @@ impl<'c> Garbler<'c> {
                 for (i, l) in dst.iter_mut().enumerate() {
                     let inst = first + i;
                     *l = if w < g {
-                        gz[inst * g + w]
+                        gz[inst * g + w].to_u128()
                     } else if w < g + e {
-                        ez[inst * e + (w - g)]
+                        ez[inst * e + (w - g)].to_u128()
                     } else {
-                        d.select(private_bits[inst * p + (w - g - e)])
+                        sel(d, private_bits[inst * p + (w - g - e)] as L)
                     };
                 }
             }
@@ -368,8 +394,7 @@ impl<'c> Garbler<'c> {
                         }
                     }
                     Op::Const { value, out } => {
-                        let o = &mut labels[out as usize * CHUNK..][..cn];
-                        o.fill(d.select(value));
+                        labels[out as usize * CHUNK..][..cn].fill(sel(d, value as L));
                     }
                     Op::And { a, b, out } => {
                         let (a, b, o) = operands(labels, a, b, out);
@@ -394,12 +419,7 @@ impl<'c> Garbler<'c> {
                     }
                 }
             }
-            for (k, &slot) in prog.output_slots.iter().enumerate() {
-                let src = &labels[slot as usize * CHUNK..][..cn];
-                for i in 0..cn {
-                    out[i * o + k] = src[i];
-                }
-            }
+            store_outputs(labels, &prog.output_slots, cn, out);
         });
         let decoding = DecodingBits::from_bits(out_zero.iter().map(|l| l.lsb()));
         Ok(Garbled {
@@ -462,8 +482,8 @@ impl<'c> Evaluator<'c> {
         )?;
         let mut out_labels = vec![Block::ZERO; n * o];
         // The evaluator only reads tables; split the output buffer and index tables by instance.
-        let mut dummy = vec![Block::ZERO; 0];
-        let tasks = split_tasks(n, &mut dummy, &mut out_labels, 0, o);
+        let mut none: Vec<Block> = Vec::new();
+        let tasks = split_tasks(n, &mut none, &mut out_labels, 0, o);
         let prog = c.program();
         let aes = FixedKeyAes::default();
         let base = (self.domain.session_id as u128) << 64;
@@ -476,11 +496,11 @@ impl<'c> Evaluator<'c> {
                 for (i, l) in dst.iter_mut().enumerate() {
                     let inst = first + i;
                     *l = if w < g {
-                        gl[inst * g + w]
+                        gl[inst * g + w].to_u128()
                     } else if w < g + e {
-                        el[inst * e + (w - g)]
+                        el[inst * e + (w - g)].to_u128()
                     } else {
-                        Block::ZERO
+                        0
                     };
                 }
             }
@@ -499,7 +519,7 @@ impl<'c> Evaluator<'c> {
                         o[..cn].copy_from_slice(&a[..cn]);
                     }
                     Op::Const { out, .. } => {
-                        labels[out as usize * CHUNK..][..cn].fill(Block::ZERO);
+                        labels[out as usize * CHUNK..][..cn].fill(0);
                     }
                     Op::And { a, b, out } => {
                         let (a, b, o) = operands(labels, a, b, out);
@@ -523,12 +543,7 @@ impl<'c> Evaluator<'c> {
                     }
                 }
             }
-            for (k, &slot) in prog.output_slots.iter().enumerate() {
-                let src = &labels[slot as usize * CHUNK..][..cn];
-                for i in 0..cn {
-                    out[i * o + k] = src[i];
-                }
-            }
+            store_outputs(labels, &prog.output_slots, cn, out);
         });
         Ok(OutputLabels { blocks: out_labels })
     }
@@ -542,30 +557,31 @@ mod tests {
     fn tccr_batch_matches_crypto_tccr() {
         let aes = FixedKeyAes::default();
         let mut rng = Csprng::from_seed([3; 32]);
-        let xs0 = rng.blocks(3 * 13);
+        let xs0: Vec<L> = rng.blocks(3 * 13).iter().map(|b| b.to_u128()).collect();
         let mut xs = xs0.clone();
-        let mut tmp = vec![Block::ZERO; 3 * 13];
+        let mut tmp = vec![0; 3 * 13];
         tccr_batch(&aes, &mut xs, &mut tmp, 13, 9 << 64, 5, &[4, 4, 7]);
         for (q, x) in xs0.iter().enumerate() {
             let index = [4, 4, 7][q / 13];
             let t = tweak(9 << 64, 5 + (q % 13) as u32, index);
             assert_eq!(
-                t.to_u128(),
+                t,
                 (9 << 64) | ((5 + (q % 13) as u128) << 32) | index as u128
             );
-            assert_eq!(xs[q], aes.tccr(t, *x));
+            let expect = aes.tccr(Block::from_u128(t), Block::from_u128(*x));
+            assert_eq!(Block::from_u128(xs[q]), expect);
         }
     }
 
     #[test]
     fn operands_returns_the_right_slots() {
         for (a, b, out) in [(0u32, 3u32, 1u32), (3, 2, 0), (1, 1, 3)] {
-            let mut labels: Vec<Block> = (0..4 * CHUNK as u128).map(Block::from_u128).collect();
+            let mut labels: Vec<L> = (0..4 * CHUNK as u128).collect();
             let (x, y, o) = operands(&mut labels, a, b, out);
-            assert_eq!(x[0], Block::from_u128(a as u128 * CHUNK as u128));
-            assert_eq!(y[5], Block::from_u128(b as u128 * CHUNK as u128 + 5));
-            o[0] = Block::ONES;
-            assert_eq!(labels[out as usize * CHUNK], Block::ONES);
+            assert_eq!(x[0], a as u128 * CHUNK as u128);
+            assert_eq!(y[5], b as u128 * CHUNK as u128 + 5);
+            o[0] = u128::MAX;
+            assert_eq!(labels[out as usize * CHUNK], u128::MAX);
         }
     }
 }

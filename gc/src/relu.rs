@@ -215,7 +215,10 @@ mod tests {
     fn and_counts() {
         let c = ReluCircuit::new(32, 0, ReluVariant::Relu).unwrap();
         let counts = c.circuit().gate_counts();
-        println!("ReLU k=32 t=0: {counts:?}, {} table bytes", c.circuit().table_bytes());
+        println!(
+            "ReLU k=32 t=0: {counts:?}, {} table bytes",
+            c.circuit().table_bytes()
+        );
         assert_eq!(c.circuit().and_count(), 93);
         assert_eq!(counts.and, 93);
         let c6 = ReluCircuit::new(32, 0, ReluVariant::Clipped { max: 6 << 8 }).unwrap();
