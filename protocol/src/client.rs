@@ -1,0 +1,605 @@
+//! The client's half of one inference, as a sans-IO state machine.
+//!
+//! The client draws a mask for the image and for every ReLU output, obtains by HE its share
+//! c_i = Σ W·r − s_i of every stage, gets the labels of c_i's bits by correlated OT, receives the
+//! garbled layers, and then runs the online phase: x − r_img up, per ReLU layer the server's labels
+//! down and o_i − r_i up, finally the server's logits share down. Only the client learns the logits.
+
+use crate::msgs::{Msg, PROTOCOL_VERSION};
+use crate::plan::{he_conv, Plan};
+use crate::{ring, FrameSession, ProtocolError, Step};
+use cryptonas_crypto::{Block, Csprng};
+use cryptonas_gc::{
+    words_to_bits, ActiveLabels, DecodingBits, Evaluator, GarbledTables, ReluCircuit, ReluVariant,
+    TweakDomain,
+};
+use cryptonas_he::{ClientKeys, ClientStage, HeParams, ResponseMsg};
+use cryptonas_model::fixed::{from_signed, to_signed};
+use cryptonas_model::Source;
+use cryptonas_ot::chou_orlandi::ReceiverChoices;
+use cryptonas_ot::kos::{self, CheckChallenge};
+use serde::Serialize;
+
+/// What the client classifies.
+#[derive(Clone, Debug)]
+pub enum ClientInput {
+    /// An encoded image (PNG or JPEG), resized and normalised with the model's statistics.
+    ImageBytes(Vec<u8>),
+    /// An already normalised CHW image.
+    Normalised(Vec<f32>),
+}
+
+/// Where the session is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Phase {
+    /// Preprocessing (independent of the image).
+    Offline,
+    /// From the masked image to the logits.
+    Online,
+    /// Finished.
+    Done,
+}
+
+/// Bytes of one ReLU layer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LayerCost {
+    /// Stage index.
+    pub stage: usize,
+    /// ReLUs in the layer.
+    pub relus: usize,
+    /// Garbled tables and decoding bits received offline.
+    pub offline_down: u64,
+    /// Server labels received online.
+    pub online_down: u64,
+    /// Masked shares sent online (for the next stages).
+    pub online_up: u64,
+}
+
+/// Traffic of one inference, as counted by the client.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Traffic {
+    /// Offline bytes client → server.
+    pub offline_up: u64,
+    /// Offline bytes server → client.
+    pub offline_down: u64,
+    /// Online bytes client → server.
+    pub online_up: u64,
+    /// Online bytes server → client.
+    pub online_down: u64,
+    /// Offline HE bytes up / down (part of the offline totals).
+    pub he_up: u64,
+    /// HE bytes down.
+    pub he_down: u64,
+    /// OT bytes up / down (part of the offline totals).
+    pub ot_up: u64,
+    /// OT bytes down.
+    pub ot_down: u64,
+    /// Online round trips (one per ReLU layer plus the output).
+    pub online_rounds: u32,
+    /// Per ReLU layer.
+    pub layers: Vec<LayerCost>,
+}
+
+/// The result of a private inference.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Outcome {
+    /// Logits as ring elements at scale `f_z` (bit-exact with the plaintext fixed-point engine).
+    pub logits_ring: Vec<u64>,
+    /// Logits as reals.
+    pub logits: Vec<f64>,
+    /// Arg-max class.
+    pub class: usize,
+    /// The quantized image the client used (for checking against the plaintext engine).
+    pub input_ring: Vec<u64>,
+}
+
+struct Ctx {
+    plan: Plan,
+    session_id: u64,
+    keys: ClientKeys,
+    he_params: HeParams,
+    input: Vec<u64>,
+    mask_image: Vec<u64>,
+    mask_relu: Vec<Vec<u64>>,
+    circuits: Vec<Option<ReluCircuit>>,
+    /// Client share c_i of every stage (from HE).
+    shares: Vec<Vec<u64>>,
+}
+
+enum State {
+    Plan,
+    HeResponses {
+        ctx: Box<Ctx>,
+        he: Vec<cryptonas_he::ClientState>,
+    },
+    OtChoices {
+        ctx: Box<Ctx>,
+        receiver: kos::Receiver<kos::state::BaseSetup>,
+    },
+    OtChallenge {
+        ctx: Box<Ctx>,
+        receiver: kos::Receiver<kos::state::Extended>,
+    },
+    Garbled {
+        ctx: Box<Ctx>,
+        labels: Vec<Block>,
+        garbled: Vec<Option<(GarbledTables, DecodingBits)>>,
+    },
+    Labels {
+        ctx: Box<Ctx>,
+        labels: Vec<Block>,
+        garbled: Vec<Option<(GarbledTables, DecodingBits)>>,
+        next: usize,
+    },
+    Done,
+}
+
+/// The client's session for one inference.
+pub struct ClientSession {
+    input: Option<ClientInput>,
+    rng: Csprng,
+    state: State,
+    traffic: Traffic,
+    phase: Phase,
+    outcome: Option<Outcome>,
+}
+
+impl ClientSession {
+    /// A session classifying `input`, with a fresh generator.
+    pub fn new(input: ClientInput, rng: Csprng) -> Self {
+        ClientSession {
+            input: Some(input),
+            rng,
+            state: State::Plan,
+            traffic: Traffic::default(),
+            phase: Phase::Offline,
+            outcome: None,
+        }
+    }
+
+    /// The current phase (the transport timestamps its changes).
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Bytes and rounds so far.
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
+    }
+
+    /// The result, once finished.
+    pub fn outcome(&self) -> Option<&Outcome> {
+        self.outcome.as_ref()
+    }
+
+    fn quantize_input(&mut self, plan: &Plan) -> Result<Vec<u64>, ProtocolError> {
+        let bad = |reason: String| ProtocolError::Malformed {
+            what: "client input",
+            reason,
+        };
+        let x = match self.input.take() {
+            Some(ClientInput::ImageBytes(bytes)) => {
+                cryptonas_model::image::load_input(&bytes, &plan.input)
+                    .map_err(|e| bad(e.to_string()))?
+            }
+            Some(ClientInput::Normalised(x)) => x,
+            None => return Err(ProtocolError::Closed),
+        };
+        if x.len() != plan.input_len() {
+            return Err(bad(format!(
+                "{} values for a {}-value input",
+                x.len(),
+                plan.input_len()
+            )));
+        }
+        let lim = 2f64.powi(plan.k as i32 - 1);
+        x.iter()
+            .map(|&v| {
+                let r = (f64::from(v) * f64::from(plan.f_in).exp2()).round();
+                if !r.is_finite() || r >= lim || r < -lim {
+                    Err(bad(format!("input value {v} does not fit the ring")))
+                } else {
+                    Ok(from_signed(r as i64, plan.k))
+                }
+            })
+            .collect()
+    }
+
+    fn on_plan(
+        &mut self,
+        session_id: u64,
+        json: &[u8],
+    ) -> Result<(State, Vec<Msg>), ProtocolError> {
+        let plan: Plan = serde_json::from_slice(json).map_err(|e| ProtocolError::Malformed {
+            what: "ServerPlan",
+            reason: e.to_string(),
+        })?;
+        plan.validate()?;
+        let k = plan.k;
+        let input = self.quantize_input(&plan)?;
+        let he_params = HeParams::new(k).map_err(he_err)?;
+        let keys = ClientKeys::generate(&he_params, &mut self.rng).map_err(he_err)?;
+        let mask_image = ring::random(&mut self.rng, plan.input_len(), k);
+        let mask_relu: Vec<Vec<u64>> = plan
+            .stages
+            .iter()
+            .map(|s| {
+                if s.relu {
+                    ring::random(&mut self.rng, s.len, k)
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
+        let circuits = plan
+            .stages
+            .iter()
+            .map(|s| {
+                s.relu
+                    .then(|| ReluCircuit::new(k, s.trunc, ReluVariant::Relu))
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ProtocolError::Malformed {
+                what: "ServerPlan",
+                reason: e.to_string(),
+            })?;
+        let mut out = vec![Msg::ClientHeKey(keys.public_key().to_bytes(&he_params))];
+        let mut he = Vec::with_capacity(plan.stages.len());
+        for (i, st) in plan.stages.iter().enumerate() {
+            let convs: Vec<_> = st.terms.iter().map(|(_, c)| he_conv(c)).collect();
+            let stage = ClientStage::new(&he_params, &convs).map_err(he_err)?;
+            let masks: Vec<&[u64]> = st
+                .terms
+                .iter()
+                .map(|(src, _)| match src {
+                    Source::Image => mask_image.as_slice(),
+                    Source::Relu(j) => mask_relu[*j].as_slice(),
+                })
+                .collect();
+            let (state, msg) = stage
+                .encrypt_masks(&keys, &masks, &mut self.rng)
+                .map_err(he_err)?;
+            he.push(state);
+            out.push(Msg::ClientHeMasks {
+                stage: i as u32,
+                body: msg.to_bytes(&he_params),
+            });
+        }
+        let ctx = Ctx {
+            plan,
+            session_id,
+            keys,
+            he_params,
+            input,
+            mask_image,
+            mask_relu,
+            circuits,
+            shares: Vec::new(),
+        };
+        Ok((
+            State::HeResponses {
+                ctx: Box::new(ctx),
+                he,
+            },
+            out,
+        ))
+    }
+
+    fn step(&mut self, msg: Msg) -> Result<Step, ProtocolError> {
+        let state_name = self.state_name();
+        let state = std::mem::replace(&mut self.state, State::Done);
+        let (next, out) = match (state, msg) {
+            (_, Msg::Error(text)) => return Err(ProtocolError::Peer(text)),
+            (State::Plan, Msg::ServerPlan { session_id, plan }) => {
+                self.on_plan(session_id, &plan)?
+            }
+            (State::HeResponses { mut ctx, he }, Msg::ServerHeResponse { stage, body }) => {
+                let i = ctx.shares.len();
+                if stage as usize != i {
+                    return Err(ProtocolError::Unexpected {
+                        got: "ServerHeResponse for another stage",
+                        state: state_name,
+                    });
+                }
+                let resp = ResponseMsg::from_bytes(&ctx.he_params, &body).map_err(he_err)?;
+                let share = he[i].decrypt(&ctx.keys, &resp).map_err(he_err)?;
+                ctx.shares.push(share);
+                if ctx.shares.len() < ctx.plan.stages.len() {
+                    (State::HeResponses { ctx, he }, vec![])
+                } else {
+                    let (setup, receiver) = kos::Receiver::new().setup(&mut self.rng);
+                    (
+                        State::OtChoices { ctx, receiver },
+                        vec![Msg::ClientOtSetup(setup.to_bytes())],
+                    )
+                }
+            }
+            (State::OtChoices { ctx, receiver }, Msg::ServerOtChoices(bytes)) => {
+                let choices = ReceiverChoices::from_bytes(&bytes).map_err(ot_err)?;
+                let receiver = receiver.receive_base_choices(choices).map_err(ot_err)?;
+                let mut bits = Vec::with_capacity(ctx.plan.relu_count() * ctx.plan.k as usize);
+                for (i, st) in ctx.plan.stages.iter().enumerate() {
+                    if st.relu {
+                        bits.extend(
+                            words_to_bits(&ctx.shares[i], ctx.plan.k)
+                                .map_err(|e| ProtocolError::Check(format!("share bits: {e}")))?,
+                        );
+                    }
+                }
+                let (matrix, receiver) = receiver.extend(&bits, &mut self.rng).map_err(ot_err)?;
+                (
+                    State::OtChallenge { ctx, receiver },
+                    vec![Msg::ClientOtExtend(matrix.to_bytes())],
+                )
+            }
+            (State::OtChallenge { ctx, receiver }, Msg::ServerOtChallenge(bytes)) => {
+                let challenge = CheckChallenge::from_bytes(&bytes).map_err(ot_err)?;
+                let (response, labels, _receiver) = receiver.receive_challenge(challenge);
+                let garbled = Vec::with_capacity(ctx.plan.stages.len());
+                (
+                    State::Garbled {
+                        ctx,
+                        labels: labels.labels().to_vec(),
+                        garbled,
+                    },
+                    vec![Msg::ClientOtResponse(response.to_bytes())],
+                )
+            }
+            (
+                State::Garbled {
+                    ctx,
+                    labels,
+                    mut garbled,
+                },
+                Msg::ServerGarbled {
+                    stage,
+                    tables,
+                    decoding,
+                },
+            ) => {
+                // Garbled layers arrive in stage order; the logits stage has none.
+                let i = garbled.len();
+                let (Some(circuit), true) = (&ctx.circuits[i], stage as usize == i) else {
+                    return Err(ProtocolError::Unexpected {
+                        got: "ServerGarbled for another stage",
+                        state: state_name,
+                    });
+                };
+                let n = ctx.plan.stages[i].len;
+                let tables = GarbledTables::from_bytes(circuit.circuit(), n, &tables)
+                    .map_err(gc_err("tables"))?;
+                let decoding = DecodingBits::from_bytes(circuit.circuit(), n, &decoding)
+                    .map_err(gc_err("decoding bits"))?;
+                garbled.push(Some((tables, decoding)));
+                if garbled.len() + 1 < ctx.plan.stages.len() {
+                    (
+                        State::Garbled {
+                            ctx,
+                            labels,
+                            garbled,
+                        },
+                        vec![],
+                    )
+                } else {
+                    garbled.push(None);
+                    let masked = ring::sub(&ctx.input, &ctx.mask_image, ctx.plan.k);
+                    let input = Msg::ClientInput(ring::pack(&masked, ctx.plan.k));
+                    self.phase = Phase::Online;
+                    (
+                        State::Labels {
+                            ctx,
+                            labels,
+                            garbled,
+                            next: 0,
+                        },
+                        vec![input],
+                    )
+                }
+            }
+            (
+                State::Labels {
+                    ctx,
+                    labels,
+                    mut garbled,
+                    next,
+                },
+                Msg::ServerLabels { stage, body },
+            ) => {
+                let plan = &ctx.plan;
+                let k = plan.k as usize;
+                let (Some(circuit), true) = (&ctx.circuits[next], stage as usize == next) else {
+                    return Err(ProtocolError::Unexpected {
+                        got: "ServerLabels for another stage",
+                        state: state_name,
+                    });
+                };
+                let n = plan.stages[next].len;
+                let offset: usize = plan.stages[..next].iter().map(|s| s.len).sum();
+                let server = ActiveLabels::from_bytes(k, n, &body).map_err(gc_err("labels"))?;
+                let mine = ActiveLabels::new(k, labels[offset * k..(offset + n) * k].to_vec())
+                    .map_err(gc_err("OT labels"))?;
+                let (tables, decoding) = garbled[next].take().ok_or(ProtocolError::Closed)?;
+                let domain = TweakDomain {
+                    session_id: ctx.session_id,
+                    first_instance: offset as u32,
+                };
+                let out = Evaluator::new(circuit.circuit(), domain)
+                    .evaluate(&tables, &server, &mine)
+                    .map_err(gc_err("evaluation"))?;
+                let o = circuit
+                    .decode(&out, &decoding)
+                    .map_err(gc_err("decoding"))?;
+                let masked = ring::sub(&o, &ctx.mask_relu[next], plan.k);
+                let reply = Msg::ClientMasked {
+                    stage: stage as u32,
+                    body: ring::pack(&masked, plan.k),
+                };
+                (
+                    State::Labels {
+                        ctx,
+                        labels,
+                        garbled,
+                        next: next + 1,
+                    },
+                    vec![reply],
+                )
+            }
+            (State::Labels { ctx, next, .. }, Msg::ServerOutput(body))
+                if next + 1 == ctx.plan.stages.len() =>
+            {
+                let plan = &ctx.plan;
+                let last = &plan.stages[next];
+                let mut logits = ring::unpack(&body, last.len, plan.k, "ServerOutput")?;
+                ring::add_assign(&mut logits, &ctx.shares[next], plan.k);
+                let real: Vec<f64> = logits
+                    .iter()
+                    .map(|&v| to_signed(v, plan.k) as f64 / f64::from(last.f_z).exp2())
+                    .collect();
+                let class = real
+                    .iter()
+                    .enumerate()
+                    .fold((0, f64::NEG_INFINITY), |best, (i, &v)| {
+                        if v > best.1 {
+                            (i, v)
+                        } else {
+                            best
+                        }
+                    })
+                    .0;
+                self.outcome = Some(Outcome {
+                    logits_ring: logits,
+                    logits: real,
+                    class,
+                    input_ring: ctx.input.clone(),
+                });
+                self.phase = Phase::Done;
+                return Ok(Step::Finished(Vec::new()));
+            }
+            (state, msg) => {
+                self.state = state;
+                return Err(ProtocolError::Unexpected {
+                    got: msg.name(),
+                    state: state_name,
+                });
+            }
+        };
+        self.state = next;
+        Ok(Step::Continue(out.iter().map(Msg::encode).collect()))
+    }
+
+    fn state_name(&self) -> &'static str {
+        match self.state {
+            State::Plan => "waiting for ServerPlan",
+            State::HeResponses { .. } => "waiting for ServerHeResponse",
+            State::OtChoices { .. } => "waiting for ServerOtChoices",
+            State::OtChallenge { .. } => "waiting for ServerOtChallenge",
+            State::Garbled { .. } => "waiting for ServerGarbled",
+            State::Labels { .. } => "waiting for ServerLabels or ServerOutput",
+            State::Done => "closed",
+        }
+    }
+
+    /// Books a frame's bytes into the traffic counters.
+    fn count(&mut self, msg_kind: u8, stage: Option<usize>, len: usize, up: bool) {
+        let len = len as u64;
+        let t = &mut self.traffic;
+        let online = self.phase != Phase::Offline || msg_kind == 0x07;
+        match (online, up) {
+            (false, true) => t.offline_up += len,
+            (false, false) => t.offline_down += len,
+            (true, true) => t.online_up += len,
+            (true, false) => t.online_down += len,
+        }
+        match msg_kind {
+            0x02 | 0x03 => t.he_up += len,
+            0x82 => t.he_down += len,
+            0x04..=0x06 => t.ot_up += len,
+            0x83 | 0x84 => t.ot_down += len,
+            0x87 => t.online_rounds += 1,
+            _ => {}
+        }
+        if let Some(stage) = stage {
+            let layer = match t.layers.iter_mut().position(|l| l.stage == stage) {
+                Some(p) => &mut t.layers[p],
+                None => {
+                    t.layers.push(LayerCost {
+                        stage,
+                        ..LayerCost::default()
+                    });
+                    t.layers.last_mut().expect("just pushed")
+                }
+            };
+            match msg_kind {
+                0x85 => layer.offline_down += len,
+                0x86 => {
+                    layer.online_down += len;
+                    t.online_rounds += 1;
+                }
+                0x08 => layer.online_up += len,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The stage field of the frames that carry one (tags 0x03, 0x08, 0x82, 0x85, 0x86).
+fn stage_of(frame: &[u8]) -> Option<usize> {
+    match frame.first() {
+        Some(0x03 | 0x08 | 0x82 | 0x85 | 0x86) if frame.len() >= 5 => {
+            Some(u32::from_le_bytes(frame[1..5].try_into().expect("4 bytes")) as usize)
+        }
+        _ => None,
+    }
+}
+
+fn he_err(e: cryptonas_he::HeError) -> ProtocolError {
+    ProtocolError::Malformed {
+        what: "HE message",
+        reason: e.to_string(),
+    }
+}
+
+fn ot_err(e: cryptonas_ot::OtError) -> ProtocolError {
+    ProtocolError::Malformed {
+        what: "OT message",
+        reason: e.to_string(),
+    }
+}
+
+fn gc_err(what: &'static str) -> impl Fn(cryptonas_gc::GarbleError) -> ProtocolError {
+    move |e| ProtocolError::Malformed {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+impl FrameSession for ClientSession {
+    fn start(&mut self) -> Result<Vec<Vec<u8>>, ProtocolError> {
+        let hello = Msg::ClientHello {
+            version: PROTOCOL_VERSION,
+        }
+        .encode();
+        self.count(hello[0], None, hello.len(), true);
+        Ok(vec![hello])
+    }
+
+    fn handle(&mut self, frame: &[u8]) -> Result<Step, ProtocolError> {
+        if matches!(self.state, State::Done) {
+            return Err(ProtocolError::Closed);
+        }
+        if let Some(&kind) = frame.first() {
+            self.count(kind, stage_of(frame), frame.len(), false);
+        }
+        let result = Msg::decode(frame).and_then(|m| self.step(m));
+        match &result {
+            Ok(Step::Continue(out)) | Ok(Step::Finished(out)) => {
+                for f in out {
+                    self.count(f[0], stage_of(f), f.len(), true);
+                }
+            }
+            Err(_) => self.state = State::Done,
+        }
+        result
+    }
+}

@@ -1,0 +1,396 @@
+//! Protocol messages: one WebSocket binary frame each, `[tag: u8][body]`.
+//!
+//! Decoding here checks the framing only (tag, header fields, declared lengths); the sessions then
+//! check every size against the model's plan. Names say who sends: `Client*` or `Server*` tags.
+
+use crate::ProtocolError;
+
+/// Protocol version spoken by this build.
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// One protocol message.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Msg {
+    /// Client → server: opens the session.
+    ClientHello {
+        /// The client's protocol version.
+        version: u16,
+    },
+    /// Server → client: the public plan (JSON) and this inference's session id (GC tweaks).
+    ServerPlan {
+        /// Fresh per inference.
+        session_id: u64,
+        /// [`crate::Plan`] as JSON.
+        plan: Vec<u8>,
+    },
+    /// Client → server: the BFV public key.
+    ClientHeKey(Vec<u8>),
+    /// Client → server: encrypted masks of one stage's sources.
+    ClientHeMasks {
+        /// Stage index.
+        stage: u32,
+        /// `cryptonas_he::MasksMsg` bytes.
+        body: Vec<u8>,
+    },
+    /// Server → client: Enc(L(r) − s) for one stage.
+    ServerHeResponse {
+        /// Stage index.
+        stage: u32,
+        /// `cryptonas_he::ResponseMsg` bytes.
+        body: Vec<u8>,
+    },
+    /// Client → server: base-OT setup (the OT-extension receiver acts as base-OT sender).
+    ClientOtSetup(Vec<u8>),
+    /// Server → client: base-OT choices.
+    ServerOtChoices(Vec<u8>),
+    /// Client → server: the OT-extension matrix for the client's share bits.
+    ClientOtExtend(Vec<u8>),
+    /// Server → client: the KOS check challenge.
+    ServerOtChallenge(Vec<u8>),
+    /// Client → server: the KOS check response.
+    ClientOtResponse(Vec<u8>),
+    /// Server → client: one ReLU layer's garbled tables and output-decoding bits.
+    ServerGarbled {
+        /// Stage index.
+        stage: u32,
+        /// Raw tables.
+        tables: Vec<u8>,
+        /// Packed decoding bits.
+        decoding: Vec<u8>,
+    },
+    /// Client → server: the masked image x − r (starts the online phase).
+    ClientInput(Vec<u8>),
+    /// Server → client: active labels of the server's share of one ReLU layer's input.
+    ServerLabels {
+        /// Stage index.
+        stage: u32,
+        /// Raw labels.
+        body: Vec<u8>,
+    },
+    /// Client → server: the client's ReLU-output share minus its mask, o − r.
+    ClientMasked {
+        /// Stage index.
+        stage: u32,
+        /// Packed ring elements.
+        body: Vec<u8>,
+    },
+    /// Server → client: the server's share of the logits (only the client learns them).
+    ServerOutput(Vec<u8>),
+    /// Either side: the session failed; the text says why.
+    Error(String),
+}
+
+impl std::fmt::Debug for Msg {
+    /// Only the kind and the size: bodies may be secret-dependent and large.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}({} B)", self.name(), self.encode().len())
+    }
+}
+
+mod tag {
+    pub(super) const CLIENT_HELLO: u8 = 0x01;
+    pub(super) const CLIENT_HE_KEY: u8 = 0x02;
+    pub(super) const CLIENT_HE_MASKS: u8 = 0x03;
+    pub(super) const CLIENT_OT_SETUP: u8 = 0x04;
+    pub(super) const CLIENT_OT_EXTEND: u8 = 0x05;
+    pub(super) const CLIENT_OT_RESPONSE: u8 = 0x06;
+    pub(super) const CLIENT_INPUT: u8 = 0x07;
+    pub(super) const CLIENT_MASKED: u8 = 0x08;
+    pub(super) const SERVER_PLAN: u8 = 0x81;
+    pub(super) const SERVER_HE_RESPONSE: u8 = 0x82;
+    pub(super) const SERVER_OT_CHOICES: u8 = 0x83;
+    pub(super) const SERVER_OT_CHALLENGE: u8 = 0x84;
+    pub(super) const SERVER_GARBLED: u8 = 0x85;
+    pub(super) const SERVER_LABELS: u8 = 0x86;
+    pub(super) const SERVER_OUTPUT: u8 = 0x87;
+    pub(super) const ERROR: u8 = 0xff;
+}
+
+fn malformed(what: &'static str, reason: impl Into<String>) -> ProtocolError {
+    ProtocolError::Malformed {
+        what,
+        reason: reason.into(),
+    }
+}
+
+/// Reads fixed-size header fields off the front of a body.
+struct Reader<'a> {
+    what: &'static str,
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ProtocolError> {
+        if self.rest.len() < n {
+            return Err(malformed(
+                self.what,
+                format!("truncated: need {n} more bytes, have {}", self.rest.len()),
+            ));
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+    fn u16(&mut self) -> Result<u16, ProtocolError> {
+        Ok(u16::from_le_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
+    }
+    fn u32(&mut self) -> Result<u32, ProtocolError> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+    fn u64(&mut self) -> Result<u64, ProtocolError> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
+    }
+    fn rest(self) -> Vec<u8> {
+        self.rest.to_vec()
+    }
+    fn end(self) -> Result<(), ProtocolError> {
+        if self.rest.is_empty() {
+            Ok(())
+        } else {
+            Err(malformed(
+                self.what,
+                format!("{} trailing bytes", self.rest.len()),
+            ))
+        }
+    }
+}
+
+impl Msg {
+    /// The message's name, for errors and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Msg::ClientHello { .. } => "ClientHello",
+            Msg::ServerPlan { .. } => "ServerPlan",
+            Msg::ClientHeKey(_) => "ClientHeKey",
+            Msg::ClientHeMasks { .. } => "ClientHeMasks",
+            Msg::ServerHeResponse { .. } => "ServerHeResponse",
+            Msg::ClientOtSetup(_) => "ClientOtSetup",
+            Msg::ServerOtChoices(_) => "ServerOtChoices",
+            Msg::ClientOtExtend(_) => "ClientOtExtend",
+            Msg::ServerOtChallenge(_) => "ServerOtChallenge",
+            Msg::ClientOtResponse(_) => "ClientOtResponse",
+            Msg::ServerGarbled { .. } => "ServerGarbled",
+            Msg::ClientInput(_) => "ClientInput",
+            Msg::ServerLabels { .. } => "ServerLabels",
+            Msg::ClientMasked { .. } => "ClientMasked",
+            Msg::ServerOutput(_) => "ServerOutput",
+            Msg::Error(_) => "Error",
+        }
+    }
+
+    /// The frame.
+    pub fn encode(&self) -> Vec<u8> {
+        fn framed(tag: u8, header: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+            let len = 1 + header.len() + parts.iter().map(|p| p.len()).sum::<usize>();
+            let mut out = Vec::with_capacity(len);
+            out.push(tag);
+            out.extend_from_slice(header);
+            for p in parts {
+                out.extend_from_slice(p);
+            }
+            out
+        }
+        let s = |stage: &u32| stage.to_le_bytes();
+        match self {
+            Msg::ClientHello { version } => framed(tag::CLIENT_HELLO, &version.to_le_bytes(), &[]),
+            Msg::ServerPlan { session_id, plan } => {
+                framed(tag::SERVER_PLAN, &session_id.to_le_bytes(), &[plan])
+            }
+            Msg::ClientHeKey(b) => framed(tag::CLIENT_HE_KEY, &[], &[b]),
+            Msg::ClientHeMasks { stage, body } => framed(tag::CLIENT_HE_MASKS, &s(stage), &[body]),
+            Msg::ServerHeResponse { stage, body } => {
+                framed(tag::SERVER_HE_RESPONSE, &s(stage), &[body])
+            }
+            Msg::ClientOtSetup(b) => framed(tag::CLIENT_OT_SETUP, &[], &[b]),
+            Msg::ServerOtChoices(b) => framed(tag::SERVER_OT_CHOICES, &[], &[b]),
+            Msg::ClientOtExtend(b) => framed(tag::CLIENT_OT_EXTEND, &[], &[b]),
+            Msg::ServerOtChallenge(b) => framed(tag::SERVER_OT_CHALLENGE, &[], &[b]),
+            Msg::ClientOtResponse(b) => framed(tag::CLIENT_OT_RESPONSE, &[], &[b]),
+            Msg::ServerGarbled {
+                stage,
+                tables,
+                decoding,
+            } => {
+                let mut h = s(stage).to_vec();
+                h.extend_from_slice(&(tables.len() as u64).to_le_bytes());
+                framed(tag::SERVER_GARBLED, &h, &[tables, decoding])
+            }
+            Msg::ClientInput(b) => framed(tag::CLIENT_INPUT, &[], &[b]),
+            Msg::ServerLabels { stage, body } => framed(tag::SERVER_LABELS, &s(stage), &[body]),
+            Msg::ClientMasked { stage, body } => framed(tag::CLIENT_MASKED, &s(stage), &[body]),
+            Msg::ServerOutput(b) => framed(tag::SERVER_OUTPUT, &[], &[b]),
+            Msg::Error(text) => framed(tag::ERROR, &[], &[text.as_bytes()]),
+        }
+    }
+
+    /// Parses one frame (framing only; sizes are checked by the sessions).
+    pub fn decode(frame: &[u8]) -> Result<Msg, ProtocolError> {
+        let (&t, body) = frame
+            .split_first()
+            .ok_or_else(|| malformed("frame", "empty frame"))?;
+        let r = |what| Reader { what, rest: body };
+        Ok(match t {
+            tag::CLIENT_HELLO => {
+                let mut r = r("ClientHello");
+                let version = r.u16()?;
+                r.end()?;
+                Msg::ClientHello { version }
+            }
+            tag::SERVER_PLAN => {
+                let mut r = r("ServerPlan");
+                let session_id = r.u64()?;
+                Msg::ServerPlan {
+                    session_id,
+                    plan: r.rest(),
+                }
+            }
+            tag::CLIENT_HE_KEY => Msg::ClientHeKey(body.to_vec()),
+            tag::CLIENT_HE_MASKS => {
+                let mut r = r("ClientHeMasks");
+                let stage = r.u32()?;
+                Msg::ClientHeMasks {
+                    stage,
+                    body: r.rest(),
+                }
+            }
+            tag::SERVER_HE_RESPONSE => {
+                let mut r = r("ServerHeResponse");
+                let stage = r.u32()?;
+                Msg::ServerHeResponse {
+                    stage,
+                    body: r.rest(),
+                }
+            }
+            tag::CLIENT_OT_SETUP => Msg::ClientOtSetup(body.to_vec()),
+            tag::SERVER_OT_CHOICES => Msg::ServerOtChoices(body.to_vec()),
+            tag::CLIENT_OT_EXTEND => Msg::ClientOtExtend(body.to_vec()),
+            tag::SERVER_OT_CHALLENGE => Msg::ServerOtChallenge(body.to_vec()),
+            tag::CLIENT_OT_RESPONSE => Msg::ClientOtResponse(body.to_vec()),
+            tag::SERVER_GARBLED => {
+                let mut r = r("ServerGarbled");
+                let stage = r.u32()?;
+                let n = r.u64()?;
+                let n = usize::try_from(n)
+                    .ok()
+                    .filter(|&n| n <= r.rest.len())
+                    .ok_or_else(|| {
+                        malformed(
+                            "ServerGarbled",
+                            format!("table length {n} exceeds the frame"),
+                        )
+                    })?;
+                let tables = r.take(n)?.to_vec();
+                Msg::ServerGarbled {
+                    stage,
+                    tables,
+                    decoding: r.rest(),
+                }
+            }
+            tag::CLIENT_INPUT => Msg::ClientInput(body.to_vec()),
+            tag::SERVER_LABELS => {
+                let mut r = r("ServerLabels");
+                let stage = r.u32()?;
+                Msg::ServerLabels {
+                    stage,
+                    body: r.rest(),
+                }
+            }
+            tag::CLIENT_MASKED => {
+                let mut r = r("ClientMasked");
+                let stage = r.u32()?;
+                Msg::ClientMasked {
+                    stage,
+                    body: r.rest(),
+                }
+            }
+            tag::SERVER_OUTPUT => Msg::ServerOutput(body.to_vec()),
+            tag::ERROR => Msg::Error(String::from_utf8_lossy(body).into_owned()),
+            other => return Err(malformed("frame", format!("unknown tag {other:#04x}"))),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all() -> Vec<Msg> {
+        vec![
+            Msg::ClientHello { version: 1 },
+            Msg::ServerPlan {
+                session_id: 7,
+                plan: b"{}".to_vec(),
+            },
+            Msg::ClientHeKey(vec![1, 2]),
+            Msg::ClientHeMasks {
+                stage: 3,
+                body: vec![4],
+            },
+            Msg::ServerHeResponse {
+                stage: 3,
+                body: vec![],
+            },
+            Msg::ClientOtSetup(vec![9; 3]),
+            Msg::ServerOtChoices(vec![9; 4]),
+            Msg::ClientOtExtend(vec![9; 5]),
+            Msg::ServerOtChallenge(vec![9; 6]),
+            Msg::ClientOtResponse(vec![9; 7]),
+            Msg::ServerGarbled {
+                stage: 2,
+                tables: vec![1; 32],
+                decoding: vec![2; 3],
+            },
+            Msg::ClientInput(vec![1; 12]),
+            Msg::ServerLabels {
+                stage: 0,
+                body: vec![5; 16],
+            },
+            Msg::ClientMasked {
+                stage: 0,
+                body: vec![5; 4],
+            },
+            Msg::ServerOutput(vec![1; 40]),
+            Msg::Error("boom".into()),
+        ]
+    }
+
+    #[test]
+    fn round_trip_every_message() {
+        for m in all() {
+            assert_eq!(Msg::decode(&m.encode()).unwrap(), m, "{}", m.name());
+        }
+    }
+
+    #[test]
+    fn truncated_and_unknown_frames_are_errors() {
+        assert!(Msg::decode(&[]).is_err());
+        assert!(Msg::decode(&[0x42]).is_err());
+        assert!(Msg::decode(&[tag::CLIENT_HELLO, 1]).is_err());
+        assert!(Msg::decode(&[tag::CLIENT_HELLO, 1, 0, 0]).is_err());
+        let g = Msg::ServerGarbled {
+            stage: 2,
+            tables: vec![1; 32],
+            decoding: vec![2; 3],
+        }
+        .encode();
+        for cut in 0..13 {
+            assert!(Msg::decode(&g[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut lying = g.clone();
+        lying[5..13].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(Msg::decode(&lying).is_err());
+        // Every prefix of every message decodes to an error or a message, never a panic.
+        for m in all() {
+            let f = m.encode();
+            for cut in 0..f.len() {
+                let _ = Msg::decode(&f[..cut]);
+            }
+        }
+    }
+}

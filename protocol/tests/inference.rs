@@ -1,0 +1,183 @@
+//! Private inference end to end, in process: the client's logits must equal the plaintext fixed-point
+//! engine bit for bit.
+
+use cryptonas_crypto::Csprng;
+use cryptonas_model::rng::SplitMix64;
+use cryptonas_model::zoo::{random_init, CryptoNasSpec, LayerSpec};
+use cryptonas_model::{Calibration, CalibrationParams, FixedModel, Model, NormalForm};
+use cryptonas_protocol::{
+    run_local, ClientInput, ClientSession, FrameSession, Msg, ProtocolError, ServerModel,
+    ServerSession,
+};
+use std::sync::Arc;
+
+/// A CryptoNAS-shaped network (CNet1's skips, 6 layers, two factorized reductions) on small inputs.
+fn model(channels: usize, side: usize, seed: u64) -> (Arc<ServerModel>, Vec<Vec<f32>>) {
+    let layers = [
+        (3, vec![]),
+        (3, vec![]),
+        (3, vec![0, 1]),
+        (5, vec![1]),
+        (3, vec![0, 2]),
+        (3, vec![2, 3]),
+    ]
+    .into_iter()
+    .map(|(kernel, skips)| LayerSpec { kernel, skips })
+    .collect();
+    let mut spec = CryptoNasSpec::cifar10(layers, channels);
+    spec.input = (3, side, side);
+    let spec = spec.to_model_spec("tiny").unwrap();
+    let weights = random_init(&spec, seed).unwrap();
+    let m = Model::from_bytes(spec.to_json().as_bytes(), &weights).unwrap();
+    let nf = NormalForm::compile(&m).unwrap();
+    let mut rng = SplitMix64::new(seed);
+    let images: Vec<Vec<f32>> = (0..256)
+        .map(|_| (0..3 * side * side).map(|_| rng.normal()).collect())
+        .collect();
+    let cal = Calibration::run(&nf, images[..16].iter().map(|v| v.as_slice())).unwrap();
+    let cfg = cal.config(&nf, 32, &CalibrationParams::default()).unwrap();
+    let fixed = FixedModel::quantize(&nf, &cfg).unwrap();
+    let sm = ServerModel::from_fixed(
+        "tiny",
+        &m.spec.input,
+        &m.spec.classes,
+        fixed,
+        None,
+        String::new(),
+    )
+    .unwrap();
+    (Arc::new(sm), images)
+}
+
+fn infer(model: &Arc<ServerModel>, x: &[f32]) -> cryptonas_protocol::Outcome {
+    let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+    let mut client = ClientSession::new(
+        ClientInput::Normalised(x.to_vec()),
+        Csprng::from_entropy().unwrap(),
+    );
+    run_local(&mut client, &mut server).unwrap();
+    client.outcome().unwrap().clone()
+}
+
+#[test]
+fn private_logits_equal_fixed_point_logits_for_200_images() {
+    let (model, images) = model(2, 8, 1);
+    assert_eq!(model.plan().relu_count(), 6 * 2 * 64);
+    for x in images.iter().take(200) {
+        let out = infer(&model, x);
+        let want = model.fixed().forward(&out.input_ring).unwrap();
+        assert_eq!(out.logits_ring, want);
+        assert_eq!(out.input_ring, model.fixed().quantize_input(x).unwrap());
+    }
+}
+
+#[test]
+fn cnet1_shape_at_32x32_is_bit_exact() {
+    let (model, images) = model(1, 32, 2);
+    assert_eq!(model.plan().relu_count(), 6 * 1024);
+    for x in images.iter().take(2) {
+        let out = infer(&model, x);
+        assert_eq!(
+            out.logits_ring,
+            model.fixed().forward(&out.input_ring).unwrap()
+        );
+    }
+}
+
+#[test]
+fn fresh_material_per_inference() {
+    let (model, images) = model(2, 8, 3);
+    let transcript = |x: &[f32]| {
+        let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+        let mut client = ClientSession::new(
+            ClientInput::Normalised(x.to_vec()),
+            Csprng::from_entropy().unwrap(),
+        );
+        let mut up = client.start().unwrap();
+        let mut frames = Vec::new();
+        // Drive by hand to keep every server frame.
+        loop {
+            let mut down = Vec::new();
+            for f in up.drain(..) {
+                match server.handle(&f).unwrap() {
+                    cryptonas_protocol::Step::Continue(o)
+                    | cryptonas_protocol::Step::Finished(o) => down.extend(o),
+                }
+            }
+            if down.is_empty() {
+                break;
+            }
+            for f in down {
+                frames.push(f.clone());
+                if let cryptonas_protocol::Step::Continue(o) = client.handle(&f).unwrap() {
+                    up.extend(o);
+                }
+            }
+        }
+        frames
+    };
+    let a = transcript(&images[0]);
+    let b = transcript(&images[0]);
+    assert_eq!(a.len(), b.len());
+    let garbled = |fs: &[Vec<u8>]| {
+        fs.iter()
+            .filter(|f| matches!(Msg::decode(f), Ok(Msg::ServerGarbled { .. })))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let (ga, gb) = (garbled(&a), garbled(&b));
+    assert!(!ga.is_empty());
+    for (x, y) in ga.iter().zip(&gb) {
+        assert_ne!(x, y, "garbled tables reused across inferences");
+    }
+}
+
+#[test]
+fn out_of_order_replayed_and_malformed_frames_end_the_session() {
+    let (model, images) = model(2, 8, 4);
+    let fresh = || ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+    // Online input before the offline phase.
+    let mut s = fresh();
+    let err = s
+        .handle(&Msg::ClientInput(vec![0; 4]).encode())
+        .unwrap_err();
+    assert!(matches!(err, ProtocolError::Unexpected { .. }), "{err}");
+    // A failed session stays closed.
+    assert_eq!(
+        s.handle(&Msg::ClientHello { version: 1 }.encode())
+            .unwrap_err(),
+        ProtocolError::Closed
+    );
+    // Replayed hello.
+    let mut s = fresh();
+    s.handle(&Msg::ClientHello { version: 1 }.encode()).unwrap();
+    assert!(matches!(
+        s.handle(&Msg::ClientHello { version: 1 }.encode()),
+        Err(ProtocolError::Unexpected { .. })
+    ));
+    // Wrong version, truncated and garbage frames.
+    let mut s = fresh();
+    assert!(s
+        .handle(&Msg::ClientHello { version: 99 }.encode())
+        .is_err());
+    for junk in [&[][..], &[0x01][..], &[0x42, 1, 2][..]] {
+        let mut s = fresh();
+        assert!(s.handle(junk).is_err());
+    }
+    // A garbage HE key.
+    let mut s = fresh();
+    s.handle(&Msg::ClientHello { version: 1 }.encode()).unwrap();
+    assert!(s.handle(&Msg::ClientHeKey(vec![7; 100]).encode()).is_err());
+    // A client fed a truncated server frame fails cleanly too.
+    let mut c = ClientSession::new(
+        ClientInput::Normalised(images[0].clone()),
+        Csprng::from_entropy().unwrap(),
+    );
+    c.start().unwrap();
+    let mut s = fresh();
+    let plan = match s.handle(&Msg::ClientHello { version: 1 }.encode()).unwrap() {
+        cryptonas_protocol::Step::Continue(v) => v[0].clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(c.handle(&plan[..plan.len() / 2]).is_err());
+}
