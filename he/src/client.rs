@@ -113,17 +113,15 @@ impl ClientKeys {
         let mask = p.mask();
         // c0 = Δ·m + e − a·s, with Δ·m + e assembled in the power basis (one NTT per prime).
         let e = cbd_vec(n, rng);
-        let mut v = vec![0u64; moduli.len() * n];
-        for (i, &q) in moduli.iter().enumerate() {
-            let row = &mut v[i * n..(i + 1) * n];
-            for (x, &ej) in row.iter_mut().zip(&e) {
-                *x = if ej < 0 { q - (-ej) as u64 } else { ej as u64 };
-            }
+        let qs = &p.enc_top.qs;
+        let mut v: Vec<u64> = Vec::with_capacity(moduli.len() * n);
+        for q in qs {
+            v.extend(q.reduce_vec_i64(&e));
         }
         for (coef, m) in entries {
-            for (i, &q) in moduli.iter().enumerate() {
+            for (i, q) in qs.iter().enumerate() {
                 let x = &mut v[i * n + coef];
-                *x = (*x + p.enc_top.encode(m, i, mask)) % q;
+                *x = q.add(*x, p.enc_top.encode(m, i, mask));
             }
         }
         let mut c0 = Poly::try_convert_from(v, &p.ctx_top, false, Representation::PowerBasis)?;
@@ -254,8 +252,8 @@ impl ClientState {
             phase.change_representation(Representation::PowerBasis);
             let coeffs = phase.coefficients();
             for (idx, &(coef, out_i)) in map.iter().enumerate() {
-                for (i, &q) in low.iter().enumerate() {
-                    res[i] = (coeffs[[i, coef as usize]] + ct.c0[i * ct.count + idx]) % q;
+                for (i, q) in p.enc_low.qs.iter().enumerate() {
+                    res[i] = q.add(coeffs[[i, coef as usize]], ct.c0[i * ct.count + idx]);
                 }
                 out[out_i as usize] = p.decode_low(&res);
             }

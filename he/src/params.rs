@@ -44,7 +44,7 @@
 use std::sync::Arc;
 
 use fhe_math::rq::Context;
-use fhe_math::zq::primes::generate_prime;
+use fhe_math::zq::{primes::generate_prime, Modulus};
 
 use crate::conv::ring_mask;
 use crate::error::HeError;
@@ -65,8 +65,8 @@ pub(crate) struct Encoder {
     q_mod_t: u64,
     /// −t⁻¹ mod q_i for each prime.
     neg_tinv: Vec<u64>,
-    /// The primes.
-    moduli: Vec<u64>,
+    /// The primes, with Barrett constants (no u128 division: slow in WebAssembly).
+    pub(crate) qs: Vec<Modulus>,
 }
 
 impl Encoder {
@@ -84,7 +84,10 @@ impl Encoder {
         Encoder {
             q_mod_t,
             neg_tinv,
-            moduli: moduli.to_vec(),
+            qs: moduli
+                .iter()
+                .map(|&q| Modulus::new(q).expect("NTT primes are valid moduli"))
+                .collect(),
         }
     }
 
@@ -92,7 +95,8 @@ impl Encoder {
     #[inline]
     pub(crate) fn encode(&self, m: u64, i: usize, mask: u64) -> u64 {
         let big_m = m.wrapping_mul(self.q_mod_t) & mask;
-        mul_mod(big_m % self.moduli[i], self.neg_tinv[i], self.moduli[i])
+        let q = &self.qs[i];
+        q.mul(q.reduce(big_m), self.neg_tinv[i])
     }
 }
 
@@ -274,9 +278,31 @@ impl HeParams {
         ring_mask(self.k)
     }
 
+    /// `round(x·2^k / q0) mod 2^k` for a single bottom prime (k ≤ 46, so x·2^k < 2^108): an f64
+    /// estimate corrected exactly with u128 products (no u128 division).
+    fn decode_single(&self, x: u64) -> u64 {
+        let q = self.moduli[0] as u128;
+        let num = (x as u128) << self.k;
+        let est = (x as f64 / self.moduli[0] as f64) * 2f64.powi(self.k as i32);
+        let mut a = est as u128;
+        while a * q > num {
+            a -= 1;
+        }
+        while (a + 1) * q <= num {
+            a += 1;
+        }
+        if 2 * (num - a * q) >= q {
+            a += 1;
+        }
+        (a as u64) & self.mask()
+    }
+
     /// Decodes one coefficient of the bottom-level phase `c0 + c1·s` (residues mod the bottom primes):
     /// `round(t·x / Q_low) mod t`.
     pub(crate) fn decode_low(&self, residues: &[u64]) -> u64 {
+        if self.n_low == 1 {
+            return self.decode_single(residues[0]);
+        }
         let (x, q): (u128, u128) = if self.n_low == 1 {
             (residues[0] as u128, self.moduli[0] as u128)
         } else {

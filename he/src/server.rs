@@ -201,15 +201,19 @@ impl ServerStage {
                     *l &= top_mask;
                 }
             }
-            for (i, &q) in moduli.iter().enumerate() {
-                // (Σ limb·2^(64x)) − 2^F + e1 mod q
+            for (i, q) in p.enc_top.qs.iter().enumerate() {
+                // (Σ limb·2^(64x)) − 2^F + e1 mod q; each product < 2^124, at most 3 limbs.
                 let mut acc: u128 = 0;
                 for (l, pw) in limb.iter().zip(&self.pow64[i]) {
-                    acc += (*l % q) as u128 * *pw as u128;
+                    acc += q.reduce(*l) as u128 * *pw as u128;
                 }
-                let e = if ej < 0 { q - (-ej) as u64 } else { ej as u64 };
-                acc += (q - self.two_f[i]) as u128 + e as u128;
-                v[i * n + j] = (acc % q as u128) as u64;
+                let e = if ej < 0 {
+                    **q - (-ej) as u64
+                } else {
+                    ej as u64
+                };
+                acc += (**q - self.two_f[i]) as u128 + e as u128;
+                v[i * n + j] = q.reduce_u128(acc);
             }
         }
         Ok(Poly::try_convert_from(
@@ -344,9 +348,9 @@ impl ServerStage {
             for (idx, &(coef, out_i)) in map.iter().enumerate() {
                 let s = rng.next_u64() & mask;
                 share[out_i as usize] = s;
-                for (i, &q) in low.iter().enumerate() {
+                for (i, q) in p.enc_low.qs.iter().enumerate() {
                     let enc = p.enc_low.encode(s, i, mask);
-                    vals[i * count + idx] = (coeffs[[i, coef as usize]] + q - enc) % q;
+                    vals[i * count + idx] = q.sub(coeffs[[i, coef as usize]], enc);
                 }
             }
             out.push(OutCt {
