@@ -167,8 +167,62 @@ fn bench_aes(cr: &mut Criterion) {
     group.finish();
 }
 
+/// Fixed amounts of work for `perf stat -e cycles:u` (cycles per AND do not depend on machine
+/// load, wall-clock rates do): `GC_FIXED=aes|garble|evaluate cargo bench ... --bench garble`.
+/// Prints the element count to divide by.
+fn fixed_work(kind: &str) {
+    let c = and_circuit();
+    let n = 1024;
+    let reps = 20;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let (g, ga, ea) = setup(&c, n, &[]);
+    let mut rng = Csprng::from_seed([1; 32]);
+    let elements = match kind {
+        "aes" => {
+            let aes = cryptonas_crypto::FixedKeyAes::default();
+            let mut blocks = rng.blocks(4096);
+            for _ in 0..reps * 2000 {
+                aes.permute_many(black_box(&mut blocks));
+            }
+            reps * 2000 * 4096
+        }
+        "garble" => {
+            for _ in 0..reps {
+                pool.install(|| {
+                    black_box(
+                        Garbler::new(&c, DOMAIN)
+                            .garble(Delta::random(&mut rng), n, &[], None, &mut rng)
+                            .unwrap(),
+                    )
+                });
+            }
+            reps * n * c.and_count()
+        }
+        _ => {
+            for _ in 0..reps * 4 {
+                pool.install(|| {
+                    black_box(
+                        Evaluator::new(&c, DOMAIN)
+                            .evaluate(&g.tables, &ga, &ea)
+                            .unwrap(),
+                    )
+                });
+            }
+            reps * 4 * n * c.and_count()
+        }
+    };
+    println!("{kind}: {elements} elements");
+}
+
 /// Runs every benchmark of this file.
 fn benches() {
+    if let Ok(kind) = std::env::var("GC_FIXED") {
+        fixed_work(&kind);
+        return;
+    }
     let mut c = Criterion::default().sample_size(20).configure_from_args();
     bench_aes(&mut c);
     bench_and_gates(&mut c);

@@ -1,0 +1,48 @@
+//! Garbling and evaluation speed inside the browser (one thread, software AES): prints AND gates/s
+//! and ReLUs/s at k = 32. Run with
+//! `CHROMEDRIVER=/usr/bin/chromedriver cargo test --release --target wasm32-unknown-unknown -p cryptonas-gc --test wasm_speed -- --nocapture`.
+#![cfg(target_arch = "wasm32")]
+
+use cryptonas_crypto::Csprng;
+use cryptonas_gc::{Delta, Evaluator, ReluCircuit, ReluVariant, TweakDomain};
+use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_configure};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+#[wasm_bindgen_test]
+fn relu_k32_speed_in_browser() {
+    let relu = ReluCircuit::new(32, 0, ReluVariant::Relu).unwrap();
+    let n = 2048;
+    let mut rng = Csprng::from_seed([1; 32]);
+    let masks: Vec<u64> = (0..n).map(|_| rng.u64() & 0xffff_ffff).collect();
+    let a: Vec<u64> = (0..n).map(|_| rng.u64() & 0xffff_ffff).collect();
+    let b: Vec<u64> = (0..n).map(|_| rng.u64() & 0xffff_ffff).collect();
+    let domain = TweakDomain {
+        session_id: 1,
+        first_instance: 0,
+    };
+    let t0 = js_sys::Date::now();
+    let g = relu
+        .garble(Delta::random(&mut rng), domain, &masks, None, &mut rng)
+        .unwrap();
+    let t1 = js_sys::Date::now();
+    let ga = relu.encode_garbler(&g.encoder, &a).unwrap();
+    let eb = relu.encode_evaluator(&g.encoder, &b).unwrap();
+    let t2 = js_sys::Date::now();
+    let out = Evaluator::new(relu.circuit(), domain)
+        .evaluate(&g.tables, &ga, &eb)
+        .unwrap();
+    let t3 = js_sys::Date::now();
+    let o = relu.decode(&out, &g.decoding).unwrap();
+    assert_eq!(o[0], relu.reference(a[0], b[0], masks[0]));
+    let ands = (n * relu.circuit().and_count()) as f64;
+    let (tg, te) = ((t1 - t0) / 1e3, (t3 - t2) / 1e3);
+    console_log!(
+        "browser, 1 thread: garble {:.2} M AND/s ({:.0} ReLU/s), evaluate {:.2} M AND/s ({:.0} ReLU/s, {:.1} us/ReLU)",
+        ands / tg / 1e6,
+        n as f64 / tg,
+        ands / te / 1e6,
+        n as f64 / te,
+        te / n as f64 * 1e6
+    );
+}
