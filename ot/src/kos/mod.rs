@@ -257,4 +257,47 @@ mod profile {
         });
         eprintln!("x: {:?} {:?}", t.elapsed(), x);
     }
+
+    /// `ROUNDS` full 2^20 batches, both sides, for CPU-time accounting on a loaded machine:
+    /// `RAYON_NUM_THREADS=1 /usr/bin/time -f "%U s user" <test binary> --ignored cpu_time_batches`.
+    #[test]
+    #[ignore = "timing workload, not a check"]
+    fn cpu_time_batches() {
+        const ROUNDS: usize = 8;
+        let mut rng = Csprng::from_seed([2; 32]);
+        let (setup, receiver) = Receiver::new().setup(&mut rng);
+        let (choices, mut sender) = Sender::new(Block::ONE)
+            .unwrap()
+            .receive_base_setup(setup, &mut rng);
+        let mut receiver = receiver.receive_base_choices(choices).unwrap();
+        let bits = vec![true; 1 << 20];
+        let t = Instant::now();
+        for _ in 0..ROUNDS {
+            let (m, r) = receiver.extend(&bits, &mut rng).unwrap();
+            let (c, s) = sender.receive_extend(m, &mut rng);
+            let (resp, _, r) = r.receive_challenge(c);
+            let (_, s) = s.receive_check(resp).unwrap();
+            (sender, receiver) = (s, r);
+        }
+        eprintln!("{ROUNDS} x 2^20 COT, both sides: {:?} wall", t.elapsed());
+    }
+
+    /// 8192 Chou–Orlandi OTs, both sides, for CPU-time accounting (as above).
+    #[test]
+    #[ignore = "timing workload, not a check"]
+    fn cpu_time_base_ots() {
+        let mut rng = Csprng::from_seed([3; 32]);
+        let bits = vec![true; 8192];
+        let t = Instant::now();
+        let (setup, sender) = crate::chou_orlandi::Sender::new().setup(&mut rng);
+        let (msg, _) = crate::chou_orlandi::Receiver::new()
+            .receive_setup(setup)
+            .choose(&bits, &mut rng);
+        let keys = sender.send(msg);
+        eprintln!(
+            "8192 base OTs, both sides: {:?} wall {}",
+            t.elapsed(),
+            keys.len()
+        );
+    }
 }
