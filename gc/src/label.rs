@@ -9,6 +9,7 @@ use crate::circuit::Circuit;
 use crate::error::GarbleError;
 use cryptonas_crypto::{Block, Csprng};
 use std::fmt;
+use zeroize::Zeroize;
 
 /// The free-XOR offset Δ: the one-label of a wire is its zero-label ⊕ Δ.
 ///
@@ -32,6 +33,12 @@ impl Delta {
     /// The block (secret).
     pub fn as_block(&self) -> Block {
         self.0
+    }
+}
+
+impl Drop for Delta {
+    fn drop(&mut self) {
+        self.0 .0.zeroize();
     }
 }
 
@@ -327,6 +334,14 @@ pub struct Encoder {
     pub(crate) evaluator_inputs: usize,
     pub(crate) garbler_zero: Vec<Block>,
     pub(crate) evaluator_zero: Vec<Block>,
+}
+
+impl Drop for Encoder {
+    /// Zero-labels with Δ give every label of the batch: wipe them.
+    fn drop(&mut self) {
+        bytemuck::cast_slice_mut::<Block, u8>(&mut self.garbler_zero).zeroize();
+        bytemuck::cast_slice_mut::<Block, u8>(&mut self.evaluator_zero).zeroize();
+    }
 }
 
 impl fmt::Debug for Encoder {
