@@ -9,7 +9,7 @@
 //! step (3 such products).
 //!
 //! Bit `i` of a block (little endian, [`Block::to_u128`]) is the coefficient of `x^i`; the field is
-//! GF(2)[x] / (x^128 + x^7 + x^2 + x + 1) without GCM's bit reflection.
+//! GF(2)\[x\] / (x^128 + x^7 + x^2 + x + 1) without GCM's bit reflection.
 
 use cryptonas_crypto::Block;
 
@@ -76,7 +76,7 @@ pub fn clmul64_wide(a: u64, b: u64) -> u128 {
     z
 }
 
-/// 64×64 carry-less product from 48 integer 64-bit multiplications (Karatsuba over [`clmul32`]).
+/// 64×64 carry-less product from 48 integer 64-bit multiplications (Karatsuba over `clmul32`).
 #[inline]
 pub fn clmul64_narrow(a: u64, b: u64) -> u128 {
     let (a0, a1) = (a as u32, (a >> 32) as u32);

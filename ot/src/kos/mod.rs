@@ -17,10 +17,11 @@
 //! ```
 //!
 //! # Parameters and security
-//! - κ = 128 base OTs; the check works in GF(2^128) ([`crate::gf128`]), and every batch carries
-//!   256 = κ + 128 random padding rows so that `x` reveals nothing about the real choices (the
-//!   padding rows' χ span GF(2^128) except with probability about 2^-128). The statistical security of
-//!   the check is ≥ 2^-126 per batch in the KOS15 analysis — far beyond the 40 bits asked for.
+//! - κ = 128 base OTs; the check works in GF(2^128) ([`crate::gf128`]). KOS15 pads every batch with
+//!   κ + s random rows so that `x` reveals nothing about the real choices; we take s = 128, i.e.
+//!   256 padding rows (their χ span GF(2^128) except with probability about 2^-128). A deviation
+//!   that is not explained by guessing bits of Δ survives a random challenge only through a
+//!   GF(2^128) collision, about 2^-128 per batch — well beyond a 40-bit statistical parameter.
 //! - The challenge seed is chosen by the sender **after** it received the matrix (an interactive coin
 //!   toss rather than Fiat–Shamir, so the receiver cannot grind).
 //! - A receiver that cheats on `c` columns passes only by guessing `c` bits of Δ, each with
