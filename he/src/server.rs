@@ -1,7 +1,8 @@
 //! Server side: weight precomputation, homomorphic convolution, re-randomisation and flooding.
 
+use cryptonas_crypto::Csprng;
 use fhe_math::rq::{dot_product, traits::TryConvertFrom, Poly, Representation};
-use rand_core::CryptoRng;
+use rand_core::{CryptoRng, RngCore};
 
 use crate::client::cbd_vec;
 use crate::conv::{centre_weight, IntConv};
@@ -76,45 +77,52 @@ impl ServerStage {
         let k = params.k();
         let (o_n, _, _) = plan.output_shape();
         let wt = plan.wt();
-        let mut norms = vec![0f64; plan.n_outb];
-        let mut weights = Vec::with_capacity(terms.len());
-        for (t, (_, w)) in plan.terms.iter().zip(terms) {
-            let mut polys = Vec::with_capacity(t.n_blocks * plan.n_outb);
-            for cb in 0..t.n_blocks {
-                for (ob, norm) in norms.iter_mut().enumerate() {
-                    let mut coeffs = vec![0i64; n];
-                    for s in 0..plan.k_s {
-                        let o = ob * plan.k_s + s;
-                        if o >= o_n {
-                            break;
-                        }
-                        for cl in 0..t.c_b {
-                            let cp = cb * t.c_b + cl;
-                            if cp >= t.chans {
-                                break;
-                            }
-                            for l in 0..t.kh {
-                                for lp in 0..t.kw {
-                                    if let Some(wi) = t.weight_index(o, cp, l, lp) {
-                                        let coef = s * plan.l + plan.o_off - cl * t.p - l * wt - lp;
-                                        coeffs[coef] = centre_weight(w[wi], k);
-                                    }
-                                }
+        // Weight polynomial (term m, channel block cb, output block ob) as centred coefficients.
+        let weight_coeffs = |m: usize, cb: usize, ob: usize| -> Vec<i64> {
+            let t = &plan.terms[m];
+            let w = &terms[m].1;
+            let mut coeffs = vec![0i64; n];
+            for s in 0..plan.k_s {
+                let o = ob * plan.k_s + s;
+                if o >= o_n {
+                    break;
+                }
+                for cl in 0..t.c_b {
+                    let cp = cb * t.c_b + cl;
+                    if cp >= t.chans {
+                        break;
+                    }
+                    for l in 0..t.kh {
+                        for lp in 0..t.kw {
+                            if let Some(wi) = t.weight_index(o, cp, l, lp) {
+                                let coef = s * plan.l + plan.o_off - cl * t.p - l * wt - lp;
+                                coeffs[coef] = centre_weight(w[wi], k);
                             }
                         }
                     }
-                    *norm += coeffs.iter().map(|&c| (c as f64).abs()).sum::<f64>();
-                    let mut poly = Poly::try_convert_from(
-                        &coeffs[..],
-                        &params.ctx_top,
-                        false,
-                        Representation::PowerBasis,
-                    )?;
-                    poly.change_representation(Representation::Ntt);
-                    polys.push(poly);
                 }
             }
-            weights.push(polys);
+            coeffs
+        };
+        let jobs: Vec<(usize, usize, usize)> = plan
+            .terms
+            .iter()
+            .enumerate()
+            .flat_map(|(m, t)| {
+                (0..t.n_blocks).flat_map(move |cb| (0..plan.n_outb).map(move |ob| (m, cb, ob)))
+            })
+            .collect();
+        // Noise check first (cheap), so that a refused stage costs no NTTs.
+        let job_norms = par_map(jobs.len(), |j| {
+            let (m, cb, ob) = jobs[j];
+            weight_coeffs(m, cb, ob)
+                .iter()
+                .map(|&c| (c as f64).abs())
+                .sum::<f64>()
+        });
+        let mut norms = vec![0f64; plan.n_outb];
+        for (&(_, _, ob), nv) in jobs.iter().zip(&job_norms) {
+            norms[ob] += nv;
         }
         let max_norm = norms.iter().copied().fold(0.0, f64::max);
         let product_noise = (B_E + 1.0) * max_norm + params.b_pk();
@@ -127,6 +135,25 @@ impl ServerStage {
                 flood_bits,
                 stat_bits: STAT_SECURITY_BITS,
             });
+        }
+        let polys = par_map(jobs.len(), |j| {
+            let (m, cb, ob) = jobs[j];
+            let mut poly = Poly::try_convert_from(
+                &weight_coeffs(m, cb, ob)[..],
+                &params.ctx_top,
+                false,
+                Representation::PowerBasis,
+            )?;
+            poly.change_representation(Representation::Ntt);
+            Ok::<Poly, HeError>(poly)
+        });
+        let mut weights: Vec<Vec<Poly>> = plan
+            .terms
+            .iter()
+            .map(|t| Vec::with_capacity(t.n_blocks * plan.n_outb))
+            .collect();
+        for (&(m, _, _), p) in jobs.iter().zip(polys) {
+            weights[m].push(p?);
         }
         let limbs = (flood_bits as usize + 1).div_ceil(64);
         let pow64 = params
@@ -332,10 +359,18 @@ impl ServerStage {
         let mask = p.mask();
         let low = p.low_moduli();
         let n_switch = n_top - low.len();
-        let mut share = vec![0u64; plan.output_len()];
-        let mut out = Vec::with_capacity(plan.output_ciphertexts());
-        for (oi, map) in plan.out_maps.iter().enumerate() {
-            let (mut c0, mut c1) = self.product(pk, &c0s, &c1s, oi, rng, true)?;
+        // One independent CSPRNG per output ciphertext, so the work can be spread over threads.
+        let seeds: Vec<[u8; 32]> = (0..plan.output_ciphertexts())
+            .map(|_| {
+                let mut seed = [0u8; 32];
+                rng.fill_bytes(&mut seed);
+                seed
+            })
+            .collect();
+        let results = par_map(seeds.len(), |oi| {
+            let map = &plan.out_maps[oi];
+            let mut rng = Csprng::from_seed(seeds[oi]);
+            let (mut c0, mut c1) = self.product(pk, &c0s, &c1s, oi, &mut rng, true)?;
             for _ in 0..n_switch {
                 c0.switch_down()?;
                 c1.switch_down()?;
@@ -345,20 +380,46 @@ impl ServerStage {
             let coeffs = c0.coefficients();
             let count = map.len();
             let mut vals = vec![0u64; low.len() * count];
-            for (idx, &(coef, out_i)) in map.iter().enumerate() {
+            let mut shares = Vec::with_capacity(count);
+            for (idx, &(coef, _)) in map.iter().enumerate() {
                 let s = rng.next_u64() & mask;
-                share[out_i as usize] = s;
+                shares.push(s);
                 for (i, q) in p.enc_low.qs.iter().enumerate() {
                     let enc = p.enc_low.encode(s, i, mask);
                     vals[i * count + idx] = q.sub(coeffs[[i, coef as usize]], enc);
                 }
             }
-            out.push(OutCt {
-                c1: Vec::<u64>::from(&c1),
-                count,
-                c0: vals,
-            });
+            Ok::<_, HeError>((
+                shares,
+                OutCt {
+                    c1: Vec::<u64>::from(&c1),
+                    count,
+                    c0: vals,
+                },
+            ))
+        });
+        let mut share = vec![0u64; plan.output_len()];
+        let mut out = Vec::with_capacity(plan.output_ciphertexts());
+        for (r, map) in results.into_iter().zip(&plan.out_maps) {
+            let (shares, ct) = r?;
+            for (&(_, out_i), s) in map.iter().zip(shares) {
+                share[out_i as usize] = s;
+            }
+            out.push(ct);
         }
         Ok((share, ResponseMsg { cts: out }))
     }
+}
+
+/// `(0..n).map(f)`, on all cores natively (rayon), sequentially in WebAssembly.
+#[cfg(not(target_arch = "wasm32"))]
+fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
+    use rayon::prelude::*;
+    (0..n).into_par_iter().map(f).collect()
+}
+
+/// `(0..n).map(f)`, on all cores natively (rayon), sequentially in WebAssembly.
+#[cfg(target_arch = "wasm32")]
+fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
+    (0..n).map(f).collect()
 }
