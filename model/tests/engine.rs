@@ -1,4 +1,5 @@
 //! The f32 engine: every op against hand-computed values.
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::collections::HashMap;
 

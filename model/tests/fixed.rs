@@ -1,4 +1,5 @@
 //! Bit-exact ring arithmetic and fixed-point agreement with the float engine.
+#![cfg(not(target_arch = "wasm32"))]
 
 use cryptonas_model::fixed::{from_signed, relu_trunc, to_signed};
 use cryptonas_model::rng::SplitMix64;

@@ -1,4 +1,5 @@
 //! Every malformed model file is rejected with a typed error naming the node/tensor; no panics.
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::collections::BTreeMap;
 

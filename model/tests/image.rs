@@ -1,4 +1,5 @@
 //! Image input: PNG/JPEG decoding, bilinear resize, normalisation, corrupt input.
+#![cfg(not(target_arch = "wasm32"))]
 
 use cryptonas_model::image::{decode, load_input, resize_bilinear, to_input, ImageError, RgbImage};
 use cryptonas_model::InputSpec;

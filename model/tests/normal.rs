@@ -1,4 +1,5 @@
 //! The normal form evaluated over the reals equals the f32 graph engine.
+#![cfg(not(target_arch = "wasm32"))]
 
 use cryptonas_model::rng::SplitMix64;
 use cryptonas_model::zoo::{cnet1, random_init, CryptoNasSpec, LayerSpec};

@@ -1,4 +1,5 @@
 //! The zoo builds the released CryptoNAS nets and the counter reproduces their ReLU budgets.
+#![cfg(not(target_arch = "wasm32"))]
 
 use cryptonas_model::zoo::{cnet1, cnet2, cnet3, random_init, CryptoNasSpec, LayerSpec};
 use cryptonas_model::{macs, relu_count, Model, Op};
