@@ -1,1 +1,327 @@
-//! Browser client: thin wasm-bindgen shell over the protocol's client session.
+//! Browser client: a thin wasm-bindgen shell over the protocol's client session.
+//!
+//! All protocol logic lives in `cryptonas-protocol`; this crate only converts between JavaScript and
+//! Rust values and adds what a page needs to show progress: the public plan (ReLU layers, expected
+//! frame count) and a per-frame event. JavaScript owns the WebSocket (in a dedicated Web Worker, see
+//! `www/worker.js`): it sends the frames [`PrivateInference::start`] returns, feeds every binary
+//! frame it receives to [`PrivateInference::handle`], and sends what that returns.
+//!
+//! [`GcBench`] measures garbled-circuit evaluation speed (AND gates/s) in the calling thread, so the
+//! page can report the speed of its worker.
+
+use cryptonas_crypto::Csprng;
+use cryptonas_gc::{
+    ActiveLabels, Delta, Evaluator, GarbledTables, ReluCircuit, ReluVariant, TweakDomain,
+};
+use cryptonas_protocol::{ClientInput, ClientSession, FrameSession, Msg, Phase, Plan, Step};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+/// Serialises to plain JS objects (maps as objects, `None` as `null`).
+fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsError> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| JsError::new(&format!("cannot convert to JavaScript: {e}")))
+}
+
+fn frames_to_js(frames: Vec<Vec<u8>>) -> js_sys::Array {
+    frames
+        .iter()
+        .map(|f| JsValue::from(js_sys::Uint8Array::from(f.as_slice())))
+        .collect()
+}
+
+fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Offline => "offline",
+        Phase::Online => "online",
+        Phase::Done => "done",
+    }
+}
+
+/// What a server frame was, for progress display (tags of `cryptonas_protocol::Msg`).
+fn frame_event(frame: &[u8]) -> (&'static str, Option<u32>) {
+    let stage = (frame.len() >= 5)
+        .then(|| u32::from_le_bytes([frame[1], frame[2], frame[3], frame[4]]));
+    match frame.first() {
+        Some(0x81) => ("plan", None),
+        Some(0x82) => ("he", stage),
+        Some(0x83 | 0x84) => ("ot", None),
+        Some(0x85) => ("garbled", stage),
+        Some(0x86) => ("labels", stage),
+        Some(0x87) => ("output", None),
+        Some(0xff) => ("error", None),
+        _ => ("unknown", None),
+    }
+}
+
+/// One ReLU layer of the public plan.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct PlanLayer {
+    /// Stage index (as in the traffic's per-layer costs).
+    pub stage: usize,
+    /// ReLUs in the layer.
+    pub relus: usize,
+    /// AND gates the client evaluates for this layer online.
+    pub and_gates: u64,
+}
+
+/// The public facts of the session's model, known after the server's first frame.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct PlanInfo {
+    /// Model name.
+    pub model: String,
+    /// Class names in logit order.
+    pub classes: Vec<String>,
+    /// Ring bits.
+    pub k: u32,
+    /// Total ReLUs.
+    pub relus: usize,
+    /// ReLU layers in order.
+    pub layers: Vec<PlanLayer>,
+    /// Frames the server sends in a complete session (for a progress bar).
+    pub expected_frames: u32,
+}
+
+impl PlanInfo {
+    /// Reads the plan from the server's first frame; `None` if the frame is not a valid plan (the
+    /// session itself reports why).
+    fn from_frame(frame: &[u8]) -> Option<PlanInfo> {
+        let Ok(Msg::ServerPlan { plan, .. }) = Msg::decode(frame) else {
+            return None;
+        };
+        let plan: Plan = serde_json::from_slice(&plan).ok()?;
+        let layers: Vec<PlanLayer> = plan
+            .stages
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.relu)
+            .map(|(i, s)| {
+                let ands = ReluCircuit::new(plan.k, s.trunc, ReluVariant::Relu)
+                    .map(|c| c.circuit().and_count() as u64)
+                    .unwrap_or(0);
+                PlanLayer {
+                    stage: i,
+                    relus: s.len,
+                    and_gates: ands * s.len as u64,
+                }
+            })
+            .collect();
+        // Plan, one HE response per stage, two OT messages, tables and labels per ReLU layer, output.
+        let expected_frames = (1 + plan.stages.len() + 2 + 2 * layers.len() + 1) as u32;
+        Some(PlanInfo {
+            model: plan.model.clone(),
+            classes: plan.classes.clone(),
+            k: plan.k,
+            relus: plan.relu_count(),
+            layers,
+            expected_frames,
+        })
+    }
+}
+
+/// What one handled frame produced, minus the outgoing frames.
+#[derive(Serialize)]
+struct StepInfo {
+    done: bool,
+    phase: &'static str,
+    event: &'static str,
+    stage: Option<u32>,
+    frames_received: u32,
+}
+
+/// The result for JavaScript: ring logits as decimal strings (they may exceed 2^53).
+#[derive(Serialize)]
+struct OutcomeJs<'a> {
+    class: usize,
+    label: Option<&'a str>,
+    logits: &'a [f64],
+    logits_ring: Vec<String>,
+}
+
+/// One private inference, driven frame by frame by JavaScript.
+#[wasm_bindgen]
+pub struct PrivateInference {
+    session: ClientSession,
+    plan: Option<PlanInfo>,
+    received: u32,
+    started: bool,
+}
+
+impl PrivateInference {
+    /// A session on an already normalised CHW image (tests; the page sends image bytes).
+    pub fn from_normalised(x: Vec<f32>) -> Result<PrivateInference, JsError> {
+        Self::with_input(ClientInput::Normalised(x))
+    }
+
+    fn with_input(input: ClientInput) -> Result<PrivateInference, JsError> {
+        let rng = Csprng::from_entropy()
+            .map_err(|e| JsError::new(&format!("no secure randomness in this browser: {e}")))?;
+        Ok(PrivateInference {
+            session: ClientSession::new(input, rng),
+            plan: None,
+            received: 0,
+            started: false,
+        })
+    }
+
+    /// The public plan, once the server's first frame has arrived.
+    pub fn plan_info(&self) -> Option<&PlanInfo> {
+        self.plan.as_ref()
+    }
+
+    /// The protocol outcome, once finished.
+    pub fn outcome_rust(&self) -> Option<&cryptonas_protocol::Outcome> {
+        self.session.outcome()
+    }
+}
+
+#[wasm_bindgen]
+impl PrivateInference {
+    /// A session classifying an encoded image (PNG or JPEG bytes); it is resized and normalised with
+    /// the model's statistics once the server's plan arrives.
+    #[wasm_bindgen(constructor)]
+    pub fn new(image: &[u8]) -> Result<PrivateInference, JsError> {
+        if image.is_empty() {
+            return Err(JsError::new("empty image"));
+        }
+        Self::with_input(ClientInput::ImageBytes(image.to_vec()))
+    }
+
+    /// The frames to send first (`Uint8Array[]`). Call once, right after the socket opens.
+    pub fn start(&mut self) -> Result<js_sys::Array, JsError> {
+        if self.started {
+            return Err(JsError::new("session already started"));
+        }
+        self.started = true;
+        let frames = self
+            .session
+            .start()
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        Ok(frames_to_js(frames))
+    }
+
+    /// Consumes one binary frame from the server. Returns `{ frames: Uint8Array[], done, phase,
+    /// event, stage, frames_received }`: send `frames`, and close the socket once `done`.
+    pub fn handle(&mut self, frame: &[u8]) -> Result<JsValue, JsError> {
+        if !self.started {
+            return Err(JsError::new("handle() before start()"));
+        }
+        self.received += 1;
+        if self.plan.is_none() && frame.first() == Some(&0x81) {
+            self.plan = PlanInfo::from_frame(frame);
+        }
+        let (event, stage) = frame_event(frame);
+        let step = self
+            .session
+            .handle(frame)
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        let (frames, done) = match step {
+            Step::Continue(f) => (f, false),
+            Step::Finished(f) => (f, true),
+        };
+        let info = to_js(&StepInfo {
+            done,
+            phase: phase_name(self.session.phase()),
+            event,
+            stage,
+            frames_received: self.received,
+        })?;
+        js_sys::Reflect::set(&info, &"frames".into(), &frames_to_js(frames))
+            .map_err(|_| JsError::new("cannot build the step object"))?;
+        Ok(info)
+    }
+
+    /// `"offline"`, `"online"` or `"done"`.
+    pub fn phase(&self) -> String {
+        phase_name(self.session.phase()).to_string()
+    }
+
+    /// The public plan (`null` before the server's first frame).
+    pub fn plan(&self) -> Result<JsValue, JsError> {
+        to_js(&self.plan)
+    }
+
+    /// Bytes per phase and direction, HE/OT split, online rounds and per-layer costs so far.
+    pub fn traffic(&self) -> Result<JsValue, JsError> {
+        to_js(self.session.traffic())
+    }
+
+    /// `{ class, label, logits, logits_ring }` once done, else `null`.
+    pub fn outcome(&self) -> Result<JsValue, JsError> {
+        let Some(o) = self.session.outcome() else {
+            return Ok(JsValue::NULL);
+        };
+        let label = self
+            .plan
+            .as_ref()
+            .and_then(|p| p.classes.get(o.class))
+            .map(String::as_str);
+        to_js(&OutcomeJs {
+            class: o.class,
+            label,
+            logits: &o.logits,
+            logits_ring: o.logits_ring.iter().map(u64::to_string).collect(),
+        })
+    }
+}
+
+/// Garbled ReLUs prepared for timing their evaluation (the client's online work) in this thread.
+#[wasm_bindgen]
+pub struct GcBench {
+    relu: ReluCircuit,
+    domain: TweakDomain,
+    tables: GarbledTables,
+    garbler: ActiveLabels,
+    evaluator: ActiveLabels,
+    n: usize,
+}
+
+#[wasm_bindgen]
+impl GcBench {
+    /// Garbles `relus` ReLUs over Z_2^k with random inputs (the garbling itself is not timed).
+    #[wasm_bindgen(constructor)]
+    pub fn new(relus: usize, k: u32) -> Result<GcBench, JsError> {
+        if relus == 0 || relus > 1 << 20 {
+            return Err(JsError::new("relus must be in 1..=1048576"));
+        }
+        let relu = ReluCircuit::new(k, 0, ReluVariant::Relu)
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        let mut rng =
+            Csprng::from_entropy().map_err(|e| JsError::new(&format!("no randomness: {e}")))?;
+        let mask = if k >= 64 { u64::MAX } else { (1u64 << k) - 1 };
+        let mut words = |_| (0..relus).map(|_| rng.u64() & mask).collect::<Vec<_>>();
+        let (masks, a, b) = (words(0), words(1), words(2));
+        let domain = TweakDomain {
+            session_id: 1,
+            first_instance: 0,
+        };
+        let err = |e: cryptonas_gc::GarbleError| JsError::new(&e.to_string());
+        let g = relu
+            .garble(Delta::random(&mut rng), domain, &masks, None, &mut rng)
+            .map_err(err)?;
+        let garbler = relu.encode_garbler(&g.encoder, &a).map_err(err)?;
+        let evaluator = relu.encode_evaluator(&g.encoder, &b).map_err(err)?;
+        Ok(GcBench {
+            relu,
+            domain,
+            tables: g.tables,
+            garbler,
+            evaluator,
+            n: relus,
+        })
+    }
+
+    /// AND gates one [`GcBench::evaluate`] call evaluates.
+    pub fn and_gates(&self) -> f64 {
+        (self.n * self.relu.circuit().and_count()) as f64
+    }
+
+    /// Evaluates every garbled ReLU once (time this from JavaScript).
+    pub fn evaluate(&self) -> Result<(), JsError> {
+        Evaluator::new(self.relu.circuit(), self.domain)
+            .evaluate(&self.tables, &self.garbler, &self.evaluator)
+            .map(|_| ())
+            .map_err(|e| JsError::new(&e.to_string()))
+    }
+}
