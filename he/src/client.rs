@@ -10,6 +10,7 @@ use crate::conv::IntConv;
 use crate::error::HeError;
 use crate::params::{HeParams, CBD_VARIANCE};
 use crate::plan::StagePlan;
+use crate::server::check_params;
 use crate::wire::{MasksMsg, PublicKeyMsg, ResponseMsg, SeededCt};
 
 /// One sample of the centred binomial distribution with variance 10 (20 coin pairs), constant time.
@@ -140,12 +141,14 @@ impl ClientKeys {
 /// The client's view of one stage: the public packing plan.
 #[derive(Debug, Clone)]
 pub struct ClientStage {
+    k: u32,
     plan: Arc<StagePlan>,
 }
 
 /// What the client keeps between sending its masks and receiving the response.
 #[derive(Debug, Clone)]
 pub struct ClientState {
+    k: u32,
     plan: Arc<StagePlan>,
 }
 
@@ -153,6 +156,7 @@ impl ClientStage {
     /// Plans the stage `Z = Σ_m IntConv_m(src_m)` (geometry only; weights stay with the server).
     pub fn new(params: &HeParams, terms: &[IntConv]) -> Result<Self, HeError> {
         Ok(ClientStage {
+            k: params.k(),
             plan: Arc::new(StagePlan::new(params.degree(), terms)?),
         })
     }
@@ -170,13 +174,7 @@ impl ClientStage {
         rng: &mut impl CryptoRng,
     ) -> Result<(ClientState, MasksMsg), HeError> {
         let plan = &self.plan;
-        if keys.params.degree() != plan.degree() {
-            return Err(HeError::Length {
-                what: "key degree",
-                expected: plan.degree(),
-                got: keys.params.degree(),
-            });
-        }
+        check_params(&keys.params, self.k, plan.degree().trailing_zeros())?;
         if masks.len() != plan.terms.len() {
             return Err(HeError::Length {
                 what: "mask tensors",
@@ -216,6 +214,7 @@ impl ClientStage {
         }
         Ok((
             ClientState {
+                k: self.k,
                 plan: self.plan.clone(),
             },
             MasksMsg { cts },
@@ -228,6 +227,7 @@ impl ClientState {
     pub fn decrypt(&self, keys: &ClientKeys, resp: &ResponseMsg) -> Result<Vec<u64>, HeError> {
         let plan = &self.plan;
         let p = &keys.params;
+        check_params(p, self.k, plan.degree().trailing_zeros())?;
         let n = p.degree();
         if resp.cts.len() != plan.out_maps.len() {
             return Err(HeError::MessageShape {
@@ -240,7 +240,10 @@ impl ClientState {
         let mut out = vec![0u64; plan.output_len()];
         let mut res = vec![0u64; low.len()];
         for (ct, map) in resp.cts.iter().zip(&plan.out_maps) {
-            if ct.count != map.len() {
+            if ct.count != map.len()
+                || ct.c0.len() != low.len() * ct.count
+                || ct.c1.len() != low.len() * n
+            {
                 return Err(HeError::MessageShape {
                     what: "response coefficients",
                     expected: map.len(),
@@ -257,7 +260,6 @@ impl ClientState {
                 }
                 out[out_i as usize] = p.decode_low(&res);
             }
-            debug_assert!(coeffs.ncols() == n);
         }
         Ok(out)
     }

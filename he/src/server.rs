@@ -14,6 +14,8 @@ use crate::wire::{MasksMsg, OutCt, PublicKeyMsg, ResponseMsg};
 /// The client's public key, expanded for use (`a` regenerated from its seed).
 #[derive(Debug, Clone)]
 pub struct PublicKey {
+    k: u32,
+    log_n: u32,
     a: Poly,
     b: Poly,
 }
@@ -30,7 +32,12 @@ impl PublicKey {
         }
         let a = Poly::random_from_seed(&params.ctx_top, Representation::Ntt, msg.seed);
         let b = Poly::try_convert_from(msg.b.clone(), &params.ctx_top, false, Representation::Ntt)?;
-        Ok(PublicKey { a, b })
+        Ok(PublicKey {
+            k: params.k(),
+            log_n: params.log_degree(),
+            a,
+            b,
+        })
     }
 }
 
@@ -354,6 +361,7 @@ impl ServerStage {
     ) -> Result<(Vec<u64>, ResponseMsg), HeError> {
         let p = &self.params;
         let plan = &self.plan;
+        check_params(p, pk.k, pk.log_n)?;
         let n_top = p.moduli().len();
         let (c0s, c1s) = self.expand(masks)?;
         let mask = p.mask();
@@ -422,4 +430,17 @@ fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
 #[cfg(target_arch = "wasm32")]
 fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
     (0..n).map(f).collect()
+}
+
+/// Refuses keys or messages made for other parameters.
+pub(crate) fn check_params(p: &HeParams, k: u32, log_n: u32) -> Result<(), HeError> {
+    if p.k() != k || p.log_degree() != log_n {
+        return Err(HeError::ParamMismatch {
+            k: p.k(),
+            log_n: p.log_degree(),
+            got_k: k,
+            got_log_n: log_n,
+        });
+    }
+    Ok(())
 }

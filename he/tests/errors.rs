@@ -223,3 +223,30 @@ fn mis_sized_messages_are_rejected() {
         Err(HeError::ParamMismatch { .. })
     ));
 }
+
+#[test]
+fn keys_of_other_parameters_are_refused() {
+    let mut s = setup();
+    let p16 = HeParams::new(16).unwrap();
+    let keys16 = ClientKeys::generate(&p16, &mut s.rng).unwrap();
+    // Client stage planned for k = 32, keys for k = 16 (same N).
+    assert!(matches!(
+        s.client.encrypt_masks(&keys16, &[&s.masks], &mut s.rng),
+        Err(HeError::ParamMismatch { .. })
+    ));
+    let (state, msg) = s
+        .client
+        .encrypt_masks(&s.keys, &[&s.masks], &mut s.rng)
+        .unwrap();
+    let pk16 = PublicKey::from_msg(&p16, keys16.public_key()).unwrap();
+    assert!(matches!(
+        s.server.respond(&pk16, &msg, &mut s.rng),
+        Err(HeError::ParamMismatch { .. })
+    ));
+    let pk = PublicKey::from_msg(&s.params, s.keys.public_key()).unwrap();
+    let (_, resp) = s.server.respond(&pk, &msg, &mut s.rng).unwrap();
+    assert!(matches!(
+        state.decrypt(&keys16, &resp),
+        Err(HeError::ParamMismatch { .. })
+    ));
+}
