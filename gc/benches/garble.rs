@@ -168,7 +168,8 @@ fn bench_aes(cr: &mut Criterion) {
 }
 
 /// Fixed amounts of work for `perf stat -e cycles:u` (cycles per AND do not depend on machine
-/// load, wall-clock rates do): `GC_FIXED=aes|garble|evaluate cargo bench ... --bench garble`.
+/// load, wall-clock rates do):
+/// `GC_FIXED=aes|garble|evaluate|relu_garble|relu_evaluate cargo bench ... --bench garble`.
 /// Prints the element count to divide by.
 fn fixed_work(kind: &str) {
     let c = and_circuit();
@@ -188,6 +189,28 @@ fn fixed_work(kind: &str) {
                 aes.permute_many(black_box(&mut blocks));
             }
             reps * 2000 * 4096
+        }
+        "relu_garble" | "relu_evaluate" => {
+            let relu = ReluCircuit::new(32, 0, ReluVariant::Relu).unwrap();
+            let n = 8192;
+            let masks: Vec<u64> = (0..n).map(|_| rng.u64() & 0xffff_ffff).collect();
+            let g = relu
+                .garble(Delta::random(&mut rng), DOMAIN, &masks, None, &mut rng)
+                .unwrap();
+            let ga = relu.encode_garbler(&g.encoder, &masks).unwrap();
+            let ea = relu.encode_evaluator(&g.encoder, &masks).unwrap();
+            for _ in 0..reps {
+                pool.install(|| {
+                    if kind == "relu_garble" {
+                        let d = Delta::random(&mut rng);
+                        black_box(relu.garble(d, DOMAIN, &masks, None, &mut rng).unwrap());
+                    } else {
+                        let e = Evaluator::new(relu.circuit(), DOMAIN);
+                        black_box(e.evaluate(&g.tables, &ga, &ea).unwrap());
+                    }
+                });
+            }
+            reps * n
         }
         "garble" => {
             for _ in 0..reps {

@@ -242,10 +242,10 @@ impl CircuitBuilder {
         let mut c = carry_in;
         let mut sum = Vec::with_capacity(k);
         for i in 0..k {
-            let ab = self.xor(a[i], b[i]);
-            sum.push(self.xor(ab, c));
+            // sum = (a ⊕ c) ⊕ b shares a ⊕ c with the carry: 4 XOR + 1 AND per bit.
+            let ac = self.xor(a[i], c);
+            sum.push(self.xor(ac, b[i]));
             if i + 1 < k || want_carry {
-                let ac = self.xor(a[i], c);
                 let bc = self.xor(b[i], c);
                 let t = self.and(ac, bc);
                 c = self.xor(c, t);
