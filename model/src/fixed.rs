@@ -37,8 +37,9 @@ pub struct FixedConfig {
     pub stages: Vec<StageScales>,
 }
 
-/// Signed meaning of a k-bit ring element (two's complement).
+/// Signed meaning of a k-bit ring element (two's complement); k is clamped to [1, 64].
 pub fn to_signed(v: u64, k: u32) -> i64 {
+    let k = k.clamp(1, 64);
     let v = v & ring_mask(k);
     if k < 64 && v >> (k - 1) == 1 {
         (v as i64)
@@ -54,8 +55,13 @@ pub fn from_signed(v: i64, k: u32) -> u64 {
     (v as u64) & ring_mask(k)
 }
 
-/// `relu_trunc_t(z) = relu_k(z + 2^(t−1) mod 2^k) >> t` (no rounding term when t = 0).
+/// `relu_trunc_t(z) = relu_k(z + 2^(t−1) mod 2^k) >> t` (no rounding term when t = 0);
+/// k is clamped to [1, 64], and t ≥ k gives 0.
 pub fn relu_trunc(z: u64, t: u32, k: u32) -> u64 {
+    let k = k.clamp(1, 64);
+    if t >= k {
+        return 0;
+    }
     let m = ring_mask(k);
     let v = if t == 0 {
         z & m

@@ -102,7 +102,8 @@ pub enum Op {
     Add,
     /// ENAS factorized reduction: path1 = 1×1 stride-2 conv of x, path2 = 1×1 stride-2 conv of x
     /// shifted by (1, 1) (`x[:, 1:, 1:]` zero-padded bottom/right), concat, batch norm. Tensors
-    /// `<id>.path1.weight`, `<id>.path2.weight` (O/2 × C × 1 × 1), `<id>.bn.*` (O).
+    /// `<id>.path1.weight`, `<id>.path2.weight` (O/2 × C × 1 × 1), `<id>.bn.*` (O); the batch
+    /// norm uses eps = [`BN_EPS`](crate::zoo::BN_EPS) (PyTorch's default).
     FactorizedReduction {
         /// Output channels O (even).
         out_channels: usize,

@@ -69,6 +69,7 @@ fn cnet1_normal_form_matches_the_graph() {
         }
     );
     let (err, mag) = max_err(&m, &nf, 1, 4);
+    println!("CNet1 C=4: normal form vs graph max |logit err| {err:.2e} (|logits| up to {mag:.2})");
     assert!(
         err < 1e-4 * mag.max(1.0),
         "max abs err {err} (logits up to {mag})"
