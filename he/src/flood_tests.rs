@@ -146,7 +146,18 @@ fn flooding_hides_weight_change() {
     let crit = 1.95 * (2.0 / n).sqrt();
     let d_flood = ks(&as_f64(&samples[0][0]), &as_f64(&samples[0][1]));
     let d_low = ks(&low_bits(&samples[0][0]), &low_bits(&samples[0][1]));
-    let d_raw = ks(&as_f64(&samples[1][0]), &as_f64(&samples[1][1]));
+    // Magnitudes: two centred distributions of different widths differ most in |x|.
+    let abs = |v: &[i128]| {
+        v.iter()
+            .map(|x| x.unsigned_abs() as f64)
+            .collect::<Vec<_>>()
+    };
+    let d_abs = ks(&abs(&samples[0][0]), &abs(&samples[0][1]));
+    let d_raw = ks(&abs(&samples[1][0]), &abs(&samples[1][1]));
+    eprintln!(
+        "KS over {n} coefficients: flooded D = {d_flood:.4}, low 16 bits D = {d_low:.4}, \
+         |noise| D = {d_abs:.4}, unflooded |noise| D = {d_raw:.4}, critical (alpha = 0.001) {crit:.4}"
+    );
     assert!(
         d_flood < crit,
         "flooded noise distinguishable: D = {d_flood} ≥ {crit}"
@@ -156,7 +167,11 @@ fn flooding_hides_weight_change() {
         "flooded low bits distinguishable: D = {d_low} ≥ {crit}"
     );
     assert!(
-        d_raw > 0.5,
+        d_abs < crit,
+        "flooded magnitudes distinguishable: D = {d_abs} ≥ {crit}"
+    );
+    assert!(
+        d_raw > 0.9,
         "power check: unflooded noise should differ, D = {d_raw}"
     );
     // Flooded noise spans the flooding width (uniform in [−2^F, 2^F): |x| mean 2^(F−1)).
