@@ -106,3 +106,55 @@ fn other_ring_sizes() {
         check_stage(k, &[(c, w)], &mut r);
     }
 }
+
+#[test]
+fn large_input_is_tiled() {
+    // 66x66 padded input does not fit one N = 4096 ciphertext per channel: the plan must tile.
+    let mut r = rng(10);
+    let c = conv(2, 3, 64, 64, 3, 1, 1);
+    let params = cryptonas_he::HeParams::new(32).unwrap();
+    let plan = cryptonas_he::ClientStage::new(&params, &[c]).unwrap();
+    let (ty, tx) = plan.plan().tiles();
+    assert!(ty * tx > 1, "expected several tiles, got {ty}x{tx}");
+    let w = rand_weights(&mut r, c.weight_len(), 127);
+    check_stage(32, &[(c, w)], &mut r);
+}
+
+#[test]
+fn random_geometries() {
+    // Many shapes (strides 1..3, kernels 1..5, paddings 0..2, multi-term) hit many layouts.
+    let mut r = rng(11);
+    let mut u = |n: u64| (rand_core::RngCore::next_u64(&mut r) % n) as usize;
+    let mut cases = Vec::new();
+    for _ in 0..12 {
+        let (o, s) = (1 + u(6), 1 + u(3));
+        let (oh, ow) = (1 + u(9), 1 + u(9));
+        let n_terms = 1 + u(3);
+        let mut terms = Vec::new();
+        for _ in 0..n_terms {
+            let (k, p) = (1 + u(5), u(3));
+            // Pick H so that (H + 2P − K)/S + 1 == oh (and likewise W), if possible.
+            let h = (oh - 1) * s + k;
+            let w = (ow - 1) * s + k;
+            if h <= 2 * p || w <= 2 * p {
+                continue;
+            }
+            terms.push(conv(1 + u(5), o, h - 2 * p, w - 2 * p, k, s, p));
+        }
+        if !terms.is_empty() {
+            cases.push(terms);
+        }
+    }
+    let mut r = rng(12);
+    for terms in cases {
+        let terms: Vec<_> = terms
+            .into_iter()
+            .map(|mut c| {
+                c.kernel_w = c.kernel_h;
+                let w = rand_weights(&mut r, c.weight_len(), 1000);
+                (c, w)
+            })
+            .collect();
+        check_stage(32, &terms, &mut r);
+    }
+}
