@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 
+/// Largest accepted tensor (elements per image) — a guard against absurd files.
+pub const MAX_ELEMENTS: usize = 1 << 28;
+/// Largest accepted op parameter (channels, kernel, stride, padding, groups, features).
+pub const MAX_PARAM: usize = 1 << 16;
+
 /// The only `format_version` this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -371,10 +376,16 @@ impl ModelSpec {
             });
         }
         let inp = &self.input;
-        if inp.channels == 0 || inp.height == 0 || inp.width == 0 {
+        if inp.channels == 0
+            || inp.height == 0
+            || inp.width == 0
+            || inp.channels > MAX_PARAM
+            || inp.height > MAX_PARAM
+            || inp.width > MAX_PARAM
+        {
             return Err(ModelError::InputSpec {
                 detail: format!(
-                    "zero dimension in {}x{}x{}",
+                    "dimensions {}x{}x{} must be in 1..={MAX_PARAM}",
                     inp.channels, inp.height, inp.width
                 ),
             });
@@ -462,7 +473,19 @@ impl ModelSpec {
         }
         let mut shapes = vec![Shape { c: 0, h: 0, w: 0 }; n];
         for &i in &order {
-            shapes[i] = self.infer_node(i, &inputs[i], &shapes)?;
+            self.check_params(i)?;
+            let s = self.infer_node(i, &inputs[i], &shapes)?;
+            if s.c
+                .checked_mul(s.h)
+                .and_then(|v| v.checked_mul(s.w))
+                .is_none_or(|n| n > MAX_ELEMENTS)
+            {
+                return Err(ModelError::ShapeMismatch {
+                    node: self.nodes[i].id.clone(),
+                    detail: format!("{}x{}x{} exceeds {MAX_ELEMENTS} elements", s.c, s.h, s.w),
+                });
+            }
+            shapes[i] = s;
         }
         let out = shapes[output];
         if self.classes.is_empty()
@@ -492,6 +515,31 @@ impl ModelSpec {
             input: input_nodes[0],
             output,
         })
+    }
+
+    /// Bounds every integer parameter so that shape arithmetic cannot overflow.
+    fn check_params(&self, i: usize) -> Result<()> {
+        let node = &self.nodes[i];
+        let vals: Vec<usize> = match &node.op {
+            Op::Conv2d {
+                out_channels,
+                kernel,
+                stride,
+                padding,
+                groups,
+                ..
+            } => vec![*out_channels, *kernel, *stride, *padding, *groups],
+            Op::FactorizedReduction { out_channels } => vec![*out_channels],
+            Op::Linear { out_features } => vec![*out_features],
+            _ => vec![],
+        };
+        if vals.iter().any(|&v| v > MAX_PARAM) {
+            return Err(ModelError::InvalidParam {
+                node: node.id.clone(),
+                detail: format!("parameters {vals:?} exceed {MAX_PARAM}"),
+            });
+        }
+        Ok(())
     }
 
     fn infer_node(&self, i: usize, ins: &[usize], shapes: &[Shape]) -> Result<Shape> {
@@ -780,7 +828,8 @@ impl Model {
                 node: node.clone(),
                 tensor: name.clone(),
             })?;
-            if &t.shape != shape || t.data.len() != shape.iter().product::<usize>() {
+            let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+            if &t.shape != shape || n != Some(t.data.len()) {
                 return Err(ModelError::TensorShape {
                     node: node.clone(),
                     tensor: name.clone(),

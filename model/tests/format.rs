@@ -154,6 +154,37 @@ fn shape_mismatches_are_found_by_inference() {
 }
 
 #[test]
+fn absurd_sizes_are_rejected_without_overflow() {
+    let j = json_edit(|v| {
+        node_mut(v, "stem.conv")["op"]["out_channels"] = 1_000_000_000_000_000u64.into()
+    });
+    assert!(matches!(
+        load_json(&j).unwrap_err(),
+        ModelError::InvalidParam { .. }
+    ));
+    let j = json_edit(|v| node_mut(v, "head.fc")["op"]["out_features"] = u64::MAX.into());
+    assert!(matches!(
+        load_json(&j).unwrap_err(),
+        ModelError::InvalidParam { .. }
+    ));
+    let j = json_edit(|v| node_mut(v, "layers.0.conv")["op"]["padding"] = 60_000.into());
+    assert!(matches!(
+        load_json(&j).unwrap_err(),
+        ModelError::ShapeMismatch { .. }
+    ));
+    let j = json_edit(|v| v["input"]["height"] = (1u64 << 40).into());
+    assert!(matches!(
+        load_json(&j).unwrap_err(),
+        ModelError::InputSpec { .. }
+    ));
+    let j = json_edit(|v| node_mut(v, "stem.conv")["op"]["stride"] = (-1).into());
+    assert!(matches!(
+        load_json(&j).unwrap_err(),
+        ModelError::Json { .. }
+    ));
+}
+
+#[test]
 fn tensor_problems_name_node_and_tensor() {
     match weights_edit(|t| {
         t.remove("layers.1.conv.weight");
