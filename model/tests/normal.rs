@@ -136,3 +136,70 @@ fn padded_conv_over_composed_map_is_unsupported() {
         e => panic!("{e}"),
     }
 }
+
+/// A hand-built graph off the CryptoNAS path: grouped conv with bias, add, a strided 1×1 conv over
+/// a padded 3×3 (composition without padding), a factorized reduction merged with it (terms of
+/// different padding from the same source), a strided conv straight on the image, and a linear
+/// layer on a flattened 4×4 map.
+#[test]
+fn add_groups_flatten_and_merged_paddings_match() {
+    use cryptonas_model::format::FORMAT_VERSION;
+    use cryptonas_model::{InputSpec, Metadata, ModelSpec, Node, Op};
+    let n = |id: &str, op: Op, ins: &[&str]| Node {
+        id: id.into(),
+        op,
+        inputs: ins.iter().map(|s| s.to_string()).collect(),
+    };
+    let conv = |o, k, s, p, g, bias| Op::Conv2d {
+        out_channels: o,
+        kernel: k,
+        stride: s,
+        padding: p,
+        groups: g,
+        bias,
+    };
+    let spec = ModelSpec {
+        format_version: FORMAT_VERSION,
+        name: "mix".into(),
+        input: InputSpec {
+            channels: 2,
+            height: 8,
+            width: 8,
+            mean: vec![0.0; 2],
+            std: vec![1.0; 2],
+        },
+        classes: vec!["a".into(), "b".into(), "c".into()],
+        nodes: vec![
+            n("x", Op::Input, &[]),
+            n("c1", conv(4, 3, 1, 1, 2, true), &["x"]),
+            n("bn1", Op::BatchNorm { eps: 1e-3 }, &["c1"]),
+            n("r1", Op::Relu, &["bn1"]),
+            n("c2", conv(4, 3, 1, 1, 1, true), &["r1"]),
+            n("c3", conv(4, 1, 2, 0, 1, false), &["c2"]),
+            n("fr", Op::FactorizedReduction { out_channels: 4 }, &["r1"]),
+            n("cx", conv(4, 2, 2, 0, 1, true), &["x"]),
+            n("sum", Op::Add, &["c3", "fr", "cx"]),
+            n("r2", Op::Relu, &["sum"]),
+            n("drop", Op::Dropout { p: 0.1 }, &["r2"]),
+            n("fc", Op::Linear { out_features: 3 }, &["drop"]),
+        ],
+        output: "fc".into(),
+        metadata: Metadata::default(),
+    };
+    let w = random_init(&spec, 9).unwrap();
+    let m = Model::from_bytes(spec.to_json().as_bytes(), &w).unwrap();
+    let nf = NormalForm::compile(&m).unwrap();
+    assert_eq!(nf.stages.len(), 3);
+    // Stage 1 = r2's input: image + r1 (c2∘c3 and both FR paths merged into one term).
+    let st = &nf.stages[1];
+    assert_eq!(st.terms.len(), 2);
+    let t = st
+        .terms
+        .iter()
+        .find(|t| t.source == Source::Relu(0))
+        .unwrap();
+    assert_eq!((t.conv.kernel_h, t.conv.stride, t.conv.padding), (3, 2, 1));
+    let (err, mag) = max_err(&m, &nf, 3, 4);
+    println!("mixed graph: max |logit err| {err:.2e} (|logits| up to {mag:.2})");
+    assert!(err < 1e-4 * mag.max(1.0), "max abs err {err}");
+}
