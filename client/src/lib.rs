@@ -1,1 +1,174 @@
-//! Native client (library + CLI) for private inference against a server.
+//! Native client: classifies an image privately against a running server, over WebSocket binary
+//! frames, and reports what it cost (time and bytes per phase and per layer).
+
+use cryptonas_crypto::Csprng;
+use cryptonas_protocol::{ClientInput, ClientSession, FrameSession, Phase, Step, Traffic};
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message;
+
+pub use cryptonas_protocol::Outcome;
+
+/// Simulated network conditions, applied by the client to every frame it sends and receives
+/// (in-process, no root needed): half the round-trip time each way plus size / bandwidth.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct NetworkProfile {
+    /// Round-trip time added.
+    pub rtt: Duration,
+    /// Bandwidth in bits per second (0 = unlimited).
+    pub bits_per_second: u64,
+}
+
+impl NetworkProfile {
+    /// No added delay.
+    pub const LOOPBACK: NetworkProfile = NetworkProfile {
+        rtt: Duration::ZERO,
+        bits_per_second: 0,
+    };
+    /// 0.5 ms RTT, 1 Gbit/s.
+    pub const LAN: NetworkProfile = NetworkProfile {
+        rtt: Duration::from_micros(500),
+        bits_per_second: 1_000_000_000,
+    };
+    /// 40 ms RTT, 100 Mbit/s.
+    pub const WAN: NetworkProfile = NetworkProfile {
+        rtt: Duration::from_millis(40),
+        bits_per_second: 100_000_000,
+    };
+
+    fn delay(&self, bytes: usize) -> Duration {
+        let transfer = if self.bits_per_second == 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(bytes as f64 * 8.0 / self.bits_per_second as f64)
+        };
+        self.rtt / 2 + transfer
+    }
+}
+
+/// Time spent in each phase, as the client saw it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Timings {
+    /// From connecting to sending the masked image.
+    pub offline_s: f64,
+    /// From sending the masked image to holding the logits.
+    pub online_s: f64,
+    /// Online seconds per ReLU layer (from the request to the server's labels being evaluated).
+    pub online_layers_s: Vec<f64>,
+}
+
+/// The result and the cost of one private inference.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    /// Model name.
+    pub model: String,
+    /// Predicted class index.
+    pub class: usize,
+    /// Its name.
+    pub class_name: String,
+    /// The outcome (logits, ring values, quantized input).
+    pub outcome: Outcome,
+    /// Bytes and rounds.
+    pub traffic: Traffic,
+    /// Time per phase.
+    pub timings: Timings,
+    /// ReLUs evaluated.
+    pub relus: usize,
+}
+
+/// Runs one private inference of `input` on `model` at `server` (e.g. `http://127.0.0.1:8080`).
+pub async fn classify(
+    server: &str,
+    model: &str,
+    input: ClientInput,
+    network: NetworkProfile,
+) -> anyhow::Result<Report> {
+    let base = server
+        .trim_end_matches('/')
+        .replacen("http://", "ws://", 1)
+        .replacen("https://", "wss://", 1);
+    let url = format!("{base}/api/session/{model}");
+    let started = Instant::now();
+    let (mut socket, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open a session at {url}: {e}"))?;
+    let mut session = ClientSession::new(input, Csprng::from_entropy()?);
+    let mut online_started = None;
+    let mut layer_started = None;
+    let mut layers = Vec::new();
+    let mut outgoing = session.start()?;
+    let mut finished = false;
+    loop {
+        for frame in outgoing.drain(..) {
+            tokio::time::sleep(network.delay(frame.len())).await;
+            if frame.first() == Some(&0x07) || frame.first() == Some(&0x08) {
+                layer_started = Some(Instant::now());
+            }
+            socket.send(Message::binary(frame)).await?;
+        }
+        if online_started.is_none() && session.phase() != Phase::Offline {
+            online_started = Some(Instant::now());
+        }
+        if finished {
+            break;
+        }
+        let frame = match socket.next().await {
+            Some(Ok(Message::Binary(b))) => b,
+            Some(Ok(Message::Close(frame))) => {
+                let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                anyhow::bail!("server closed the session: {why}");
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => anyhow::bail!("connection failed: {e}"),
+            None => anyhow::bail!("server went away"),
+        };
+        tokio::time::sleep(network.delay(frame.len())).await;
+        let is_labels = frame.first() == Some(&0x86);
+        let step = session.handle(&frame);
+        if is_labels {
+            if let Some(t) = layer_started.take() {
+                layers.push(t.elapsed().as_secs_f64());
+            }
+        }
+        match step {
+            Ok(Step::Continue(out)) => outgoing = out,
+            Ok(Step::Finished(out)) => {
+                outgoing = out;
+                finished = true;
+            }
+            Err(e) => {
+                let _ = socket
+                    .send(Message::binary(
+                        cryptonas_protocol::Msg::Error(e.to_string()).encode(),
+                    ))
+                    .await;
+                anyhow::bail!("protocol error: {e}");
+            }
+        }
+    }
+    let done = Instant::now();
+    let _ = socket.close(None).await;
+    let outcome = session
+        .outcome()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("session ended without an outcome"))?;
+    let online_started = online_started.unwrap_or(done);
+    let plan_classes = session.classes().to_vec();
+    Ok(Report {
+        model: model.to_string(),
+        class: outcome.class,
+        class_name: plan_classes
+            .get(outcome.class)
+            .cloned()
+            .unwrap_or_else(|| outcome.class.to_string()),
+        relus: session.relu_count(),
+        traffic: session.traffic().clone(),
+        timings: Timings {
+            offline_s: (online_started - started).as_secs_f64(),
+            online_s: (done - online_started).as_secs_f64(),
+            online_layers_s: layers,
+        },
+        outcome,
+    })
+}

@@ -142,6 +142,8 @@ pub struct ClientSession {
     traffic: Traffic,
     phase: Phase,
     outcome: Option<Outcome>,
+    classes: Vec<String>,
+    relus: usize,
 }
 
 impl ClientSession {
@@ -154,6 +156,8 @@ impl ClientSession {
             traffic: Traffic::default(),
             phase: Phase::Offline,
             outcome: None,
+            classes: Vec::new(),
+            relus: 0,
         }
     }
 
@@ -165,6 +169,16 @@ impl ClientSession {
     /// Bytes and rounds so far.
     pub fn traffic(&self) -> &Traffic {
         &self.traffic
+    }
+
+    /// Class names (empty until the plan arrived).
+    pub fn classes(&self) -> &[String] {
+        &self.classes
+    }
+
+    /// ReLUs of the model (0 until the plan arrived).
+    pub fn relu_count(&self) -> usize {
+        self.relus
     }
 
     /// The result, once finished.
@@ -215,6 +229,19 @@ impl ClientSession {
             reason: e.to_string(),
         })?;
         plan.validate()?;
+        self.classes = plan.classes.clone();
+        self.relus = plan.relu_count();
+        self.traffic.layers = plan
+            .stages
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.relu)
+            .map(|(stage, s)| LayerCost {
+                stage,
+                relus: s.len,
+                ..LayerCost::default()
+            })
+            .collect();
         let k = plan.k;
         let input = self.quantize_input(&plan)?;
         let he_params = HeParams::new(k).map_err(he_err)?;
@@ -432,7 +459,7 @@ impl ClientSession {
                     .map_err(gc_err("decoding"))?;
                 let masked = ring::sub(&o, &ctx.mask_relu[next], plan.k);
                 let reply = Msg::ClientMasked {
-                    stage: stage as u32,
+                    stage,
                     body: ring::pack(&masked, plan.k),
                 };
                 (

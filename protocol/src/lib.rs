@@ -27,6 +27,8 @@ mod plan;
 mod ring;
 mod server;
 mod session;
+#[cfg(feature = "test-utils")]
+pub mod testing;
 
 pub use client::{ClientInput, ClientSession, LayerCost, Outcome, Phase, Traffic};
 pub use local::{run_local, LocalTraffic};

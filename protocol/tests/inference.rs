@@ -2,51 +2,15 @@
 //! engine bit for bit.
 
 use cryptonas_crypto::Csprng;
-use cryptonas_model::rng::SplitMix64;
-use cryptonas_model::zoo::{random_init, CryptoNasSpec, LayerSpec};
-use cryptonas_model::{Calibration, CalibrationParams, FixedModel, Model, NormalForm};
 use cryptonas_protocol::{
     run_local, ClientInput, ClientSession, FrameSession, Msg, ProtocolError, ServerModel,
     ServerSession,
 };
 use std::sync::Arc;
 
-/// A CryptoNAS-shaped network (CNet1's skips, 6 layers, two factorized reductions) on small inputs.
 fn model(channels: usize, side: usize, seed: u64) -> (Arc<ServerModel>, Vec<Vec<f32>>) {
-    let layers = [
-        (3, vec![]),
-        (3, vec![]),
-        (3, vec![0, 1]),
-        (5, vec![1]),
-        (3, vec![0, 2]),
-        (3, vec![2, 3]),
-    ]
-    .into_iter()
-    .map(|(kernel, skips)| LayerSpec { kernel, skips })
-    .collect();
-    let mut spec = CryptoNasSpec::cifar10(layers, channels);
-    spec.input = (3, side, side);
-    let spec = spec.to_model_spec("tiny").unwrap();
-    let weights = random_init(&spec, seed).unwrap();
-    let m = Model::from_bytes(spec.to_json().as_bytes(), &weights).unwrap();
-    let nf = NormalForm::compile(&m).unwrap();
-    let mut rng = SplitMix64::new(seed);
-    let images: Vec<Vec<f32>> = (0..256)
-        .map(|_| (0..3 * side * side).map(|_| rng.normal()).collect())
-        .collect();
-    let cal = Calibration::run(&nf, images[..16].iter().map(|v| v.as_slice())).unwrap();
-    let cfg = cal.config(&nf, 32, &CalibrationParams::default()).unwrap();
-    let fixed = FixedModel::quantize(&nf, &cfg).unwrap();
-    let sm = ServerModel::from_fixed(
-        "tiny",
-        &m.spec.input,
-        &m.spec.classes,
-        fixed,
-        None,
-        String::new(),
-    )
-    .unwrap();
-    (Arc::new(sm), images)
+    let (_, _, model, images) = cryptonas_protocol::testing::tiny_model(channels, side, seed);
+    (model, images)
 }
 
 fn infer(model: &Arc<ServerModel>, x: &[f32]) -> cryptonas_protocol::Outcome {

@@ -5,6 +5,7 @@
 //! `cryptonas-protocol` (sans-IO); this crate only moves frames, enforces limits and logs.
 
 mod error;
+mod hosted;
 mod limits;
 mod ws;
 
@@ -25,6 +26,7 @@ use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 pub use error::AppError;
+pub use hosted::{load_models, ProtocolModel};
 pub use limits::{Limits, RateLimiter};
 pub use ws::pump;
 
@@ -146,12 +148,6 @@ impl AppState {
             .cloned()
             .ok_or_else(|| AppError::UnknownModel(name.to_string()))
     }
-}
-
-/// Loads the models of a directory. Filled in by the protocol integration.
-fn load_models(dir: &std::path::Path) -> anyhow::Result<Vec<Arc<dyn HostedModel>>> {
-    tracing::warn!(dir = %dir.display(), "model loading not wired yet");
-    Ok(Vec::new())
 }
 
 /// The router: API, sessions and the static page, all responses with COOP/COEP (Web Workers with
