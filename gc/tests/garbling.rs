@@ -71,7 +71,28 @@ fn run_relu(
     let out = Evaluator::new(relu.circuit(), domain)
         .evaluate(&garbled.tables, &ga, &eb)
         .unwrap();
-    relu.decode(&out, &garbled.decoding).unwrap()
+    let got = relu.decode(&out, &garbled.decoding).unwrap();
+    // The first 64 instances also against the plaintext interpreter (bit-sliced, one lane each).
+    let lanes = |v: &[u64]| -> Vec<u64> {
+        (0..k)
+            .map(|bit| {
+                v.iter()
+                    .take(64)
+                    .enumerate()
+                    .map(|(lane, x)| ((x >> bit) & 1) << lane)
+                    .sum()
+            })
+            .collect()
+    };
+    let plain = relu
+        .circuit()
+        .eval_lanes(&lanes(a), &lanes(b), &lanes(m))
+        .unwrap();
+    for (lane, g) in got.iter().take(64).enumerate() {
+        let p: u64 = (0..k).map(|bit| ((plain[bit] >> lane) & 1) << bit).sum();
+        assert_eq!(*g, p, "garbled vs plaintext interpreter, instance {lane}");
+    }
+    got
 }
 
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]

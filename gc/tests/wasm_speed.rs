@@ -35,6 +35,18 @@ fn relu_k32_speed_in_browser() {
     let t3 = js_sys::Date::now();
     let o = relu.decode(&out, &g.decoding).unwrap();
     assert_eq!(o[0], relu.reference(a[0], b[0], masks[0]));
+    // The bound: software fixed-key AES (evaluating an AND = 4 AES calls, garbling = 8).
+    let aes = cryptonas_crypto::FixedKeyAes::default();
+    let mut blocks = rng.blocks(4096);
+    let t4 = js_sys::Date::now();
+    for _ in 0..50 {
+        aes.permute_many(&mut blocks);
+    }
+    let t5 = js_sys::Date::now();
+    console_log!(
+        "browser, 1 thread: fixed-key AES {:.2} M blocks/s",
+        50.0 * 4096.0 / ((t5 - t4) / 1e3) / 1e6
+    );
     let ands = (n * relu.circuit().and_count()) as f64;
     let (tg, te) = ((t1 - t0) / 1e3, (t3 - t2) / 1e3);
     console_log!(
