@@ -43,3 +43,51 @@ pub(crate) fn macs_graph(spec: &ModelSpec, g: &Graph) -> u64 {
     }
     total
 }
+
+/// A per-node table (id, op, output shape, weights, MACs, ReLUs) with totals, for CLIs and logs.
+pub fn summary(spec: &ModelSpec) -> Result<String> {
+    use std::fmt::Write;
+    let g = spec.validate()?;
+    let mut weights = vec![0usize; spec.nodes.len()];
+    for (i, _, shape) in spec.expected_tensors(&g) {
+        weights[i] += shape.iter().product::<usize>();
+    }
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<22} {:<21} {:>13} {:>9} {:>11} {:>8}",
+        "node", "op", "output", "weights", "MACs", "ReLUs"
+    );
+    for &i in &g.order {
+        let n = &spec.nodes[i];
+        let sh = g.shapes[i];
+        let x = g.inputs[i].first().map(|&j| g.shapes[j]);
+        let macs = match (&n.op, x) {
+            (Op::Conv2d { kernel, groups, .. }, Some(x)) => {
+                sh.len() * (x.c / groups) * kernel * kernel
+            }
+            (Op::FactorizedReduction { .. }, Some(x)) => sh.len() * x.c,
+            (Op::Linear { out_features }, Some(x)) => out_features * x.len(),
+            _ => 0,
+        };
+        let relus = if n.op == Op::Relu { sh.len() } else { 0 };
+        let _ = writeln!(
+            s,
+            "{:<22} {:<21} {:>13} {:>9} {:>11} {:>8}",
+            n.id,
+            n.op.name(),
+            format!("{}x{}x{}", sh.c, sh.h, sh.w),
+            weights[i],
+            macs,
+            relus
+        );
+    }
+    let _ = writeln!(
+        s,
+        "total: {} weights, {} MACs, {} ReLUs",
+        weights.iter().sum::<usize>(),
+        macs_graph(spec, &g),
+        relu_count_graph(spec, &g)
+    );
+    Ok(s)
+}

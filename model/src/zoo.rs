@@ -255,14 +255,19 @@ pub fn random_init(spec: &ModelSpec, seed: u64) -> Result<Vec<u8>> {
     let graph = spec.validate()?;
     let mut rng = SplitMix64::new(seed);
     let mut tensors = BTreeMap::new();
-    for (_, name, shape) in spec.expected_tensors(&graph) {
+    for (i, name, shape) in spec.expected_tensors(&graph) {
         let n: usize = shape.iter().product();
-        let data: Vec<f32> = if name.ends_with("running_var") {
+        let id = &spec.nodes[i].id;
+        let is_bn = match spec.nodes[i].op {
+            Op::BatchNorm { .. } => true,
+            Op::FactorizedReduction { .. } => name.starts_with(&format!("{id}.bn.")),
+            _ => false,
+        };
+        let data: Vec<f32> = if is_bn && name.ends_with("running_var") {
             (0..n).map(|_| rng.range(0.5, 2.0)).collect()
-        } else if name.ends_with("running_mean") {
+        } else if is_bn && name.ends_with("running_mean") {
             (0..n).map(|_| 0.2 * rng.normal()).collect()
-        } else if name.contains("bn.") && name.ends_with("weight") || is_bn(spec, &name, ".weight")
-        {
+        } else if is_bn && name.ends_with("weight") {
             (0..n).map(|_| rng.range(0.5, 1.5)).collect()
         } else if name.ends_with("bias") {
             (0..n).map(|_| 0.1 * rng.normal()).collect()
@@ -275,11 +280,4 @@ pub fn random_init(spec: &ModelSpec, seed: u64) -> Result<Vec<u8>> {
         tensors.insert(name, Tensor { shape, data });
     }
     write_safetensors(&tensors)
-}
-
-fn is_bn(spec: &ModelSpec, tensor: &str, suffix: &str) -> bool {
-    tensor
-        .strip_suffix(suffix)
-        .and_then(|id| spec.nodes.iter().find(|n| n.id == id))
-        .is_some_and(|n| matches!(n.op, Op::BatchNorm { .. }))
 }

@@ -65,6 +65,16 @@ fn macs_of_a_single_conv_layer() {
     .unwrap();
     // stem 4x1x3x3 on 6x6 + layer 4x4x3x3 on 6x6 + fc 2x4.
     assert_eq!(macs(&spec).unwrap(), 36 * 4 * 9 + 36 * 4 * 4 * 9 + 8);
+    let table = cryptonas_model::summary(&spec).unwrap();
+    assert!(table.contains("layers.0.relu"), "{table}");
+    assert!(
+        table.ends_with(&format!(
+            "total: {} weights, {} MACs, 144 ReLUs\n",
+            4 * 9 + 4 * 4 + 4 * 4 * 9 + 4 * 4 + 2 * 4 + 2,
+            36 * 4 * 9 + 36 * 4 * 4 * 9 + 8
+        )),
+        "{table}"
+    );
     assert_eq!(relu_count(&spec).unwrap(), 4 * 36);
 }
 
