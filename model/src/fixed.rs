@@ -314,7 +314,7 @@ impl FixedModel {
                 if let Some((e, &v)) = ze
                     .iter()
                     .enumerate()
-                    .find(|(_, &v)| v < lo || v + round >= hi)
+                    .find(|(_, &v)| v < lo || v.saturating_add(round) >= hi)
                 {
                     return Err(ModelError::Overflow {
                         stage: match &st.kind {

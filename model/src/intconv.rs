@@ -160,11 +160,13 @@ impl Mac for f32 {
     }
 }
 
+/// Exact integers for the checked mode; saturating, so that even absurd weights report an
+/// overflow instead of wrapping or panicking.
 impl Mac for i128 {
     const ZERO: Self = 0;
     #[inline(always)]
     fn mac(self, w: Self, x: Self) -> Self {
-        self + w * x
+        self.saturating_add(w.saturating_mul(x))
     }
 }
 
