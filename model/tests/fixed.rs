@@ -270,3 +270,29 @@ fn bad_configs_are_rejected() {
     assert!(FixedModel::quantize(&nf, &c).is_err());
     assert!(Calibration::run(&nf, std::iter::empty()).is_err());
 }
+
+#[test]
+fn other_ring_sizes_are_bit_exact_and_accurate() {
+    let (nf, imgs) = setup(2, 8);
+    let cal = Calibration::run(&nf, imgs.iter().map(|v| v.as_slice())).unwrap();
+    for k in [24, 40, 64] {
+        let cfg = cal.config(&nf, k, &CalibrationParams::default()).unwrap();
+        let fm = FixedModel::quantize(&nf, &cfg).unwrap();
+        for x in imgs.iter().take(2) {
+            let q = fm.quantize_input(x).unwrap();
+            let ring = fm.forward_checked(&q).unwrap();
+            assert_eq!(ring, fm.forward(&q).unwrap(), "k = {k}");
+            assert!(ring.iter().all(|&v| k == 64 || v >> k == 0));
+            let xf: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+            let want = nf.logits_f64(&xf).unwrap();
+            let got = fm.dequantize_logits(&ring);
+            let err = want
+                .iter()
+                .zip(&got)
+                .fold(0f64, |e, (a, b)| e.max((a - b).abs()));
+            // k = 24 leaves only ~10 bits between ReLU rounding and weight precision.
+            let bound = if k == 24 { 0.5 } else { 0.02 };
+            assert!(err < bound, "k = {k}: max logit error {err}");
+        }
+    }
+}
