@@ -1,6 +1,6 @@
 //! CryptoNAS model format, f32 and bit-exact fixed-point engines, ReLU counting, image input.
 //!
-//! * [`format`]: the versioned JSON graph ([`ModelSpec`]) + safetensors weights, validated on load
+//! * [`format`](mod@format): the versioned JSON graph ([`ModelSpec`]) + safetensors weights, validated on load
 //!   ([`Model::load`], [`Model::from_bytes`]) with typed [`ModelError`]s naming node and tensor.
 //! * [`zoo`]: the CryptoNAS macro network builder, CNet1/2/3, random weights.
 //! * [`count`]: the ReLU budget ([`relu_count`]) and MACs by shape inference.

@@ -296,3 +296,16 @@ fn other_ring_sizes_are_bit_exact_and_accurate() {
         }
     }
 }
+
+#[test]
+fn fixed_config_round_trips_in_model_metadata() {
+    let (nf, imgs) = setup(2, 4);
+    let cal = Calibration::run(&nf, imgs.iter().take(2).map(|v| v.as_slice())).unwrap();
+    let cfg = cal.config(&nf, 32, &CalibrationParams::default()).unwrap();
+    let mut spec = cnet1(2).to_model_spec("t").unwrap();
+    spec.metadata.fixed_point = Some(cfg.clone());
+    let back = cryptonas_model::ModelSpec::from_json(spec.to_json().as_bytes()).unwrap();
+    assert_eq!(back.metadata.fixed_point, Some(cfg));
+    let bad = spec.to_json().replace("\"f_a\"", "\"f_b\"");
+    assert!(cryptonas_model::ModelSpec::from_json(bad.as_bytes()).is_err());
+}
