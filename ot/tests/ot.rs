@@ -512,3 +512,56 @@ fn plain_chosen_ot_with_a_random_delta() {
         assert_eq!(m[usize::from(b)], *g);
     }
 }
+
+/// Every decoder returns `Ok` or `Err` on arbitrary bytes, truncations and extensions of valid
+/// messages — never panics.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn decoders_never_panic_on_garbage() {
+    let mut rng = Csprng::from_seed([70; 32]);
+    let (sender, receiver) = ready_pair(Block::ONE, &mut rng);
+    let choices = random_bits(&mut rng, 3);
+    let (matrix, receiver) = receiver.extend(&choices, &mut rng).unwrap();
+    let (challenge, sender) = sender.receive_extend(matrix.clone(), &mut rng);
+    let (response, mut r, _) = receiver.receive_challenge(challenge.clone());
+    let (s, _) = sender.receive_check(response.clone()).unwrap();
+    let derand = r.derandomize(&[true, true, false]).unwrap();
+    let payload = s.send_chosen(&[[Block::ONES; 2]; 3]).unwrap();
+    let valid: Vec<Vec<u8>> = vec![
+        matrix.to_bytes(),
+        challenge.to_bytes(),
+        response.to_bytes(),
+        derand.to_bytes(),
+        payload.to_bytes(),
+    ];
+    let decode_all = |b: &[u8]| {
+        let _ = chou_orlandi::SenderSetup::from_bytes(b);
+        let _ = chou_orlandi::ReceiverChoices::from_bytes(b);
+        let _ = ExtendMatrix::from_bytes(b);
+        let _ = CheckChallenge::from_bytes(b);
+        let _ = CheckResponse::from_bytes(b);
+        let _ = ReceiverDerandomize::from_bytes(b);
+        let _ = SenderMessages::from_bytes(b);
+    };
+    for v in &valid {
+        for len in (0..v.len()).step_by(1 + v.len() / 97) {
+            decode_all(&v[..len]);
+        }
+        decode_all(&[v.as_slice(), &[0, 1, 2]].concat());
+    }
+    for _ in 0..300 {
+        let len = (rng.u64() % 200) as usize;
+        let mut b: Vec<u8> = rng
+            .blocks(len.div_ceil(16))
+            .iter()
+            .flat_map(|x| x.0)
+            .collect();
+        b.truncate(len);
+        // Small counts in the headers so the length checks, not the size limit, are exercised.
+        if b.len() >= 16 {
+            b[1..8].fill(0);
+            b[9..16].fill(0);
+        }
+        decode_all(&b);
+    }
+}
