@@ -145,3 +145,55 @@ fn out_of_order_replayed_and_malformed_frames_end_the_session() {
     };
     assert!(c.handle(&plan[..plan.len() / 2]).is_err());
 }
+
+/// Everything the server receives online is a ring element masked by a fresh uniform mask, so its
+/// bytes are uniform whatever the image: a chi-square test on the byte histogram for an all-zero
+/// image (the worst case if masking were broken).
+#[test]
+fn server_view_of_the_image_is_uniform() {
+    let (model, _) = model(2, 8, 5);
+    let zero = vec![0f32; 3 * 8 * 8];
+    let mut histogram = [0u64; 256];
+    let mut total = 0u64;
+    for _ in 0..6 {
+        let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+        let mut client = ClientSession::new(
+            ClientInput::Normalised(zero.clone()),
+            Csprng::from_entropy().unwrap(),
+        );
+        let mut up = client.start().unwrap();
+        'run: loop {
+            let mut down = Vec::new();
+            for f in up.drain(..) {
+                if let Ok(Msg::ClientInput(b) | Msg::ClientMasked { body: b, .. }) = Msg::decode(&f)
+                {
+                    for byte in b {
+                        histogram[byte as usize] += 1;
+                        total += 1;
+                    }
+                }
+                match server.handle(&f).unwrap() {
+                    cryptonas_protocol::Step::Continue(o)
+                    | cryptonas_protocol::Step::Finished(o) => down.extend(o),
+                }
+            }
+            for f in down {
+                match client.handle(&f).unwrap() {
+                    cryptonas_protocol::Step::Continue(o) => up.extend(o),
+                    cryptonas_protocol::Step::Finished(_) => break 'run,
+                }
+            }
+        }
+    }
+    let expected = total as f64 / 256.0;
+    let chi2: f64 = histogram
+        .iter()
+        .map(|&c| (c as f64 - expected).powi(2) / expected)
+        .sum();
+    // 255 degrees of freedom: mean 255, standard deviation ≈ 22.6; 6σ above the mean fails.
+    assert!(total > 20_000, "{total} bytes observed");
+    assert!(
+        chi2 < 255.0 + 6.0 * 22.6,
+        "chi2 = {chi2:.1} over {total} bytes"
+    );
+}
