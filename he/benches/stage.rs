@@ -109,6 +109,7 @@ fn report(c: usize) {
     );
     let (mut tot_pre, mut tot_enc, mut tot_srv, mut tot_dec, mut tot_up, mut tot_down) =
         (0f64, 0f64, 0f64, 0f64, 0usize, 0usize);
+    let mut tot_mem = 0usize;
     for (i, terms) in cnet1_stages(c).iter().enumerate() {
         let wts: Vec<(IntConv, Vec<i64>)> =
             terms.iter().map(|t| (*t, weights(&mut rng, t))).collect();
@@ -143,6 +144,7 @@ fn report(c: usize) {
             down.len(),
             server.noise().stat_security_bits,
         );
+        tot_mem += server.weight_bytes();
         tot_pre += pre;
         tot_enc += enc;
         tot_srv += srv;
@@ -153,7 +155,8 @@ fn report(c: usize) {
     let total = tot_enc + tot_srv + tot_dec;
     println!(
         "total: online-path offline HE {total:.3} s (client enc {tot_enc:.3} + server {tot_srv:.3} + client dec {tot_dec:.3}); \
-         weight precompute {tot_pre:.3} s once per model"
+         weight precompute {tot_pre:.3} s once per model ({:.0} MB of NTT weights)",
+        tot_mem as f64 / 1e6
     );
     println!(
         "bytes: up {tot_up} + down {tot_down} + pk {} = {} B = {:.1} B/ReLU",

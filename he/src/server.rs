@@ -212,6 +212,12 @@ impl ServerStage {
         self.noise
     }
 
+    /// Memory held by the precomputed NTT weight polynomials, in bytes.
+    pub fn weight_bytes(&self) -> usize {
+        let polys: usize = self.weights.iter().map(Vec::len).sum();
+        polys * self.params.degree() * self.params.moduli().len() * 8
+    }
+
     /// `e1 + flood` in the power basis: e1 ← CBD(10), flood uniform in [−2^F, 2^F).
     fn flood_poly(&self, rng: &mut impl CryptoRng) -> Result<Poly, HeError> {
         let p = &self.params;
