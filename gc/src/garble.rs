@@ -145,7 +145,7 @@ fn garble_and(
     a: &[L],
     b: &[L],
     o: &mut [L],
-    tab: &mut [Block],
+    tab: &mut [L],
     buf: &mut [L],
     tmp: &mut [L],
 ) {
@@ -184,8 +184,8 @@ fn garble_and(
         let te = hb0[i] ^ hb1[i] ^ a0;
         let we = hb0[i] ^ sel(te ^ a0, pb);
         *o = wg ^ we;
-        t[0] = Block::from_u128(tg);
-        t[1] = Block::from_u128(te);
+        t[0] = tg;
+        t[1] = te;
     }
 }
 
@@ -196,7 +196,7 @@ fn eval_and(
     a: &[L],
     b: &[L],
     o: &mut [L],
-    tab: &[Block],
+    tab: &[L],
     buf: &mut [L],
     tmp: &mut [L],
 ) {
@@ -218,7 +218,7 @@ fn eval_and(
     let (ha, hb) = buf.split_at(cn);
     for (i, (t, o)) in tab.chunks_exact(2).zip(o.iter_mut()).enumerate() {
         let (la, lb) = (a[i], b[i]);
-        let (tg, te) = (t[0].to_u128(), t[1].to_u128());
+        let (tg, te) = (t[0], t[1]);
         let wg = ha[i] ^ sel(tg, la & 1);
         let we = hb[i] ^ sel(te ^ la, lb & 1);
         *o = wg ^ we;
@@ -242,11 +242,11 @@ impl Scratch {
 }
 
 /// One chunk of work: first instance (batch-relative), instance count, its tables, its outputs.
-type Task<'a> = (usize, usize, &'a mut [Block], &'a mut [Block]);
+type Task<'a> = (usize, usize, &'a mut [L], &'a mut [Block]);
 
 fn split_tasks<'a>(
     n: usize,
-    tables: &'a mut [Block],
+    tables: &'a mut [L],
     outs: &'a mut [Block],
     t_per: usize,
     o_per: usize,
@@ -353,7 +353,8 @@ impl<'c> Garbler<'c> {
             None => rng.blocks(n * e),
         };
         let garbler_zero = rng.blocks(n * g);
-        let mut tables = vec![Block::ZERO; n * 2 * ands];
+        // Integers, not blocks: `vec![0u128; _]` is a lazily zeroed allocation (no fill pass).
+        let mut tables = vec![0u128; n * 2 * ands];
         let mut out_zero = vec![Block::ZERO; n * o];
         let tasks = split_tasks(n, &mut tables, &mut out_zero, 2 * ands, o);
         let prog = c.program();
@@ -482,7 +483,7 @@ impl<'c> Evaluator<'c> {
         )?;
         let mut out_labels = vec![Block::ZERO; n * o];
         // The evaluator only reads tables; split the output buffer and index tables by instance.
-        let mut none: Vec<Block> = Vec::new();
+        let mut none: Vec<L> = Vec::new();
         let tasks = split_tasks(n, &mut none, &mut out_labels, 0, o);
         let prog = c.program();
         let aes = FixedKeyAes::default();

@@ -109,7 +109,7 @@ fn blocks_from_bytes(
 #[derive(Clone, PartialEq, Eq)]
 pub struct GarbledTables {
     pub(crate) instances: usize,
-    pub(crate) blocks: Vec<Block>,
+    pub(crate) blocks: Vec<u128>,
 }
 
 impl GarbledTables {
@@ -119,7 +119,7 @@ impl GarbledTables {
     }
     /// The raw bytes (layout above).
     pub fn as_bytes(&self) -> &[u8] {
-        Block::slice_as_bytes(&self.blocks)
+        bytemuck::cast_slice(&self.blocks) // little-endian targets only (lib.rs)
     }
     /// Parses tables for `instances` instances of `circuit`; the length must be exact.
     pub fn from_bytes(
@@ -127,8 +127,19 @@ impl GarbledTables {
         instances: usize,
         bytes: &[u8],
     ) -> Result<Self, GarbleError> {
-        let blocks =
-            blocks_from_bytes("garbled tables", bytes, instances * 2 * circuit.and_count())?;
+        let expected = instances * 2 * circuit.and_count() * Block::BYTES;
+        if bytes.len() != expected {
+            return Err(GarbleError::Length {
+                what: "garbled tables",
+                expected,
+                got: bytes.len(),
+                unit: "bytes",
+            });
+        }
+        let blocks = bytes
+            .chunks_exact(16)
+            .map(|c| u128::from_le_bytes(c.try_into().expect("16-byte chunk")))
+            .collect();
         Ok(GarbledTables { instances, blocks })
     }
     /// The tables of instances `range` (for splitting work across workers); evaluate them with
@@ -156,7 +167,7 @@ impl GarbledTables {
     }
     /// Mutable access to the raw table blocks (tests of tamper detection use it).
     pub fn blocks_mut(&mut self) -> &mut [Block] {
-        &mut self.blocks
+        bytemuck::cast_slice_mut(&mut self.blocks)
     }
 }
 

@@ -24,6 +24,10 @@
 //! assert_eq!(o, vec![relu.reference(5, 3, 100), relu.reference(0xfff0, 5, 7)]);
 //! ```
 
+// Wire formats are little endian and table buffers are cast to bytes directly.
+#[cfg(target_endian = "big")]
+compile_error!("cryptonas-gc supports little-endian targets only");
+
 mod bristol;
 mod builder;
 mod circuit;
