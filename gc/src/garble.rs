@@ -303,6 +303,24 @@ fn check_len(
     Ok(())
 }
 
+/// `n` fresh uniformly random labels. Natively: AES-128 in counter mode under a fresh key drawn
+/// from the CSPRNG (a PRF on distinct counters; with AES-NI it is several times faster than
+/// ChaCha12, which was 10% of garbling time). In browsers AES is software, so the ChaCha12
+/// CSPRNG is used directly.
+fn random_labels(rng: &mut Csprng, n: usize) -> Vec<Block> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let prf = FixedKeyAes::new(rng.block().0);
+        let mut v: Vec<Block> = (0..n as u128).map(Block::from_u128).collect();
+        prf.permute_many(&mut v);
+        v
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        rng.blocks(n)
+    }
+}
+
 /// Copies the chunk's output labels (slot-major) to the instance-major output buffer.
 fn store_outputs(labels: &[L], output_slots: &[u32], cn: usize, out: &mut [Block]) {
     let o = output_slots.len();
@@ -350,9 +368,9 @@ impl<'c> Garbler<'c> {
                 check_len("evaluator zero-labels", z.len(), n * e, "blocks")?;
                 z.to_vec()
             }
-            None => rng.blocks(n * e),
+            None => random_labels(rng, n * e),
         };
-        let garbler_zero = rng.blocks(n * g);
+        let garbler_zero = random_labels(rng, n * g);
         // Integers, not blocks: `vec![0u128; _]` is a lazily zeroed allocation (no fill pass).
         let mut tables = vec![0u128; n * 2 * ands];
         let mut out_zero = vec![Block::ZERO; n * o];
@@ -572,6 +590,20 @@ mod tests {
             let expect = aes.tccr(Block::from_u128(t), Block::from_u128(*x));
             assert_eq!(Block::from_u128(xs[q]), expect);
         }
+    }
+
+    #[test]
+    fn random_labels_are_fresh() {
+        let mut rng = Csprng::from_seed([5; 32]);
+        let a = random_labels(&mut rng, 1000);
+        let b = random_labels(&mut rng, 1000);
+        let mut all: Vec<u128> = a.iter().chain(&b).map(|x| x.to_u128()).collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 2000);
+        // Roughly half of the colour bits are set.
+        let ones = a.iter().filter(|x| x.lsb()).count();
+        assert!((400..600).contains(&ones), "{ones}");
     }
 
     #[test]
