@@ -176,13 +176,19 @@ fn garble_and(
     let (ha, hb) = buf.split_at(2 * cn);
     let (ha0, ha1) = ha.split_at(cn);
     let (hb0, hb1) = hb.split_at(cn);
-    for (i, (t, o)) in tab.chunks_exact_mut(2).zip(o.iter_mut()).enumerate() {
-        let (a0, b0) = (a[i], b[i]);
+    let hashes = ha0.iter().zip(ha1).zip(hb0.iter().zip(hb1));
+    let labels = a.iter().zip(b);
+    for (((t, o), ((&h_a0, &h_a1), (&h_b0, &h_b1))), (&a0, &b0)) in tab
+        .chunks_exact_mut(2)
+        .zip(o.iter_mut())
+        .zip(hashes)
+        .zip(labels)
+    {
         let (pa, pb) = (a0 & 1, b0 & 1);
-        let tg = ha0[i] ^ ha1[i] ^ sel(d, pb);
-        let wg = ha0[i] ^ sel(tg, pa);
-        let te = hb0[i] ^ hb1[i] ^ a0;
-        let we = hb0[i] ^ sel(te ^ a0, pb);
+        let tg = h_a0 ^ h_a1 ^ sel(d, pb);
+        let wg = h_a0 ^ sel(tg, pa);
+        let te = h_b0 ^ h_b1 ^ a0;
+        let we = h_b0 ^ sel(te ^ a0, pb);
         *o = wg ^ we;
         t[0] = tg;
         t[1] = te;
@@ -216,11 +222,15 @@ fn eval_and(
         &[g0, g1],
     );
     let (ha, hb) = buf.split_at(cn);
-    for (i, (t, o)) in tab.chunks_exact(2).zip(o.iter_mut()).enumerate() {
-        let (la, lb) = (a[i], b[i]);
-        let (tg, te) = (t[0], t[1]);
-        let wg = ha[i] ^ sel(tg, la & 1);
-        let we = hb[i] ^ sel(te ^ la, lb & 1);
+    let labels = a.iter().zip(b);
+    for (((t, o), (&h_a, &h_b)), (&la, &lb)) in tab
+        .chunks_exact(2)
+        .zip(o.iter_mut())
+        .zip(ha.iter().zip(hb))
+        .zip(labels)
+    {
+        let wg = h_a ^ sel(t[0], la & 1);
+        let we = h_b ^ sel(t[1] ^ la, lb & 1);
         *o = wg ^ we;
     }
 }
