@@ -258,6 +258,26 @@ impl DecodingBits {
     pub(crate) fn get(&self, i: usize) -> bool {
         (self.packed[i / 8] >> (i % 8)) & 1 == 1
     }
+    /// The decoding bits of instances `range` of a batch of `circuit` (to decode the outputs of a
+    /// slice evaluated separately, see [`GarbledTables::slice`]).
+    pub fn slice(
+        &self,
+        circuit: &Circuit,
+        range: std::ops::Range<usize>,
+    ) -> Result<DecodingBits, GarbleError> {
+        let per = circuit.outputs().len();
+        if range.start > range.end || range.end * per > self.count {
+            return Err(GarbleError::Length {
+                what: "decoding slice",
+                expected: self.count,
+                got: range.end * per,
+                unit: "bits",
+            });
+        }
+        Ok(DecodingBits::from_bits(
+            (range.start * per..range.end * per).map(|i| self.get(i)),
+        ))
+    }
     /// Number of output bits covered.
     pub fn len(&self) -> usize {
         self.count

@@ -454,19 +454,9 @@ fn wire_formats_round_trip_and_check_lengths() {
     let out = Evaluator::new(c, sub)
         .evaluate(&part, &ga_part, &eb_part)
         .unwrap();
-    let dec_part: Vec<bool> = out.blocks().iter().map(|l| l.lsb()).collect();
-    let full: Vec<bool> = g
-        .decoding
-        .as_bytes()
-        .iter()
-        .flat_map(|byte| (0..8).map(move |j| (byte >> j) & 1 == 1))
-        .collect();
-    let bits: Vec<bool> = dec_part
-        .iter()
-        .zip(&full[64 * 16..150 * 16])
-        .map(|(x, y)| x ^ y)
-        .collect();
-    assert_eq!(cryptonas_gc::bits_to_words(&bits, 16), got[64..].to_vec());
+    let dec_part = g.decoding.slice(c, 64..150).unwrap();
+    assert_eq!(relu.decode(&out, &dec_part).unwrap(), got[64..].to_vec());
+    assert!(g.decoding.slice(c, 64..151).is_err());
     assert!(tables.slice(10..151).is_err());
     assert!(tables.slice(10..64).is_err());
     assert!(tables.slice(0..100).is_err());
