@@ -145,10 +145,13 @@ impl ServerStage {
         }
         let polys = par_map(jobs.len(), |j| {
             let (m, cb, ob) = jobs[j];
+            // Variable-time NTT is fine here: it runs once per model, offline, and its timing is not
+            // observable per query; products with these polynomials are branch-free (the
+            // accumulation and reduction follow the ciphertext's constant-time flag).
             let mut poly = Poly::try_convert_from(
                 &weight_coeffs(m, cb, ob)[..],
                 &params.ctx_top,
-                false,
+                true,
                 Representation::PowerBasis,
             )?;
             poly.change_representation(Representation::Ntt);
