@@ -1,3 +1,11 @@
-//! Benchmark harness: latency, traffic and accuracy against the ReLU budget.
+//! `cryptonas-bench`: see the library docs for what it measures and writes.
 
-fn main() {}
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    let args = cryptonas_bench::Args::parse();
+    let results = cryptonas_bench::run(&args)?;
+    println!("{}", results.headline());
+    println!("results written to {}", results.settings.out.display());
+    Ok(())
+}

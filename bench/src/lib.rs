@@ -1,0 +1,274 @@
+//! Benchmark harness: latency, traffic and accuracy against the ReLU budget.
+//!
+//! For every trained model in a directory and a budget sweep of generated CNet1 networks, the
+//! harness starts the real server in-process on 127.0.0.1, runs private inferences with the native
+//! client under simulated network profiles, checks every result bit-exact against the plaintext
+//! fixed-point engine, and writes `results.json`, `results.md` and SVG plots: per-phase time and
+//! bytes, per-ReLU costs, the HE/OT/GC split, where the compute goes, garbling rates, a
+//! least-squares fit of cost against the ReLU count, and ratios against DELPHI's per-ReLU figures.
+//!
+//! ```text
+//! cargo run --release -p cryptonas-bench -- --models models --sweep 2,4,8,14 --inferences 3 \
+//!     --network loopback,lan,wan --out bench/results
+//! cargo run -p cryptonas-bench -- --short --out /tmp/bench   # CI smoke test
+//! ```
+
+pub mod fit;
+pub mod gates;
+pub mod machine;
+pub mod models;
+pub mod plots;
+pub mod report;
+pub mod run;
+
+use anyhow::Context;
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use models::{ModelKind, Prepared};
+use report::Results;
+use run::{LocalServer, Network, Run};
+use std::path::PathBuf;
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cryptonas-bench",
+    about = "Private-inference benchmark: latency, traffic and per-ReLU costs against the ReLU budget"
+)]
+pub struct Args {
+    /// Directory of trained models (`<name>.json` + `<name>.safetensors`) to measure as well.
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+    /// CNet1 widths C of the generated budget sweep (6144·C ReLUs each, 32×32 inputs).
+    #[arg(long, value_delimiter = ',')]
+    pub sweep: Option<Vec<usize>>,
+    /// Private inferences per model and network profile.
+    #[arg(long)]
+    pub inferences: Option<usize>,
+    /// Network profiles: loopback, lan (0.5 ms, 1 Gbit/s), wan (40 ms, 100 Mbit/s) or
+    /// <rtt>ms@<bandwidth>mbit.
+    #[arg(long, value_delimiter = ',')]
+    pub network: Option<Vec<String>>,
+    /// CI mode: the tiny test model and CNet1 C = 1, 2 inferences, loopback only.
+    #[arg(long)]
+    pub short: bool,
+    /// Output directory (default `bench/results`, or a fresh temporary directory with --short).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// ReLUs per batch when timing garbling and evaluation directly.
+    #[arg(long)]
+    pub gate_relus: Option<usize>,
+    /// Seed of the generated models' weights and inputs.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// The settings a run used (after `--short` defaults).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Settings {
+    /// CNet1 widths.
+    pub sweep: Vec<usize>,
+    /// Inferences per model and profile.
+    pub inferences: usize,
+    /// Profiles.
+    pub networks: Vec<Network>,
+    /// CI mode.
+    pub short: bool,
+    /// Trained-model directory.
+    pub models: Option<PathBuf>,
+    /// Output directory.
+    pub out: PathBuf,
+    /// ReLUs per garbling batch.
+    pub gate_relus: usize,
+    /// Seed.
+    pub seed: u64,
+    /// The command line.
+    pub command: String,
+}
+
+impl Args {
+    /// Resolves defaults and checks the values.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let (sweep, inferences, networks, gate_relus) = if self.short {
+            (vec![1], 2, vec!["loopback".to_string()], 1024)
+        } else {
+            (
+                vec![2, 4, 8, 14],
+                3,
+                vec!["loopback".into(), "lan".into(), "wan".into()],
+                16384,
+            )
+        };
+        let sweep = self.sweep.clone().unwrap_or(sweep);
+        let inferences = self.inferences.unwrap_or(inferences);
+        anyhow::ensure!(inferences >= 1, "--inferences must be at least 1");
+        anyhow::ensure!(
+            sweep.iter().all(|&c| (1..=64).contains(&c)),
+            "--sweep widths must be in 1..=64"
+        );
+        let networks = self
+            .network
+            .clone()
+            .unwrap_or(networks)
+            .iter()
+            .map(|n| Network::parse(n))
+            .collect::<Result<Vec<_>, _>>()?;
+        anyhow::ensure!(!networks.is_empty(), "--network needs at least one profile");
+        let out = match &self.out {
+            Some(o) => o.clone(),
+            None if self.short => {
+                std::env::temp_dir().join(format!("cryptonas-bench-{}", std::process::id()))
+            }
+            None => PathBuf::from("bench/results"),
+        };
+        Ok(Settings {
+            sweep,
+            inferences,
+            networks,
+            short: self.short,
+            models: self.models.clone(),
+            out,
+            gate_relus: self.gate_relus.unwrap_or(gate_relus).max(1),
+            seed: self.seed,
+            command: std::env::args().collect::<Vec<_>>().join(" "),
+        })
+    }
+}
+
+fn bar(len: u64) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise:.dim} [{bar:32.cyan/blue}] {pos}/{len} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    pb
+}
+
+/// Runs the whole benchmark and writes its outputs; returns what it wrote.
+pub fn run(args: &Args) -> anyhow::Result<Results> {
+    let settings = args.settings()?;
+    let mut machine = machine::Machine::describe();
+    let started = machine::now_utc();
+    let clock = std::time::Instant::now();
+
+    // Models: trained ones from files, the tiny one in short mode, then the sweep.
+    let prep = bar(0);
+    prep.set_message("preparing models (quantize, HE weight precomputation)");
+    let n_images = settings.inferences.max(1);
+    let mut prepared: Vec<Prepared> = Vec::new();
+    let mut skipped = Vec::new();
+    if let Some(dir) = &settings.models {
+        let (ok, failed) = models::trained(dir, n_images)?;
+        for f in &failed {
+            prep.suspend(|| eprintln!("skipping model {}: {}", f.name, f.error));
+        }
+        prepared.extend(ok);
+        skipped = failed;
+    }
+    if settings.short {
+        prepared.push(models::tiny(n_images));
+    }
+    for &c in &settings.sweep {
+        prep.set_message(format!("preparing CNet1 C = {c}"));
+        prepared.push(models::sweep_model(c, settings.seed + c as u64, n_images)?);
+    }
+    prep.finish_and_clear();
+    anyhow::ensure!(!prepared.is_empty(), "no models to measure");
+
+    let steps = prepared.len() * (1 + settings.networks.len() * settings.inferences) + 1;
+    let pb = bar(steps as u64);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(machine.available_parallelism.max(2))
+        .enable_all()
+        .build()
+        .context("Tokio runtime")?;
+
+    let mut compute = Vec::new();
+    for p in &prepared {
+        pb.set_message(format!("{}: in-process compute profile", p.info.name));
+        compute.push(run::compute_profile(p, &p.images[0])?);
+        pb.inc(1);
+    }
+
+    let runs: Vec<Run> = rt.block_on(async {
+        let server = LocalServer::start(&prepared.iter().collect::<Vec<_>>()).await?;
+        let mut runs = Vec::new();
+        for p in &prepared {
+            for net in &settings.networks {
+                let mut inferences = Vec::new();
+                for i in 0..settings.inferences {
+                    pb.set_message(format!(
+                        "{} ({} ReLUs) over {}: inference {}/{}",
+                        p.info.name,
+                        p.info.relus,
+                        net.name,
+                        i + 1,
+                        settings.inferences
+                    ));
+                    let image = &p.images[i % p.images.len()];
+                    inferences.push(run::infer(&server, p, image, net).await?);
+                    pb.inc(1);
+                }
+                let r = Run::summarise(&p.info.name, p.info.relus, net.clone(), inferences);
+                let line = format!(
+                    "{:>12} {:>8} ReLUs {:>8}: offline {:7.2} s {:8.2} MB, online {:7.3} s {:7.2} MB, {} rounds; all bit-exact",
+                    r.model,
+                    r.relus,
+                    r.network.name,
+                    r.offline_s,
+                    (r.offline_up + r.offline_down) / 1e6,
+                    r.online_s,
+                    (r.online_up + r.online_down) / 1e6,
+                    r.online_rounds
+                );
+                // Printed even when stdout is not a terminal (CI logs), unlike `pb.println`.
+                pb.suspend(|| println!("{line}"));
+                runs.push(r);
+            }
+        }
+        anyhow::Ok(runs)
+    })?;
+
+    // Garbling rates at the widest generated model's ring and truncation.
+    pb.set_message("garbling and evaluation rates");
+    let (k, t) = prepared
+        .iter()
+        .rev()
+        .find(|p| p.info.kind != ModelKind::Trained)
+        .or(prepared.first())
+        .and_then(|p| {
+            p.model
+                .plan()
+                .stages
+                .iter()
+                .find(|s| s.relu)
+                .map(|s| (p.model.plan().k, s.trunc))
+        })
+        .unwrap_or((32, 0));
+    let gates = gates::measure(
+        k,
+        t,
+        settings.gate_relus,
+        if settings.short { 1 } else { 3 },
+    )?;
+    pb.inc(1);
+    pb.finish_and_clear();
+
+    machine.finish();
+    let results = Results::assemble(
+        settings,
+        machine,
+        started,
+        clock.elapsed().as_secs_f64(),
+        prepared.iter().map(|p| p.info.clone()).collect(),
+        skipped,
+        runs,
+        compute,
+        gates,
+    );
+    results.write()?;
+    Ok(results)
+}
