@@ -19,7 +19,26 @@
 //!
 //! The BFV layer is written directly on `fhe-math` (the arithmetic core of fhe.rs: RNS, NTT, modulus
 //! switching) so that seeds, the wire format and its validation, the sparse download and k up to 64
-//! are under our control.
+//! are under our control (fhe's own `Ciphertext::from_bytes` does not check degrees or coefficient
+//! ranges, its secret-key encryption draws seeds outside our RNG, and its plaintext modulus stops
+//! below 2^62).
+//!
+//! # Security
+//!
+//! Semi-honest client and server. 128-bit RLWE parameters ([`HeParams`]). Circuit privacy: every
+//! returned ciphertext is re-randomised with a fresh public-key encryption of zero and flooded with
+//! uniform noise of F bits (statistical distance ≤ 2^−40 per coefficient, checked per stage), then
+//! switched down; only output coefficients of c0 are sent and the server's share s covers exactly
+//! those. Per-query server arithmetic on secrets is constant-time (fhe-math's default); only the
+//! offline weight precompute uses variable-time NTTs. Ciphertexts travel in NTT form (c0 up, c1 down):
+//! both sides must use the same fhe-math NTT (same version and features).
+//!
+//! # Cost (`cargo bench -p cryptonas-he --bench stage`, k = 32, N = 4096, 2 shared cores)
+//!
+//! CNet1 at C = 14 (86,016 ReLUs), whole network: ≈ 2 s offline HE (client encrypt 0.4 s, server
+//! 1.4–1.8 s, client decrypt 0.1 s), 13.1 MB up + 4.6 MB down + 56 KB public key ≈ 206 B per ReLU;
+//! weight precompute ≈ 6 s and 546 MB of NTT weights per model. In headless Chromium (release
+//! build) the client encrypts ≈ 5.4 ms and decrypts ≈ 1.5 ms per ciphertext.
 
 mod client;
 mod conv;
