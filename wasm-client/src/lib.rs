@@ -41,8 +41,8 @@ fn phase_name(p: Phase) -> &'static str {
 
 /// What a server frame was, for progress display (tags of `cryptonas_protocol::Msg`).
 fn frame_event(frame: &[u8]) -> (&'static str, Option<u32>) {
-    let stage = (frame.len() >= 5)
-        .then(|| u32::from_le_bytes([frame[1], frame[2], frame[3], frame[4]]));
+    let stage =
+        (frame.len() >= 5).then(|| u32::from_le_bytes([frame[1], frame[2], frame[3], frame[4]]));
     match frame.first() {
         Some(0x81) => ("plan", None),
         Some(0x82) => ("he", stage),
@@ -120,14 +120,46 @@ impl PlanInfo {
     }
 }
 
-/// What one handled frame produced, minus the outgoing frames.
-#[derive(Serialize)]
-struct StepInfo {
-    done: bool,
-    phase: &'static str,
-    event: &'static str,
-    stage: Option<u32>,
-    frames_received: u32,
+/// Why a browser session call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The browser gave no secure randomness.
+    #[error("no secure randomness in this browser: {0}")]
+    NoRandomness(String),
+    /// The image was empty.
+    #[error("empty image")]
+    EmptyImage,
+    /// `start` was called twice.
+    #[error("session already started")]
+    AlreadyStarted,
+    /// A frame arrived before `start`.
+    #[error("frame handled before start()")]
+    NotStarted,
+    /// The protocol rejected a frame (or the peer reported an error).
+    #[error(transparent)]
+    Protocol(#[from] cryptonas_protocol::ProtocolError),
+}
+
+fn js_err(e: ClientError) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+/// What one handled frame produced.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct FrameStep {
+    /// Frames to send to the server (not serialised: JavaScript gets `Uint8Array`s).
+    #[serde(skip)]
+    pub frames: Vec<Vec<u8>>,
+    /// The session finished: close the socket.
+    pub done: bool,
+    /// `"offline"`, `"online"` or `"done"` after this frame.
+    pub phase: &'static str,
+    /// What the frame was: `plan`, `he`, `ot`, `garbled`, `labels`, `output`.
+    pub event: &'static str,
+    /// The stage the frame belongs to, if any.
+    pub stage: Option<u32>,
+    /// Server frames handled so far (compare with [`PlanInfo::expected_frames`]).
+    pub frames_received: u32,
 }
 
 /// The result for JavaScript: ring logits as decimal strings (they may exceed 2^53).
@@ -148,20 +180,49 @@ pub struct PrivateInference {
     started: bool,
 }
 
+/// The Rust-facing API (native tests, other Rust transports); the JS methods wrap it.
 impl PrivateInference {
-    /// A session on an already normalised CHW image (tests; the page sends image bytes).
-    pub fn from_normalised(x: Vec<f32>) -> Result<PrivateInference, JsError> {
-        Self::with_input(ClientInput::Normalised(x))
-    }
-
-    fn with_input(input: ClientInput) -> Result<PrivateInference, JsError> {
-        let rng = Csprng::from_entropy()
-            .map_err(|e| JsError::new(&format!("no secure randomness in this browser: {e}")))?;
+    /// A session classifying `input`, with fresh randomness from the platform.
+    pub fn with_input(input: ClientInput) -> Result<PrivateInference, ClientError> {
+        let rng = Csprng::from_entropy().map_err(|e| ClientError::NoRandomness(e.to_string()))?;
         Ok(PrivateInference {
             session: ClientSession::new(input, rng),
             plan: None,
             received: 0,
             started: false,
+        })
+    }
+
+    /// The frames to send first.
+    pub fn start_frames(&mut self) -> Result<Vec<Vec<u8>>, ClientError> {
+        if self.started {
+            return Err(ClientError::AlreadyStarted);
+        }
+        self.started = true;
+        Ok(self.session.start()?)
+    }
+
+    /// Consumes one server frame.
+    pub fn handle_frame(&mut self, frame: &[u8]) -> Result<FrameStep, ClientError> {
+        if !self.started {
+            return Err(ClientError::NotStarted);
+        }
+        self.received += 1;
+        if self.plan.is_none() && frame.first() == Some(&0x81) {
+            self.plan = PlanInfo::from_frame(frame);
+        }
+        let (event, stage) = frame_event(frame);
+        let (frames, done) = match self.session.handle(frame)? {
+            Step::Continue(f) => (f, false),
+            Step::Finished(f) => (f, true),
+        };
+        Ok(FrameStep {
+            frames,
+            done,
+            phase: phase_name(self.session.phase()),
+            event,
+            stage,
+            frames_received: self.received,
         })
     }
 
@@ -174,6 +235,11 @@ impl PrivateInference {
     pub fn outcome_rust(&self) -> Option<&cryptonas_protocol::Outcome> {
         self.session.outcome()
     }
+
+    /// Bytes and rounds so far.
+    pub fn traffic_rust(&self) -> &cryptonas_protocol::Traffic {
+        self.session.traffic()
+    }
 }
 
 #[wasm_bindgen]
@@ -183,51 +249,28 @@ impl PrivateInference {
     #[wasm_bindgen(constructor)]
     pub fn new(image: &[u8]) -> Result<PrivateInference, JsError> {
         if image.is_empty() {
-            return Err(JsError::new("empty image"));
+            return Err(js_err(ClientError::EmptyImage));
         }
-        Self::with_input(ClientInput::ImageBytes(image.to_vec()))
+        Self::with_input(ClientInput::ImageBytes(image.to_vec())).map_err(js_err)
+    }
+
+    /// A session on an already normalised CHW image (`Float32Array`).
+    #[wasm_bindgen(js_name = fromNormalised)]
+    pub fn from_normalised(x: Vec<f32>) -> Result<PrivateInference, JsError> {
+        Self::with_input(ClientInput::Normalised(x)).map_err(js_err)
     }
 
     /// The frames to send first (`Uint8Array[]`). Call once, right after the socket opens.
     pub fn start(&mut self) -> Result<js_sys::Array, JsError> {
-        if self.started {
-            return Err(JsError::new("session already started"));
-        }
-        self.started = true;
-        let frames = self
-            .session
-            .start()
-            .map_err(|e| JsError::new(&e.to_string()))?;
-        Ok(frames_to_js(frames))
+        Ok(frames_to_js(self.start_frames().map_err(js_err)?))
     }
 
     /// Consumes one binary frame from the server. Returns `{ frames: Uint8Array[], done, phase,
     /// event, stage, frames_received }`: send `frames`, and close the socket once `done`.
     pub fn handle(&mut self, frame: &[u8]) -> Result<JsValue, JsError> {
-        if !self.started {
-            return Err(JsError::new("handle() before start()"));
-        }
-        self.received += 1;
-        if self.plan.is_none() && frame.first() == Some(&0x81) {
-            self.plan = PlanInfo::from_frame(frame);
-        }
-        let (event, stage) = frame_event(frame);
-        let step = self
-            .session
-            .handle(frame)
-            .map_err(|e| JsError::new(&e.to_string()))?;
-        let (frames, done) = match step {
-            Step::Continue(f) => (f, false),
-            Step::Finished(f) => (f, true),
-        };
-        let info = to_js(&StepInfo {
-            done,
-            phase: phase_name(self.session.phase()),
-            event,
-            stage,
-            frames_received: self.received,
-        })?;
-        js_sys::Reflect::set(&info, &"frames".into(), &frames_to_js(frames))
+        let step = self.handle_frame(frame).map_err(js_err)?;
+        let info = to_js(&step)?;
+        js_sys::Reflect::set(&info, &"frames".into(), &frames_to_js(step.frames))
             .map_err(|_| JsError::new("cannot build the step object"))?;
         Ok(info)
     }
@@ -285,8 +328,8 @@ impl GcBench {
         if relus == 0 || relus > 1 << 20 {
             return Err(JsError::new("relus must be in 1..=1048576"));
         }
-        let relu = ReluCircuit::new(k, 0, ReluVariant::Relu)
-            .map_err(|e| JsError::new(&e.to_string()))?;
+        let relu =
+            ReluCircuit::new(k, 0, ReluVariant::Relu).map_err(|e| JsError::new(&e.to_string()))?;
         let mut rng =
             Csprng::from_entropy().map_err(|e| JsError::new(&format!("no randomness: {e}")))?;
         let mask = if k >= 64 { u64::MAX } else { (1u64 << k) - 1 };

@@ -1,0 +1,238 @@
+// End-to-end test of the demo page in headless Debian Chromium (npm playwright-core over CDP).
+//
+//   node tests/browser/demo.spec.mjs        (after scripts/build-wasm.sh; `npm ci` in tests/)
+//
+// Starts the server binary on a free 127.0.0.1 port with a models directory (models/ if it holds
+// models, else a tiny random-weight model written by `cargo run -p wasm-client --example tiny_model`),
+// loads the page, picks a bundled CIFAR-10 sample, classifies it privately in the page's worker and
+// checks the shown class against the server's plaintext fixed-point answer for the same image bytes
+// (the private result is bit-exact with that engine). Saves screenshots and measured numbers to
+// tests/output/. Env: CRYPTONAS_SERVER_BIN (server binary; default: build it with cargo),
+// CRYPTONAS_TEST_MODELS (models directory), CRYPTONAS_SAMPLE (sample name, default cat),
+// CARGO_TARGET_DIR. Exit code 0 only if every check passed.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const out = join(root, 'tests', 'output');
+mkdirSync(out, { recursive: true });
+const targetDir = process.env.CARGO_TARGET_DIR || join(root, 'target');
+const sample = process.env.CRYPTONAS_SAMPLE || 'cat';
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--enable-blink-features=ForceEagerMeasureMemory'];
+
+let passed = 0;
+let failed = 0;
+const children = [];
+
+function check(name, ok, detail = '') {
+  if (ok) { passed++; console.log(`ok   ${name}${detail ? ' — ' + detail : ''}`); }
+  else { failed++; console.log(`FAIL ${name}${detail ? ' — ' + detail : ''}`); }
+  return ok;
+}
+
+function killGroup(child) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  try { process.kill(-child.pid, 'SIGKILL'); } catch (_) { try { child.kill('SIGKILL'); } catch (_) { /* gone */ } }
+}
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => res(port)); });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function cargo(args) {
+  console.log(`$ cargo ${args.join(' ')}`);
+  const r = spawnSync('cargo', args, { cwd: root, stdio: 'inherit', env: process.env });
+  if (r.status !== 0) throw new Error(`cargo ${args.join(' ')} failed (${r.status})`);
+}
+
+function modelsDir() {
+  if (process.env.CRYPTONAS_TEST_MODELS) return process.env.CRYPTONAS_TEST_MODELS;
+  const bundled = join(root, 'models');
+  if (existsSync(bundled) && readdirSync(bundled).some((f) => f.endsWith('.json'))) return bundled;
+  const dir = join(out, 'models');
+  if (!existsSync(join(dir, 'tiny.json'))) cargo(['run', '-q', '-p', 'wasm-client', '--example', 'tiny_model', '--', dir]);
+  return dir;
+}
+
+function serverBin() {
+  if (process.env.CRYPTONAS_SERVER_BIN) return process.env.CRYPTONAS_SERVER_BIN;
+  cargo(['build', '-q', '-p', 'cryptonas-server']);
+  return join(targetDir, 'debug', 'cryptonas-server');
+}
+
+async function startServer(bin, models, port) {
+  const log = [];
+  const child = spawn(bin, ['--models', models, '--www', join(root, 'www'), '--bind', `127.0.0.1:${port}`],
+    { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  child.stdout.on('data', (d) => log.push(String(d)));
+  child.stderr.on('data', (d) => log.push(String(d)));
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 600; i++) {
+    if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}):\n${log.join('')}`);
+    try {
+      const r = await fetch(`${base}/api/health`);
+      if (r.ok) return { base, log };
+    } catch (_) { /* not up yet */ }
+    await sleep(200);
+  }
+  throw new Error(`server did not come up in 120 s:\n${log.join('')}`);
+}
+
+async function startChromium() {
+  const userDataDir = mkdtempSync(join(tmpdir(), 'cryptonas-chromium-'));
+  const child = spawn('/usr/bin/chromium', [...CHROMIUM_ARGS, `--user-data-dir=${userDataDir}`,
+    '--remote-debugging-port=0', 'about:blank'], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+  children.push(child);
+  const ws = await new Promise((res, rej) => {
+    let buf = '';
+    const t = setTimeout(() => rej(new Error(`chromium did not start:\n${buf}`)), 30000);
+    child.stderr.on('data', (d) => {
+      buf += String(d);
+      const m = buf.match(/DevTools listening on (ws:\/\/\S+)/);
+      if (m) { clearTimeout(t); res(m[1]); }
+    });
+    child.once('exit', (c) => { clearTimeout(t); rej(new Error(`chromium exited (${c}):\n${buf}`)); });
+  });
+  const browser = await chromium.connectOverCDP(ws);
+  return { browser, child, userDataDir };
+}
+
+async function main() {
+  if (!existsSync(join(root, 'www', 'pkg', 'wasm_client.js'))) {
+    throw new Error('www/pkg/ is missing: run scripts/build-wasm.sh first');
+  }
+  const models = modelsDir();
+  const bin = serverBin();
+  const port = await freePort();
+  const { base, log } = await startServer(bin, models, port);
+  console.log(`server on ${base} with models from ${models}`);
+  const list = await (await fetch(`${base}/api/models`)).json();
+  if (!check('server lists models', Array.isArray(list) && list.length > 0, `${list.length} model(s)`)) {
+    console.log(log.join(''));
+    return;
+  }
+  const model = list[0];
+
+  const { browser, child, userDataDir } = await startChromium();
+  try {
+    const context = browser.contexts()[0] || await browser.newContext();
+    const page = await context.newPage();
+    const consoleLines = [];
+    page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+    page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(`${base}/`);
+    await page.waitForSelector('#model:not([disabled])', { timeout: 30000 });
+    check('page lists the models', (await page.locator('#model option').count()) === list.length);
+    check('page is cross-origin isolated (COOP/COEP)', await page.evaluate(() => self.crossOriginIsolated));
+
+    await page.click(`.sample[data-sample="${sample}"]`);
+    await page.waitForFunction(() => window.__demo.image !== null);
+    await page.check('#reveal');
+    await page.click('#classify');
+    const t0 = Date.now();
+    await page.waitForFunction(() => {
+      const r = document.getElementById('result-class');
+      return (r && r.dataset.class !== '') || !document.getElementById('banner').hidden;
+    }, null, { timeout: 570000, polling: 200 });
+    const wallMs = Date.now() - t0;
+    const banner = await page.locator('#banner').evaluate((b) => (b.hidden ? '' : b.textContent));
+    if (!check('private inference finished without error', banner === '', banner)) {
+      console.log(consoleLines.join('\n'));
+      console.log(log.join(''));
+      return;
+    }
+    const shown = Number(await page.locator('#result-class').getAttribute('data-class'));
+    const run = await page.evaluate(() => window.__demo.lastRun);
+
+    // The server's plaintext fixed-point answer for the very same bytes the page sent.
+    const bytes = readFileSync(join(root, 'www', 'samples', `${sample}.jpg`));
+    const plain = await (await fetch(`${base}/api/plain/${model.name}`, { method: 'POST', body: bytes })).json();
+    check('shown class equals the plaintext fixed-point class', shown === plain.class,
+      `private ${shown} (${model.classes[shown]}), plaintext ${plain.class} (${model.classes[plain.class]})`);
+    const maxDiff = Math.max(...plain.logits.map((v, i) => Math.abs(v - run.outcome.logits[i])));
+    check('private logits equal the plaintext fixed-point logits', maxDiff < 1e-9, `max |diff| = ${maxDiff}`);
+    await page.waitForSelector('#plain-class', { timeout: 60000 });
+    check('"reveal" box shows the matching plaintext answer',
+      Number(await page.locator('#plain-class').getAttribute('data-class')) === plain.class);
+    const t = run.traffic;
+    check('breakdown: rounds and per-layer bars', t.online_rounds === run.plan.layers.length + 1 &&
+      (await page.locator('.layer').count()) === run.plan.layers.length, `${t.online_rounds} rounds`);
+
+    await page.screenshot({ path: join(out, 'demo.png'), fullPage: true });
+
+    // Garbled-evaluation speed in the worker, and the tab's memory.
+    await page.click('#bench');
+    await page.waitForFunction(() => window.__demo.lastBench, null, { timeout: 120000 });
+    const bench = await page.evaluate(() => window.__demo.lastBench);
+    check('worker benchmark ran', bench.andPerSec > 0, `${(bench.andPerSec / 1e6).toFixed(2)} M AND/s`);
+    const memory = await page.evaluate(async () => {
+      if (!performance.measureUserAgentSpecificMemory) return null;
+      const m = await Promise.race([performance.measureUserAgentSpecificMemory(),
+        new Promise((r) => setTimeout(() => r(null), 20000))]);
+      return m && m.bytes;
+    });
+
+    // A missing model is a clear error, not a hang.
+    await page.evaluate(() => {
+      const o = document.createElement('option');
+      o.value = 'no-such-model';
+      o.textContent = 'missing';
+      document.getElementById('model').appendChild(o);
+      window.__demo.models.push({ ...window.__demo.models[0], name: 'no-such-model' });
+      document.getElementById('model').value = 'no-such-model';
+      document.getElementById('reveal').checked = false;
+    });
+    await page.click('#classify');
+    await page.waitForFunction(() => !document.getElementById('banner').hidden, null, { timeout: 30000 });
+    const err = await page.locator('#banner').textContent();
+    check('missing model shows an error', /failed/i.test(err), err.trim());
+
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: join(out, 'demo-phone.png'), fullPage: true });
+
+    const metrics = {
+      browser: 'headless Chromium (Debian), one dedicated worker',
+      model: model.name, relus: model.relus, sample,
+      offline_ms: run.timing.offlineMs, online_ms: run.timing.onlineMs, total_ms: run.timing.totalMs, wall_ms: wallMs,
+      bytes_up: t.offline_up + t.online_up, bytes_down: t.offline_down + t.online_down,
+      offline_down: t.offline_down, online_down: t.online_down, online_rounds: t.online_rounds,
+      and_per_sec_online: run.andPerSecOnline, and_per_sec_bench: bench.andPerSec,
+      worker_wasm_memory_bytes: Math.max(run.wasmMemoryBytes, bench.wasmMemoryBytes),
+      tab_memory_bytes: memory,
+    };
+    writeFileSync(join(out, 'demo-metrics.json'), JSON.stringify(metrics, null, 2));
+    console.log(JSON.stringify(metrics));
+    const errors = consoleLines.filter((l) => l.startsWith('pageerror') || (l.startsWith('error') && !/no-such-model|404/.test(l)));
+    check('no uncaught page errors', errors.length === 0, errors.join(' | '));
+    await browser.close().catch(() => {});
+  } finally {
+    killGroup(child);
+    rmSync(userDataDir, { recursive: true, force: true });
+  }
+}
+
+try {
+  await main();
+} catch (e) {
+  check('test ran', false, e.stack || String(e));
+} finally {
+  for (const c of children) killGroup(c);
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(failed === 0 && passed > 0 ? 0 : 1);
+}

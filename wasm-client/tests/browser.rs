@@ -1,0 +1,129 @@
+//! The JavaScript-facing API in headless Chromium: `Uint8Array` frames, step objects, the outcome
+//! object, a JPEG decoded in wasm, and garbled-evaluation speed in the browser thread.
+//! Run: `CHROMEDRIVER=/usr/bin/chromedriver cargo test --target wasm32-unknown-unknown -p wasm-client --tests`
+#![cfg(target_arch = "wasm32")]
+
+use cryptonas_crypto::Csprng;
+use cryptonas_protocol::testing::tiny_model;
+use cryptonas_protocol::{FrameSession, ServerSession, Step};
+use js_sys::{Array, Reflect, Uint8Array};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_configure};
+use wasm_client::{GcBench, PrivateInference};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const CAT: &[u8] = include_bytes!("../../www/samples/cat.jpg");
+
+fn get(v: &JsValue, key: &str) -> JsValue {
+    Reflect::get(v, &key.into()).unwrap()
+}
+
+fn frames(a: &Array) -> Vec<Vec<u8>> {
+    a.iter()
+        .map(|f| f.dyn_into::<Uint8Array>().expect("Uint8Array").to_vec())
+        .collect()
+}
+
+/// Runs a session through the JS API only; returns the outcome object.
+fn run_js(client: &mut PrivateInference, server: &mut ServerSession) -> JsValue {
+    let mut up = frames(&client.start().unwrap());
+    loop {
+        let mut down = Vec::new();
+        for f in up.drain(..) {
+            match server.handle(&f).unwrap() {
+                Step::Continue(o) | Step::Finished(o) => down.extend(o),
+            }
+        }
+        assert!(!down.is_empty());
+        for f in down {
+            let step = client.handle(&f).unwrap();
+            up.extend(frames(&get(&step, "frames").dyn_into::<Array>().unwrap()));
+            if get(&step, "done").as_bool().unwrap() {
+                assert_eq!(get(&step, "phase").as_string().unwrap(), "done");
+                return client.outcome().unwrap();
+            }
+        }
+    }
+}
+
+#[wasm_bindgen_test]
+fn js_api_classifies_a_jpeg_bit_exactly() {
+    let (_, _, model, _) = tiny_model(2, 8, 21);
+    let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+    let mut client = PrivateInference::new(CAT).unwrap();
+    assert!(client.outcome().unwrap().is_null());
+    let t0 = js_sys::Date::now();
+    let out = run_js(&mut client, &mut server);
+    console_log!(
+        "tiny model (768 ReLUs), both halves in this tab: {:.0} ms",
+        js_sys::Date::now() - t0
+    );
+
+    // The decoded JPEG (resized to 8x8 in wasm) is what the plaintext engine gets.
+    let x = cryptonas_model::image::load_input(CAT, &model.plan().input).unwrap();
+    let q = model.fixed().quantize_input(&x).unwrap();
+    let want = model.fixed().forward(&q).unwrap();
+    let ring: Vec<u64> = get(&out, "logits_ring")
+        .dyn_into::<Array>()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_string().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(ring, want);
+    let logits = get(&out, "logits").dyn_into::<Array>().unwrap();
+    assert_eq!(logits.length() as usize, want.len());
+    let class = get(&out, "class").as_f64().unwrap() as usize;
+    let best = (0..logits.length())
+        .map(|i| logits.get(i).as_f64().unwrap())
+        .enumerate()
+        .fold(
+            (0, f64::NEG_INFINITY),
+            |b, (i, v)| if v > b.1 { (i, v) } else { b },
+        )
+        .0;
+    assert_eq!(class, best);
+    assert_eq!(
+        get(&out, "label").as_string().unwrap(),
+        model.plan().classes[class]
+    );
+    let plan = client.plan().unwrap();
+    assert_eq!(get(&plan, "relus").as_f64().unwrap() as usize, 768);
+    let traffic = client.traffic().unwrap();
+    assert_eq!(get(&traffic, "online_rounds").as_f64().unwrap(), 7.0);
+    assert_eq!(client.phase(), "done");
+}
+
+#[wasm_bindgen_test]
+fn js_api_errors_are_js_errors() {
+    assert!(PrivateInference::new(&[]).is_err());
+    let mut c = PrivateInference::new(b"not an image").unwrap();
+    assert!(c.handle(&[0x81]).is_err(), "handle before start");
+    c.start().unwrap();
+    assert!(c.start().is_err());
+    // An undecodable image fails when the plan arrives, as a JsError.
+    let (_, _, model, _) = tiny_model(1, 8, 22);
+    let mut server = ServerSession::new(model, Csprng::from_entropy().unwrap());
+    let hello = PrivateInference::new(CAT).unwrap().start().unwrap();
+    let hello = frames(&hello);
+    let Step::Continue(plan) = server.handle(&hello[0]).unwrap() else {
+        panic!("server finished on hello");
+    };
+    assert!(c.handle(&plan[0]).is_err());
+    assert!(GcBench::new(0, 32).is_err());
+}
+
+#[wasm_bindgen_test]
+fn garbled_evaluation_speed_in_the_browser() {
+    let b = GcBench::new(2048, 32).unwrap();
+    b.evaluate().unwrap();
+    let t0 = js_sys::Date::now();
+    b.evaluate().unwrap();
+    b.evaluate().unwrap();
+    let s = (js_sys::Date::now() - t0) / 1e3;
+    assert!(b.and_gates() > 2048.0 * 30.0);
+    console_log!(
+        "GcBench in the browser test thread (debug profile): {:.2} M AND/s",
+        2.0 * b.and_gates() / s.max(1e-6) / 1e6
+    );
+}

@@ -1,0 +1,112 @@
+//! The client shell against an in-process server session on a tiny model: natively and, with
+//! `--target wasm32-unknown-unknown`, inside headless Chromium (both halves run in the browser).
+//! The private logits must equal the plaintext fixed-point engine bit for bit.
+
+use cryptonas_crypto::Csprng;
+use cryptonas_protocol::testing::tiny_model;
+use cryptonas_protocol::{ClientInput, FrameSession, ServerSession, Step};
+use std::collections::VecDeque;
+use wasm_client::{ClientError, PrivateInference};
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+/// Drives `client` against `server` through the shell's Rust API; returns the events seen.
+fn drive(client: &mut PrivateInference, server: &mut ServerSession) -> Vec<&'static str> {
+    let mut up: VecDeque<Vec<u8>> = client.start_frames().unwrap().into();
+    let mut events = Vec::new();
+    loop {
+        let mut down = VecDeque::new();
+        while let Some(f) = up.pop_front() {
+            match server.handle(&f).unwrap() {
+                Step::Continue(o) | Step::Finished(o) => down.extend(o),
+            }
+        }
+        assert!(
+            !down.is_empty(),
+            "server went quiet before the client finished"
+        );
+        while let Some(f) = down.pop_front() {
+            let step = client.handle_frame(&f).unwrap();
+            events.push(step.event);
+            up.extend(step.frames);
+            if step.done {
+                assert_eq!(step.phase, "done");
+                return events;
+            }
+        }
+    }
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn private_logits_equal_fixed_point_engine_and_plan_predicts_frames() {
+    let (_, _, model, images) = tiny_model(2, 8, 11);
+    for x in images.iter().take(3) {
+        let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+        let mut client = PrivateInference::with_input(ClientInput::Normalised(x.clone())).unwrap();
+        let events = drive(&mut client, &mut server);
+        let out = client.outcome_rust().expect("finished").clone();
+        assert_eq!(out.input_ring, model.fixed().quantize_input(x).unwrap());
+        assert_eq!(
+            out.logits_ring,
+            model.fixed().forward(&out.input_ring).unwrap()
+        );
+
+        let plan = client.plan_info().expect("plan seen");
+        assert_eq!(plan.relus, model.plan().relu_count());
+        assert_eq!(plan.layers.len(), 6);
+        assert!(plan
+            .layers
+            .iter()
+            .all(|l| l.relus == 2 * 64 && l.and_gates > 0));
+        assert_eq!(plan.expected_frames as usize, events.len());
+        assert_eq!(events.first(), Some(&"plan"));
+        assert_eq!(events.last(), Some(&"output"));
+        assert_eq!(events.iter().filter(|e| **e == "labels").count(), 6);
+
+        let t = client.traffic_rust();
+        assert_eq!(t.online_rounds, 7);
+        // One cost entry per stage (HE traffic included), ReLU layers and the logits stage.
+        assert_eq!(t.layers.len(), model.plan().stages.len());
+        assert!(t.offline_down > t.online_down && t.he_up > 0 && t.ot_up > 0);
+    }
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn misuse_and_bad_frames_are_errors_not_panics() {
+    let (_, _, model, images) = tiny_model(1, 8, 12);
+    let mut c = PrivateInference::with_input(ClientInput::Normalised(images[0].clone())).unwrap();
+    assert!(matches!(
+        c.handle_frame(&[0x81]),
+        Err(ClientError::NotStarted)
+    ));
+    c.start_frames().unwrap();
+    assert!(matches!(c.start_frames(), Err(ClientError::AlreadyStarted)));
+    // Garbage, then a valid plan after the failure: the session stays closed.
+    assert!(matches!(
+        c.handle_frame(&[0x42, 1, 2]),
+        Err(ClientError::Protocol(_))
+    ));
+    let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+    let hello = PrivateInference::with_input(ClientInput::Normalised(images[0].clone()))
+        .unwrap()
+        .start_frames()
+        .unwrap();
+    let Step::Continue(plan) = server.handle(&hello[0]).unwrap() else {
+        panic!("server finished on hello");
+    };
+    assert!(matches!(
+        c.handle_frame(&plan[0]),
+        Err(ClientError::Protocol(_))
+    ));
+
+    // A wrong-sized image is reported when the plan arrives.
+    let mut c = PrivateInference::with_input(ClientInput::Normalised(vec![0.0; 5])).unwrap();
+    c.start_frames().unwrap();
+    let err = c.handle_frame(&plan[0]).unwrap_err();
+    assert!(err.to_string().contains("5 values"), "{err}");
+}
