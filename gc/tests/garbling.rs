@@ -461,3 +461,46 @@ fn wire_formats_round_trip_and_check_lengths() {
     assert!(tables.slice(10..64).is_err());
     assert!(tables.slice(0..100).is_err());
 }
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn private_masks_cost_nothing_online_and_do_not_change_the_shape() {
+    // Same randomness, different masks: identical input labels and table sizes; only the tables
+    // (which hide m) differ, and each garbling decodes to its own (relu − m).
+    let relu = ReluCircuit::new(16, 2, ReluVariant::Relu).unwrap();
+    let n = 40;
+    let mut src = Csprng::from_seed([9; 32]);
+    let a: Vec<u64> = (0..n).map(|_| src.u64() & 0xffff).collect();
+    let b: Vec<u64> = (0..n).map(|_| src.u64() & 0xffff).collect();
+    let m1: Vec<u64> = (0..n).map(|_| src.u64() & 0xffff).collect();
+    let m2: Vec<u64> = m1.iter().map(|m| m ^ 0x8001).collect();
+    let domain = TweakDomain {
+        session_id: 5,
+        first_instance: 0,
+    };
+    let garble = |m: &[u64]| {
+        let mut rng = Csprng::from_seed([10; 32]);
+        relu.garble(Delta::random(&mut rng), domain, m, None, &mut rng)
+            .unwrap()
+    };
+    let (g1, g2) = (garble(&m1), garble(&m2));
+    let (ga1, ga2) = (
+        relu.encode_garbler(&g1.encoder, &a).unwrap(),
+        relu.encode_garbler(&g2.encoder, &a).unwrap(),
+    );
+    assert_eq!(ga1, ga2, "the online message does not depend on m");
+    assert_eq!(ga1.as_bytes().len(), n * 16 * 16, "nothing is sent for m");
+    assert_eq!(g1.tables.as_bytes().len(), g2.tables.as_bytes().len());
+    assert_ne!(g1.tables, g2.tables);
+    for (g, m) in [(&g1, &m1), (&g2, &m2)] {
+        let ga = relu.encode_garbler(&g.encoder, &a).unwrap();
+        let eb = relu.encode_evaluator(&g.encoder, &b).unwrap();
+        let out = Evaluator::new(relu.circuit(), domain)
+            .evaluate(&g.tables, &ga, &eb)
+            .unwrap();
+        let o = relu.decode(&out, &g.decoding).unwrap();
+        for i in 0..n {
+            assert_eq!(o[i], relu.reference(a[i], b[i], m[i]));
+        }
+    }
+}
