@@ -83,6 +83,9 @@ struct Lin {
     stride: usize,
     pad: usize,
     w: Vec<f64>,
+    /// Every kernel offset holds the same weights (global average pooling): the composition
+    /// computes one product and places it at every offset.
+    uniform: bool,
 }
 
 fn identity(source: Source, s: Shape) -> Affine {
@@ -172,22 +175,56 @@ fn compose(node: &str, a: &Term, b: &Lin) -> Result<Term> {
     };
     let (kch, kcw) = (conv.kernel_h, conv.kernel_w);
     let (kah, kaw) = (ac.kernel_h, ac.kernel_w);
+    let ka = ci * kah * kaw;
+    let rows: Vec<usize> = (0..oa).filter(|&r| nz_rows[r]).collect();
     let mut w = vec![0.0; conv.weight_len()];
-    for o in 0..b.out {
-        for (r, _) in nz_rows.iter().enumerate().filter(|(_, &nz)| nz) {
-            for p in 0..b.kh {
-                for q in 0..b.kw {
-                    let wb = b.w[((o * oa + r) * b.kh + p) * b.kw + q];
-                    if wb == 0.0 {
-                        continue;
-                    }
-                    for c in 0..ci {
-                        let wa = &a.weights[(r * ci + c) * kah * kaw..][..kah * kaw];
-                        let wc = &mut w[(o * ci + c) * kch * kcw..][..kch * kcw];
-                        for u in 0..kah {
-                            for v in 0..kaw {
-                                wc[(p * sa + u) * kcw + q * sa + v] += wb * wa[u * kaw + v];
+    // For each offset (p, q) of B: T = B[:, :, p, q] · A, a matrix product over A's output
+    // channels (blocked so that rows of A are reused from cache), then T is added into the
+    // composite kernel at offset (p·SA, q·SA).
+    let mut t = vec![0.0; b.out * ka];
+    const OB: usize = 16;
+    const KB: usize = 1024;
+    let mut have_t = false;
+    for p in 0..b.kh {
+        for q in 0..b.kw {
+            if !(b.uniform && have_t) {
+                t.fill(0.0);
+                let mut any = false;
+                for o0 in (0..b.out).step_by(OB) {
+                    let o1 = (o0 + OB).min(b.out);
+                    for k0 in (0..ka).step_by(KB) {
+                        let k1 = (k0 + KB).min(ka);
+                        for &r in &rows {
+                            let arow = &a.weights[r * ka + k0..r * ka + k1];
+                            for o in o0..o1 {
+                                let wb = b.w[((o * oa + r) * b.kh + p) * b.kw + q];
+                                if wb == 0.0 {
+                                    continue;
+                                }
+                                any = true;
+                                let trow = &mut t[o * ka + k0..o * ka + k1];
+                                for (tv, &av) in trow.iter_mut().zip(arow) {
+                                    *tv += wb * av;
+                                }
                             }
+                        }
+                    }
+                }
+                have_t = true;
+                if !any {
+                    if b.uniform {
+                        break;
+                    }
+                    continue;
+                }
+            }
+            for o in 0..b.out {
+                for c in 0..ci {
+                    for u in 0..kah {
+                        let src = &t[((o * ci + c) * kah + u) * kaw..][..kaw];
+                        let dst = &mut w[((o * ci + c) * kch + p * sa + u) * kcw + q * sa..][..kaw];
+                        for (d, &sv) in dst.iter_mut().zip(src) {
+                            *d += sv;
                         }
                     }
                 }
@@ -344,6 +381,24 @@ impl Affine {
     }
 }
 
+/// Global average pooling as a (diagonal, uniform) convolution with kernel H × W.
+fn gap_lin(s: Shape) -> Lin {
+    let mut w = vec![0.0; s.c * s.c * s.h * s.w];
+    let inv = 1.0 / (s.h * s.w) as f64;
+    for c in 0..s.c {
+        w[(c * s.c + c) * s.h * s.w..][..s.h * s.w].fill(inv);
+    }
+    Lin {
+        out: s.c,
+        kh: s.h,
+        kw: s.w,
+        stride: 1,
+        pad: 0,
+        w,
+        uniform: true,
+    }
+}
+
 fn dense_conv_weights(w: &[f32], out: usize, cin: usize, groups: usize, k: usize) -> Vec<f64> {
     let cg = cin / groups;
     let og = out / groups;
@@ -365,17 +420,88 @@ impl NormalForm {
     pub fn compile(model: &Model) -> Result<NormalForm> {
         let spec = &model.spec;
         let g = &model.graph;
-        let mut vals: Vec<Option<Affine>> = vec![None; spec.nodes.len()];
+        let n = spec.nodes.len();
+        let mut vals: Vec<Option<Affine>> = vec![None; n];
+        // A global average pool is kept pending (its input node) until its consumer is known:
+        // GAP∘Linear is fused into one small map before it meets the composed terms.
+        let mut pending_gap: Vec<Option<usize>> = vec![None; n];
+        // Remaining consumers of each node: the last one takes the value instead of cloning it.
+        let mut uses = vec![0usize; n];
+        for ins in &g.inputs {
+            for &j in ins {
+                uses[j] += 1;
+            }
+        }
+        uses[g.output] += 1;
         let mut stages = Vec::new();
         let input = g.shapes[g.input];
         for &i in &g.order {
             let node = &spec.nodes[i];
             let id = node.id.as_str();
+            let op = &node.op;
+            // Pending GAPs flow through dropout and fuse into a linear layer.
+            let first = g.inputs[i].first().copied();
+            if let Some(j) = first.filter(|&j| pending_gap[j].is_some()) {
+                match op {
+                    Op::Dropout { .. } => {
+                        pending_gap[i] = pending_gap[j];
+                        continue;
+                    }
+                    Op::Linear { out_features } => {
+                        let src = pending_gap[j].expect("pending");
+                        let s = g.shapes[src];
+                        let hw = s.h * s.w;
+                        let fc = &model.tensor(&format!("{id}.weight")).data;
+                        let mut w = Vec::with_capacity(out_features * s.c * hw);
+                        for &v in fc.iter() {
+                            let v = f64::from(v) / hw as f64;
+                            w.extend(std::iter::repeat_n(v, hw));
+                        }
+                        let lin = Lin {
+                            out: *out_features,
+                            kh: s.h,
+                            kw: s.w,
+                            stride: 1,
+                            pad: 0,
+                            w,
+                            uniform: true,
+                        };
+                        let b = model.tensor(&format!("{id}.bias")).data.as_slice();
+                        let a = vals[src].as_ref().expect("GAP input evaluated");
+                        vals[i] = Some(a.apply(id, &lin, Some(b))?);
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            // Any other consumer materialises pending GAPs.
+            for &j in &g.inputs[i] {
+                if let Some(src) = pending_gap[j].take() {
+                    let a = vals[src].as_ref().expect("GAP input evaluated");
+                    vals[j] = Some(a.apply(&spec.nodes[j].id, &gap_lin(a.shape), None)?);
+                }
+            }
+            if *op == Op::GlobalAvgPool {
+                let j = first.expect("validated arity");
+                pending_gap[i] = Some(j);
+                // Keep the input alive for the fused consumer.
+                uses[j] += 1;
+                continue;
+            }
             let ins: Vec<&Affine> = g.inputs[i]
                 .iter()
                 .map(|&j| vals[j].as_ref().expect("topological order"))
                 .collect();
-            let v = match &node.op {
+            // Take the value of a single-input op's input when this is its last consumer.
+            let owned = |vals: &mut Vec<Option<Affine>>, uses: &mut Vec<usize>| -> Affine {
+                let j = first.expect("validated arity");
+                if uses[j] == 1 {
+                    vals[j].take().expect("evaluated")
+                } else {
+                    vals[j].clone().expect("evaluated")
+                }
+            };
+            let v = match op {
                 Op::Input => identity(Source::Image, input),
                 Op::Relu => {
                     let a = ins[0];
@@ -389,7 +515,10 @@ impl NormalForm {
                     });
                     identity(Source::Relu(stages.len() - 1), a.shape)
                 }
-                Op::Dropout { .. } => ins[0].clone(),
+                Op::Dropout { .. } => {
+                    drop(ins);
+                    owned(&mut vals, &mut uses)
+                }
                 Op::Conv2d {
                     out_channels,
                     kernel,
@@ -407,13 +536,15 @@ impl NormalForm {
                         stride: *stride,
                         pad: *padding,
                         w: dense_conv_weights(w, *out_channels, cin, *groups, *kernel),
+                        uniform: false,
                     };
                     let b = bias.then(|| model.tensor(&format!("{id}.bias")).data.as_slice());
                     ins[0].apply(id, &lin, b)?
                 }
                 Op::BatchNorm { eps } => {
+                    drop(ins);
                     let (sc, sh) = bn_affine(model, id, *eps);
-                    ins[0].clone().channel_affine(&sc, &sh)
+                    owned(&mut vals, &mut uses).channel_affine(&sc, &sh)
                 }
                 Op::Concat => Affine::concat(&ins),
                 Op::Add => Affine::add(&ins),
@@ -439,6 +570,7 @@ impl NormalForm {
                         stride: 2,
                         pad: 0,
                         w: w1.iter().map(|&v| f64::from(v)).collect(),
+                        uniform: false,
                     };
                     // Path 2 = 2×2 stride-2 kernel with the weight at (1, 1).
                     let mut k2 = vec![0.0; half * cin * 4];
@@ -452,29 +584,14 @@ impl NormalForm {
                         stride: 2,
                         pad: 0,
                         w: k2,
+                        uniform: false,
                     };
                     let y1 = a.apply(id, &p1, None)?;
                     let y2 = a.apply(id, &p2, None)?;
                     let (sc, sh) = bn_affine(model, &format!("{id}.bn"), crate::zoo::BN_EPS);
                     Affine::concat(&[&y1, &y2]).channel_affine(&sc, &sh)
                 }
-                Op::GlobalAvgPool => {
-                    let s = ins[0].shape;
-                    let mut w = vec![0.0; s.c * s.c * s.h * s.w];
-                    let inv = 1.0 / (s.h * s.w) as f64;
-                    for c in 0..s.c {
-                        w[(c * s.c + c) * s.h * s.w..][..s.h * s.w].fill(inv);
-                    }
-                    let lin = Lin {
-                        out: s.c,
-                        kh: s.h,
-                        kw: s.w,
-                        stride: 1,
-                        pad: 0,
-                        w,
-                    };
-                    ins[0].apply(id, &lin, None)?
-                }
+                Op::GlobalAvgPool => unreachable!("handled above"),
                 Op::Linear { out_features } => {
                     let s = ins[0].shape;
                     let lin = Lin {
@@ -489,13 +606,24 @@ impl NormalForm {
                             .iter()
                             .map(|&v| f64::from(v))
                             .collect(),
+                        uniform: false,
                     };
                     let b = model.tensor(&format!("{id}.bias")).data.as_slice();
                     ins[0].apply(id, &lin, Some(b))?
                 }
             };
             debug_assert_eq!(v.shape, g.shapes[i], "node {id}");
+            for &j in &g.inputs[i] {
+                uses[j] = uses[j].saturating_sub(1);
+                if uses[j] == 0 {
+                    vals[j] = None;
+                }
+            }
             vals[i] = Some(v);
+        }
+        if let Some(src) = pending_gap[g.output].take() {
+            let a = vals[src].as_ref().expect("GAP input evaluated");
+            vals[g.output] = Some(a.apply(&spec.nodes[g.output].id, &gap_lin(a.shape), None)?);
         }
         let out = vals[g.output].take().expect("output evaluated");
         stages.push(Stage {

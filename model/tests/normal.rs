@@ -203,3 +203,73 @@ fn add_groups_flatten_and_merged_paddings_match() {
     println!("mixed graph: max |logit err| {err:.2e} (|logits| up to {mag:.2})");
     assert!(err < 1e-4 * mag.max(1.0), "max abs err {err}");
 }
+
+/// Global average pooling consumed by something other than a linear layer (an add, the output)
+/// is materialised; through dropout into a linear layer it is fused.
+#[test]
+fn pooled_outputs_in_every_position_match() {
+    use cryptonas_model::format::FORMAT_VERSION;
+    use cryptonas_model::{InputSpec, Metadata, ModelSpec, Node, Op};
+    let n = |id: &str, op: Op, ins: &[&str]| Node {
+        id: id.into(),
+        op,
+        inputs: ins.iter().map(|s| s.to_string()).collect(),
+    };
+    let conv = Op::Conv2d {
+        out_channels: 3,
+        kernel: 3,
+        stride: 1,
+        padding: 1,
+        groups: 1,
+        bias: true,
+    };
+    let base = |nodes: Vec<Node>, out: &str, classes: usize| ModelSpec {
+        format_version: FORMAT_VERSION,
+        name: "gap".into(),
+        input: InputSpec {
+            channels: 2,
+            height: 4,
+            width: 4,
+            mean: vec![0.0; 2],
+            std: vec![1.0; 2],
+        },
+        classes: (0..classes).map(|i| format!("c{i}")).collect(),
+        nodes,
+        output: out.into(),
+        metadata: Metadata::default(),
+    };
+    let specs = [
+        base(
+            vec![
+                n("x", Op::Input, &[]),
+                n("c", conv.clone(), &["x"]),
+                n("r", Op::Relu, &["c"]),
+                n("g", Op::GlobalAvgPool, &["r"]),
+            ],
+            "g",
+            3,
+        ),
+        base(
+            vec![
+                n("x", Op::Input, &[]),
+                n("c", conv.clone(), &["x"]),
+                n("r", Op::Relu, &["c"]),
+                n("g", Op::GlobalAvgPool, &["r"]),
+                n("d", Op::Dropout { p: 0.5 }, &["g"]),
+                n("s", Op::Add, &["d", "g"]),
+                n("fc", Op::Linear { out_features: 2 }, &["d"]),
+                n("fc2", Op::Linear { out_features: 2 }, &["s"]),
+                n("o", Op::Add, &["fc", "fc2"]),
+            ],
+            "o",
+            2,
+        ),
+    ];
+    for spec in specs {
+        let w = random_init(&spec, 2).unwrap();
+        let m = Model::from_bytes(spec.to_json().as_bytes(), &w).unwrap();
+        let nf = NormalForm::compile(&m).unwrap();
+        let (err, mag) = max_err(&m, &nf, 4, 3);
+        assert!(err < 1e-5 * mag.max(1.0), "{}: err {err}", spec.output);
+    }
+}
