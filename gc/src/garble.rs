@@ -208,11 +208,6 @@ fn eval_and(
 ) {
     let cn = o.len();
     let (a, b, tab) = (&a[..cn], &b[..cn], &tab[..2 * cn]);
-    // The table-dependent part first, in a plain streaming loop (many table loads in flight),
-    // then the hashes: o = H(a) ⊕ sa·T_G ⊕ H(b) ⊕ sb·(T_E ⊕ a).
-    for ((t, o), (&la, &lb)) in tab.chunks_exact(2).zip(o.iter_mut()).zip(a.iter().zip(b)) {
-        *o = sel(t[0], la & 1) ^ sel(t[1] ^ la, lb & 1);
-    }
     let buf = &mut buf[..2 * cn];
     buf[..cn].copy_from_slice(a);
     buf[cn..].copy_from_slice(b);
@@ -227,8 +222,16 @@ fn eval_and(
         &[g0, g1],
     );
     let (ha, hb) = buf.split_at(cn);
-    for (o, (&h_a, &h_b)) in o.iter_mut().zip(ha.iter().zip(hb)) {
-        *o ^= h_a ^ h_b;
+    let labels = a.iter().zip(b);
+    for (((t, o), (&h_a, &h_b)), (&la, &lb)) in tab
+        .chunks_exact(2)
+        .zip(o.iter_mut())
+        .zip(ha.iter().zip(hb))
+        .zip(labels)
+    {
+        let wg = h_a ^ sel(t[0], la & 1);
+        let we = h_b ^ sel(t[1] ^ la, lb & 1);
+        *o = wg ^ we;
     }
 }
 
