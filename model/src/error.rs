@@ -22,6 +22,15 @@ pub enum ModelError {
         #[source]
         source: serde_json::Error,
     },
+    /// A node's JSON is invalid (unknown op, unknown or missing field, wrong type).
+    #[error("node {node:?}: invalid JSON: {source}")]
+    NodeJson {
+        /// Node id (or `#index` when the id itself is unreadable).
+        node: String,
+        /// serde_json's description.
+        #[source]
+        source: serde_json::Error,
+    },
     /// `format_version` is not one this build understands.
     #[error("unsupported format_version {found} (this build reads {supported})")]
     FormatVersion {

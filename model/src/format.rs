@@ -346,8 +346,29 @@ impl ModelSpec {
                 }
             }
         }
-        let spec: ModelSpec =
-            serde_json::from_slice(bytes).map_err(|source| ModelError::Json { source })?;
+        let spec: ModelSpec = serde_json::from_slice(bytes).map_err(|source| {
+            // Name the offending node when the problem is inside one.
+            serde_json::from_slice::<serde_json::Value>(bytes)
+                .ok()
+                .and_then(|v| {
+                    v.get("nodes")?
+                        .as_array()?
+                        .iter()
+                        .enumerate()
+                        .find_map(|(i, n)| {
+                            serde_json::from_value::<Node>(n.clone())
+                                .err()
+                                .map(|source| {
+                                    let node = n
+                                        .get("id")
+                                        .and_then(|id| id.as_str())
+                                        .map_or_else(|| format!("#{i}"), str::to_string);
+                                    ModelError::NodeJson { node, source }
+                                })
+                        })
+                })
+                .unwrap_or(ModelError::Json { source })
+        })?;
         if spec.format_version != FORMAT_VERSION {
             return Err(ModelError::FormatVersion {
                 found: spec.format_version,

@@ -56,11 +56,18 @@ fn valid_model_loads_and_json_round_trips() {
 fn unknown_op_and_unknown_field_are_rejected() {
     let j = json_edit(|v| node_mut(v, "layers.0.relu")["op"]["type"] = "gelu".into());
     let e = load_json(&j).unwrap_err();
-    assert!(matches!(e, ModelError::Json { .. }), "{e}");
+    assert!(
+        matches!(&e, ModelError::NodeJson { node, .. } if node == "layers.0.relu"),
+        "{e}"
+    );
     assert!(e.to_string().contains("gelu"), "{e}");
 
     let j = json_edit(|v| node_mut(v, "stem.conv")["op"]["dilation"] = 2.into());
     let e = load_json(&j).unwrap_err();
+    assert!(
+        matches!(&e, ModelError::NodeJson { node, .. } if node == "stem.conv"),
+        "{e}"
+    );
     assert!(e.to_string().contains("dilation"), "{e}");
 
     let j = json_edit(|v| node_mut(v, "layers.0.relu")["op"]["alpha"] = 2.into());
@@ -180,7 +187,7 @@ fn absurd_sizes_are_rejected_without_overflow() {
     let j = json_edit(|v| node_mut(v, "stem.conv")["op"]["stride"] = (-1).into());
     assert!(matches!(
         load_json(&j).unwrap_err(),
-        ModelError::Json { .. }
+        ModelError::NodeJson { node, .. } if node == "stem.conv"
     ));
 }
 
