@@ -219,6 +219,33 @@ pub fn to_input(img: &RgbImage, input: &InputSpec) -> Result<Vec<f32>, ImageErro
     Ok(out)
 }
 
+/// Resize to the model's input without normalising: CHW pixel values in [0, 255] (fractional
+/// only where resizing interpolates), for a normal form with the normalisation folded in
+/// ([`NormalForm::fold_normalisation`](crate::NormalForm::fold_normalisation)).
+pub fn to_raw_input(img: &RgbImage, input: &InputSpec) -> Result<Vec<f32>, ImageError> {
+    let unit = InputSpec {
+        mean: vec![0.0; input.channels],
+        std: vec![1.0 / 255.0; input.channels],
+        ..input.clone()
+    };
+    if input.mean.len() != input.channels || input.std.len() != input.channels {
+        return Err(ImageError::Channels {
+            channels: input.channels,
+        });
+    }
+    let mut v = to_input(img, &unit)?;
+    // Undo the float error of x / (1/255) so decoded 8-bit pixels stay exact integers.
+    if img.width == input.width && img.height == input.height {
+        v.iter_mut().for_each(|p| *p = p.round());
+    }
+    Ok(v)
+}
+
+/// Decode and resize image bytes to raw pixels in [0, 255] (see [`to_raw_input`]).
+pub fn load_raw_input(bytes: &[u8], input: &InputSpec) -> Result<Vec<f32>, ImageError> {
+    to_raw_input(&decode(bytes)?, input)
+}
+
 /// Decode, resize and normalise image bytes for a model.
 pub fn load_input(bytes: &[u8], input: &InputSpec) -> Result<Vec<f32>, ImageError> {
     to_input(&decode(bytes)?, input)

@@ -44,4 +44,4 @@ pub use fixed::{
 };
 pub use format::{Graph, InputSpec, Metadata, Model, ModelSpec, Node, NodeId, Op, Shape, Tensor};
 pub use intconv::{conv_ring, IntConv};
-pub use normal::{NormalForm, Source, Stage, StageKind, Term};
+pub use normal::{InputEncoding, NormalForm, Source, Stage, StageKind, Term};

@@ -57,6 +57,18 @@ pub struct Stage {
     pub bias: Vec<f64>,
 }
 
+/// What the image terms read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InputEncoding {
+    /// The normalised image `(p/255 − mean) / std` (what [`crate::image::load_input`] returns).
+    #[default]
+    Normalised,
+    /// Raw pixel values in [0, 255] (what [`crate::image::load_raw_input`] returns): the
+    /// normalisation is folded into the image terms and biases, so pixels enter the ring as
+    /// exact 8-bit integers (f_in = 0).
+    RawPixels,
+}
+
 /// The compiled model: stages in evaluation order, the last one producing the logits.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NormalForm {
@@ -64,6 +76,9 @@ pub struct NormalForm {
     pub input: Shape,
     /// Stages; every one but the last is a ReLU input.
     pub stages: Vec<Stage>,
+    /// What the image terms expect.
+    #[serde(default)]
+    pub encoding: InputEncoding,
 }
 
 /// A node's value as an affine function of shared tensors.
@@ -632,7 +647,56 @@ impl NormalForm {
             terms: out.terms,
             bias: out.bias,
         });
-        Ok(NormalForm { input, stages })
+        Ok(NormalForm {
+            input,
+            stages,
+            encoding: InputEncoding::Normalised,
+        })
+    }
+
+    /// Folds the input normalisation `(p/255 − mean[c]) / std[c]` into every image term: weights
+    /// are scaled by `1/(255·std[c])` and the constant `−mean[c]/std[c]`, pushed through the
+    /// (zero-padded) term, joins the stage bias. The result reads raw pixels in [0, 255].
+    pub fn fold_normalisation(&self, input: &crate::format::InputSpec) -> Result<NormalForm> {
+        let s = self.input;
+        if self.encoding != InputEncoding::Normalised
+            || input.channels != s.c
+            || input.mean.len() != s.c
+            || input.std.len() != s.c
+            || input.std.iter().any(|&d| !(d.is_finite() && d > 0.0))
+        {
+            return Err(ModelError::InputSpec {
+                detail: format!(
+                    "cannot fold normalisation ({:?}, {} channels, {}/{} mean/std) into a {:?} \
+                     normal form with {} channels",
+                    input.channels,
+                    input.channels,
+                    input.mean.len(),
+                    input.std.len(),
+                    self.encoding,
+                    s.c
+                ),
+            });
+        }
+        let hw = s.h * s.w;
+        let constant: Vec<f64> = (0..s.len())
+            .map(|i| -f64::from(input.mean[i / hw]) / f64::from(input.std[i / hw]))
+            .collect();
+        let mut out = self.clone();
+        for st in &mut out.stages {
+            for t in st.terms.iter_mut().filter(|t| t.source == Source::Image) {
+                let shift = conv_f64(&t.conv, &t.weights, &constant)?;
+                st.bias.iter_mut().zip(shift).for_each(|(b, v)| *b += v);
+                let per = t.conv.kernel_h * t.conv.kernel_w;
+                for (i, chunk) in t.weights.chunks_mut(per).enumerate() {
+                    let c = i % t.conv.in_channels;
+                    let scale = 1.0 / (255.0 * f64::from(input.std[c]));
+                    chunk.iter_mut().for_each(|w| *w *= scale);
+                }
+            }
+        }
+        out.encoding = InputEncoding::RawPixels;
+        Ok(out)
     }
 
     /// Shape of a shared tensor.

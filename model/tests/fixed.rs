@@ -309,3 +309,54 @@ fn fixed_config_round_trips_in_model_metadata() {
     let bad = spec.to_json().replace("\"f_a\"", "\"f_b\"");
     assert!(cryptonas_model::ModelSpec::from_json(bad.as_bytes()).is_err());
 }
+
+#[test]
+fn folded_normalisation_takes_raw_pixels_exactly() {
+    use cryptonas_model::image::{load_input, load_raw_input};
+    use cryptonas_model::InputEncoding;
+    let spec = cnet1(2).to_model_spec("t").unwrap();
+    let w = random_init(&spec, 12).unwrap();
+    let m = Model::from_bytes(spec.to_json().as_bytes(), &w).unwrap();
+    let nf = NormalForm::compile(&m).unwrap();
+    let raw_nf = nf.fold_normalisation(&spec.input).unwrap();
+    assert_eq!(raw_nf.encoding, InputEncoding::RawPixels);
+    assert!(raw_nf.fold_normalisation(&spec.input).is_err());
+    let mut raws = Vec::new();
+    for bytes in [
+        &include_bytes!("fixtures/cifar10-test-cat-0000.jpg")[..],
+        &include_bytes!("fixtures/cifar10-test-ship-0000.jpg")[..],
+    ] {
+        let x = load_input(bytes, &spec.input).unwrap();
+        let raw = load_raw_input(bytes, &spec.input).unwrap();
+        assert!(raw
+            .iter()
+            .all(|&p| p == p.round() && (0.0..=255.0).contains(&p)));
+        let a = nf
+            .logits_f64(&x.iter().map(|&v| f64::from(v)).collect::<Vec<_>>())
+            .unwrap();
+        let b = raw_nf
+            .logits_f64(&raw.iter().map(|&v| f64::from(v)).collect::<Vec<_>>())
+            .unwrap();
+        for (p, q) in a.iter().zip(&b) {
+            assert!((p - q).abs() < 1e-4 * p.abs().max(1.0), "{p} vs {q}");
+        }
+        raws.push((raw, b));
+    }
+    // Pixels enter the ring as exact integers (f_in = 0).
+    let cal = Calibration::run(&raw_nf, raws.iter().map(|(r, _)| r.as_slice())).unwrap();
+    let p = CalibrationParams {
+        f_in: 0,
+        ..CalibrationParams::default()
+    };
+    let fm = FixedModel::quantize(&raw_nf, &cal.config(&raw_nf, 32, &p).unwrap()).unwrap();
+    for (raw, want) in &raws {
+        let q = fm.quantize_input(raw).unwrap();
+        assert!(q.iter().zip(raw).all(|(&a, &b)| a as f32 == b));
+        let got = fm.dequantize_logits(&fm.forward_checked(&q).unwrap());
+        let err = want
+            .iter()
+            .zip(&got)
+            .fold(0f64, |e, (a, b)| e.max((a - b).abs()));
+        assert!(err < 0.05, "max logit error {err}");
+    }
+}
