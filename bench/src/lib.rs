@@ -186,17 +186,54 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
         .build()
         .context("Tokio runtime")?;
 
-    let mut compute = Vec::new();
-    for p in &prepared {
-        pb.set_message(format!("{}: in-process compute profile", p.info.name));
-        compute.push(run::compute_profile(p, &p.images[0])?);
-        pb.inc(1);
-    }
+    // Garbling rates first, at the widest generated model's ring and truncation.
+    pb.set_message("garbling and evaluation rates");
+    let (k, t) = prepared
+        .iter()
+        .rev()
+        .find(|p| p.info.kind != ModelKind::Trained)
+        .or(prepared.first())
+        .and_then(|p| {
+            p.model
+                .plan()
+                .stages
+                .iter()
+                .find(|s| s.relu)
+                .map(|s| (p.model.plan().k, s.trunc))
+        })
+        .unwrap_or((32, 0));
+    let gates = gates::measure(
+        k,
+        t,
+        settings.gate_relus,
+        if settings.short { 1 } else { 3 },
+    )?;
+    pb.inc(1);
 
-    let runs: Vec<Run> = rt.block_on(async {
+    let infos: Vec<_> = prepared.iter().map(|p| p.info.clone()).collect();
+    // Results so far, rewritten after every model so a long run that fails keeps what it measured.
+    let snapshot = |runs: &[Run], compute: &[run::ComputeProfile], machine: &machine::Machine| {
+        Results::assemble(
+            settings.clone(),
+            machine.clone(),
+            started.clone(),
+            clock.elapsed().as_secs_f64(),
+            infos.clone(),
+            skipped.clone(),
+            runs.to_vec(),
+            compute.to_vec(),
+            gates.clone(),
+        )
+    };
+
+    let (runs, compute) = rt.block_on(async {
         let server = LocalServer::start(&prepared.iter().collect::<Vec<_>>()).await?;
-        let mut runs = Vec::new();
+        let mut runs: Vec<Run> = Vec::new();
+        let mut compute = Vec::new();
         for p in &prepared {
+            pb.set_message(format!("{}: in-process compute profile", p.info.name));
+            compute.push(run::compute_profile(p, &p.images[0])?);
+            pb.inc(1);
             for net in &settings.networks {
                 let mut inferences = Vec::new();
                 for i in 0..settings.inferences {
@@ -228,47 +265,14 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
                 pb.suspend(|| println!("{line}"));
                 runs.push(r);
             }
+            snapshot(&runs, &compute, &machine).write()?;
         }
-        anyhow::Ok(runs)
+        anyhow::Ok((runs, compute))
     })?;
-
-    // Garbling rates at the widest generated model's ring and truncation.
-    pb.set_message("garbling and evaluation rates");
-    let (k, t) = prepared
-        .iter()
-        .rev()
-        .find(|p| p.info.kind != ModelKind::Trained)
-        .or(prepared.first())
-        .and_then(|p| {
-            p.model
-                .plan()
-                .stages
-                .iter()
-                .find(|s| s.relu)
-                .map(|s| (p.model.plan().k, s.trunc))
-        })
-        .unwrap_or((32, 0));
-    let gates = gates::measure(
-        k,
-        t,
-        settings.gate_relus,
-        if settings.short { 1 } else { 3 },
-    )?;
-    pb.inc(1);
     pb.finish_and_clear();
 
     machine.finish();
-    let results = Results::assemble(
-        settings,
-        machine,
-        started,
-        clock.elapsed().as_secs_f64(),
-        prepared.iter().map(|p| p.info.clone()).collect(),
-        skipped,
-        runs,
-        compute,
-        gates,
-    );
+    let results = snapshot(&runs, &compute, &machine);
     results.write()?;
     Ok(results)
 }

@@ -310,6 +310,53 @@ impl Results {
         s
     }
 
+    /// One row per model: accuracy, ReLUs, latency per network, bytes and DELPHI ratios.
+    fn headline_table(&self, s: &mut String) {
+        let nets = &self.settings.networks;
+        let _ = writeln!(s, "## Headline\n");
+        let mut head = String::from("| model | accuracy | ReLUs |");
+        let mut rule = String::from("|---|---:|---:|");
+        for n in nets {
+            let _ = write!(head, " offline s ({0}) | online s ({0}) |", n.name);
+            rule.push_str("---:|---:|");
+        }
+        head.push_str(" offline MB | online MB | offline KB/ReLU (DELPHI ÷ ours) | online KB/ReLU (DELPHI ÷ ours) |");
+        rule.push_str("---:|---:|---:|---:|");
+        let _ = writeln!(s, "{head}\n{rule}");
+        for m in &self.models {
+            let runs: Vec<&Run> = self.runs.iter().filter(|r| r.model == m.name).collect();
+            let Some(first) = runs.first() else { continue };
+            let mut row = format!(
+                "| {} | {} | {} |",
+                m.name,
+                m.accuracy.map_or("– (random weights)".into(), |a| format!(
+                    "{:.2} %",
+                    100.0 * a
+                )),
+                m.relus
+            );
+            for n in nets {
+                match runs.iter().find(|r| r.network.name == n.name) {
+                    Some(r) => {
+                        let _ = write!(row, " {:.2} | {:.3} |", r.offline_s, r.online_s);
+                    }
+                    None => row.push_str(" – | – |"),
+                }
+            }
+            let _ = writeln!(
+                s,
+                "{row} {:.1} | {:.2} | {:.3} ({:.1}×) | {:.3} ({:.2}×) |",
+                (first.offline_up + first.offline_down) / 1e6,
+                (first.online_up + first.online_down) / 1e6,
+                first.offline_kb_per_relu,
+                ratio(DELPHI_OFFLINE_KB_PER_RELU, first.offline_kb_per_relu),
+                first.online_kb_per_relu,
+                ratio(DELPHI_ONLINE_KB_PER_RELU, first.online_kb_per_relu),
+            );
+        }
+        let _ = writeln!(s);
+    }
+
     /// The Markdown report.
     pub fn markdown(&self) -> String {
         let mut s = String::new();
@@ -351,6 +398,8 @@ impl Results {
              (the costs do not depend on the image).\n",
             st.inferences
         );
+
+        self.headline_table(&mut s);
 
         let _ = writeln!(s, "## Models\n");
         let _ = writeln!(
@@ -700,6 +749,10 @@ mod tests {
 
         let md = r.markdown();
         assert!(md.contains("| m86016 | 86016 | lan |"), "{md}");
+        assert!(
+            md.contains("| m86016 | – (random weights) | 86016 | "),
+            "{md}"
+        );
         assert!(
             md.contains("| offline bytes | any | 3000.000 B/ReLU"),
             "{md}"
