@@ -22,8 +22,9 @@ pub(crate) fn bn_affine(model: &Model, prefix: &str, eps: f32) -> (Vec<f32>, Vec
     (scale, shift)
 }
 
-/// Direct convolution (NCHW, OIHW weights, grouped, symmetric zero padding).
-pub fn conv2d(
+/// Direct convolution (NCHW, OIHW weights, grouped, symmetric zero padding); the caller has
+/// validated the geometry.
+pub(crate) fn conv2d(
     x: ArrayView4<'_, f32>,
     weight: &[f32],
     out_channels: usize,

@@ -910,9 +910,14 @@ impl Model {
         Model::from_bytes(&json, &st)
     }
 
-    /// Tensor by name (validated to exist for every name the graph uses).
-    pub fn tensor(&self, name: &str) -> &Tensor {
+    /// Tensor by name (validation guarantees every name the graph uses).
+    pub(crate) fn tensor(&self, name: &str) -> &Tensor {
         &self.weights[name]
+    }
+
+    /// Tensor by name, if present.
+    pub fn get_tensor(&self, name: &str) -> Option<&Tensor> {
+        self.weights.get(name)
     }
 
     /// Weights serialised back to safetensors.
