@@ -828,6 +828,11 @@ pub fn write_safetensors(tensors: &BTreeMap<String, Tensor>) -> Result<Vec<u8>> 
 }
 
 /// A validated model: spec, graph, and weights (checked against the graph).
+///
+/// # Invariant
+/// `graph` and `weights` agree with `spec.nodes`. The fields are public so that metadata can be
+/// edited in place; after changing nodes or weights, rebuild with [`Model::new`] (the engines
+/// rely on the validation).
 #[derive(Clone, Debug)]
 pub struct Model {
     /// The architecture.
