@@ -285,10 +285,24 @@ async function classify() {
     if ($('reveal').checked) await revealPlain(model, res.outcome);
   } catch (err) {
     $('status').textContent = 'Failed.';
-    showError(`Private inference failed: ${err.message}`);
+    showError(`Private inference failed: ${await explain(err, model)}`);
   } finally {
     state.busy = false;
     updateButton();
+  }
+}
+
+// A WebSocket cannot see HTTP statuses: ask the API whether the server is up and hosts the model.
+async function explain(err, model) {
+  if (!/unreachable|closed the session/.test(err.message)) return err.message;
+  try {
+    const r = await fetch('/api/models');
+    if (!r.ok) return `${err.message} (the server answers HTTP ${r.status})`;
+    const list = await r.json();
+    if (!list.some((m) => m.name === model.name)) return `the server does not host model "${model.name}" (any more); reload the page`;
+    return `${err.message} (the server may be busy: too many sessions or the rate limit; try again shortly)`;
+  } catch (_) {
+    return 'the server is down or unreachable';
   }
 }
 

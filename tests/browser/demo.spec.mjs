@@ -93,6 +93,20 @@ async function startServer(bin, models, port) {
   throw new Error(`server did not come up in 120 s:\n${log.join('')}`);
 }
 
+/// Peak resident memory (VmHWM) of this browser's renderer processes: the tab and its worker.
+function rendererPeakRss(userDataDir) {
+  let peak = 0;
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (!cmd.includes('--type=renderer') || !cmd.includes(userDataDir)) continue;
+      const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmHWM:\s+(\d+) kB/);
+      if (m) peak = Math.max(peak, Number(m[1]) * 1024);
+    } catch (_) { /* process gone */ }
+  }
+  return peak || null;
+}
+
 async function startChromium() {
   const userDataDir = mkdtempSync(join(tmpdir(), 'cryptonas-chromium-'));
   const child = spawn('/usr/bin/chromium', [...CHROMIUM_ARGS, `--user-data-dir=${userDataDir}`,
@@ -188,6 +202,8 @@ async function main() {
       return m && m.bytes;
     });
 
+    const rendererPeak = rendererPeakRss(userDataDir);
+
     // A missing model is a clear error, not a hang.
     await page.evaluate(() => {
       const o = document.createElement('option');
@@ -201,7 +217,7 @@ async function main() {
     await page.click('#classify');
     await page.waitForFunction(() => !document.getElementById('banner').hidden, null, { timeout: 30000 });
     const err = await page.locator('#banner').textContent();
-    check('missing model shows an error', /failed/i.test(err), err.trim());
+    check('missing model shows a clear error', /does not host model/.test(err), err.trim());
 
     await page.setViewportSize({ width: 390, height: 844 });
     await page.screenshot({ path: join(out, 'demo-phone.png'), fullPage: true });
@@ -215,6 +231,7 @@ async function main() {
       and_per_sec_online: run.andPerSecOnline, and_per_sec_bench: bench.andPerSec,
       worker_wasm_memory_bytes: Math.max(run.wasmMemoryBytes, bench.wasmMemoryBytes),
       tab_memory_bytes: memory,
+      renderer_peak_rss_bytes: rendererPeak,
     };
     writeFileSync(join(out, 'demo-metrics.json'), JSON.stringify(metrics, null, 2));
     console.log(JSON.stringify(metrics));
