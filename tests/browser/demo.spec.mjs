@@ -5,9 +5,11 @@
 // Starts the server binary on a free 127.0.0.1 port with a models directory (models/ if it holds
 // models, else a tiny random-weight model written by `cargo run -p wasm-client --example tiny_model`),
 // loads the page, picks a bundled CIFAR-10 sample, classifies it privately in the page's worker and
-// checks the shown class against the server's plaintext fixed-point answer for the same image bytes
-// (the private result is bit-exact with that engine). Saves screenshots and measured numbers to
-// tests/output/. Env: CRYPTONAS_SERVER_BIN (server binary; default: build it with cargo),
+// checks the shown class and logits against the server's plaintext fixed-point answer for the same
+// image bytes (the "reveal" box), then classifies every bundled sample and checks class and ring
+// logits against the native client (`cryptonas-client --json`, falling back to /api/plain if it
+// cannot be built). Saves screenshots and measured numbers to tests/output/.
+// Env: CRYPTONAS_SERVER_BIN / CRYPTONAS_CLIENT_BIN (binaries; default: build them with cargo),
 // CRYPTONAS_TEST_MODELS (models directory), CRYPTONAS_SAMPLE (sample name, default cat),
 // CARGO_TARGET_DIR. Exit code 0 only if every check passed.
 
@@ -72,6 +74,34 @@ function serverBin() {
   if (process.env.CRYPTONAS_SERVER_BIN) return process.env.CRYPTONAS_SERVER_BIN;
   cargo(['build', '-q', '-p', 'cryptonas-server']);
   return join(targetDir, 'debug', 'cryptonas-server');
+}
+
+const SAMPLES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
+
+async function plainAnswer(base, model, file) {
+  const r = await fetch(`${base}/api/plain/${model}`, { method: 'POST', body: readFileSync(file) });
+  if (!r.ok) throw new Error(`/api/plain: HTTP ${r.status}`);
+  return r.json();
+}
+
+/// The native client (`cryptonas-client`), or null if it cannot be built.
+function clientBin() {
+  if (process.env.CRYPTONAS_CLIENT_BIN) return process.env.CRYPTONAS_CLIENT_BIN;
+  try {
+    cargo(['build', '-q', '-p', 'cryptonas-client']);
+    return join(targetDir, 'debug', 'cryptonas-client');
+  } catch (e) {
+    console.log(`native client unavailable (${e.message}); comparing with /api/plain instead`);
+    return null;
+  }
+}
+
+/// Class and ring logits (as decimal strings: they may exceed 2^53) from the native client.
+function nativeClassify(bin, base, model, file) {
+  const r = spawnSync(bin, ['--server', base, '--model', model, '--json', file], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`native client failed: ${r.stderr}`);
+  const ring = r.stdout.match(/"logits_ring":\s*\[([^\]]*)\]/);
+  return { class: JSON.parse(r.stdout).class, ring: ring[1].split(',').map((x) => x.trim()) };
 }
 
 async function startServer(bin, models, port) {
@@ -175,8 +205,8 @@ async function main() {
     const run = await page.evaluate(() => window.__demo.lastRun);
 
     // The server's plaintext fixed-point answer for the very same bytes the page sent.
-    const bytes = readFileSync(join(root, 'www', 'samples', `${sample}.jpg`));
-    const plain = await (await fetch(`${base}/api/plain/${model.name}`, { method: 'POST', body: bytes })).json();
+    const plain = await plainAnswer(base, model.name, join(root, 'www', 'samples', `${sample}.jpg`));
+    const onlineTimes = [];
     check('shown class equals the plaintext fixed-point class', shown === plain.class,
       `private ${shown} (${model.classes[shown]}), plaintext ${plain.class} (${model.classes[plain.class]})`);
     const maxDiff = Math.max(...plain.logits.map((v, i) => Math.abs(v - run.outcome.logits[i])));
@@ -201,6 +231,29 @@ async function main() {
         new Promise((r) => setTimeout(() => r(null), 20000))]);
       return m && m.bytes;
     });
+
+    // Every bundled sample: the page's private answer equals the native client's (bit for bit).
+    const nativeBin = clientBin();
+    let agree = 0;
+    const mismatches = [];
+    for (const name of SAMPLES) {
+      await page.evaluate(() => { window.__demo.lastRun = null; document.getElementById('reveal').checked = false; });
+      await page.click(`.sample[data-sample="${name}"]`);
+      await page.waitForFunction((n) => window.__demo.image && window.__demo.image.name.includes(`(${n})`), name);
+      await page.click('#classify');
+      await page.waitForFunction(() => window.__demo.lastRun || !document.getElementById('banner').hidden,
+        null, { timeout: 300000, polling: 100 });
+      const r = await page.evaluate(() => window.__demo.lastRun);
+      const file = join(root, 'www', 'samples', `${name}.jpg`);
+      const native = nativeBin ? nativeClassify(nativeBin, base, model.name, file) : null;
+      const want = native || { class: (await plainAnswer(base, model.name, file)).class, ring: null };
+      const ok = r && r.outcome.class === want.class &&
+        (!want.ring || want.ring.join(',') === r.outcome.logits_ring.join(','));
+      if (ok) agree++; else mismatches.push(`${name}: page ${r && r.outcome.class}, reference ${want.class}`);
+      if (r) onlineTimes.push(r.timing.onlineMs);
+    }
+    check(`all ${SAMPLES.length} samples: page = ${nativeBin ? 'native client (class and ring logits)' : 'plaintext class'}`,
+      agree === SAMPLES.length, mismatches.join('; ') || `${agree}/${SAMPLES.length} agree`);
 
     const rendererPeak = rendererPeakRss(userDataDir);
 
@@ -230,6 +283,7 @@ async function main() {
       offline_down: t.offline_down, online_down: t.online_down, online_rounds: t.online_rounds,
       and_per_sec_online: run.andPerSecOnline, and_per_sec_bench: bench.andPerSec,
       worker_wasm_memory_bytes: Math.max(run.wasmMemoryBytes, bench.wasmMemoryBytes),
+      online_ms_all_samples: onlineTimes,
       tab_memory_bytes: memory,
       renderer_peak_rss_bytes: rendererPeak,
     };
