@@ -281,7 +281,8 @@ async function main() {
     const metrics = {
       browser: 'headless Chromium (Debian), one dedicated worker',
       model: model.name, relus: model.relus, sample,
-      offline_ms: run.timing.offlineMs, online_ms: run.timing.onlineMs, total_ms: run.timing.totalMs, wall_ms: wallMs,
+      offline_ms: run.timing.offlineMs, online_ms: run.timing.onlineMs,
+      online_client_layer_ms: run.layerEval.reduce((a, l) => a + l.ms, 0), total_ms: run.timing.totalMs, wall_ms: wallMs,
       bytes_up: t.offline_up + t.online_up, bytes_down: t.offline_down + t.online_down,
       offline_down: t.offline_down, online_down: t.online_down, online_rounds: t.online_rounds,
       and_per_sec_online: run.andPerSecOnline, and_per_sec_bench: bench.andPerSec,
