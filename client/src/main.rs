@@ -28,6 +28,11 @@ struct Args {
     /// Also ask the server for the plaintext answer (reveals the image to the server).
     #[arg(long)]
     reveal: bool,
+    /// Per-layer diff harness instead of a server session: run both halves in process with the
+    /// model files at this path (`<name>.json`, weights beside it) and report the first element where
+    /// the reconstructed protocol values differ from the plaintext fixed-point engine.
+    #[arg(long, value_name = "MODEL_JSON")]
+    verify: Option<PathBuf>,
     /// PNG or JPEG image.
     image: PathBuf,
 }
@@ -43,6 +48,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let bytes = std::fs::read(&args.image)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.image.display()))?;
+    if let Some(json) = &args.verify {
+        return verify(json, bytes);
+    }
     let report = classify(
         &args.server,
         &args.model,
@@ -122,4 +130,25 @@ async fn reveal(server: &str, model: &str, image: &[u8]) -> anyhow::Result<Strin
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .unwrap_or(buf))
+}
+
+fn verify(json: &std::path::Path, image: Vec<u8>) -> anyhow::Result<()> {
+    let name = json.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
+    let model = cryptonas_model::Model::load(json, json.with_extension("safetensors"))?;
+    let model = std::sync::Arc::new(cryptonas_protocol::ServerModel::new(name, &model)?);
+    let report = cryptonas_protocol::verify_local(&model, ClientInput::ImageBytes(image))?;
+    match &report.first_divergence {
+        None => println!(
+            "verify: all {} stages bit-identical to the fixed-point engine (class {})",
+            report.stages_checked, report.outcome.class
+        ),
+        Some(d) => {
+            println!(
+                "verify: first divergence at stage {} ({}), element {}: protocol {:#x}, engine {:#x}",
+                d.stage, d.what, d.index, d.got, d.expected
+            );
+            std::process::exit(1);
+        }
+    }
+    Ok(())
 }

@@ -253,17 +253,30 @@ impl FixedModel {
     /// Ring evaluation exactly as the protocol computes it; returns the logits as ring elements
     /// at scale `F_Z` of the last stage.
     pub fn forward(&self, x: &[u64]) -> Result<Vec<u64>> {
-        self.run(x, false)
+        self.run(x, false, None)
+    }
+
+    /// Every stage output Z (ReLU inputs, then the logits) of a ring evaluation: the reference a
+    /// per-layer diff harness compares reconstructed protocol shares against.
+    pub fn forward_stages(&self, x: &[u64]) -> Result<Vec<Vec<u64>>> {
+        let mut stages = Vec::with_capacity(self.stages.len());
+        self.run(x, false, Some(&mut stages))?;
+        Ok(stages)
     }
 
     /// Like [`FixedModel::forward`] but also evaluates every stage over exact integers and fails
     /// with [`ModelError::Overflow`] at the first stage/element whose value (including the ReLU
     /// rounding term) leaves the signed k-bit range.
     pub fn forward_checked(&self, x: &[u64]) -> Result<Vec<u64>> {
-        self.run(x, true)
+        self.run(x, true, None)
     }
 
-    fn run(&self, x: &[u64], checked: bool) -> Result<Vec<u64>> {
+    fn run(
+        &self,
+        x: &[u64],
+        checked: bool,
+        mut keep: Option<&mut Vec<Vec<u64>>>,
+    ) -> Result<Vec<u64>> {
         let k = self.config.k;
         let mask = ring_mask(k);
         if x.len() != self.input.len() {
@@ -337,6 +350,9 @@ impl FixedModel {
                         })
                         .collect(),
                 );
+            }
+            if let Some(keep) = keep.as_mut() {
+                keep.push(z.clone());
             }
             if j + 1 == self.stages.len() {
                 return Ok(z);

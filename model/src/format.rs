@@ -604,7 +604,7 @@ impl ModelSpec {
                         "out_channels, kernel, stride and groups must be >= 1".into(),
                     ));
                 }
-                if x.c % groups != 0 || out_channels % groups != 0 {
+                if !x.c.is_multiple_of(*groups) || out_channels % groups != 0 {
                     return Err(mismatch(format!(
                         "groups {groups} must divide in_channels {} and out_channels {out_channels}",
                         x.c

@@ -565,7 +565,7 @@ impl NormalForm {
                 Op::Add => Affine::add(&ins),
                 Op::FactorizedReduction { out_channels } => {
                     let a = ins[0];
-                    if a.shape.h % 2 != 0 || a.shape.w % 2 != 0 {
+                    if !a.shape.h.is_multiple_of(2) || !a.shape.w.is_multiple_of(2) {
                         return Err(unsupported(
                             id,
                             format!(

@@ -229,7 +229,7 @@ fn chain_skips(i: usize) -> Vec<usize> {
     match i {
         0 | 1 => vec![],
         2 | 3 => vec![i - 1],
-        _ if i % 2 == 0 => vec![i - 2, i - 1],
+        _ if i.is_multiple_of(2) => vec![i - 2, i - 1],
         _ => vec![i - 1],
     }
 }

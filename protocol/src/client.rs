@@ -144,6 +144,16 @@ pub struct ClientSession {
     outcome: Option<Outcome>,
     classes: Vec<String>,
     relus: usize,
+    record: Option<ClientRecord>,
+}
+
+/// The client's shares of one inference, kept only for the per-layer diff harness.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ClientRecord {
+    /// c_i: the client's share of every stage output (from HE).
+    pub(crate) stage_shares: Vec<Vec<u64>>,
+    /// o_i: the client's share of every ReLU layer's output (from the garbled circuits).
+    pub(crate) relu_shares: Vec<Vec<u64>>,
 }
 
 impl ClientSession {
@@ -158,7 +168,18 @@ impl ClientSession {
             outcome: None,
             classes: Vec::new(),
             relus: 0,
+            record: None,
         }
+    }
+
+    /// Keeps the client's shares for [`crate::verify_local`].
+    pub(crate) fn record(&mut self) {
+        self.record = Some(ClientRecord::default());
+    }
+
+    /// The recorded shares, if recording.
+    pub(crate) fn recorded(&self) -> Option<&ClientRecord> {
+        self.record.as_ref()
     }
 
     /// The current phase (the transport timestamps its changes).
@@ -457,6 +478,9 @@ impl ClientSession {
                 let o = circuit
                     .decode(&out, &decoding)
                     .map_err(gc_err("decoding"))?;
+                if let Some(r) = self.record.as_mut() {
+                    r.relu_shares.push(o.clone());
+                }
                 let masked = ring::sub(&o, &ctx.mask_relu[next], plan.k);
                 let reply = Msg::ClientMasked {
                     stage,
@@ -494,6 +518,9 @@ impl ClientSession {
                         }
                     })
                     .0;
+                if let Some(r) = self.record.as_mut() {
+                    r.stage_shares = ctx.shares.clone();
+                }
                 self.outcome = Some(Outcome {
                     logits_ring: logits,
                     logits: real,

@@ -29,6 +29,7 @@ mod server;
 mod session;
 #[cfg(feature = "test-utils")]
 pub mod testing;
+mod verify;
 
 pub use client::{ClientInput, ClientSession, LayerCost, Outcome, Phase, Traffic};
 pub use local::{run_local, LocalTraffic};
@@ -36,3 +37,4 @@ pub use msgs::{Msg, PROTOCOL_VERSION};
 pub use plan::{ModelLoadError, Plan, PlanStage, ServerModel};
 pub use server::ServerSession;
 pub use session::{FrameSession, ProtocolError, Step};
+pub use verify::{verify_local, Divergence, VerifyReport};

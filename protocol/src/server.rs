@@ -56,6 +56,17 @@ pub struct ServerSession {
     rng: Csprng,
     session_id: u64,
     state: State,
+    record: Option<ServerRecord>,
+}
+
+/// The server's secret shares of one inference, kept only for the per-layer diff harness
+/// ([`crate::verify_local`]); never enabled by the server binary.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ServerRecord {
+    /// a_i: the server's share of every stage output (without the rounding term).
+    pub(crate) stage_shares: Vec<Vec<u64>>,
+    /// m_i: the server's share of every ReLU layer's output.
+    pub(crate) remasks: Vec<Vec<u64>>,
 }
 
 impl ServerSession {
@@ -67,7 +78,18 @@ impl ServerSession {
             rng,
             session_id,
             state: State::Hello,
+            record: None,
         }
+    }
+
+    /// Keeps the server's shares for [`crate::verify_local`].
+    pub(crate) fn record(&mut self) {
+        self.record = Some(ServerRecord::default());
+    }
+
+    /// The recorded shares, if recording.
+    pub(crate) fn recorded(&self) -> Option<&ServerRecord> {
+        self.record.as_ref()
     }
 
     fn state_name(&self) -> &'static str {
@@ -256,6 +278,9 @@ impl ServerSession {
                 decoding: garbled.decoding.as_bytes().to_vec(),
             });
             encoders.push(Some(garbled.encoder));
+            if let Some(r) = self.record.as_mut() {
+                r.remasks.push(m.clone());
+            }
             remasks.push(m);
             offset += st.len;
         }
@@ -285,6 +310,9 @@ impl ServerSession {
                 ProtocolError::Check(format!("stage {i}: linear evaluation failed: {e}"))
             })?;
             ring::add_assign(&mut a, &z, k);
+        }
+        if let Some(r) = self.record.as_mut() {
+            r.stage_shares.push(a.clone());
         }
         // Material used once: the HE share is consumed here.
         online.shares[i] = Vec::new();

@@ -197,3 +197,13 @@ fn server_view_of_the_image_is_uniform() {
         "chi2 = {chi2:.1} over {total} bytes"
     );
 }
+
+#[test]
+fn per_layer_diff_harness_finds_no_divergence() {
+    let (model, images) = model(2, 8, 6);
+    let report =
+        cryptonas_protocol::verify_local(&model, ClientInput::Normalised(images[0].clone()))
+            .unwrap();
+    assert_eq!(report.first_divergence, None);
+    assert_eq!(report.stages_checked, model.plan().stages.len());
+}

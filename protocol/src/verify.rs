@@ -1,0 +1,111 @@
+//! The per-layer diff harness: runs both halves in process, reconstructs every stage from the two
+//! parties' shares, and reports the first element that differs from the plaintext fixed-point engine.
+//! For developers holding the model files; a deployed server never records its shares.
+
+use crate::{
+    run_local, ClientInput, ClientSession, Outcome, ProtocolError, ServerModel, ServerSession,
+};
+use cryptonas_crypto::Csprng;
+use cryptonas_model::fixed::relu_trunc;
+use cryptonas_model::intconv::ring_mask;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// The first mismatch between the protocol and the plaintext engine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Divergence {
+    /// Stage index.
+    pub stage: usize,
+    /// "stage output" (a ReLU input or the logits) or "ReLU output".
+    pub what: &'static str,
+    /// Element index within the stage.
+    pub index: usize,
+    /// Reconstructed from the shares.
+    pub got: u64,
+    /// The fixed-point engine's value.
+    pub expected: u64,
+}
+
+/// What [`verify_local`] found.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VerifyReport {
+    /// Stages compared (all of them unless a divergence stopped the comparison).
+    pub stages_checked: usize,
+    /// `None` when every stage matched bit for bit.
+    pub first_divergence: Option<Divergence>,
+    /// The client's result.
+    pub outcome: Outcome,
+}
+
+/// Runs one inference in process with share recording and compares every layer.
+pub fn verify_local(
+    model: &Arc<ServerModel>,
+    input: ClientInput,
+) -> Result<VerifyReport, ProtocolError> {
+    let rng = || Csprng::from_entropy().map_err(|e| ProtocolError::Check(e.to_string()));
+    let mut server = ServerSession::new(model.clone(), rng()?);
+    let mut client = ClientSession::new(input, rng()?);
+    server.record();
+    client.record();
+    run_local(&mut client, &mut server).map_err(|(_, e)| e)?;
+    let outcome = client.outcome().cloned().ok_or(ProtocolError::Closed)?;
+    let (c, s) = match (client.recorded(), server.recorded()) {
+        (Some(c), Some(s)) => (c, s),
+        _ => return Err(ProtocolError::Closed),
+    };
+    let fixed = model.fixed();
+    let expected = fixed
+        .forward_stages(&outcome.input_ring)
+        .map_err(|e| ProtocolError::Check(e.to_string()))?;
+    let k = model.plan().k;
+    let mask = ring_mask(k);
+    let mut relu_index = 0;
+    for (i, want) in expected.iter().enumerate() {
+        let got: Vec<u64> = s.stage_shares[i]
+            .iter()
+            .zip(&c.stage_shares[i])
+            .map(|(a, b)| a.wrapping_add(*b) & mask)
+            .collect();
+        let diff = |what, got: &[u64], want: &[u64]| {
+            got.iter()
+                .zip(want)
+                .position(|(g, w)| g != w)
+                .map(|index| Divergence {
+                    stage: i,
+                    what,
+                    index,
+                    got: got[index],
+                    expected: want[index],
+                })
+        };
+        if let Some(d) = diff("stage output", &got, want) {
+            return Ok(VerifyReport {
+                stages_checked: i,
+                first_divergence: Some(d),
+                outcome,
+            });
+        }
+        if model.plan().stages[i].relu {
+            let trunc = model.plan().stages[i].trunc;
+            let want_y: Vec<u64> = want.iter().map(|&z| relu_trunc(z, trunc, k)).collect();
+            let got_y: Vec<u64> = c.relu_shares[relu_index]
+                .iter()
+                .zip(&s.remasks[relu_index])
+                .map(|(o, m)| o.wrapping_add(*m) & mask)
+                .collect();
+            relu_index += 1;
+            if let Some(d) = diff("ReLU output", &got_y, &want_y) {
+                return Ok(VerifyReport {
+                    stages_checked: i,
+                    first_divergence: Some(d),
+                    outcome,
+                });
+            }
+        }
+    }
+    Ok(VerifyReport {
+        stages_checked: expected.len(),
+        first_divergence: None,
+        outcome,
+    })
+}
