@@ -20,6 +20,7 @@ pub mod models;
 pub mod plots;
 pub mod report;
 pub mod run;
+pub mod transport;
 
 use anyhow::Context;
 use clap::Parser;
@@ -232,7 +233,9 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
         let mut compute = Vec::new();
         for p in &prepared {
             pb.set_message(format!("{}: in-process compute profile", p.info.name));
-            compute.push(run::compute_profile(p, &p.images[0])?);
+            let profile = run::compute_profile(p, &p.images[0])?;
+            let client = run::ClientCode::for_largest_frame(profile.largest_frame_down);
+            compute.push(profile);
             pb.inc(1);
             for net in &settings.networks {
                 let mut inferences = Vec::new();
@@ -246,10 +249,16 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
                         settings.inferences
                     ));
                     let image = &p.images[i % p.images.len()];
-                    inferences.push(run::infer(&server, p, image, net).await?);
+                    inferences.push(run::infer(&server, p, image, net, client).await?);
                     pb.inc(1);
                 }
-                let r = Run::summarise(&p.info.name, p.info.relus, net.clone(), inferences);
+                let r = Run::summarise(
+                    &p.info.name,
+                    p.info.relus,
+                    net.clone(),
+                    client,
+                    inferences,
+                );
                 let line = format!(
                     "{:>12} {:>8} ReLUs {:>8}: offline {:7.2} s {:8.2} MB, online {:7.3} s {:7.2} MB, {} rounds; all bit-exact",
                     r.model,

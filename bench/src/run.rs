@@ -141,6 +141,8 @@ pub struct Run {
     pub relus: usize,
     /// Network profile.
     pub network: Network,
+    /// Which client code ran the inferences.
+    pub client: ClientCode,
     /// Every inference (all checked bit-exact against the plaintext fixed-point engine).
     pub inferences: Vec<Inference>,
     /// Mean offline seconds.
@@ -192,6 +194,7 @@ impl Run {
         model: &str,
         relus: usize,
         network: Network,
+        client: ClientCode,
         inferences: Vec<Inference>,
     ) -> Run {
         let m = |f: &dyn Fn(&Inference) -> f64| mean(inferences.iter().map(f));
@@ -208,6 +211,7 @@ impl Run {
             model: model.into(),
             relus,
             network,
+            client,
             offline_s,
             offline_s_min: min(&|i| i.offline_s),
             online_s,
@@ -308,20 +312,42 @@ impl Drop for LocalServer {
     }
 }
 
+/// Which client code ran an inference.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientCode {
+    /// `cryptonas_client::classify`.
+    Library,
+    /// [`crate::transport::classify`]: the same loop with 64 MiB frames.
+    LargeFrames,
+}
+
+impl ClientCode {
+    /// The library when every frame of the model fits its 16 MiB cap.
+    pub fn for_largest_frame(bytes: usize) -> ClientCode {
+        if bytes + 4096 <= crate::transport::LIBRARY_FRAME_LIMIT {
+            ClientCode::Library
+        } else {
+            ClientCode::LargeFrames
+        }
+    }
+}
+
 /// One private inference of `image` over the server, checked.
 pub async fn infer(
     server: &LocalServer,
     p: &Prepared,
     image: &[f32],
     network: &Network,
+    client: ClientCode,
 ) -> anyhow::Result<Inference> {
-    let r = classify(
-        &server.url,
-        &p.info.name,
-        ClientInput::Normalised(image.to_vec()),
-        network.profile(),
-    )
-    .await
+    let input = ClientInput::Normalised(image.to_vec());
+    let r = match client {
+        ClientCode::Library => classify(&server.url, &p.info.name, input, network.profile()).await,
+        ClientCode::LargeFrames => {
+            crate::transport::classify(&server.url, &p.info.name, input, network.profile()).await
+        }
+    }
     .with_context(|| format!("{} over {}", p.info.name, network.name))?;
     verify(p, image, &r)?;
     Ok(Inference::of(&r))
@@ -355,6 +381,10 @@ pub struct ComputeProfile {
     pub offline_s: f64,
     /// Online compute, both sides (s).
     pub online_s: f64,
+    /// Largest frame server → client (bytes).
+    pub largest_frame_down: usize,
+    /// Largest frame client → server (bytes).
+    pub largest_frame_up: usize,
     /// Every handler, in protocol order.
     pub handlers: Vec<HandlerTime>,
 }
@@ -462,8 +492,10 @@ pub fn compute_profile(p: &Prepared, image: &[f32]) -> anyhow::Result<ComputePro
     };
     let mut up: VecDeque<Vec<u8>> = client.start()?.into();
     let mut down: VecDeque<Vec<u8>> = server.start()?.into();
+    let (mut largest_up, mut largest_down) = (0, 0);
     loop {
         while let Some(f) = up.pop_front() {
+            largest_up = largest_up.max(f.len());
             let started = Instant::now();
             let step = server.handle(&f);
             record("server", name_of(&f), started.elapsed().as_secs_f64());
@@ -474,6 +506,7 @@ pub fn compute_profile(p: &Prepared, image: &[f32]) -> anyhow::Result<ComputePro
         let f = down
             .pop_front()
             .ok_or_else(|| anyhow::anyhow!("server stopped before the client finished"))?;
+        largest_down = largest_down.max(f.len());
         let started = Instant::now();
         let step = client.handle(&f);
         record("client", name_of(&f), started.elapsed().as_secs_f64());
@@ -504,6 +537,8 @@ pub fn compute_profile(p: &Prepared, image: &[f32]) -> anyhow::Result<ComputePro
         relus: p.info.relus,
         offline_s: sum("offline"),
         online_s: sum("online"),
+        largest_frame_down: largest_down,
+        largest_frame_up: largest_up,
         handlers,
     })
 }
@@ -549,6 +584,7 @@ mod tests {
             "m",
             2,
             Network::parse("wan").unwrap(),
+            ClientCode::Library,
             vec![i(1.0, 0.1), i(3.0, 0.3)],
         );
         assert_eq!((r.offline_s, r.offline_s_min), (2.0, 1.0));
@@ -558,6 +594,19 @@ mod tests {
         assert_eq!(r.offline_us_per_relu, 1e6);
         assert_eq!((r.he_bytes, r.ot_bytes, r.gc_bytes), (600.0, 500.0, 2800.0));
         assert_eq!(r.online_rounds, 7);
+    }
+
+    #[test]
+    fn large_frames_only_where_the_library_cap_is_exceeded() {
+        // CNet1 C = 4: 4,096 ReLUs per layer, ≈ 10 MB garbled frames; C = 8: ≈ 20 MB.
+        assert_eq!(
+            ClientCode::for_largest_frame(10_108_941),
+            ClientCode::Library
+        );
+        assert_eq!(
+            ClientCode::for_largest_frame(20_000_000),
+            ClientCode::LargeFrames
+        );
     }
 
     #[test]
