@@ -357,7 +357,7 @@ mod with_tch {
 
     fn recipe_text(r: &Recipe) -> String {
         format!(
-            "SGD Nesterov {} , SGDR cosine lr {}→{} (T0={}, Tmul={}, last cycle fitted), wd {}, dropout {}, batch {}, pad-crop + flip, per-channel normalisation; {} epochs",
+            "SGD Nesterov {}, SGDR cosine lr {}→{} (T0={}, Tmul={}, last cycle fitted), wd {}, dropout {}, batch {}, pad-crop + flip, per-channel normalisation; {} epochs",
             r.momentum, r.lr_max, r.lr_min, r.t0, r.t_mul, r.weight_decay, r.dropout, r.batch_size, r.epochs
         )
     }
@@ -380,7 +380,8 @@ mod with_tch {
             norm: st.norm.clone(),
             float_test_accuracy: st.test_acc,
             val_accuracy: st.history.iter().map(|h| h.val_acc).reduce(f64::max),
-            epochs: st.history.len(),
+            // Whole epochs trained (a time budget may end the last one early; the recipe text has the fraction).
+            epochs: st.history.iter().map(|h| h.fraction).sum::<f64>().round() as usize,
             recipe: format!(
                 "{}; trained {:.2} epochs{}",
                 recipe_text(&st.options.recipe),
