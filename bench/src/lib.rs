@@ -20,7 +20,6 @@ pub mod models;
 pub mod plots;
 pub mod report;
 pub mod run;
-pub mod transport;
 
 use anyhow::Context;
 use clap::Parser;
@@ -234,7 +233,6 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
         for p in &prepared {
             pb.set_message(format!("{}: in-process compute profile", p.info.name));
             let profile = run::compute_profile(p, &p.images[0])?;
-            let client = run::ClientCode::for_largest_frame(profile.largest_frame_down);
             compute.push(profile);
             pb.inc(1);
             for net in &settings.networks {
@@ -249,14 +247,13 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
                         settings.inferences
                     ));
                     let image = &p.images[i % p.images.len()];
-                    inferences.push(run::infer(&server, p, image, net, client).await?);
+                    inferences.push(run::infer(&server, p, image, net).await?);
                     pb.inc(1);
                 }
                 let r = Run::summarise(
                     &p.info.name,
                     p.info.relus,
                     net.clone(),
-                    client,
                     inferences,
                 );
                 let line = format!(

@@ -439,13 +439,8 @@ impl Results {
         for r in &self.runs {
             let _ = writeln!(
                 s,
-                "| {}{} | {} | {} | {:.2} | {:.3} | {:.2} / {:.2} | {:.3} / {:.3} | {} | {:.3} | {:.3} | {:.2} |",
+                "| {} | {} | {} | {:.2} | {:.3} | {:.2} / {:.2} | {:.3} / {:.3} | {} | {:.3} | {:.3} | {:.2} |",
                 r.model,
-                if r.client == crate::run::ClientCode::LargeFrames {
-                    " †"
-                } else {
-                    ""
-                },
                 r.relus,
                 r.network.name,
                 r.offline_s,
@@ -461,18 +456,6 @@ impl Results {
             );
         }
 
-        if self
-            .runs
-            .iter()
-            .any(|r| r.client == crate::run::ClientCode::LargeFrames)
-        {
-            let _ = writeln!(
-                s,
-                "\n† Frames above 16 MiB (a garbled layer of more than ≈ 7,000 ReLUs): the client library's \
-                 WebSocket rejects them, so these runs used the harness's copy of `cryptonas_client::classify` \
-                 with the server's 64 MiB limit (same session code, timing and network simulation)."
-            );
-        }
         let _ = writeln!(
             s,
             "\n## Offline traffic split (HE / OT / garbled circuits)\n"
@@ -703,7 +686,6 @@ mod tests {
                     &m.name,
                     m.relus,
                     lan.clone(),
-                    crate::run::ClientCode::Library,
                     vec![i(11e-6 * m.relus as f64), i(9e-6 * m.relus as f64)],
                 )
             })

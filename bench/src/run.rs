@@ -141,8 +141,6 @@ pub struct Run {
     pub relus: usize,
     /// Network profile.
     pub network: Network,
-    /// Which client code ran the inferences.
-    pub client: ClientCode,
     /// Every inference (all checked bit-exact against the plaintext fixed-point engine).
     pub inferences: Vec<Inference>,
     /// Mean offline seconds.
@@ -194,7 +192,6 @@ impl Run {
         model: &str,
         relus: usize,
         network: Network,
-        client: ClientCode,
         inferences: Vec<Inference>,
     ) -> Run {
         let m = |f: &dyn Fn(&Inference) -> f64| mean(inferences.iter().map(f));
@@ -211,7 +208,6 @@ impl Run {
             model: model.into(),
             relus,
             network,
-            client,
             offline_s,
             offline_s_min: min(&|i| i.offline_s),
             online_s,
@@ -312,43 +308,17 @@ impl Drop for LocalServer {
     }
 }
 
-/// Which client code ran an inference.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClientCode {
-    /// `cryptonas_client::classify`.
-    Library,
-    /// [`crate::transport::classify`]: the same loop with 64 MiB frames.
-    LargeFrames,
-}
-
-impl ClientCode {
-    /// The library when every frame of the model fits its 16 MiB cap.
-    pub fn for_largest_frame(bytes: usize) -> ClientCode {
-        if bytes + 4096 <= crate::transport::LIBRARY_FRAME_LIMIT {
-            ClientCode::Library
-        } else {
-            ClientCode::LargeFrames
-        }
-    }
-}
-
 /// One private inference of `image` over the server, checked.
 pub async fn infer(
     server: &LocalServer,
     p: &Prepared,
     image: &[f32],
     network: &Network,
-    client: ClientCode,
 ) -> anyhow::Result<Inference> {
     let input = ClientInput::Normalised(image.to_vec());
-    let r = match client {
-        ClientCode::Library => classify(&server.url, &p.info.name, input, network.profile()).await,
-        ClientCode::LargeFrames => {
-            crate::transport::classify(&server.url, &p.info.name, input, network.profile()).await
-        }
-    }
-    .with_context(|| format!("{} over {}", p.info.name, network.name))?;
+    let r = classify(&server.url, &p.info.name, input, network.profile())
+        .await
+        .with_context(|| format!("{} over {}", p.info.name, network.name))?;
     verify(p, image, &r)?;
     Ok(Inference::of(&r))
 }
@@ -584,7 +554,6 @@ mod tests {
             "m",
             2,
             Network::parse("wan").unwrap(),
-            ClientCode::Library,
             vec![i(1.0, 0.1), i(3.0, 0.3)],
         );
         assert_eq!((r.offline_s, r.offline_s_min), (2.0, 1.0));
@@ -594,19 +563,6 @@ mod tests {
         assert_eq!(r.offline_us_per_relu, 1e6);
         assert_eq!((r.he_bytes, r.ot_bytes, r.gc_bytes), (600.0, 500.0, 2800.0));
         assert_eq!(r.online_rounds, 7);
-    }
-
-    #[test]
-    fn large_frames_only_where_the_library_cap_is_exceeded() {
-        // CNet1 C = 4: 4,096 ReLUs per layer, ≈ 10 MB garbled frames; C = 8: ≈ 20 MB.
-        assert_eq!(
-            ClientCode::for_largest_frame(10_108_941),
-            ClientCode::Library
-        );
-        assert_eq!(
-            ClientCode::for_largest_frame(20_000_000),
-            ClientCode::LargeFrames
-        );
     }
 
     #[test]

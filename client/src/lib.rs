@@ -6,7 +6,11 @@ use cryptonas_protocol::{ClientInput, ClientSession, FrameSession, Phase, Step, 
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
+
+/// Largest server frame the client accepts (a whole garbled layer travels in one frame).
+pub const MAX_FRAME_BYTES: usize = 1 << 30;
 
 pub use cryptonas_protocol::Outcome;
 
@@ -90,7 +94,11 @@ pub async fn classify(
         .replacen("https://", "wss://", 1);
     let url = format!("{base}/api/session/{model}");
     let started = Instant::now();
-    let (mut socket, _) = tokio_tungstenite::connect_async(&url)
+    // A garbled layer is one frame: 2,976 B per ReLU at k = 32 (43 MB for a 14,336-ReLU layer).
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_FRAME_BYTES))
+        .max_frame_size(Some(MAX_FRAME_BYTES));
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(&url, Some(config), true)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open a session at {url}: {e}"))?;
     let mut session = ClientSession::new(input, Csprng::from_entropy()?);
