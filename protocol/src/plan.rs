@@ -200,7 +200,12 @@ impl ServerModel {
             &model.spec.input,
             &model.spec.classes,
             fixed,
-            model.spec.metadata.test_accuracy,
+            // Fixed-point accuracy when measured, else the float one (the export checks they agree).
+            model
+                .spec
+                .metadata
+                .test_accuracy
+                .or(model.spec.metadata.float_accuracy),
             description,
         )
     }
