@@ -7,6 +7,7 @@
 
 use crate::msgs::{Msg, PROTOCOL_VERSION};
 use crate::plan::{he_conv, Plan};
+use crate::session::{he_err, ot_err};
 use crate::{ring, FrameSession, ProtocolError, Step};
 use cryptonas_crypto::{Block, Csprng};
 use cryptonas_gc::{
@@ -604,20 +605,6 @@ fn stage_of(frame: &[u8]) -> Option<usize> {
             Some(u32::from_le_bytes(frame[1..5].try_into().expect("4 bytes")) as usize)
         }
         _ => None,
-    }
-}
-
-fn he_err(e: cryptonas_he::HeError) -> ProtocolError {
-    ProtocolError::Malformed {
-        what: "HE message",
-        reason: e.to_string(),
-    }
-}
-
-fn ot_err(e: cryptonas_ot::OtError) -> ProtocolError {
-    ProtocolError::Malformed {
-        what: "OT message",
-        reason: e.to_string(),
     }
 }
 

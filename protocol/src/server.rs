@@ -7,6 +7,7 @@
 
 use crate::msgs::{Msg, PROTOCOL_VERSION};
 use crate::plan::ServerModel;
+use crate::session::{he_err, ot_err};
 use crate::{ring, FrameSession, ProtocolError, Step};
 use cryptonas_crypto::{Block, Csprng};
 use cryptonas_gc::{Delta, Encoder, TweakDomain};
@@ -331,20 +332,6 @@ impl ServerSession {
             }
             _ => Ok(Msg::ServerOutput(ring::pack(&a, k))),
         }
-    }
-}
-
-fn he_err(e: cryptonas_he::HeError) -> ProtocolError {
-    ProtocolError::Malformed {
-        what: "HE message",
-        reason: e.to_string(),
-    }
-}
-
-fn ot_err(e: cryptonas_ot::OtError) -> ProtocolError {
-    ProtocolError::Malformed {
-        what: "OT message",
-        reason: e.to_string(),
     }
 }
 

@@ -56,3 +56,19 @@ pub trait FrameSession: Send {
     /// Consumes one incoming frame.
     fn handle(&mut self, frame: &[u8]) -> Result<Step, ProtocolError>;
 }
+
+/// An HE decoding or size error, as the peer sees it.
+pub(crate) fn he_err(e: cryptonas_he::HeError) -> ProtocolError {
+    ProtocolError::Malformed {
+        what: "HE message",
+        reason: e.to_string(),
+    }
+}
+
+/// An OT decoding or size error, as the peer sees it.
+pub(crate) fn ot_err(e: cryptonas_ot::OtError) -> ProtocolError {
+    ProtocolError::Malformed {
+        what: "OT message",
+        reason: e.to_string(),
+    }
+}
