@@ -170,7 +170,8 @@ async function main() {
     console.log(log.join(''));
     return;
   }
-  const model = list[0];
+  // The cheapest model keeps the test short (ten samples classified privately in the page).
+  const model = list.reduce((a, b) => (a.relus <= b.relus ? a : b));
 
   const { browser, child, userDataDir } = await startChromium();
   try {
@@ -184,6 +185,7 @@ async function main() {
     await page.waitForSelector('#model:not([disabled])', { timeout: 30000 });
     check('page lists the models', (await page.locator('#model option').count()) === list.length);
     check('page is cross-origin isolated (COOP/COEP)', await page.evaluate(() => self.crossOriginIsolated));
+    await page.selectOption('#model', model.name);
 
     await page.click(`.sample[data-sample="${sample}"]`);
     await page.waitForFunction(() => window.__demo.image !== null);
