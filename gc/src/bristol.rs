@@ -136,6 +136,9 @@ fn value_list(lines: &mut Lines<'_>, what: &str) -> Result<Vec<usize>, BristolEr
     t[1..].iter().map(|x| num(ln, x, what)).collect()
 }
 
+/// Largest circuit [`from_bristol`] reads (2^24 wires: far beyond any ReLU or AES circuit).
+pub const MAX_WIRES: usize = 1 << 24;
+
 /// Parses a Bristol Fashion circuit; `parties` says whose each input value is.
 ///
 /// Public constants (`EQ`) are folded and `EQW` copies become aliases, so the result can have fewer
@@ -158,8 +161,17 @@ pub fn from_bristol(text: &str, parties: BristolParties) -> Result<Circuit, Bris
     let in_line = lines.last;
     let outs = value_list(&mut lines, "output values")?;
     let out_line = lines.last;
-    let n_in: usize = ins.iter().sum();
-    let n_out: usize = outs.iter().sum();
+    let total = |v: &[usize]| v.iter().try_fold(0usize, |a, &w| a.checked_add(w));
+    let (Some(n_in), Some(n_out)) = (total(&ins), total(&outs)) else {
+        return Err(syntax(out_line, "input/output widths overflow"));
+    };
+    // Input wires need no gate line, so the text size alone does not bound them: cap the circuit.
+    if n_wires > MAX_WIRES {
+        return Err(syntax(
+            1,
+            format!("{n_wires} wires: more than the {MAX_WIRES} this reader accepts"),
+        ));
+    }
     if n_in > n_wires || n_out > n_wires {
         return Err(syntax(
             out_line,
@@ -367,5 +379,23 @@ mod tests {
             from_bristol("", p),
             Err(BristolError::Truncated { .. })
         ));
+    }
+
+    /// Found by the `gc_wire` fuzz target: input wires need no gate line, so a header announcing
+    /// astronomically wide inputs used to pass the size check and abort on allocation.
+    #[test]
+    fn huge_input_widths_are_refused_before_allocating() {
+        let p = BristolParties::default();
+        let huge = "1 100000000000000\n2 50000000000000 50000000000000\n1 1\n\n2 1 0 1 2 AND\n";
+        assert!(matches!(
+            from_bristol(huge, p),
+            Err(BristolError::Syntax { .. })
+        ));
+        let overflow = format!(
+            "1 5\n2 {} {}\n1 1\n\n2 1 0 1 2 AND\n",
+            usize::MAX,
+            usize::MAX
+        );
+        assert!(from_bristol(&overflow, p).is_err());
     }
 }
