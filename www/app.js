@@ -94,6 +94,8 @@ async function loadModels() {
     o.textContent = `${m.name} — ${m.relus.toLocaleString('en')} ReLUs${acc}`;
     sel.appendChild(o);
   }
+  // Start with the cheapest model: the fastest first private inference.
+  sel.value = list.reduce((a, b) => (a.relus <= b.relus ? a : b)).name;
   sel.disabled = false;
   sel.onchange = showModelInfo;
   showModelInfo();
