@@ -19,19 +19,8 @@ pub const DEFAULT_CIFAR: &str = "../shared/data/cifar10-jpeg.tar.gz";
 /// Default directory of the Fashion-MNIST IDX files.
 pub const DEFAULT_FASHION: &str = "/usr/share/datasets/fashion-mnist";
 
-/// CIFAR-10 class names in label order.
-pub const CIFAR_CLASSES: [&str; 10] = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-];
+/// CIFAR-10 class names in label order (the archive's folder names; the model crate's list).
+pub use cryptonas_model::zoo::CIFAR10_CLASSES as CIFAR_CLASSES;
 
 /// Which dataset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
