@@ -11,8 +11,16 @@
 //! cargo run --release -p cryptonas-bench -- --models models --sweep 2,4,8,14 --inferences 3 \
 //!     --network loopback,lan,wan --out bench/results
 //! cargo run -p cryptonas-bench -- --short --out /tmp/bench   # CI smoke test
+//! # the real page in headless Chromium as well (after scripts/build-wasm.sh):
+//! cargo run --release -p cryptonas-bench -- --models models --no-sweep --browser-only \
+//!     --inferences 3 --out bench/results/browser
 //! ```
+//!
+//! With `--browser` (or `--browser-only`, which skips the native runs) every model is also
+//! classified by the demo page in headless Chromium ([`browser`]), checked bit-exact like the
+//! native runs, and reported next to them.
 
+pub mod browser;
 pub mod fit;
 pub mod gates;
 pub mod machine;
@@ -61,6 +69,28 @@ pub struct Args {
     /// Seed of the generated models' weights and inputs.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// No generated budget sweep (only `--models`, or the tiny model with `--short`).
+    #[arg(long, conflicts_with = "sweep")]
+    pub no_sweep: bool,
+    /// Also run every model in the real demo page in headless Chromium (node + playwright-core).
+    #[arg(long)]
+    pub browser: bool,
+    /// Only the browser runs (no native network runs or compute profiles).
+    #[arg(long)]
+    pub browser_only: bool,
+    /// The page directory the in-process server serves (default `www`, or the repository's).
+    #[arg(long)]
+    pub www: Option<PathBuf>,
+    /// Chromium binary for the browser mode.
+    #[arg(long, env = "CRYPTONAS_CHROMIUM", default_value = "/usr/bin/chromium")]
+    pub chromium: PathBuf,
+    /// Node.js command for the browser mode.
+    #[arg(long, env = "CRYPTONAS_NODE", default_value = "node")]
+    pub node: String,
+    /// Garbled-evaluation benchmark in the browser with these numbers of workers at once
+    /// (default 1 and the machine's parallelism).
+    #[arg(long, value_delimiter = ',')]
+    pub browser_workers: Option<Vec<usize>>,
 }
 
 /// The settings a run used (after `--short` defaults).
@@ -84,6 +114,14 @@ pub struct Settings {
     pub seed: u64,
     /// The command line.
     pub command: String,
+    /// Browser mode: run every model in the page as well.
+    pub browser: bool,
+    /// Browser runs only.
+    pub browser_only: bool,
+    /// Page directory served.
+    pub www: PathBuf,
+    /// Workers of the browser's garbled-evaluation benchmark.
+    pub browser_workers: Vec<usize>,
 }
 
 impl Args {
@@ -99,7 +137,11 @@ impl Args {
                 16384,
             )
         };
-        let sweep = self.sweep.clone().unwrap_or(sweep);
+        let sweep = if self.no_sweep {
+            Vec::new()
+        } else {
+            self.sweep.clone().unwrap_or(sweep)
+        };
         let inferences = self.inferences.unwrap_or(inferences);
         anyhow::ensure!(inferences >= 1, "--inferences must be at least 1");
         anyhow::ensure!(
@@ -114,6 +156,17 @@ impl Args {
             .map(|n| Network::parse(n))
             .collect::<Result<Vec<_>, _>>()?;
         anyhow::ensure!(!networks.is_empty(), "--network needs at least one profile");
+        let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut browser_workers = self
+            .browser_workers
+            .clone()
+            .unwrap_or_else(|| vec![1, parallelism]);
+        browser_workers.sort_unstable();
+        browser_workers.dedup();
+        anyhow::ensure!(
+            browser_workers.iter().all(|&w| (1..=64).contains(&w)),
+            "--browser-workers must be in 1..=64"
+        );
         let out = match &self.out {
             Some(o) => o.clone(),
             None if self.short => {
@@ -131,6 +184,10 @@ impl Args {
             gate_relus: self.gate_relus.unwrap_or(gate_relus).max(1),
             seed: self.seed,
             command: std::env::args().collect::<Vec<_>>().join(" "),
+            browser: self.browser || self.browser_only,
+            browser_only: self.browser_only,
+            www: self.www.clone().unwrap_or_else(browser::default_www),
+            browser_workers,
         })
     }
 }
@@ -153,6 +210,17 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
     let mut machine = machine::Machine::describe();
     let started = machine::now_utc();
     let clock = std::time::Instant::now();
+    // Browser prerequisites first: a missing piece is reported before minutes of preparation.
+    let browser_setup = if settings.browser {
+        Some(browser::BrowserSetup::check(
+            &args.node,
+            &args.chromium,
+            &settings.www,
+            &browser::repo_root(),
+        )?)
+    } else {
+        None
+    };
 
     // Models: trained ones from files, the tiny one in short mode, then the sweep.
     let prep = bar(0);
@@ -178,7 +246,16 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
     prep.finish_and_clear();
     anyhow::ensure!(!prepared.is_empty(), "no models to measure");
 
-    let steps = prepared.len() * (1 + settings.networks.len() * settings.inferences) + 1;
+    let runs_per_model = if settings.browser_only {
+        0
+    } else {
+        1 + settings.networks.len() * settings.inferences
+    } + if settings.browser {
+        settings.inferences
+    } else {
+        0
+    };
+    let steps = prepared.len() * runs_per_model + 1;
     let pb = bar(steps as u64);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(machine.available_parallelism.max(2))
@@ -212,7 +289,10 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
 
     let infos: Vec<_> = prepared.iter().map(|p| p.info.clone()).collect();
     // Results so far, rewritten after every model so a long run that fails keeps what it measured.
-    let snapshot = |runs: &[Run], compute: &[run::ComputeProfile], machine: &machine::Machine| {
+    let snapshot = |runs: &[Run],
+                    compute: &[run::ComputeProfile],
+                    browser: &[browser::BrowserRun],
+                    machine: &machine::Machine| {
         Results::assemble(
             settings.clone(),
             machine.clone(),
@@ -224,18 +304,23 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
             compute.to_vec(),
             gates.clone(),
         )
+        .with_browser(browser.to_vec(), browser_setup.clone())
     };
 
-    let (runs, compute) = rt.block_on(async {
-        let server = LocalServer::start(&prepared.iter().collect::<Vec<_>>()).await?;
+    let (runs, compute, browser_runs) = rt.block_on(async {
+        let server =
+            LocalServer::start(&prepared.iter().collect::<Vec<_>>(), settings.www.clone()).await?;
         let mut runs: Vec<Run> = Vec::new();
         let mut compute = Vec::new();
+        let mut browser_runs = Vec::new();
         for p in &prepared {
-            pb.set_message(format!("{}: in-process compute profile", p.info.name));
-            let profile = run::compute_profile(p, &p.images[0])?;
-            compute.push(profile);
-            pb.inc(1);
-            for net in &settings.networks {
+            if !settings.browser_only {
+                pb.set_message(format!("{}: in-process compute profile", p.info.name));
+                let profile = run::compute_profile(p, &p.images[0])?;
+                compute.push(profile);
+                pb.inc(1);
+            }
+            for net in settings.networks.iter().filter(|_| !settings.browser_only) {
                 let mut inferences = Vec::new();
                 for i in 0..settings.inferences {
                     pb.set_message(format!(
@@ -271,14 +356,40 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
                 pb.suspend(|| println!("{line}"));
                 runs.push(r);
             }
-            snapshot(&runs, &compute, &machine).write()?;
+            if let Some(setup) = &browser_setup {
+                pb.set_message(format!("{}: starting Chromium", p.info.name));
+                // The driver is a child process; the server keeps serving on the runtime's workers.
+                let b = browser::run_model(
+                    setup,
+                    &server.url,
+                    p,
+                    settings.inferences,
+                    &settings.browser_workers,
+                    &pb,
+                )?;
+                let line = format!(
+                    "{:>12} {:>8} ReLUs  browser: offline {:7.2} s {:8.2} MB, online {:7.3} s {:7.2} MB, {} rounds; all bit-exact; wasm {:.2} M AND/s per worker, peak tab memory {:.0} MB",
+                    b.model,
+                    b.relus,
+                    b.run.offline_s,
+                    (b.run.offline_up + b.run.offline_down) / 1e6,
+                    b.run.online_s,
+                    (b.run.online_up + b.run.online_down) / 1e6,
+                    b.run.online_rounds,
+                    b.page_worker_and_per_s / 1e6,
+                    b.memory.renderer_peak_rss_bytes.unwrap_or(0.0) / 1e6,
+                );
+                pb.suspend(|| println!("{line}"));
+                browser_runs.push(b);
+            }
+            snapshot(&runs, &compute, &browser_runs, &machine).write()?;
         }
-        anyhow::Ok((runs, compute))
+        anyhow::Ok((runs, compute, browser_runs))
     })?;
     pb.finish_and_clear();
 
     machine.finish();
-    let results = snapshot(&runs, &compute, &machine);
+    let results = snapshot(&runs, &compute, &browser_runs, &machine);
     results.write()?;
     Ok(results)
 }

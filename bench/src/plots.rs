@@ -25,6 +25,12 @@ pub const FILES: [(&str, &str); 2] = [
     ),
 ];
 
+/// The browser mode's plot, written when the results have browser runs.
+pub const BROWSER_FILE: (&str, &str) = (
+    "native_vs_browser_latency.svg",
+    "online and offline latency against the ReLU count: native client vs the page in headless Chromium (both over 127.0.0.1)",
+);
+
 /// A plot that could not be drawn or written.
 #[derive(Debug, thiserror::Error)]
 #[error("plot {file}: {message}")]
@@ -287,5 +293,68 @@ pub fn write_all(r: &Results, out: &Path) -> Result<(), PlotError> {
         },
     ];
     write_panels(&out.join(FILES[1].0), &bytes, x_max)?;
+    if !r.browser.is_empty() {
+        write_browser(r, out)?;
+    }
     Ok(())
+}
+
+/// Native (loopback) vs browser latency against the ReLU count.
+fn write_browser(r: &Results, out: &Path) -> Result<(), PlotError> {
+    let x_max = r
+        .browser
+        .iter()
+        .map(|b| b.relus as f64 / 1000.0)
+        .fold(0.0f64, f64::max)
+        .max(1.0)
+        * 1.05;
+    let series = |value: Value<'_>| -> Vec<Series> {
+        let mut native: Vec<(f64, f64)> = r
+            .browser
+            .iter()
+            .filter_map(|b| {
+                r.runs
+                    .iter()
+                    .find(|n| n.model == b.model && n.network.name == "loopback")
+            })
+            .map(|n| (n.relus as f64 / 1000.0, value(n)))
+            .collect();
+        let mut browser: Vec<(f64, f64)> = r
+            .browser
+            .iter()
+            .map(|b| (b.relus as f64 / 1000.0, value(&b.run)))
+            .collect();
+        native.sort_by(|a, b| a.0.total_cmp(&b.0));
+        browser.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut out = Vec::new();
+        for (label, points, color) in [
+            ("native client (loopback)", native, COLORS[0]),
+            ("browser: page + wasm worker (Chromium)", browser, COLORS[1]),
+        ] {
+            if !points.is_empty() {
+                out.push(Series {
+                    label: label.into(),
+                    points,
+                    color,
+                    markers_only: false,
+                });
+            }
+        }
+        out
+    };
+    let panels = [
+        Panel {
+            title: "Online latency, native vs browser".into(),
+            y_desc: "seconds".into(),
+            series: series(&|run| run.online_s),
+            references: vec![],
+        },
+        Panel {
+            title: "Offline latency, native vs browser".into(),
+            y_desc: "seconds".into(),
+            series: series(&|run| run.offline_s),
+            references: vec![],
+        },
+    ];
+    write_panels(&out.join(BROWSER_FILE.0), &panels, x_max)
 }

@@ -1,6 +1,7 @@
 //! The results of a run: assembled, fitted, compared with DELPHI, and written as JSON, Markdown
 //! and SVG plots.
 
+use crate::browser::{BrowserRun, BrowserSetup, MEMORY_METHOD};
 use crate::fit::{fit_line, Fit};
 use crate::gates::GateRates;
 use crate::machine::Machine;
@@ -104,6 +105,12 @@ pub struct Results {
     pub delphi: Delphi,
     /// Ratios per run and for the fitted slopes.
     pub comparison: Vec<Comparison>,
+    /// The real page in headless Chromium, per model (`--browser`).
+    pub browser: Vec<BrowserRun>,
+    /// What the browser mode ran with.
+    pub browser_setup: Option<BrowserSetup>,
+    /// How the tab's memory was measured (browser mode).
+    pub browser_memory_method: Option<&'static str>,
 }
 
 fn ratio(delphi: f64, ours: f64) -> f64 {
@@ -271,7 +278,152 @@ impl Results {
                 source: "DELPHI (Mishra et al., USENIX Security 2020), 41-bit field, ReLU circuit of 288 AND; online time end to end at 32 threads",
             },
             comparison,
+            browser: Vec::new(),
+            browser_setup: None,
+            browser_memory_method: None,
         }
+    }
+
+    /// Adds the browser runs.
+    pub fn with_browser(mut self, runs: Vec<BrowserRun>, setup: Option<BrowserSetup>) -> Results {
+        self.browser_memory_method = setup.as_ref().map(|_| MEMORY_METHOD);
+        self.browser = runs;
+        self.browser_setup = setup;
+        self
+    }
+
+    /// The native loopback run of `model`, the browser's counterpart (same machine, no delay).
+    fn native_loopback(&self, model: &str) -> Option<&Run> {
+        self.runs
+            .iter()
+            .find(|r| r.model == model && r.network.name == "loopback")
+    }
+
+    /// Native vs browser: latency, bytes, rounds, per-layer cost, AND/s per worker, tab memory.
+    fn browser_section(&self, s: &mut String) {
+        if self.browser.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "## Browser (headless Chromium) vs native
+"
+        );
+        if let Some(b) = self.browser.first() {
+            let _ = writeln!(
+                s,
+                "The real demo page (`www/`, its Web Worker running the wasm client) in {} with {} hardware threads, \
+                 driven by `bench/browser/drive.mjs` (playwright-core over CDP) against the same in-process server over \
+                 127.0.0.1, no simulated delay; native = the native client over `loopback`. The page classified bundled \
+                 CIFAR-10 samples (clicked in the page); **every browser inference's class and ring logits were checked \
+                 bit-exact against the plaintext fixed-point engine on the same JPEG bytes.** Memory: {MEMORY_METHOD}.\n",
+                b.browser, b.hardware_concurrency
+            );
+        }
+        let _ = writeln!(
+            s,
+            "| model | ReLUs | offline s native / browser | online s native / browser | online browser ÷ native | MB ↑ native / browser | MB ↓ native / browser | rounds | online µs/ReLU browser | wasm AND/s online (page worker, GcBench) | peak tab memory MB (renderer RSS; wasm; JS heap) |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let mb = |v: Option<f64>| v.map_or("–".into(), |v| format!("{:.0}", v / 1e6));
+        for b in &self.browser {
+            let r = &b.run;
+            let n = self.native_loopback(&b.model);
+            let pair = |f: &dyn Fn(&Run) -> f64, prec: usize| {
+                format!(
+                    "{} / {:.prec$}",
+                    n.map_or("–".into(), |n| format!("{:.prec$}", f(n))),
+                    f(r)
+                )
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.2} M ({:.2} M) | {} ; {} ; {} |",
+                b.model,
+                b.relus,
+                pair(&|x| x.offline_s, 2),
+                pair(&|x| x.online_s, 3),
+                n.map_or("–".into(), |n| format!("{:.1}×", r.online_s / n.online_s.max(1e-12))),
+                pair(&|x| (x.offline_up + x.online_up) / 1e6, 1),
+                pair(&|x| (x.offline_down + x.online_down) / 1e6, 1),
+                r.online_rounds,
+                r.online_us_per_relu,
+                b.online_and_per_s / 1e6,
+                b.page_worker_and_per_s / 1e6,
+                mb(b.memory.renderer_peak_rss_bytes),
+                mb(b.memory.wasm_memory_bytes),
+                b.memory
+                    .js_heap_used_peak_bytes
+                    .map_or("–".into(), |v| format!("{:.1}", v / 1e6)),
+            );
+        }
+
+        let _ = writeln!(
+            s,
+            "\n### Garbled evaluation in wasm, AND gates/s per worker (GcBench, {} ReLUs per evaluation, W workers at once)\n",
+            self.browser.first().map_or(0, |b| b.bench_relus)
+        );
+        let _ = writeln!(
+            s,
+            "| model run | W | M AND/s per worker (mean) | each worker | M AND/s all workers |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---|---:|");
+        for b in &self.browser {
+            for w in &b.workers {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {:.2} | {} | {:.2} |",
+                    b.model,
+                    w.workers,
+                    w.and_per_s_per_worker / 1e6,
+                    w.per_worker
+                        .iter()
+                        .map(|v| format!("{:.2}", v / 1e6))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    w.and_per_s_total / 1e6
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
+            "\nNative garbled evaluation on this machine: see the garbling rates below (AES-NI, one thread).\n"
+        );
+
+        let _ = writeln!(s, "### Per ReLU layer (means)\n");
+        let _ = writeln!(
+            s,
+            "| model | layer | ReLUs | AND gates | garbled tables MB | online labels MB | online ms native | online ms browser | browser eval ms | browser eval M AND/s |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for b in &self.browser {
+            let native = self.native_loopback(&b.model);
+            for (i, l) in b.layers.iter().enumerate() {
+                let native_ms = native.and_then(|n| {
+                    let v: Vec<f64> = n
+                        .inferences
+                        .iter()
+                        .filter_map(|x| x.online_layers_s.get(i).copied())
+                        .collect();
+                    (!v.is_empty()).then(|| 1e3 * v.iter().sum::<f64>() / v.len() as f64)
+                });
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {:.2} | {:.2} | {} | {:.1} | {:.1} | {:.2} |",
+                    b.model,
+                    i + 1,
+                    l.relus,
+                    l.and_gates,
+                    l.offline_down as f64 / 1e6,
+                    l.online_down as f64 / 1e6,
+                    native_ms.map_or("–".into(), |v| format!("{v:.1}")),
+                    l.online_s * 1e3,
+                    l.eval_s * 1e3,
+                    l.eval_and_per_s / 1e6
+                );
+            }
+        }
+        let _ = writeln!(s);
     }
 
     /// Writes `results.json`, `results.md` and the plots into the output directory.
@@ -305,6 +457,18 @@ impl Results {
                 ratio(DELPHI_ONLINE_KB_PER_RELU, r.online_kb_per_relu),
                 r.online_us_per_relu,
                 ratio(DELPHI_ONLINE_US_PER_RELU, r.online_us_per_relu),
+            );
+        }
+        for b in &self.browser {
+            let _ = writeln!(
+                s,
+                "{} ({} ReLUs, browser): offline {:.2} s, online {:.3} s, {:.2} M AND/s per worker (wasm), peak tab memory {:.0} MB",
+                b.model,
+                b.relus,
+                b.run.offline_s,
+                b.run.online_s,
+                b.page_worker_and_per_s / 1e6,
+                b.memory.renderer_peak_rss_bytes.unwrap_or(0.0) / 1e6,
             );
         }
         s
@@ -400,6 +564,7 @@ impl Results {
         );
 
         self.headline_table(&mut s);
+        self.browser_section(&mut s);
 
         let _ = writeln!(s, "## Models\n");
         let _ = writeln!(
@@ -613,7 +778,8 @@ impl Results {
         }
 
         let _ = writeln!(s, "\n## Plots\n");
-        for (file, what) in crate::plots::FILES {
+        let browser_plot = (!self.browser.is_empty()).then_some(crate::plots::BROWSER_FILE);
+        for (file, what) in crate::plots::FILES.into_iter().chain(browser_plot) {
             let _ = writeln!(s, "- [{file}]({file}): {what}\n\n  ![{what}]({file})");
         }
         s
@@ -700,6 +866,10 @@ mod tests {
             gate_relus: 1,
             seed: 1,
             command: "test".into(),
+            browser: false,
+            browser_only: false,
+            www: std::env::temp_dir(),
+            browser_workers: vec![1],
         };
         let gates = GateRates {
             k: 32,

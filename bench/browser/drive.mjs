@@ -1,0 +1,227 @@
+// Browser mode of the benchmark harness: drives the REAL demo page (www/) in headless Debian
+// Chromium through npm playwright-core (from tests/node_modules; no downloads) and reports, as JSON
+// lines on stdout, what the harness measures natively. Spawned by `cryptonas-bench --browser`:
+//
+//   node bench/browser/drive.mjs '<config JSON>'
+//
+// config: { url, model, samples: [name, ...] (files www/samples/<name>.jpg, clicked in the page),
+//           n, chromium, workers: [1, 2, ...], benchRelus, k, timeoutMs }
+// Lines: {type:"ready", browser, hardwareConcurrency, crossOriginIsolated}
+//        {type:"progress", index, phase, event, stage, fraction}
+//        {type:"inference", index, sample, outcome, traffic, plan, timing, layerEval, layerWallMs, ...}
+//        {type:"done", bench, memory}    or    {type:"error", message}
+// Each run starts its own Chromium (fresh profile), so the renderer's peak memory is this model's.
+// Diagnostics go to stderr. Exit code 0 only after "done".
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+// playwright-core lives in tests/node_modules (scripts/setup.sh installs it there).
+const modules = process.env.CRYPTONAS_NODE_MODULES || join(root, 'tests', 'node_modules');
+const { chromium } = createRequire(join(modules, '..', 'package.json'))('playwright-core');
+
+const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
+  '--enable-blink-features=ForceEagerMeasureMemory'];
+
+const emit = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+let child = null;
+let userDataDir = null;
+
+function killChromium() {
+  if (child && child.exitCode === null && child.signalCode === null) {
+    try { process.kill(-child.pid, 'SIGKILL'); } catch (_) { try { child.kill('SIGKILL'); } catch (_) { /* gone */ } }
+  }
+  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+}
+
+async function startChromium(bin) {
+  userDataDir = mkdtempSync(join(tmpdir(), 'cryptonas-bench-chromium-'));
+  child = spawn(bin, [...CHROMIUM_ARGS, `--user-data-dir=${userDataDir}`, '--remote-debugging-port=0',
+    'about:blank'], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+  const ws = await new Promise((res, rej) => {
+    let buf = '';
+    const t = setTimeout(() => rej(new Error(`chromium did not start in 60 s:\n${buf}`)), 60000);
+    child.stderr.on('data', (d) => {
+      buf += String(d);
+      const m = buf.match(/DevTools listening on (ws:\/\/\S+)/);
+      if (m) { clearTimeout(t); res(m[1]); }
+    });
+    child.once('error', (e) => { clearTimeout(t); rej(new Error(`cannot run ${bin}: ${e.message}`)); });
+    child.once('exit', (c) => { clearTimeout(t); rej(new Error(`chromium exited (${c}):\n${buf}`)); });
+  });
+  return chromium.connectOverCDP(ws);
+}
+
+/// Peak resident memory (VmHWM) of this browser's renderer processes: the page and its dedicated
+/// workers share one renderer process.
+function rendererPeakRss() {
+  let peak = 0;
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (!cmd.includes('--type=renderer') || !cmd.includes(userDataDir)) continue;
+      const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmHWM:\s+(\d+) kB/);
+      if (m) peak = Math.max(peak, Number(m[1]) * 1024);
+    } catch (_) { /* process gone */ }
+  }
+  return peak || null;
+}
+
+async function main() {
+  const cfg = JSON.parse(process.argv[2] || '{}');
+  for (const k of ['url', 'model', 'samples', 'n']) {
+    if (cfg[k] == null) throw new Error(`config is missing "${k}"`);
+  }
+  const timeoutMs = cfg.timeoutMs || 600000;
+  const browser = await startChromium(cfg.chromium || '/usr/bin/chromium');
+  const context = browser.contexts()[0] || await browser.newContext();
+  const page = await context.newPage();
+  const pageErrors = [];
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  page.on('console', (m) => { if (m.type() === 'error') process.stderr.write(`page console: ${m.text()}\n`); });
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Performance.enable');
+  let jsHeapPeak = 0;
+  const sampleHeap = async () => {
+    try {
+      const { metrics } = await cdp.send('Performance.getMetrics');
+      const m = metrics.find((x) => x.name === 'JSHeapUsedSize');
+      if (m) jsHeapPeak = Math.max(jsHeapPeak, m.value);
+    } catch (_) { /* page busy or gone */ }
+  };
+
+  await page.goto(`${cfg.url}/`);
+  await page.waitForSelector('#model:not([disabled])', { timeout: 60000 });
+  const info = await page.evaluate(() => ({
+    crossOriginIsolated: self.crossOriginIsolated,
+    hardwareConcurrency: navigator.hardwareConcurrency,
+    models: window.__demo.models.map((m) => m.name),
+  }));
+  if (!info.models.includes(cfg.model)) {
+    throw new Error(`the page does not list model "${cfg.model}" (it lists ${info.models.join(', ')})`);
+  }
+  await page.selectOption('#model', cfg.model);
+  emit({ type: 'ready', browser: browser.version(), ...info });
+
+  // Every progress message of the page's worker, timestamped, next to the page's own handler.
+  await page.evaluate(() => {
+    window.__benchEvents = [];
+    window.__demo.worker.addEventListener('message', (e) => {
+      const d = e.data;
+      if (d && d.type === 'progress') {
+        window.__benchEvents.push({ phase: d.phase, event: d.event, stage: d.stage ?? null,
+          fraction: d.fraction, elapsedMs: d.elapsedMs ?? null });
+      }
+    });
+  });
+
+  let wasmMemory = 0;
+  for (let i = 0; i < cfg.n; i++) {
+    const sample = cfg.samples[i % cfg.samples.length];
+    await page.evaluate(() => { window.__demo.lastRun = null; window.__benchEvents = []; document.getElementById('reveal').checked = false; });
+    await page.click(`.sample[data-sample="${sample}"]`);
+    await page.waitForFunction((n) => window.__demo.image && window.__demo.image.name.includes(`(${n})`), sample);
+    await page.waitForSelector('#classify:not([disabled])', { timeout: 30000 });
+    await page.click('#classify');
+    const t0 = Date.now();
+    let seen = 0;
+    for (;;) {
+      const s = await page.evaluate((from) => ({
+        done: window.__demo.lastRun !== null && window.__demo.lastRun !== undefined,
+        banner: document.getElementById('banner').hidden ? '' : document.getElementById('banner').textContent,
+        events: window.__benchEvents.slice(from),
+      }), seen);
+      seen += s.events.length;
+      const last = s.events[s.events.length - 1];
+      if (last) emit({ type: 'progress', index: i, phase: last.phase, event: last.event, stage: last.stage, fraction: last.fraction });
+      await sampleHeap();
+      if (s.banner) throw new Error(`the page reports: ${s.banner.trim()}`);
+      if (s.done) break;
+      if (Date.now() - t0 > timeoutMs) throw new Error(`inference ${i + 1} did not finish in ${timeoutMs / 1000} s`);
+      await sleep(250);
+    }
+    const run = await page.evaluate(() => window.__demo.lastRun);
+    const events = await page.evaluate(() => window.__benchEvents);
+    // Online wall time per ReLU layer: from the previous online step (masked input or shares sent)
+    // to this layer's labels evaluated and the next shares sent — the native client's definition.
+    const layerWallMs = [];
+    let prev = run.timing.offlineMs;
+    for (const e of events) {
+      if (e.event === 'labels' && e.elapsedMs != null) { layerWallMs.push({ stage: e.stage, ms: e.elapsedMs - prev }); }
+      if (e.phase !== 'offline' && e.elapsedMs != null) prev = e.elapsedMs;
+    }
+    wasmMemory = Math.max(wasmMemory, run.wasmMemoryBytes || 0);
+    emit({
+      type: 'inference', index: i, sample, wallMs: Date.now() - t0,
+      outcome: run.outcome, traffic: run.traffic, plan: run.plan, timing: run.timing,
+      layerEval: run.layerEval, layerWallMs, andPerSecOnline: run.andPerSecOnline,
+      wasmMemoryBytes: run.wasmMemoryBytes,
+    });
+  }
+
+  // Memory first (the benchmark workers below would add their own).
+  const rendererPeak = rendererPeakRss();
+  await sampleHeap();
+  const uaMemory = await page.evaluate(async () => {
+    if (!performance.measureUserAgentSpecificMemory) return null;
+    const m = await Promise.race([performance.measureUserAgentSpecificMemory(),
+      new Promise((r) => setTimeout(() => r(null), 20000))]);
+    return m && m.bytes;
+  });
+
+  // Garbled-evaluation speed: the page's own worker (its benchmark button), then W fresh workers
+  // evaluating at the same time (AND gates/s per worker).
+  await page.click('#bench');
+  await page.waitForFunction(() => window.__demo.lastBench, null, { timeout: 300000 });
+  const pageBench = await page.evaluate(() => window.__demo.lastBench);
+  const parallel = [];
+  for (const w of cfg.workers || [1]) {
+    const r = await page.evaluate(async ({ w, relus, k }) => {
+      const workers = Array.from({ length: w }, () => new Worker('worker.js', { type: 'module' }));
+      const ask = (wk, msg) => new Promise((res, rej) => {
+        wk.addEventListener('message', (e) => {
+          if (e.data.id !== msg.id) return;
+          if (e.data.type === 'error') rej(new Error(e.data.message)); else res(e.data);
+        });
+        wk.addEventListener('error', (e) => rej(new Error(e.message || 'worker failed')));
+        wk.postMessage(msg);
+      });
+      try {
+        await Promise.all(workers.map((wk) => ask(wk, { type: 'ping', id: 1 }))); // load wasm, warm up
+        const t = performance.now();
+        const rs = await Promise.all(workers.map((wk) => ask(wk, { type: 'bench', id: 2, relus, k, reps: 3 })));
+        return { workers: w, wallS: (performance.now() - t) / 1e3, perWorker: rs.map((x) => x.andPerSec),
+          andGates: rs.reduce((a, x) => a + x.andGates, 0) };
+      } finally {
+        workers.forEach((wk) => wk.terminate());
+      }
+    }, { w, relus: cfg.benchRelus || 4096, k: cfg.k || 32 });
+    parallel.push(r);
+  }
+  if (pageErrors.length) throw new Error(`uncaught page errors: ${pageErrors.join(' | ')}`);
+  emit({
+    type: 'done',
+    bench: { pageWorker: pageBench, parallel },
+    memory: { rendererPeakRssBytes: rendererPeak, jsHeapUsedPeakBytes: jsHeapPeak || null,
+      wasmMemoryBytes: wasmMemory || null, uaSpecificBytes: uaMemory },
+  });
+  await browser.close().catch(() => {});
+}
+
+try {
+  await main();
+  killChromium();
+  process.exit(0);
+} catch (e) {
+  emit({ type: 'error', message: String((e && e.stack) || e) });
+  killChromium();
+  process.exit(1);
+}
