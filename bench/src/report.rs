@@ -322,7 +322,7 @@ impl Results {
         }
         let _ = writeln!(
             s,
-            "| model | ReLUs | offline s native / browser | online s native / browser | online browser ÷ native | MB ↑ native / browser | MB ↓ native / browser | rounds | online µs/ReLU browser | wasm AND/s online (page worker, GcBench) | peak tab memory MB (renderer RSS; wasm; JS heap) |"
+            "| model | ReLUs | offline s native / browser | online s native / browser | online browser ÷ native | MB ↑ native / browser | MB ↓ native / browser | rounds | online µs/ReLU browser | wasm AND/s: online evaluation (GcBench in the page's worker) | peak tab memory MB (renderer RSS; wasm; JS heap) |"
         );
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         let mb = |v: Option<f64>| v.map_or("–".into(), |v| format!("{:.0}", v / 1e6));
