@@ -835,7 +835,21 @@ fn read_lines(
                 }
                 return Ok((ready, infs, d));
             }
-            Line::Error { message } => return Err(driver_err(message)),
+            Line::Error { message } => {
+                // A page that cannot parse the server's frames runs an older wasm client.
+                let stale = ["malformed", "unexpected message", "version"]
+                    .iter()
+                    .any(|w| message.contains(w));
+                let hint = if stale {
+                    format!(
+                        "\n(the wasm client in {} may be older than the server's protocol: rerun scripts/build-wasm.sh, or pass --www with a freshly built copy)",
+                        setup.www.join("pkg").display()
+                    )
+                } else {
+                    String::new()
+                };
+                return Err(driver_err(format!("{message}{hint}")));
+            }
         }
     }
     Err(driver_err("the driver ended without a result".into()))
