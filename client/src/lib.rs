@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
-/// Largest server frame the client accepts (a whole garbled layer travels in one frame).
-pub const MAX_FRAME_BYTES: usize = 1 << 30;
+/// Largest server frame the client accepts: garbled layers are streamed in chunks of
+/// [`cryptonas_protocol::GARBLE_CHUNK`] ReLUs (≈ 6 MB); HE responses are smaller still.
+pub const MAX_FRAME_BYTES: usize = 64 << 20;
 
 pub use cryptonas_protocol::Outcome;
 
@@ -139,6 +140,15 @@ pub async fn classify(
                 layers.push(t.elapsed().as_secs_f64());
             }
         }
+        let step = step.and_then(|step| match step {
+            Step::Continue(mut out) => {
+                while let Some(f) = session.poll_frame()? {
+                    out.push(f);
+                }
+                Ok(Step::Continue(out))
+            }
+            finished => Ok(finished),
+        });
         match step {
             Ok(Step::Continue(out)) => outgoing = out,
             Ok(Step::Finished(out)) => {

@@ -459,6 +459,7 @@ impl<'c> Garbler<'c> {
             decoding,
             encoder: Encoder {
                 delta,
+                instances: n,
                 garbler_inputs: g,
                 evaluator_inputs: e,
                 garbler_zero,

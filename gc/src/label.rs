@@ -361,6 +361,7 @@ impl fmt::Debug for OutputLabels {
 /// input wire of a batch (instance-major). Garbler-private constants need no encoding.
 pub struct Encoder {
     pub(crate) delta: Delta,
+    pub(crate) instances: usize,
     pub(crate) garbler_inputs: usize,
     pub(crate) evaluator_inputs: usize,
     pub(crate) garbler_zero: Vec<Block>,
@@ -418,6 +419,10 @@ impl Encoder {
     pub fn delta(&self) -> &Delta {
         &self.delta
     }
+    /// Circuit instances this encoder covers.
+    pub fn instances(&self) -> usize {
+        self.instances
+    }
     /// Active labels of the garbler's inputs (`bits` instance-major): what it sends online.
     pub fn encode_garbler(&self, bits: &[bool]) -> Result<ActiveLabels, GarbleError> {
         encode(
@@ -438,6 +443,13 @@ impl Encoder {
             &self.delta,
             bits,
         )
+    }
+    /// Wipes and frees the evaluator's zero-labels: once the tables are sent the garbler only
+    /// encodes its own inputs, so a server streaming many layers keeps half the label memory.
+    /// [`Encoder::encode_evaluator`] fails afterwards.
+    pub fn forget_evaluator_labels(&mut self) {
+        bytemuck::cast_slice_mut::<Block, u8>(&mut self.evaluator_zero).zeroize();
+        self.evaluator_zero = Vec::new();
     }
     /// Zero-labels of the evaluator's input wires (the OT sender's messages are z and z ⊕ Δ).
     pub fn evaluator_zero_labels(&self) -> &[Block] {

@@ -107,6 +107,13 @@ struct Ctx {
     shares: Vec<Vec<u64>>,
 }
 
+/// One streamed chunk of a garbled layer: ReLUs `first .. first + tables.instances()`.
+struct GarbledChunk {
+    first: usize,
+    tables: GarbledTables,
+    decoding: DecodingBits,
+}
+
 enum State {
     Plan,
     HeResponses {
@@ -124,12 +131,15 @@ enum State {
     Garbled {
         ctx: Box<Ctx>,
         labels: Vec<Block>,
-        garbled: Vec<Option<(GarbledTables, DecodingBits)>>,
+        garbled: Vec<Vec<GarbledChunk>>,
+        /// The ReLU layer being received and how many of its ReLUs have arrived.
+        stage: usize,
+        received: usize,
     },
     Labels {
         ctx: Box<Ctx>,
         labels: Vec<Block>,
-        garbled: Vec<Option<(GarbledTables, DecodingBits)>>,
+        garbled: Vec<Vec<GarbledChunk>>,
         next: usize,
     },
     Done,
@@ -385,56 +395,90 @@ impl ClientSession {
             (State::OtChallenge { ctx, receiver }, Msg::ServerOtChallenge(bytes)) => {
                 let challenge = CheckChallenge::from_bytes(&bytes).map_err(ot_err)?;
                 let (response, labels, _receiver) = receiver.receive_challenge(challenge);
-                let garbled = Vec::with_capacity(ctx.plan.stages.len());
-                (
+                let labels = labels.labels().to_vec();
+                let mut out = vec![Msg::ClientOtResponse(response.to_bytes())];
+                let garbled = ctx.plan.stages.iter().map(|_| Vec::new()).collect();
+                let next = if ctx.plan.stages[0].relu {
                     State::Garbled {
                         ctx,
-                        labels: labels.labels().to_vec(),
+                        labels,
                         garbled,
-                    },
-                    vec![Msg::ClientOtResponse(response.to_bytes())],
-                )
+                        stage: 0,
+                        received: 0,
+                    }
+                } else {
+                    // No ReLU layer: nothing to garble, straight online.
+                    out.push(self.go_online(&ctx));
+                    State::Labels {
+                        ctx,
+                        labels,
+                        garbled,
+                        next: 0,
+                    }
+                };
+                (next, out)
             }
             (
                 State::Garbled {
                     ctx,
                     labels,
                     mut garbled,
+                    stage: i,
+                    received,
                 },
                 Msg::ServerGarbled {
                     stage,
+                    first,
+                    count,
                     tables,
                     decoding,
                 },
             ) => {
-                // Garbled layers arrive in stage order; the logits stage has none.
-                let i = garbled.len();
+                // Chunks arrive in order: stage by stage, each layer front to back.
                 let (Some(circuit), true) = (&ctx.circuits[i], stage as usize == i) else {
                     return Err(ProtocolError::Unexpected {
                         got: "ServerGarbled for another stage",
                         state: state_name,
                     });
                 };
-                let n = ctx.plan.stages[i].len;
-                let tables = GarbledTables::from_bytes(circuit.circuit(), n, &tables)
+                let (first, count) = (first as usize, count as usize);
+                let len = ctx.plan.stages[i].len;
+                if first != received || count == 0 || count > len - received {
+                    return Err(ProtocolError::Malformed {
+                        what: "ServerGarbled",
+                        reason: format!(
+                            "chunk {first}..{} of a {len}-ReLU layer, expected one starting at {received}",
+                            first.saturating_add(count)
+                        ),
+                    });
+                }
+                let tables = GarbledTables::from_bytes(circuit.circuit(), count, &tables)
                     .map_err(gc_err("tables"))?;
-                let decoding = DecodingBits::from_bytes(circuit.circuit(), n, &decoding)
+                let decoding = DecodingBits::from_bytes(circuit.circuit(), count, &decoding)
                     .map_err(gc_err("decoding bits"))?;
-                garbled.push(Some((tables, decoding)));
-                if garbled.len() + 1 < ctx.plan.stages.len() {
+                garbled[i].push(GarbledChunk {
+                    first,
+                    tables,
+                    decoding,
+                });
+                let (stage, received) = if received + count == len {
+                    (i + 1, 0)
+                } else {
+                    (i, received + count)
+                };
+                if ctx.plan.stages[stage].relu {
                     (
                         State::Garbled {
                             ctx,
                             labels,
                             garbled,
+                            stage,
+                            received,
                         },
                         vec![],
                     )
                 } else {
-                    garbled.push(None);
-                    let masked = ring::sub(&ctx.input, &ctx.mask_image, ctx.plan.k);
-                    let input = Msg::ClientInput(ring::pack(&masked, ctx.plan.k));
-                    self.phase = Phase::Online;
+                    let input = self.go_online(&ctx);
                     (
                         State::Labels {
                             ctx,
@@ -466,19 +510,31 @@ impl ClientSession {
                 let n = plan.stages[next].len;
                 let offset: usize = plan.stages[..next].iter().map(|s| s.len).sum();
                 let server = ActiveLabels::from_bytes(k, n, &body).map_err(gc_err("labels"))?;
-                let mine = ActiveLabels::new(k, labels[offset * k..(offset + n) * k].to_vec())
-                    .map_err(gc_err("OT labels"))?;
-                let (tables, decoding) = garbled[next].take().ok_or(ProtocolError::Closed)?;
-                let domain = TweakDomain {
-                    session_id: ctx.session_id,
-                    first_instance: offset as u32,
-                };
-                let out = Evaluator::new(circuit.circuit(), domain)
-                    .evaluate(&tables, &server, &mine)
-                    .map_err(gc_err("evaluation"))?;
-                let o = circuit
-                    .decode(&out, &decoding)
-                    .map_err(gc_err("decoding"))?;
+                let mut o = Vec::with_capacity(n);
+                // Material used once: each chunk's tables are dropped after evaluation.
+                for chunk in std::mem::take(&mut garbled[next]) {
+                    let count = chunk.tables.instances();
+                    let at = offset + chunk.first;
+                    let slice = |blocks: &[Block], from: usize| {
+                        blocks[from * k..(from + count) * k].to_vec()
+                    };
+                    let theirs = ActiveLabels::new(k, slice(server.blocks(), chunk.first))
+                        .map_err(gc_err("labels"))?;
+                    let mine =
+                        ActiveLabels::new(k, slice(&labels, at)).map_err(gc_err("OT labels"))?;
+                    let domain = TweakDomain {
+                        session_id: ctx.session_id,
+                        first_instance: at as u32,
+                    };
+                    let out = Evaluator::new(circuit.circuit(), domain)
+                        .evaluate(&chunk.tables, &theirs, &mine)
+                        .map_err(gc_err("evaluation"))?;
+                    o.extend(
+                        circuit
+                            .decode(&out, &chunk.decoding)
+                            .map_err(gc_err("decoding"))?,
+                    );
+                }
                 if let Some(r) = self.record.as_mut() {
                     r.relu_shares.push(o.clone());
                 }
@@ -541,6 +597,13 @@ impl ClientSession {
         };
         self.state = next;
         Ok(Step::Continue(out.iter().map(Msg::encode).collect()))
+    }
+
+    /// Enters the online phase: the masked image x − r.
+    fn go_online(&mut self, ctx: &Ctx) -> Msg {
+        let masked = ring::sub(&ctx.input, &ctx.mask_image, ctx.plan.k);
+        self.phase = Phase::Online;
+        Msg::ClientInput(ring::pack(&masked, ctx.plan.k))
     }
 
     fn state_name(&self) -> &'static str {

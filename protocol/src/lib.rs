@@ -12,7 +12,8 @@
 //! ClientOtSetup ─▶ ◀─ ServerOtChoices                (Chou–Orlandi base OTs)
 //! ClientOtExtend ─▶ ◀─ ServerOtChallenge             (KOS correlated OT on the client's share bits,
 //! ClientOtResponse ─▶                                 Δ = the garbling Δ)
-//!             ◀──────────────────────────────────── ServerGarbled × ReLU layers
+//!             ◀──────────────────────────────────── ServerGarbled × chunks of every ReLU layer
+//!                                                     (streamed: garbled as the socket drains)
 //! ─────────────────────────── online ────────────────────────────────────────
 //! ClientInput (x − r) ───────────────────────────▶
 //!             ◀──────────────────────────────────── ServerLabels (stage 0)
@@ -35,6 +36,6 @@ pub use client::{ClientInput, ClientSession, LayerCost, Outcome, Phase, Traffic}
 pub use local::{run_local, LocalTraffic};
 pub use msgs::{Msg, PROTOCOL_VERSION};
 pub use plan::{ModelLoadError, Plan, PlanStage, ServerModel};
-pub use server::ServerSession;
+pub use server::{ServerSession, GARBLE_CHUNK};
 pub use session::{FrameSession, ProtocolError, Step};
 pub use verify::{verify_local, Divergence, VerifyReport};

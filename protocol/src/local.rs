@@ -34,13 +34,23 @@ pub fn run_local(
                 Step::Continue(out) | Step::Finished(out) => down.extend(out),
             }
         }
-        let Some(f) = down.pop_front() else {
+        // Streamed server output is pulled one frame at a time, as a socket would.
+        let next = match down.pop_front() {
+            Some(f) => Some(f),
+            None => server.poll_frame().map_err(|e| ("server", e))?,
+        };
+        let Some(f) = next else {
             return Err(("client", ProtocolError::Closed));
         };
         traffic.frames_down += 1;
         traffic.bytes_down += f.len() as u64;
         match client.handle(&f).map_err(|e| ("client", e))? {
-            Step::Continue(out) => up.extend(out),
+            Step::Continue(out) => {
+                up.extend(out);
+                while let Some(f) = client.poll_frame().map_err(|e| ("client", e))? {
+                    up.push_back(f);
+                }
+            }
             Step::Finished(out) => {
                 up.extend(out);
                 return Ok(traffic);

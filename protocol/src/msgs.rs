@@ -49,10 +49,16 @@ pub enum Msg {
     ServerOtChallenge(Vec<u8>),
     /// Client → server: the KOS check response.
     ClientOtResponse(Vec<u8>),
-    /// Server → client: one ReLU layer's garbled tables and output-decoding bits.
+    /// Server → client: garbled tables and output-decoding bits of ReLUs `first .. first + count`
+    /// of one layer. Layers are streamed in chunks so neither side materialises a whole layer's
+    /// tables in one buffer, and so a browser can hand chunks to separate workers.
     ServerGarbled {
         /// Stage index.
         stage: u32,
+        /// First ReLU of the chunk within its layer.
+        first: u32,
+        /// ReLUs in the chunk.
+        count: u32,
         /// Raw tables.
         tables: Vec<u8>,
         /// Packed decoding bits.
@@ -214,10 +220,14 @@ impl Msg {
             Msg::ClientOtResponse(b) => framed(tag::CLIENT_OT_RESPONSE, &[], &[b]),
             Msg::ServerGarbled {
                 stage,
+                first,
+                count,
                 tables,
                 decoding,
             } => {
                 let mut h = s(stage).to_vec();
+                h.extend_from_slice(&first.to_le_bytes());
+                h.extend_from_slice(&count.to_le_bytes());
                 h.extend_from_slice(&(tables.len() as u64).to_le_bytes());
                 framed(tag::SERVER_GARBLED, &h, &[tables, decoding])
             }
@@ -275,6 +285,8 @@ impl Msg {
             tag::SERVER_GARBLED => {
                 let mut r = r("ServerGarbled");
                 let stage = r.u32()?;
+                let first = r.u32()?;
+                let count = r.u32()?;
                 let n = r.u64()?;
                 let n = usize::try_from(n)
                     .ok()
@@ -288,6 +300,8 @@ impl Msg {
                 let tables = r.take(n)?.to_vec();
                 Msg::ServerGarbled {
                     stage,
+                    first,
+                    count,
                     tables,
                     decoding: r.rest(),
                 }
@@ -343,6 +357,8 @@ mod tests {
             Msg::ClientOtResponse(vec![9; 7]),
             Msg::ServerGarbled {
                 stage: 2,
+                first: 64,
+                count: 1,
                 tables: vec![1; 32],
                 decoding: vec![2; 3],
             },
@@ -375,15 +391,17 @@ mod tests {
         assert!(Msg::decode(&[tag::CLIENT_HELLO, 1, 0, 0]).is_err());
         let g = Msg::ServerGarbled {
             stage: 2,
+            first: 64,
+            count: 1,
             tables: vec![1; 32],
             decoding: vec![2; 3],
         }
         .encode();
-        for cut in 0..13 {
+        for cut in 0..21 {
             assert!(Msg::decode(&g[..cut]).is_err(), "cut at {cut}");
         }
         let mut lying = g.clone();
-        lying[5..13].copy_from_slice(&u64::MAX.to_le_bytes());
+        lying[13..21].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(Msg::decode(&lying).is_err());
         // Every prefix of every message decodes to an error or a message, never a panic.
         for m in all() {

@@ -273,4 +273,38 @@ impl ServerModel {
     pub fn description(&self) -> &str {
         &self.description
     }
+
+    /// Upper estimate of the memory one server session of this model holds at its peak, in bytes,
+    /// for admission control. Held between messages: HE shares and the masked tensors (8 B per
+    /// element each), the client's OT zero-labels and the garbler's input labels (16·k B per ReLU
+    /// each), the re-masks. On top, the largest transient of one step: a streamed chunk of tables
+    /// (built, then copied into its frame), the KOS matrix (16·k B per ReLU, received and
+    /// transposed), or an HE stage (its input and output ciphertexts, three copies each: as
+    /// received, in NTT form, and while being multiplied or flooded).
+    pub fn session_memory_bytes(&self) -> u64 {
+        let k = u64::from(self.plan.k);
+        let relus = self.plan.relu_count() as u64;
+        let elements: u64 = self.plan.stages.iter().map(|s| s.len as u64).sum::<u64>()
+            + self.plan.input_len() as u64;
+        let held = 2 * 8 * elements + 2 * 16 * k * relus + 8 * relus;
+        let chunk = self
+            .circuits
+            .iter()
+            .flatten()
+            .map(|c| 2 * (crate::GARBLE_CHUNK * c.circuit().table_bytes()) as u64)
+            .max()
+            .unwrap_or(0);
+        let kos = 2 * 16 * k * relus;
+        let ciphertext = (2 * self.he_params.degree() * self.he_params.moduli().len() * 8) as u64;
+        let he = self
+            .he_stages
+            .iter()
+            .map(|st| {
+                let p = st.plan();
+                3 * ciphertext * (p.input_ciphertexts() + p.output_ciphertexts()) as u64
+            })
+            .max()
+            .unwrap_or(0);
+        held + chunk.max(kos).max(he)
+    }
 }

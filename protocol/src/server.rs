@@ -1,7 +1,10 @@
 //! The server's half of one inference, as a sans-IO state machine.
 //!
 //! Offline: HE responses per stage (keeping s_i), the KOS correlated OT on the client's share bits
-//! with the garbling Δ, then one garbled batch per ReLU layer with fresh re-masks m_i.
+//! with the garbling Δ, then the ReLU layers garbled with fresh re-masks m_i and streamed in chunks
+//! of [`GARBLE_CHUNK`] ReLUs through [`FrameSession::poll_frame`]: a chunk is garbled only when the
+//! transport has sent the previous one, so the server never holds a layer's tables, only the
+//! garbler's input labels it needs online.
 //! Online: per stage, its share a_i = Σ W·(src − r) + bias + s_i (the client sent the masked sources);
 //! for a ReLU layer it sends the labels of a_i (rounding term added), for the logits it sends a_i.
 
@@ -35,16 +38,36 @@ enum State {
         sender: kos::Sender<kos::state::Checking>,
         shares: Vec<Vec<u64>>,
     },
+    Garbling(Box<Garbling>),
     Input(Box<Online>),
     Masked(Box<Online>),
     Closed,
 }
 
-/// What the online phase needs: HE shares s_i, the encoders and re-masks of every ReLU layer, and
-/// the masked shared tensors received so far (x − r, then y_j − r_j).
+/// ReLUs per streamed `ServerGarbled` frame: ≈ 6 MB of tables at k = 32, a few milliseconds of
+/// garbling; a multiple of the garbling batch width so chunks never split a batch.
+pub const GARBLE_CHUNK: usize = 2048;
+const _: () = assert!(GARBLE_CHUNK.is_multiple_of(cryptonas_gc::CHUNK));
+
+/// The offline garbling in progress: Δ, the client's input zero-labels from the OT, and where the
+/// next chunk starts.
+struct Garbling {
+    delta: Delta,
+    zero: Vec<Block>,
+    online: Online,
+    /// Next stage to garble (ReLU stages only; the logits stage ends the loop).
+    stage: usize,
+    /// Next ReLU within `stage`.
+    first: usize,
+    /// ReLUs of the stages before `stage`.
+    offset: usize,
+}
+
+/// What the online phase needs: HE shares s_i, the encoders (one per streamed chunk) and re-masks
+/// of every ReLU layer, and the masked shared tensors received so far (x − r, then y_j − r_j).
 struct Online {
     shares: Vec<Vec<u64>>,
-    encoders: Vec<Option<Encoder>>,
+    encoders: Vec<Vec<Encoder>>,
     remasks: Vec<Vec<u64>>,
     masked_image: Vec<u64>,
     masked_relu: Vec<Vec<u64>>,
@@ -101,6 +124,7 @@ impl ServerSession {
             State::OtSetup { .. } => "waiting for ClientOtSetup",
             State::OtExtend { .. } => "waiting for ClientOtExtend",
             State::OtCheck { .. } => "waiting for ClientOtResponse",
+            State::Garbling(_) => "sending the garbled layers",
             State::Input(_) => "waiting for ClientInput",
             State::Masked(_) => "waiting for ClientMasked",
             State::Closed => "closed",
@@ -204,8 +228,26 @@ impl ServerSession {
                     .map_err(|e| ProtocolError::Check(e.to_string()))?;
                 let delta = Delta::new(cot.delta());
                 let zero = cot.into_zero_labels();
-                let (online, frames) = self.garble_all(delta, &zero, shares)?;
-                (State::Input(Box::new(online)), frames)
+                let garbling = Garbling {
+                    delta,
+                    zero,
+                    online: Online {
+                        shares,
+                        encoders: plan.stages.iter().map(|_| Vec::new()).collect(),
+                        remasks: Vec::new(),
+                        masked_image: Vec::new(),
+                        masked_relu: Vec::new(),
+                    },
+                    stage: 0,
+                    first: 0,
+                    offset: 0,
+                };
+                if model.circuits[0].is_some() {
+                    // The garbled layers follow through `poll_frame`.
+                    (State::Garbling(Box::new(garbling)), vec![])
+                } else {
+                    (State::Input(Box::new(garbling.online)), vec![])
+                }
             }
             (State::Input(mut online), Msg::ClientInput(bytes)) => {
                 online.masked_image = ring::unpack(&bytes, plan.input_len(), k, "ClientInput")?;
@@ -242,57 +284,56 @@ impl ServerSession {
         Ok(Step::Continue(out.iter().map(Msg::encode).collect()))
     }
 
-    /// Garbles every ReLU layer with Δ and the client's input zero-labels from the OT.
-    fn garble_all(
-        &mut self,
-        delta: Delta,
-        zero: &[Block],
-        shares: Vec<Vec<u64>>,
-    ) -> Result<(Online, Vec<Msg>), ProtocolError> {
+    /// Garbles the next chunk of the current ReLU layer with Δ and the client's input zero-labels
+    /// from the OT (a fresh re-mask for the layer when it starts).
+    fn garble_next(&mut self, g: &mut Garbling) -> Result<Msg, ProtocolError> {
         let model = self.model.clone();
-        let k = model.plan.k as usize;
-        let mut offset = 0usize;
-        let mut encoders = Vec::new();
-        let mut remasks = Vec::new();
-        let mut frames = Vec::new();
-        for (i, st) in model.plan.stages.iter().enumerate() {
-            let Some(circuit) = &model.circuits[i] else {
-                encoders.push(None);
-                continue;
-            };
-            let m = ring::random(&mut self.rng, st.len, model.plan.k);
-            let domain = TweakDomain {
-                session_id: self.session_id,
-                first_instance: u32::try_from(offset).map_err(|_| ProtocolError::WrongSize {
-                    what: "ReLUs per inference",
-                    expected: u32::MAX as usize,
-                    got: offset,
-                })?,
-            };
-            let labels = &zero[offset * k..(offset + st.len) * k];
-            let garbled = circuit
-                .garble(delta.clone(), domain, &m, Some(labels), &mut self.rng)
-                .map_err(|e| ProtocolError::Check(format!("garbling: {e}")))?;
-            frames.push(Msg::ServerGarbled {
-                stage: i as u32,
-                tables: garbled.tables.as_bytes().to_vec(),
-                decoding: garbled.decoding.as_bytes().to_vec(),
-            });
-            encoders.push(Some(garbled.encoder));
+        let plan = &model.plan;
+        let k = plan.k as usize;
+        let i = g.stage;
+        let (Some(circuit), st) = (&model.circuits[i], &plan.stages[i]) else {
+            return Err(ProtocolError::Closed);
+        };
+        if g.first == 0 {
+            let m = ring::random(&mut self.rng, st.len, plan.k);
             if let Some(r) = self.record.as_mut() {
                 r.remasks.push(m.clone());
             }
-            remasks.push(m);
-            offset += st.len;
+            g.online.remasks.push(m);
         }
-        let online = Online {
-            shares,
-            encoders,
-            remasks,
-            masked_image: Vec::new(),
-            masked_relu: Vec::new(),
+        let count = GARBLE_CHUNK.min(st.len - g.first);
+        let at = g.offset + g.first;
+        let too_many = |got| ProtocolError::WrongSize {
+            what: "ReLUs per inference",
+            expected: u32::MAX as usize,
+            got,
         };
-        Ok((online, frames))
+        let domain = TweakDomain {
+            session_id: self.session_id,
+            first_instance: u32::try_from(at).map_err(|_| too_many(at))?,
+        };
+        let masks = &g.online.remasks[g.online.remasks.len() - 1][g.first..g.first + count];
+        let labels = &g.zero[at * k..(at + count) * k];
+        let garbled = circuit
+            .garble(g.delta.clone(), domain, masks, Some(labels), &mut self.rng)
+            .map_err(|e| ProtocolError::Check(format!("garbling: {e}")))?;
+        let mut encoder = garbled.encoder;
+        encoder.forget_evaluator_labels();
+        g.online.encoders[i].push(encoder);
+        let msg = Msg::ServerGarbled {
+            stage: i as u32,
+            first: g.first as u32,
+            count: count as u32,
+            tables: garbled.tables.as_bytes().to_vec(),
+            decoding: garbled.decoding.as_bytes().to_vec(),
+        };
+        g.first += count;
+        if g.first == st.len {
+            g.offset += st.len;
+            g.first = 0;
+            g.stage += 1;
+        }
+        Ok(msg)
     }
 
     /// The server's share of stage `i` and what it sends for it.
@@ -317,20 +358,28 @@ impl ServerSession {
         }
         // Material used once: the HE share is consumed here.
         online.shares[i] = Vec::new();
-        match (&model.circuits[i], online.encoders[i].take()) {
-            (Some(circuit), Some(encoder)) => {
+        let encoders = std::mem::take(&mut online.encoders[i]);
+        match &model.circuits[i] {
+            Some(circuit) => {
                 let round = circuit.round_term();
                 let mask = cryptonas_model::intconv::ring_mask(k);
                 a.iter_mut().for_each(|v| *v = v.wrapping_add(round) & mask);
-                let labels = circuit
-                    .encode_garbler(&encoder, &a)
-                    .map_err(|e| ProtocolError::Check(format!("encoding: {e}")))?;
+                let mut body = Vec::with_capacity(a.len() * k as usize * 16);
+                let mut at = 0;
+                for encoder in &encoders {
+                    let n = encoder.instances();
+                    let labels = circuit
+                        .encode_garbler(encoder, &a[at..at + n])
+                        .map_err(|e| ProtocolError::Check(format!("encoding: {e}")))?;
+                    body.extend_from_slice(labels.as_bytes());
+                    at += n;
+                }
                 Ok(Msg::ServerLabels {
                     stage: i as u32,
-                    body: labels.as_bytes().to_vec(),
+                    body,
                 })
             }
-            _ => Ok(Msg::ServerOutput(ring::pack(&a, k))),
+            None => Ok(Msg::ServerOutput(ring::pack(&a, k))),
         }
     }
 }
@@ -351,5 +400,21 @@ impl FrameSession for ServerSession {
             self.state = State::Closed;
         }
         result
+    }
+
+    fn poll_frame(&mut self) -> Result<Option<Vec<u8>>, ProtocolError> {
+        let state = std::mem::replace(&mut self.state, State::Closed);
+        let State::Garbling(mut g) = state else {
+            self.state = state;
+            return Ok(None);
+        };
+        let result = self.garble_next(&mut g);
+        self.state = match &result {
+            Err(_) => State::Closed,
+            // The logits stage has nothing to garble: the offline phase is over.
+            Ok(_) if self.model.circuits[g.stage].is_none() => State::Input(Box::new(g.online)),
+            Ok(_) => State::Garbling(g),
+        };
+        result.map(|m| Some(m.encode()))
     }
 }

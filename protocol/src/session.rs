@@ -55,6 +55,13 @@ pub trait FrameSession: Send {
     fn start(&mut self) -> Result<Vec<Vec<u8>>, ProtocolError>;
     /// Consumes one incoming frame.
     fn handle(&mut self, frame: &[u8]) -> Result<Step, ProtocolError>;
+    /// The next frame the session sends on its own, produced only when asked for, or `None` when
+    /// it waits for the peer. Transports call this after every [`FrameSession::handle`] until it
+    /// returns `None`, sending each frame before asking for the next: long outputs (the garbled
+    /// layers) are thereby streamed under the socket's backpressure, one chunk in memory at a time.
+    fn poll_frame(&mut self) -> Result<Option<Vec<u8>>, ProtocolError> {
+        Ok(None)
+    }
 }
 
 /// An HE decoding or size error, as the peer sees it.

@@ -67,6 +67,9 @@ fn fresh_material_per_inference() {
                     cryptonas_protocol::Step::Continue(o)
                     | cryptonas_protocol::Step::Finished(o) => down.extend(o),
                 }
+                while let Some(f) = server.poll_frame().unwrap() {
+                    down.push(f);
+                }
             }
             if down.is_empty() {
                 break;
@@ -176,6 +179,9 @@ fn server_view_of_the_image_is_uniform() {
                     cryptonas_protocol::Step::Continue(o)
                     | cryptonas_protocol::Step::Finished(o) => down.extend(o),
                 }
+                while let Some(f) = server.poll_frame().unwrap() {
+                    down.push(f);
+                }
             }
             for f in down {
                 match client.handle(&f).unwrap() {
@@ -206,4 +212,145 @@ fn per_layer_diff_harness_finds_no_divergence() {
             .unwrap();
     assert_eq!(report.first_divergence, None);
     assert_eq!(report.stages_checked, model.plan().stages.len());
+}
+
+/// Garbled layers larger than a chunk are streamed: nothing is garbled until the transport asks,
+/// every layer arrives as in-order chunks of at most `GARBLE_CHUNK` ReLUs, and the result stays
+/// bit-exact.
+#[test]
+fn garbled_layers_are_streamed_in_chunks() {
+    use cryptonas_protocol::{Step, GARBLE_CHUNK};
+    let (model, images) = model(3, 32, 5);
+    let layer = 3 * 1024;
+    assert!(layer > GARBLE_CHUNK);
+    let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+    let mut client = ClientSession::new(
+        ClientInput::Normalised(images[0].clone()),
+        Csprng::from_entropy().unwrap(),
+    );
+    let mut up = client.start().unwrap();
+    let mut chunks = Vec::new();
+    loop {
+        let mut down = Vec::new();
+        for f in up.drain(..) {
+            let was_ot_response = matches!(Msg::decode(&f), Ok(Msg::ClientOtResponse(_)));
+            match server.handle(&f).unwrap() {
+                Step::Continue(o) | Step::Finished(o) => {
+                    if was_ot_response {
+                        assert!(o.is_empty(), "garbling must wait for poll_frame");
+                    }
+                    down.extend(o)
+                }
+            }
+            while let Some(f) = server.poll_frame().unwrap() {
+                if let Ok(Msg::ServerGarbled {
+                    stage,
+                    first,
+                    count,
+                    ..
+                }) = Msg::decode(&f)
+                {
+                    chunks.push((stage, first, count));
+                }
+                down.push(f);
+            }
+        }
+        let mut done = false;
+        for f in down {
+            match client.handle(&f).unwrap() {
+                Step::Continue(o) => up.extend(o),
+                Step::Finished(_) => done = true,
+            }
+        }
+        if done {
+            break;
+        }
+    }
+    let expected: Vec<(u32, u32, u32)> = (0..6)
+        .flat_map(|s| {
+            [
+                (s, 0, GARBLE_CHUNK as u32),
+                (s, GARBLE_CHUNK as u32, (layer - GARBLE_CHUNK) as u32),
+            ]
+        })
+        .collect();
+    assert_eq!(chunks, expected);
+    let out = client.outcome().unwrap();
+    assert_eq!(
+        out.logits_ring,
+        model.fixed().forward(&out.input_ring).unwrap()
+    );
+    // The server's admission estimate no longer includes the layers' tables (93 ANDs × 32 B).
+    let tables = (6 * layer * 93 * 32) as u64;
+    let estimate = model.session_memory_bytes();
+    eprintln!("server session estimate {estimate} B, all tables {tables} B");
+    assert!(estimate < tables, "{estimate} B");
+}
+
+/// A client refuses garbled chunks that skip, overlap or overrun its layer.
+#[test]
+fn client_rejects_out_of_order_chunks() {
+    use cryptonas_protocol::Step;
+    let (model, images) = model(3, 32, 6);
+    for tamper in 0..3 {
+        let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+        let mut client = ClientSession::new(
+            ClientInput::Normalised(images[0].clone()),
+            Csprng::from_entropy().unwrap(),
+        );
+        let mut up = client.start().unwrap();
+        let err = 'run: loop {
+            let mut down = Vec::new();
+            for f in up.drain(..) {
+                if let Step::Continue(o) = server.handle(&f).unwrap() {
+                    down.extend(o);
+                }
+                while let Some(f) = server.poll_frame().unwrap() {
+                    down.push(f);
+                }
+            }
+            assert!(!down.is_empty());
+            for f in down {
+                let f = match Msg::decode(&f) {
+                    Ok(Msg::ServerGarbled {
+                        stage,
+                        first,
+                        count,
+                        tables,
+                        decoding,
+                    }) if first > 0 => {
+                        let (first, count) = match tamper {
+                            0 => (first + 64, count), // skips ReLUs
+                            1 => (first - 64, count), // overlaps
+                            _ => (first, count + 64), // overruns the layer
+                        };
+                        Msg::ServerGarbled {
+                            stage,
+                            first,
+                            count,
+                            tables,
+                            decoding,
+                        }
+                        .encode()
+                    }
+                    _ => f,
+                };
+                match client.handle(&f) {
+                    Ok(Step::Continue(o)) => up.extend(o),
+                    Ok(Step::Finished(_)) => panic!("finished despite a tampered chunk"),
+                    Err(e) => break 'run e,
+                }
+            }
+        };
+        assert!(
+            matches!(
+                err,
+                ProtocolError::Malformed {
+                    what: "ServerGarbled",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
 }

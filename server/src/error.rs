@@ -14,6 +14,19 @@ pub enum AppError {
     /// The server runs as many sessions as it allows.
     #[error("too many sessions at once; try again shortly")]
     TooManySessions,
+    /// The model's sessions need more memory than this server admits per session.
+    #[error("model '{model}' needs {need_mb} MB per session, this server allows {limit_mb} MB")]
+    SessionTooLarge {
+        /// Model name.
+        model: String,
+        /// Its per-session estimate.
+        need_mb: u64,
+        /// The configured limit.
+        limit_mb: u64,
+    },
+    /// The running sessions hold the whole memory budget.
+    #[error("server busy: its session memory budget is in use; try again shortly")]
+    MemoryBusy,
     /// This client started too many sessions recently.
     #[error("rate limit: too many sessions from this address; try again in a minute")]
     RateLimited,
@@ -29,7 +42,8 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = match self {
             AppError::UnknownModel(_) => StatusCode::NOT_FOUND,
-            AppError::TooManySessions => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::TooManySessions | AppError::MemoryBusy => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::SessionTooLarge { .. } => StatusCode::INSUFFICIENT_STORAGE,
             AppError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Internal => StatusCode::INTERNAL_SERVER_ERROR,

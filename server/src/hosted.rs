@@ -40,6 +40,10 @@ impl HostedModel for ProtocolModel {
         Ok(Box::new(ServerSession::new(self.model.clone(), rng)))
     }
 
+    fn session_memory(&self) -> u64 {
+        self.model.session_memory_bytes()
+    }
+
     fn classify_plain(&self, image: &[u8]) -> Result<PlainAnswer, AppError> {
         let plan = self.model.plan();
         let fixed = self.model.fixed();
@@ -88,6 +92,7 @@ pub fn load_models(dir: &Path) -> anyhow::Result<Vec<Arc<dyn HostedModel>>> {
                     model = %name,
                     relus = m.plan().relu_count(),
                     k = m.plan().k,
+                    session_mb = m.session_memory_bytes() >> 20,
                     ms = started.elapsed().as_millis() as u64,
                     "model ready"
                 );

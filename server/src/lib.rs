@@ -55,6 +55,12 @@ pub struct Config {
     /// Sessions one client address may start per minute.
     #[arg(long, env = "CRYPTONAS_RATE_PER_MINUTE", default_value_t = 60)]
     pub sessions_per_minute: u32,
+    /// Largest memory one session may need, in MiB (a model whose estimate is larger is refused).
+    #[arg(long, env = "CRYPTONAS_MAX_SESSION_MEMORY_MB", default_value_t = 2048)]
+    pub max_session_memory_mb: u64,
+    /// Memory all sessions together may hold, in MiB (more sessions wait for 503 retries).
+    #[arg(long, env = "CRYPTONAS_MEMORY_BUDGET_MB", default_value_t = 8192)]
+    pub memory_budget_mb: u64,
 }
 
 impl Config {
@@ -65,6 +71,8 @@ impl Config {
             max_frame_bytes: self.max_frame_bytes,
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             sessions_per_minute: self.sessions_per_minute,
+            max_session_memory: self.max_session_memory_mb << 20,
+            memory_budget: self.memory_budget_mb << 20,
         }
     }
 }
@@ -101,6 +109,8 @@ pub trait HostedModel: Send + Sync {
     fn summary(&self) -> ModelSummary;
     /// A fresh server session (fresh randomness, nothing shared with other sessions).
     fn new_session(&self) -> Result<Box<dyn FrameSession>, AppError>;
+    /// Upper estimate of the memory one session holds at its peak, in bytes.
+    fn session_memory(&self) -> u64;
     /// Plaintext classification of an uploaded image (only when the user asks for it).
     fn classify_plain(&self, image: &[u8]) -> Result<PlainAnswer, AppError>;
 }
@@ -111,6 +121,8 @@ pub struct AppState {
     models: Arc<BTreeMap<String, Arc<dyn HostedModel>>>,
     limits: Limits,
     sessions: Arc<tokio::sync::Semaphore>,
+    /// Admission by memory: one permit per MiB of session estimate.
+    memory: Arc<tokio::sync::Semaphore>,
     rate: Arc<RateLimiter>,
     www: PathBuf,
 }
@@ -124,6 +136,9 @@ impl AppState {
             .collect::<BTreeMap<_, _>>();
         AppState {
             sessions: Arc::new(tokio::sync::Semaphore::new(limits.max_sessions)),
+            memory: Arc::new(tokio::sync::Semaphore::new(
+                mib(limits.memory_budget).min(tokio::sync::Semaphore::MAX_PERMITS as u64) as usize,
+            )),
             rate: Arc::new(RateLimiter::new(limits.sessions_per_minute)),
             models: Arc::new(models),
             limits,
@@ -204,11 +219,23 @@ async fn open_session(
     if let Some(ip) = peer {
         state.rate.check(ip)?;
     }
+    let need = model.session_memory();
+    if need > state.limits.max_session_memory {
+        return Err(AppError::SessionTooLarge {
+            model: name,
+            need_mb: mib(need),
+            limit_mb: mib(state.limits.max_session_memory),
+        });
+    }
     let permit = state
         .sessions
         .clone()
         .try_acquire_owned()
         .map_err(|_| AppError::TooManySessions)?;
+    let memory = u32::try_from(mib(need))
+        .ok()
+        .and_then(|n| state.memory.clone().try_acquire_many_owned(n).ok())
+        .ok_or(AppError::MemoryBusy)?;
     let session = model.new_session()?;
     let limits = state.limits.clone();
     Ok(upgrade
@@ -228,6 +255,11 @@ async fn open_session(
                 ),
                 Err(e) => tracing::warn!(error = %e, "session ended with an error"),
             }
-            drop(permit);
+            drop((permit, memory));
         }))
+}
+
+/// Bytes to whole MiB, rounded up.
+fn mib(bytes: u64) -> u64 {
+    bytes.div_ceil(1 << 20)
 }

@@ -17,6 +17,12 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Sessions per client address per minute.
     pub sessions_per_minute: u32,
+    /// Largest per-session memory (the model's estimate) the server admits; a model that needs
+    /// more is listed but its sessions are refused.
+    pub max_session_memory: u64,
+    /// Memory all running sessions may hold together (sum of their estimates); sessions beyond
+    /// it are refused with 503 until others finish.
+    pub memory_budget: u64,
 }
 
 impl Default for Limits {
@@ -26,6 +32,8 @@ impl Default for Limits {
             max_frame_bytes: 64 << 20,
             idle_timeout: Duration::from_secs(120),
             sessions_per_minute: 60,
+            max_session_memory: 2 << 30,
+            memory_budget: 8 << 30,
         }
     }
 }

@@ -30,6 +30,9 @@ pub enum PumpError {
     /// The client went away or the socket failed.
     #[error("connection lost: {0}")]
     Connection(String),
+    /// A session step panicked or was cancelled (a bug; the session is dropped, others go on).
+    #[error("internal error")]
+    Internal,
     /// A text frame: the protocol is binary only.
     #[error("text frame received; the protocol uses binary frames")]
     TextFrame,
@@ -54,6 +57,7 @@ where
     let result = async {
         let first = session.start()?;
         send_all(&mut tx, first, &mut stats).await?;
+        let mut session = Some(session);
         loop {
             let next = tokio::time::timeout(limits.idle_timeout, rx.next())
                 .await
@@ -70,12 +74,17 @@ where
             };
             stats.frames_in += 1;
             stats.bytes_in += frame.len() as u64;
-            match session.handle(&frame)? {
+            match off_runtime(&mut session, move |s| s.handle(&frame)).await?? {
                 Step::Continue(out) => send_all(&mut tx, out, &mut stats).await?,
                 Step::Finished(out) => {
                     send_all(&mut tx, out, &mut stats).await?;
                     return Ok(());
                 }
+            }
+            // Streamed output: each frame is produced after the previous one was handed to the
+            // socket, so a slow client holds back the server's work instead of its memory.
+            while let Some(f) = off_runtime(&mut session, |s| s.poll_frame()).await?? {
+                send_all(&mut tx, vec![f], &mut stats).await?;
             }
         }
     }
@@ -90,6 +99,26 @@ where
     };
     let _ = tx.send(Message::Close(Some(close))).await;
     result.map(|()| stats)
+}
+
+/// Runs a session step on the blocking pool: HE responses and garbling take milliseconds to
+/// seconds of CPU and must not stall the runtime's other sessions.
+async fn off_runtime<T: Send + 'static>(
+    slot: &mut Option<Box<dyn FrameSession>>,
+    work: impl FnOnce(&mut dyn FrameSession) -> T + Send + 'static,
+) -> Result<T, PumpError> {
+    let mut session = slot.take().ok_or(ProtocolError::Closed)?;
+    let (session, out) = tokio::task::spawn_blocking(move || {
+        let out = work(session.as_mut());
+        (session, out)
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "session step failed");
+        PumpError::Internal
+    })?;
+    *slot = Some(session);
+    Ok(out)
 }
 
 async fn send_all<T>(

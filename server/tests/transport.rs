@@ -8,8 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
-/// Answers each frame with its bytes reversed; `b"end"` finishes; `b"bad"` is a protocol error.
-struct Reverse;
+/// Answers each frame with its bytes reversed; `b"end"` finishes; `b"bad"` is a protocol error;
+/// `b"stream"` makes it stream three frames through `poll_frame`.
+#[derive(Default)]
+struct Reverse {
+    streaming: u8,
+}
 
 impl FrameSession for Reverse {
     fn start(&mut self) -> Result<Vec<Vec<u8>>, ProtocolError> {
@@ -22,17 +26,37 @@ impl FrameSession for Reverse {
                 what: "toy",
                 reason: "bad frame".into(),
             }),
+            b"stream" => {
+                self.streaming = 3;
+                Ok(Step::Continue(vec![]))
+            }
             f => Ok(Step::Continue(vec![f.iter().rev().copied().collect()])),
         }
     }
+    fn poll_frame(&mut self) -> Result<Option<Vec<u8>>, ProtocolError> {
+        if self.streaming == 0 {
+            return Ok(None);
+        }
+        self.streaming -= 1;
+        Ok(Some(vec![b'0' + self.streaming]))
+    }
 }
 
-struct Toy;
+/// A toy model; `memory` is what each of its sessions claims to need.
+struct Toy {
+    name: &'static str,
+    memory: u64,
+}
+
+const TOY: Toy = Toy {
+    name: "toy",
+    memory: 100 << 20,
+};
 
 impl HostedModel for Toy {
     fn summary(&self) -> ModelSummary {
         ModelSummary {
-            name: "toy".into(),
+            name: self.name.into(),
             relus: 1,
             accuracy: None,
             input: [3, 32, 32],
@@ -41,7 +65,10 @@ impl HostedModel for Toy {
         }
     }
     fn new_session(&self) -> Result<Box<dyn FrameSession>, AppError> {
-        Ok(Box::new(Reverse))
+        Ok(Box::new(Reverse::default()))
+    }
+    fn session_memory(&self) -> u64 {
+        self.memory
     }
     fn classify_plain(&self, _image: &[u8]) -> Result<PlainAnswer, AppError> {
         Err(AppError::BadRequest("toy model".into()))
@@ -50,7 +77,11 @@ impl HostedModel for Toy {
 
 async fn serve(limits: Limits) -> String {
     let www = std::env::temp_dir();
-    let state = AppState::new(vec![Arc::new(Toy)], limits, www);
+    let big = Toy {
+        name: "big",
+        memory: 3 << 30,
+    };
+    let state = AppState::new(vec![Arc::new(TOY), Arc::new(big)], limits, www);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -134,6 +165,7 @@ async fn limits_refuse_oversized_frames_idle_clients_and_floods() {
         max_frame_bytes: 1024,
         idle_timeout: Duration::from_millis(300),
         sessions_per_minute: 3,
+        ..Limits::default()
     };
     let addr = serve(limits).await;
     let url = format!("ws://{addr}/api/session/toy");
@@ -157,4 +189,64 @@ async fn limits_refuse_oversized_frames_idle_clients_and_floods() {
     let _c = tokio_tungstenite::connect_async(&url).await.unwrap();
     let refused = tokio_tungstenite::connect_async(&url).await;
     assert!(refused.is_err(), "fourth session should be refused");
+}
+
+#[tokio::test]
+async fn streamed_frames_follow_the_reply() {
+    let addr = serve(Limits::default()).await;
+    let url = format!("ws://{addr}/api/session/toy");
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    ws.next().await.unwrap().unwrap();
+    ws.send(Message::binary(b"stream".to_vec())).await.unwrap();
+    for want in [b"2", b"1", b"0"] {
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::binary(want.to_vec())
+        );
+    }
+    ws.send(Message::binary(b"ab".to_vec())).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::binary(b"ba".to_vec())
+    );
+}
+
+#[tokio::test]
+async fn memory_limits_refuse_large_models_and_full_budgets() {
+    let limits = Limits {
+        memory_budget: 250 << 20,
+        sessions_per_minute: 0,
+        ..Limits::default()
+    };
+    let addr = serve(limits).await;
+    // A model needing more than the per-session limit (default 2 GiB) is refused outright.
+    match tokio_tungstenite::connect_async(format!("ws://{addr}/api/session/big")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+            assert_eq!(r.status(), 507);
+            let body = String::from_utf8_lossy(r.body().as_deref().unwrap_or_default()).to_string();
+            assert!(body.contains("needs 3072 MB per session"), "{body}");
+        }
+        other => panic!("oversized session admitted: {other:?}"),
+    }
+    // Two 100 MiB sessions fit the 250 MiB budget, a third waits for one to finish.
+    let url = format!("ws://{addr}/api/session/toy");
+    let (mut a, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let (_b, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    match tokio_tungstenite::connect_async(&url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 503),
+        other => panic!("third session admitted: {other:?}"),
+    }
+    a.next().await.unwrap().unwrap();
+    a.send(Message::binary(b"end".to_vec())).await.unwrap();
+    while a.next().await.is_some() {}
+    // The budget is released when a session ends.
+    let mut admitted = false;
+    for _ in 0..50 {
+        if tokio_tungstenite::connect_async(&url).await.is_ok() {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(admitted, "memory budget not released");
 }

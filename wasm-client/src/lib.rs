@@ -212,10 +212,13 @@ impl PrivateInference {
             self.plan = PlanInfo::from_frame(frame);
         }
         let (event, stage) = frame_event(frame);
-        let (frames, done) = match self.session.handle(frame)? {
+        let (mut frames, done) = match self.session.handle(frame)? {
             Step::Continue(f) => (f, false),
             Step::Finished(f) => (f, true),
         };
+        while let Some(f) = self.session.poll_frame()? {
+            frames.push(f);
+        }
         Ok(FrameStep {
             frames,
             done,

@@ -34,6 +34,9 @@ fn run_js(client: &mut PrivateInference, server: &mut ServerSession) -> JsValue 
             match server.handle(&f).unwrap() {
                 Step::Continue(o) | Step::Finished(o) => down.extend(o),
             }
+            while let Some(f) = server.poll_frame().unwrap() {
+                down.push(f);
+            }
         }
         assert!(!down.is_empty());
         for f in down {

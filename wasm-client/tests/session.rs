@@ -23,6 +23,9 @@ fn drive(client: &mut PrivateInference, server: &mut ServerSession) -> Vec<&'sta
             match server.handle(&f).unwrap() {
                 Step::Continue(o) | Step::Finished(o) => down.extend(o),
             }
+            while let Some(f) = server.poll_frame().unwrap() {
+                down.push_back(f);
+            }
         }
         assert!(
             !down.is_empty(),
