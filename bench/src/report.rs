@@ -304,6 +304,8 @@ impl Results {
         if self.browser.is_empty() {
             return;
         }
+        let mut browser: Vec<&BrowserRun> = self.browser.iter().collect();
+        browser.sort_by_key(|b| b.relus);
         let _ = writeln!(
             s,
             "## Browser (headless Chromium) vs native
@@ -326,7 +328,7 @@ impl Results {
         );
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         let mb = |v: Option<f64>| v.map_or("–".into(), |v| format!("{:.0}", v / 1e6));
-        for b in &self.browser {
+        for b in &browser {
             let r = &b.run;
             let n = self.native_loopback(&b.model);
             let pair = |f: &dyn Fn(&Run) -> f64, prec: usize| {
@@ -365,10 +367,10 @@ impl Results {
         );
         let _ = writeln!(
             s,
-            "| model run | W | M AND/s per worker (mean) | each worker | M AND/s all workers |"
+            "| in the browser of | W | M AND/s per worker (mean) | each worker | M AND/s all workers (sum) |"
         );
         let _ = writeln!(s, "|---|---:|---:|---|---:|");
-        for b in &self.browser {
+        for b in &browser {
             for w in &b.workers {
                 let _ = writeln!(
                     s,
@@ -396,7 +398,7 @@ impl Results {
             "| model | layer | ReLUs | AND gates | garbled tables MB | online labels MB | online ms native | online ms browser | browser eval ms | browser eval M AND/s |"
         );
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        for b in &self.browser {
+        for b in &browser {
             let native = self.native_loopback(&b.model);
             for (i, l) in b.layers.iter().enumerate() {
                 let native_ms = native.and_then(|n| {
