@@ -9,11 +9,9 @@ use crate::msgs::{Msg, PROTOCOL_VERSION};
 use crate::plan::{he_conv, Plan};
 use crate::session::{he_err, ot_err};
 use crate::{ring, FrameSession, ProtocolError, Step};
+use crate::{ChunkEvaluator, ChunkJob};
 use cryptonas_crypto::{Block, Csprng};
-use cryptonas_gc::{
-    words_to_bits, ActiveLabels, DecodingBits, Evaluator, GarbledTables, ReluCircuit, ReluVariant,
-    TweakDomain,
-};
+use cryptonas_gc::{words_to_bits, ReluCircuit, ReluVariant};
 use cryptonas_he::{ClientKeys, ClientStage, HeParams, ResponseMsg};
 use cryptonas_model::fixed::{from_signed, to_signed};
 use cryptonas_model::Source;
@@ -107,11 +105,41 @@ struct Ctx {
     shares: Vec<Vec<u64>>,
 }
 
-/// One streamed chunk of a garbled layer: ReLUs `first .. first + tables.instances()`.
+/// One streamed chunk of a garbled layer: ReLUs `first .. first + count`, evaluated here or by
+/// whoever took its job.
 struct GarbledChunk {
     first: usize,
-    tables: GarbledTables,
-    decoding: DecodingBits,
+    count: usize,
+    work: ChunkWork,
+}
+
+enum ChunkWork {
+    Local(Box<ChunkEvaluator>),
+    Delegated(u32),
+}
+
+/// Evaluation work the transport must run (delegated mode, see
+/// [`ClientSession::delegate_evaluation`]).
+#[derive(Debug)]
+pub enum EvalTask {
+    /// Offline: keep this chunk (e.g. in a worker) until its labels come.
+    Store(ChunkJob),
+    /// Online: evaluate job `id` on these server labels and pass the shares to
+    /// [`ClientSession::complete_job`].
+    Evaluate {
+        /// The [`ChunkJob::id`].
+        id: u32,
+        /// The server's active labels for the chunk.
+        garbler_labels: Vec<u8>,
+    },
+}
+
+/// A layer whose delegated chunks are being evaluated.
+struct Pending {
+    stage: usize,
+    ids: Vec<u32>,
+    counts: Vec<usize>,
+    shares: Vec<Option<Vec<u64>>>,
 }
 
 enum State {
@@ -138,9 +166,9 @@ enum State {
     },
     Labels {
         ctx: Box<Ctx>,
-        labels: Vec<Block>,
         garbled: Vec<Vec<GarbledChunk>>,
         next: usize,
+        pending: Option<Pending>,
     },
     Done,
 }
@@ -156,6 +184,9 @@ pub struct ClientSession {
     classes: Vec<String>,
     relus: usize,
     record: Option<ClientRecord>,
+    delegate: bool,
+    tasks: std::collections::VecDeque<EvalTask>,
+    next_job: u32,
 }
 
 /// The client's shares of one inference, kept only for the per-layer diff harness.
@@ -180,6 +211,105 @@ impl ClientSession {
             classes: Vec::new(),
             relus: 0,
             record: None,
+            delegate: false,
+            tasks: Default::default(),
+            next_job: 0,
+        }
+    }
+
+    /// Hands garbled evaluation to the transport instead of running it here: every garbled chunk
+    /// becomes an [`EvalTask::Store`] job, every layer's labels an [`EvalTask::Evaluate`] per chunk,
+    /// and the layer's reply follows once [`ClientSession::complete_job`] has every chunk's shares.
+    /// A browser uses it to spread evaluation over Web Workers. Call before the first frame.
+    pub fn delegate_evaluation(&mut self) {
+        self.delegate = true;
+    }
+
+    /// Evaluation work produced by the last frame (delegated mode only).
+    pub fn take_tasks(&mut self) -> Vec<EvalTask> {
+        self.tasks.drain(..).collect()
+    }
+
+    /// The client's output shares of job `id`, packed as the ring's wire format
+    /// ([`ChunkEvaluator::evaluate_packed`]). Returns the frames to send: the layer's
+    /// `ClientMasked` once its last chunk is in, else none.
+    pub fn complete_job(&mut self, id: u32, packed: &[u8]) -> Result<Vec<Vec<u8>>, ProtocolError> {
+        let result = self.complete(id, packed);
+        match &result {
+            Ok(out) => {
+                for f in out {
+                    self.count(f[0], stage_of(f), f.len(), true);
+                }
+            }
+            Err(_) => self.state = State::Done,
+        }
+        result
+    }
+
+    fn complete(&mut self, id: u32, packed: &[u8]) -> Result<Vec<Vec<u8>>, ProtocolError> {
+        let State::Labels {
+            ctx,
+            pending: Some(p),
+            ..
+        } = &mut self.state
+        else {
+            return Err(ProtocolError::Unexpected {
+                got: "job result",
+                state: "no layer is being evaluated",
+            });
+        };
+        let slot = p
+            .ids
+            .iter()
+            .position(|&i| i == id)
+            .ok_or(ProtocolError::Unexpected {
+                got: "result of another job",
+                state: "evaluating a layer",
+            })?;
+        if p.shares[slot].is_some() {
+            return Err(ProtocolError::Unexpected {
+                got: "second result of a job",
+                state: "evaluating a layer",
+            });
+        }
+        p.shares[slot] = Some(ring::unpack(
+            packed,
+            p.counts[slot],
+            ctx.plan.k,
+            "job result",
+        )?);
+        if p.shares.iter().any(Option::is_none) {
+            return Ok(Vec::new());
+        }
+        let State::Labels {
+            ctx,
+            garbled,
+            next,
+            pending: Some(p),
+        } = std::mem::replace(&mut self.state, State::Done)
+        else {
+            unreachable!("matched above");
+        };
+        let o: Vec<u64> = p.shares.into_iter().flatten().flatten().collect();
+        let reply = self.layer_reply(&ctx, p.stage, o);
+        self.state = State::Labels {
+            ctx,
+            garbled,
+            next,
+            pending: None,
+        };
+        Ok(vec![reply.encode()])
+    }
+
+    /// The client's masked ReLU output o − r of a finished layer.
+    fn layer_reply(&mut self, ctx: &Ctx, stage: usize, o: Vec<u64>) -> Msg {
+        let masked = ring::sub(&o, &ctx.mask_relu[stage], ctx.plan.k);
+        if let Some(r) = self.record.as_mut() {
+            r.relu_shares.push(o);
+        }
+        Msg::ClientMasked {
+            stage: stage as u32,
+            body: ring::pack(&masked, ctx.plan.k),
         }
     }
 
@@ -411,9 +541,9 @@ impl ClientSession {
                     out.push(self.go_online(&ctx));
                     State::Labels {
                         ctx,
-                        labels,
                         garbled,
                         next: 0,
+                        pending: None,
                     }
                 };
                 (next, out)
@@ -452,15 +582,32 @@ impl ClientSession {
                         ),
                     });
                 }
-                let tables = GarbledTables::from_bytes(circuit.circuit(), count, &tables)
-                    .map_err(gc_err("tables"))?;
-                let decoding = DecodingBits::from_bytes(circuit.circuit(), count, &decoding)
-                    .map_err(gc_err("decoding bits"))?;
-                garbled[i].push(GarbledChunk {
-                    first,
+                let k = ctx.plan.k as usize;
+                let at = ctx.plan.stages[..i].iter().map(|s| s.len).sum::<usize>() + first;
+                let job = ChunkJob {
+                    id: self.next_job,
+                    k: ctx.plan.k,
+                    trunc: circuit.t(),
+                    session_id: ctx.session_id,
+                    first_instance: at as u32,
+                    count: count as u32,
                     tables,
                     decoding,
-                });
+                    client_labels: Block::slice_as_bytes(&labels[at * k..(at + count) * k])
+                        .to_vec(),
+                };
+                self.next_job += 1;
+                // Sizes are checked here in either mode, so a bad frame fails the session at once.
+                let evaluator = ChunkEvaluator::new(&job)?;
+                let work = if self.delegate {
+                    drop(evaluator);
+                    let id = job.id;
+                    self.tasks.push_back(EvalTask::Store(job));
+                    ChunkWork::Delegated(id)
+                } else {
+                    ChunkWork::Local(Box::new(evaluator))
+                };
+                garbled[i].push(GarbledChunk { first, count, work });
                 let (stage, received) = if received + count == len {
                     (i + 1, 0)
                 } else {
@@ -478,13 +625,15 @@ impl ClientSession {
                         vec![],
                     )
                 } else {
+                    // The OT labels now live in the chunks.
+                    drop(labels);
                     let input = self.go_online(&ctx);
                     (
                         State::Labels {
                             ctx,
-                            labels,
                             garbled,
                             next: 0,
+                            pending: None,
                         },
                         vec![input],
                     )
@@ -493,69 +642,85 @@ impl ClientSession {
             (
                 State::Labels {
                     ctx,
-                    labels,
                     mut garbled,
                     next,
+                    pending: None,
                 },
                 Msg::ServerLabels { stage, body },
             ) => {
                 let plan = &ctx.plan;
-                let k = plan.k as usize;
-                let (Some(circuit), true) = (&ctx.circuits[next], stage as usize == next) else {
+                let per_relu = plan.k as usize * 16;
+                if ctx.circuits[next].is_none() || stage as usize != next {
                     return Err(ProtocolError::Unexpected {
                         got: "ServerLabels for another stage",
                         state: state_name,
                     });
-                };
+                }
                 let n = plan.stages[next].len;
-                let offset: usize = plan.stages[..next].iter().map(|s| s.len).sum();
-                let server = ActiveLabels::from_bytes(k, n, &body).map_err(gc_err("labels"))?;
-                let mut o = Vec::with_capacity(n);
+                if body.len() != n * per_relu {
+                    return Err(ProtocolError::WrongSize {
+                        what: "ServerLabels bytes",
+                        expected: n * per_relu,
+                        got: body.len(),
+                    });
+                }
+                let labels_of =
+                    |c: &GarbledChunk| &body[c.first * per_relu..(c.first + c.count) * per_relu];
                 // Material used once: each chunk's tables are dropped after evaluation.
-                for chunk in std::mem::take(&mut garbled[next]) {
-                    let count = chunk.tables.instances();
-                    let at = offset + chunk.first;
-                    let slice = |blocks: &[Block], from: usize| {
-                        blocks[from * k..(from + count) * k].to_vec()
+                let chunks = std::mem::take(&mut garbled[next]);
+                if self.delegate {
+                    let mut pending = Pending {
+                        stage: next,
+                        ids: Vec::new(),
+                        counts: Vec::new(),
+                        shares: Vec::new(),
                     };
-                    let theirs = ActiveLabels::new(k, slice(server.blocks(), chunk.first))
-                        .map_err(gc_err("labels"))?;
-                    let mine =
-                        ActiveLabels::new(k, slice(&labels, at)).map_err(gc_err("OT labels"))?;
-                    let domain = TweakDomain {
-                        session_id: ctx.session_id,
-                        first_instance: at as u32,
-                    };
-                    let out = Evaluator::new(circuit.circuit(), domain)
-                        .evaluate(&chunk.tables, &theirs, &mine)
-                        .map_err(gc_err("evaluation"))?;
-                    o.extend(
-                        circuit
-                            .decode(&out, &chunk.decoding)
-                            .map_err(gc_err("decoding"))?,
-                    );
-                }
-                if let Some(r) = self.record.as_mut() {
-                    r.relu_shares.push(o.clone());
-                }
-                let masked = ring::sub(&o, &ctx.mask_relu[next], plan.k);
-                let reply = Msg::ClientMasked {
-                    stage,
-                    body: ring::pack(&masked, plan.k),
-                };
-                (
-                    State::Labels {
+                    for c in &chunks {
+                        let ChunkWork::Delegated(id) = c.work else {
+                            return Err(ProtocolError::Closed);
+                        };
+                        self.tasks.push_back(EvalTask::Evaluate {
+                            id,
+                            garbler_labels: labels_of(c).to_vec(),
+                        });
+                        pending.ids.push(id);
+                        pending.counts.push(c.count);
+                        pending.shares.push(None);
+                    }
+                    let state = State::Labels {
                         ctx,
-                        labels,
                         garbled,
                         next: next + 1,
-                    },
-                    vec![reply],
-                )
+                        pending: Some(pending),
+                    };
+                    (state, vec![])
+                } else {
+                    let mut o = Vec::with_capacity(n);
+                    for c in &chunks {
+                        let ChunkWork::Local(evaluator) = &c.work else {
+                            return Err(ProtocolError::Closed);
+                        };
+                        o.extend(evaluator.evaluate(labels_of(c))?);
+                    }
+                    let reply = self.layer_reply(&ctx, next, o);
+                    let state = State::Labels {
+                        ctx,
+                        garbled,
+                        next: next + 1,
+                        pending: None,
+                    };
+                    (state, vec![reply])
+                }
             }
-            (State::Labels { ctx, next, .. }, Msg::ServerOutput(body))
-                if next + 1 == ctx.plan.stages.len() =>
-            {
+            (
+                State::Labels {
+                    ctx,
+                    next,
+                    pending: None,
+                    ..
+                },
+                Msg::ServerOutput(body),
+            ) if next + 1 == ctx.plan.stages.len() => {
                 let plan = &ctx.plan;
                 let last = &plan.stages[next];
                 let mut logits = ring::unpack(&body, last.len, plan.k, "ServerOutput")?;
@@ -613,6 +778,9 @@ impl ClientSession {
             State::OtChoices { .. } => "waiting for ServerOtChoices",
             State::OtChallenge { .. } => "waiting for ServerOtChallenge",
             State::Garbled { .. } => "waiting for ServerGarbled",
+            State::Labels {
+                pending: Some(_), ..
+            } => "evaluating a layer",
             State::Labels { .. } => "waiting for ServerLabels or ServerOutput",
             State::Done => "closed",
         }
@@ -668,13 +836,6 @@ fn stage_of(frame: &[u8]) -> Option<usize> {
             Some(u32::from_le_bytes(frame[1..5].try_into().expect("4 bytes")) as usize)
         }
         _ => None,
-    }
-}
-
-fn gc_err(what: &'static str) -> impl Fn(cryptonas_gc::GarbleError) -> ProtocolError {
-    move |e| ProtocolError::Malformed {
-        what,
-        reason: e.to_string(),
     }
 }
 

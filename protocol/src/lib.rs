@@ -22,6 +22,7 @@
 //! ```
 
 mod client;
+mod eval;
 mod local;
 mod msgs;
 mod plan;
@@ -32,7 +33,8 @@ mod session;
 pub mod testing;
 mod verify;
 
-pub use client::{ClientInput, ClientSession, LayerCost, Outcome, Phase, Traffic};
+pub use client::{ClientInput, ClientSession, EvalTask, LayerCost, Outcome, Phase, Traffic};
+pub use eval::{ChunkEvaluator, ChunkJob};
 pub use local::{run_local, LocalTraffic};
 pub use msgs::{Msg, PROTOCOL_VERSION};
 pub use plan::{ModelLoadError, Plan, PlanStage, ServerModel};

@@ -354,3 +354,71 @@ fn client_rejects_out_of_order_chunks() {
         );
     }
 }
+
+/// Delegated evaluation (what the browser's Web Workers do): the session hands out every chunk as a
+/// job, the "workers" here evaluate them from their serialised form and complete them out of order,
+/// and the logits stay bit-exact. Unknown and repeated results are refused.
+#[test]
+fn delegated_evaluation_out_of_order_is_bit_exact() {
+    use cryptonas_protocol::{ChunkEvaluator, ChunkJob, EvalTask, Step};
+    use std::collections::HashMap;
+    let (model, images) = model(3, 32, 7);
+    for (n, x) in images.iter().take(2).enumerate() {
+        let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+        let mut client = ClientSession::new(
+            ClientInput::Normalised(x.clone()),
+            Csprng::from_entropy().unwrap(),
+        );
+        client.delegate_evaluation();
+        let mut workers: HashMap<u32, ChunkEvaluator> = HashMap::new();
+        let mut up = client.start().unwrap();
+        let mut finished = false;
+        while !finished {
+            let mut down = Vec::new();
+            for f in up.drain(..) {
+                let (Step::Continue(o) | Step::Finished(o)) = server.handle(&f).unwrap();
+                down.extend(o);
+                while let Some(f) = server.poll_frame().unwrap() {
+                    down.push(f);
+                }
+            }
+            assert!(!down.is_empty(), "server went quiet");
+            for f in down {
+                match client.handle(&f).unwrap() {
+                    Step::Continue(o) => up.extend(o),
+                    Step::Finished(_) => finished = true,
+                }
+                let mut results = Vec::new();
+                for task in client.take_tasks() {
+                    match task {
+                        EvalTask::Store(job) => {
+                            let job = ChunkJob::from_bytes(&job.to_bytes()).unwrap();
+                            workers.insert(job.id, ChunkEvaluator::new(&job).unwrap());
+                        }
+                        EvalTask::Evaluate { id, garbler_labels } => {
+                            let w = workers.remove(&id).expect("job stored offline");
+                            results.push((id, w.evaluate_packed(&garbler_labels).unwrap()));
+                        }
+                    }
+                }
+                // Workers finish in any order.
+                if n == 1 {
+                    results.reverse();
+                }
+                let last = results.len().saturating_sub(1);
+                for (i, (id, shares)) in results.iter().enumerate() {
+                    let out = client.complete_job(*id, shares).unwrap();
+                    assert_eq!(out.is_empty(), i != last, "reply only after the last chunk");
+                    up.extend(out);
+                }
+            }
+        }
+        assert!(workers.is_empty(), "every stored job was evaluated");
+        let out = client.outcome().unwrap();
+        assert_eq!(
+            out.logits_ring,
+            model.fixed().forward(&out.input_ring).unwrap()
+        );
+        assert!(client.complete_job(0, &[]).is_err(), "result after the end");
+    }
+}

@@ -1,0 +1,189 @@
+//! Garbled evaluation of one streamed chunk, as a self-contained job.
+//!
+//! The client session either evaluates its chunks itself or hands them out
+//! ([`crate::ClientSession::delegate_evaluation`]): a browser gives each chunk to one of several Web
+//! Workers, each with its own wasm instance. A [`ChunkJob`] carries everything but the server's
+//! online labels and crosses the worker boundary as bytes; the worker keeps the parsed
+//! [`ChunkEvaluator`] until the labels arrive, evaluates, and returns the client's output shares.
+
+use crate::{ring, ProtocolError};
+use cryptonas_gc::{
+    ActiveLabels, DecodingBits, Evaluator, GarbleError, GarbledTables, ReluCircuit, ReluVariant,
+    TweakDomain,
+};
+
+/// One garbled chunk of ReLUs and the client's OT labels for it, serialisable for a worker.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ChunkJob {
+    /// Job id within the session (the chunk's index in arrival order).
+    pub id: u32,
+    /// Ring bits.
+    pub k: u32,
+    /// ReLU truncation of the layer.
+    pub trunc: u32,
+    /// The session's garbling tweak domain: session id …
+    pub session_id: u64,
+    /// … and the chunk's first ReLU counted over the whole inference.
+    pub first_instance: u32,
+    /// ReLUs in the chunk.
+    pub count: u32,
+    /// Garbled tables as sent by the server.
+    pub tables: Vec<u8>,
+    /// Output-decoding bits as sent by the server.
+    pub decoding: Vec<u8>,
+    /// The client's active labels of its share bits (from the OT), `count · k` blocks.
+    pub client_labels: Vec<u8>,
+}
+
+impl std::fmt::Debug for ChunkJob {
+    /// Sizes only: the labels are secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ChunkJob(id {}, {} ReLUs from {}, {} B of tables)",
+            self.id,
+            self.count,
+            self.first_instance,
+            self.tables.len()
+        )
+    }
+}
+
+const HEADER: usize = 4 + 4 + 4 + 8 + 4 + 4 + 8 + 8;
+
+fn malformed(reason: impl Into<String>) -> ProtocolError {
+    ProtocolError::Malformed {
+        what: "evaluation job",
+        reason: reason.into(),
+    }
+}
+
+fn gc_err(what: &'static str) -> impl Fn(GarbleError) -> ProtocolError {
+    move |e| ProtocolError::Malformed {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+impl ChunkJob {
+    /// `[id k trunc session first count: LE][tables len u64][decoding len u64][tables][decoding][labels]`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(
+            HEADER + self.tables.len() + self.decoding.len() + self.client_labels.len(),
+        );
+        out.extend_from_slice(&self.id.to_le_bytes());
+        out.extend_from_slice(&self.k.to_le_bytes());
+        out.extend_from_slice(&self.trunc.to_le_bytes());
+        out.extend_from_slice(&self.session_id.to_le_bytes());
+        out.extend_from_slice(&self.first_instance.to_le_bytes());
+        out.extend_from_slice(&self.count.to_le_bytes());
+        out.extend_from_slice(&(self.tables.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(self.decoding.len() as u64).to_le_bytes());
+        out.extend_from_slice(&self.tables);
+        out.extend_from_slice(&self.decoding);
+        out.extend_from_slice(&self.client_labels);
+        out
+    }
+
+    /// Parses [`ChunkJob::to_bytes`]; sizes are checked by [`ChunkEvaluator::new`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<ChunkJob, ProtocolError> {
+        if bytes.len() < HEADER {
+            return Err(malformed(format!(
+                "{} bytes, header needs {HEADER}",
+                bytes.len()
+            )));
+        }
+        let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+        let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        let rest = &bytes[HEADER..];
+        let tables_len = usize::try_from(u64_at(28)).unwrap_or(usize::MAX);
+        let decoding_len = usize::try_from(u64_at(36)).unwrap_or(usize::MAX);
+        if tables_len > rest.len() || decoding_len > rest.len() - tables_len {
+            return Err(malformed("declared lengths exceed the job"));
+        }
+        let (tables, rest) = rest.split_at(tables_len);
+        let (decoding, labels) = rest.split_at(decoding_len);
+        Ok(ChunkJob {
+            id: u32_at(0),
+            k: u32_at(4),
+            trunc: u32_at(8),
+            session_id: u64_at(12),
+            first_instance: u32_at(20),
+            count: u32_at(24),
+            tables: tables.to_vec(),
+            decoding: decoding.to_vec(),
+            client_labels: labels.to_vec(),
+        })
+    }
+}
+
+/// A validated chunk, waiting for the server's labels.
+pub struct ChunkEvaluator {
+    circuit: ReluCircuit,
+    domain: TweakDomain,
+    count: usize,
+    tables: GarbledTables,
+    decoding: DecodingBits,
+    client: ActiveLabels,
+}
+
+impl std::fmt::Debug for ChunkEvaluator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ChunkEvaluator({} ReLUs)", self.count)
+    }
+}
+
+impl ChunkEvaluator {
+    /// Checks every size of `job` against its circuit.
+    pub fn new(job: &ChunkJob) -> Result<ChunkEvaluator, ProtocolError> {
+        let circuit = ReluCircuit::new(job.k, job.trunc, ReluVariant::Relu)
+            .map_err(|e| malformed(e.to_string()))?;
+        let count = job.count as usize;
+        let tables = GarbledTables::from_bytes(circuit.circuit(), count, &job.tables)
+            .map_err(gc_err("tables"))?;
+        let decoding = DecodingBits::from_bytes(circuit.circuit(), count, &job.decoding)
+            .map_err(gc_err("decoding bits"))?;
+        let client = ActiveLabels::from_bytes(job.k as usize, count, &job.client_labels)
+            .map_err(gc_err("OT labels"))?;
+        let domain = TweakDomain {
+            session_id: job.session_id,
+            first_instance: job.first_instance,
+        };
+        Ok(ChunkEvaluator {
+            circuit,
+            domain,
+            count,
+            tables,
+            decoding,
+            client,
+        })
+    }
+
+    /// ReLUs in the chunk.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Evaluates the chunk on the server's active labels of its shares (`count · k` blocks as sent
+    /// in `ServerLabels`) and returns the client's output shares o.
+    pub fn evaluate(&self, garbler_labels: &[u8]) -> Result<Vec<u64>, ProtocolError> {
+        let k = self.circuit.k() as usize;
+        let server =
+            ActiveLabels::from_bytes(k, self.count, garbler_labels).map_err(gc_err("labels"))?;
+        let out = Evaluator::new(self.circuit.circuit(), self.domain)
+            .evaluate(&self.tables, &server, &self.client)
+            .map_err(gc_err("evaluation"))?;
+        self.circuit
+            .decode(&out, &self.decoding)
+            .map_err(gc_err("decoding"))
+    }
+
+    /// [`ChunkEvaluator::evaluate`] with the shares packed as the ring's wire format (what a
+    /// worker posts back to [`crate::ClientSession::complete_job`]).
+    pub fn evaluate_packed(&self, garbler_labels: &[u8]) -> Result<Vec<u8>, ProtocolError> {
+        Ok(ring::pack(
+            &self.evaluate(garbler_labels)?,
+            self.circuit.k(),
+        ))
+    }
+}
