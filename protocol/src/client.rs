@@ -120,7 +120,7 @@ enum ChunkWork {
 
 /// Evaluation work the transport must run (delegated mode, see
 /// [`ClientSession::delegate_evaluation`]).
-#[derive(Debug)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum EvalTask {
     /// Offline: keep this chunk (e.g. in a worker) until its labels come.
     Store(ChunkJob),
@@ -132,6 +132,18 @@ pub enum EvalTask {
         /// The server's active labels for the chunk.
         garbler_labels: Vec<u8>,
     },
+}
+
+impl std::fmt::Debug for EvalTask {
+    /// Ids and sizes only: labels are secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EvalTask::Store(job) => write!(f, "Store({job:?})"),
+            EvalTask::Evaluate { id, garbler_labels } => {
+                write!(f, "Evaluate(job {id}, {} B of labels)", garbler_labels.len())
+            }
+        }
+    }
 }
 
 /// A layer whose delegated chunks are being evaluated.

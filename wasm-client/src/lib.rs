@@ -6,6 +6,11 @@
 //! `www/worker.js`): it sends the frames [`PrivateInference::start`] returns, feeds every binary
 //! frame it receives to [`PrivateInference::handle`], and sends what that returns.
 //!
+//! With [`PrivateInference::delegate_evaluation`] the session hands garbled evaluation out as jobs:
+//! the page's session worker gives each streamed chunk to one of several evaluation workers, each
+//! running its own instance of this module with an [`EvalChunk`] per chunk, and feeds their shares
+//! back through [`PrivateInference::complete`].
+//!
 //! [`GcBench`] measures garbled-circuit evaluation speed (AND gates/s) in the calling thread, so the
 //! page can report the speed of its worker.
 
@@ -13,7 +18,10 @@ use cryptonas_crypto::Csprng;
 use cryptonas_gc::{
     ActiveLabels, Delta, Evaluator, GarbledTables, ReluCircuit, ReluVariant, TweakDomain,
 };
-use cryptonas_protocol::{ClientInput, ClientSession, FrameSession, Msg, Phase, Plan, Step};
+use cryptonas_protocol::{
+    ChunkEvaluator, ChunkJob, ClientInput, ClientSession, EvalTask, FrameSession, Msg, Phase, Plan,
+    Step, GARBLE_CHUNK,
+};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
@@ -107,8 +115,10 @@ impl PlanInfo {
                 }
             })
             .collect();
-        // Plan, one HE response per stage, two OT messages, tables and labels per ReLU layer, output.
-        let expected_frames = (1 + plan.stages.len() + 2 + 2 * layers.len() + 1) as u32;
+        // Plan, one HE response per stage, two OT messages, the streamed chunks and one labels
+        // frame per ReLU layer, output.
+        let chunks: usize = layers.iter().map(|l| l.relus.div_ceil(GARBLE_CHUNK)).sum();
+        let expected_frames = (1 + plan.stages.len() + 2 + chunks + layers.len() + 1) as u32;
         Some(PlanInfo {
             model: plan.model.clone(),
             classes: plan.classes.clone(),
@@ -135,6 +145,9 @@ pub enum ClientError {
     /// A frame arrived before `start`.
     #[error("frame handled before start()")]
     NotStarted,
+    /// Evaluation can only be delegated before the session starts.
+    #[error("delegate evaluation before start()")]
+    DelegateAfterStart,
     /// The protocol rejected a frame (or the peer reported an error).
     #[error(transparent)]
     Protocol(#[from] cryptonas_protocol::ProtocolError),
@@ -150,6 +163,9 @@ pub struct FrameStep {
     /// Frames to send to the server (not serialised: JavaScript gets `Uint8Array`s).
     #[serde(skip)]
     pub frames: Vec<Vec<u8>>,
+    /// Evaluation jobs for the workers (delegated mode; JavaScript gets `jobs`).
+    #[serde(skip)]
+    pub tasks: Vec<EvalTask>,
     /// The session finished: close the socket.
     pub done: bool,
     /// `"offline"`, `"online"` or `"done"` after this frame.
@@ -221,12 +237,27 @@ impl PrivateInference {
         }
         Ok(FrameStep {
             frames,
+            tasks: self.session.take_tasks(),
             done,
             phase: phase_name(self.session.phase()),
             event,
             stage,
             frames_received: self.received,
         })
+    }
+
+    /// Hands garbled evaluation to the caller (see [`ClientSession::delegate_evaluation`]).
+    pub fn delegate(&mut self) -> Result<(), ClientError> {
+        if self.started {
+            return Err(ClientError::DelegateAfterStart);
+        }
+        self.session.delegate_evaluation();
+        Ok(())
+    }
+
+    /// A delegated job's shares (packed); the frames to send (the layer's reply once complete).
+    pub fn complete_job(&mut self, id: u32, shares: &[u8]) -> Result<Vec<Vec<u8>>, ClientError> {
+        Ok(self.session.complete_job(id, shares)?)
     }
 
     /// The public plan, once the server's first frame has arrived.
@@ -270,12 +301,64 @@ impl PrivateInference {
 
     /// Consumes one binary frame from the server. Returns `{ frames: Uint8Array[], done, phase,
     /// event, stage, frames_received }`: send `frames`, and close the socket once `done`.
+    ///
+    /// In delegated mode the object also has `jobs`: `{ kind: "store", id, job: Uint8Array }` (give
+    /// it to a worker's [`EvalChunk`]) or `{ kind: "evaluate", id, labels: Uint8Array }` (evaluate
+    /// job `id` there and pass the result to [`PrivateInference::complete`]).
     pub fn handle(&mut self, frame: &[u8]) -> Result<JsValue, JsError> {
-        let step = self.handle_frame(frame).map_err(js_err)?;
+        let mut step = self.handle_frame(frame).map_err(js_err)?;
         let info = to_js(&step)?;
-        js_sys::Reflect::set(&info, &"frames".into(), &frames_to_js(step.frames))
-            .map_err(|_| JsError::new("cannot build the step object"))?;
+        let set = |key: &str, value: &JsValue| {
+            js_sys::Reflect::set(&info, &key.into(), value)
+                .map(|_| ())
+                .map_err(|_| JsError::new("cannot build the step object"))
+        };
+        set(
+            "frames",
+            &frames_to_js(std::mem::take(&mut step.frames)).into(),
+        )?;
+        let jobs = js_sys::Array::new();
+        for task in step.tasks {
+            let job = js_sys::Object::new();
+            let field = |key: &str, value: JsValue| {
+                js_sys::Reflect::set(&job, &key.into(), &value)
+                    .map(|_| ())
+                    .map_err(|_| JsError::new("cannot build a job object"))
+            };
+            match task {
+                EvalTask::Store(chunk) => {
+                    field("kind", "store".into())?;
+                    field("id", chunk.id.into())?;
+                    field(
+                        "job",
+                        js_sys::Uint8Array::from(chunk.to_bytes().as_slice()).into(),
+                    )?;
+                }
+                EvalTask::Evaluate { id, garbler_labels } => {
+                    field("kind", "evaluate".into())?;
+                    field("id", id.into())?;
+                    field(
+                        "labels",
+                        js_sys::Uint8Array::from(garbler_labels.as_slice()).into(),
+                    )?;
+                }
+            }
+            jobs.push(&job);
+        }
+        set("jobs", &jobs.into())?;
         Ok(info)
+    }
+
+    /// Hands garbled evaluation to workers: `handle` then returns `jobs`. Call before `start`.
+    #[wasm_bindgen(js_name = delegateEvaluation)]
+    pub fn delegate_evaluation(&mut self) -> Result<(), JsError> {
+        self.delegate().map_err(js_err)
+    }
+
+    /// A worker's result for job `id` (the bytes [`EvalChunk::evaluate`] returned); returns the
+    /// frames to send (`Uint8Array[]`, the layer's reply once its last job is in).
+    pub fn complete(&mut self, id: u32, shares: &[u8]) -> Result<js_sys::Array, JsError> {
+        Ok(frames_to_js(self.complete_job(id, shares).map_err(js_err)?))
     }
 
     /// `"offline"`, `"online"` or `"done"`.
@@ -309,6 +392,44 @@ impl PrivateInference {
             logits: &o.logits,
             logits_ring: o.logits_ring.iter().map(u64::to_string).collect(),
         })
+    }
+}
+
+/// One garbled chunk held by an evaluation worker from the offline phase until its labels arrive.
+#[wasm_bindgen]
+pub struct EvalChunk {
+    evaluator: ChunkEvaluator,
+    and_gates: f64,
+}
+
+#[wasm_bindgen]
+impl EvalChunk {
+    /// Parses and checks a `store` job's bytes.
+    #[wasm_bindgen(constructor)]
+    pub fn new(job: &[u8]) -> Result<EvalChunk, JsError> {
+        let err = |e: cryptonas_protocol::ProtocolError| JsError::new(&e.to_string());
+        let job = ChunkJob::from_bytes(job).map_err(err)?;
+        let evaluator = ChunkEvaluator::new(&job).map_err(err)?;
+        let per_relu = ReluCircuit::new(job.k, job.trunc, ReluVariant::Relu)
+            .map(|c| c.circuit().and_count())
+            .unwrap_or(0);
+        Ok(EvalChunk {
+            and_gates: (per_relu * evaluator.count()) as f64,
+            evaluator,
+        })
+    }
+
+    /// AND gates of the chunk.
+    #[wasm_bindgen(js_name = andGates)]
+    pub fn and_gates(&self) -> f64 {
+        self.and_gates
+    }
+
+    /// Evaluates on the server's labels; returns the client's shares, packed, for `complete`.
+    pub fn evaluate(&self, labels: &[u8]) -> Result<Vec<u8>, JsError> {
+        self.evaluator
+            .evaluate_packed(labels)
+            .map_err(|e| JsError::new(&e.to_string()))
     }
 }
 

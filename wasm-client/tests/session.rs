@@ -4,7 +4,9 @@
 
 use cryptonas_crypto::Csprng;
 use cryptonas_protocol::testing::tiny_model;
-use cryptonas_protocol::{ClientInput, FrameSession, ServerSession, Step};
+use cryptonas_protocol::{
+    ChunkEvaluator, ChunkJob, ClientInput, EvalTask, FrameSession, ServerSession, Step,
+};
 use std::collections::VecDeque;
 use wasm_client::{ClientError, PrivateInference};
 
@@ -17,6 +19,7 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 fn drive(client: &mut PrivateInference, server: &mut ServerSession) -> Vec<&'static str> {
     let mut up: VecDeque<Vec<u8>> = client.start_frames().unwrap().into();
     let mut events = Vec::new();
+    let mut workers = std::collections::HashMap::new();
     loop {
         let mut down = VecDeque::new();
         while let Some(f) = up.pop_front() {
@@ -35,6 +38,23 @@ fn drive(client: &mut PrivateInference, server: &mut ServerSession) -> Vec<&'sta
             let step = client.handle_frame(&f).unwrap();
             events.push(step.event);
             up.extend(step.frames);
+            // Delegated mode: evaluate as a worker would, finishing in reverse order.
+            let mut results = Vec::new();
+            for task in step.tasks {
+                match task {
+                    EvalTask::Store(job) => {
+                        let job = ChunkJob::from_bytes(&job.to_bytes()).unwrap();
+                        workers.insert(job.id, ChunkEvaluator::new(&job).unwrap());
+                    }
+                    EvalTask::Evaluate { id, garbler_labels } => {
+                        let w = workers.remove(&id).expect("stored");
+                        results.push((id, w.evaluate_packed(&garbler_labels).unwrap()));
+                    }
+                }
+            }
+            for (id, shares) in results.into_iter().rev() {
+                up.extend(client.complete_job(id, &shares).unwrap());
+            }
             if step.done {
                 assert_eq!(step.phase, "done");
                 return events;
@@ -76,6 +96,29 @@ fn private_logits_equal_fixed_point_engine_and_plan_predicts_frames() {
         assert_eq!(t.layers.len(), model.plan().stages.len());
         assert!(t.offline_down > t.online_down && t.he_up > 0 && t.ot_up > 0);
     }
+}
+
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn delegated_evaluation_gives_the_same_logits() {
+    let (_, _, model, images) = tiny_model(2, 8, 13);
+    let x = &images[0];
+    let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+    let mut client = PrivateInference::with_input(ClientInput::Normalised(x.clone())).unwrap();
+    client.delegate().unwrap();
+    drive(&mut client, &mut server);
+    let out = client.outcome_rust().expect("finished").clone();
+    assert_eq!(
+        out.logits_ring,
+        model.fixed().forward(&out.input_ring).unwrap()
+    );
+    // Delegation is fixed before the session starts.
+    let mut late = PrivateInference::with_input(ClientInput::Normalised(x.clone())).unwrap();
+    late.start_frames().unwrap();
+    assert!(matches!(
+        late.delegate(),
+        Err(ClientError::DelegateAfterStart)
+    ));
 }
 
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
