@@ -283,6 +283,10 @@ async function classify() {
     showResult(res.outcome, model.classes);
     showTraffic(res.traffic, res.timing, res.plan, res.layerEval);
     $('s-gates').textContent = res.andPerSecOnline ? `${fmtRate(res.andPerSecOnline)}/s` : '–';
+    $('s-gates-d').textContent = res.evalWorkers
+      ? `AND gates/s online, ${res.evalWorkers} worker${res.evalWorkers > 1 ? 's' : ''}` +
+        (res.andPerSecPerWorker ? ` (${fmtRate(res.andPerSecPerWorker)}/s each)` : '')
+      : 'AND gates/s in the worker';
     $('status').textContent = `Done in ${fmtMs(res.timing.totalMs)} (offline ${fmtMs(res.timing.offlineMs)}, online ${fmtMs(res.timing.onlineMs)}).`;
     if ($('reveal').checked) await revealPlain(model, res.outcome);
   } catch (err) {

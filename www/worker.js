@@ -1,6 +1,9 @@
 // The whole private inference runs here, in one dedicated worker, so the page never freezes.
 // The worker owns the WebSocket; the wasm module (www/pkg, built by scripts/build-wasm.sh) owns the
-// protocol. Messages to the page: {type: 'ready'|'progress'|'done'|'bench'|'error', id, ...}.
+// protocol. Garbled evaluation is delegated to a pool of evaluation workers (eval-worker.js, one
+// wasm instance each, as many as navigator.hardwareConcurrency): every streamed chunk of garbled
+// tables goes to one of them offline, and online each gets the server's labels for its chunks.
+// Messages to the page: {type: 'ready'|'progress'|'done'|'bench'|'error', id, ...}.
 import init, { PrivateInference, GcBench } from './pkg/wasm_client.js';
 
 let wasm = null;
@@ -23,6 +26,43 @@ function warmUp() {
   } catch (_) { /* only an optimisation */ }
 }
 
+/// The evaluation workers, started once and reused by every session.
+let pool = null;
+async function evalPool() {
+  if (pool) return pool;
+  const n = Math.max(1, Math.min(8, navigator.hardwareConcurrency || 2));
+  const workers = Array.from({ length: n }, () => new Worker('eval-worker.js', { type: 'module' }));
+  const listeners = new Set();
+  for (const w of workers) {
+    w.onmessage = (e) => { for (const l of listeners) l(e.data); };
+    w.onerror = (e) => { for (const l of listeners) l({ type: 'error', message: e.message || 'evaluation worker failed to load' }); };
+  }
+  // Wait until every worker has its wasm instance (and has warmed it up).
+  const ready = Promise.all(workers.map((w) => new Promise((resolve, reject) => {
+    const prev = w.onmessage;
+    w.onmessage = (e) => {
+      w.onmessage = prev;
+      if (e.data.type === 'ready') resolve(); else reject(new Error(e.data.message));
+    };
+    w.onerror = (e) => reject(new Error(e.message || 'evaluation worker failed to load'));
+    w.postMessage({ type: 'ping' });
+  })));
+  const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('evaluation workers did not start')), 30000));
+  try {
+    await Promise.race([ready, timeout]);
+  } catch (err) {
+    workers.forEach((w) => w.terminate());
+    throw err;
+  }
+  for (const w of workers) {
+    w.onerror = (e) => { for (const l of listeners) l({ type: 'error', message: e.message || 'evaluation worker failed' }); };
+  }
+  pool = { workers, listeners };
+  return pool;
+}
+
+let sessions = 0;
+
 const post = (msg) => self.postMessage(msg);
 const wasmBytes = () => (wasm ? wasm.memory.buffer.byteLength : 0);
 
@@ -43,15 +83,33 @@ self.onmessage = async (e) => {
 };
 
 /// Runs one session: start() frames up, every binary frame from the server through handle().
-function classify({ id, image, wsUrl }) {
+async function classify(msg) {
+  let workers = null;
+  try {
+    workers = await evalPool();
+  } catch (err) {
+    // Without evaluation workers the session evaluates here, in this worker.
+    console.warn('evaluation workers unavailable, evaluating in the session worker:', err);
+  }
+  return run(msg, workers);
+}
+
+function run({ id, image, wsUrl }, evalWorkers) {
   return new Promise((resolve, reject) => {
     let pi;
     try {
       pi = new PrivateInference(new Uint8Array(image));
+      if (evalWorkers) pi.delegateEvaluation();
     } catch (err) {
       reject(err);
       return;
     }
+    const session = ++sessions;
+    const workers = evalWorkers ? evalWorkers.workers : [];
+    const jobsPerLayer = new Map(); // stage -> {started, pending}
+    const evalJobs = []; // {ms, andGates} of every evaluated chunk
+    let currentStage = null;
+    const evalMemory = []; // largest wasm memory seen per evaluation worker
     const t0 = performance.now();
     let tOnline = null;
     let opened = false;
@@ -64,9 +122,57 @@ function classify({ id, image, wsUrl }) {
     const finish = (err, value) => {
       if (settled) return;
       settled = true;
+      if (evalWorkers) {
+        evalWorkers.listeners.delete(onResult);
+        for (const w of workers) w.postMessage({ type: 'drop', session });
+      }
       try { ws.close(); } catch (_) { /* already closed */ }
       try { pi.free(); } catch (_) { /* freed */ }
       if (err) reject(err); else resolve(value);
+    };
+
+    // A worker's shares for one chunk; the layer's reply goes out with its last chunk.
+    const onResult = (m) => {
+      if (settled || (m.session !== undefined && m.session !== session)) return;
+      if (m.type === 'error') {
+        finish(new Error(`evaluation worker: ${m.message}`));
+        return;
+      }
+      if (m.type !== 'result') return;
+      evalJobs.push({ ms: m.ms, andGates: m.andGates });
+      const wi = m.id % workers.length;
+      evalMemory[wi] = Math.max(evalMemory[wi] || 0, m.wasmBytes || 0);
+      let frames;
+      try {
+        frames = pi.complete(m.id, m.shares);
+        for (const f of frames) ws.send(f);
+      } catch (err) {
+        finish(err);
+        return;
+      }
+      if (frames.length > 0 && currentStage !== null) {
+        const layer = jobsPerLayer.get(currentStage);
+        layerEval.push({ stage: currentStage, ms: performance.now() - layer.started });
+        currentStage = null;
+      }
+    };
+    if (evalWorkers) evalWorkers.listeners.add(onResult);
+
+    /// Hands a step's jobs to the workers: chunk `id` always lives on worker `id mod n`.
+    const dispatch = (jobs, stage) => {
+      for (const job of jobs) {
+        const w = workers[job.id % workers.length];
+        if (job.kind === 'store') {
+          w.postMessage({ type: 'store', session, id: job.id, job: job.job }, [job.job.buffer]);
+        } else {
+          if (currentStage === null) {
+            currentStage = stage;
+            jobsPerLayer.set(stage, { started: performance.now() });
+          }
+          w.postMessage({ type: 'evaluate', session, id: job.id, labels: job.labels },
+            [job.labels.buffer]);
+        }
+      }
     };
 
     ws.onopen = () => {
@@ -105,11 +211,12 @@ function classify({ id, image, wsUrl }) {
       const after = performance.now();
       try {
         for (const f of step.frames) ws.send(f);
+        if (step.jobs && step.jobs.length) dispatch(step.jobs, step.stage);
       } catch (err) {
         finish(err);
         return;
       }
-      if (step.event === 'labels') layerEval.push({ stage: step.stage, ms: after - before });
+      if (step.event === 'labels' && !evalWorkers) layerEval.push({ stage: step.stage, ms: after - before });
       if (step.event === 'plan') plan = pi.plan();
       if (tOnline === null && step.phase !== 'offline') tOnline = after;
       const traffic = pi.traffic();
@@ -128,11 +235,18 @@ function classify({ id, image, wsUrl }) {
           const p = plan && plan.layers.find((x) => x.stage === l.stage);
           if (p) { ands += p.and_gates; evalMs += l.ms; }
         }
+        // Per worker: AND gates over the time a worker spent on its chunks.
+        const workerAnds = evalJobs.reduce((a, j) => a + j.andGates, 0);
+        const workerMs = evalJobs.reduce((a, j) => a + j.ms, 0);
         finish(null, {
           outcome, traffic, plan, layerEval,
           timing: { offlineMs: tOnline - t0, onlineMs: end - tOnline, totalMs: end - t0 },
+          // Layer wall time from the server's labels to the reply, all workers together.
           andPerSecOnline: evalMs > 0 ? ands / (evalMs / 1e3) : null,
+          evalWorkers: workers.length,
+          andPerSecPerWorker: workerMs > 0 ? workerAnds / (workerMs / 1e3) : null,
           wasmMemoryBytes: wasmBytes(),
+          evalWorkersMemoryBytes: evalMemory.reduce((a, b) => a + b, 0),
         });
       }
     };

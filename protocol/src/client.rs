@@ -140,7 +140,11 @@ impl std::fmt::Debug for EvalTask {
         match self {
             EvalTask::Store(job) => write!(f, "Store({job:?})"),
             EvalTask::Evaluate { id, garbler_labels } => {
-                write!(f, "Evaluate(job {id}, {} B of labels)", garbler_labels.len())
+                write!(
+                    f,
+                    "Evaluate(job {id}, {} B of labels)",
+                    garbler_labels.len()
+                )
             }
         }
     }

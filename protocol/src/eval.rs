@@ -165,7 +165,9 @@ impl ChunkEvaluator {
     }
 
     /// Evaluates the chunk on the server's active labels of its shares (`count · k` blocks as sent
-    /// in `ServerLabels`) and returns the client's output shares o.
+    /// in `ServerLabels`) and returns the client's output shares o. Never inlined: benchmarks and
+    /// warm-ups must run this very function (see `wasm-client`'s `GcBench`).
+    #[inline(never)]
     pub fn evaluate(&self, garbler_labels: &[u8]) -> Result<Vec<u64>, ProtocolError> {
         let k = self.circuit.k() as usize;
         let server =

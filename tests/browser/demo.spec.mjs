@@ -219,6 +219,9 @@ async function main() {
     const t = run.traffic;
     check('breakdown: rounds and per-layer bars', t.online_rounds === run.plan.layers.length + 1 &&
       (await page.locator('.layer').count()) === run.plan.layers.length, `${t.online_rounds} rounds`);
+    check('garbled evaluation ran in the evaluation workers', run.evalWorkers >= 1 && run.andPerSecPerWorker > 0 &&
+      run.layerEval.length === run.plan.layers.length,
+      `${run.evalWorkers} worker(s), ${(run.andPerSecPerWorker / 1e6).toFixed(2)} M AND/s each`);
 
     await page.screenshot({ path: join(out, 'demo.png'), fullPage: true });
 
@@ -281,14 +284,16 @@ async function main() {
     await page.screenshot({ path: join(out, 'demo-phone.png'), fullPage: true });
 
     const metrics = {
-      browser: 'headless Chromium (Debian), one dedicated worker',
+      browser: `headless Chromium (Debian), a session worker and ${run.evalWorkers || 0} evaluation worker(s)`,
       model: model.name, relus: model.relus, sample,
       offline_ms: run.timing.offlineMs, online_ms: run.timing.onlineMs,
       online_client_layer_ms: run.layerEval.reduce((a, l) => a + l.ms, 0), total_ms: run.timing.totalMs, wall_ms: wallMs,
       bytes_up: t.offline_up + t.online_up, bytes_down: t.offline_down + t.online_down,
       offline_down: t.offline_down, online_down: t.online_down, online_rounds: t.online_rounds,
       and_per_sec_online: run.andPerSecOnline, and_per_sec_bench: bench.andPerSec,
+      eval_workers: run.evalWorkers, and_per_sec_per_worker: run.andPerSecPerWorker,
       worker_wasm_memory_bytes: Math.max(run.wasmMemoryBytes, bench.wasmMemoryBytes),
+      eval_workers_wasm_memory_bytes: run.evalWorkersMemoryBytes,
       online_ms_all_samples: onlineTimes,
       tab_memory_bytes: memory,
       renderer_peak_rss_bytes: rendererPeak,

@@ -15,9 +15,7 @@
 //! page can report the speed of its worker.
 
 use cryptonas_crypto::Csprng;
-use cryptonas_gc::{
-    ActiveLabels, Delta, Evaluator, GarbledTables, ReluCircuit, ReluVariant, TweakDomain,
-};
+use cryptonas_gc::{Delta, ReluCircuit, ReluVariant, TweakDomain};
 use cryptonas_protocol::{
     ChunkEvaluator, ChunkJob, ClientInput, ClientSession, EvalTask, FrameSession, Msg, Phase, Plan,
     Step, GARBLE_CHUNK,
@@ -434,14 +432,15 @@ impl EvalChunk {
 }
 
 /// Garbled ReLUs prepared for timing their evaluation (the client's online work) in this thread.
+///
+/// It evaluates through [`ChunkEvaluator::evaluate`], the very function the evaluation workers
+/// run, so a few calls at start-up also move that function into V8's optimising tier (wasm has no
+/// on-stack replacement: a function's first long call runs to its end in the baseline tier).
 #[wasm_bindgen]
 pub struct GcBench {
-    relu: ReluCircuit,
-    domain: TweakDomain,
-    tables: GarbledTables,
-    garbler: ActiveLabels,
-    evaluator: ActiveLabels,
-    n: usize,
+    evaluator: ChunkEvaluator,
+    garbler: Vec<u8>,
+    and_gates: usize,
 }
 
 #[wasm_bindgen]
@@ -469,25 +468,34 @@ impl GcBench {
             .map_err(err)?;
         let garbler = relu.encode_garbler(&g.encoder, &a).map_err(err)?;
         let evaluator = relu.encode_evaluator(&g.encoder, &b).map_err(err)?;
+        let job = ChunkJob {
+            id: 0,
+            k,
+            trunc: 0,
+            session_id: domain.session_id,
+            first_instance: domain.first_instance,
+            count: relus as u32,
+            tables: g.tables.as_bytes().to_vec(),
+            decoding: g.decoding.as_bytes().to_vec(),
+            client_labels: evaluator.as_bytes().to_vec(),
+        };
+        let evaluator = ChunkEvaluator::new(&job).map_err(|e| JsError::new(&e.to_string()))?;
         Ok(GcBench {
-            relu,
-            domain,
-            tables: g.tables,
-            garbler,
             evaluator,
-            n: relus,
+            garbler: garbler.as_bytes().to_vec(),
+            and_gates: relus * relu.circuit().and_count(),
         })
     }
 
     /// AND gates one [`GcBench::evaluate`] call evaluates.
     pub fn and_gates(&self) -> f64 {
-        (self.n * self.relu.circuit().and_count()) as f64
+        self.and_gates as f64
     }
 
-    /// Evaluates every garbled ReLU once (time this from JavaScript).
+    /// Evaluates and decodes every garbled ReLU once (time this from JavaScript).
     pub fn evaluate(&self) -> Result<(), JsError> {
-        Evaluator::new(self.relu.circuit(), self.domain)
-            .evaluate(&self.tables, &self.garbler, &self.evaluator)
+        self.evaluator
+            .evaluate(&self.garbler)
             .map(|_| ())
             .map_err(|e| JsError::new(&e.to_string()))
     }
