@@ -216,6 +216,13 @@ async function main() {
   await browser.close().catch(() => {});
 }
 
+// Spawned by the harness with a pipe on stdin: when the harness stops the run (a failed check,
+// Ctrl-C) it closes the pipe, and the browser goes down with the driver.
+if (process.env.CRYPTONAS_DRIVER_STDIN_WATCH) {
+  process.stdin.on('end', () => { killChromium(); process.exit(2); });
+  process.stdin.resume();
+}
+
 try {
   await main();
   killChromium();

@@ -713,7 +713,8 @@ pub fn run_model(
         .arg(&setup.script)
         .arg(config)
         .env("CRYPTONAS_NODE_MODULES", &setup.node_modules)
-        .stdin(Stdio::null())
+        .env("CRYPTONAS_DRIVER_STDIN_WATCH", "1")
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -726,11 +727,30 @@ pub fn run_model(
             buf
         })
     });
+    // Held open while the driver runs: closing it tells the driver to stop its browser and exit.
+    let stdin = child.stdin.take();
     let result = read_lines(p, setup, &samples, n, child.stdout.take(), pb, &driver_err);
-    if result.is_err() {
-        let _ = child.kill();
-    }
-    let status = child.wait();
+    let status = if result.is_err() {
+        drop(stdin);
+        // Give the driver time to take its browser down; kill it only if it does not exit.
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            match child.try_wait() {
+                Ok(Some(s)) => break Ok(s),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                _ => {
+                    let _ = child.kill();
+                    break child.wait();
+                }
+            }
+        }
+    } else {
+        let status = child.wait();
+        drop(stdin);
+        status
+    };
     let stderr = stderr.and_then(|h| h.join().ok()).unwrap_or_default();
     let tail = |s: &str| {
         let lines: Vec<&str> = s.lines().collect();
