@@ -578,6 +578,7 @@ impl ClientSession {
                     count,
                     tables,
                     decoding,
+                    corrections,
                 },
             ) => {
                 // Chunks arrive in order: stage by stage, each layer front to back.
@@ -600,6 +601,22 @@ impl ClientSession {
                 }
                 let k = ctx.plan.k as usize;
                 let at = ctx.plan.stages[..i].iter().map(|s| s.len).sum::<usize>() + first;
+                let mut client_labels =
+                    Block::slice_as_bytes(&labels[at * k..(at + count) * k]).to_vec();
+                // A pre-garbled chunk: K₀ ⊕ b·Δ ⊕ (W₀ ⊕ K₀) = W₀ ⊕ b·Δ.
+                if !corrections.is_empty() {
+                    if corrections.len() != client_labels.len() {
+                        return Err(ProtocolError::WrongSize {
+                            what: "ServerGarbled label corrections",
+                            expected: client_labels.len(),
+                            got: corrections.len(),
+                        });
+                    }
+                    client_labels
+                        .iter_mut()
+                        .zip(&corrections)
+                        .for_each(|(l, d)| *l ^= d);
+                }
                 let job = ChunkJob {
                     id: self.next_job,
                     k: ctx.plan.k,
@@ -609,8 +626,7 @@ impl ClientSession {
                     count: count as u32,
                     tables,
                     decoding,
-                    client_labels: Block::slice_as_bytes(&labels[at * k..(at + count) * k])
-                        .to_vec(),
+                    client_labels,
                 };
                 self.next_job += 1;
                 // Sizes are checked here in either mode, so a bad frame fails the session at once.

@@ -38,6 +38,6 @@ pub use eval::{ChunkEvaluator, ChunkJob};
 pub use local::{run_local, LocalTraffic};
 pub use msgs::{Msg, PROTOCOL_VERSION};
 pub use plan::{ModelLoadError, Plan, PlanStage, ServerModel};
-pub use server::{ServerSession, GARBLE_CHUNK};
+pub use server::{OfflineMaterial, ServerSession, GARBLE_CHUNK};
 pub use session::{FrameSession, ProtocolError, Step};
 pub use verify::{verify_local, Divergence, VerifyReport};

@@ -63,6 +63,9 @@ pub enum Msg {
         tables: Vec<u8>,
         /// Packed decoding bits.
         decoding: Vec<u8>,
+        /// Label corrections W₀ ⊕ K₀ for the client's share bits (16 B each) when the chunk was
+        /// garbled ahead of the session (a server's pool); empty otherwise.
+        corrections: Vec<u8>,
     },
     /// Client → server: the masked image x − r (starts the online phase).
     ClientInput(Vec<u8>),
@@ -224,12 +227,14 @@ impl Msg {
                 count,
                 tables,
                 decoding,
+                corrections,
             } => {
                 let mut h = s(stage).to_vec();
                 h.extend_from_slice(&first.to_le_bytes());
                 h.extend_from_slice(&count.to_le_bytes());
                 h.extend_from_slice(&(tables.len() as u64).to_le_bytes());
-                framed(tag::SERVER_GARBLED, &h, &[tables, decoding])
+                h.extend_from_slice(&(decoding.len() as u64).to_le_bytes());
+                framed(tag::SERVER_GARBLED, &h, &[tables, decoding, corrections])
             }
             Msg::ClientInput(b) => framed(tag::CLIENT_INPUT, &[], &[b]),
             Msg::ServerLabels { stage, body } => framed(tag::SERVER_LABELS, &s(stage), &[body]),
@@ -288,22 +293,26 @@ impl Msg {
                 let first = r.u32()?;
                 let count = r.u32()?;
                 let n = r.u64()?;
-                let n = usize::try_from(n)
-                    .ok()
-                    .filter(|&n| n <= r.rest.len())
-                    .ok_or_else(|| {
-                        malformed(
-                            "ServerGarbled",
-                            format!("table length {n} exceeds the frame"),
-                        )
-                    })?;
+                let d = r.u64()?;
+                let fits = |n: u64, left: usize| {
+                    usize::try_from(n)
+                        .ok()
+                        .filter(|&n| n <= left)
+                        .ok_or_else(|| {
+                            malformed("ServerGarbled", format!("length {n} exceeds the frame"))
+                        })
+                };
+                let n = fits(n, r.rest.len())?;
                 let tables = r.take(n)?.to_vec();
+                let d = fits(d, r.rest.len())?;
+                let decoding = r.take(d)?.to_vec();
                 Msg::ServerGarbled {
                     stage,
                     first,
                     count,
                     tables,
-                    decoding: r.rest(),
+                    decoding,
+                    corrections: r.rest(),
                 }
             }
             tag::CLIENT_INPUT => Msg::ClientInput(body.to_vec()),
@@ -361,6 +370,7 @@ mod tests {
                 count: 1,
                 tables: vec![1; 32],
                 decoding: vec![2; 3],
+                corrections: vec![3; 16],
             },
             Msg::ClientInput(vec![1; 12]),
             Msg::ServerLabels {
@@ -395,14 +405,21 @@ mod tests {
             count: 1,
             tables: vec![1; 32],
             decoding: vec![2; 3],
+            corrections: vec![],
         }
         .encode();
-        for cut in 0..21 {
+        for cut in 0..29 {
             assert!(Msg::decode(&g[..cut]).is_err(), "cut at {cut}");
         }
         let mut lying = g.clone();
         lying[13..21].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(Msg::decode(&lying).is_err());
+        let mut lying = g.clone();
+        lying[21..29].copy_from_slice(&4u64.to_le_bytes());
+        assert!(
+            Msg::decode(&lying).is_err(),
+            "decoding length beyond the frame"
+        );
         // Every prefix of every message decodes to an error or a message, never a panic.
         for m in all() {
             let f = m.encode();

@@ -49,6 +49,113 @@ enum State {
 pub const GARBLE_CHUNK: usize = 2048;
 const _: () = assert!(GARBLE_CHUNK.is_multiple_of(cryptonas_gc::CHUNK));
 
+/// Garbling done ahead of any client (a server's pool, see [`ServerModel::prepare_offline`]): Δ,
+/// the session id the tables are tweaked with, and every layer's re-mask and garbled chunks. The
+/// client's input wires got random zero-labels W₀; once the OT gives the session its K₀, each chunk
+/// travels with the corrections W₀ ⊕ K₀ (16 B per share bit) so the client's K₀ ⊕ b·Δ become
+/// W₀ ⊕ b·Δ. Used by one session only.
+pub struct OfflineMaterial {
+    model: String,
+    session_id: u64,
+    delta: Delta,
+    /// Per ReLU layer in stage order: the re-mask and the chunks.
+    layers: std::collections::VecDeque<PooledLayer>,
+}
+
+struct PooledLayer {
+    remask: Vec<u64>,
+    chunks: std::collections::VecDeque<cryptonas_gc::Garbled>,
+}
+
+impl std::fmt::Debug for OfflineMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "OfflineMaterial({}, {} layers, Δ hidden)",
+            self.model,
+            self.layers.len()
+        )
+    }
+}
+
+impl OfflineMaterial {
+    /// Bytes held (tables, decoding bits, labels, re-masks), for pool accounting.
+    pub fn bytes(&self) -> u64 {
+        self.layers
+            .iter()
+            .map(|l| {
+                8 * l.remask.len() as u64
+                    + l.chunks
+                        .iter()
+                        .map(|g| {
+                            (g.tables.as_bytes().len()
+                                + g.decoding.as_bytes().len()
+                                + 16 * 2 * g.encoder.instances() * share_bits(g))
+                                as u64
+                        })
+                        .sum::<u64>()
+            })
+            .sum()
+    }
+}
+
+/// Share bits per instance of a garbled chunk (its evaluator inputs).
+fn share_bits(g: &cryptonas_gc::Garbled) -> usize {
+    g.encoder.evaluator_zero_labels().len() / g.encoder.instances().max(1)
+}
+
+impl ServerModel {
+    /// Garbles every ReLU layer of one future inference now, before any client: fresh Δ, session
+    /// id and re-masks. A server keeps a bounded pool of these per model so that a session's
+    /// offline phase only streams them (see [`ServerSession::with_material`]).
+    pub fn prepare_offline(&self, rng: &mut Csprng) -> Result<OfflineMaterial, ProtocolError> {
+        let session_id = rng.u64();
+        let delta = Delta::random(rng);
+        let mut layers = std::collections::VecDeque::new();
+        let mut offset = 0usize;
+        for (circuit, st) in self.circuits.iter().zip(&self.plan.stages) {
+            let Some(circuit) = circuit else { continue };
+            let remask = ring::random(rng, st.len, self.plan.k);
+            let mut chunks = std::collections::VecDeque::new();
+            let mut first = 0;
+            while first < st.len {
+                let count = GARBLE_CHUNK.min(st.len - first);
+                let domain = TweakDomain {
+                    session_id,
+                    first_instance: instance_index(offset + first)?,
+                };
+                let garbled = circuit
+                    .garble(
+                        delta.clone(),
+                        domain,
+                        &remask[first..first + count],
+                        None,
+                        rng,
+                    )
+                    .map_err(|e| ProtocolError::Check(format!("garbling: {e}")))?;
+                chunks.push_back(garbled);
+                first += count;
+            }
+            offset += st.len;
+            layers.push_back(PooledLayer { remask, chunks });
+        }
+        Ok(OfflineMaterial {
+            model: self.plan.model.clone(),
+            session_id,
+            delta,
+            layers,
+        })
+    }
+}
+
+fn instance_index(at: usize) -> Result<u32, ProtocolError> {
+    u32::try_from(at).map_err(|_| ProtocolError::WrongSize {
+        what: "ReLUs per inference",
+        expected: u32::MAX as usize,
+        got: at,
+    })
+}
+
 /// The offline garbling in progress: Δ, the client's input zero-labels from the OT, and where the
 /// next chunk starts.
 struct Garbling {
@@ -61,6 +168,8 @@ struct Garbling {
     first: usize,
     /// ReLUs of the stages before `stage`.
     offset: usize,
+    /// Pre-garbled layers, if the session took material from a pool.
+    pooled: Option<std::collections::VecDeque<PooledLayer>>,
 }
 
 /// What the online phase needs: HE shares s_i, the encoders (one per streamed chunk) and re-masks
@@ -81,6 +190,7 @@ pub struct ServerSession {
     session_id: u64,
     state: State,
     record: Option<ServerRecord>,
+    material: Option<OfflineMaterial>,
 }
 
 /// The server's secret shares of one inference, kept only for the per-layer diff harness
@@ -103,7 +213,39 @@ impl ServerSession {
             session_id,
             state: State::Hello,
             record: None,
+            material: None,
         }
+    }
+
+    /// A session whose garbling was done ahead of time ([`ServerModel::prepare_offline`]); its
+    /// offline phase streams the material with per-chunk label corrections instead of garbling.
+    pub fn with_material(
+        model: Arc<ServerModel>,
+        rng: Csprng,
+        material: OfflineMaterial,
+    ) -> Result<Self, ProtocolError> {
+        let relu_stages = model.plan.stages.iter().filter(|s| s.relu);
+        let fits = material.model == model.plan.model
+            && material.layers.len() == relu_stages.clone().count()
+            && material.layers.iter().zip(relu_stages).all(|(l, st)| {
+                l.remask.len() == st.len
+                    && l.chunks.len() == st.len.div_ceil(GARBLE_CHUNK)
+                    && l.chunks
+                        .iter()
+                        .map(|g| g.encoder.instances())
+                        .sum::<usize>()
+                        == st.len
+            });
+        if !fits {
+            return Err(ProtocolError::Check(format!(
+                "offline material of model '{}' does not fit model '{}'",
+                material.model, model.plan.model
+            )));
+        }
+        let mut session = ServerSession::new(model, rng);
+        session.session_id = material.session_id;
+        session.material = Some(material);
+        Ok(session)
     }
 
     /// Keeps the server's shares for [`crate::verify_local`].
@@ -197,7 +339,10 @@ impl ServerSession {
             }
             (State::OtSetup { shares }, Msg::ClientOtSetup(bytes)) => {
                 let setup = SenderSetup::from_bytes(&bytes).map_err(ot_err)?;
-                let delta = Delta::random(&mut self.rng);
+                let delta = match &self.material {
+                    Some(m) => m.delta.clone(),
+                    None => Delta::random(&mut self.rng),
+                };
                 let sender = kos::Sender::new(delta.as_block()).map_err(ot_err)?;
                 let (choices, sender) = sender.receive_base_setup(setup, &mut self.rng);
                 (
@@ -241,6 +386,7 @@ impl ServerSession {
                     stage: 0,
                     first: 0,
                     offset: 0,
+                    pooled: self.material.take().map(|m| m.layers),
                 };
                 if model.circuits[0].is_some() {
                     // The garbled layers follow through `poll_frame`.
@@ -295,7 +441,13 @@ impl ServerSession {
             return Err(ProtocolError::Closed);
         };
         if g.first == 0 {
-            let m = ring::random(&mut self.rng, st.len, plan.k);
+            let m = match g.pooled.as_mut() {
+                Some(layers) => {
+                    let layer = layers.front_mut().ok_or(ProtocolError::Closed)?;
+                    std::mem::take(&mut layer.remask)
+                }
+                None => ring::random(&mut self.rng, st.len, plan.k),
+            };
             if let Some(r) = self.record.as_mut() {
                 r.remasks.push(m.clone());
             }
@@ -303,20 +455,34 @@ impl ServerSession {
         }
         let count = GARBLE_CHUNK.min(st.len - g.first);
         let at = g.offset + g.first;
-        let too_many = |got| ProtocolError::WrongSize {
-            what: "ReLUs per inference",
-            expected: u32::MAX as usize,
-            got,
-        };
-        let domain = TweakDomain {
-            session_id: self.session_id,
-            first_instance: u32::try_from(at).map_err(|_| too_many(at))?,
-        };
-        let masks = &g.online.remasks[g.online.remasks.len() - 1][g.first..g.first + count];
         let labels = &g.zero[at * k..(at + count) * k];
-        let garbled = circuit
-            .garble(g.delta.clone(), domain, masks, Some(labels), &mut self.rng)
-            .map_err(|e| ProtocolError::Check(format!("garbling: {e}")))?;
+        let (garbled, corrections) = match g.pooled.as_mut() {
+            Some(layers) => {
+                let layer = layers.front_mut().ok_or(ProtocolError::Closed)?;
+                let garbled = layer.chunks.pop_front().ok_or(ProtocolError::Closed)?;
+                if layer.chunks.is_empty() {
+                    layers.pop_front();
+                }
+                // d = W₀ ⊕ K₀ for every share bit of the chunk.
+                let w0 = garbled.encoder.evaluator_zero_labels();
+                if w0.len() != labels.len() {
+                    return Err(ProtocolError::Closed);
+                }
+                let d: Vec<Block> = w0.iter().zip(labels).map(|(w, z)| *w ^ *z).collect();
+                (garbled, Block::slice_as_bytes(&d).to_vec())
+            }
+            None => {
+                let domain = TweakDomain {
+                    session_id: self.session_id,
+                    first_instance: instance_index(at)?,
+                };
+                let masks = &g.online.remasks[g.online.remasks.len() - 1][g.first..g.first + count];
+                let garbled = circuit
+                    .garble(g.delta.clone(), domain, masks, Some(labels), &mut self.rng)
+                    .map_err(|e| ProtocolError::Check(format!("garbling: {e}")))?;
+                (garbled, Vec::new())
+            }
+        };
         let mut encoder = garbled.encoder;
         encoder.forget_evaluator_labels();
         g.online.encoders[i].push(encoder);
@@ -326,6 +492,7 @@ impl ServerSession {
             count: count as u32,
             tables: garbled.tables.as_bytes().to_vec(),
             decoding: garbled.decoding.as_bytes().to_vec(),
+            corrections,
         };
         g.first += count;
         if g.first == st.len {

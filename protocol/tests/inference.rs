@@ -318,6 +318,7 @@ fn client_rejects_out_of_order_chunks() {
                         count,
                         tables,
                         decoding,
+                        corrections,
                     }) if first > 0 => {
                         let (first, count) = match tamper {
                             0 => (first + 64, count), // skips ReLUs
@@ -330,6 +331,7 @@ fn client_rejects_out_of_order_chunks() {
                             count,
                             tables,
                             decoding,
+                            corrections,
                         }
                         .encode()
                     }
@@ -421,4 +423,44 @@ fn delegated_evaluation_out_of_order_is_bit_exact() {
         );
         assert!(client.complete_job(0, &[]).is_err(), "result after the end");
     }
+}
+
+/// Offline material garbled ahead of the client (a server's pool) gives the same bit-exact result;
+/// its chunks carry label corrections (16 B per share bit), a fresh session id per material, and
+/// material of another model is refused.
+#[test]
+fn pooled_offline_material_is_bit_exact() {
+    let (model, images) = model(3, 32, 8);
+    let mut rng = Csprng::from_entropy().unwrap();
+    let mut traffic = Vec::new();
+    for (i, x) in images.iter().take(3).enumerate() {
+        let mut server = if i < 2 {
+            let material = model.prepare_offline(&mut rng).unwrap();
+            assert!(material.bytes() > 0);
+            ServerSession::with_material(model.clone(), Csprng::from_entropy().unwrap(), material)
+                .unwrap()
+        } else {
+            ServerSession::new(model.clone(), Csprng::from_entropy().unwrap())
+        };
+        let mut client = ClientSession::new(
+            ClientInput::Normalised(x.clone()),
+            Csprng::from_entropy().unwrap(),
+        );
+        let t = run_local(&mut client, &mut server).unwrap();
+        let out = client.outcome().unwrap();
+        assert_eq!(
+            out.logits_ring,
+            model.fixed().forward(&out.input_ring).unwrap()
+        );
+        traffic.push(t.bytes_down);
+    }
+    // Pooled sessions send the corrections on top: 16·k bytes per ReLU.
+    let extra = 16 * model.plan().k as u64 * model.plan().relu_count() as u64;
+    assert_eq!(traffic[0] - traffic[2], extra);
+    // Material of another model (other shapes) is refused.
+    let (other, _) = self::model(2, 8, 9);
+    let material = other.prepare_offline(&mut rng).unwrap();
+    let refused =
+        ServerSession::with_material(model.clone(), Csprng::from_entropy().unwrap(), material);
+    assert!(matches!(refused, Err(ProtocolError::Check(_))));
 }

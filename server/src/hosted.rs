@@ -3,19 +3,126 @@
 use crate::{AppError, HostedModel, ModelSummary, PlainAnswer};
 use cryptonas_crypto::Csprng;
 use cryptonas_model::Model;
-use cryptonas_protocol::{FrameSession, ServerModel, ServerSession};
+use cryptonas_protocol::{FrameSession, OfflineMaterial, ServerModel, ServerSession};
+use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::Duration;
 
-/// A model ready for sessions (weights, HE precomputation and circuits shared read-only).
+/// A model ready for sessions (weights, HE precomputation and circuits shared read-only), with an
+/// optional pool of offline material garbled ahead of clients.
 pub struct ProtocolModel {
     model: Arc<ServerModel>,
+    pool: Option<Arc<Pool>>,
+}
+
+/// Pre-garbled inferences of one model, refilled by a background thread up to `size`.
+struct Pool {
+    size: usize,
+    ready: Mutex<VecDeque<OfflineMaterial>>,
+    taken: Condvar,
 }
 
 impl ProtocolModel {
-    /// Wraps a prepared model.
+    /// Wraps a prepared model (every session garbles after its OT).
     pub fn new(model: Arc<ServerModel>) -> Self {
-        ProtocolModel { model }
+        ProtocolModel { model, pool: None }
+    }
+
+    /// Wraps a prepared model and keeps `size` inferences' garbling ready ahead of clients (a
+    /// background thread garbles whenever the pool runs low; 0 = no pool). A pooled session skips
+    /// garbling on its critical path and sends 16 B of label corrections per share bit instead.
+    pub fn with_pool(model: Arc<ServerModel>, size: usize) -> Self {
+        if size == 0 {
+            return Self::new(model);
+        }
+        let pool = Arc::new(Pool {
+            size,
+            ready: Mutex::new(VecDeque::new()),
+            taken: Condvar::new(),
+        });
+        let (weak, m) = (Arc::downgrade(&pool), model.clone());
+        std::thread::Builder::new()
+            .name(format!("pool-{}", model.plan().model))
+            .spawn(move || refill(weak, m))
+            .map_err(|e| tracing::error!(error = %e, "no pool thread; sessions garble on demand"))
+            .ok();
+        ProtocolModel {
+            model,
+            pool: Some(pool),
+        }
+    }
+
+    /// Pooled inferences ready now.
+    pub fn pooled(&self) -> usize {
+        self.pool
+            .as_ref()
+            .and_then(|p| p.ready.lock().ok().map(|r| r.len()))
+            .unwrap_or(0)
+    }
+
+    fn take_material(&self) -> Option<OfflineMaterial> {
+        let pool = self.pool.as_ref()?;
+        let material = pool.ready.lock().ok()?.pop_front();
+        pool.taken.notify_one();
+        material
+    }
+}
+
+/// Keeps the pool full; ends when the model is dropped.
+fn refill(pool: Weak<Pool>, model: Arc<ServerModel>) {
+    let mut rng = match Csprng::from_entropy() {
+        Ok(rng) => rng,
+        Err(e) => {
+            tracing::error!(error = %e, "no entropy for the pool");
+            return;
+        }
+    };
+    loop {
+        let Some(p) = pool.upgrade() else { return };
+        let missing = match p.ready.lock() {
+            Ok(ready) => {
+                let ready = p
+                    .taken
+                    .wait_timeout_while(ready, Duration::from_secs(1), |r| r.len() >= p.size)
+                    .map(|(r, _)| r);
+                match ready {
+                    Ok(r) => p.size.saturating_sub(r.len()),
+                    Err(_) => return,
+                }
+            }
+            Err(_) => return,
+        };
+        if missing == 0 {
+            continue;
+        }
+        // Garble outside the lock, then publish.
+        drop(p);
+        let started = std::time::Instant::now();
+        match model.prepare_offline(&mut rng) {
+            Ok(material) => {
+                let Some(p) = pool.upgrade() else { return };
+                let bytes = material.bytes();
+                let pooled = match p.ready.lock() {
+                    Ok(mut ready) => {
+                        ready.push_back(material);
+                        ready.len()
+                    }
+                    Err(_) => return,
+                };
+                tracing::debug!(
+                    model = %model.plan().model,
+                    pooled,
+                    mb = bytes >> 20,
+                    ms = started.elapsed().as_millis() as u64,
+                    "offline material ready"
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "pool garbling failed");
+                return;
+            }
+        }
     }
 }
 
@@ -37,7 +144,15 @@ impl HostedModel for ProtocolModel {
             tracing::error!(error = %e, "no entropy");
             AppError::Internal
         })?;
-        Ok(Box::new(ServerSession::new(self.model.clone(), rng)))
+        match self.take_material() {
+            Some(material) => ServerSession::with_material(self.model.clone(), rng, material)
+                .map(|s| Box::new(s) as Box<dyn FrameSession>)
+                .map_err(|e| {
+                    tracing::error!(error = %e, "pooled material unusable");
+                    AppError::Internal
+                }),
+            None => Ok(Box::new(ServerSession::new(self.model.clone(), rng))),
+        }
     }
 
     fn session_memory(&self) -> u64 {
@@ -64,10 +179,10 @@ impl HostedModel for ProtocolModel {
     }
 }
 
-/// Loads every `<name>.json` + `<name>.safetensors` pair of `dir`. A model that fails to load is
-/// reported and skipped, so one corrupt file never takes the others down; an unreadable directory
-/// is an error.
-pub fn load_models(dir: &Path) -> anyhow::Result<Vec<Arc<dyn HostedModel>>> {
+/// Loads every `<name>.json` + `<name>.safetensors` pair of `dir`, each with a pool of `pool`
+/// pre-garbled inferences. A model that fails to load is reported and skipped, so one corrupt
+/// file never takes the others down; an unreadable directory is an error.
+pub fn load_models(dir: &Path, pool: usize) -> anyhow::Result<Vec<Arc<dyn HostedModel>>> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| anyhow::anyhow!("cannot read models directory {}: {e}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -96,7 +211,7 @@ pub fn load_models(dir: &Path) -> anyhow::Result<Vec<Arc<dyn HostedModel>>> {
                     ms = started.elapsed().as_millis() as u64,
                     "model ready"
                 );
-                models.push(Arc::new(ProtocolModel::new(Arc::new(m))));
+                models.push(Arc::new(ProtocolModel::with_pool(Arc::new(m), pool)));
             }
             Err(e) => tracing::error!(model = %name, error = %e, "model skipped"),
         }

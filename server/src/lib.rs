@@ -61,6 +61,10 @@ pub struct Config {
     /// Memory all sessions together may hold, in MiB (more sessions wait for 503 retries).
     #[arg(long, env = "CRYPTONAS_MEMORY_BUDGET_MB", default_value_t = 8192)]
     pub memory_budget_mb: u64,
+    /// Inferences per model garbled ahead of clients (≈ 4 KB per ReLU each; 0 = garble on
+    /// demand). Pooled sessions skip garbling but send 16 B per share bit of label corrections.
+    #[arg(long, env = "CRYPTONAS_POOL", default_value_t = 0)]
+    pub pool: usize,
 }
 
 impl Config {
@@ -148,7 +152,7 @@ impl AppState {
 
     /// Loads every model of `config.models`.
     pub fn load(config: &Config) -> anyhow::Result<Self> {
-        let models = load_models(&config.models)?;
+        let models = load_models(&config.models, config.pool)?;
         Ok(Self::new(models, config.limits(), config.www.clone()))
     }
 

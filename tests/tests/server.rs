@@ -10,7 +10,10 @@ use std::sync::Arc;
 use tokio_tungstenite::tungstenite::Message;
 
 async fn serve(model: Arc<ServerModel>) -> String {
-    let hosted: Arc<dyn HostedModel> = Arc::new(ProtocolModel::new(model));
+    serve_hosted(Arc::new(ProtocolModel::new(model))).await
+}
+
+async fn serve_hosted(hosted: Arc<dyn HostedModel>) -> String {
     let limits = Limits {
         sessions_per_minute: 0,
         ..Limits::default()
@@ -49,6 +52,56 @@ async fn private_inference_over_the_server_is_bit_exact() {
         let per_relu = r.traffic.online_down as f64 / r.relus as f64;
         assert!(per_relu <= 520.0, "{per_relu} B/ReLU online down");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooled_offline_material_is_used_refilled_and_bit_exact() {
+    let (_, _, model, images) = tiny_model(2, 8, 14);
+    let hosted = Arc::new(ProtocolModel::with_pool(model.clone(), 2));
+    let full = |want: usize| {
+        let hosted = hosted.clone();
+        async move {
+            for _ in 0..600 {
+                if hosted.pooled() == want {
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            false
+        }
+    };
+    assert!(full(2).await, "pool never filled");
+    let url = serve_hosted(hosted.clone()).await;
+    let mut down = Vec::new();
+    for x in images.iter().take(3) {
+        let r = classify(
+            &url,
+            "tiny",
+            ClientInput::Normalised(x.clone()),
+            NetworkProfile::LOOPBACK,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            r.outcome.logits_ring,
+            model.fixed().forward(&r.outcome.input_ring).unwrap()
+        );
+        down.push(r.traffic.offline_down);
+    }
+    // The first session found material ready: it carries the label corrections on top of what
+    // a session garbling on demand receives.
+    let plain = serve(model.clone()).await;
+    let r = classify(
+        &plain,
+        "tiny",
+        ClientInput::Normalised(images[0].clone()),
+        NetworkProfile::LOOPBACK,
+    )
+    .await
+    .unwrap();
+    let corrections = 16 * model.plan().k as u64 * model.plan().relu_count() as u64;
+    assert_eq!(down[0] - r.traffic.offline_down, corrections, "{down:?}");
+    assert!(full(2).await, "pool not refilled");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
