@@ -123,7 +123,8 @@ async function main() {
     });
   });
 
-  let wasmMemory = 0;
+  let wasmMemory = 0; // the session worker's wasm memory
+  let evalWasmMemory = 0; // all evaluation workers' wasm memory together
   for (let i = 0; i < cfg.n; i++) {
     const sample = cfg.samples[i % cfg.samples.length];
     await page.evaluate(() => { window.__demo.lastRun = null; window.__benchEvents = []; document.getElementById('reveal').checked = false; });
@@ -150,20 +151,28 @@ async function main() {
     }
     const run = await page.evaluate(() => window.__demo.lastRun);
     const events = await page.evaluate(() => window.__benchEvents);
-    // Online wall time per ReLU layer: from the previous online step (masked input or shares sent)
-    // to this layer's labels evaluated and the next shares sent — the native client's definition.
+    // Online wall time per ReLU layer, the native client's definition: from the request (masked
+    // input, or the previous layer's shares) sent to this layer's labels evaluated. A progress event
+    // is posted once the labels frame is handled; with evaluation workers (evalWorkers > 0) the
+    // evaluation runs after that, and the page's layerEval (labels → reply) is added.
+    const delegated = (run.evalWorkers || 0) > 0;
+    const evalMs = new Map((run.layerEval || []).map((l) => [l.stage, l.ms]));
     const layerWallMs = [];
-    let prev = run.timing.offlineMs;
+    let sent = run.timing.offlineMs;
     for (const e of events) {
-      if (e.event === 'labels' && e.elapsedMs != null) { layerWallMs.push({ stage: e.stage, ms: e.elapsedMs - prev }); }
-      if (e.phase !== 'offline' && e.elapsedMs != null) prev = e.elapsedMs;
+      if (e.event !== 'labels' || e.elapsedMs == null) continue;
+      const end = e.elapsedMs + (delegated ? (evalMs.get(e.stage) || 0) : 0);
+      layerWallMs.push({ stage: e.stage, ms: end - sent });
+      sent = end;
     }
     wasmMemory = Math.max(wasmMemory, run.wasmMemoryBytes || 0);
+    evalWasmMemory = Math.max(evalWasmMemory, run.evalWorkersMemoryBytes || 0);
     emit({
       type: 'inference', index: i, sample, wallMs: Date.now() - t0,
       outcome: run.outcome, traffic: run.traffic, plan: run.plan, timing: run.timing,
       layerEval: run.layerEval, layerWallMs, andPerSecOnline: run.andPerSecOnline,
-      wasmMemoryBytes: run.wasmMemoryBytes,
+      evalWorkers: run.evalWorkers || 0, andPerSecPerWorker: run.andPerSecPerWorker ?? null,
+      wasmMemoryBytes: run.wasmMemoryBytes, evalWorkersMemoryBytes: run.evalWorkersMemoryBytes ?? null,
     });
   }
 
@@ -211,7 +220,8 @@ async function main() {
     type: 'done',
     bench: { pageWorker: pageBench, parallel },
     memory: { rendererPeakRssBytes: rendererPeak, jsHeapUsedPeakBytes: jsHeapPeak || null,
-      wasmMemoryBytes: wasmMemory || null, uaSpecificBytes: uaMemory },
+      wasmMemoryBytes: wasmMemory || null, evalWorkersWasmBytes: evalWasmMemory || null,
+      uaSpecificBytes: uaMemory },
   });
   await browser.close().catch(() => {});
 }

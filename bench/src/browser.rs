@@ -34,8 +34,8 @@ pub const SAMPLES: [&str; 10] = [
 
 /// How the tab's memory is measured (recorded with the results).
 pub const MEMORY_METHOD: &str = "peak = VmHWM (peak resident set) of the Chromium renderer process that hosts the page and its \
-     dedicated worker (one fresh browser per model, read from /proc before the garbling benchmark); also recorded: the \
-     worker's wasm linear memory (never shrinks, so its last size is its peak), the main thread's JSHeapUsedSize \
+     workers (the session worker and the evaluation workers) (one fresh browser per model, read from /proc before the garbling benchmark); also recorded: the \
+     wasm linear memory of the session worker and of all evaluation workers (never shrinks, so its last size is its peak), the main thread's JSHeapUsedSize \
      (CDP Performance.getMetrics, sampled every 250 ms) and performance.measureUserAgentSpecificMemory() after the runs";
 
 /// Why the browser mode cannot run or failed.
@@ -334,12 +334,18 @@ pub struct InferenceLine {
     pub plan: PlanJs,
     /// Timing.
     pub timing: TimingJs,
-    /// Garbled evaluation (+ masking) per layer in the worker.
+    /// Labels to reply per layer in the page (garbled evaluation + masking).
     pub layer_eval: Vec<StageMs>,
     /// Online wall time per layer (request sent to labels evaluated).
     pub layer_wall_ms: Vec<StageMs>,
-    /// AND gates/s of the online evaluation.
+    /// AND gates/s of the online evaluation (layer wall time, all workers together).
     pub and_per_sec_online: Option<f64>,
+    /// Evaluation workers the page used (0: evaluated in the session worker).
+    #[serde(default)]
+    pub eval_workers: u32,
+    /// AND gates/s of one evaluation worker over its own evaluation time.
+    #[serde(default)]
+    pub and_per_sec_per_worker: Option<f64>,
     /// Worker wasm memory after the run.
     pub wasm_memory_bytes: Option<f64>,
 }
@@ -386,8 +392,11 @@ pub struct MemoryJs {
     pub renderer_peak_rss_bytes: Option<f64>,
     /// Main-thread JS heap peak (CDP).
     pub js_heap_used_peak_bytes: Option<f64>,
-    /// Worker wasm memory.
+    /// The session worker's wasm memory.
     pub wasm_memory_bytes: Option<f64>,
+    /// All evaluation workers' wasm memory together.
+    #[serde(default)]
+    pub eval_workers_wasm_bytes: Option<f64>,
     /// `measureUserAgentSpecificMemory`.
     pub ua_specific_bytes: Option<f64>,
 }
@@ -418,7 +427,8 @@ pub struct BrowserLayer {
     pub online_down: u64,
     /// Mean online wall seconds (request sent to labels evaluated, like the native client).
     pub online_s: f64,
-    /// Mean seconds of garbled evaluation and masking in the worker.
+    /// Mean seconds from the labels to the layer's reply in the page: garbled evaluation (in the
+    /// evaluation workers, all together, when the page has them) and masking.
     pub eval_s: f64,
     /// AND gates per second of that evaluation.
     pub eval_and_per_s: f64,
@@ -455,8 +465,12 @@ pub struct BrowserRun {
     pub samples: Vec<String>,
     /// Per ReLU layer.
     pub layers: Vec<BrowserLayer>,
-    /// Mean AND gates/s of the online garbled evaluation.
+    /// Mean AND gates/s of the online garbled evaluation (all evaluation workers together).
     pub online_and_per_s: f64,
+    /// Evaluation workers the page ran (0: the session worker evaluated).
+    pub eval_workers: u32,
+    /// Mean online AND gates/s of one evaluation worker (over its own evaluation time).
+    pub online_and_per_s_per_worker: Option<f64>,
     /// `GcBench` in the page's own worker (after the inferences).
     pub page_worker_and_per_s: f64,
     /// `GcBench` ReLUs per evaluation.
@@ -648,6 +662,14 @@ pub fn summarise(
                 .filter_map(|l| l.and_per_sec_online)
                 .collect::<Vec<_>>(),
         ),
+        eval_workers: lines.first().map_or(0, |l| l.eval_workers),
+        online_and_per_s_per_worker: {
+            let v: Vec<f64> = lines
+                .iter()
+                .filter_map(|l| l.and_per_sec_per_worker)
+                .collect();
+            (!v.is_empty()).then(|| mean(&v))
+        },
         page_worker_and_per_s: done.bench.page_worker.and_per_sec,
         bench_relus: done.bench.page_worker.relus,
         workers: done
@@ -923,6 +945,7 @@ mod tests {
             "layerEval": [{ "stage": 0, "ms": 20.0 }],
             "layerWallMs": [{ "stage": 0, "ms": 30.0 }],
             "andPerSecOnline": 1.0e6, "wasmMemoryBytes": 1.0e7,
+            "evalWorkers": 2, "andPerSecPerWorker": 5.0e5,
         });
         match serde_json::from_value::<Line>(json).unwrap() {
             Line::Inference(l) => *l,
@@ -998,6 +1021,10 @@ mod tests {
         assert_eq!(r.workers[0].and_per_s_per_worker, 2.0e6);
         assert_eq!(r.workers[0].and_per_s_total, 4.0e6);
         assert_eq!(r.page_worker_and_per_s, 3.0e6);
+        assert_eq!(
+            (r.eval_workers, r.online_and_per_s_per_worker),
+            (2, Some(5.0e5))
+        );
         assert_eq!(r.layers.len(), p.info.relu_layers);
         let l0 = &r.layers[0];
         assert!((l0.eval_s - 0.02).abs() < 1e-12 && (l0.online_s - 0.03).abs() < 1e-12);

@@ -324,9 +324,12 @@ impl Results {
         }
         let _ = writeln!(
             s,
-            "| model | ReLUs | offline s native / browser | online s native / browser | online browser ÷ native | MB ↑ native / browser | MB ↓ native / browser | rounds | online µs/ReLU browser | wasm AND/s: online evaluation (GcBench in the page's worker) | peak tab memory MB (renderer RSS; wasm; JS heap) |"
+            "| model | ReLUs | offline s native / browser | online s native / browser | online browser ÷ native | MB ↑ native / browser | MB ↓ native / browser | rounds | online µs/ReLU browser | eval workers | wasm M AND/s online: all workers (per worker) | peak tab memory MB (renderer RSS; wasm: session + eval workers; JS heap) |"
         );
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            s,
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
         let mb = |v: Option<f64>| v.map_or("–".into(), |v| format!("{:.0}", v / 1e6));
         for b in &browser {
             let r = &b.run;
@@ -340,7 +343,7 @@ impl Results {
             };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.2} M ({:.2} M) | {} ; {} ; {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {:.2} ({}) | {} ; {} + {} ; {} |",
                 b.model,
                 b.relus,
                 pair(&|x| x.offline_s, 2),
@@ -350,10 +353,13 @@ impl Results {
                 pair(&|x| (x.offline_down + x.online_down) / 1e6, 1),
                 r.online_rounds,
                 r.online_us_per_relu,
+                b.eval_workers,
                 b.online_and_per_s / 1e6,
-                b.page_worker_and_per_s / 1e6,
+                b.online_and_per_s_per_worker
+                    .map_or("–".into(), |v| format!("{:.2}", v / 1e6)),
                 mb(b.memory.renderer_peak_rss_bytes),
                 mb(b.memory.wasm_memory_bytes),
+                mb(b.memory.eval_workers_wasm_bytes),
                 b.memory
                     .js_heap_used_peak_bytes
                     .map_or("–".into(), |v| format!("{:.1}", v / 1e6)),
@@ -362,8 +368,13 @@ impl Results {
 
         let _ = writeln!(
             s,
-            "\n### Garbled evaluation in wasm, AND gates/s per worker (GcBench, {} ReLUs per evaluation, W workers at once)\n",
-            self.browser.first().map_or(0, |b| b.bench_relus)
+            "\n### Garbled evaluation in wasm, AND gates/s per worker (GcBench, {} ReLUs per evaluation: W fresh workers at once; the page's session worker alone: {})\n",
+            browser.first().map_or(0, |b| b.bench_relus),
+            browser
+                .iter()
+                .map(|b| format!("{:.2} M", b.page_worker_and_per_s / 1e6))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         let _ = writeln!(
             s,
@@ -395,7 +406,7 @@ impl Results {
         let _ = writeln!(s, "### Per ReLU layer (means)\n");
         let _ = writeln!(
             s,
-            "| model | layer | ReLUs | AND gates | garbled tables MB | online labels MB | online ms native | online ms browser | browser eval ms | browser eval M AND/s |"
+            "| model | layer | ReLUs | AND gates | garbled tables MB | online labels MB | online ms native | online ms browser | browser labels → reply ms | browser M AND/s (all workers) |"
         );
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for b in &browser {
