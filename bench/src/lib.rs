@@ -368,7 +368,7 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
                     &pb,
                 )?;
                 let line = format!(
-                    "{:>12} {:>8} ReLUs  browser: offline {:7.2} s {:8.2} MB, online {:7.3} s {:7.2} MB, {} rounds; all bit-exact; wasm {:.2} M AND/s per worker, peak tab memory {:.0} MB",
+                    "{:>12} {:>8} ReLUs  browser: offline {:7.2} s {:8.2} MB, online {:7.3} s {:7.2} MB, {} rounds; all bit-exact; {} eval workers at {} M AND/s each online (GcBench {:.2} M), peak tab memory {:.0} MB",
                     b.model,
                     b.relus,
                     b.run.offline_s,
@@ -376,6 +376,9 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
                     b.run.online_s,
                     (b.run.online_up + b.run.online_down) / 1e6,
                     b.run.online_rounds,
+                    b.eval_workers,
+                    b.online_and_per_s_per_worker
+                        .map_or("–".into(), |v| format!("{:.2}", v / 1e6)),
                     b.page_worker_and_per_s / 1e6,
                     b.memory.renderer_peak_rss_bytes.unwrap_or(0.0) / 1e6,
                 );

@@ -475,11 +475,14 @@ impl Results {
         for b in &self.browser {
             let _ = writeln!(
                 s,
-                "{} ({} ReLUs, browser): offline {:.2} s, online {:.3} s, {:.2} M AND/s per worker (wasm), peak tab memory {:.0} MB",
+                "{} ({} ReLUs, browser): offline {:.2} s, online {:.3} s, {} eval workers at {} M AND/s each (wasm GcBench {:.2} M), peak tab memory {:.0} MB",
                 b.model,
                 b.relus,
                 b.run.offline_s,
                 b.run.online_s,
+                b.eval_workers,
+                b.online_and_per_s_per_worker
+                    .map_or("–".into(), |v| format!("{:.2}", v / 1e6)),
                 b.page_worker_and_per_s / 1e6,
                 b.memory.renderer_peak_rss_bytes.unwrap_or(0.0) / 1e6,
             );
