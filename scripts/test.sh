@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Sets up (idempotently) and runs every test of the project: format, lints, native tests, the trainer's
-# libtorch tests, the wasm32 build and headless-Chromium tests of the shared crates, the Playwright
-# test of the demo page, and the benchmark harness in its short mode. The README's test command; CI
-# runs it through .ci/run. Prints a final "N passed, N failed" over the steps.
+# libtorch tests, the wasm32 build and headless-Chromium tests of the shared crates, the benchmark
+# harness in its short mode (native and in headless Chromium), and the Playwright test of the demo
+# page. The README's test command; CI runs it through .ci/run. Prints "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -37,9 +37,9 @@ step "wasm32 build of the shared crates" cargo build --target wasm32-unknown-unk
 for pkg in cryptonas-gc cryptonas-ot cryptonas-he cryptonas-model wasm-client; do
   step "headless Chromium: $pkg" cargo test --target wasm32-unknown-unknown -p "$pkg" --tests
 done
-step "benchmark harness (short mode, asserts correctness)" \
-  cargo run -q -p cryptonas-bench -- --short --out "$(mktemp -d)"
 step "build the browser client" scripts/build-wasm.sh
+step "benchmark harness (short mode, native and headless Chromium, asserts correctness)" \
+  cargo run -q -p cryptonas-bench -- --short --browser --out "$(mktemp -d)"
 step "demo page in headless Chromium (Playwright)" node tests/browser/demo.spec.mjs
 
 printf '\n'
