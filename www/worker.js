@@ -247,6 +247,7 @@ function run({ id, image, wsUrl }, evalWorkers) {
           andPerSecPerWorker: workerMs > 0 ? workerAnds / (workerMs / 1e3) : null,
           wasmMemoryBytes: wasmBytes(),
           evalWorkersMemoryBytes: evalMemory.reduce((a, b) => a + b, 0),
+          evalJobs, // {ms, andGates} per chunk, in completion order
         });
       }
     };
