@@ -245,6 +245,15 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
     }
     prep.finish_and_clear();
     anyhow::ensure!(!prepared.is_empty(), "no models to measure");
+    // The server hosts models by name: two with one name would silently measure the wrong one.
+    let mut names: Vec<&str> = prepared.iter().map(|p| p.info.name.as_str()).collect();
+    names.sort_unstable();
+    if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+        anyhow::bail!(
+            "two models are named '{}'; rename one (the server hosts models by name)",
+            w[0]
+        );
+    }
 
     let runs_per_model = if settings.browser_only {
         0

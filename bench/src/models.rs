@@ -99,10 +99,10 @@ fn info(
 
 /// CNet1 at width `channels` on 32×32 inputs, random weights from `seed`, calibrated at k = 32 on
 /// random normal images (the recipe of `cryptonas_protocol::testing::tiny_model`); hosted as
-/// `cnet1-c<channels>`.
+/// `sweep-c<channels>` (distinct from trained models such as `cnet1-c14`).
 pub fn sweep_model(channels: usize, seed: u64, images: usize) -> anyhow::Result<Prepared> {
     let started = Instant::now();
-    let name = format!("cnet1-c{channels}");
+    let name = format!("sweep-c{channels}");
     let spec = cnet1(channels)
         .to_model_spec(&name)
         .with_context(|| format!("CNet1 spec at C = {channels}"))?;

@@ -39,7 +39,7 @@ fn short_browser_mode_checks_every_page_inference_and_reports_both_columns() {
         .iter()
         .map(|b| b["model"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["tiny", "cnet1-c1"]);
+    assert_eq!(names, ["tiny", "sweep-c1"]);
     for b in browser {
         let run = &b["run"];
         assert_eq!(run["inferences"].as_array().unwrap().len(), 2);
@@ -67,7 +67,7 @@ fn short_browser_mode_checks_every_page_inference_and_reports_both_columns() {
         md.contains("## Browser (headless Chromium) vs native"),
         "{md}"
     );
-    assert!(md.contains("| cnet1-c1 | 6144 |"), "{md}");
+    assert!(md.contains("| sweep-c1 | 6144 |"), "{md}");
     let svg = std::fs::read_to_string(out.join("native_vs_browser_latency.svg")).unwrap();
     assert!(svg.contains("<svg") && svg.contains("browser"));
     let _ = std::fs::remove_dir_all(&out);

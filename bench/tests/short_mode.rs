@@ -34,7 +34,7 @@ fn short_mode_measures_checks_and_writes_everything() {
         .iter()
         .map(|m| m["name"].as_str().unwrap())
         .collect();
-    assert_eq!(models, ["tiny", "cnet1-c1"]);
+    assert_eq!(models, ["tiny", "sweep-c1"]);
     assert_eq!(json["models"][1]["relus"], 6144);
     let runs = json["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2, "one loopback run per model");
@@ -74,7 +74,7 @@ fn short_mode_measures_checks_and_writes_everything() {
 
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(
-        md.contains("bit-exact") && md.contains("| cnet1-c1 | 6144 | loopback |"),
+        md.contains("bit-exact") && md.contains("| sweep-c1 | 6144 | loopback |"),
         "{md}"
     );
     for svg in ["latency_vs_relus.svg", "bytes_vs_relus.svg"] {
