@@ -239,45 +239,6 @@ pub struct OutcomeJs {
     pub logits_ring: Vec<String>,
 }
 
-/// Per-layer bytes as the wasm client counts them.
-#[derive(Debug, Deserialize, Clone)]
-pub struct LayerTrafficJs {
-    /// Stage.
-    pub stage: usize,
-    /// ReLUs.
-    pub relus: usize,
-    /// Garbled tables and decoding bits (offline).
-    pub offline_down: u64,
-    /// Labels (online).
-    pub online_down: u64,
-    /// Masked shares sent (online).
-    pub online_up: u64,
-}
-
-/// The wasm client's traffic counters (the protocol's `Traffic`).
-#[derive(Debug, Deserialize, Clone)]
-pub struct TrafficJs {
-    /// Offline bytes up.
-    pub offline_up: u64,
-    /// Offline bytes down.
-    pub offline_down: u64,
-    /// Online bytes up.
-    pub online_up: u64,
-    /// Online bytes down.
-    pub online_down: u64,
-    /// HE bytes up.
-    pub he_up: u64,
-    /// HE bytes down.
-    pub he_down: u64,
-    /// OT bytes up.
-    pub ot_up: u64,
-    /// OT bytes down.
-    pub ot_down: u64,
-    /// Online rounds.
-    pub online_rounds: u32,
-    /// Per ReLU layer.
-    pub layers: Vec<LayerTrafficJs>,
-}
 
 /// One ReLU layer of the public plan.
 #[derive(Debug, Deserialize, Clone)]
@@ -329,7 +290,7 @@ pub struct InferenceLine {
     /// Outcome.
     pub outcome: OutcomeJs,
     /// Traffic.
-    pub traffic: TrafficJs,
+    pub traffic: cryptonas_protocol::Traffic,
     /// Plan.
     pub plan: PlanJs,
     /// Timing.

@@ -17,7 +17,7 @@ use cryptonas_model::fixed::{from_signed, to_signed};
 use cryptonas_model::Source;
 use cryptonas_ot::chou_orlandi::ReceiverChoices;
 use cryptonas_ot::kos::{self, CheckChallenge};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What the client classifies.
 #[derive(Clone, Debug)]
@@ -40,7 +40,7 @@ pub enum Phase {
 }
 
 /// Bytes of one ReLU layer.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerCost {
     /// Stage index.
     pub stage: usize,
@@ -54,8 +54,9 @@ pub struct LayerCost {
     pub online_up: u64,
 }
 
-/// Traffic of one inference, as counted by the client.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+/// Traffic of one inference, as counted by the client (also read back from the browser client's
+/// JSON by the benchmark harness).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Traffic {
     /// Offline bytes client → server.
     pub offline_up: u64,
