@@ -2,7 +2,9 @@
 //! frames, and reports what it cost (time and bytes per phase and per layer).
 
 use cryptonas_crypto::Csprng;
-use cryptonas_protocol::{ClientInput, ClientSession, FrameSession, Phase, Step, Traffic};
+use cryptonas_protocol::{
+    ClientInput, ClientSession, FrameKind, FrameSession, Phase, Step, Traffic,
+};
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use std::time::{Duration, Instant};
@@ -111,7 +113,10 @@ pub async fn classify(
     loop {
         for frame in outgoing.drain(..) {
             tokio::time::sleep(network.delay(frame.len())).await;
-            if frame.first() == Some(&0x07) || frame.first() == Some(&0x08) {
+            if matches!(
+                FrameKind::of(&frame).map(|k| k.name),
+                Some("ClientInput" | "ClientMasked")
+            ) {
                 layer_started = Some(Instant::now());
             }
             socket.send(Message::binary(frame)).await?;
@@ -133,7 +138,7 @@ pub async fn classify(
             None => anyhow::bail!("server went away"),
         };
         tokio::time::sleep(network.delay(frame.len())).await;
-        let is_labels = frame.first() == Some(&0x86);
+        let is_labels = FrameKind::of(&frame).is_some_and(|k| k.name == "ServerLabels");
         let step = session.handle(&frame);
         if is_labels {
             if let Some(t) = layer_started.take() {

@@ -5,7 +5,7 @@
 //! garbled layers, and then runs the online phase: x − r_img up, per ReLU layer the server's labels
 //! down and o_i − r_i up, finally the server's logits share down. Only the client learns the logits.
 
-use crate::msgs::{Msg, PROTOCOL_VERSION};
+use crate::msgs::{FrameKind, Msg, PROTOCOL_VERSION};
 use crate::plan::{he_conv, Plan};
 use crate::session::{he_err, ot_err};
 use crate::{ring, FrameSession, ProtocolError, Step};
@@ -255,7 +255,7 @@ impl ClientSession {
         match &result {
             Ok(out) => {
                 for f in out {
-                    self.count(f[0], stage_of(f), f.len(), true);
+                    self.count(f, true);
                 }
             }
             Err(_) => self.state = State::Done,
@@ -820,25 +820,29 @@ impl ClientSession {
     }
 
     /// Books a frame's bytes into the traffic counters.
-    fn count(&mut self, msg_kind: u8, stage: Option<usize>, len: usize, up: bool) {
-        let len = len as u64;
+    fn count(&mut self, frame: &[u8], up: bool) {
+        let Some(kind) = FrameKind::of(frame) else {
+            return;
+        };
+        let len = frame.len() as u64;
         let t = &mut self.traffic;
-        let online = self.phase != Phase::Offline || msg_kind == 0x07;
+        let online = self.phase != Phase::Offline || kind.name == "ClientInput";
         match (online, up) {
             (false, true) => t.offline_up += len,
             (false, false) => t.offline_down += len,
             (true, true) => t.online_up += len,
             (true, false) => t.online_down += len,
         }
-        match msg_kind {
-            0x02 | 0x03 => t.he_up += len,
-            0x82 => t.he_down += len,
-            0x04..=0x06 => t.ot_up += len,
-            0x83 | 0x84 => t.ot_down += len,
-            0x87 => t.online_rounds += 1,
+        match kind.name {
+            "ClientHeKey" | "ClientHeMasks" => t.he_up += len,
+            "ServerHeResponse" => t.he_down += len,
+            "ClientOtSetup" | "ClientOtExtend" | "ClientOtResponse" => t.ot_up += len,
+            "ServerOtChoices" | "ServerOtChallenge" => t.ot_down += len,
+            "ServerOutput" => t.online_rounds += 1,
             _ => {}
         }
-        if let Some(stage) = stage {
+        if let Some(stage) = kind.stage {
+            let stage = stage as usize;
             let layer = match t.layers.iter_mut().position(|l| l.stage == stage) {
                 Some(p) => &mut t.layers[p],
                 None => {
@@ -849,26 +853,16 @@ impl ClientSession {
                     t.layers.last_mut().expect("just pushed")
                 }
             };
-            match msg_kind {
-                0x85 => layer.offline_down += len,
-                0x86 => {
+            match kind.name {
+                "ServerGarbled" => layer.offline_down += len,
+                "ServerLabels" => {
                     layer.online_down += len;
                     t.online_rounds += 1;
                 }
-                0x08 => layer.online_up += len,
+                "ClientMasked" => layer.online_up += len,
                 _ => {}
             }
         }
-    }
-}
-
-/// The stage field of the frames that carry one (tags 0x03, 0x08, 0x82, 0x85, 0x86).
-fn stage_of(frame: &[u8]) -> Option<usize> {
-    match frame.first() {
-        Some(0x03 | 0x08 | 0x82 | 0x85 | 0x86) if frame.len() >= 5 => {
-            Some(u32::from_le_bytes(frame[1..5].try_into().expect("4 bytes")) as usize)
-        }
-        _ => None,
     }
 }
 
@@ -878,7 +872,7 @@ impl FrameSession for ClientSession {
             version: PROTOCOL_VERSION,
         }
         .encode();
-        self.count(hello[0], None, hello.len(), true);
+        self.count(&hello, true);
         Ok(vec![hello])
     }
 
@@ -886,14 +880,12 @@ impl FrameSession for ClientSession {
         if matches!(self.state, State::Done) {
             return Err(ProtocolError::Closed);
         }
-        if let Some(&kind) = frame.first() {
-            self.count(kind, stage_of(frame), frame.len(), false);
-        }
+        self.count(frame, false);
         let result = Msg::decode(frame).and_then(|m| self.step(m));
         match &result {
             Ok(Step::Continue(out)) | Ok(Step::Finished(out)) => {
                 for f in out {
-                    self.count(f[0], stage_of(f), f.len(), true);
+                    self.count(f, true);
                 }
             }
             Err(_) => self.state = State::Done,

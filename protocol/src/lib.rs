@@ -36,7 +36,7 @@ mod verify;
 pub use client::{ClientInput, ClientSession, EvalTask, LayerCost, Outcome, Phase, Traffic};
 pub use eval::{ChunkEvaluator, ChunkJob};
 pub use local::{run_local, LocalTraffic};
-pub use msgs::{Msg, PROTOCOL_VERSION};
+pub use msgs::{FrameKind, Msg, PROTOCOL_VERSION};
 pub use plan::{ModelLoadError, Plan, PlanStage, ServerModel};
 pub use server::{OfflineMaterial, ServerSession, GARBLE_CHUNK};
 pub use session::{FrameSession, ProtocolError, Step};

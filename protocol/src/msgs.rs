@@ -170,6 +170,55 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// What a frame is, read from its tag and header without decoding the body: for transports that
+/// show progress or count bytes per message kind and layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameKind {
+    /// The message name ([`Msg::name`]), `"unknown"` for an unknown tag.
+    pub name: &'static str,
+    /// The stage, for the messages that carry one.
+    pub stage: Option<u32>,
+}
+
+impl FrameKind {
+    /// Reads `frame`'s kind; `None` for an empty frame.
+    pub fn of(frame: &[u8]) -> Option<FrameKind> {
+        let (&t, body) = frame.split_first()?;
+        let name = match t {
+            tag::CLIENT_HELLO => "ClientHello",
+            tag::CLIENT_HE_KEY => "ClientHeKey",
+            tag::CLIENT_HE_MASKS => "ClientHeMasks",
+            tag::CLIENT_OT_SETUP => "ClientOtSetup",
+            tag::CLIENT_OT_EXTEND => "ClientOtExtend",
+            tag::CLIENT_OT_RESPONSE => "ClientOtResponse",
+            tag::CLIENT_INPUT => "ClientInput",
+            tag::CLIENT_MASKED => "ClientMasked",
+            tag::SERVER_PLAN => "ServerPlan",
+            tag::SERVER_HE_RESPONSE => "ServerHeResponse",
+            tag::SERVER_OT_CHOICES => "ServerOtChoices",
+            tag::SERVER_OT_CHALLENGE => "ServerOtChallenge",
+            tag::SERVER_GARBLED => "ServerGarbled",
+            tag::SERVER_LABELS => "ServerLabels",
+            tag::SERVER_OUTPUT => "ServerOutput",
+            tag::ERROR => "Error",
+            _ => "unknown",
+        };
+        let staged = matches!(
+            t,
+            tag::CLIENT_HE_MASKS
+                | tag::CLIENT_MASKED
+                | tag::SERVER_HE_RESPONSE
+                | tag::SERVER_GARBLED
+                | tag::SERVER_LABELS
+        );
+        let stage = match body.get(..4) {
+            Some(b) if staged => Some(u32::from_le_bytes(b.try_into().expect("4 bytes"))),
+            _ => None,
+        };
+        Some(FrameKind { name, stage })
+    }
+}
+
 impl Msg {
     /// The message's name, for errors and logs.
     pub fn name(&self) -> &'static str {
@@ -391,6 +440,21 @@ mod tests {
         for m in all() {
             assert_eq!(Msg::decode(&m.encode()).unwrap(), m, "{}", m.name());
         }
+    }
+
+    #[test]
+    fn frame_kind_names_every_message() {
+        for m in all() {
+            let kind = FrameKind::of(&m.encode()).unwrap();
+            assert_eq!(kind.name, m.name());
+        }
+        let masked = Msg::ClientMasked {
+            stage: 5,
+            body: vec![],
+        };
+        assert_eq!(FrameKind::of(&masked.encode()).unwrap().stage, Some(5));
+        assert_eq!(FrameKind::of(&[0x42]).unwrap().name, "unknown");
+        assert_eq!(FrameKind::of(&[]), None);
     }
 
     #[test]

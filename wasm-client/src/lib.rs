@@ -17,8 +17,8 @@
 use cryptonas_crypto::Csprng;
 use cryptonas_gc::{Delta, ReluCircuit, ReluVariant, TweakDomain};
 use cryptonas_protocol::{
-    ChunkEvaluator, ChunkJob, ClientInput, ClientSession, EvalTask, FrameSession, Msg, Phase, Plan,
-    Step, GARBLE_CHUNK,
+    ChunkEvaluator, ChunkJob, ClientInput, ClientSession, EvalTask, FrameKind, FrameSession, Msg,
+    Phase, Plan, Step, GARBLE_CHUNK,
 };
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -45,20 +45,22 @@ fn phase_name(p: Phase) -> &'static str {
     }
 }
 
-/// What a server frame was, for progress display (tags of `cryptonas_protocol::Msg`).
+/// What a server frame was, for progress display.
 fn frame_event(frame: &[u8]) -> (&'static str, Option<u32>) {
-    let stage =
-        (frame.len() >= 5).then(|| u32::from_le_bytes([frame[1], frame[2], frame[3], frame[4]]));
-    match frame.first() {
-        Some(0x81) => ("plan", None),
-        Some(0x82) => ("he", stage),
-        Some(0x83 | 0x84) => ("ot", None),
-        Some(0x85) => ("garbled", stage),
-        Some(0x86) => ("labels", stage),
-        Some(0x87) => ("output", None),
-        Some(0xff) => ("error", None),
-        _ => ("unknown", None),
-    }
+    let Some(kind) = FrameKind::of(frame) else {
+        return ("unknown", None);
+    };
+    let event = match kind.name {
+        "ServerPlan" => "plan",
+        "ServerHeResponse" => "he",
+        "ServerOtChoices" | "ServerOtChallenge" => "ot",
+        "ServerGarbled" => "garbled",
+        "ServerLabels" => "labels",
+        "ServerOutput" => "output",
+        "Error" => "error",
+        _ => "unknown",
+    };
+    (event, kind.stage)
 }
 
 /// One ReLU layer of the public plan.
@@ -222,7 +224,7 @@ impl PrivateInference {
             return Err(ClientError::NotStarted);
         }
         self.received += 1;
-        if self.plan.is_none() && frame.first() == Some(&0x81) {
+        if self.plan.is_none() && FrameKind::of(frame).is_some_and(|k| k.name == "ServerPlan") {
             self.plan = PlanInfo::from_frame(frame);
         }
         let (event, stage) = frame_event(frame);
