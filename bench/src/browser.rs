@@ -239,7 +239,6 @@ pub struct OutcomeJs {
     pub logits_ring: Vec<String>,
 }
 
-
 /// One ReLU layer of the public plan.
 #[derive(Debug, Deserialize, Clone)]
 pub struct PlanLayerJs {

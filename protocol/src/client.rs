@@ -728,13 +728,14 @@ impl ClientSession {
                     };
                     (state, vec![])
                 } else {
-                    let mut o = Vec::with_capacity(n);
+                    let mut work = Vec::with_capacity(chunks.len());
                     for c in &chunks {
                         let ChunkWork::Local(evaluator) = &c.work else {
                             return Err(ProtocolError::Closed);
                         };
-                        o.extend(evaluator.evaluate(labels_of(c))?);
+                        work.push((evaluator.as_ref(), labels_of(c)));
                     }
+                    let o = evaluate_chunks(&work)?;
                     let reply = self.layer_reply(&ctx, next, o);
                     let state = State::Labels {
                         ctx,
@@ -864,6 +865,25 @@ impl ClientSession {
             }
         }
     }
+}
+
+/// Evaluates a layer's chunks and concatenates their shares. Natively the chunks run in parallel
+/// (one rayon pass per layer: evaluating chunk after chunk synchronised the threads at every chunk
+/// and halved the throughput); in wasm the page's workers do that.
+fn evaluate_chunks(work: &[(&ChunkEvaluator, &[u8])]) -> Result<Vec<u64>, ProtocolError> {
+    #[cfg(not(target_arch = "wasm32"))]
+    let shares: Vec<Vec<u64>> = {
+        use rayon::prelude::*;
+        work.par_iter()
+            .map(|(e, labels)| e.evaluate(labels))
+            .collect::<Result<_, _>>()?
+    };
+    #[cfg(target_arch = "wasm32")]
+    let shares: Vec<Vec<u64>> = work
+        .iter()
+        .map(|(e, labels)| e.evaluate(labels))
+        .collect::<Result<_, _>>()?;
+    Ok(shares.concat())
 }
 
 impl FrameSession for ClientSession {
