@@ -263,59 +263,50 @@ impl ClientSession {
         result
     }
 
+    /// Stores one job's shares; the layer's reply once all are in. An error closes the session
+    /// (its caller, [`ClientSession::complete_job`], marks it done).
     fn complete(&mut self, id: u32, packed: &[u8]) -> Result<Vec<Vec<u8>>, ProtocolError> {
+        let state = std::mem::replace(&mut self.state, State::Done);
         let State::Labels {
             ctx,
-            pending: Some(p),
-            ..
-        } = &mut self.state
+            garbled,
+            next,
+            pending: Some(mut p),
+        } = state
         else {
+            self.state = state;
             return Err(ProtocolError::Unexpected {
                 got: "job result",
                 state: "no layer is being evaluated",
             });
         };
+        let unexpected = |got| ProtocolError::Unexpected {
+            got,
+            state: "evaluating a layer",
+        };
         let slot = p
             .ids
             .iter()
             .position(|&i| i == id)
-            .ok_or(ProtocolError::Unexpected {
-                got: "result of another job",
-                state: "evaluating a layer",
-            })?;
+            .ok_or(unexpected("result of another job"))?;
         if p.shares[slot].is_some() {
-            return Err(ProtocolError::Unexpected {
-                got: "second result of a job",
-                state: "evaluating a layer",
-            });
+            return Err(unexpected("second result of a job"));
         }
-        p.shares[slot] = Some(ring::unpack(
-            packed,
-            p.counts[slot],
-            ctx.plan.k,
-            "job result",
-        )?);
-        if p.shares.iter().any(Option::is_none) {
-            return Ok(Vec::new());
-        }
-        let State::Labels {
-            ctx,
-            garbled,
-            next,
-            pending: Some(p),
-        } = std::mem::replace(&mut self.state, State::Done)
-        else {
-            unreachable!("matched above");
+        let shares = ring::unpack(packed, p.counts[slot], ctx.plan.k, "job result")?;
+        p.shares[slot] = Some(shares);
+        let (out, pending) = if p.shares.iter().all(Option::is_some) {
+            let o: Vec<u64> = p.shares.into_iter().flatten().flatten().collect();
+            (vec![self.layer_reply(&ctx, p.stage, o).encode()], None)
+        } else {
+            (Vec::new(), Some(p))
         };
-        let o: Vec<u64> = p.shares.into_iter().flatten().flatten().collect();
-        let reply = self.layer_reply(&ctx, p.stage, o);
         self.state = State::Labels {
             ctx,
             garbled,
             next,
-            pending: None,
+            pending,
         };
-        Ok(vec![reply.encode()])
+        Ok(out)
     }
 
     /// The client's masked ReLU output o − r of a finished layer.
