@@ -28,9 +28,12 @@ function warmUp() {
 
 /// The evaluation workers, started once and reused by every session.
 let pool = null;
-async function evalPool() {
-  if (pool) return pool;
-  const n = Math.max(1, Math.min(8, navigator.hardwareConcurrency || 2));
+/// `size`: how many workers (default: one per hardware thread, at most 8; benchmarks vary it).
+async function evalPool(size) {
+  const n = Math.max(1, Math.min(8, size || navigator.hardwareConcurrency || 2));
+  if (pool && pool.workers.length === n) return pool;
+  if (pool) pool.workers.forEach((w) => w.terminate());
+  pool = null;
   const workers = Array.from({ length: n }, () => new Worker('eval-worker.js', { type: 'module' }));
   const listeners = new Set();
   for (const w of workers) {
@@ -86,7 +89,7 @@ self.onmessage = async (e) => {
 async function classify(msg) {
   let workers = null;
   try {
-    workers = await evalPool();
+    workers = await evalPool(msg.evalWorkers);
   } catch (err) {
     // Without evaluation workers the session evaluates here, in this worker.
     console.warn('evaluation workers unavailable, evaluating in the session worker:', err);
