@@ -18,19 +18,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-/// The bundled samples, in the page's order (`www/app.js` draws one button per name).
-pub const SAMPLES: [&str; 10] = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-];
+/// The bundled samples, in the page's order (`www/app.js` draws one button per name): one test
+/// image per CIFAR-10 class, named after it.
+pub const SAMPLES: [&str; 10] = cryptonas_model::zoo::CIFAR10_CLASSES;
 
 /// How the tab's memory is measured (recorded with the results).
 pub const MEMORY_METHOD: &str = "peak = VmHWM (peak resident set) of the Chromium renderer process that hosts the page and its \
