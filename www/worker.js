@@ -109,7 +109,7 @@ function run({ id, image, wsUrl }, evalWorkers) {
     }
     const session = ++sessions;
     const workers = evalWorkers ? evalWorkers.workers : [];
-    const jobsPerLayer = new Map(); // stage -> {started, pending}
+    const jobsPerLayer = new Map(); // stage -> {started}: when its labels were dispatched
     const evalJobs = []; // {ms, andGates} of every evaluated chunk
     let currentStage = null;
     const evalMemory = []; // largest wasm memory seen per evaluation worker
