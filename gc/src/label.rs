@@ -121,21 +121,28 @@ impl GarbledTables {
     pub fn as_bytes(&self) -> &[u8] {
         bytemuck::cast_slice(&self.blocks) // little-endian targets only (lib.rs)
     }
+    /// Checks that `len` bytes are the tables of `instances` instances of `circuit`, as
+    /// [`GarbledTables::from_bytes`] requires, without parsing them (for code that only forwards
+    /// tables, e.g. to a worker that parses them once).
+    pub fn check_len(circuit: &Circuit, instances: usize, len: usize) -> Result<(), GarbleError> {
+        let expected = instances * 2 * circuit.and_count() * Block::BYTES;
+        if len != expected {
+            return Err(GarbleError::Length {
+                what: "garbled tables",
+                expected,
+                got: len,
+                unit: "bytes",
+            });
+        }
+        Ok(())
+    }
     /// Parses tables for `instances` instances of `circuit`; the length must be exact.
     pub fn from_bytes(
         circuit: &Circuit,
         instances: usize,
         bytes: &[u8],
     ) -> Result<Self, GarbleError> {
-        let expected = instances * 2 * circuit.and_count() * Block::BYTES;
-        if bytes.len() != expected {
-            return Err(GarbleError::Length {
-                what: "garbled tables",
-                expected,
-                got: bytes.len(),
-                unit: "bytes",
-            });
-        }
+        Self::check_len(circuit, instances, bytes.len())?;
         let blocks = bytes
             .chunks_exact(16)
             .map(|c| u128::from_le_bytes(c.try_into().expect("16-byte chunk")))

@@ -622,14 +622,13 @@ impl ClientSession {
                 };
                 self.next_job += 1;
                 // Sizes are checked here in either mode, so a bad frame fails the session at once.
-                let evaluator = ChunkEvaluator::new(&job)?;
                 let work = if self.delegate {
-                    drop(evaluator);
+                    job.check_server_parts(circuit)?;
                     let id = job.id;
                     self.tasks.push_back(EvalTask::Store(job));
                     ChunkWork::Delegated(id)
                 } else {
-                    ChunkWork::Local(Box::new(evaluator))
+                    ChunkWork::Local(Box::new(ChunkEvaluator::new(&job)?))
                 };
                 garbled[i].push(GarbledChunk { first, count, work });
                 let (stage, received) = if received + count == len {

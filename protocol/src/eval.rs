@@ -66,6 +66,19 @@ fn gc_err(what: &'static str) -> impl Fn(GarbleError) -> ProtocolError {
 }
 
 impl ChunkJob {
+    /// Checks what came from the server — the tables' length and the decoding bits — as
+    /// [`ChunkEvaluator::new`] does but without copying the tables: a delegating session checks a
+    /// chunk before handing it out, and the worker parses it once. (The client's labels are the
+    /// session's own.)
+    pub(crate) fn check_server_parts(&self, circuit: &ReluCircuit) -> Result<(), ProtocolError> {
+        let count = self.count as usize;
+        GarbledTables::check_len(circuit.circuit(), count, self.tables.len())
+            .map_err(gc_err("tables"))?;
+        DecodingBits::from_bytes(circuit.circuit(), count, &self.decoding)
+            .map_err(gc_err("decoding bits"))?;
+        Ok(())
+    }
+
     /// `[id k trunc session first count: LE][tables len u64][decoding len u64][tables][decoding][labels]`.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(

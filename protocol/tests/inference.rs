@@ -287,17 +287,21 @@ fn garbled_layers_are_streamed_in_chunks() {
     assert!(estimate < tables, "{estimate} B");
 }
 
-/// A client refuses garbled chunks that skip, overlap or overrun its layer.
+/// A client refuses garbled chunks that skip, overlap or overrun its layer, and (also when it
+/// delegates evaluation) tables of the wrong length.
 #[test]
 fn client_rejects_out_of_order_chunks() {
     use cryptonas_protocol::Step;
     let (model, images) = model(3, 32, 6);
-    for tamper in 0..3 {
+    for tamper in 0..5 {
         let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
         let mut client = ClientSession::new(
             ClientInput::Normalised(images[0].clone()),
             Csprng::from_entropy().unwrap(),
         );
+        if tamper == 4 {
+            client.delegate_evaluation();
+        }
         let mut up = client.start().unwrap();
         let err = 'run: loop {
             let mut down = Vec::new();
@@ -316,14 +320,18 @@ fn client_rejects_out_of_order_chunks() {
                         stage,
                         first,
                         count,
-                        tables,
+                        mut tables,
                         decoding,
                         corrections,
                     }) if first > 0 => {
                         let (first, count) = match tamper {
                             0 => (first + 64, count), // skips ReLUs
                             1 => (first - 64, count), // overlaps
-                            _ => (first, count + 64), // overruns the layer
+                            2 => (first, count + 64), // overruns the layer
+                            _ => {
+                                tables.pop(); // truncated tables
+                                (first, count)
+                            }
                         };
                         Msg::ServerGarbled {
                             stage,
@@ -344,14 +352,13 @@ fn client_rejects_out_of_order_chunks() {
                 }
             }
         };
+        let want = if tamper < 3 {
+            "ServerGarbled"
+        } else {
+            "tables"
+        };
         assert!(
-            matches!(
-                err,
-                ProtocolError::Malformed {
-                    what: "ServerGarbled",
-                    ..
-                }
-            ),
+            matches!(err, ProtocolError::Malformed { what, .. } if what == want),
             "{err}"
         );
     }
