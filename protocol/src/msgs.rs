@@ -170,6 +170,29 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The name of the message a tag stands for (`"unknown"` for none).
+fn tag_name(t: u8) -> &'static str {
+    match t {
+        tag::CLIENT_HELLO => "ClientHello",
+        tag::CLIENT_HE_KEY => "ClientHeKey",
+        tag::CLIENT_HE_MASKS => "ClientHeMasks",
+        tag::CLIENT_OT_SETUP => "ClientOtSetup",
+        tag::CLIENT_OT_EXTEND => "ClientOtExtend",
+        tag::CLIENT_OT_RESPONSE => "ClientOtResponse",
+        tag::CLIENT_INPUT => "ClientInput",
+        tag::CLIENT_MASKED => "ClientMasked",
+        tag::SERVER_PLAN => "ServerPlan",
+        tag::SERVER_HE_RESPONSE => "ServerHeResponse",
+        tag::SERVER_OT_CHOICES => "ServerOtChoices",
+        tag::SERVER_OT_CHALLENGE => "ServerOtChallenge",
+        tag::SERVER_GARBLED => "ServerGarbled",
+        tag::SERVER_LABELS => "ServerLabels",
+        tag::SERVER_OUTPUT => "ServerOutput",
+        tag::ERROR => "Error",
+        _ => "unknown",
+    }
+}
+
 /// What a frame is, read from its tag and header without decoding the body: for transports that
 /// show progress or count bytes per message kind and layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,25 +207,7 @@ impl FrameKind {
     /// Reads `frame`'s kind; `None` for an empty frame.
     pub fn of(frame: &[u8]) -> Option<FrameKind> {
         let (&t, body) = frame.split_first()?;
-        let name = match t {
-            tag::CLIENT_HELLO => "ClientHello",
-            tag::CLIENT_HE_KEY => "ClientHeKey",
-            tag::CLIENT_HE_MASKS => "ClientHeMasks",
-            tag::CLIENT_OT_SETUP => "ClientOtSetup",
-            tag::CLIENT_OT_EXTEND => "ClientOtExtend",
-            tag::CLIENT_OT_RESPONSE => "ClientOtResponse",
-            tag::CLIENT_INPUT => "ClientInput",
-            tag::CLIENT_MASKED => "ClientMasked",
-            tag::SERVER_PLAN => "ServerPlan",
-            tag::SERVER_HE_RESPONSE => "ServerHeResponse",
-            tag::SERVER_OT_CHOICES => "ServerOtChoices",
-            tag::SERVER_OT_CHALLENGE => "ServerOtChallenge",
-            tag::SERVER_GARBLED => "ServerGarbled",
-            tag::SERVER_LABELS => "ServerLabels",
-            tag::SERVER_OUTPUT => "ServerOutput",
-            tag::ERROR => "Error",
-            _ => "unknown",
-        };
+        let name = tag_name(t);
         let staged = matches!(
             t,
             tag::CLIENT_HE_MASKS
@@ -222,23 +227,28 @@ impl FrameKind {
 impl Msg {
     /// The message's name, for errors and logs.
     pub fn name(&self) -> &'static str {
+        tag_name(self.tag())
+    }
+
+    /// The frame's first byte.
+    fn tag(&self) -> u8 {
         match self {
-            Msg::ClientHello { .. } => "ClientHello",
-            Msg::ServerPlan { .. } => "ServerPlan",
-            Msg::ClientHeKey(_) => "ClientHeKey",
-            Msg::ClientHeMasks { .. } => "ClientHeMasks",
-            Msg::ServerHeResponse { .. } => "ServerHeResponse",
-            Msg::ClientOtSetup(_) => "ClientOtSetup",
-            Msg::ServerOtChoices(_) => "ServerOtChoices",
-            Msg::ClientOtExtend(_) => "ClientOtExtend",
-            Msg::ServerOtChallenge(_) => "ServerOtChallenge",
-            Msg::ClientOtResponse(_) => "ClientOtResponse",
-            Msg::ServerGarbled { .. } => "ServerGarbled",
-            Msg::ClientInput(_) => "ClientInput",
-            Msg::ServerLabels { .. } => "ServerLabels",
-            Msg::ClientMasked { .. } => "ClientMasked",
-            Msg::ServerOutput(_) => "ServerOutput",
-            Msg::Error(_) => "Error",
+            Msg::ClientHello { .. } => tag::CLIENT_HELLO,
+            Msg::ServerPlan { .. } => tag::SERVER_PLAN,
+            Msg::ClientHeKey(_) => tag::CLIENT_HE_KEY,
+            Msg::ClientHeMasks { .. } => tag::CLIENT_HE_MASKS,
+            Msg::ServerHeResponse { .. } => tag::SERVER_HE_RESPONSE,
+            Msg::ClientOtSetup(_) => tag::CLIENT_OT_SETUP,
+            Msg::ServerOtChoices(_) => tag::SERVER_OT_CHOICES,
+            Msg::ClientOtExtend(_) => tag::CLIENT_OT_EXTEND,
+            Msg::ServerOtChallenge(_) => tag::SERVER_OT_CHALLENGE,
+            Msg::ClientOtResponse(_) => tag::CLIENT_OT_RESPONSE,
+            Msg::ServerGarbled { .. } => tag::SERVER_GARBLED,
+            Msg::ClientInput(_) => tag::CLIENT_INPUT,
+            Msg::ServerLabels { .. } => tag::SERVER_LABELS,
+            Msg::ClientMasked { .. } => tag::CLIENT_MASKED,
+            Msg::ServerOutput(_) => tag::SERVER_OUTPUT,
+            Msg::Error(_) => tag::ERROR,
         }
     }
 
