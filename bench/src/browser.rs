@@ -521,23 +521,13 @@ pub fn verify(p: &Prepared, bytes: &[u8], line: &InferenceLine) -> Result<(), Br
 impl InferenceLine {
     /// The native harness's record of this inference.
     pub fn inference(&self) -> Inference {
-        let t = &self.traffic;
-        Inference {
-            offline_s: self.timing.offline_ms / 1e3,
-            online_s: self.timing.online_ms / 1e3,
-            online_layers_s: self.layer_wall_ms.iter().map(|l| l.ms / 1e3).collect(),
-            offline_up: t.offline_up,
-            offline_down: t.offline_down,
-            online_up: t.online_up,
-            online_down: t.online_down,
-            he_up: t.he_up,
-            he_down: t.he_down,
-            ot_up: t.ot_up,
-            ot_down: t.ot_down,
-            gc_down: t.layers.iter().map(|l| l.offline_down).sum(),
-            online_rounds: t.online_rounds,
-            class: self.outcome.class,
-        }
+        Inference::from_traffic(
+            &self.traffic,
+            self.timing.offline_ms / 1e3,
+            self.timing.online_ms / 1e3,
+            self.layer_wall_ms.iter().map(|l| l.ms / 1e3).collect(),
+            self.outcome.class,
+        )
     }
 }
 

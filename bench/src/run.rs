@@ -112,12 +112,19 @@ pub struct Inference {
 }
 
 impl Inference {
-    fn of(r: &Report) -> Inference {
-        let t = &r.traffic;
+    /// The record of one inference from the client's traffic counters (native or browser), its
+    /// phase times (s) and its class.
+    pub(crate) fn from_traffic(
+        t: &cryptonas_protocol::Traffic,
+        offline_s: f64,
+        online_s: f64,
+        online_layers_s: Vec<f64>,
+        class: usize,
+    ) -> Inference {
         Inference {
-            offline_s: r.timings.offline_s,
-            online_s: r.timings.online_s,
-            online_layers_s: r.timings.online_layers_s.clone(),
+            offline_s,
+            online_s,
+            online_layers_s,
             offline_up: t.offline_up,
             offline_down: t.offline_down,
             online_up: t.online_up,
@@ -128,8 +135,19 @@ impl Inference {
             ot_down: t.ot_down,
             gc_down: t.layers.iter().map(|l| l.offline_down).sum(),
             online_rounds: t.online_rounds,
-            class: r.class,
+            class,
         }
+    }
+
+    fn of(r: &Report) -> Inference {
+        let t = &r.timings;
+        Inference::from_traffic(
+            &r.traffic,
+            t.offline_s,
+            t.online_s,
+            t.online_layers_s.clone(),
+            r.class,
+        )
     }
 }
 
