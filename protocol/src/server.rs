@@ -13,7 +13,7 @@ use crate::plan::ServerModel;
 use crate::session::{he_err, ot_err};
 use crate::{ring, FrameSession, ProtocolError, Step};
 use cryptonas_crypto::{Block, Csprng};
-use cryptonas_gc::{Delta, Encoder, TweakDomain};
+use cryptonas_gc::{Delta, Encoder, ReluCircuit, TweakDomain};
 use cryptonas_he::{MasksMsg, PublicKey, PublicKeyMsg};
 use cryptonas_model::{conv_ring, Source};
 use cryptonas_ot::chou_orlandi::SenderSetup;
@@ -120,20 +120,11 @@ impl ServerModel {
             let mut first = 0;
             while first < st.len {
                 let count = GARBLE_CHUNK.min(st.len - first);
-                let domain = TweakDomain {
-                    session_id,
-                    first_instance: instance_index(offset + first)?,
-                };
-                let garbled = circuit
-                    .garble(
-                        delta.clone(),
-                        domain,
-                        &remask[first..first + count],
-                        None,
-                        rng,
-                    )
-                    .map_err(|e| ProtocolError::Check(format!("garbling: {e}")))?;
-                chunks.push_back(garbled);
+                let masks = &remask[first..first + count];
+                let at = offset + first;
+                chunks.push_back(garble_chunk(
+                    circuit, &delta, session_id, at, masks, None, rng,
+                )?);
                 first += count;
             }
             offset += st.len;
@@ -148,12 +139,29 @@ impl ServerModel {
     }
 }
 
-fn instance_index(at: usize) -> Result<u32, ProtocolError> {
-    u32::try_from(at).map_err(|_| ProtocolError::WrongSize {
+/// Garbles the ReLUs of one chunk, the first being ReLU `at` of the inference (its tweaks), with
+/// the client's input zero-labels from the OT or, ahead of any client, fresh ones.
+fn garble_chunk(
+    circuit: &ReluCircuit,
+    delta: &Delta,
+    session_id: u64,
+    at: usize,
+    masks: &[u64],
+    client_zero: Option<&[Block]>,
+    rng: &mut Csprng,
+) -> Result<cryptonas_gc::Garbled, ProtocolError> {
+    let first_instance = u32::try_from(at).map_err(|_| ProtocolError::WrongSize {
         what: "ReLUs per inference",
         expected: u32::MAX as usize,
         got: at,
-    })
+    })?;
+    let domain = TweakDomain {
+        session_id,
+        first_instance,
+    };
+    circuit
+        .garble(delta.clone(), domain, masks, client_zero, rng)
+        .map_err(|e| ProtocolError::Check(format!("garbling: {e}")))
 }
 
 /// The offline garbling in progress: Δ, the client's input zero-labels from the OT, and where the
@@ -472,14 +480,16 @@ impl ServerSession {
                 (garbled, Block::slice_as_bytes(&d).to_vec())
             }
             None => {
-                let domain = TweakDomain {
-                    session_id: self.session_id,
-                    first_instance: instance_index(at)?,
-                };
                 let masks = &g.online.remasks[g.online.remasks.len() - 1][g.first..g.first + count];
-                let garbled = circuit
-                    .garble(g.delta.clone(), domain, masks, Some(labels), &mut self.rng)
-                    .map_err(|e| ProtocolError::Check(format!("garbling: {e}")))?;
+                let garbled = garble_chunk(
+                    circuit,
+                    &g.delta,
+                    self.session_id,
+                    at,
+                    masks,
+                    Some(labels),
+                    &mut self.rng,
+                )?;
                 (garbled, Vec::new())
             }
         };
