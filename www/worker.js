@@ -109,9 +109,8 @@ function run({ id, image, wsUrl }, evalWorkers) {
     }
     const session = ++sessions;
     const workers = evalWorkers ? evalWorkers.workers : [];
-    const jobsPerLayer = new Map(); // stage -> {started}: when its labels were dispatched
     const evalJobs = []; // {ms, andGates} of every evaluated chunk
-    let currentStage = null;
+    let evaluating = null; // {stage, started}: the layer whose labels went to the workers
     const evalMemory = []; // largest wasm memory seen per evaluation worker
     const t0 = performance.now();
     let tOnline = null;
@@ -153,10 +152,9 @@ function run({ id, image, wsUrl }, evalWorkers) {
         finish(err);
         return;
       }
-      if (frames.length > 0 && currentStage !== null) {
-        const layer = jobsPerLayer.get(currentStage);
-        layerEval.push({ stage: currentStage, ms: performance.now() - layer.started });
-        currentStage = null;
+      if (frames.length > 0 && evaluating !== null) {
+        layerEval.push({ stage: evaluating.stage, ms: performance.now() - evaluating.started });
+        evaluating = null;
       }
     };
     if (evalWorkers) evalWorkers.listeners.add(onResult);
@@ -168,9 +166,8 @@ function run({ id, image, wsUrl }, evalWorkers) {
         if (job.kind === 'store') {
           w.postMessage({ type: 'store', session, id: job.id, job: job.job }, [job.job.buffer]);
         } else {
-          if (currentStage === null) {
-            currentStage = stage;
-            jobsPerLayer.set(stage, { started: performance.now() });
+          if (evaluating === null) {
+            evaluating = { stage, started: performance.now() };
           }
           w.postMessage({ type: 'evaluate', session, id: job.id, labels: job.labels },
             [job.labels.buffer]);
