@@ -99,6 +99,19 @@ struct TrainArgs {
     /// Continue from the checkpoint in --out.
     #[arg(long)]
     resume: bool,
+    /// Fine-tune: start from the weights of this run directory (same network) under a new
+    /// schedule, e.g. a run that already annealed at the end of its time budget.
+    #[arg(long, value_name = "RUN_DIR")]
+    warm_start: Option<PathBuf>,
+    /// Peak learning rate of each SGDR cycle.
+    #[arg(long, default_value_t = 0.05)]
+    lr_max: f64,
+    /// Length in epochs of the first SGDR cycle (set it to --epochs for one cosine decay).
+    #[arg(long, default_value_t = 10.0)]
+    t0: f64,
+    /// Dropout before the classifier.
+    #[arg(long, default_value_t = 0.5)]
+    dropout: f64,
     /// Validation images per class held out of training.
     #[arg(long, default_value_t = 500)]
     val_per_class: usize,
@@ -380,10 +393,20 @@ mod with_tch {
             norm: st.norm.clone(),
             float_test_accuracy: st.test_acc,
             val_accuracy: st.history.iter().map(|h| h.val_acc).reduce(f64::max),
-            // Whole epochs trained (a time budget may end the last one early; the recipe text has the fraction).
-            epochs: st.history.iter().map(|h| h.fraction).sum::<f64>().round() as usize,
+            // Whole epochs trained, warm starts included (a time budget may end the last one
+            // early; the recipe text has the fractions).
+            epochs: st.total_epochs().round() as usize,
             recipe: format!(
-                "{}; trained {:.2} epochs{}",
+                "{}{}; trained {:.2} epochs{}",
+                st.prior.as_ref().map_or(String::new(), |p| format!(
+                    "fine-tuned from a run of {:.2} epochs ({}) with ",
+                    p.epochs,
+                    p.test_acc
+                        .map_or("test accuracy not measured".into(), |a| format!(
+                            "{:.2}% test accuracy",
+                            100.0 * a
+                        ))
+                )),
                 recipe_text(&st.options.recipe),
                 st.history.iter().map(|h| h.fraction).sum::<f64>(),
                 st.options
@@ -393,7 +416,7 @@ mod with_tch {
                         " (schedule over a {b:.0} s time budget)"
                     ))
             ),
-            train_seconds: Some(st.history.iter().map(|h| h.seconds).sum()),
+            train_seconds: Some(st.total_seconds()),
         };
         let spec = export::model_spec(&info)?;
         let tensors = export_tensors(&t.vs)?;
@@ -456,12 +479,16 @@ mod with_tch {
                 epochs: a.epochs,
                 batch_size: a.batch_size,
                 time_budget_s: a.time_budget,
+                lr_max: a.lr_max,
+                t0: a.t0,
+                dropout: a.dropout,
                 ..Recipe::default()
             },
             val_per_class: a.val_per_class,
             train_per_class: None,
             seed: a.seed,
             test: true,
+            warm_start: a.warm_start.clone(),
         };
         let relus = count::relu_count(arch.depth(), a.width, data.shape)?;
         eprintln!(

@@ -163,6 +163,7 @@ pub fn search(
                 train_per_class: Some(options.proxy_per_class),
                 seed: options.seed,
                 test: false,
+                warm_start: None,
             },
             None,
             false,

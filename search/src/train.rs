@@ -304,6 +304,25 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Evaluate on the test set at the end.
     pub test: bool,
+    /// Start from the weights (and normalisation) of another run's directory instead of a fresh
+    /// initialisation, then follow this run's own schedule: fine-tuning with a new learning-rate
+    /// cycle, e.g. to continue a time-budgeted run that has already annealed.
+    #[serde(default)]
+    pub warm_start: Option<PathBuf>,
+}
+
+/// Training a warm-started run inherited (summed over the whole chain of warm starts), so that
+/// reports state the total epochs and time behind a model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PriorTraining {
+    /// Run directory the weights came from.
+    pub from: String,
+    /// Epochs trained before this run (fractional when a time budget cut one short).
+    pub epochs: f64,
+    /// Wall seconds trained before this run.
+    pub seconds: f64,
+    /// Test accuracy of the weights this run started from, if measured.
+    pub test_acc: Option<f64>,
 }
 
 /// Statistics of one epoch.
@@ -345,6 +364,33 @@ pub struct TrainState {
     pub history: Vec<EpochStats>,
     /// Test accuracy, once measured.
     pub test_acc: Option<f64>,
+    /// What the starting weights had been trained for (`None`: fresh initialisation).
+    #[serde(default)]
+    pub prior: Option<PriorTraining>,
+}
+
+impl TrainState {
+    /// Epochs behind the current weights, prior runs included.
+    pub fn total_epochs(&self) -> f64 {
+        self.prior.as_ref().map_or(0.0, |p| p.epochs)
+            + self.history.iter().map(|h| h.fraction).sum::<f64>()
+    }
+
+    /// Wall seconds behind the current weights, prior runs included.
+    pub fn total_seconds(&self) -> f64 {
+        self.prior.as_ref().map_or(0.0, |p| p.seconds)
+            + self.history.iter().map(|h| h.seconds).sum::<f64>()
+    }
+}
+
+/// Reads a run directory's state file.
+fn read_state(dir: &Path) -> Result<TrainState, SearchError> {
+    let s = dir.join(STATE_FILE);
+    let text = std::fs::read_to_string(&s).map_err(|e| SearchError::io(&s, e))?;
+    serde_json::from_str(&text).map_err(|e| SearchError::Model {
+        path: s.display().to_string(),
+        msg: e.to_string(),
+    })
 }
 
 /// File names inside a run directory.
@@ -446,26 +492,40 @@ pub fn train(
         norm,
         history: Vec::new(),
         test_acc: None,
+        prior: None,
     };
-    if let (Some(d), true) = (dir, resume) {
-        let w = d.join(WEIGHTS_FILE);
-        let s = d.join(STATE_FILE);
-        if w.exists() && s.exists() {
-            let text = std::fs::read_to_string(&s).map_err(|e| SearchError::io(&s, e))?;
-            let old: TrainState = serde_json::from_str(&text).map_err(|e| SearchError::Model {
-                path: s.display().to_string(),
-                msg: e.to_string(),
-            })?;
-            if old.options.net != options.net {
-                return Err(SearchError::Model {
-                    path: s.display().to_string(),
-                    msg: "checkpoint is for a different network (arch/width/input)".into(),
-                });
-            }
-            vs.load(&w).map_err(|e| tch_err("loading checkpoint", e))?;
-            state.history = old.history;
-            state.norm = old.norm;
+    let resuming =
+        dir.is_some_and(|d| resume && d.join(WEIGHTS_FILE).exists() && d.join(STATE_FILE).exists());
+    if let (Some(d), true) = (dir, resuming) {
+        let old = read_state(d)?;
+        check_same_net(d, &old, &options)?;
+        vs.load(d.join(WEIGHTS_FILE))
+            .map_err(|e| tch_err("loading checkpoint", e))?;
+        state.history = old.history;
+        state.norm = old.norm;
+        state.prior = old.prior;
+    } else if let Some(from) = &options.warm_start {
+        let old = read_state(from)?;
+        check_same_net(from, &old, &options)?;
+        if old.dataset != data.kind {
+            return Err(SearchError::Model {
+                path: from.display().to_string(),
+                msg: format!(
+                    "warm start was trained on {:?}, not {:?}",
+                    old.dataset, data.kind
+                ),
+            });
         }
+        vs.load(from.join(WEIGHTS_FILE))
+            .map_err(|e| tch_err("loading warm-start weights", e))?;
+        // The weights expect the inputs normalised as they were trained.
+        state.norm = old.norm.clone();
+        state.prior = Some(PriorTraining {
+            from: from.display().to_string(),
+            epochs: old.total_epochs(),
+            seconds: old.total_seconds(),
+            test_acc: old.test_acc,
+        });
     }
     let recipe = &options.recipe;
     let mut opt = nn::Sgd {
@@ -615,6 +675,17 @@ pub fn train(
     Ok(Trained { vs, net, state })
 }
 
+/// Refuses a checkpoint made for another network (arch, width or input).
+fn check_same_net(dir: &Path, old: &TrainState, options: &TrainOptions) -> Result<(), SearchError> {
+    if old.options.net != options.net {
+        return Err(SearchError::Model {
+            path: dir.join(STATE_FILE).display().to_string(),
+            msg: "checkpoint is for a different network (arch/width/input)".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Writes `checkpoint.safetensors` and `state.json` into `dir` (atomically via rename).
 pub fn save_checkpoint(
     dir: &Path,
@@ -639,12 +710,7 @@ pub fn save_checkpoint(
 
 /// Loads a run directory's state and weights (CPU).
 pub fn load_run(dir: &Path) -> Result<Trained, SearchError> {
-    let s = dir.join(STATE_FILE);
-    let text = std::fs::read_to_string(&s).map_err(|e| SearchError::io(&s, e))?;
-    let state: TrainState = serde_json::from_str(&text).map_err(|e| SearchError::Model {
-        path: s.display().to_string(),
-        msg: e.to_string(),
-    })?;
+    let state = read_state(dir)?;
     let mut vs = nn::VarStore::new(Device::Cpu);
     let net = Net::new(
         &vs.root(),

@@ -202,6 +202,7 @@ fn train_checkpoints_and_resumes() {
         train_per_class: None,
         seed: 4,
         test: true,
+        warm_start: None,
     };
     let t = train(
         &data,
@@ -227,6 +228,49 @@ fn train_checkpoints_and_resumes() {
     assert_eq!(t2.state.history.len(), 2, "resume continues at epoch 2");
     assert_eq!(t2.state.history[0].epoch, 1);
     assert_eq!(t2.state.history[0].loss, t.state.history[0].loss);
+    // A warm start takes the weights and normalisation, not the history: with no epochs of its
+    // own it scores exactly what it started from.
+    let fine = dir.join("fine");
+    let mut warm = opts.clone();
+    warm.warm_start = Some(dir.clone());
+    warm.recipe.epochs = 0;
+    let t3 = train(
+        &data,
+        warm.clone(),
+        Some(&fine),
+        false,
+        Progress::Quiet,
+        Device::Cpu,
+    )
+    .unwrap();
+    assert!(t3.state.history.is_empty());
+    assert_eq!(t3.state.norm, t2.state.norm);
+    assert_eq!(t3.state.test_acc, t2.state.test_acc);
+    let prior = t3.state.prior.as_ref().unwrap();
+    assert_eq!(prior.epochs, 2.0);
+    assert_eq!(prior.test_acc, t2.state.test_acc);
+    warm.recipe.epochs = 1;
+    let t4 = train(
+        &data,
+        warm.clone(),
+        Some(&fine),
+        true,
+        Progress::Quiet,
+        Device::Cpu,
+    )
+    .unwrap();
+    assert_eq!(t4.state.history.len(), 1);
+    assert_eq!(
+        t4.state.total_epochs(),
+        3.0,
+        "prior epochs count towards the total"
+    );
+    // Warm-starting a different network is refused.
+    warm.net.width = 3;
+    let e = train(&data, warm, None, false, Progress::Quiet, Device::Cpu)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("different network"), "{e}");
     // A checkpoint of another network is refused.
     opts.net.width = 3;
     let e = train(&data, opts, Some(&dir), true, Progress::Quiet, Device::Cpu)
