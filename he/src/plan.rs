@@ -179,7 +179,7 @@ impl StagePlan {
         let first = terms.first().ok_or(HeError::EmptyStage)?;
         let expected = first.output_shape();
         for (i, t) in terms.iter().enumerate() {
-            t.validate()?;
+            t.check()?;
             if t.output_shape() != expected {
                 return Err(HeError::TermShape {
                     term: i,

@@ -171,12 +171,9 @@ pub enum ModelError {
         /// What is wrong.
         detail: String,
     },
-    /// A ring convolution was called with inconsistent geometry or buffers.
-    #[error("invalid IntConv: {detail}")]
-    IntConv {
-        /// What is wrong.
-        detail: String,
-    },
+    /// A convolution was called with inconsistent geometry or buffers.
+    #[error("invalid IntConv: {0}")]
+    IntConv(#[from] cryptonas_conv::ConvError),
     /// A fixed-point value left the signed k-bit range (checked evaluation / input encoding).
     #[error(
         "overflow at stage {stage}, element {element}: value {value} outside signed {k}-bit range"

@@ -103,9 +103,9 @@ fn conv_ring_hand_example_and_errors() {
     );
     assert!(matches!(
         conv_ring(&c, &[1, 2, 3], &[1, 2, 3, 4], 8),
-        Err(ModelError::IntConv { .. })
+        Err(cryptonas_model::intconv::ConvError::Length { .. })
     ));
-    assert!(conv_ring(&c, &[1, 2, 3, 4], &[1, 2, 3, 4], 7).is_err());
+    assert!(conv_ring(&c, &[1, 2, 3, 4], &[1, 2, 3, 4], 65).is_err());
     let bad = IntConv { kernel_h: 5, ..c };
     assert!(conv_ring(&bad, &[0; 10], &[1, 2, 3, 4], 8).is_err());
 }

@@ -6,7 +6,7 @@
 //! down and o_i − r_i up, finally the server's logits share down. Only the client learns the logits.
 
 use crate::msgs::{FrameKind, Msg, PROTOCOL_VERSION};
-use crate::plan::{he_conv, Plan};
+use crate::plan::Plan;
 use crate::session::{he_err, ot_err};
 use crate::{ring, FrameSession, ProtocolError, Step};
 use crate::{ChunkEvaluator, ChunkJob};
@@ -444,7 +444,7 @@ impl ClientSession {
         let mut out = vec![Msg::ClientHeKey(keys.public_key().to_bytes(&he_params))];
         let mut he = Vec::with_capacity(plan.stages.len());
         for (i, st) in plan.stages.iter().enumerate() {
-            let convs: Vec<_> = st.terms.iter().map(|(_, c)| he_conv(c)).collect();
+            let convs: Vec<_> = st.terms.iter().map(|(_, c)| *c).collect();
             let stage = ClientStage::new(&he_params, &convs).map_err(he_err)?;
             let masks: Vec<&[u64]> = st
                 .terms

@@ -163,20 +163,6 @@ pub enum ModelLoadError {
     Plan(#[from] ProtocolError),
 }
 
-/// The model crate's convolution geometry in the HE crate's type (the two are field-for-field equal).
-pub(crate) fn he_conv(c: &IntConv) -> cryptonas_he::IntConv {
-    cryptonas_he::IntConv {
-        in_channels: c.in_channels,
-        out_channels: c.out_channels,
-        in_height: c.in_height,
-        in_width: c.in_width,
-        kernel_h: c.kernel_h,
-        kernel_w: c.kernel_w,
-        stride: c.stride,
-        padding: c.padding,
-    }
-}
-
 impl ServerModel {
     /// Prepares a loaded model with its calibrated fixed-point configuration.
     pub fn new(name: &str, model: &Model) -> Result<ServerModel, ModelLoadError> {
@@ -229,7 +215,7 @@ impl ServerModel {
                 let terms: Vec<_> = s
                     .terms
                     .iter()
-                    .map(|t| (he_conv(&t.conv), t.weights.clone()))
+                    .map(|t| (t.conv, t.weights.clone()))
                     .collect();
                 cryptonas_he::ServerStage::new(&he_params, &terms)
             })
