@@ -13,66 +13,22 @@
 // Each run starts its own Chromium (fresh profile), so the renderer's peak memory is this model's.
 // Diagnostics go to stderr. Exit code 0 only after "done".
 
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { launchChromium, rendererPeakRss } from '../../tests/browser/chromium.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 // playwright-core lives in tests/node_modules (scripts/setup.sh installs it there).
 const modules = process.env.CRYPTONAS_NODE_MODULES || join(root, 'tests', 'node_modules');
 const { chromium } = createRequire(join(modules, '..', 'package.json'))('playwright-core');
 
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
-  '--enable-blink-features=ForceEagerMeasureMemory'];
-
 const emit = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-let child = null;
-let userDataDir = null;
+let chromiumRun = null;
 
 function killChromium() {
-  if (child && child.exitCode === null && child.signalCode === null) {
-    try { process.kill(-child.pid, 'SIGKILL'); } catch (_) { try { child.kill('SIGKILL'); } catch (_) { /* gone */ } }
-  }
-  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
-}
-
-async function startChromium(bin) {
-  userDataDir = mkdtempSync(join(tmpdir(), 'cryptonas-bench-chromium-'));
-  child = spawn(bin, [...CHROMIUM_ARGS, `--user-data-dir=${userDataDir}`, '--remote-debugging-port=0',
-    'about:blank'], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
-  const ws = await new Promise((res, rej) => {
-    let buf = '';
-    const t = setTimeout(() => rej(new Error(`chromium did not start in 60 s:\n${buf}`)), 60000);
-    child.stderr.on('data', (d) => {
-      buf += String(d);
-      const m = buf.match(/DevTools listening on (ws:\/\/\S+)/);
-      if (m) { clearTimeout(t); res(m[1]); }
-    });
-    child.once('error', (e) => { clearTimeout(t); rej(new Error(`cannot run ${bin}: ${e.message}`)); });
-    child.once('exit', (c) => { clearTimeout(t); rej(new Error(`chromium exited (${c}):\n${buf}`)); });
-  });
-  return chromium.connectOverCDP(ws);
-}
-
-/// Peak resident memory (VmHWM) of this browser's renderer processes: the page and its dedicated
-/// workers share one renderer process.
-function rendererPeakRss() {
-  let peak = 0;
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (!cmd.includes('--type=renderer') || !cmd.includes(userDataDir)) continue;
-      const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmHWM:\s+(\d+) kB/);
-      if (m) peak = Math.max(peak, Number(m[1]) * 1024);
-    } catch (_) { /* process gone */ }
-  }
-  return peak || null;
+  if (chromiumRun) chromiumRun.kill();
 }
 
 async function main() {
@@ -81,7 +37,8 @@ async function main() {
     if (cfg[k] == null) throw new Error(`config is missing "${k}"`);
   }
   const timeoutMs = cfg.timeoutMs || 600000;
-  const browser = await startChromium(cfg.chromium || '/usr/bin/chromium');
+  chromiumRun = await launchChromium(chromium, { bin: cfg.chromium || '/usr/bin/chromium', prefix: 'cryptonas-bench-chromium-' });
+  const { browser } = chromiumRun;
   const context = browser.contexts()[0] || await browser.newContext();
   const page = await context.newPage();
   const pageErrors = [];
@@ -177,7 +134,7 @@ async function main() {
   }
 
   // Memory first (the benchmark workers below would add their own).
-  const rendererPeak = rendererPeakRss();
+  const rendererPeak = rendererPeakRss(chromiumRun.userDataDir);
   await sampleHeap();
   const uaMemory = await page.evaluate(async () => {
     if (!performance.measureUserAgentSpecificMemory) return null;

@@ -14,22 +14,18 @@
 // CRYPTONAS_QUICK (skip the all-samples loop), CARGO_TARGET_DIR. Exit code 0 only if every check passed.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { killGroup, launchChromium, rendererPeakRss } from './chromium.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const out = join(root, 'tests', 'output');
 mkdirSync(out, { recursive: true });
 const targetDir = process.env.CARGO_TARGET_DIR || join(root, 'target');
 const sample = process.env.CRYPTONAS_SAMPLE || 'cat';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--enable-blink-features=ForceEagerMeasureMemory'];
-
 let passed = 0;
 let failed = 0;
 const children = [];
@@ -38,11 +34,6 @@ function check(name, ok, detail = '') {
   if (ok) { passed++; console.log(`ok   ${name}${detail ? ' — ' + detail : ''}`); }
   else { failed++; console.log(`FAIL ${name}${detail ? ' — ' + detail : ''}`); }
   return ok;
-}
-
-function killGroup(child) {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  try { process.kill(-child.pid, 'SIGKILL'); } catch (_) { try { child.kill('SIGKILL'); } catch (_) { /* gone */ } }
 }
 
 function freePort() {
@@ -123,39 +114,6 @@ async function startServer(bin, models, port) {
   throw new Error(`server did not come up in 120 s:\n${log.join('')}`);
 }
 
-/// Peak resident memory (VmHWM) of this browser's renderer processes: the tab and its worker.
-function rendererPeakRss(userDataDir) {
-  let peak = 0;
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
-    try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (!cmd.includes('--type=renderer') || !cmd.includes(userDataDir)) continue;
-      const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmHWM:\s+(\d+) kB/);
-      if (m) peak = Math.max(peak, Number(m[1]) * 1024);
-    } catch (_) { /* process gone */ }
-  }
-  return peak || null;
-}
-
-async function startChromium() {
-  const userDataDir = mkdtempSync(join(tmpdir(), 'cryptonas-chromium-'));
-  const child = spawn('/usr/bin/chromium', [...CHROMIUM_ARGS, `--user-data-dir=${userDataDir}`,
-    '--remote-debugging-port=0', 'about:blank'], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
-  children.push(child);
-  const ws = await new Promise((res, rej) => {
-    let buf = '';
-    const t = setTimeout(() => rej(new Error(`chromium did not start:\n${buf}`)), 30000);
-    child.stderr.on('data', (d) => {
-      buf += String(d);
-      const m = buf.match(/DevTools listening on (ws:\/\/\S+)/);
-      if (m) { clearTimeout(t); res(m[1]); }
-    });
-    child.once('exit', (c) => { clearTimeout(t); rej(new Error(`chromium exited (${c}):\n${buf}`)); });
-  });
-  const browser = await chromium.connectOverCDP(ws);
-  return { browser, child, userDataDir };
-}
-
 async function main() {
   if (!existsSync(join(root, 'www', 'pkg', 'wasm_client.js'))) {
     throw new Error('www/pkg/ is missing: run scripts/build-wasm.sh first');
@@ -173,7 +131,9 @@ async function main() {
   // The cheapest model keeps the test short (ten samples classified privately in the page).
   const model = list.reduce((a, b) => (a.relus <= b.relus ? a : b));
 
-  const { browser, child, userDataDir } = await startChromium();
+  const run = await launchChromium(chromium, { timeoutMs: 30000 });
+  children.push(run.child);
+  const { browser, userDataDir } = run;
   try {
     const context = browser.contexts()[0] || await browser.newContext();
     const page = await context.newPage();
@@ -304,8 +264,7 @@ async function main() {
     check('no uncaught page errors', errors.length === 0, errors.join(' | '));
     await browser.close().catch(() => {});
   } finally {
-    killGroup(child);
-    rmSync(userDataDir, { recursive: true, force: true });
+    run.kill();
   }
 }
 

@@ -1,0 +1,67 @@
+// Launching Debian's headless Chromium for the page test (tests/browser/demo.spec.mjs) and the
+// benchmark's browser mode (bench/browser/drive.mjs): one set of flags, one way to find the
+// renderer's memory, one way to take the browser down with its whole process group.
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/// No GPU, no network besides the page's own, no throttling of background timers or renderers
+/// (the evaluation workers must run at full speed in a headless tab), and measurable memory.
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
+  '--enable-blink-features=ForceEagerMeasureMemory'];
+
+/// SIGKILLs a detached child's whole process group (Chromium's zygote, renderers, GPU process).
+export function killGroup(child) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  try { process.kill(-child.pid, 'SIGKILL'); } catch (_) { try { child.kill('SIGKILL'); } catch (_) { /* gone */ } }
+}
+
+/// Starts `bin` with a fresh profile and connects Playwright (`chromium` from playwright-core) over
+/// CDP. Returns `{ browser, child, userDataDir, kill }`; `kill()` ends the process group and
+/// removes the profile, and is safe to call more than once.
+export async function launchChromium(chromium, { bin = '/usr/bin/chromium', prefix = 'cryptonas-chromium-', timeoutMs = 60000 } = {}) {
+  const userDataDir = mkdtempSync(join(tmpdir(), prefix));
+  const child = spawn(bin, [...CHROMIUM_ARGS, `--user-data-dir=${userDataDir}`, '--remote-debugging-port=0',
+    'about:blank'], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+  const kill = () => {
+    killGroup(child);
+    rmSync(userDataDir, { recursive: true, force: true });
+  };
+  try {
+    const ws = await new Promise((res, rej) => {
+      let buf = '';
+      const t = setTimeout(() => rej(new Error(`chromium did not start in ${timeoutMs / 1000} s:\n${buf}`)), timeoutMs);
+      child.stderr.on('data', (d) => {
+        buf += String(d);
+        const m = buf.match(/DevTools listening on (ws:\/\/\S+)/);
+        if (m) { clearTimeout(t); res(m[1]); }
+      });
+      child.once('error', (e) => { clearTimeout(t); rej(new Error(`cannot run ${bin}: ${e.message}`)); });
+      child.once('exit', (c) => { clearTimeout(t); rej(new Error(`chromium exited (${c}):\n${buf}`)); });
+    });
+    const browser = await chromium.connectOverCDP(ws);
+    return { browser, child, userDataDir, kill };
+  } catch (e) {
+    kill();
+    throw e;
+  }
+}
+
+/// Peak resident memory (VmHWM) of the renderer processes of the browser using `userDataDir`:
+/// the page and its dedicated workers share one renderer process.
+export function rendererPeakRss(userDataDir) {
+  let peak = 0;
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (!cmd.includes('--type=renderer') || !cmd.includes(userDataDir)) continue;
+      const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmHWM:\s+(\d+) kB/);
+      if (m) peak = Math.max(peak, Number(m[1]) * 1024);
+    } catch (_) { /* process gone */ }
+  }
+  return peak || null;
+}
