@@ -11,6 +11,9 @@ use std::ops::{BitAnd, BitXor, BitXorAssign};
 #[repr(transparent)]
 pub struct Block(pub [u8; 16]);
 
+/// The all-zero block is the zeroized value (`Zeroizing<Vec<Block>>` wipes label buffers).
+impl zeroize::DefaultIsZeroes for Block {}
+
 impl Block {
     /// The all-zero block.
     pub const ZERO: Block = Block([0; 16]);

@@ -67,6 +67,16 @@ impl Csprng {
     }
 }
 
+/// `rand_chacha` offers no `Zeroize`, so the key and buffered output are overwritten with a
+/// zero-seeded generator when a generator goes away (the OT extension's PRGs are seeded with base-OT
+/// keys); `black_box` keeps the store from being optimised out as dead.
+impl Drop for Csprng {
+    fn drop(&mut self) {
+        self.0 = ChaCha12Rng::from_seed([0; 32]);
+        std::hint::black_box(&mut self.0);
+    }
+}
+
 impl std::fmt::Debug for Csprng {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Csprng(..)")

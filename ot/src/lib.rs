@@ -11,7 +11,10 @@
 //! Chou–Orlandi as used here is secure against a semi-honest sender and a malicious receiver of the
 //! extension (the garbler is the OT sender and the party the check protects). All randomness comes
 //! from [`cryptonas_crypto::Csprng`]. Secret-dependent choices use masks, never branches or table
-//! indices. After any [`OtError`] the session must be dropped.
+//! indices. After any [`OtError`] the session must be dropped. Secrets are wiped when they are
+//! dropped: the base-OT exponents and keys, Δ, the PRGs seeded from base-OT keys
+//! ([`cryptonas_crypto::Csprng`] overwrites its state), the extension rows, choice bits and output
+//! labels. This is best effort, as everywhere in Rust: a move may leave a byte copy behind.
 //!
 //! # Example: correlated OT for garbled-circuit input labels
 //! ```

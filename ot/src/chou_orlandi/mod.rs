@@ -79,6 +79,13 @@ pub mod state {
     impl State for Setup {}
     impl State for SetupReceived {}
 
+    /// y is the sender's secret exponent: wiped when the state goes away.
+    impl Drop for Setup {
+        fn drop(&mut self) {
+            zeroize::Zeroize::zeroize(&mut self.y);
+        }
+    }
+
     impl std::fmt::Debug for Setup {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("Setup { .. }")
@@ -118,7 +125,7 @@ pub(crate) fn key_block(key: &[u8; 32]) -> Block {
 
 /// A uniform scalar from 64 random bytes (bias 2^-259).
 pub(crate) fn random_scalar(rng: &mut Csprng) -> Scalar {
-    let mut wide = [0u8; 64];
+    let mut wide = zeroize::Zeroizing::new([0u8; 64]);
     wide[..32].copy_from_slice(&rng.seed());
     wide[32..].copy_from_slice(&rng.seed());
     Scalar::from_bytes_mod_order_wide(&wide)

@@ -43,6 +43,7 @@ impl Receiver<SetupReceived> {
     /// Commits to `choices`: returns the message for the sender and the chosen keys.
     pub fn choose(self, choices: &[bool], rng: &mut Csprng) -> (ReceiverChoices, Vec<Block>) {
         let (msg, keys) = self.choose_wide(choices, rng);
+        let keys = zeroize::Zeroizing::new(keys);
         (msg, keys.iter().map(key_block).collect())
     }
 
@@ -53,7 +54,8 @@ impl Receiver<SetupReceived> {
         rng: &mut Csprng,
     ) -> (ReceiverChoices, Vec<[u8; 32]>) {
         let SetupReceived { s, s_bytes } = self.state;
-        let xs: Vec<_> = choices.iter().map(|_| random_scalar(rng)).collect();
+        let xs: zeroize::Zeroizing<Vec<_>> =
+            zeroize::Zeroizing::new(choices.iter().map(|_| random_scalar(rng)).collect());
         // x·S through a precomputed table for S: constant time, several times faster than a
         // variable-base multiplication once the table is amortised.
         let s_table = RistrettoBasepointTable::create(&s);

@@ -48,21 +48,21 @@ impl Sender<Initialized> {
 impl Sender<Setup> {
     /// Answers the receiver's points with the key pairs `[k_i^0, k_i^1]`.
     pub fn send(self, msg: ReceiverChoices) -> Vec<[Block; 2]> {
-        self.send_wide(msg)
-            .into_iter()
-            .map(|[k0, k1]| [key_block(&k0), key_block(&k1)])
+        let keys = zeroize::Zeroizing::new(self.send_wide(msg));
+        keys.iter()
+            .map(|[k0, k1]| [key_block(k0), key_block(k1)])
             .collect()
     }
 
     /// Full 256-bit keys (seeds of the OT-extension PRGs).
     pub(crate) fn send_wide(self, msg: ReceiverChoices) -> Vec<[[u8; 32]; 2]> {
-        let Setup { y, s, t } = self.state;
+        let Setup { y, s, t } = &self.state;
         let keys = |(i, (r_bytes, r)): (usize, (&_, &RistrettoPoint))| {
             let p0 = y * r;
             let p1 = p0 - t;
             [
-                derive_key(&s, r_bytes, &p0, i as u64),
-                derive_key(&s, r_bytes, &p1, i as u64),
+                derive_key(s, r_bytes, &p0, i as u64),
+                derive_key(s, r_bytes, &p1, i as u64),
             ]
         };
         #[cfg(not(target_arch = "wasm32"))]

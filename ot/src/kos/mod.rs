@@ -149,6 +149,7 @@ fn fill_words(prg: &mut cryptonas_crypto::Csprng, words: &mut [u128]) {
 pub mod state {
     use crate::chou_orlandi;
     use cryptonas_crypto::{Block, Csprng};
+    use zeroize::Zeroizing;
 
     mod sealed {
         pub trait Sealed {}
@@ -159,12 +160,12 @@ pub mod state {
 
     /// Sender with Δ, before the base OTs.
     pub struct Initialized {
-        pub(super) delta: Block,
+        pub(super) delta: Zeroizing<Block>,
     }
 
-    /// Base OTs done: ready to extend (repeatedly).
+    /// Base OTs done: ready to extend (repeatedly). The PRGs wipe themselves on drop.
     pub struct Ready {
-        pub(super) delta: Block,
+        pub(super) delta: Zeroizing<Block>,
         pub(super) prgs: Vec<Csprng>,
         pub(super) next_index: u64,
     }
@@ -172,7 +173,7 @@ pub mod state {
     /// Sender holding an unchecked batch, waiting for the receiver's check response.
     pub struct Checking {
         pub(super) ready: Ready,
-        pub(super) rows: Vec<Block>,
+        pub(super) rows: Zeroizing<Vec<Block>>,
         pub(super) count: usize,
         pub(super) seed: [u8; 32],
     }
@@ -195,9 +196,9 @@ pub mod state {
     /// Receiver that sent a matrix and waits for the challenge.
     pub struct Extended {
         pub(super) ready: ReceiverReady,
-        pub(super) rows: Vec<Block>,
-        pub(super) packed_choices: Vec<u128>,
-        pub(super) choices: Vec<bool>,
+        pub(super) rows: Zeroizing<Vec<Block>>,
+        pub(super) packed_choices: Zeroizing<Vec<u128>>,
+        pub(super) choices: Zeroizing<Vec<bool>>,
     }
 
     macro_rules! opaque_states {

@@ -4,6 +4,7 @@ use super::msgs::{ReceiverDerandomize, SenderMessages};
 use super::tweak;
 use crate::OtError;
 use cryptonas_crypto::{Block, FixedKeyAes};
+use zeroize::Zeroize;
 
 /// `TCCR(tweak_{first+j}, x_j)` for every j, in wide AES batches.
 fn hash_all(first_index: u64, xs: &[Block]) -> Vec<Block> {
@@ -45,8 +46,8 @@ impl CotSenderOutput {
     }
 
     /// Takes the zero-labels (e.g. as garbled-circuit input labels).
-    pub fn into_zero_labels(self) -> Vec<Block> {
-        self.zero_labels
+    pub fn into_zero_labels(mut self) -> Vec<Block> {
+        std::mem::take(&mut self.zero_labels)
     }
 
     /// Global index of the batch's first transfer.
@@ -124,6 +125,22 @@ impl CotSenderOutput {
     }
 }
 
+/// Δ and the zero-labels are the garbler's secrets: wiped when the batch goes away.
+impl Drop for CotSenderOutput {
+    fn drop(&mut self) {
+        self.delta.zeroize();
+        self.zero_labels.zeroize();
+    }
+}
+
+/// The labels and choice bits are the evaluator's secrets: wiped when the batch goes away.
+impl Drop for CotReceiverOutput {
+    fn drop(&mut self) {
+        self.labels.zeroize();
+        self.choices.zeroize();
+    }
+}
+
 impl std::fmt::Debug for CotSenderOutput {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -158,8 +175,8 @@ impl CotReceiverOutput {
     }
 
     /// Takes the labels.
-    pub fn into_labels(self) -> Vec<Block> {
-        self.labels
+    pub fn into_labels(mut self) -> Vec<Block> {
+        std::mem::take(&mut self.labels)
     }
 
     /// The choice bits `b_j` the labels correspond to.

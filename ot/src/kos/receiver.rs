@@ -9,6 +9,7 @@ use crate::chou_orlandi;
 use crate::transpose::columns_to_rows;
 use crate::OtError;
 use cryptonas_crypto::{Block, Csprng};
+use zeroize::Zeroizing;
 
 /// The correlated-OT receiver. See the [module docs](super) for the message flow.
 #[derive(Debug)]
@@ -55,12 +56,10 @@ impl Receiver<BaseSetup> {
                 got: msg.len(),
             });
         }
-        let prgs = self
-            .state
-            .base
-            .send_wide(msg)
-            .into_iter()
-            .map(|[k0, k1]| [Csprng::from_seed(k0), Csprng::from_seed(k1)])
+        let keys = Zeroizing::new(self.state.base.send_wide(msg));
+        let prgs = keys
+            .iter()
+            .map(|[k0, k1]| [Csprng::from_seed(*k0), Csprng::from_seed(*k1)])
             .collect();
         Ok(Receiver {
             state: ReceiverReady {
@@ -165,9 +164,9 @@ impl Receiver<ReceiverReady> {
             Receiver {
                 state: Extended {
                     ready,
-                    rows: t_rows,
-                    packed_choices: packed,
-                    choices: choices.to_vec(),
+                    rows: Zeroizing::new(t_rows),
+                    packed_choices: Zeroizing::new(packed),
+                    choices: Zeroizing::new(choices.to_vec()),
                 },
             },
         ))
@@ -185,7 +184,7 @@ impl Receiver<Extended> {
             ready,
             mut rows,
             packed_choices,
-            choices,
+            mut choices,
         } = self.state;
         let chis = Csprng::from_seed(msg.seed).blocks(rows.len());
         let x = chis.iter().enumerate().fold(Block::ZERO, |x, (j, chi)| {
@@ -197,7 +196,11 @@ impl Receiver<Extended> {
         let first_index = ready.next_index - count as u64;
         (
             CheckResponse { x, t },
-            CotReceiverOutput::new(rows, choices, first_index),
+            CotReceiverOutput::new(
+                std::mem::take(&mut *rows),
+                std::mem::take(&mut *choices),
+                first_index,
+            ),
             Receiver { state: ready },
         )
     }

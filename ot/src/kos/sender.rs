@@ -9,6 +9,7 @@ use crate::gf128::{self, Accumulator};
 use crate::transpose::columns_to_rows;
 use crate::OtError;
 use cryptonas_crypto::{Block, Csprng};
+use zeroize::Zeroizing;
 
 /// One column job: its PRG, the output column `q^i`, the received column `u^i`.
 type Column<'a> = (&'a mut Csprng, (&'a mut [u128], &'a [u128]));
@@ -27,7 +28,9 @@ impl Sender<Initialized> {
             return Err(OtError::ZeroDelta);
         }
         Ok(Sender {
-            state: Initialized { delta },
+            state: Initialized {
+                delta: Zeroizing::new(delta),
+            },
         })
     }
 
@@ -36,7 +39,7 @@ impl Sender<Initialized> {
     pub fn with_random_delta(rng: &mut Csprng) -> Self {
         Sender {
             state: Initialized {
-                delta: Block::from_u128(rng.block().to_u128() | 1),
+                delta: Zeroizing::new(Block::from_u128(rng.block().to_u128() | 1)),
             },
         }
     }
@@ -48,14 +51,17 @@ impl Sender<Initialized> {
         msg: chou_orlandi::SenderSetup,
         rng: &mut Csprng,
     ) -> (chou_orlandi::ReceiverChoices, Sender<Ready>) {
-        let delta = self.state.delta;
-        let bits: Vec<bool> = (0..BASE_OTS)
-            .map(|i| delta.to_u128() >> i & 1 == 1)
-            .collect();
+        let delta = Zeroizing::new(*self.state.delta);
+        let bits: Zeroizing<Vec<bool>> = Zeroizing::new(
+            (0..BASE_OTS)
+                .map(|i| delta.to_u128() >> i & 1 == 1)
+                .collect(),
+        );
         let (reply, keys) = chou_orlandi::Receiver::new()
             .receive_setup(msg)
             .choose_wide(&bits, rng);
-        let prgs = keys.into_iter().map(Csprng::from_seed).collect();
+        let keys = Zeroizing::new(keys);
+        let prgs = keys.iter().map(|k| Csprng::from_seed(*k)).collect();
         (
             reply,
             Sender {
@@ -72,7 +78,7 @@ impl Sender<Initialized> {
 impl Sender<Ready> {
     /// The global correlation.
     pub fn delta(&self) -> Block {
-        self.state.delta
+        *self.state.delta
     }
 
     /// Index of the next transfer (transfers are numbered across batches; the number is the hash
@@ -134,7 +140,7 @@ impl Sender<Ready> {
             Sender {
                 state: Checking {
                     ready,
-                    rows: q_rows,
+                    rows: Zeroizing::new(q_rows),
                     count,
                     seed,
                 },
@@ -158,14 +164,14 @@ impl Sender<Checking> {
         } = self.state;
         let chis = Csprng::from_seed(seed).blocks(rows.len());
         let q = weighted_sum(&rows, &chis);
-        let expected = msg.t ^ gf128::mul(msg.x, ready.delta);
+        let expected = msg.t ^ gf128::mul(msg.x, *ready.delta);
         if q != expected {
             return Err(OtError::ConsistencyCheckFailed { count });
         }
         rows.truncate(count);
         let first_index = ready.next_index - count as u64;
         Ok((
-            CotSenderOutput::new(ready.delta, rows, first_index),
+            CotSenderOutput::new(*ready.delta, std::mem::take(&mut *rows), first_index),
             Sender { state: ready },
         ))
     }
