@@ -5,7 +5,8 @@
 //! - [`data`]: CIFAR-10 (JPEG tar.gz) and Fashion-MNIST (gzip IDX), class-balanced splits, augmentation.
 //! - [`pareto`]: accuracy-vs-ReLU plot (SVG) and Markdown table.
 //! - [`export`]: the model format written for the model crate (arch JSON + safetensors).
-//! - `train`, `search` (cargo feature `tch`): libtorch training and the decoupled search.
+//! - `train`, `supernet`, `search` (cargo feature `tch`): libtorch training, the weight-sharing
+//!   supernet and the decoupled search.
 
 pub mod arch;
 pub mod count;
@@ -15,10 +16,33 @@ pub mod pareto;
 #[cfg(feature = "tch")]
 pub mod search;
 #[cfg(feature = "tch")]
+pub mod supernet;
+#[cfg(feature = "tch")]
 pub mod train;
 
 pub use arch::{Arch, Layer, Op};
 pub use count::{macs, relu_count, solve_budget, BudgetPair, InputShape, Macs};
+
+/// How candidates are scored.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum SearchMethod {
+    /// Train one weight-sharing supernet, then score each candidate with its shared weights.
+    #[default]
+    Supernet,
+    /// Train each candidate briefly on a class-balanced subset.
+    Proxy,
+}
 
 /// Errors of the search crate.
 #[derive(Debug, thiserror::Error)]

@@ -151,7 +151,17 @@ struct SearchArgs {
     /// Where to write the result (best arch, pair, all candidates) as JSON.
     #[arg(long, default_value = "search-result.json")]
     result: PathBuf,
-    /// Width of the proxy networks.
+    /// How candidates are scored: with the shared weights of a supernet trained first, or by
+    /// training each one briefly (proxy).
+    #[arg(long, value_enum, default_value = "supernet")]
+    method: cryptonas_search::SearchMethod,
+    /// Supernet training epochs (its share of --time-limit may end training earlier, annealed).
+    #[arg(long, default_value_t = 30)]
+    supernet_epochs: usize,
+    /// Share of --time-limit spent training the supernet; the rest scores candidates.
+    #[arg(long, default_value_t = 0.5)]
+    supernet_fraction: f64,
+    /// Width of the proxy networks or of the supernet.
     #[arg(long, default_value_t = 8)]
     proxy_width: usize,
     /// Epochs per proxy candidate.
@@ -546,6 +556,9 @@ mod with_tch {
             Op::ALL.to_vec()
         };
         let opts = SearchOptions {
+            method: a.method,
+            supernet_epochs: a.supernet_epochs,
+            supernet_fraction: a.supernet_fraction,
             depth: pair.depth,
             proxy_width: a.proxy_width,
             proxy_epochs: a.proxy_epochs,
@@ -563,7 +576,8 @@ mod with_tch {
             "budget": a.budget,
             "pair": res.pair,
             "best_arc_searched": res.best.to_arc(),
-            "best_proxy_val_acc": res.best_val_acc,
+            "best_val_acc": res.best_val_acc,
+            "supernet": res.supernet,
             "final_arc": res.final_arch.to_arc(),
             "final_arch": res.final_arch,
             "candidates": res.candidates.len(),
@@ -573,7 +587,7 @@ mod with_tch {
         std::fs::write(&a.result, text)
             .with_context(|| format!("writing {}", a.result.display()))?;
         println!(
-            "{} candidates in {:.0}s; best proxy val {:.2}%\nfinal arch (L={}, C={}, {} ReLUs): {}\ntrain it with: cryptonas-search train --arch \"{}\" --width {} --epochs 310 --out runs/searched --export models",
+            "{} candidates in {:.0}s; best val {:.2}%\nfinal arch (L={}, C={}, {} ReLUs): {}\ntrain it with: cryptonas-search train --arch \"{}\" --width {} --epochs 310 --out runs/searched --export models",
             res.candidates.len(),
             res.seconds,
             100.0 * res.best_val_acc,

@@ -1,11 +1,12 @@
-//! Decoupled architecture search by proxy training (regularized evolution).
+//! Decoupled architecture search: regularized evolution over architectures, each candidate scored
+//! by validation accuracy, either with the shared weights of a supernet ([`SearchMethod::Supernet`],
+//! see [`crate::supernet`]) or by training it briefly on its own ([`SearchMethod::Proxy`]).
 //!
-//! Why proxy training and not an ENAS weight-sharing supernet: on 2 CPU cores one supernet epoch
-//! over the six-op space costs as much as several proxy candidates, and a REINFORCE controller needs
-//! hundreds of child samples to move; a proxy candidate (short training on a class-balanced subset)
-//! takes tens of seconds and gives a direct accuracy signal (DESIGN §5). The ReLU count does not
-//! depend on ops or skips, so candidates are ranked by validation accuracy only; the budget is met
-//! afterwards by the (depth, width) pair.
+//! The ReLU count does not depend on ops or skips, so candidates are ranked by accuracy only; the
+//! budget is met afterwards by the (depth, width) pair (DESIGN §5). Measured on 2 CPU cores: a
+//! proxy candidate costs 2–4 minutes (22 candidates in the 1-hour search of the search README),
+//! a supernet candidate a forward pass over the validation split, so the supernet explores
+//! hundreds of architectures in the same hour after spending half of it on training.
 
 use std::io::Write;
 use std::path::Path;
@@ -18,15 +19,25 @@ use tch::Device;
 use crate::arch::{Arch, Op};
 use crate::count::{relu_count, BudgetPair};
 use crate::data::Dataset;
+use crate::supernet::{train_supernet, SupernetOptions};
 use crate::train::{train, NetConfig, Progress, Recipe, TrainOptions};
-use crate::SearchError;
+use crate::{SearchError, SearchMethod};
 
 /// Search options.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SearchOptions {
+    /// How candidates are scored.
+    #[serde(default)]
+    pub method: SearchMethod,
+    /// Supernet training epochs (the supernet's share of the time limit may end it earlier).
+    #[serde(default)]
+    pub supernet_epochs: usize,
+    /// Share of the time limit spent training the supernet (the rest scores candidates).
+    #[serde(default)]
+    pub supernet_fraction: f64,
     /// Depth of the searched networks (the budget's depth).
     pub depth: usize,
-    /// Proxy width (channels of the proxy networks).
+    /// Width of the proxy networks or of the supernet.
     pub proxy_width: usize,
     /// Proxy training epochs per candidate.
     pub proxy_epochs: usize,
@@ -57,9 +68,9 @@ pub struct Candidate {
     pub arc: String,
     /// Index of the parent candidate (`None` for the random population).
     pub parent: Option<usize>,
-    /// Proxy validation accuracy.
+    /// Validation accuracy (proxy-trained, or with the supernet's shared weights).
     pub val_acc: f64,
-    /// Final training loss of the proxy run.
+    /// Final training loss of the proxy run (`null` for supernet scoring).
     pub train_loss: f64,
     /// Seconds spent on this candidate.
     pub seconds: f64,
@@ -67,9 +78,24 @@ pub struct Candidate {
     pub elapsed_s: f64,
 }
 
+/// How the supernet was trained.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SupernetReport {
+    /// Wall seconds of training.
+    pub seconds: f64,
+    /// Epochs trained.
+    pub epochs: f64,
+    /// Training throughput.
+    pub images_per_s: f64,
+    /// Mean loss over the last epoch.
+    pub final_loss: f64,
+}
+
 /// Search result.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SearchResult {
+    /// The supernet's training, for [`SearchMethod::Supernet`].
+    pub supernet: Option<SupernetReport>,
     /// All candidates in order.
     pub candidates: Vec<Candidate>,
     /// Best architecture found (as searched).
@@ -110,6 +136,30 @@ pub fn search(
         .map_err(|e| SearchError::io(log, e))?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed);
     let start = Instant::now();
+    let supernet = match options.method {
+        SearchMethod::Supernet => Some(train_supernet(
+            data,
+            &SupernetOptions {
+                depth: options.depth,
+                width: options.proxy_width,
+                ops: options.ops.clone(),
+                epochs: options.supernet_epochs.max(1),
+                time_limit_s: options.time_limit_s * options.supernet_fraction.clamp(0.0, 1.0),
+                train_per_class: None,
+                val_per_class: options.val_per_class,
+                seed: options.seed,
+                progress: true,
+            },
+            device,
+        )?),
+        SearchMethod::Proxy => None,
+    };
+    if let Some(s) = &supernet {
+        eprintln!(
+            "supernet: {:.1} epochs in {:.0}s ({:.0} img/s), last-epoch loss {:.3}",
+            s.epochs, s.seconds, s.images_per_s, s.final_loss
+        );
+    }
     let mut cands: Vec<(Arch, Candidate)> = Vec::new();
     let recipe = Recipe {
         epochs: options.proxy_epochs,
@@ -149,34 +199,16 @@ pub fn search(
             )
         };
         let t = Instant::now();
-        let trained = train(
-            data,
-            TrainOptions {
-                net: NetConfig {
-                    arch: arch.clone(),
-                    width: options.proxy_width,
-                    input: data.shape,
-                    classes: data.classes,
-                },
-                recipe: recipe.clone(),
-                val_per_class: options.val_per_class,
-                train_per_class: Some(options.proxy_per_class),
-                seed: options.seed,
-                test: false,
-                warm_start: None,
-            },
-            None,
-            false,
-            Progress::Quiet,
-            device,
-        )?;
-        let last = trained.state.history.last().cloned();
+        let (val_acc, train_loss) = match &supernet {
+            Some(s) => (s.score(data, &arch)?, f64::NAN),
+            None => proxy_score(data, options, &recipe, &arch, device)?,
+        };
         let cand = Candidate {
             index: cands.len(),
             arc: arch.to_arc(),
             parent,
-            val_acc: last.as_ref().map_or(0.0, |l| l.val_acc),
-            train_loss: last.as_ref().map_or(f64::NAN, |l| l.loss),
+            val_acc,
+            train_loss,
             seconds: t.elapsed().as_secs_f64(),
             elapsed_s: start.elapsed().as_secs_f64(),
         };
@@ -206,6 +238,12 @@ pub fn search(
         Some(pair.relus)
     );
     Ok(SearchResult {
+        supernet: supernet.map(|s| SupernetReport {
+            seconds: s.seconds,
+            epochs: s.epochs,
+            images_per_s: s.images_per_s,
+            final_loss: s.final_loss,
+        }),
         candidates: cands.into_iter().map(|c| c.1).collect(),
         best,
         best_val_acc: best_c.val_acc,
@@ -213,4 +251,40 @@ pub fn search(
         pair,
         seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Trains `arch` briefly on the proxy subset: (validation accuracy, final training loss).
+fn proxy_score(
+    data: &Dataset,
+    options: &SearchOptions,
+    recipe: &Recipe,
+    arch: &Arch,
+    device: Device,
+) -> Result<(f64, f64), SearchError> {
+    let trained = train(
+        data,
+        TrainOptions {
+            net: NetConfig {
+                arch: arch.clone(),
+                width: options.proxy_width,
+                input: data.shape,
+                classes: data.classes,
+            },
+            recipe: recipe.clone(),
+            val_per_class: options.val_per_class,
+            train_per_class: Some(options.proxy_per_class),
+            seed: options.seed,
+            test: false,
+            warm_start: None,
+        },
+        None,
+        false,
+        Progress::Quiet,
+        device,
+    )?;
+    let last = trained.state.history.last();
+    Ok((
+        last.map_or(0.0, |l| l.val_acc),
+        last.map_or(f64::NAN, |l| l.loss),
+    ))
 }

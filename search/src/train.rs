@@ -30,11 +30,36 @@ pub struct NetConfig {
     pub classes: usize,
 }
 
-enum Body {
+/// The body of a layer: what its op computes between the ReLU and the BN.
+pub(crate) enum Body {
     Conv(nn::Conv2D),
     Sep(nn::Conv2D, nn::Conv2D),
     AvgPool,
     MaxPool,
+}
+
+impl Body {
+    /// Variables of `op` on `c` channels under `p` (model crate names: `conv`, `dw`, `pw`).
+    pub(crate) fn new(p: &nn::Path, op: Op, c: usize) -> Body {
+        match op {
+            Op::Conv3 | Op::Conv5 => Body::Conv(conv(p / "conv", c, c, op.final_kernel(), 1, 1)),
+            Op::Sep3 | Op::Sep5 => Body::Sep(
+                conv(p / "dw", c, c, op.final_kernel(), 1, c),
+                conv(p / "pw", c, c, 1, 1, 1),
+            ),
+            Op::AvgPool3 => Body::AvgPool,
+            Op::MaxPool3 => Body::MaxPool,
+        }
+    }
+
+    pub(crate) fn forward(&self, h: &Tensor) -> Tensor {
+        match self {
+            Body::Conv(c) => h.apply(c),
+            Body::Sep(dw, pw) => h.apply(dw).apply(pw),
+            Body::AvgPool => h.avg_pool2d([3, 3], [1, 1], [1, 1], false, false, None::<i64>),
+            Body::MaxPool => h.max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false),
+        }
+    }
 }
 
 struct LayerNet {
@@ -44,10 +69,33 @@ struct LayerNet {
     skips: Vec<usize>,
 }
 
-struct Reduce {
+/// A factorized reduction: two offset stride-2 1×1 paths, concatenated, BN.
+pub(crate) struct Reduce {
     path1: nn::Conv2D,
     path2: nn::Conv2D,
     bn: nn::BatchNorm,
+}
+
+impl Reduce {
+    /// Variables under `p` for a node of `c` channels.
+    pub(crate) fn new(p: &nn::Path, c: usize) -> Reduce {
+        Reduce {
+            path1: conv(p / "path1", c, 2 * c, 1, 2, 1),
+            path2: conv(p / "path2", c, 2 * c, 1, 2, 1),
+            bn: bn(p / "bn", 4 * c),
+        }
+    }
+
+    /// Halves the resolution of `x` and quadruples its channels (ReLU balancing).
+    pub(crate) fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let p1 = x.apply(&self.path1);
+        let shifted = x
+            .slice(2, 1, None, 1)
+            .slice(3, 1, None, 1)
+            .constant_pad_nd([0, 1, 0, 1]);
+        let p2 = shifted.apply(&self.path2);
+        self.bn.forward_t(&Tensor::cat(&[p1, p2], 1), train)
+    }
 }
 
 /// A CryptoNAS network in a `VarStore`.
@@ -65,7 +113,7 @@ pub struct Net {
     dropout: f64,
 }
 
-fn bn(p: nn::Path, c: usize) -> nn::BatchNorm {
+pub(crate) fn bn(p: nn::Path, c: usize) -> nn::BatchNorm {
     nn::batch_norm2d(
         p,
         c as i64,
@@ -77,7 +125,7 @@ fn bn(p: nn::Path, c: usize) -> nn::BatchNorm {
     )
 }
 
-fn conv(
+pub(crate) fn conv(
     p: nn::Path,
     cin: usize,
     cout: usize,
@@ -116,17 +164,7 @@ impl Net {
         for (i, l) in config.arch.layers.iter().enumerate() {
             let c = st[stage_of[i]].channels;
             let p = root / "layers" / i;
-            let body = match l.op {
-                Op::Conv3 | Op::Conv5 => {
-                    Body::Conv(conv(&p / "conv", c, c, l.op.final_kernel(), 1, 1))
-                }
-                Op::Sep3 | Op::Sep5 => Body::Sep(
-                    conv(&p / "dw", c, c, l.op.final_kernel(), 1, c),
-                    conv(&p / "pw", c, c, 1, 1, 1),
-                ),
-                Op::AvgPool3 => Body::AvgPool,
-                Op::MaxPool3 => Body::MaxPool,
-            };
+            let body = Body::new(&p, l.op, c);
             let proj = (!l.skips.is_empty()).then(|| {
                 (
                     conv(&p / "proj", c * (l.skips.len() + 1), c, 1, 1, 1),
@@ -147,11 +185,7 @@ impl Net {
             let c = st[r].channels;
             for j in 0..=after[r] + 1 {
                 let p = root / format!("reduce{r}") / format!("n{j}");
-                reductions[r].push(Reduce {
-                    path1: conv(&p / "path1", c, 2 * c, 1, 2, 1),
-                    path2: conv(&p / "path2", c, 2 * c, 1, 2, 1),
-                    bn: bn(&p / "bn", 4 * c),
-                });
+                reductions[r].push(Reduce::new(&p, c));
             }
             used[r] = nodes_used_from(&config.arch, after[r] + 1);
         }
@@ -178,14 +212,7 @@ impl Net {
         let mut nodes: Vec<Tensor> = vec![self.stem_bn.forward_t(&x.apply(&self.stem), train)];
         let after = self.config.arch.reduction_after();
         for (i, l) in self.layers.iter().enumerate() {
-            let h = nodes[i].relu();
-            let h = match &l.body {
-                Body::Conv(c) => h.apply(c),
-                Body::Sep(dw, pw) => h.apply(dw).apply(pw),
-                Body::AvgPool => h.avg_pool2d([3, 3], [1, 1], [1, 1], false, false, None::<i64>),
-                Body::MaxPool => h.max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false),
-            };
-            let h = l.bn.forward_t(&h, train);
+            let h = l.bn.forward_t(&l.body.forward(&nodes[i].relu()), train);
             let out = match &l.proj {
                 Some((proj, proj_bn)) => {
                     let mut parts: Vec<&Tensor> = l.skips.iter().map(|&j| &nodes[j]).collect();
@@ -198,14 +225,7 @@ impl Net {
             if let Some(r) = after.iter().position(|&a| a == i) {
                 for (j, red) in self.reductions[r].iter().enumerate() {
                     if self.used[r][j] {
-                        let x = &nodes[j];
-                        let p1 = x.apply(&red.path1);
-                        let shifted = x
-                            .slice(2, 1, None, 1)
-                            .slice(3, 1, None, 1)
-                            .constant_pad_nd([0, 1, 0, 1]);
-                        let p2 = shifted.apply(&red.path2);
-                        nodes[j] = red.bn.forward_t(&Tensor::cat(&[p1, p2], 1), train);
+                        nodes[j] = red.forward(&nodes[j], train);
                     }
                 }
             }

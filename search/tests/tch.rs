@@ -10,7 +10,7 @@ use cryptonas_search::export::{model_spec, ExportInfo};
 use cryptonas_search::train::{
     export_tensors, train, Net, NetConfig, Progress, Recipe, TrainOptions,
 };
-use cryptonas_search::{Arch, InputShape, Op};
+use cryptonas_search::{Arch, InputShape, Op, SearchMethod};
 use rand::{Rng, SeedableRng};
 use tch::nn::OptimizerConfig;
 use tch::{nn, Device, Kind, Tensor};
@@ -280,8 +280,68 @@ fn train_checkpoints_and_resumes() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The supernet with one architecture sampled is that architecture: copying its shared weights
+/// (the chosen op's block, the projection restricted to the chosen skips) into a standalone `Net`
+/// gives the same logits.
 #[test]
-fn proxy_search_logs_every_candidate_and_meets_the_budget() {
+fn supernet_computes_exactly_the_sampled_child() {
+    use cryptonas_search::supernet::{op_name, SuperNet};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
+    tch::manual_seed(21);
+    let (depth, width, input) = (6, 2, InputShape::CIFAR);
+    let svs = nn::VarStore::new(Device::Cpu);
+    let sup = SuperNet::new(&svs.root(), depth, width, input, 10, &Op::ALL).unwrap();
+    let shared = svs.variables();
+    let x = Tensor::randn([4, 3, 32, 32], (Kind::Float, Device::Cpu));
+    for _ in 0..4 {
+        let arch = Arch::random(&mut rng, depth, &Op::ALL, 0.5).unwrap();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = Net::new(&vs.root(), net_config(arch.clone(), width, input), 0.0).unwrap();
+        let _g = tch::no_grad_guard();
+        for (name, mut t) in vs.variables() {
+            let parts: Vec<&str> = name.split('.').collect();
+            let layer = || parts[1].parse::<usize>().unwrap();
+            let src = match (parts[0], parts.get(2).copied()) {
+                ("layers", Some("conv" | "dw" | "pw" | "bn")) => {
+                    let op = op_name(arch.layers[layer()].op);
+                    shared[&format!("layers.{}.{op}.{}", layer(), parts[2..].join("."))]
+                        .shallow_clone()
+                }
+                ("layers", Some("proj")) => {
+                    let i = layer();
+                    let c = t.size()[0];
+                    let idx: Vec<i64> = arch.layers[i]
+                        .skips
+                        .iter()
+                        .copied()
+                        .chain([i])
+                        .flat_map(|b| (b as i64 * c)..(b as i64 + 1) * c)
+                        .collect();
+                    shared[&name].index_select(1, &Tensor::from_slice(&idx))
+                }
+                _ => shared[&name].shallow_clone(),
+            };
+            t.copy_(&src);
+        }
+        // Batch-statistics BN on both sides (the supernet always uses them); dropout is 0.
+        let want = net.forward(&x, true);
+        let got = sup.forward(&x, &arch).unwrap();
+        let err = (want - got).abs().max().double_value(&[]);
+        assert!(err < 1e-5, "arc {}: max error {err}", arch.to_arc());
+    }
+    // A child of another depth is refused, not mis-evaluated.
+    let short = Arch::random(&mut rng, 5, &Op::ALL, 0.5).unwrap();
+    assert!(sup.forward(&x, &short).is_err());
+}
+
+#[test]
+fn search_logs_every_candidate_and_meets_the_budget() {
+    for method in [SearchMethod::Proxy, SearchMethod::Supernet] {
+        search_with(method);
+    }
+}
+
+fn search_with(method: SearchMethod) {
     use cryptonas_search::search::{search, SearchOptions};
     let data = Dataset {
         kind: DatasetKind::Cifar10,
@@ -293,6 +353,9 @@ fn proxy_search_logs_every_candidate_and_meets_the_budget() {
     let pair = cryptonas_search::solve_budget(3 * 2 * 1024, InputShape::CIFAR, 3).unwrap()[0];
     assert_eq!((pair.depth, pair.width), (3, 2));
     let opts = SearchOptions {
+        method,
+        supernet_epochs: 2,
+        supernet_fraction: 0.5,
         depth: 3,
         proxy_width: 1,
         proxy_epochs: 1,
@@ -309,6 +372,11 @@ fn proxy_search_logs_every_candidate_and_meets_the_budget() {
     let _ = std::fs::remove_file(&log);
     let res = search(&data, &opts, pair, &log, Device::Cpu).unwrap();
     assert_eq!(res.candidates.len(), 4);
+    assert_eq!(res.supernet.is_some(), method == SearchMethod::Supernet);
+    if let Some(s) = &res.supernet {
+        assert_eq!(s.epochs, 2.0);
+        assert!(s.final_loss.is_finite());
+    }
     assert!(
         res.candidates[2].parent.is_some(),
         "after the population, candidates are mutants"

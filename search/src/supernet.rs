@@ -1,0 +1,405 @@
+//! ENAS-style weight sharing for the decoupled search.
+//!
+//! One supernet holds every op of every layer and, per layer, a skip projection wide enough for
+//! every skip pattern. Each training step trains one uniformly sampled architecture (random
+//! sampling with weight sharing, Li & Talwalkar 2019: on this macro space it ranks as well as
+//! ENAS's REINFORCE controller, without the controller's hundreds of extra samples). A candidate
+//! is then scored by one forward pass over the validation split with the shared weights: well
+//! under a second, against tens of seconds to train a proxy network.
+//!
+//! The supernet computes exactly the sampled child network: the child's skip projection is the
+//! supernet's projection restricted to the input channels of the chosen skips (a test copies the
+//! weights into a [`Net`](crate::train::Net) and compares the outputs). BN always normalises with
+//! the batch's statistics: running statistics averaged over many sampled children describe none
+//! of them.
+
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use tch::nn::{self, ModuleT, OptimizerConfig};
+use tch::{Device, Kind, Tensor};
+
+use crate::arch::{Arch, Op};
+use crate::count::{layer_stages, nodes_used_from, stages, InputShape};
+use crate::data::{balanced_split, make_batch, Dataset, Normalization, Split};
+use crate::train::{bn, conv, Body, Recipe, Reduce};
+use crate::SearchError;
+
+/// One searchable layer: a body and BN per op, and the widest skip projection.
+struct SuperLayer {
+    bodies: Vec<(Op, Body, nn::BatchNorm)>,
+    /// `concat(n0 … n{i-1}, out)` → 1×1 conv → BN; `None` for layer 0, which has nothing to skip.
+    proj: Option<(nn::Conv2D, nn::BatchNorm)>,
+    channels: usize,
+}
+
+/// The weight-sharing supernet over depth `L`, width `C` and a set of ops.
+pub struct SuperNet {
+    depth: usize,
+    ops: Vec<Op>,
+    stem: nn::Conv2D,
+    stem_bn: nn::BatchNorm,
+    layers: Vec<SuperLayer>,
+    reductions: [Vec<Reduce>; 2],
+    fc: nn::Linear,
+}
+
+/// Variable-name fragment of an op (`layers.{i}.{op}.…`).
+pub fn op_name(op: Op) -> &'static str {
+    match op {
+        Op::Conv3 => "conv3",
+        Op::Sep3 => "sep3",
+        Op::Conv5 => "conv5",
+        Op::Sep5 => "sep5",
+        Op::AvgPool3 => "avg_pool3",
+        Op::MaxPool3 => "max_pool3",
+    }
+}
+
+impl SuperNet {
+    /// Creates the shared variables under `root`. Names follow the trainer's network, with the op
+    /// inserted: `layers.{i}.{op}.conv.weight`, `layers.{i}.{op}.bn.*`, `layers.{i}.proj.weight`
+    /// (all `i + 1` input blocks), `reduce{r}.n{j}.*`, `head.fc.*`.
+    pub fn new(
+        root: &nn::Path,
+        depth: usize,
+        width: usize,
+        input: InputShape,
+        classes: usize,
+        ops: &[Op],
+    ) -> Result<SuperNet, SearchError> {
+        if ops.is_empty() {
+            return Err(SearchError::NoOps);
+        }
+        if width == 0 {
+            return Err(SearchError::ZeroWidth);
+        }
+        // Any architecture of this depth has the same stages and reduction points.
+        let shape = Arch::random(
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
+            depth,
+            ops,
+            0.0,
+        )?;
+        let st = stages(width, input);
+        let stage_of = layer_stages(depth);
+        let stem = conv(root / "stem" / "conv", input.channels, width, 3, 1, 1);
+        let stem_bn = bn(root / "stem" / "bn", width);
+        let layers = (0..depth)
+            .map(|i| {
+                let c = st[stage_of[i]].channels;
+                let p = root / "layers" / i;
+                let bodies = ops
+                    .iter()
+                    .map(|&op| {
+                        let q = &p / op_name(op);
+                        (op, Body::new(&q, op, c), bn(&q / "bn", c))
+                    })
+                    .collect();
+                let proj = (i > 0).then(|| {
+                    (
+                        conv(&p / "proj", c * (i + 1), c, 1, 1, 1),
+                        bn(&p / "proj_bn", c),
+                    )
+                });
+                SuperLayer {
+                    bodies,
+                    proj,
+                    channels: c,
+                }
+            })
+            .collect();
+        let after = shape.reduction_after();
+        let reductions = [0, 1].map(|r| {
+            (0..=after[r] + 1)
+                .map(|j| {
+                    Reduce::new(
+                        &(root / format!("reduce{r}") / format!("n{j}")),
+                        st[r].channels,
+                    )
+                })
+                .collect()
+        });
+        let fc = nn::linear(
+            root / "head" / "fc",
+            st[2].channels as i64,
+            classes as i64,
+            Default::default(),
+        );
+        Ok(SuperNet {
+            depth,
+            ops: ops.to_vec(),
+            stem,
+            stem_bn,
+            layers,
+            reductions,
+            fc,
+        })
+    }
+
+    /// Logits of the child network `arch` (BN with batch statistics).
+    pub fn forward(&self, x: &Tensor, arch: &Arch) -> Result<Tensor, SearchError> {
+        if arch.depth() != self.depth {
+            return Err(SearchError::Invalid {
+                what: format!(
+                    "architecture of depth {} for a supernet of depth {}",
+                    arch.depth(),
+                    self.depth
+                ),
+            });
+        }
+        let after = arch.reduction_after();
+        let used = after.map(|a| nodes_used_from(arch, a + 1));
+        let mut nodes = vec![self.stem_bn.forward_t(&x.apply(&self.stem), true)];
+        for (i, (l, layer)) in self.layers.iter().zip(&arch.layers).enumerate() {
+            let (_, body, body_bn) =
+                l.bodies
+                    .iter()
+                    .find(|b| b.0 == layer.op)
+                    .ok_or_else(|| SearchError::Invalid {
+                        what: format!("op {:?} is not in this supernet ({:?})", layer.op, self.ops),
+                    })?;
+            let h = body_bn.forward_t(&body.forward(&nodes[i].relu()), true);
+            let out = match (&l.proj, layer.skips.is_empty()) {
+                (Some((proj, proj_bn)), false) => {
+                    let c = l.channels as i64;
+                    let blocks = layer.skips.iter().copied().chain([i]);
+                    let idx: Vec<i64> = blocks
+                        .flat_map(|b| (b as i64 * c)..(b as i64 + 1) * c)
+                        .collect();
+                    let w = proj
+                        .ws
+                        .index_select(1, &Tensor::from_slice(&idx).to(x.device()));
+                    let mut parts: Vec<&Tensor> = layer.skips.iter().map(|&j| &nodes[j]).collect();
+                    parts.push(&h);
+                    let z = Tensor::cat(&parts, 1).conv2d(
+                        &w,
+                        None::<Tensor>,
+                        [1, 1],
+                        [0, 0],
+                        [1, 1],
+                        1,
+                    );
+                    proj_bn.forward_t(&z, true)
+                }
+                _ => h,
+            };
+            nodes.push(out);
+            if let Some(r) = after.iter().position(|&a| a == i) {
+                for (j, red) in self.reductions[r].iter().enumerate() {
+                    if used[r][j] {
+                        nodes[j] = red.forward(&nodes[j], true);
+                    }
+                }
+            }
+        }
+        Ok(nodes[self.depth]
+            .mean_dim([2i64, 3].as_slice(), false, Kind::Float)
+            .apply(&self.fc))
+    }
+}
+
+/// How the supernet is trained.
+#[derive(Clone, Debug)]
+pub struct SupernetOptions {
+    /// Depth L.
+    pub depth: usize,
+    /// Width C of the supernet.
+    pub width: usize,
+    /// Ops sampled.
+    pub ops: Vec<Op>,
+    /// Epochs over the training split (the time limit may end it earlier, annealed).
+    pub epochs: usize,
+    /// Wall-clock limit in seconds.
+    pub time_limit_s: f64,
+    /// Training images per class (`None`: all).
+    pub train_per_class: Option<usize>,
+    /// Validation images per class (what candidates are scored on).
+    pub val_per_class: usize,
+    /// Seed of the split, the initialisation, the sampling and the augmentation.
+    pub seed: u64,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// A trained supernet with its data split, ready to score candidates.
+pub struct TrainedSupernet {
+    /// The supernet (its variables live in `vs`).
+    pub net: SuperNet,
+    /// The variables.
+    pub vs: nn::VarStore,
+    split: Split,
+    norm: Normalization,
+    /// Wall seconds spent training.
+    pub seconds: f64,
+    /// Epochs trained (fractional when the time limit ended one).
+    pub epochs: f64,
+    /// Training throughput.
+    pub images_per_s: f64,
+    /// Mean loss over the last epoch's steps.
+    pub final_loss: f64,
+}
+
+/// Trains a supernet: one uniformly sampled child (skips with probability 0.4) per step, SGD
+/// Nesterov with one cosine decay over `epochs` or the time limit, whichever ends first.
+pub fn train_supernet(
+    data: &Dataset,
+    options: &SupernetOptions,
+    device: Device,
+) -> Result<TrainedSupernet, SearchError> {
+    tch::manual_seed(options.seed as i64);
+    let split = balanced_split(
+        &data.train.labels,
+        data.classes,
+        options.val_per_class,
+        options.train_per_class,
+        options.seed,
+    )?;
+    let norm = Normalization::fit(&data.train, data.shape, &split.train);
+    let vs = nn::VarStore::new(device);
+    let net = SuperNet::new(
+        &vs.root(),
+        options.depth,
+        options.width,
+        data.shape,
+        data.classes,
+        &options.ops,
+    )?;
+    let recipe = Recipe {
+        epochs: options.epochs.max(1),
+        t0: options.epochs.max(1) as f64,
+        ..Recipe::default()
+    };
+    let mut opt = nn::Sgd {
+        momentum: recipe.momentum,
+        dampening: 0.0,
+        wd: recipe.weight_decay,
+        nesterov: true,
+    }
+    .build(&vs, recipe.lr_max)
+    .map_err(|e| SearchError::Invalid {
+        what: format!("optimizer: {e}"),
+    })?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed ^ 0x50be);
+    let steps = split.train.len().div_ceil(recipe.batch_size);
+    let total = (steps * recipe.epochs) as u64;
+    let bar = if options.progress {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "supernet [{elapsed_precise}] {bar:30} {pos}/{len} steps {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    // Without a terminal indicatif draws nothing: log plain lines (10 per epoch) instead.
+    let plain = options.progress && !std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let start = Instant::now();
+    let (mut seen, mut done_steps) = (0usize, 0usize);
+    let mut last_epoch_loss = (0f64, 0usize);
+    'epochs: for epoch in 0..recipe.epochs {
+        let mut order = split.train.clone();
+        order.shuffle(&mut rng);
+        last_epoch_loss = (0.0, 0);
+        for (s, chunk) in order.chunks(recipe.batch_size).enumerate() {
+            let by_epoch = (epoch as f64 + s as f64 / steps as f64) / recipe.epochs as f64;
+            let by_time = start.elapsed().as_secs_f64() / options.time_limit_s.max(1e-9);
+            if by_time >= 1.0 {
+                break 'epochs;
+            }
+            opt.set_lr(recipe.lr_at(by_epoch.max(by_time) * recipe.epochs as f64));
+            let child = Arch::random(&mut rng, options.depth, &options.ops, 0.4)?;
+            let x = batch_tensor(data, chunk, &norm, Some(&mut rng), device);
+            let y = labels_tensor(data, chunk, device);
+            let loss = net.forward(&x, &child)?.cross_entropy_for_logits(&y);
+            opt.backward_step(&loss);
+            let l = loss.double_value(&[]);
+            if !l.is_finite() {
+                return Err(SearchError::Invalid {
+                    what: format!("supernet training diverged at step {done_steps} (loss {l})"),
+                });
+            }
+            last_epoch_loss.0 += l;
+            last_epoch_loss.1 += 1;
+            seen += chunk.len();
+            done_steps += 1;
+            let msg = format!(
+                "epoch {} loss {:.3} {:.0} img/s",
+                epoch + 1,
+                last_epoch_loss.0 / last_epoch_loss.1 as f64,
+                seen as f64 / start.elapsed().as_secs_f64().max(1e-9)
+            );
+            if plain && (s + 1) % steps.div_ceil(10) == 0 {
+                eprintln!("supernet step {}/{}: {msg}", s + 1, steps);
+            }
+            bar.inc(1);
+            bar.set_message(msg);
+        }
+    }
+    bar.finish();
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(TrainedSupernet {
+        net,
+        vs,
+        split,
+        norm,
+        seconds,
+        epochs: done_steps as f64 / steps.max(1) as f64,
+        images_per_s: seen as f64 / seconds.max(1e-9),
+        final_loss: last_epoch_loss.0 / last_epoch_loss.1.max(1) as f64,
+    })
+}
+
+/// Training images `chunk`, normalised (and augmented when given a generator), as NCHW.
+fn batch_tensor(
+    data: &Dataset,
+    chunk: &[usize],
+    norm: &Normalization,
+    augment: Option<&mut rand_chacha::ChaCha8Rng>,
+    device: Device,
+) -> Tensor {
+    let shape = data.shape;
+    let x = make_batch(
+        &data.train,
+        shape,
+        chunk,
+        norm,
+        augment.map(|r| (r, data.kind.crop_pad())),
+    );
+    Tensor::from_slice(&x)
+        .view([
+            chunk.len() as i64,
+            shape.channels as i64,
+            shape.height as i64,
+            shape.width as i64,
+        ])
+        .to(device)
+}
+
+fn labels_tensor(data: &Dataset, chunk: &[usize], device: Device) -> Tensor {
+    let y: Vec<i64> = chunk
+        .iter()
+        .map(|&i| i64::from(data.train.labels[i]))
+        .collect();
+    Tensor::from_slice(&y).to(device)
+}
+
+impl TrainedSupernet {
+    /// Validation accuracy of the child `arch` with the shared weights (no training).
+    pub fn score(&self, data: &Dataset, arch: &Arch) -> Result<f64, SearchError> {
+        let _guard = tch::no_grad_guard();
+        let device = self.vs.device();
+        let mut correct = 0i64;
+        for chunk in self.split.val.chunks(500) {
+            let x = batch_tensor(data, chunk, &self.norm, None, device);
+            let y = labels_tensor(data, chunk, device);
+            let pred = self.net.forward(&x, arch)?.argmax(1, false);
+            correct += pred.eq_tensor(&y).sum(Kind::Int64).int64_value(&[]);
+        }
+        Ok(correct as f64 / self.split.val.len().max(1) as f64)
+    }
+}
