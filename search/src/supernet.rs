@@ -2,8 +2,8 @@
 //!
 //! One supernet holds every op of every layer and, per layer, a skip projection wide enough for
 //! every skip pattern. Each training step trains one uniformly sampled architecture (random
-//! sampling with weight sharing, Li & Talwalkar 2019: on this macro space it ranks as well as
-//! ENAS's REINFORCE controller, without the controller's hundreds of extra samples). A candidate
+//! sampling with weight sharing, which Li & Talwalkar 2019 found competitive with ENAS's
+//! REINFORCE controller, without the controller's hundreds of extra samples). A candidate
 //! is then scored by one forward pass over the validation split with the shared weights: well
 //! under a second, against tens of seconds to train a proxy network.
 //!
