@@ -17,13 +17,16 @@ use std::time::Instant;
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use tch::nn::{self, ModuleT, OptimizerConfig};
+use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
 use crate::arch::{Arch, Op};
 use crate::count::{layer_stages, nodes_used_from, stages, InputShape};
-use crate::data::{balanced_split, make_batch, Dataset, Normalization, Split};
-use crate::train::{bn, conv, Body, Recipe, Reduce};
+use crate::data::{Dataset, Normalization, Split};
+use crate::train::{
+    batch_tensors, bn, conv, correct_count, progress_bar, sgd, split_and_normalization, Body,
+    Recipe, Reduce,
+};
 use crate::SearchError;
 
 /// One searchable layer: a body and BN per op, and the widest skip projection.
@@ -249,14 +252,12 @@ pub fn train_supernet(
     device: Device,
 ) -> Result<TrainedSupernet, SearchError> {
     tch::manual_seed(options.seed as i64);
-    let split = balanced_split(
-        &data.train.labels,
-        data.classes,
+    let (split, norm) = split_and_normalization(
+        data,
         options.val_per_class,
         options.train_per_class,
         options.seed,
     )?;
-    let norm = Normalization::fit(&data.train, data.shape, &split.train);
     let vs = nn::VarStore::new(device);
     let net = SuperNet::new(
         &vs.root(),
@@ -271,31 +272,14 @@ pub fn train_supernet(
         t0: options.epochs.max(1) as f64,
         ..Recipe::default()
     };
-    let mut opt = nn::Sgd {
-        momentum: recipe.momentum,
-        dampening: 0.0,
-        wd: recipe.weight_decay,
-        nesterov: true,
-    }
-    .build(&vs, recipe.lr_max)
-    .map_err(|e| SearchError::Invalid {
-        what: format!("optimizer: {e}"),
-    })?;
+    let mut opt = sgd(&vs, &recipe)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed ^ 0x50be);
     let steps = split.train.len().div_ceil(recipe.batch_size);
-    let total = (steps * recipe.epochs) as u64;
-    let bar = if options.progress {
-        let b = indicatif::ProgressBar::new(total);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "supernet [{elapsed_precise}] {bar:30} {pos}/{len} steps {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = progress_bar(
+        steps * recipe.epochs,
+        "supernet [{elapsed_precise}] {bar:30} {pos}/{len} steps {msg}",
+        options.progress,
+    );
     // Without a terminal indicatif draws nothing: log plain lines (10 per epoch) instead.
     let plain = options.progress && !std::io::IsTerminal::is_terminal(&std::io::stderr());
     let start = Instant::now();
@@ -313,8 +297,14 @@ pub fn train_supernet(
             }
             opt.set_lr(recipe.lr_at(by_epoch.max(by_time) * recipe.epochs as f64));
             let child = Arch::random(&mut rng, options.depth, &options.ops, 0.4)?;
-            let x = batch_tensor(data, chunk, &norm, Some(&mut rng), device);
-            let y = labels_tensor(data, chunk, device);
+            let (x, y) = batch_tensors(
+                &data.train,
+                data.shape,
+                chunk,
+                &norm,
+                Some((&mut rng, data.kind.crop_pad())),
+                device,
+            );
             let loss = net.forward(&x, &child)?.cross_entropy_for_logits(&y);
             opt.backward_step(&loss);
             let l = loss.double_value(&[]);
@@ -354,40 +344,6 @@ pub fn train_supernet(
     })
 }
 
-/// Training images `chunk`, normalised (and augmented when given a generator), as NCHW.
-fn batch_tensor(
-    data: &Dataset,
-    chunk: &[usize],
-    norm: &Normalization,
-    augment: Option<&mut rand_chacha::ChaCha8Rng>,
-    device: Device,
-) -> Tensor {
-    let shape = data.shape;
-    let x = make_batch(
-        &data.train,
-        shape,
-        chunk,
-        norm,
-        augment.map(|r| (r, data.kind.crop_pad())),
-    );
-    Tensor::from_slice(&x)
-        .view([
-            chunk.len() as i64,
-            shape.channels as i64,
-            shape.height as i64,
-            shape.width as i64,
-        ])
-        .to(device)
-}
-
-fn labels_tensor(data: &Dataset, chunk: &[usize], device: Device) -> Tensor {
-    let y: Vec<i64> = chunk
-        .iter()
-        .map(|&i| i64::from(data.train.labels[i]))
-        .collect();
-    Tensor::from_slice(&y).to(device)
-}
-
 impl TrainedSupernet {
     /// Validation accuracy of the child `arch` with the shared weights (no training).
     pub fn score(&self, data: &Dataset, arch: &Arch) -> Result<f64, SearchError> {
@@ -395,10 +351,8 @@ impl TrainedSupernet {
         let device = self.vs.device();
         let mut correct = 0i64;
         for chunk in self.split.val.chunks(500) {
-            let x = batch_tensor(data, chunk, &self.norm, None, device);
-            let y = labels_tensor(data, chunk, device);
-            let pred = self.net.forward(&x, arch)?.argmax(1, false);
-            correct += pred.eq_tensor(&y).sum(Kind::Int64).int64_value(&[]);
+            let (x, y) = batch_tensors(&data.train, data.shape, chunk, &self.norm, None, device);
+            correct += correct_count(&self.net.forward(&x, arch)?, &y);
         }
         Ok(correct as f64 / self.split.val.len().max(1) as f64)
     }

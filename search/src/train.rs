@@ -14,7 +14,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::arch::{Arch, Op};
 use crate::count::{layer_stages, nodes_used_from, stages, InputShape};
-use crate::data::{balanced_split, make_batch, Dataset, DatasetKind, Images, Normalization};
+use crate::data::{balanced_split, make_batch, Dataset, DatasetKind, Images, Normalization, Split};
 use crate::SearchError;
 
 /// Shape of a network: architecture, width, input and classes.
@@ -433,24 +433,91 @@ pub fn evaluate(
     norm: &Normalization,
     device: Device,
 ) -> f64 {
-    let _guard = tch::no_grad_guard();
-    let mut correct = 0i64;
-    for chunk in indices.chunks(500) {
-        let x = make_batch::<rand_chacha::ChaCha8Rng>(images, shape, chunk, norm, None);
-        let x = Tensor::from_slice(&x)
-            .view([
-                chunk.len() as i64,
-                shape.channels as i64,
-                shape.height as i64,
-                shape.width as i64,
-            ])
-            .to(device);
-        let y: Vec<i64> = chunk.iter().map(|&i| i64::from(images.labels[i])).collect();
-        let y = Tensor::from_slice(&y).to(device);
-        let pred = net.forward(&x, false).argmax(1, false);
-        correct += pred.eq_tensor(&y).sum(Kind::Int64).int64_value(&[]);
+    let correct = |x: &Tensor, y: &Tensor| correct_count(&net.forward(x, false), y);
+    let hits: i64 = indices
+        .chunks(500)
+        .map(|chunk| {
+            let (x, y) = batch_tensors(images, shape, chunk, norm, None, device);
+            correct(&x, &y)
+        })
+        .sum();
+    hits as f64 / indices.len().max(1) as f64
+}
+
+/// How many rows of `logits` pick the label in `y`.
+pub(crate) fn correct_count(logits: &Tensor, y: &Tensor) -> i64 {
+    logits
+        .argmax(1, false)
+        .eq_tensor(y)
+        .sum(Kind::Int64)
+        .int64_value(&[])
+}
+
+/// The images at `chunk` as an NCHW tensor (normalised; augmented when given a generator and the
+/// crop padding) and their labels, both on `device`.
+pub(crate) fn batch_tensors(
+    images: &Images,
+    shape: InputShape,
+    chunk: &[usize],
+    norm: &Normalization,
+    augment: Option<(&mut rand_chacha::ChaCha8Rng, usize)>,
+    device: Device,
+) -> (Tensor, Tensor) {
+    let x = make_batch(images, shape, chunk, norm, augment);
+    let x = Tensor::from_slice(&x)
+        .view([
+            chunk.len() as i64,
+            shape.channels as i64,
+            shape.height as i64,
+            shape.width as i64,
+        ])
+        .to(device);
+    let y: Vec<i64> = chunk.iter().map(|&i| i64::from(images.labels[i])).collect();
+    (x, Tensor::from_slice(&y).to(device))
+}
+
+/// The class-balanced split of `data`'s training images and the normalisation fitted on its
+/// training part.
+pub(crate) fn split_and_normalization(
+    data: &Dataset,
+    val_per_class: usize,
+    train_per_class: Option<usize>,
+    seed: u64,
+) -> Result<(Split, Normalization), SearchError> {
+    let split = balanced_split(
+        &data.train.labels,
+        data.classes,
+        val_per_class,
+        train_per_class,
+        seed,
+    )?;
+    let norm = Normalization::fit(&data.train, data.shape, &split.train);
+    Ok((split, norm))
+}
+
+/// SGD with Nesterov momentum and the recipe's weight decay, starting at `lr_max`.
+pub(crate) fn sgd(vs: &nn::VarStore, recipe: &Recipe) -> Result<nn::Optimizer, SearchError> {
+    nn::Sgd {
+        momentum: recipe.momentum,
+        dampening: 0.0,
+        wd: recipe.weight_decay,
+        nesterov: true,
     }
-    correct as f64 / indices.len().max(1) as f64
+    .build(vs, recipe.lr_max)
+    .map_err(|e| tch_err("optimizer", e))
+}
+
+/// An indicatif bar of `len` steps drawn with `template`, or a hidden one.
+pub(crate) fn progress_bar(len: usize, template: &str, show: bool) -> indicatif::ProgressBar {
+    if !show {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(len as u64);
+    b.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    b
 }
 
 /// Everything a finished (or resumed) run holds.
@@ -496,14 +563,12 @@ pub fn train(
         });
     }
     tch::manual_seed(options.seed as i64);
-    let split = balanced_split(
-        &data.train.labels,
-        data.classes,
+    let (split, norm) = split_and_normalization(
+        data,
         options.val_per_class,
         options.train_per_class,
         options.seed,
     )?;
-    let norm = Normalization::fit(&data.train, data.shape, &split.train);
     let mut vs = nn::VarStore::new(device);
     let net = Net::new(&vs.root(), options.net.clone(), options.recipe.dropout)?;
     let mut state = TrainState {
@@ -548,14 +613,7 @@ pub fn train(
         });
     }
     let recipe = &options.recipe;
-    let mut opt = nn::Sgd {
-        momentum: recipe.momentum,
-        dampening: 0.0,
-        wd: recipe.weight_decay,
-        nesterov: true,
-    }
-    .build(&vs, recipe.lr_max)
-    .map_err(|e| tch_err("optimizer", e))?;
+    let mut opt = sgd(&vs, recipe)?;
     let shape = data.shape;
     let mut rng =
         rand_chacha::ChaCha8Rng::seed_from_u64(options.seed ^ 0x5eed ^ state.history.len() as u64);
@@ -572,20 +630,12 @@ pub fn train(
         let t_epoch = Instant::now();
         let mut order = split.train.clone();
         order.shuffle(&mut rng);
-        let bar = match progress {
-            Progress::Bars => {
-                let b = indicatif::ProgressBar::new(steps as u64);
-                b.set_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-                );
-                b.set_prefix(format!("epoch {}/{}", epoch + 1, recipe.epochs));
-                b
-            }
-            Progress::Quiet => indicatif::ProgressBar::hidden(),
-        };
+        let bar = progress_bar(
+            steps,
+            "{prefix} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
+            progress == Progress::Bars,
+        );
+        bar.set_prefix(format!("epoch {}/{}", epoch + 1, recipe.epochs));
         let (mut loss_sum, mut correct, mut seen) = (0f64, 0i64, 0usize);
         let mut lr = recipe.lr_max;
         for (s, chunk) in order.chunks(recipe.batch_size).enumerate() {
@@ -599,26 +649,14 @@ pub fn train(
             }
             lr = recipe.lr_at(by_epoch.max(by_time) * recipe.epochs as f64);
             opt.set_lr(lr);
-            let x = make_batch(
+            let (x, y) = batch_tensors(
                 &data.train,
                 shape,
                 chunk,
                 &state.norm,
                 Some((&mut rng, data.kind.crop_pad())),
+                device,
             );
-            let x = Tensor::from_slice(&x)
-                .view([
-                    chunk.len() as i64,
-                    shape.channels as i64,
-                    shape.height as i64,
-                    shape.width as i64,
-                ])
-                .to(device);
-            let y: Vec<i64> = chunk
-                .iter()
-                .map(|&i| i64::from(data.train.labels[i]))
-                .collect();
-            let y = Tensor::from_slice(&y).to(device);
             let logits = net.forward(&x, true);
             let loss = logits.cross_entropy_for_logits(&y);
             opt.backward_step(&loss);
@@ -632,11 +670,7 @@ pub fn train(
                 });
             }
             loss_sum += l * chunk.len() as f64;
-            correct += logits
-                .argmax(1, false)
-                .eq_tensor(&y)
-                .sum(Kind::Int64)
-                .int64_value(&[]);
+            correct += correct_count(&logits, &y);
             seen += chunk.len();
             let ips = seen as f64 / t_epoch.elapsed().as_secs_f64().max(1e-9);
             let msg = format!(
