@@ -230,7 +230,7 @@ impl Msg {
         tag_name(self.tag())
     }
 
-    /// The frame's first byte.
+    /// The frame's first byte (the only place a variant is mapped to its tag).
     fn tag(&self) -> u8 {
         match self {
             Msg::ClientHello { .. } => tag::CLIENT_HELLO,
@@ -252,55 +252,49 @@ impl Msg {
         }
     }
 
-    /// The frame.
+    /// The frame: the tag, the fixed header, then the variable-size parts.
     pub fn encode(&self) -> Vec<u8> {
-        fn framed(tag: u8, header: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-            let len = 1 + header.len() + parts.iter().map(|p| p.len()).sum::<usize>();
-            let mut out = Vec::with_capacity(len);
-            out.push(tag);
-            out.extend_from_slice(header);
-            for p in parts {
-                out.extend_from_slice(p);
-            }
-            out
-        }
-        let s = |stage: &u32| stage.to_le_bytes();
-        match self {
-            Msg::ClientHello { version } => framed(tag::CLIENT_HELLO, &version.to_le_bytes(), &[]),
-            Msg::ServerPlan { session_id, plan } => {
-                framed(tag::SERVER_PLAN, &session_id.to_le_bytes(), &[plan])
-            }
-            Msg::ClientHeKey(b) => framed(tag::CLIENT_HE_KEY, &[], &[b]),
-            Msg::ClientHeMasks { stage, body } => framed(tag::CLIENT_HE_MASKS, &s(stage), &[body]),
-            Msg::ServerHeResponse { stage, body } => {
-                framed(tag::SERVER_HE_RESPONSE, &s(stage), &[body])
-            }
-            Msg::ClientOtSetup(b) => framed(tag::CLIENT_OT_SETUP, &[], &[b]),
-            Msg::ServerOtChoices(b) => framed(tag::SERVER_OT_CHOICES, &[], &[b]),
-            Msg::ClientOtExtend(b) => framed(tag::CLIENT_OT_EXTEND, &[], &[b]),
-            Msg::ServerOtChallenge(b) => framed(tag::SERVER_OT_CHALLENGE, &[], &[b]),
-            Msg::ClientOtResponse(b) => framed(tag::CLIENT_OT_RESPONSE, &[], &[b]),
+        let stage = |stage: &u32| stage.to_le_bytes().to_vec();
+        let (header, parts): (Vec<u8>, Vec<&[u8]>) = match self {
+            Msg::ClientHello { version } => (version.to_le_bytes().to_vec(), vec![]),
+            Msg::ServerPlan { session_id, plan } => (session_id.to_le_bytes().to_vec(), vec![plan]),
+            Msg::ClientHeKey(b)
+            | Msg::ClientOtSetup(b)
+            | Msg::ServerOtChoices(b)
+            | Msg::ClientOtExtend(b)
+            | Msg::ServerOtChallenge(b)
+            | Msg::ClientOtResponse(b)
+            | Msg::ClientInput(b)
+            | Msg::ServerOutput(b) => (vec![], vec![b]),
+            Msg::ClientHeMasks { stage: st, body }
+            | Msg::ServerHeResponse { stage: st, body }
+            | Msg::ServerLabels { stage: st, body }
+            | Msg::ClientMasked { stage: st, body } => (stage(st), vec![body]),
             Msg::ServerGarbled {
-                stage,
+                stage: st,
                 first,
                 count,
                 tables,
                 decoding,
                 corrections,
             } => {
-                let mut h = s(stage).to_vec();
+                let mut h = stage(st);
                 h.extend_from_slice(&first.to_le_bytes());
                 h.extend_from_slice(&count.to_le_bytes());
                 h.extend_from_slice(&(tables.len() as u64).to_le_bytes());
                 h.extend_from_slice(&(decoding.len() as u64).to_le_bytes());
-                framed(tag::SERVER_GARBLED, &h, &[tables, decoding, corrections])
+                (h, vec![tables, decoding, corrections])
             }
-            Msg::ClientInput(b) => framed(tag::CLIENT_INPUT, &[], &[b]),
-            Msg::ServerLabels { stage, body } => framed(tag::SERVER_LABELS, &s(stage), &[body]),
-            Msg::ClientMasked { stage, body } => framed(tag::CLIENT_MASKED, &s(stage), &[body]),
-            Msg::ServerOutput(b) => framed(tag::SERVER_OUTPUT, &[], &[b]),
-            Msg::Error(text) => framed(tag::ERROR, &[], &[text.as_bytes()]),
+            Msg::Error(text) => (vec![], vec![text.as_bytes()]),
+        };
+        let len = 1 + header.len() + parts.iter().map(|p| p.len()).sum::<usize>();
+        let mut out = Vec::with_capacity(len);
+        out.push(self.tag());
+        out.extend_from_slice(&header);
+        for p in parts {
+            out.extend_from_slice(p);
         }
+        out
     }
 
     /// Parses one frame (framing only; sizes are checked by the sessions).
