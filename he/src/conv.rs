@@ -42,6 +42,8 @@ pub fn conv_ring(
     input: &[u64],
     k: u32,
 ) -> Result<Vec<u64>, HeError> {
+    // Geometry, ring size and lengths are checked (in that order) by the shared reference first.
+    let out = cryptonas_conv::conv_ring(conv, weights, input, k)?;
     let mask = ring_mask(k);
     if let Some(index) = input.iter().position(|&v| v & !mask != 0) {
         return Err(HeError::RingValue {
@@ -50,7 +52,7 @@ pub fn conv_ring(
             k,
         });
     }
-    Ok(cryptonas_conv::conv_ring(conv, weights, input, k)?)
+    Ok(out)
 }
 
 #[cfg(test)]
