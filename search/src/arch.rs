@@ -120,8 +120,7 @@ impl Arch {
     /// Indices of the layers after which a factorized reduction is applied: `⌊L/3⌋−1` and
     /// `2⌊L/3⌋−1`.
     pub fn reduction_after(&self) -> [usize; 2] {
-        let third = self.depth() / 3;
-        [third - 1, 2 * third - 1]
+        crate::count::reduction_points(self.depth())
     }
 
     /// Parses the ENAS `arc` form: for layer `i`, the op id followed by `i` skip bits.

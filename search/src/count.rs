@@ -47,10 +47,16 @@ pub struct Stage {
     pub width: usize,
 }
 
+/// Indices of the layers of a depth-`depth` net after which a factorized reduction is applied:
+/// `⌊L/3⌋−1` and `2⌊L/3⌋−1` (0 for nets too shallow to have them, which validation refuses).
+pub fn reduction_points(depth: usize) -> [usize; 2] {
+    let third = depth / 3;
+    [third.saturating_sub(1), (2 * third).saturating_sub(1)]
+}
+
 /// Stage index (0, 1, 2) of every layer of a depth-`depth` net.
 pub fn layer_stages(depth: usize) -> Vec<usize> {
-    let third = depth / 3;
-    let (r0, r1) = (third.saturating_sub(1), (2 * third).saturating_sub(1));
+    let [r0, r1] = reduction_points(depth);
     (0..depth)
         .map(|i| usize::from(i > r0) + usize::from(i > r1))
         .collect()

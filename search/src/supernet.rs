@@ -21,7 +21,7 @@ use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
 use crate::arch::{Arch, Op};
-use crate::count::{layer_stages, nodes_used_from, stages, InputShape};
+use crate::count::{layer_stages, nodes_used_from, reduction_points, stages, InputShape};
 use crate::data::{Dataset, Normalization, Split};
 use crate::train::{
     batch_tensors, bn, conv, correct_count, progress_bar, sgd, split_and_normalization, Body,
@@ -78,13 +78,9 @@ impl SuperNet {
         if width == 0 {
             return Err(SearchError::ZeroWidth);
         }
-        // Any architecture of this depth has the same stages and reduction points.
-        let shape = Arch::random(
-            &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
-            depth,
-            ops,
-            0.0,
-        )?;
+        if depth < 3 {
+            return Err(SearchError::TooShallow { depth });
+        }
         let st = stages(width, input);
         let stage_of = layer_stages(depth);
         let stem = conv(root / "stem" / "conv", input.channels, width, 3, 1, 1);
@@ -113,7 +109,7 @@ impl SuperNet {
                 }
             })
             .collect();
-        let after = shape.reduction_after();
+        let after = reduction_points(depth);
         let reductions = [0, 1].map(|r| {
             (0..=after[r] + 1)
                 .map(|j| {
