@@ -360,6 +360,8 @@ impl ServerSession {
             }
             (State::OtExtend { sender, shares }, Msg::ClientOtExtend(bytes)) => {
                 let matrix = ExtendMatrix::from_bytes(&bytes).map_err(ot_err)?;
+                // The session's largest message: free its bytes before the matrix is processed.
+                drop(bytes);
                 let want = plan.relu_count() * k as usize;
                 if matrix.count() != want {
                     return Err(ProtocolError::WrongSize {

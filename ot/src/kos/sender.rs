@@ -11,9 +11,6 @@ use crate::OtError;
 use cryptonas_crypto::{Block, Csprng};
 use zeroize::Zeroizing;
 
-/// One column job: its PRG, the output column `q^i`, the received column `u^i`.
-type Column<'a> = (&'a mut Csprng, (&'a mut [u128], &'a [u128]));
-
 /// The correlated-OT sender. See the [module docs](super) for the message flow.
 #[derive(Debug)]
 pub struct Sender<S: State = Initialized> {
@@ -87,7 +84,9 @@ impl Sender<Ready> {
         self.state.next_index
     }
 
-    /// Computes `q^i = G(k_i^{Δ_i}) ⊕ Δ_i·u^i`, transposes, and challenges the receiver.
+    /// Computes `q^i = G(k_i^{Δ_i}) ⊕ Δ_i·u^i` (in place, over the received columns: the matrix
+    /// is the largest message of a session, so it is not copied), transposes, and challenges the
+    /// receiver.
     pub fn receive_extend(
         self,
         msg: ExtendMatrix,
@@ -97,13 +96,17 @@ impl Sender<Ready> {
         let rows = padded_rows(msg.count);
         let col_words = rows / 128;
         let delta = ready.delta.to_u128();
-        let mut columns = vec![0u128; BASE_OTS * col_words];
-        let expand = |(i, (prg, (q, u))): (usize, Column<'_>)| {
-            fill_words(prg, q);
+        let mut columns = Zeroizing::new(msg.columns);
+        let expand = |(i, (prg, q)): (usize, (&mut Csprng, &mut [u128]))| {
             // Δ_i·u^i without a branch on the secret bit.
             let mask = (delta >> i & 1).wrapping_neg();
-            for (q, u) in q.iter_mut().zip(u) {
-                *q ^= u & mask;
+            let mut pad = Zeroizing::new([0u128; 64]);
+            for chunk in q.chunks_mut(pad.len()) {
+                let pad = &mut pad[..chunk.len()];
+                fill_words(prg, pad);
+                for (q, p) in chunk.iter_mut().zip(pad.iter()) {
+                    *q = (*q & mask) ^ p;
+                }
             }
         };
         #[cfg(not(target_arch = "wasm32"))]
@@ -112,11 +115,7 @@ impl Sender<Ready> {
             ready
                 .prgs
                 .par_iter_mut()
-                .zip(
-                    columns
-                        .par_chunks_mut(col_words)
-                        .zip(msg.columns.par_chunks(col_words)),
-                )
+                .zip(columns.par_chunks_mut(col_words))
                 .enumerate()
                 .for_each(expand);
         }
@@ -124,11 +123,7 @@ impl Sender<Ready> {
         ready
             .prgs
             .iter_mut()
-            .zip(
-                columns
-                    .chunks_mut(col_words)
-                    .zip(msg.columns.chunks(col_words)),
-            )
+            .zip(columns.chunks_mut(col_words))
             .enumerate()
             .for_each(expand);
         let q_rows = columns_to_rows(&columns, rows);

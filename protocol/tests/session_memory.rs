@@ -1,0 +1,84 @@
+//! The server's admission estimate ([`ServerModel::session_memory_bytes`]) against the heap a
+//! server session really holds at its peak, measured by a metering allocator. The session is
+//! driven by hand so that only the server runs while metering is on; it holds each incoming frame
+//! as a transport would (a copy made while metered) and every frame it sends stays counted until
+//! the client has consumed it.
+
+use cryptonas_alloc_meter::Meter;
+use cryptonas_crypto::Csprng;
+use cryptonas_protocol::{ClientInput, ClientSession, FrameSession, ServerSession, Step};
+
+#[global_allocator]
+static HEAP: Meter = Meter::new();
+
+/// Runs one private inference and returns the server session's peak heap in bytes.
+fn server_peak(model: &std::sync::Arc<cryptonas_protocol::ServerModel>, x: &[f32]) -> usize {
+    let before = HEAP.live();
+    HEAP.reset_peak();
+    let mut server =
+        HEAP.metered(|| ServerSession::new(model.clone(), Csprng::from_entropy().unwrap()));
+    let mut client = ClientSession::new(
+        ClientInput::Normalised(x.to_vec()),
+        Csprng::from_entropy().unwrap(),
+    );
+    let mut up = client.start().unwrap();
+    HEAP.metered(|| server.start()).unwrap();
+    'session: loop {
+        let mut sent_up = Vec::new();
+        for frame in up.drain(..) {
+            let out = HEAP.metered(|| {
+                let received = frame.clone();
+                server.handle(&received)
+            });
+            drop(frame);
+            let (Step::Continue(out) | Step::Finished(out)) = out.unwrap();
+            // Frames are consumed one at a time; those the server streams are made only when asked.
+            let mut pending = out.into_iter();
+            loop {
+                let next = match pending.next() {
+                    Some(f) => f,
+                    None => match HEAP.metered(|| server.poll_frame()).unwrap() {
+                        Some(f) => f,
+                        None => break,
+                    },
+                };
+                match client.handle(&next).unwrap() {
+                    Step::Continue(o) => sent_up.extend(o),
+                    Step::Finished(_) => break 'session,
+                }
+                while let Some(f) = client.poll_frame().unwrap() {
+                    sent_up.push(f);
+                }
+            }
+        }
+        assert!(!sent_up.is_empty(), "the protocol stalled");
+        up = sent_up;
+    }
+    let out = client.outcome().unwrap();
+    assert_eq!(
+        out.logits_ring,
+        model.fixed().forward(&out.input_ring).unwrap()
+    );
+    drop(server);
+    HEAP.peak() - before
+}
+
+#[test]
+fn session_memory_estimate_bounds_the_measured_peak() {
+    // A small model, then CNet1's sizes at C = 4 (24,576 ReLUs, like the bundled cnet1-c4). At a
+    // real model's size the bound must also be tight enough that admission does not turn sessions
+    // away for memory they would never use (small models are dominated by fixed-size
+    // ciphertexts, which the estimate counts generously).
+    for (channels, side, max_slack) in [(2, 16, f64::INFINITY), (4, 32, 2.0)] {
+        let (_, _, model, images) = cryptonas_protocol::testing::tiny_model(channels, side, 11);
+        let estimate = model.session_memory_bytes() as usize;
+        let measured = server_peak(&model, &images[0]);
+        let slack = estimate as f64 / measured as f64;
+        eprintln!(
+            "C = {channels}, {side}×{side}: {} ReLUs, measured peak {measured} B, estimate {estimate} B ({slack:.2}×)",
+            model.plan().relu_count(),
+        );
+        assert!(measured <= estimate, "{measured} B > estimate {estimate} B");
+        assert!(slack <= max_slack, "estimate {slack:.2}× the measured peak");
+    }
+}
