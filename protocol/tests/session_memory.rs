@@ -1,59 +1,51 @@
 //! The server's admission estimate ([`ServerModel::session_memory_bytes`]) against the heap a
-//! server session really holds at its peak, measured by a metering allocator. The session is
-//! driven by hand so that only the server runs while metering is on; it holds each incoming frame
-//! as a transport would (a copy made while metered) and every frame it sends stays counted until
-//! the client has consumed it.
+//! server session really holds at its peak, measured by a metering allocator. The session runs
+//! over the in-process transport ([`run_local`]), which calls one side at a time and hands frames
+//! over one by one; metering is on only while the server runs. The server holds each incoming
+//! frame as a transport would (a copy made while metered) and every frame it sends stays counted
+//! until the client has consumed it.
 
 use cryptonas_alloc_meter::Meter;
 use cryptonas_crypto::Csprng;
-use cryptonas_protocol::{ClientInput, ClientSession, FrameSession, ServerSession, Step};
+use cryptonas_protocol::{
+    run_local, ClientInput, ClientSession, FrameSession, ProtocolError, ServerSession, Step,
+};
 
 #[global_allocator]
 static HEAP: Meter = Meter::new();
+
+/// The server half with every call metered.
+struct Metered(ServerSession);
+
+impl FrameSession for Metered {
+    fn start(&mut self) -> Result<Vec<Vec<u8>>, ProtocolError> {
+        HEAP.metered(|| self.0.start())
+    }
+
+    fn handle(&mut self, frame: &[u8]) -> Result<Step, ProtocolError> {
+        HEAP.metered(|| {
+            let received = frame.to_vec();
+            self.0.handle(&received)
+        })
+    }
+
+    fn poll_frame(&mut self) -> Result<Option<Vec<u8>>, ProtocolError> {
+        HEAP.metered(|| self.0.poll_frame())
+    }
+}
 
 /// Runs one private inference and returns the server session's peak heap in bytes.
 fn server_peak(model: &std::sync::Arc<cryptonas_protocol::ServerModel>, x: &[f32]) -> usize {
     let before = HEAP.live();
     HEAP.reset_peak();
-    let mut server =
-        HEAP.metered(|| ServerSession::new(model.clone(), Csprng::from_entropy().unwrap()));
+    let mut server = Metered(
+        HEAP.metered(|| ServerSession::new(model.clone(), Csprng::from_entropy().unwrap())),
+    );
     let mut client = ClientSession::new(
         ClientInput::Normalised(x.to_vec()),
         Csprng::from_entropy().unwrap(),
     );
-    let mut up = client.start().unwrap();
-    HEAP.metered(|| server.start()).unwrap();
-    'session: loop {
-        let mut sent_up = Vec::new();
-        for frame in up.drain(..) {
-            let out = HEAP.metered(|| {
-                let received = frame.clone();
-                server.handle(&received)
-            });
-            drop(frame);
-            let (Step::Continue(out) | Step::Finished(out)) = out.unwrap();
-            // Frames are consumed one at a time; those the server streams are made only when asked.
-            let mut pending = out.into_iter();
-            loop {
-                let next = match pending.next() {
-                    Some(f) => f,
-                    None => match HEAP.metered(|| server.poll_frame()).unwrap() {
-                        Some(f) => f,
-                        None => break,
-                    },
-                };
-                match client.handle(&next).unwrap() {
-                    Step::Continue(o) => sent_up.extend(o),
-                    Step::Finished(_) => break 'session,
-                }
-                while let Some(f) = client.poll_frame().unwrap() {
-                    sent_up.push(f);
-                }
-            }
-        }
-        assert!(!sent_up.is_empty(), "the protocol stalled");
-        up = sent_up;
-    }
+    run_local(&mut client, &mut server).unwrap();
     let out = client.outcome().unwrap();
     assert_eq!(
         out.logits_ring,
