@@ -393,15 +393,26 @@ impl Normalization {
     }
 }
 
+/// Training-time augmentation of one batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Augment {
+    /// Padding for the random crop (the image is shifted by up to this many pixels each way).
+    pub pad: usize,
+    /// Side of the square that Cutout (DeVries & Taylor, 2017) sets to the mean, centred
+    /// uniformly over the image and clipped at its borders; 0 turns it off.
+    pub cutout: usize,
+}
+
 /// Builds a normalised `f32` batch (NCHW) of the images at `indices`. With `augment`, each image
-/// is zero-padded by `pad` (after normalisation, as in the recipe), randomly cropped back and
-/// flipped left-right with probability 1/2.
+/// is zero-padded by `pad` (after normalisation, as in the recipe), randomly cropped back,
+/// flipped left-right with probability 1/2, and, with `cutout`, has one square zeroed (the mean,
+/// after normalisation).
 pub fn make_batch<R: Rng>(
     images: &Images,
     shape: InputShape,
     indices: &[usize],
     norm: &Normalization,
-    augment: Option<(&mut R, usize)>,
+    augment: Option<(&mut R, Augment)>,
 ) -> Vec<f32> {
     let (ch, h, w) = (shape.channels, shape.height, shape.width);
     let img = ch * h * w;
@@ -417,16 +428,22 @@ pub fn make_batch<R: Rng>(
     for (b, &i) in indices.iter().enumerate() {
         let src = &images.pixels[i * img..(i + 1) * img];
         let dst = &mut out[b * img..(b + 1) * img];
-        let (dy, dx, flip) = match aug.as_mut() {
-            Some((rng, pad)) => {
-                let p = *pad as i64;
-                (
-                    rng.random_range(-p..=p) as isize,
-                    rng.random_range(-p..=p) as isize,
-                    rng.random_bool(0.5),
-                )
+        let (dy, dx, flip, hole) = match aug.as_mut() {
+            Some((rng, a)) => {
+                let p = a.pad as i64;
+                let (dy, dx) = (rng.random_range(-p..=p), rng.random_range(-p..=p));
+                let flip = rng.random_bool(0.5);
+                let hole = (a.cutout > 0).then(|| {
+                    let (cy, cx) = (rng.random_range(0..h), rng.random_range(0..w));
+                    let (lo, hi) = (a.cutout / 2, a.cutout - a.cutout / 2);
+                    (
+                        cy.saturating_sub(lo)..(cy + hi).min(h),
+                        cx.saturating_sub(lo)..(cx + hi).min(w),
+                    )
+                });
+                (dy as isize, dx as isize, flip, hole)
             }
-            None => (0, 0, false),
+            None => (0, 0, false, None),
         };
         for c in 0..ch {
             for y in 0..h {
@@ -434,7 +451,10 @@ pub fn make_batch<R: Rng>(
                 for x in 0..w {
                     let xx = if flip { w - 1 - x } else { x };
                     let sx = xx as isize + dx;
-                    let v = if sy < 0 || sx < 0 || sy >= h as isize || sx >= w as isize {
+                    let cut = hole
+                        .as_ref()
+                        .is_some_and(|(ys, xs)| ys.contains(&y) && xs.contains(&x));
+                    let v = if cut || sy < 0 || sx < 0 || sy >= h as isize || sx >= w as isize {
                         0.0
                     } else {
                         let p = src[c * h * w + sy as usize * w + sx as usize];
@@ -514,7 +534,8 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
         let mut moved = false;
         for _ in 0..20 {
-            let a = make_batch(&images, shape, &[0], &norm, Some((&mut rng, 1)));
+            let aug = Augment { pad: 1, cutout: 0 };
+            let a = make_batch(&images, shape, &[0], &norm, Some((&mut rng, aug)));
             // Every augmented value is either padding (0) or one of the original values.
             assert!(a
                 .iter()
@@ -522,5 +543,43 @@ mod tests {
             moved |= a != b;
         }
         assert!(moved);
+    }
+
+    #[test]
+    fn cutout_zeroes_one_clipped_square() {
+        let shape = InputShape {
+            channels: 2,
+            height: 8,
+            width: 8,
+        };
+        // Every pixel differs from the mean, so a normalised 0 can only come from the cutout.
+        let images = Images {
+            pixels: (0..128)
+                .map(|v| if v % 2 == 0 { 10 } else { 250 })
+                .collect(),
+            labels: vec![0],
+        };
+        let norm = Normalization::fit(&images, shape, &[0]);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let aug = Augment { pad: 0, cutout: 4 };
+        let mut sizes = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let a = make_batch(&images, shape, &[0], &norm, Some((&mut rng, aug)));
+            let zeros: Vec<(usize, usize)> = (0..64)
+                .filter(|&i| a[i] == 0.0)
+                .map(|i| (i / 8, i % 8))
+                .collect();
+            // Both channels lose the same pixels.
+            assert!(zeros.iter().all(|&(y, x)| a[64 + y * 8 + x] == 0.0));
+            assert_eq!(a[64..].iter().filter(|v| **v == 0.0).count(), zeros.len());
+            // The zeros form a rectangle of at most 4 × 4 (clipped at the border).
+            let ys: std::collections::BTreeSet<_> = zeros.iter().map(|p| p.0).collect();
+            let xs: std::collections::BTreeSet<_> = zeros.iter().map(|p| p.1).collect();
+            assert_eq!(zeros.len(), ys.len() * xs.len());
+            assert!(ys.len() <= 4 && xs.len() <= 4 && !zeros.is_empty());
+            sizes.insert(zeros.len());
+        }
+        // Centred anywhere: whole squares inside, clipped ones at the borders.
+        assert!(sizes.contains(&16) && sizes.iter().any(|&n| n < 16));
     }
 }

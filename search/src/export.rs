@@ -167,7 +167,7 @@ pub fn fixed_point_check(
     k: u32,
     whole_test_set: bool,
 ) -> Result<FixedCheck, SearchError> {
-    use cryptonas_model::{Calibration, CalibrationParams, FixedModel, NormalForm};
+    use cryptonas_model::{Calibration, CalibrationParams, NormalForm};
     let name = model.spec.name.clone();
     let err = |e: cryptonas_model::ModelError| model_err(Path::new(&name), e);
     let nf = NormalForm::compile(model).map_err(err)?;
@@ -175,27 +175,80 @@ pub fn fixed_point_check(
     let cfg = cal
         .config(&nf, k, &CalibrationParams::default())
         .map_err(err)?;
+    model.spec.metadata.fixed_point = Some(cfg);
+    recheck_fixed_point(model, test, whole_test_set, &|_| {})
+}
+
+/// Compares the fixed-point engine at the model's stored configuration (`metadata.fixed_point`,
+/// set by the export's calibration) with the float normal form on `test`, on every core, and
+/// records the check like [`fixed_point_check`]. Exports check a subset to stay quick; this
+/// measures the whole test set afterwards. `progress` gets the number of images done so far.
+pub fn recheck_fixed_point(
+    model: &mut Model,
+    test: &[(Vec<f32>, u8)],
+    whole_test_set: bool,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<FixedCheck, SearchError> {
+    use cryptonas_model::{FixedModel, NormalForm};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let name = model.spec.name.clone();
+    let err = |e: cryptonas_model::ModelError| model_err(Path::new(&name), e);
+    let Some(cfg) = model.spec.metadata.fixed_point.clone() else {
+        return Err(SearchError::Invalid {
+            what: format!("{name} has no fixed-point configuration (export it first)"),
+        });
+    };
+    let nf = NormalForm::compile(model).map_err(err)?;
     let fm = FixedModel::quantize(&nf, &cfg).map_err(err)?;
-    let (mut ok_float, mut ok_fixed, mut differ) = (0usize, 0usize, 0usize);
-    for (x, label) in test {
-        let xf: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
-        let pf = argmax(&nf.logits_f64(&xf).map_err(err)?);
-        let pq = argmax(&fm.logits(x).map_err(err)?);
-        ok_float += usize::from(pf == usize::from(*label));
-        ok_fixed += usize::from(pq == usize::from(*label));
-        differ += usize::from(pf != pq);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let done = AtomicUsize::new(0);
+    // (float right, fixed right, disagreements) over one slice of the test images.
+    let tally = |part: &[(Vec<f32>, u8)]| -> Result<[usize; 3], SearchError> {
+        let mut t = [0usize; 3];
+        for (x, label) in part {
+            let xf: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+            let pf = argmax(&nf.logits_f64(&xf).map_err(err)?);
+            let pq = argmax(&fm.logits(x).map_err(err)?);
+            t[0] += usize::from(pf == usize::from(*label));
+            t[1] += usize::from(pq == usize::from(*label));
+            t[2] += usize::from(pf != pq);
+            progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+        }
+        Ok(t)
+    };
+    let parts: Vec<Result<[usize; 3], SearchError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = test
+            .chunks(test.len().div_ceil(threads).max(1))
+            .map(|part| scope.spawn(move || tally(part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(SearchError::Invalid {
+                        what: "fixed-point check worker panicked".into(),
+                    })
+                })
+            })
+            .collect()
+    });
+    let mut sum = [0usize; 3];
+    for part in parts {
+        for (s, t) in sum.iter_mut().zip(part?) {
+            *s += t;
+        }
     }
+    let [ok_float, ok_fixed, differ] = sum;
     let n = test.len().max(1) as f64;
     let check = FixedCheck {
         images: test.len(),
-        k,
+        k: cfg.k,
         float_accuracy: ok_float as f64 / n,
         fixed_accuracy: ok_fixed as f64 / n,
         disagreements: differ,
         within_0_3_points: (ok_fixed as f64 - ok_float as f64).abs() / n * 100.0 <= 0.3,
     };
     let m = &mut model.spec.metadata;
-    m.fixed_point = Some(cfg);
     if whole_test_set {
         m.test_accuracy = Some(check.fixed_accuracy);
     }
@@ -253,6 +306,78 @@ pub fn collect_points(dir: &Path) -> Result<Vec<crate::pareto::Point>, SearchErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A width-1 CNet1 on Fashion-MNIST-sized inputs with random weights, and random inputs.
+    fn small_model_and_images(n: usize) -> (Model, Vec<Vec<f32>>) {
+        use rand::{Rng, SeedableRng};
+        let arch = Arch::parse_any("cnet1").unwrap();
+        let spec = zoo_spec(&arch, 1, InputShape::FASHION, 10)
+            .to_model_spec("small")
+            .unwrap();
+        let weights = cryptonas_model::zoo::random_init(&spec, 3).unwrap();
+        let model = Model::from_bytes(spec.to_json().as_bytes(), &weights).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let images = (0..n)
+            .map(|_| (0..28 * 28).map(|_| rng.random_range(-2.0..2.0)).collect())
+            .collect();
+        (model, images)
+    }
+
+    /// The multi-threaded check counts exactly what a sequential pass over the same images does,
+    /// and stores the fixed-point accuracy only when it covers the whole test set.
+    #[test]
+    fn fixed_point_check_counts_like_a_sequential_pass() {
+        use cryptonas_model::{FixedModel, NormalForm};
+        let (mut model, images) = small_model_and_images(40);
+        let e = recheck_fixed_point(&mut model, &[], true, &|_| {}).unwrap_err();
+        assert!(
+            e.to_string().contains("no fixed-point configuration"),
+            "{e}"
+        );
+
+        let calib = images[..8].to_vec();
+        // Labels: the float prediction for even images, another class for odd ones.
+        let nf = NormalForm::compile(&model).unwrap();
+        let float_pred = |x: &[f32]| {
+            let xf: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+            argmax(&nf.logits_f64(&xf).unwrap())
+        };
+        let test: Vec<(Vec<f32>, u8)> = images
+            .iter()
+            .enumerate()
+            .map(|(i, x)| {
+                let p = float_pred(x);
+                let label = if i % 2 == 0 { p } else { (p + 1) % 10 };
+                (x.clone(), label as u8)
+            })
+            .collect();
+        let chk = fixed_point_check(&mut model, &calib, &test, 32, false).unwrap();
+        assert_eq!(model.spec.metadata.test_accuracy, None);
+        assert!(model.spec.metadata.extra.contains_key("fixed_point_check"));
+
+        let fm =
+            FixedModel::quantize(&nf, model.spec.metadata.fixed_point.as_ref().unwrap()).unwrap();
+        let (mut ok_fixed, mut differ) = (0, 0);
+        for (x, label) in &test {
+            let pq = argmax(&fm.logits(x).unwrap());
+            ok_fixed += usize::from(pq == usize::from(*label));
+            differ += usize::from(pq != float_pred(x));
+        }
+        assert_eq!(chk.images, 40);
+        assert_eq!(chk.k, 32);
+        assert_eq!(chk.float_accuracy, 0.5);
+        assert_eq!(chk.fixed_accuracy, ok_fixed as f64 / 40.0);
+        assert_eq!(chk.disagreements, differ);
+
+        let seen = std::sync::Mutex::new(Vec::new());
+        let again = recheck_fixed_point(&mut model, &test, true, &|d| seen.lock().unwrap().push(d))
+            .unwrap();
+        assert_eq!(again, chk);
+        assert_eq!(model.spec.metadata.test_accuracy, Some(chk.fixed_accuracy));
+        let mut seen = seen.into_inner().unwrap();
+        seen.sort_unstable();
+        assert_eq!(seen, (1..=40).collect::<Vec<_>>());
+    }
 
     /// Our exact counts agree with the model crate's shape inference on random architectures.
     #[test]

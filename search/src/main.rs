@@ -32,6 +32,9 @@ enum Cmd {
     Export(ExportArgs),
     /// Accuracy-vs-ReLU report (SVG + Markdown) of every exported model in a directory.
     Pareto(ParetoArgs),
+    /// Fixed-point accuracy of exported models on the test set (all images by default), compared
+    /// image by image with the float model and written into their metadata.
+    CheckFixed(CheckFixedArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -112,6 +115,9 @@ struct TrainArgs {
     /// Dropout before the classifier.
     #[arg(long, default_value_t = 0.5)]
     dropout: f64,
+    /// Cutout square side in pixels (0 = off; 16 is the usual CIFAR-10 choice).
+    #[arg(long, default_value_t = 0)]
+    cutout: usize,
     /// Validation images per class held out of training.
     #[arg(long, default_value_t = 500)]
     val_per_class: usize,
@@ -217,6 +223,18 @@ struct ExportArgs {
 }
 
 #[derive(Args, Debug)]
+struct CheckFixedArgs {
+    /// Exported model JSON files (`<name>.safetensors` beside each).
+    #[arg(required = true)]
+    models: Vec<PathBuf>,
+    /// Test images to check, evenly spread over the test set [default: all].
+    #[arg(long)]
+    images: Option<usize>,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Args, Debug)]
 struct ParetoArgs {
     /// Directory of exported models.
     #[arg(long, default_value = "models")]
@@ -237,6 +255,7 @@ fn main() {
         Cmd::Search(a) => run_search(a),
         Cmd::Export(a) => run_export(a),
         Cmd::Pareto(a) => run_pareto(a),
+        Cmd::CheckFixed(a) => run_check_fixed(a),
     };
     if let Err(e) = res {
         eprintln!("error: {e:#}");
@@ -299,6 +318,87 @@ fn run_count(a: CountArgs) -> Result<()> {
         m.reduce,
         m.head
     );
+    Ok(())
+}
+
+/// `n` test images evenly spread over the test set (class-mixed), normalised with `norm`.
+fn test_subset(
+    data: &cryptonas_search::data::Dataset,
+    norm: &cryptonas_search::data::Normalization,
+    n: usize,
+) -> Vec<(Vec<f32>, u8)> {
+    use cryptonas_search::data::make_batch;
+    let n = n.min(data.test.len());
+    let step = data.test.len() / n.max(1);
+    (0..n)
+        .map(|j| {
+            let i = j * step;
+            let x = make_batch::<rand_chacha::ChaCha8Rng>(&data.test, data.shape, &[i], norm, None);
+            (x, data.test.labels[i])
+        })
+        .collect()
+}
+
+fn run_check_fixed(a: CheckFixedArgs) -> Result<()> {
+    use cryptonas_model::Model;
+    use cryptonas_search::data::{Dataset, Normalization};
+    let data = Dataset::load(a.data.dataset, &a.data.path())?;
+    for json in &a.models {
+        let weights = json.with_extension("safetensors");
+        let mut model = Model::load(json, &weights)
+            .with_context(|| format!("loading {} + {}", json.display(), weights.display()))?;
+        let input = &model.spec.input;
+        if [input.channels, input.height, input.width]
+            != [data.shape.channels, data.shape.height, data.shape.width]
+        {
+            bail!(
+                "{} takes {}×{}×{} inputs, {} has {}×{}×{}",
+                json.display(),
+                input.channels,
+                input.height,
+                input.width,
+                a.data.dataset.label(),
+                data.shape.channels,
+                data.shape.height,
+                data.shape.width
+            );
+        }
+        let norm = Normalization {
+            mean: input.mean.clone(),
+            std: input.std.clone(),
+        };
+        let n = a.images.unwrap_or(data.test.len()).min(data.test.len());
+        let test = test_subset(&data, &norm, n);
+        let started = std::time::Instant::now();
+        let step = (n / 20).max(1);
+        let name = model.spec.name.clone();
+        let progress = |done: usize| {
+            if done.is_multiple_of(step) {
+                eprint!(
+                    "\r{name}: {done}/{n} images, {:.0} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+        };
+        let chk = export::recheck_fixed_point(&mut model, &test, n == data.test.len(), &progress)?;
+        eprintln!();
+        std::fs::write(json, model.spec.to_json())
+            .with_context(|| format!("writing {}", json.display()))?;
+        println!(
+            "{name}: k = {}, {} test images in {:.0} s: fixed point {:.2} %, float {:.2} %, {} disagreements{}",
+            chk.k,
+            chk.images,
+            started.elapsed().as_secs_f64(),
+            100.0 * chk.fixed_accuracy,
+            100.0 * chk.float_accuracy,
+            chk.disagreements,
+            if n == data.test.len() {
+                " (whole test set: stored as test_accuracy)"
+            } else {
+                ""
+            }
+        );
+    }
     Ok(())
 }
 
@@ -380,8 +480,10 @@ mod with_tch {
 
     fn recipe_text(r: &Recipe) -> String {
         format!(
-            "SGD Nesterov {}, SGDR cosine lr {}→{} (T0={}, Tmul={}, last cycle fitted), wd {}, dropout {}, batch {}, pad-crop + flip, per-channel normalisation; {} epochs",
-            r.momentum, r.lr_max, r.lr_min, r.t0, r.t_mul, r.weight_decay, r.dropout, r.batch_size, r.epochs
+            "SGD Nesterov {}, SGDR cosine lr {}→{} (T0={}, Tmul={}, last cycle fitted), wd {}, dropout {}, batch {}, pad-crop + flip{}, per-channel normalisation; {} epochs",
+            r.momentum, r.lr_max, r.lr_min, r.t0, r.t_mul, r.weight_decay, r.dropout, r.batch_size,
+            if r.cutout > 0 { format!(" + cutout {}", r.cutout) } else { String::new() },
+            r.epochs
         )
     }
 
@@ -434,18 +536,14 @@ mod with_tch {
         if let (Some(data), true) = (data, fixed_images > 0) {
             use cryptonas_search::data::make_batch;
             let norm = &st.norm;
-            let one = |images: &cryptonas_search::data::Images, i: usize| {
-                make_batch::<rand_chacha::ChaCha8Rng>(images, data.shape, &[i], norm, None)
-            };
             let calib: Vec<Vec<f32>> = (0..64)
-                .map(|i| one(&data.train, i * 97 % data.train.len()))
+                .map(|i| {
+                    let i = i * 97 % data.train.len();
+                    make_batch::<rand_chacha::ChaCha8Rng>(&data.train, data.shape, &[i], norm, None)
+                })
                 .collect();
             let n = fixed_images.min(data.test.len());
-            // An evenly spread, class-mixed subset of the test set.
-            let step = data.test.len() / n.max(1);
-            let test: Vec<(Vec<f32>, u8)> = (0..n)
-                .map(|j| (one(&data.test, j * step), data.test.labels[j * step]))
-                .collect();
+            let test = test_subset(data, norm, n);
             let t0 = std::time::Instant::now();
             let chk =
                 export::fixed_point_check(&mut model, &calib, &test, 32, n == data.test.len())?;
@@ -492,6 +590,7 @@ mod with_tch {
                 lr_max: a.lr_max,
                 t0: a.t0,
                 dropout: a.dropout,
+                cutout: a.cutout,
                 ..Recipe::default()
             },
             val_per_class: a.val_per_class,

@@ -22,7 +22,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::arch::{Arch, Op};
 use crate::count::{layer_stages, nodes_used_from, reduction_points, stages, InputShape};
-use crate::data::{Dataset, Normalization, Split};
+use crate::data::{Augment, Dataset, Normalization, Split};
 use crate::train::{
     batch_tensors, bn, conv, correct_count, progress_bar, sgd, split_and_normalization, Body,
     Recipe, Reduce,
@@ -298,7 +298,13 @@ pub fn train_supernet(
                 data.shape,
                 chunk,
                 &norm,
-                Some((&mut rng, data.kind.crop_pad())),
+                Some((
+                    &mut rng,
+                    Augment {
+                        pad: data.kind.crop_pad(),
+                        cutout: 0,
+                    },
+                )),
                 device,
             );
             let loss = net.forward(&x, &child)?.cross_entropy_for_logits(&y);

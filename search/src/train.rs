@@ -14,7 +14,9 @@ use tch::{Device, Kind, Tensor};
 
 use crate::arch::{Arch, Op};
 use crate::count::{layer_stages, nodes_used_from, stages, InputShape};
-use crate::data::{balanced_split, make_batch, Dataset, DatasetKind, Images, Normalization, Split};
+use crate::data::{
+    balanced_split, make_batch, Augment, Dataset, DatasetKind, Images, Normalization, Split,
+};
 use crate::SearchError;
 
 /// Shape of a network: architecture, width, input and classes.
@@ -258,6 +260,10 @@ pub struct Recipe {
     pub momentum: f64,
     /// Dropout before the classifier (0.5).
     pub dropout: f64,
+    /// Side of the Cutout square in pixels (0 = off, the paper's recipe; 16 is the usual CIFAR-10
+    /// choice), a regulariser for networks that overfit.
+    #[serde(default)]
+    pub cutout: usize,
     /// Stretch or shrink the last SGDR cycle so the run ends at `lr_min` instead of mid-cycle.
     pub fit_last_cycle: bool,
     /// Wall-clock budget in seconds: the schedule advances by `max(time fraction, epoch
@@ -279,6 +285,7 @@ impl Default for Recipe {
             weight_decay: 2e-4,
             momentum: 0.9,
             dropout: 0.5,
+            cutout: 0,
             fit_last_cycle: true,
             time_budget_s: None,
         }
@@ -460,7 +467,7 @@ pub(crate) fn batch_tensors(
     shape: InputShape,
     chunk: &[usize],
     norm: &Normalization,
-    augment: Option<(&mut rand_chacha::ChaCha8Rng, usize)>,
+    augment: Option<(&mut rand_chacha::ChaCha8Rng, Augment)>,
     device: Device,
 ) -> (Tensor, Tensor) {
     let x = make_batch(images, shape, chunk, norm, augment);
@@ -617,6 +624,10 @@ pub fn train(
     let shape = data.shape;
     let mut rng =
         rand_chacha::ChaCha8Rng::seed_from_u64(options.seed ^ 0x5eed ^ state.history.len() as u64);
+    let augment = Augment {
+        pad: data.kind.crop_pad(),
+        cutout: recipe.cutout,
+    };
     let steps = split.train.len().div_ceil(recipe.batch_size);
     let start_epoch = state.history.len();
     let spent_before: f64 = state.history.iter().map(|h| h.seconds).sum();
@@ -654,7 +665,7 @@ pub fn train(
                 shape,
                 chunk,
                 &state.norm,
-                Some((&mut rng, data.kind.crop_pad())),
+                Some((&mut rng, augment)),
                 device,
             );
             let logits = net.forward(&x, true);

@@ -80,3 +80,129 @@ fn pareto_without_models_is_a_clear_error() {
     assert!(err.contains("no exported model"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Writes a tiny Fashion-MNIST-shaped dataset (random pixels and labels) into `dir`.
+fn write_tiny_fashion(dir: &std::path::Path, train: usize, test: usize) {
+    use rand::{Rng, SeedableRng};
+    use std::io::Write;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+    let gz = |name: &str, bytes: &[u8]| {
+        let f = std::fs::File::create(dir.join(name)).unwrap();
+        let mut e = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap();
+    };
+    for (prefix, n) in [("train", train), ("t10k", test)] {
+        let mut images = [0x803u32, n as u32, 28, 28]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect::<Vec<u8>>();
+        images.extend((0..n * 28 * 28).map(|_| rng.random::<u8>()));
+        let mut labels = [0x801u32, n as u32]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect::<Vec<u8>>();
+        labels.extend((0..n).map(|_| rng.random_range(0..10u8)));
+        gz(&format!("{prefix}-images-idx3-ubyte.gz"), &images);
+        gz(&format!("{prefix}-labels-idx1-ubyte.gz"), &labels);
+    }
+}
+
+/// Writes `<dir>/<name>.json` + `.safetensors`: a width-1 CNet1 with random weights, calibrated
+/// at k = 32 when `calibrate`.
+fn write_model(
+    dir: &std::path::Path,
+    name: &str,
+    input: cryptonas_search::count::InputShape,
+    calibrate: bool,
+) {
+    use cryptonas_model::Model;
+    use cryptonas_search::{export, Arch};
+    let arch = Arch::parse_any("cnet1").unwrap();
+    let spec = export::zoo_spec(&arch, 1, input, 10)
+        .to_model_spec(name)
+        .unwrap();
+    let weights = cryptonas_model::zoo::random_init(&spec, 5).unwrap();
+    let mut model = Model::from_bytes(spec.to_json().as_bytes(), &weights).unwrap();
+    if calibrate {
+        let len = input.channels * input.height * input.width;
+        let calib: Vec<Vec<f32>> = (0..4)
+            .map(|i| {
+                (0..len)
+                    .map(|j| ((i * 31 + j * 7) % 13) as f32 / 6.0 - 1.0)
+                    .collect()
+            })
+            .collect();
+        export::fixed_point_check(&mut model, &calib, &[], 32, false).unwrap();
+    }
+    std::fs::write(dir.join(format!("{name}.json")), model.spec.to_json()).unwrap();
+    std::fs::write(
+        dir.join(format!("{name}.safetensors")),
+        model.weights_bytes().unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn check_fixed_measures_the_test_set_and_rejects_bad_models() {
+    use cryptonas_search::count::InputShape;
+    let dir = std::env::temp_dir().join(format!("search-cli-check-fixed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    write_tiny_fashion(&dir, 12, 30);
+    let data = [
+        "--dataset",
+        "fashion-mnist",
+        "--data",
+        dir.to_str().unwrap(),
+    ];
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    let check = |extra: &[&str]| {
+        let mut args = vec!["check-fixed"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&data);
+        run(&args)
+    };
+
+    write_model(&dir, "good", InputShape::FASHION, true);
+    let (ok, out, err) = check(&[&path("good.json"), "--images", "10"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("10 test images") && !out.contains("whole test set"),
+        "{out}"
+    );
+    let meta = |name: &str| {
+        let spec = std::fs::read(dir.join(name)).unwrap();
+        cryptonas_model::ModelSpec::from_json(&spec)
+            .unwrap()
+            .metadata
+    };
+    assert_eq!(meta("good.json").test_accuracy, None);
+    let (ok, out, err) = check(&[&path("good.json")]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("30 test images") && out.contains("whole test set"),
+        "{out}"
+    );
+    let m = meta("good.json");
+    let stored = &m.extra["fixed_point_check"];
+    assert_eq!(stored["images"], 30);
+    assert_eq!(m.test_accuracy, stored["fixed_accuracy"].as_f64());
+
+    write_model(&dir, "uncalibrated", InputShape::FASHION, false);
+    let (ok, _, err) = check(&[&path("uncalibrated.json")]);
+    assert!(!ok && err.contains("no fixed-point configuration"), "{err}");
+
+    write_model(&dir, "cifar", InputShape::CIFAR, true);
+    let (ok, _, err) = check(&[&path("cifar.json")]);
+    assert!(!ok && err.contains("takes 3×32×32 inputs"), "{err}");
+
+    std::fs::remove_file(dir.join("good.safetensors")).unwrap();
+    let (ok, _, err) = check(&[&path("good.json")]);
+    assert!(!ok && err.contains("good.safetensors"), "{err}");
+
+    std::fs::write(dir.join("bad.json"), b"{ not json").unwrap();
+    std::fs::write(dir.join("bad.safetensors"), b"").unwrap();
+    let (ok, _, err) = check(&[&path("bad.json")]);
+    assert!(!ok && err.contains("bad.json"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
