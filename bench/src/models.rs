@@ -4,7 +4,7 @@
 use anyhow::Context;
 use cryptonas_model::rng::SplitMix64;
 use cryptonas_model::zoo::{cnet1, random_init};
-use cryptonas_model::{Calibration, CalibrationParams, FixedModel, Model, NormalForm};
+use cryptonas_model::{Calibration, CalibrationParams, FixedModel, Metadata, Model, NormalForm};
 use cryptonas_protocol::ServerModel;
 use serde::Serialize;
 use std::path::Path;
@@ -42,8 +42,10 @@ pub struct ModelInfo {
     pub stages: usize,
     /// Stages that end in a ReLU layer.
     pub relu_layers: usize,
-    /// Fixed-point test accuracy from the metadata (trained models).
+    /// Accuracy the server announces: fixed point when measured on the whole test set, else float.
     pub accuracy: Option<f64>,
+    /// Fixed-point test accuracy on the whole test set from the metadata (`check-fixed`), if measured.
+    pub fixed_accuracy: Option<f64>,
     /// Float test accuracy from the metadata.
     pub float_accuracy: Option<f64>,
     /// Multiply-accumulates per image from the metadata.
@@ -75,8 +77,7 @@ fn info(
     model: &ServerModel,
     kind: ModelKind,
     channels: Option<usize>,
-    float_accuracy: Option<f64>,
-    macs: Option<u64>,
+    meta: Option<&Metadata>,
     prepare_s: f64,
 ) -> ModelInfo {
     let plan = model.plan();
@@ -90,8 +91,9 @@ fn info(
         stages: plan.stages.len(),
         relu_layers: plan.stages.iter().filter(|s| s.relu).count(),
         accuracy: model.accuracy(),
-        float_accuracy,
-        macs,
+        fixed_accuracy: meta.and_then(|m| m.test_accuracy),
+        float_accuracy: meta.and_then(|m| m.float_accuracy),
+        macs: meta.and_then(|m| m.macs),
         description: model.description().to_string(),
         prepare_s,
     }
@@ -133,14 +135,7 @@ pub fn sweep_model(channels: usize, seed: u64, images: usize) -> anyhow::Result<
         model.plan().relu_count()
     );
     Ok(Prepared {
-        info: info(
-            &model,
-            ModelKind::Sweep,
-            Some(channels),
-            None,
-            None,
-            prepare_s,
-        ),
+        info: info(&model, ModelKind::Sweep, Some(channels), None, prepare_s),
         model: Arc::new(model),
         images: random_images(len, images, seed),
     })
@@ -152,7 +147,7 @@ pub fn tiny(images: usize) -> Prepared {
     let (_, _, model, pool) = cryptonas_protocol::testing::tiny_model(1, 8, 1);
     let prepare_s = started.elapsed().as_secs_f64();
     Prepared {
-        info: info(&model, ModelKind::Tiny, Some(1), None, None, prepare_s),
+        info: info(&model, ModelKind::Tiny, Some(1), None, prepare_s),
         model,
         images: pool.into_iter().take(images).collect(),
     }
@@ -199,14 +194,7 @@ pub fn trained(dir: &Path, images: usize) -> anyhow::Result<(Vec<Prepared>, Vec<
                 let plan = sm.plan();
                 let len = plan.input.channels * plan.input.height * plan.input.width;
                 ok.push(Prepared {
-                    info: info(
-                        &sm,
-                        ModelKind::Trained,
-                        None,
-                        meta.float_accuracy,
-                        meta.macs,
-                        prepare_s,
-                    ),
+                    info: info(&sm, ModelKind::Trained, None, Some(meta), prepare_s),
                     model: Arc::new(sm),
                     images: random_images(len, images, 1000 + i as u64),
                 });

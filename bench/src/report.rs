@@ -585,7 +585,7 @@ impl Results {
         let _ = writeln!(s, "## Models\n");
         let _ = writeln!(
             s,
-            "| model | kind | C | input | ReLUs | k | ReLU layers | accuracy (fixed / float) | prepare s |"
+            "| model | kind | C | input | ReLUs | k | ReLU layers | test accuracy (fixed point / float) | prepare s |"
         );
         let _ = writeln!(s, "|---|---|---:|---|---:|---:|---:|---|---:|");
         for mi in &self.models {
@@ -602,11 +602,16 @@ impl Results {
                 mi.relus,
                 mi.k,
                 mi.relu_layers,
-                pct(mi.accuracy),
+                pct(mi.fixed_accuracy),
                 pct(mi.float_accuracy),
                 mi.prepare_s
             );
         }
+        let _ = writeln!(
+            s,
+            "\nFixed point: the k-bit engine the protocol computes, on the whole test set \
+             (`cryptonas-search check-fixed`; – where not measured). Float: the trainer's figure."
+        );
         for k in &self.skipped {
             let _ = writeln!(s, "\nSkipped `{}`: {}", k.name, k.error);
         }
@@ -838,6 +843,7 @@ mod tests {
             stages: 7,
             relu_layers: 6,
             accuracy: None,
+            fixed_accuracy: None,
             float_accuracy: None,
             macs: None,
             description: String::new(),
