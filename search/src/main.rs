@@ -32,8 +32,8 @@ enum Cmd {
     Export(ExportArgs),
     /// Accuracy-vs-ReLU report (SVG + Markdown) of every exported model in a directory.
     Pareto(ParetoArgs),
-    /// Fixed-point accuracy of exported models on the test set (all images by default), compared
-    /// image by image with the float model and written into their metadata.
+    /// Fixed-point accuracy of exported models on the whole test set, compared image by image
+    /// with the float model and written into their metadata (`--images N`: a quick look at N).
     CheckFixed(CheckFixedArgs),
 }
 
@@ -227,7 +227,8 @@ struct CheckFixedArgs {
     /// Exported model JSON files (`<name>.safetensors` beside each).
     #[arg(required = true)]
     models: Vec<PathBuf>,
-    /// Test images to check, evenly spread over the test set [default: all].
+    /// Check only this many test images, evenly spread, and leave the model file as it is
+    /// [default: all, stored in the metadata].
     #[arg(long)]
     images: Option<usize>,
     #[command(flatten)]
@@ -380,10 +381,14 @@ fn run_check_fixed(a: CheckFixedArgs) -> Result<()> {
                 );
             }
         };
-        let chk = export::recheck_fixed_point(&mut model, &test, n == data.test.len(), &progress)?;
+        let whole = n == data.test.len();
+        let chk = export::recheck_fixed_point(&mut model, &test, whole, &progress)?;
         eprintln!();
-        std::fs::write(json, model.spec.to_json())
-            .with_context(|| format!("writing {}", json.display()))?;
+        // Only a whole-test-set figure replaces what the metadata records.
+        if whole {
+            std::fs::write(json, model.spec.to_json())
+                .with_context(|| format!("writing {}", json.display()))?;
+        }
         println!(
             "{name}: k = {}, {} test images in {:.0} s: fixed point {:.2} %, float {:.2} %, {} disagreements{}",
             chk.k,
@@ -392,10 +397,10 @@ fn run_check_fixed(a: CheckFixedArgs) -> Result<()> {
             100.0 * chk.fixed_accuracy,
             100.0 * chk.float_accuracy,
             chk.disagreements,
-            if n == data.test.len() {
+            if whole {
                 " (whole test set: stored as test_accuracy)"
             } else {
-                ""
+                " (a subset: not stored)"
             }
         );
     }
