@@ -53,7 +53,11 @@ if [ "$want_torch" = 1 ]; then
     step "python3 -m venv .venv"
     python3 -m venv .venv >>"$log" 2>&1
   fi
-  if ! .venv/bin/python -c 'import torch' >/dev/null 2>&1; then
+  # Python's `import torch` needs cuDNN, which the lean install leaves out; the trainer only needs
+  # libtorch itself, so check for the library (and the pinned version) instead.
+  torch_dir=.venv/lib/python3.11/site-packages/torch
+  if [ ! -f "$torch_dir/lib/libtorch_cpu.so" ] \
+    || ! grep -qx 'Version: 2.13.0' .venv/lib/python3.11/site-packages/torch-*.dist-info/METADATA 2>/dev/null; then
     step "pip install torch==2.13.0 (lean: no CUDA libraries beyond the runtime, ~1 GB, once)"
     .venv/bin/pip install --no-deps torch==2.13.0 nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85 >>"$log" 2>&1
   fi
