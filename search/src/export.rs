@@ -176,7 +176,7 @@ pub fn fixed_point_check(
         .config(&nf, k, &CalibrationParams::default())
         .map_err(err)?;
     model.spec.metadata.fixed_point = Some(cfg);
-    recheck_fixed_point(model, test, whole_test_set, &|_| {})
+    check_compiled(model, &nf, test, whole_test_set, &|_| {})
 }
 
 /// Compares the fixed-point engine at the model's stored configuration (`metadata.fixed_point`,
@@ -189,17 +189,33 @@ pub fn recheck_fixed_point(
     whole_test_set: bool,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<FixedCheck, SearchError> {
-    use cryptonas_model::{FixedModel, NormalForm};
+    let nf = cryptonas_model::NormalForm::compile(model)
+        .map_err(|e| model_err(Path::new(&model.spec.name), e))?;
+    check_compiled(model, &nf, test, whole_test_set, progress)
+}
+
+/// [`recheck_fixed_point`] for a model whose normal form `nf` is already compiled (the export
+/// has it from calibrating).
+fn check_compiled(
+    model: &mut Model,
+    nf: &cryptonas_model::NormalForm,
+    test: &[(Vec<f32>, u8)],
+    whole_test_set: bool,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<FixedCheck, SearchError> {
+    use cryptonas_model::FixedModel;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let name = model.spec.name.clone();
     let err = |e: cryptonas_model::ModelError| model_err(Path::new(&name), e);
-    let Some(cfg) = model.spec.metadata.fixed_point.clone() else {
-        return Err(SearchError::Invalid {
+    let cfg = model
+        .spec
+        .metadata
+        .fixed_point
+        .clone()
+        .ok_or_else(|| SearchError::Invalid {
             what: format!("{name} has no fixed-point configuration (export it first)"),
-        });
-    };
-    let nf = NormalForm::compile(model).map_err(err)?;
-    let fm = FixedModel::quantize(&nf, &cfg).map_err(err)?;
+        })?;
+    let fm = FixedModel::quantize(nf, &cfg).map_err(err)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let done = AtomicUsize::new(0);
     // (float right, fixed right, disagreements) over one slice of the test images.
