@@ -2,9 +2,10 @@
 // The worker owns the WebSocket; the wasm module (www/pkg, built by scripts/build-wasm.sh) owns the
 // protocol. Garbled evaluation is delegated to a pool of evaluation workers (eval-worker.js, one
 // wasm instance each, as many as navigator.hardwareConcurrency): every streamed chunk of garbled
-// tables goes to one of them offline, and online each gets the server's labels for its chunks.
+// tables goes to one of them offline, and online each gets the server's labels for its chunks
+// (when they cannot start, this worker evaluates the same jobs itself: localPool).
 // Messages to the page: {type: 'ready'|'progress'|'done'|'bench'|'error', id, ...}.
-import init, { PrivateInference, GcBench } from './pkg/wasm_client.js';
+import init, { PrivateInference, GcBench, EvalChunk } from './pkg/wasm_client.js';
 
 let wasm = null;
 async function boot() {
@@ -93,8 +94,50 @@ async function classify(msg) {
   } catch (err) {
     // Without evaluation workers the session evaluates here, in this worker.
     console.warn('evaluation workers unavailable, evaluating in the session worker:', err);
+    workers = localPool();
   }
   return run(msg, workers);
+}
+
+/// The jobs evaluated in this worker, through the same messages as eval-worker.js (for browsers
+/// where the evaluation workers cannot start).
+function localPool() {
+  const listeners = new Set();
+  const chunks = new Map(); // `${session}:${id}` -> EvalChunk
+  const reply = (msg) => { for (const l of listeners) l(msg); };
+  const worker = {
+    postMessage(m) {
+      // Asynchronous, like a worker's reply.
+      setTimeout(() => {
+        const key = `${m.session}:${m.id}`;
+        try {
+          if (m.type === 'store') {
+            chunks.set(key, new EvalChunk(m.job));
+          } else if (m.type === 'evaluate') {
+            const chunk = chunks.get(key);
+            if (!chunk) throw new Error(`evaluation job ${m.id} was never stored`);
+            chunks.delete(key);
+            const t = performance.now();
+            const shares = chunk.evaluate(m.labels);
+            const ms = performance.now() - t;
+            const andGates = chunk.andGates();
+            chunk.free(); // material used once
+            reply({ type: 'result', session: m.session, id: m.id, shares, ms, andGates,
+              wasmBytes: wasmBytes() });
+          } else if (m.type === 'drop') {
+            for (const [k, c] of chunks) {
+              if (k.startsWith(`${m.session}:`)) { c.free(); chunks.delete(k); }
+            }
+          }
+        } catch (err) {
+          reply({ type: 'error', session: m.session, id: m.id,
+            message: String((err && err.message) || err) });
+        }
+      }, 0);
+    },
+    terminate() {},
+  };
+  return { workers: [worker], listeners };
 }
 
 function run({ id, image, wsUrl }, evalWorkers) {
@@ -102,13 +145,12 @@ function run({ id, image, wsUrl }, evalWorkers) {
     let pi;
     try {
       pi = new PrivateInference(new Uint8Array(image));
-      if (evalWorkers) pi.delegateEvaluation();
     } catch (err) {
       reject(err);
       return;
     }
     const session = ++sessions;
-    const workers = evalWorkers ? evalWorkers.workers : [];
+    const workers = evalWorkers.workers;
     const evalJobs = []; // {ms, andGates} of every evaluated chunk
     let evaluating = null; // {stage, started}: the layer whose labels went to the workers
     const evalMemory = []; // largest wasm memory seen per evaluation worker
@@ -124,10 +166,8 @@ function run({ id, image, wsUrl }, evalWorkers) {
     const finish = (err, value) => {
       if (settled) return;
       settled = true;
-      if (evalWorkers) {
-        evalWorkers.listeners.delete(onResult);
-        for (const w of workers) w.postMessage({ type: 'drop', session });
-      }
+      evalWorkers.listeners.delete(onResult);
+      for (const w of workers) w.postMessage({ type: 'drop', session });
       try { ws.close(); } catch (_) { /* already closed */ }
       try { pi.free(); } catch (_) { /* freed */ }
       if (err) reject(err); else resolve(value);
@@ -157,7 +197,7 @@ function run({ id, image, wsUrl }, evalWorkers) {
         evaluating = null;
       }
     };
-    if (evalWorkers) evalWorkers.listeners.add(onResult);
+    evalWorkers.listeners.add(onResult);
 
     /// Hands a step's jobs to the workers: chunk `id` always lives on worker `id mod n`.
     const dispatch = (jobs, stage) => {
@@ -201,7 +241,6 @@ function run({ id, image, wsUrl }, evalWorkers) {
         return;
       }
       let step;
-      const before = performance.now();
       try {
         step = pi.handle(new Uint8Array(ev.data));
       } catch (err) {
@@ -216,7 +255,6 @@ function run({ id, image, wsUrl }, evalWorkers) {
         finish(err);
         return;
       }
-      if (step.event === 'labels' && !evalWorkers) layerEval.push({ stage: step.stage, ms: after - before });
       if (step.event === 'plan') plan = pi.plan();
       if (tOnline === null && step.phase !== 'offline') tOnline = after;
       const traffic = pi.traffic();

@@ -5,13 +5,14 @@ use crate::models::Prepared;
 use anyhow::Context;
 use cryptonas_client::{classify, NetworkProfile, Report};
 use cryptonas_crypto::Csprng;
-use cryptonas_protocol::{ClientInput, ClientSession, FrameSession, Msg, ServerSession, Step};
+use cryptonas_protocol::{
+    run_local_with, Activity, ClientInput, ClientSession, MsgKind, ServerSession, Side, Tap,
+};
 use cryptonas_server::{app, AppState, HostedModel, Limits, ProtocolModel};
 use serde::Serialize;
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A named network profile.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -378,51 +379,63 @@ pub struct ComputeProfile {
     pub handlers: Vec<HandlerTime>,
 }
 
-fn describe(side: &str, message: &str) -> (&'static str, &'static str) {
-    match (side, message) {
-        ("server", "ClientHello") => ("plan", "offline"),
-        ("client", "ServerPlan") => ("HE key generation, encrypt masks", "offline"),
-        ("server", "ClientHeKey") => ("HE public key import", "offline"),
-        ("server", "ClientHeMasks") => ("HE linear layers on Enc(masks), flooding", "offline"),
-        ("client", "ServerHeResponse") => ("HE decrypt shares", "offline"),
-        ("server", "ClientOtSetup") => ("base OT", "offline"),
-        ("client", "ServerOtChoices") => ("base OT, KOS extension matrix", "offline"),
-        ("server", "ClientOtExtend") => ("KOS extension", "offline"),
-        ("client", "ServerOtChallenge") => ("KOS check response", "offline"),
-        ("server", "ClientOtResponse") => ("KOS check (garbling follows, streamed)", "offline"),
-        ("server", "poll_frame") => ("garble the next chunk of a ReLU layer", "offline"),
-        ("client", "poll_frame") => ("produce a queued frame", "offline"),
-        ("client", "ServerGarbled") => ("store garbled layer", "offline"),
-        ("server", "ClientInput") => ("linear layer on x − r, send labels", "online"),
-        ("client", "ServerLabels") => ("evaluate garbled layer", "online"),
-        ("server", "ClientMasked") => ("linear layer, send labels", "online"),
-        ("client", "ServerOutput") => ("reconstruct logits", "online"),
+/// What a handler does and in which phase, for a side and what it handled.
+fn describe(side: Side, what: Activity) -> (&'static str, &'static str) {
+    use MsgKind as K;
+    match (side, what) {
+        (Side::Server, Activity::Handle(kind)) => match kind {
+            K::ClientHello => ("plan", "offline"),
+            K::ClientHeKey => ("HE public key import", "offline"),
+            K::ClientHeMasks => ("HE linear layers on Enc(masks), flooding", "offline"),
+            K::ClientOtSetup => ("base OT", "offline"),
+            K::ClientOtExtend => ("KOS extension", "offline"),
+            K::ClientOtResponse => ("KOS check (garbling follows, streamed)", "offline"),
+            K::ClientInput => ("linear layer on x − r, send labels", "online"),
+            K::ClientMasked => ("linear layer, send labels", "online"),
+            _ => ("other", "offline"),
+        },
+        (Side::Server, Activity::Produce) => ("garble the next chunk of a ReLU layer", "offline"),
+        (Side::Client, Activity::Handle(kind)) => match kind {
+            K::ServerPlan => ("HE key generation, encrypt masks", "offline"),
+            K::ServerHeResponse => ("HE decrypt shares", "offline"),
+            K::ServerOtChoices => ("base OT, KOS extension matrix", "offline"),
+            K::ServerOtChallenge => ("KOS check response", "offline"),
+            K::ServerGarbled => ("check a garbled chunk, hand it out", "offline"),
+            K::ServerLabels => ("hand a layer's chunks to the workers", "online"),
+            K::ServerOutput => ("reconstruct logits", "online"),
+            _ => ("other", "offline"),
+        },
+        (_, Activity::StoreChunk) => ("parse and keep garbled chunks", "offline"),
+        (_, Activity::EvaluateChunk) => ("evaluate garbled layer", "online"),
         _ => ("other", "offline"),
     }
 }
 
-/// Runs one inference of `image` in-process (both halves in this thread, frames through queues,
-/// like `run_local`), timing every `handle` call, and checks the result.
-pub fn compute_profile(p: &Prepared, image: &[f32]) -> anyhow::Result<ComputeProfile> {
-    // Names from the protocol's own decoder (outside the timed calls), whatever fields a
-    // message carries.
-    let name_of = |frame: &[u8]| Msg::decode(frame).map_or("unknown", |m| m.name());
-    let mut client = ClientSession::new(
-        ClientInput::Normalised(image.to_vec()),
-        Csprng::from_entropy()?,
-    );
-    let mut server = ServerSession::new(p.model.clone(), Csprng::from_entropy()?);
-    let mut handlers: Vec<HandlerTime> = Vec::new();
-    let mut record = |side: &'static str, message: &'static str, seconds: f64| {
-        if let Some(h) = handlers
+/// Adds up the time of every handler of an in-process run.
+#[derive(Default)]
+struct HandlerTimes(Vec<HandlerTime>);
+
+impl Tap for HandlerTimes {
+    fn activity(&mut self, side: Side, what: Activity, seconds: f64) {
+        let message = match (side, what) {
+            (_, Activity::Handle(kind)) => kind.name(),
+            (Side::Server, Activity::Produce) => "poll_output",
+            // Popping the client's queue of ready frames: no work of its own.
+            (Side::Client, Activity::Produce) => return,
+            (_, Activity::StoreChunk) => "store chunks",
+            (_, Activity::EvaluateChunk) => "evaluate chunks",
+        };
+        let (work, phase) = describe(side, what);
+        let side = side.name();
+        if let Some(h) = self
+            .0
             .iter_mut()
             .find(|h| h.side == side && h.message == message)
         {
             h.calls += 1;
             h.seconds += seconds;
         } else {
-            let (work, phase) = describe(side, message);
-            handlers.push(HandlerTime {
+            self.0.push(HandlerTime {
                 side,
                 message,
                 work,
@@ -431,49 +444,48 @@ pub fn compute_profile(p: &Prepared, image: &[f32]) -> anyhow::Result<ComputePro
                 seconds,
             });
         }
-    };
-    let mut up: VecDeque<Vec<u8>> = client.start()?.into();
-    let mut down: VecDeque<Vec<u8>> = server.start()?.into();
-    let (mut largest_up, mut largest_down) = (0, 0);
-    loop {
-        while let Some(f) = up.pop_front() {
-            largest_up = largest_up.max(f.len());
-            let started = Instant::now();
-            let step = server.handle(&f);
-            record("server", name_of(&f), started.elapsed().as_secs_f64());
-            match step.context("server")? {
-                Step::Continue(out) | Step::Finished(out) => down.extend(out),
-            }
-        }
-        // Streamed server output (the garbled layers) is pulled one frame at a time, as the
-        // socket pump does.
-        let f = match down.pop_front() {
-            Some(f) => f,
-            None => {
-                let started = Instant::now();
-                let f = server.poll_frame().context("server")?;
-                record("server", "poll_frame", started.elapsed().as_secs_f64());
-                f.ok_or_else(|| anyhow::anyhow!("server stopped before the client finished"))?
-            }
-        };
-        largest_down = largest_down.max(f.len());
-        let started = Instant::now();
-        let step = client.handle(&f);
-        record("client", name_of(&f), started.elapsed().as_secs_f64());
-        match step.context("client")? {
-            Step::Continue(out) => {
-                up.extend(out);
-                loop {
-                    let started = Instant::now();
-                    let polled = client.poll_frame().context("client")?;
-                    let Some(f) = polled else { break };
-                    record("client", "poll_frame", started.elapsed().as_secs_f64());
-                    up.push_back(f);
-                }
-            }
-            Step::Finished(_) => break,
-        }
     }
+}
+
+/// Handler times and the largest frame each way.
+#[derive(Default)]
+struct Profiler {
+    times: HandlerTimes,
+    largest_up: usize,
+    largest_down: usize,
+}
+
+impl Tap for Profiler {
+    fn activity(&mut self, side: Side, what: Activity, seconds: f64) {
+        self.times.activity(side, what, seconds);
+    }
+
+    fn frame(&mut self, from: Side, frame: Vec<u8>) -> Vec<u8> {
+        let largest = match from {
+            Side::Client => &mut self.largest_up,
+            Side::Server => &mut self.largest_down,
+        };
+        *largest = (*largest).max(frame.len());
+        frame
+    }
+}
+
+/// Runs one inference of `image` in-process (both halves in this thread, frames through queues:
+/// [`run_local_with`]), timing every handler, and checks the result.
+pub fn compute_profile(p: &Prepared, image: &[f32]) -> anyhow::Result<ComputeProfile> {
+    let mut client = ClientSession::new(
+        ClientInput::Normalised(image.to_vec()),
+        Csprng::from_entropy()?,
+    );
+    let mut server = ServerSession::new(p.model.clone(), Csprng::from_entropy()?);
+    let mut profiler = Profiler::default();
+    run_local_with(&mut client, &mut server, &mut profiler)
+        .map_err(|(side, e)| anyhow::anyhow!("{}: {e}", side.name()))?;
+    let Profiler {
+        times: HandlerTimes(handlers),
+        largest_up,
+        largest_down,
+    } = profiler;
     let outcome = client
         .outcome()
         .ok_or_else(|| anyhow::anyhow!("no outcome"))?;
@@ -562,7 +574,7 @@ mod tests {
         let labels = prof
             .handlers
             .iter()
-            .find(|h| h.message == "ServerLabels")
+            .find(|h| h.message == "evaluate chunks")
             .unwrap();
         assert_eq!(labels.calls as usize, p.info.relu_layers);
         assert!(prof.handlers.iter().all(|h| h.work != "other"));

@@ -3,7 +3,8 @@
 
 use cryptonas_crypto::Csprng;
 use cryptonas_protocol::{
-    ClientInput, ClientSession, FrameKind, FrameSession, Phase, Step, Traffic,
+    ClientInput, ClientSession, EvalTask, LocalWorkers, MsgKind, Output, Phase, ProtocolError,
+    Session, Traffic,
 };
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
@@ -105,27 +106,54 @@ pub async fn classify(
         .await
         .map_err(|e| anyhow::anyhow!("cannot open a session at {url}: {e}"))?;
     let mut session = ClientSession::new(input, Csprng::from_entropy()?);
+    let mut workers = LocalWorkers::default();
     let mut online_started = None;
     let mut layer_started = None;
     let mut layers = Vec::new();
-    let mut outgoing = session.start()?;
-    let mut finished = false;
-    loop {
-        for frame in outgoing.drain(..) {
-            tokio::time::sleep(network.delay(frame.len())).await;
-            if matches!(
-                FrameKind::of(&frame).map(|k| k.name),
-                Some("ClientInput" | "ClientMasked")
-            ) {
-                layer_started = Some(Instant::now());
+    let failed = |e: ProtocolError| anyhow::anyhow!("protocol error: {e}");
+    'session: loop {
+        // Everything the session has to say, and the evaluation it hands out (a layer's chunks
+        // are evaluated together, in parallel).
+        let mut jobs = Vec::new();
+        loop {
+            let out = match session.poll_output() {
+                Ok(out) => out,
+                Err(e) => return Err(tell_server(&mut socket, e).await),
+            };
+            match out {
+                Some(Output::Frame(frame)) => {
+                    tokio::time::sleep(network.delay(frame.len())).await;
+                    let kind = frame.first().and_then(|&t| MsgKind::from_tag(t));
+                    if matches!(kind, Some(MsgKind::ClientInput | MsgKind::ClientMasked)) {
+                        layer_started = Some(Instant::now());
+                    }
+                    socket.send(Message::binary(frame)).await?;
+                }
+                Some(Output::Job(task)) => jobs.push(task),
+                Some(Output::Finished) => break 'session,
+                None => break,
             }
-            socket.send(Message::binary(frame)).await?;
         }
         if online_started.is_none() && session.phase() != Phase::Offline {
             online_started = Some(Instant::now());
         }
-        if finished {
-            break;
+        if !jobs.is_empty() {
+            let evaluating = matches!(jobs[0], EvalTask::Evaluate { .. });
+            let results = match workers.run(jobs) {
+                Ok(r) => r,
+                Err(e) => return Err(tell_server(&mut socket, e).await),
+            };
+            if evaluating {
+                if let Some(t) = layer_started.take() {
+                    layers.push(t.elapsed().as_secs_f64());
+                }
+            }
+            for (id, shares) in results {
+                if let Err(e) = session.complete_job(id, &shares) {
+                    return Err(tell_server(&mut socket, e).await);
+                }
+            }
+            continue;
         }
         let frame = match socket.next().await {
             Some(Ok(Message::Binary(b))) => b,
@@ -138,40 +166,17 @@ pub async fn classify(
             None => anyhow::bail!("server went away"),
         };
         tokio::time::sleep(network.delay(frame.len())).await;
-        let is_labels = FrameKind::of(&frame).is_some_and(|k| k.name == "ServerLabels");
-        let step = session.handle(&frame);
-        if is_labels {
-            if let Some(t) = layer_started.take() {
-                layers.push(t.elapsed().as_secs_f64());
-            }
-        }
-        let step = step.and_then(|step| match step {
-            Step::Continue(mut out) => {
-                while let Some(f) = session.poll_frame()? {
-                    out.push(f);
-                }
-                Ok(Step::Continue(out))
-            }
-            finished => Ok(finished),
-        });
-        match step {
-            Ok(Step::Continue(out)) => outgoing = out,
-            Ok(Step::Finished(out)) => {
-                outgoing = out;
-                finished = true;
-            }
-            Err(e) => {
-                let _ = socket
-                    .send(Message::binary(
-                        cryptonas_protocol::Msg::Error(e.to_string()).encode(),
-                    ))
-                    .await;
-                anyhow::bail!("protocol error: {e}");
-            }
+        if let Err(e) = session.handle(&frame) {
+            // A peer's error is the server's reason; anything else the server must hear.
+            return Err(match e {
+                ProtocolError::Peer { .. } => failed(e),
+                e => tell_server(&mut socket, e).await,
+            });
         }
     }
     let done = Instant::now();
     let _ = socket.close(None).await;
+    drop(workers);
     let outcome = session
         .outcome()
         .cloned()
@@ -194,4 +199,14 @@ pub async fn classify(
         },
         outcome,
     })
+}
+
+/// Sends the protocol's error frame (the one error channel), closes, and returns the error.
+async fn tell_server<S>(socket: &mut S, e: ProtocolError) -> anyhow::Error
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    let _ = socket.send(Message::binary(e.to_frame())).await;
+    let _ = socket.close().await;
+    anyhow::anyhow!("protocol error: {e}")
 }

@@ -1,7 +1,8 @@
 //! Garbled-circuit wire formats and Bristol Fashion text: errors, never panics.
 #![no_main]
 use cryptonas_gc::{
-    from_bristol, ActiveLabels, BristolParties, DecodingBits, GarbledTables, ReluCircuit, ReluVariant,
+    from_bristol, ActiveLabels, BristolParties, DecodingBits, GarbledTables, ReluCircuit,
+    ReluVariant,
 };
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;

@@ -4,7 +4,7 @@
 #![no_main]
 use cryptonas_crypto::Csprng;
 use cryptonas_protocol::{
-    testing::tiny_model, ClientInput, ClientSession, FrameSession, Msg, ServerModel, ServerSession,
+    testing::tiny_model, ClientInput, ClientSession, Msg, ServerModel, ServerSession, Session,
     PROTOCOL_VERSION,
 };
 use libfuzzer_sys::fuzz_target;
@@ -31,9 +31,10 @@ fuzz_target!(|data: &[u8]| {
         server.handle(&hello.encode()).unwrap();
         let _ = server.handle(frame);
     } else {
-        let mut client =
-            ClientSession::new(ClientInput::Normalised(x.clone()), Csprng::from_seed([2; 32]));
-        client.start().unwrap();
+        let mut client = ClientSession::new(
+            ClientInput::Normalised(x.clone()),
+            Csprng::from_seed([2; 32]),
+        );
         let _ = client.handle(frame);
     }
 });

@@ -1,23 +1,39 @@
-//! The client's half of one inference, as a sans-IO state machine.
+//! The client's half of one inference, as a sans-IO state machine: one state per message it
+//! waits for, one handler per state.
 //!
-//! The client draws a mask for the image and for every ReLU output, obtains by HE its share
-//! c_i = Σ W·r − s_i of every stage, gets the labels of c_i's bits by correlated OT, receives the
-//! garbled layers, and then runs the online phase: x − r_img up, per ReLU layer the server's labels
-//! down and o_i − r_i up, finally the server's logits share down. Only the client learns the logits.
+//! | state | waits for | handler | sends (and hands out) | next |
+//! |---|---|---|---|---|
+//! | (new) | — | [`ClientSession::new`] | `ClientHello` | `AwaitPlan` |
+//! | `AwaitPlan` | `ServerPlan` | `on_plan` | `ClientHeKey`, one `ClientHeMasks` per stage | `AwaitHe` |
+//! | `AwaitHe` | `ServerHeResponse` × stages, in order | `on_he_response` | after the last: `ClientOtSetup` | `AwaitOtChoices` |
+//! | `AwaitOtChoices` | `ServerOtChoices` | `on_ot_choices` | `ClientOtExtend` (KOS on the bits of every ReLU share) | `AwaitOtChallenge` |
+//! | `AwaitOtChallenge` | `ServerOtChallenge` | `on_ot_challenge` | `ClientOtResponse` | `AwaitGarbled` |
+//! | `AwaitGarbled` | `ServerGarbled` chunks, layer by layer, front to back | `on_garbled` | a `Store` job per chunk; after the last: `ClientInput` (x − r) | `AwaitLabels` |
+//! | `AwaitLabels` | `ServerLabels` of the next ReLU layer | `on_labels` | an `Evaluate` job per chunk of the layer | `AwaitJobs` |
+//! | `AwaitJobs` | every job's result ([`ClientSession::complete_job`]) | `on_job_result` | after the last: `ClientMasked` (o − r') | `AwaitLabels` or `AwaitOutput` |
+//! | `AwaitOutput` | `ServerOutput` | `on_output` | — (the logits are the client's) | `Done` |
+//!
+//! Any other message, any malformed frame, and a peer's `Error` end the session (`Done`, with the
+//! error returned): the transport sends [`ProtocolError::to_frame`] and closes.
+//!
+//! Garbled evaluation is work the session hands to its transport as [`EvalTask`] jobs, so one code
+//! path serves every transport: the native client and [`crate::run_local`] run them on
+//! [`crate::LocalWorkers`] (a layer's chunks in parallel), a browser on its Web Workers.
 
-use crate::msgs::{FrameKind, Msg, PROTOCOL_VERSION};
+use crate::msgs::{FrameInfo, Msg, MsgKind, PROTOCOL_VERSION};
 use crate::plan::Plan;
-use crate::session::{he_err, ot_err};
-use crate::{ring, FrameSession, ProtocolError, Step};
-use crate::{ChunkEvaluator, ChunkJob};
+use crate::session::{he_err, ot_err, Output, Session};
+use crate::{ring_err, ChunkJob, ProtocolError};
 use cryptonas_crypto::{Block, Csprng};
-use cryptonas_gc::{words_to_bits, ReluCircuit, ReluVariant};
+use cryptonas_gc::{ReluCircuit, ReluVariant};
 use cryptonas_he::{ClientKeys, ClientStage, HeParams, ResponseMsg};
-use cryptonas_model::fixed::{from_signed, to_signed};
 use cryptonas_model::Source;
 use cryptonas_ot::chou_orlandi::ReceiverChoices;
-use cryptonas_ot::kos::{self, CheckChallenge};
+use cryptonas_ot::kos::{self, CheckChallenge, CotReceiverOutput};
+use cryptonas_ring::{RingVec, RingWidth};
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use zeroize::Zeroizing;
 
 /// What the client classifies.
 #[derive(Clone, Debug)]
@@ -93,39 +109,12 @@ pub struct Outcome {
     pub input_ring: Vec<u64>,
 }
 
-struct Ctx {
-    plan: Plan,
-    session_id: u64,
-    keys: ClientKeys,
-    he_params: HeParams,
-    input: Vec<u64>,
-    mask_image: Vec<u64>,
-    mask_relu: Vec<Vec<u64>>,
-    circuits: Vec<Option<ReluCircuit>>,
-    /// Client share c_i of every stage (from HE).
-    shares: Vec<Vec<u64>>,
-}
-
-/// One streamed chunk of a garbled layer: ReLUs `first .. first + count`, evaluated here or by
-/// whoever took its job.
-struct GarbledChunk {
-    first: usize,
-    count: usize,
-    work: ChunkWork,
-}
-
-enum ChunkWork {
-    Local(Box<ChunkEvaluator>),
-    Delegated(u32),
-}
-
-/// Evaluation work the transport must run (delegated mode, see
-/// [`ClientSession::delegate_evaluation`]).
+/// Evaluation work for the transport's workers ([`Output::Job`]).
 #[derive(Clone, PartialEq, Eq)]
 pub enum EvalTask {
     /// Offline: keep this chunk (e.g. in a worker) until its labels come.
     Store(ChunkJob),
-    /// Online: evaluate job `id` on these server labels and pass the shares to
+    /// Online: evaluate job `id` on these server labels and pass the packed shares to
     /// [`ClientSession::complete_job`].
     Evaluate {
         /// The [`ChunkJob::id`].
@@ -151,43 +140,91 @@ impl std::fmt::Debug for EvalTask {
     }
 }
 
-/// A layer whose delegated chunks are being evaluated.
-struct Pending {
+/// What the client holds for the whole session: the public plan and its own secrets.
+struct Ctx {
+    plan: Plan,
+    k: RingWidth,
+    session_id: u64,
+    /// The quantized image x.
+    input: RingVec,
+    /// r: the image's mask.
+    mask_image: RingVec,
+    /// r_i: the mask of every ReLU layer's output (empty for the logits stage).
+    mask_relu: Vec<RingVec>,
+    circuits: Vec<Option<ReluCircuit>>,
+    /// c_i: the client's share of every stage (from HE).
+    shares: Vec<RingVec>,
+}
+
+/// One streamed chunk of a garbled layer, held by a worker as job `id`.
+#[derive(Clone, Copy)]
+struct ChunkRef {
+    id: u32,
+    first: usize,
+    count: usize,
+}
+
+/// Waiting for the HE responses.
+struct AwaitHe {
+    ctx: Ctx,
+    keys: ClientKeys,
+    params: HeParams,
+    stages: Vec<cryptonas_he::ClientState>,
+}
+
+/// Receiving the garbled layers.
+struct AwaitGarbled {
+    ctx: Ctx,
+    /// The OT's labels of every share bit (wiped on drop).
+    ot: CotReceiverOutput,
+    /// The ReLU layer being received and how many of its ReLUs have arrived.
     stage: usize,
-    ids: Vec<u32>,
-    counts: Vec<usize>,
-    shares: Vec<Option<Vec<u64>>>,
+    received: usize,
+    chunks: Vec<Vec<ChunkRef>>,
+}
+
+/// The online phase: the chunks still held by workers, and the next stage.
+struct Online {
+    ctx: Ctx,
+    chunks: Vec<Vec<ChunkRef>>,
+    next: usize,
+}
+
+/// A layer whose chunks the workers are evaluating.
+struct AwaitJobs {
+    online: Online,
+    stage: usize,
+    chunks: Vec<ChunkRef>,
+    results: Vec<Option<RingVec>>,
 }
 
 enum State {
-    Plan,
-    HeResponses {
-        ctx: Box<Ctx>,
-        he: Vec<cryptonas_he::ClientState>,
-    },
-    OtChoices {
-        ctx: Box<Ctx>,
-        receiver: kos::Receiver<kos::state::BaseSetup>,
-    },
-    OtChallenge {
-        ctx: Box<Ctx>,
-        receiver: kos::Receiver<kos::state::Extended>,
-    },
-    Garbled {
-        ctx: Box<Ctx>,
-        labels: Vec<Block>,
-        garbled: Vec<Vec<GarbledChunk>>,
-        /// The ReLU layer being received and how many of its ReLUs have arrived.
-        stage: usize,
-        received: usize,
-    },
-    Labels {
-        ctx: Box<Ctx>,
-        garbled: Vec<Vec<GarbledChunk>>,
-        next: usize,
-        pending: Option<Pending>,
-    },
+    AwaitPlan,
+    AwaitHe(Box<AwaitHe>),
+    AwaitOtChoices(Box<Ctx>, kos::Receiver<kos::state::BaseSetup>),
+    AwaitOtChallenge(Box<Ctx>, kos::Receiver<kos::state::Extended>),
+    AwaitGarbled(Box<AwaitGarbled>),
+    AwaitLabels(Box<Online>),
+    AwaitJobs(Box<AwaitJobs>),
+    AwaitOutput(Box<Online>),
     Done,
+}
+
+impl State {
+    /// What the state waits for, for errors.
+    fn waits_for(&self) -> &'static str {
+        match self {
+            State::AwaitPlan => "waiting for ServerPlan",
+            State::AwaitHe(_) => "waiting for ServerHeResponse",
+            State::AwaitOtChoices(..) => "waiting for ServerOtChoices",
+            State::AwaitOtChallenge(..) => "waiting for ServerOtChallenge",
+            State::AwaitGarbled(_) => "waiting for ServerGarbled",
+            State::AwaitLabels(_) => "waiting for ServerLabels",
+            State::AwaitJobs(_) => "evaluating a layer",
+            State::AwaitOutput(_) => "waiting for ServerOutput",
+            State::Done => "closed",
+        }
+    }
 }
 
 /// The client's session for one inference.
@@ -195,14 +232,13 @@ pub struct ClientSession {
     input: Option<ClientInput>,
     rng: Csprng,
     state: State,
+    outbox: VecDeque<Output>,
     traffic: Traffic,
     phase: Phase,
     outcome: Option<Outcome>,
     classes: Vec<String>,
     relus: usize,
     record: Option<ClientRecord>,
-    delegate: bool,
-    tasks: std::collections::VecDeque<EvalTask>,
     next_job: u32,
 }
 
@@ -216,109 +252,42 @@ pub(crate) struct ClientRecord {
 }
 
 impl ClientSession {
-    /// A session classifying `input`, with a fresh generator.
+    /// A session classifying `input`, with a fresh generator. Its first output is the hello.
     pub fn new(input: ClientInput, rng: Csprng) -> Self {
-        ClientSession {
+        let mut session = ClientSession {
             input: Some(input),
             rng,
-            state: State::Plan,
+            state: State::AwaitPlan,
+            outbox: VecDeque::new(),
             traffic: Traffic::default(),
             phase: Phase::Offline,
             outcome: None,
             classes: Vec::new(),
             relus: 0,
             record: None,
-            delegate: false,
-            tasks: Default::default(),
             next_job: 0,
-        }
+        };
+        session.send(Msg::ClientHello {
+            version: PROTOCOL_VERSION,
+        });
+        session
     }
 
-    /// Hands garbled evaluation to the transport instead of running it here: every garbled chunk
-    /// becomes an [`EvalTask::Store`] job, every layer's labels an [`EvalTask::Evaluate`] per chunk,
-    /// and the layer's reply follows once [`ClientSession::complete_job`] has every chunk's shares.
-    /// A browser uses it to spread evaluation over Web Workers. Call before the first frame.
-    pub fn delegate_evaluation(&mut self) {
-        self.delegate = true;
-    }
-
-    /// Evaluation work produced by the last frame (delegated mode only).
-    pub fn take_tasks(&mut self) -> Vec<EvalTask> {
-        self.tasks.drain(..).collect()
-    }
-
-    /// The client's output shares of job `id`, packed as the ring's wire format
-    /// ([`ChunkEvaluator::evaluate_packed`]). Returns the frames to send: the layer's
-    /// `ClientMasked` once its last chunk is in, else none.
-    pub fn complete_job(&mut self, id: u32, packed: &[u8]) -> Result<Vec<Vec<u8>>, ProtocolError> {
-        let result = self.complete(id, packed);
-        match &result {
-            Ok(out) => {
-                for f in out {
-                    self.count(f, true);
-                }
-            }
-            Err(_) => self.state = State::Done,
-        }
-        result
-    }
-
-    /// Stores one job's shares; the layer's reply once all are in. An error closes the session
-    /// (its caller, [`ClientSession::complete_job`], marks it done).
-    fn complete(&mut self, id: u32, packed: &[u8]) -> Result<Vec<Vec<u8>>, ProtocolError> {
+    /// A worker's result for job `id`: the client's output shares, packed as the ring's wire
+    /// format ([`crate::ChunkEvaluator::evaluate_packed`]). Once the layer's last job is in, the
+    /// layer's `ClientMasked` comes out of [`Session::poll_output`]. An error closes the session.
+    pub fn complete_job(&mut self, id: u32, packed: &[u8]) -> Result<(), ProtocolError> {
         let state = std::mem::replace(&mut self.state, State::Done);
-        let State::Labels {
-            ctx,
-            garbled,
-            next,
-            pending: Some(mut p),
-        } = state
-        else {
+        let State::AwaitJobs(jobs) = state else {
+            let waits = state.waits_for();
             self.state = state;
             return Err(ProtocolError::Unexpected {
-                got: "job result",
-                state: "no layer is being evaluated",
+                got: "a job result",
+                state: waits,
             });
         };
-        let unexpected = |got| ProtocolError::Unexpected {
-            got,
-            state: "evaluating a layer",
-        };
-        let slot = p
-            .ids
-            .iter()
-            .position(|&i| i == id)
-            .ok_or(unexpected("result of another job"))?;
-        if p.shares[slot].is_some() {
-            return Err(unexpected("second result of a job"));
-        }
-        let shares = ring::unpack(packed, p.counts[slot], ctx.plan.k, "job result")?;
-        p.shares[slot] = Some(shares);
-        let (out, pending) = if p.shares.iter().all(Option::is_some) {
-            let o: Vec<u64> = p.shares.into_iter().flatten().flatten().collect();
-            (vec![self.layer_reply(&ctx, p.stage, o).encode()], None)
-        } else {
-            (Vec::new(), Some(p))
-        };
-        self.state = State::Labels {
-            ctx,
-            garbled,
-            next,
-            pending,
-        };
-        Ok(out)
-    }
-
-    /// The client's masked ReLU output o − r of a finished layer.
-    fn layer_reply(&mut self, ctx: &Ctx, stage: usize, o: Vec<u64>) -> Msg {
-        let masked = ring::sub(&o, &ctx.mask_relu[stage], ctx.plan.k);
-        if let Some(r) = self.record.as_mut() {
-            r.relu_shares.push(o);
-        }
-        Msg::ClientMasked {
-            stage: stage as u32,
-            body: ring::pack(&masked, ctx.plan.k),
-        }
+        self.state = self.on_job_result(jobs, id, packed)?;
+        Ok(())
     }
 
     /// Keeps the client's shares for [`crate::verify_local`].
@@ -356,49 +325,65 @@ impl ClientSession {
         self.outcome.as_ref()
     }
 
-    fn quantize_input(&mut self, plan: &Plan) -> Result<Vec<u64>, ProtocolError> {
-        let bad = |reason: String| ProtocolError::Malformed {
-            what: "client input",
-            reason,
-        };
-        let x = match self.input.take() {
-            Some(ClientInput::ImageBytes(bytes)) => {
-                cryptonas_model::image::load_input(&bytes, &plan.input)
-                    .map_err(|e| bad(e.to_string()))?
-            }
-            Some(ClientInput::Normalised(x)) => x,
-            None => return Err(ProtocolError::Closed),
-        };
-        if x.len() != plan.input_len() {
-            return Err(bad(format!(
-                "{} values for a {}-value input",
-                x.len(),
-                plan.input_len()
-            )));
+    /// Queues a frame for the server (counted now).
+    fn send(&mut self, msg: Msg) {
+        let frame = msg.encode();
+        if msg.kind() == MsgKind::ClientInput {
+            self.phase = Phase::Online;
         }
-        let lim = 2f64.powi(plan.k as i32 - 1);
-        x.iter()
-            .map(|&v| {
-                let r = (f64::from(v) * f64::from(plan.f_in).exp2()).round();
-                if !r.is_finite() || r >= lim || r < -lim {
-                    Err(bad(format!("input value {v} does not fit the ring")))
-                } else {
-                    Ok(from_signed(r as i64, plan.k))
-                }
-            })
-            .collect()
+        self.count(&frame, true);
+        self.outbox.push_back(Output::Frame(frame));
     }
 
-    fn on_plan(
-        &mut self,
-        session_id: u64,
-        json: &[u8],
-    ) -> Result<(State, Vec<Msg>), ProtocolError> {
+    /// Queues work for the transport's workers.
+    fn hand_out(&mut self, task: EvalTask) {
+        self.outbox.push_back(Output::Job(task));
+    }
+
+    /// Routes a message to the handler of the current state.
+    fn dispatch(&mut self, state: State, msg: Msg) -> Result<State, ProtocolError> {
+        match (state, msg) {
+            (_, Msg::Error { code, message }) => Err(ProtocolError::Peer { code, message }),
+            (State::AwaitPlan, Msg::ServerPlan { session_id, plan }) => {
+                self.on_plan(session_id, &plan)
+            }
+            (State::AwaitHe(he), Msg::ServerHeResponse { stage, body }) => {
+                self.on_he_response(he, stage, &body)
+            }
+            (State::AwaitOtChoices(ctx, receiver), Msg::ServerOtChoices(bytes)) => {
+                self.on_ot_choices(ctx, receiver, &bytes)
+            }
+            (State::AwaitOtChallenge(ctx, receiver), Msg::ServerOtChallenge(bytes)) => {
+                self.on_ot_challenge(ctx, receiver, &bytes)
+            }
+            (
+                State::AwaitGarbled(g),
+                Msg::ServerGarbled {
+                    stage,
+                    first,
+                    count,
+                    tables,
+                    decoding,
+                    corrections,
+                },
+            ) => self.on_garbled(g, stage, first, count, tables, decoding, corrections),
+            (State::AwaitLabels(online), Msg::ServerLabels { stage, body }) => {
+                self.on_labels(online, stage, &body)
+            }
+            (State::AwaitOutput(online), Msg::ServerOutput(body)) => self.on_output(online, &body),
+            (state, msg) => Err(ProtocolError::unexpected(msg.kind(), state.waits_for())),
+        }
+    }
+
+    /// `AwaitPlan` + `ServerPlan`: quantize the image, draw every mask, send the HE key and the
+    /// encrypted masks of every stage.
+    fn on_plan(&mut self, session_id: u64, json: &[u8]) -> Result<State, ProtocolError> {
         let plan: Plan = serde_json::from_slice(json).map_err(|e| ProtocolError::Malformed {
             what: "ServerPlan",
             reason: e.to_string(),
         })?;
         plan.validate()?;
+        let k = plan.ring()?;
         self.classes = plan.classes.clone();
         self.relus = plan.relu_count();
         self.traffic.layers = plan
@@ -412,28 +397,22 @@ impl ClientSession {
                 ..LayerCost::default()
             })
             .collect();
-        let k = plan.k;
-        let input = self.quantize_input(&plan)?;
-        let he_params = HeParams::new(k).map_err(he_err)?;
-        let keys = ClientKeys::generate(&he_params, &mut self.rng).map_err(he_err)?;
-        let mask_image = ring::random(&mut self.rng, plan.input_len(), k);
-        let mask_relu: Vec<Vec<u64>> = plan
+        let input = self.quantize_input(&plan, k)?;
+        let params = HeParams::new(k.bits()).map_err(he_err)?;
+        let keys = ClientKeys::generate(&params, &mut self.rng).map_err(he_err)?;
+        let rng = &mut self.rng;
+        let mask_image = RingVec::random(k, plan.input_len(), || rng.u64());
+        let mask_relu: Vec<RingVec> = plan
             .stages
             .iter()
-            .map(|s| {
-                if s.relu {
-                    ring::random(&mut self.rng, s.len, k)
-                } else {
-                    Vec::new()
-                }
-            })
+            .map(|s| RingVec::random(k, if s.relu { s.len } else { 0 }, || rng.u64()))
             .collect();
         let circuits = plan
             .stages
             .iter()
             .map(|s| {
                 s.relu
-                    .then(|| ReluCircuit::new(k, s.trunc, ReluVariant::Relu))
+                    .then(|| ReluCircuit::new(k.bits(), s.trunc, ReluVariant::Relu))
                     .transpose()
             })
             .collect::<Result<Vec<_>, _>>()
@@ -441,465 +420,462 @@ impl ClientSession {
                 what: "ServerPlan",
                 reason: e.to_string(),
             })?;
-        let mut out = vec![Msg::ClientHeKey(keys.public_key().to_bytes(&he_params))];
-        let mut he = Vec::with_capacity(plan.stages.len());
+        self.send(Msg::ClientHeKey(keys.public_key().to_bytes(&params)));
+        let mut stages = Vec::with_capacity(plan.stages.len());
         for (i, st) in plan.stages.iter().enumerate() {
             let convs: Vec<_> = st.terms.iter().map(|(_, c)| *c).collect();
-            let stage = ClientStage::new(&he_params, &convs).map_err(he_err)?;
+            let stage = ClientStage::new(&params, &convs).map_err(he_err)?;
             let masks: Vec<&[u64]> = st
                 .terms
                 .iter()
                 .map(|(src, _)| match src {
-                    Source::Image => mask_image.as_slice(),
-                    Source::Relu(j) => mask_relu[*j].as_slice(),
+                    Source::Image => mask_image.values(),
+                    Source::Relu(j) => mask_relu[*j].values(),
                 })
                 .collect();
             let (state, msg) = stage
                 .encrypt_masks(&keys, &masks, &mut self.rng)
                 .map_err(he_err)?;
-            he.push(state);
-            out.push(Msg::ClientHeMasks {
+            stages.push(state);
+            self.send(Msg::ClientHeMasks {
                 stage: i as u32,
-                body: msg.to_bytes(&he_params),
+                body: msg.to_bytes(&params),
             });
         }
         let ctx = Ctx {
             plan,
+            k,
             session_id,
-            keys,
-            he_params,
             input,
             mask_image,
             mask_relu,
             circuits,
             shares: Vec::new(),
         };
-        Ok((
-            State::HeResponses {
-                ctx: Box::new(ctx),
-                he,
-            },
-            out,
-        ))
+        Ok(State::AwaitHe(Box::new(AwaitHe {
+            ctx,
+            keys,
+            params,
+            stages,
+        })))
     }
 
-    fn step(&mut self, msg: Msg) -> Result<Step, ProtocolError> {
-        let state_name = self.state_name();
-        let state = std::mem::replace(&mut self.state, State::Done);
-        let (next, out) = match (state, msg) {
-            (_, Msg::Error(text)) => return Err(ProtocolError::Peer(text)),
-            (State::Plan, Msg::ServerPlan { session_id, plan }) => {
-                self.on_plan(session_id, &plan)?
-            }
-            (State::HeResponses { mut ctx, he }, Msg::ServerHeResponse { stage, body }) => {
-                let i = ctx.shares.len();
-                if stage as usize != i {
-                    return Err(ProtocolError::Unexpected {
-                        got: "ServerHeResponse for another stage",
-                        state: state_name,
-                    });
-                }
-                let resp = ResponseMsg::from_bytes(&ctx.he_params, &body).map_err(he_err)?;
-                let share = he[i].decrypt(&ctx.keys, &resp).map_err(he_err)?;
-                ctx.shares.push(share);
-                if ctx.shares.len() < ctx.plan.stages.len() {
-                    (State::HeResponses { ctx, he }, vec![])
-                } else {
-                    let (setup, receiver) = kos::Receiver::new().setup(&mut self.rng);
-                    (
-                        State::OtChoices { ctx, receiver },
-                        vec![Msg::ClientOtSetup(setup.to_bytes())],
-                    )
-                }
-            }
-            (State::OtChoices { ctx, receiver }, Msg::ServerOtChoices(bytes)) => {
-                let choices = ReceiverChoices::from_bytes(&bytes).map_err(ot_err)?;
-                let receiver = receiver.receive_base_choices(choices).map_err(ot_err)?;
-                let mut bits = Vec::with_capacity(ctx.plan.relu_count() * ctx.plan.k as usize);
-                for (i, st) in ctx.plan.stages.iter().enumerate() {
-                    if st.relu {
-                        bits.extend(
-                            words_to_bits(&ctx.shares[i], ctx.plan.k)
-                                .map_err(|e| ProtocolError::Check(format!("share bits: {e}")))?,
-                        );
-                    }
-                }
-                let (matrix, receiver) = receiver.extend(&bits, &mut self.rng).map_err(ot_err)?;
-                (
-                    State::OtChallenge { ctx, receiver },
-                    vec![Msg::ClientOtExtend(matrix.to_bytes())],
-                )
-            }
-            (State::OtChallenge { ctx, receiver }, Msg::ServerOtChallenge(bytes)) => {
-                let challenge = CheckChallenge::from_bytes(&bytes).map_err(ot_err)?;
-                let (response, labels, _receiver) = receiver.receive_challenge(challenge);
-                let labels = labels.labels().to_vec();
-                let mut out = vec![Msg::ClientOtResponse(response.to_bytes())];
-                let garbled = ctx.plan.stages.iter().map(|_| Vec::new()).collect();
-                let next = if ctx.plan.stages[0].relu {
-                    State::Garbled {
-                        ctx,
-                        labels,
-                        garbled,
-                        stage: 0,
-                        received: 0,
-                    }
-                } else {
-                    // No ReLU layer: nothing to garble, straight online.
-                    out.push(self.go_online(&ctx));
-                    State::Labels {
-                        ctx,
-                        garbled,
-                        next: 0,
-                        pending: None,
-                    }
-                };
-                (next, out)
-            }
-            (
-                State::Garbled {
-                    ctx,
-                    labels,
-                    mut garbled,
-                    stage: i,
-                    received,
-                },
-                Msg::ServerGarbled {
-                    stage,
-                    first,
-                    count,
-                    tables,
-                    decoding,
-                    corrections,
-                },
-            ) => {
-                // Chunks arrive in order: stage by stage, each layer front to back.
-                let (Some(circuit), true) = (&ctx.circuits[i], stage as usize == i) else {
-                    return Err(ProtocolError::Unexpected {
-                        got: "ServerGarbled for another stage",
-                        state: state_name,
-                    });
-                };
-                let (first, count) = (first as usize, count as usize);
-                let len = ctx.plan.stages[i].len;
-                if first != received || count == 0 || count > len - received {
-                    return Err(ProtocolError::Malformed {
-                        what: "ServerGarbled",
-                        reason: format!(
-                            "chunk {first}..{} of a {len}-ReLU layer, expected one starting at {received}",
-                            first.saturating_add(count)
-                        ),
-                    });
-                }
-                let k = ctx.plan.k as usize;
-                let at = ctx.plan.stages[..i].iter().map(|s| s.len).sum::<usize>() + first;
-                let mut client_labels =
-                    Block::slice_as_bytes(&labels[at * k..(at + count) * k]).to_vec();
-                // A pre-garbled chunk: K₀ ⊕ b·Δ ⊕ (W₀ ⊕ K₀) = W₀ ⊕ b·Δ.
-                if !corrections.is_empty() {
-                    if corrections.len() != client_labels.len() {
-                        return Err(ProtocolError::WrongSize {
-                            what: "ServerGarbled label corrections",
-                            expected: client_labels.len(),
-                            got: corrections.len(),
-                        });
-                    }
-                    client_labels
-                        .iter_mut()
-                        .zip(&corrections)
-                        .for_each(|(l, d)| *l ^= d);
-                }
-                let job = ChunkJob {
-                    id: self.next_job,
-                    k: ctx.plan.k,
-                    trunc: circuit.t(),
-                    session_id: ctx.session_id,
-                    first_instance: at as u32,
-                    count: count as u32,
-                    tables,
-                    decoding,
-                    client_labels,
-                };
-                self.next_job += 1;
-                // Sizes are checked here in either mode, so a bad frame fails the session at once.
-                let work = if self.delegate {
-                    job.check_server_parts(circuit)?;
-                    let id = job.id;
-                    self.tasks.push_back(EvalTask::Store(job));
-                    ChunkWork::Delegated(id)
-                } else {
-                    ChunkWork::Local(Box::new(ChunkEvaluator::new(&job)?))
-                };
-                garbled[i].push(GarbledChunk { first, count, work });
-                let (stage, received) = if received + count == len {
-                    (i + 1, 0)
-                } else {
-                    (i, received + count)
-                };
-                if ctx.plan.stages[stage].relu {
-                    (
-                        State::Garbled {
-                            ctx,
-                            labels,
-                            garbled,
-                            stage,
-                            received,
-                        },
-                        vec![],
-                    )
-                } else {
-                    // The OT labels now live in the chunks.
-                    drop(labels);
-                    let input = self.go_online(&ctx);
-                    (
-                        State::Labels {
-                            ctx,
-                            garbled,
-                            next: 0,
-                            pending: None,
-                        },
-                        vec![input],
-                    )
-                }
-            }
-            (
-                State::Labels {
-                    ctx,
-                    mut garbled,
-                    next,
-                    pending: None,
-                },
-                Msg::ServerLabels { stage, body },
-            ) => {
-                let plan = &ctx.plan;
-                let per_relu = plan.k as usize * 16;
-                if ctx.circuits[next].is_none() || stage as usize != next {
-                    return Err(ProtocolError::Unexpected {
-                        got: "ServerLabels for another stage",
-                        state: state_name,
-                    });
-                }
-                let n = plan.stages[next].len;
-                if body.len() != n * per_relu {
-                    return Err(ProtocolError::WrongSize {
-                        what: "ServerLabels bytes",
-                        expected: n * per_relu,
-                        got: body.len(),
-                    });
-                }
-                let labels_of =
-                    |c: &GarbledChunk| &body[c.first * per_relu..(c.first + c.count) * per_relu];
-                // Material used once: each chunk's tables are dropped after evaluation.
-                let chunks = std::mem::take(&mut garbled[next]);
-                if self.delegate {
-                    let mut pending = Pending {
-                        stage: next,
-                        ids: Vec::new(),
-                        counts: Vec::new(),
-                        shares: Vec::new(),
-                    };
-                    for c in &chunks {
-                        let ChunkWork::Delegated(id) = c.work else {
-                            return Err(ProtocolError::Closed);
-                        };
-                        self.tasks.push_back(EvalTask::Evaluate {
-                            id,
-                            garbler_labels: labels_of(c).to_vec(),
-                        });
-                        pending.ids.push(id);
-                        pending.counts.push(c.count);
-                        pending.shares.push(None);
-                    }
-                    let state = State::Labels {
-                        ctx,
-                        garbled,
-                        next: next + 1,
-                        pending: Some(pending),
-                    };
-                    (state, vec![])
-                } else {
-                    let mut work = Vec::with_capacity(chunks.len());
-                    for c in &chunks {
-                        let ChunkWork::Local(evaluator) = &c.work else {
-                            return Err(ProtocolError::Closed);
-                        };
-                        work.push((evaluator.as_ref(), labels_of(c)));
-                    }
-                    let o = evaluate_chunks(&work)?;
-                    let reply = self.layer_reply(&ctx, next, o);
-                    let state = State::Labels {
-                        ctx,
-                        garbled,
-                        next: next + 1,
-                        pending: None,
-                    };
-                    (state, vec![reply])
-                }
-            }
-            (
-                State::Labels {
-                    ctx,
-                    next,
-                    pending: None,
-                    ..
-                },
-                Msg::ServerOutput(body),
-            ) if next + 1 == ctx.plan.stages.len() => {
-                let plan = &ctx.plan;
-                let last = &plan.stages[next];
-                let mut logits = ring::unpack(&body, last.len, plan.k, "ServerOutput")?;
-                ring::add_assign(&mut logits, &ctx.shares[next], plan.k);
-                let real: Vec<f64> = logits
-                    .iter()
-                    .map(|&v| to_signed(v, plan.k) as f64 / f64::from(last.f_z).exp2())
-                    .collect();
-                let class = real
-                    .iter()
-                    .enumerate()
-                    .fold((0, f64::NEG_INFINITY), |best, (i, &v)| {
-                        if v > best.1 {
-                            (i, v)
-                        } else {
-                            best
-                        }
-                    })
-                    .0;
-                if let Some(r) = self.record.as_mut() {
-                    r.stage_shares = ctx.shares.clone();
-                }
-                self.outcome = Some(Outcome {
-                    logits_ring: logits,
-                    logits: real,
-                    class,
-                    input_ring: ctx.input.clone(),
-                });
-                self.phase = Phase::Done;
-                return Ok(Step::Finished(Vec::new()));
-            }
-            (state, msg) => {
-                self.state = state;
-                return Err(ProtocolError::Unexpected {
-                    got: msg.name(),
-                    state: state_name,
-                });
-            }
-        };
-        self.state = next;
-        Ok(Step::Continue(out.iter().map(Msg::encode).collect()))
-    }
-
-    /// Enters the online phase: the masked image x − r.
-    fn go_online(&mut self, ctx: &Ctx) -> Msg {
-        let masked = ring::sub(&ctx.input, &ctx.mask_image, ctx.plan.k);
-        self.phase = Phase::Online;
-        Msg::ClientInput(ring::pack(&masked, ctx.plan.k))
-    }
-
-    fn state_name(&self) -> &'static str {
-        match self.state {
-            State::Plan => "waiting for ServerPlan",
-            State::HeResponses { .. } => "waiting for ServerHeResponse",
-            State::OtChoices { .. } => "waiting for ServerOtChoices",
-            State::OtChallenge { .. } => "waiting for ServerOtChallenge",
-            State::Garbled { .. } => "waiting for ServerGarbled",
-            State::Labels {
-                pending: Some(_), ..
-            } => "evaluating a layer",
-            State::Labels { .. } => "waiting for ServerLabels or ServerOutput",
-            State::Done => "closed",
+    /// `AwaitHe` + `ServerHeResponse`: decrypt the stage's share c_i; after the last stage, start
+    /// the base OTs of the correlated OT.
+    fn on_he_response(
+        &mut self,
+        mut he: Box<AwaitHe>,
+        stage: u32,
+        body: &[u8],
+    ) -> Result<State, ProtocolError> {
+        let i = he.ctx.shares.len();
+        if stage as usize != i {
+            return Err(ProtocolError::Unexpected {
+                got: "ServerHeResponse for another stage",
+                state: "waiting for the next stage's ServerHeResponse",
+            });
         }
+        let resp = ResponseMsg::from_bytes(&he.params, body).map_err(he_err)?;
+        let share = he.stages[i].decrypt(&he.keys, &resp).map_err(he_err)?;
+        let share = RingVec::from_values(he.ctx.k, share).map_err(ring_err("HE share"))?;
+        he.ctx.shares.push(share);
+        if he.ctx.shares.len() < he.ctx.plan.stages.len() {
+            return Ok(State::AwaitHe(he));
+        }
+        let (setup, receiver) = kos::Receiver::new().setup(&mut self.rng);
+        self.send(Msg::ClientOtSetup(setup.to_bytes()));
+        Ok(State::AwaitOtChoices(Box::new(he.ctx), receiver))
+    }
+
+    /// `AwaitOtChoices` + `ServerOtChoices`: extend the OTs to one per bit of every ReLU layer's
+    /// share (choice bits = the share's bits, Δ = the server's garbling Δ).
+    fn on_ot_choices(
+        &mut self,
+        ctx: Box<Ctx>,
+        receiver: kos::Receiver<kos::state::BaseSetup>,
+        bytes: &[u8],
+    ) -> Result<State, ProtocolError> {
+        let choices = ReceiverChoices::from_bytes(bytes).map_err(ot_err)?;
+        let receiver = receiver.receive_base_choices(choices).map_err(ot_err)?;
+        let mut bits = Zeroizing::new(Vec::with_capacity(
+            ctx.plan.relu_count() * ctx.k.bits() as usize,
+        ));
+        for (share, st) in ctx.shares.iter().zip(&ctx.plan.stages) {
+            if st.relu {
+                bits.extend_from_slice(&share.bits());
+            }
+        }
+        let (matrix, receiver) = receiver.extend(&bits, &mut self.rng).map_err(ot_err)?;
+        self.send(Msg::ClientOtExtend(matrix.to_bytes()));
+        Ok(State::AwaitOtChallenge(ctx, receiver))
+    }
+
+    /// `AwaitOtChallenge` + `ServerOtChallenge`: answer the KOS check and keep the labels; the
+    /// garbled layers follow.
+    fn on_ot_challenge(
+        &mut self,
+        ctx: Box<Ctx>,
+        receiver: kos::Receiver<kos::state::Extended>,
+        bytes: &[u8],
+    ) -> Result<State, ProtocolError> {
+        let challenge = CheckChallenge::from_bytes(bytes).map_err(ot_err)?;
+        let (response, ot, _receiver) = receiver.receive_challenge(challenge);
+        self.send(Msg::ClientOtResponse(response.to_bytes()));
+        let chunks = ctx.plan.stages.iter().map(|_| Vec::new()).collect();
+        self.after_chunk(Box::new(AwaitGarbled {
+            ctx: *ctx,
+            ot,
+            stage: 0,
+            received: 0,
+            chunks,
+        }))
+    }
+
+    /// `AwaitGarbled` + `ServerGarbled`: check the chunk's place and sizes, attach the client's
+    /// OT labels of its ReLUs, and hand it to a worker.
+    #[allow(clippy::too_many_arguments)]
+    fn on_garbled(
+        &mut self,
+        mut g: Box<AwaitGarbled>,
+        stage: u32,
+        first: u32,
+        count: u32,
+        tables: Vec<u8>,
+        decoding: Vec<u8>,
+        corrections: Vec<u8>,
+    ) -> Result<State, ProtocolError> {
+        let i = g.stage;
+        // Chunks arrive in order: stage by stage, each layer front to back.
+        let (Some(circuit), true) = (&g.ctx.circuits[i], stage as usize == i) else {
+            return Err(ProtocolError::Unexpected {
+                got: "ServerGarbled for another stage",
+                state: "waiting for ServerGarbled",
+            });
+        };
+        let (first, count) = (first as usize, count as usize);
+        let len = g.ctx.plan.stages[i].len;
+        if first != g.received || count == 0 || count > len - g.received {
+            return Err(ProtocolError::Malformed {
+                what: "ServerGarbled",
+                reason: format!(
+                    "chunk {first}..{} of a {len}-ReLU layer, expected one starting at {}",
+                    first.saturating_add(count),
+                    g.received
+                ),
+            });
+        }
+        let k = g.ctx.k.bits() as usize;
+        let at = g.ctx.plan.stages[..i].iter().map(|s| s.len).sum::<usize>() + first;
+        let mut client_labels = Zeroizing::new(
+            Block::slice_as_bytes(&g.ot.labels()[at * k..(at + count) * k]).to_vec(),
+        );
+        // A pre-garbled chunk: K₀ ⊕ b·Δ ⊕ (W₀ ⊕ K₀) = W₀ ⊕ b·Δ.
+        if !corrections.is_empty() {
+            if corrections.len() != client_labels.len() {
+                return Err(ProtocolError::WrongSize {
+                    what: "ServerGarbled label corrections",
+                    expected: client_labels.len(),
+                    got: corrections.len(),
+                });
+            }
+            client_labels
+                .iter_mut()
+                .zip(&corrections)
+                .for_each(|(l, d)| *l ^= d);
+        }
+        let job = ChunkJob {
+            id: self.next_job,
+            k: g.ctx.k.bits(),
+            trunc: circuit.t(),
+            session_id: g.ctx.session_id,
+            first_instance: at as u32,
+            count: count as u32,
+            tables,
+            decoding,
+            client_labels,
+        };
+        // Checked here, so a bad frame fails the session at once rather than in a worker.
+        job.check_server_parts(circuit)?;
+        g.chunks[i].push(ChunkRef {
+            id: job.id,
+            first,
+            count,
+        });
+        self.next_job += 1;
+        self.hand_out(EvalTask::Store(job));
+        g.received += count;
+        if g.received == len {
+            g.stage += 1;
+            g.received = 0;
+        }
+        self.after_chunk(g)
+    }
+
+    /// More chunks to come, or (all layers received; the OT labels now live in the jobs) the
+    /// online phase starts with the masked image x − r.
+    fn after_chunk(&mut self, g: Box<AwaitGarbled>) -> Result<State, ProtocolError> {
+        if g.ctx.plan.stages[g.stage].relu {
+            return Ok(State::AwaitGarbled(g));
+        }
+        let AwaitGarbled { ctx, chunks, .. } = *g;
+        let masked = ctx
+            .input
+            .sub(&ctx.mask_image)
+            .map_err(ring_err("masked image"))?;
+        self.send(Msg::ClientInput(masked.pack()));
+        Ok(self.next_online(Online {
+            ctx,
+            chunks,
+            next: 0,
+        }))
+    }
+
+    /// Waits for the next ReLU layer's labels, or for the logits after the last layer.
+    fn next_online(&mut self, online: Online) -> State {
+        if online.ctx.plan.stages[online.next].relu {
+            State::AwaitLabels(Box::new(online))
+        } else {
+            State::AwaitOutput(Box::new(online))
+        }
+    }
+
+    /// `AwaitLabels` + `ServerLabels`: hand every chunk of the layer to its worker with the
+    /// server's labels for it.
+    fn on_labels(
+        &mut self,
+        mut online: Box<Online>,
+        stage: u32,
+        body: &[u8],
+    ) -> Result<State, ProtocolError> {
+        let next = online.next;
+        if stage as usize != next {
+            return Err(ProtocolError::Unexpected {
+                got: "ServerLabels for another stage",
+                state: "waiting for the next layer's ServerLabels",
+            });
+        }
+        let per_relu = online.ctx.k.bits() as usize * 16;
+        let n = online.ctx.plan.stages[next].len;
+        if body.len() != n * per_relu {
+            return Err(ProtocolError::WrongSize {
+                what: "ServerLabels bytes",
+                expected: n * per_relu,
+                got: body.len(),
+            });
+        }
+        // Material used once: the workers drop each chunk after evaluating it.
+        let chunks = std::mem::take(&mut online.chunks[next]);
+        for c in &chunks {
+            self.hand_out(EvalTask::Evaluate {
+                id: c.id,
+                garbler_labels: body[c.first * per_relu..(c.first + c.count) * per_relu].to_vec(),
+            });
+        }
+        Ok(State::AwaitJobs(Box::new(AwaitJobs {
+            online: *online,
+            stage: next,
+            results: vec![None; chunks.len()],
+            chunks,
+        })))
+    }
+
+    /// `AwaitJobs` + a job's result: keep it; once the layer is complete, send o − r'.
+    fn on_job_result(
+        &mut self,
+        mut jobs: Box<AwaitJobs>,
+        id: u32,
+        packed: &[u8],
+    ) -> Result<State, ProtocolError> {
+        let unexpected = |got| ProtocolError::Unexpected {
+            got,
+            state: "evaluating a layer",
+        };
+        let slot = jobs
+            .chunks
+            .iter()
+            .position(|c| c.id == id)
+            .ok_or(unexpected("result of another job"))?;
+        if jobs.results[slot].is_some() {
+            return Err(unexpected("second result of a job"));
+        }
+        let k = jobs.online.ctx.k;
+        let shares =
+            RingVec::unpack(k, packed, jobs.chunks[slot].count).map_err(ring_err("job result"))?;
+        jobs.results[slot] = Some(shares);
+        if jobs.results.iter().any(Option::is_none) {
+            return Ok(State::AwaitJobs(jobs));
+        }
+        let AwaitJobs {
+            mut online,
+            stage,
+            results,
+            ..
+        } = *jobs;
+        let mut o = RingVec::zeros(k, 0);
+        for r in results.iter().flatten() {
+            o.extend(r).map_err(ring_err("job result"))?;
+        }
+        let masked = o
+            .sub(&online.ctx.mask_relu[stage])
+            .map_err(ring_err("layer output"))?;
+        if let Some(r) = self.record.as_mut() {
+            r.relu_shares.push(o.values().to_vec());
+        }
+        self.send(Msg::ClientMasked {
+            stage: stage as u32,
+            body: masked.pack(),
+        });
+        online.next += 1;
+        Ok(self.next_online(online))
+    }
+
+    /// `AwaitOutput` + `ServerOutput`: the logits are the server's share plus the client's.
+    fn on_output(&mut self, online: Box<Online>, body: &[u8]) -> Result<State, ProtocolError> {
+        let ctx = &online.ctx;
+        let last = &ctx.plan.stages[online.next];
+        let server = RingVec::unpack(ctx.k, body, last.len).map_err(ring_err("ServerOutput"))?;
+        let logits = server
+            .add(&ctx.shares[online.next])
+            .map_err(ring_err("ServerOutput"))?;
+        let real: Vec<f64> = logits
+            .to_signed()
+            .into_iter()
+            .map(|v| v as f64 / f64::from(last.f_z).exp2())
+            .collect();
+        // The first of equal maxima, as the plaintext engines pick it.
+        let class = real
+            .iter()
+            .enumerate()
+            .fold((0, f64::NEG_INFINITY), |best, (i, &v)| {
+                if v > best.1 {
+                    (i, v)
+                } else {
+                    best
+                }
+            })
+            .0;
+        if let Some(r) = self.record.as_mut() {
+            r.stage_shares = ctx.shares.iter().map(|s| s.values().to_vec()).collect();
+        }
+        self.outcome = Some(Outcome {
+            logits_ring: logits.values().to_vec(),
+            logits: real,
+            class,
+            input_ring: ctx.input.values().to_vec(),
+        });
+        self.phase = Phase::Done;
+        self.outbox.push_back(Output::Finished);
+        Ok(State::Done)
+    }
+
+    fn quantize_input(&mut self, plan: &Plan, k: RingWidth) -> Result<RingVec, ProtocolError> {
+        let bad = |reason: String| ProtocolError::Malformed {
+            what: "client input",
+            reason,
+        };
+        let x = match self.input.take() {
+            Some(ClientInput::ImageBytes(bytes)) => {
+                cryptonas_model::image::load_input(&bytes, &plan.input)
+                    .map_err(|e| bad(e.to_string()))?
+            }
+            Some(ClientInput::Normalised(x)) => x,
+            None => return Err(ProtocolError::Internal("the input was already used")),
+        };
+        if x.len() != plan.input_len() {
+            return Err(bad(format!(
+                "{} values for a {}-value input",
+                x.len(),
+                plan.input_len()
+            )));
+        }
+        let lim = 2f64.powi(k.bits() as i32 - 1);
+        let mut q = Vec::with_capacity(x.len());
+        for (i, &v) in x.iter().enumerate() {
+            let r = (f64::from(v) * f64::from(plan.f_in).exp2()).round();
+            if !r.is_finite() || r >= lim || r < -lim {
+                // The index, not the value: the image is the client's secret.
+                return Err(bad(format!(
+                    "input element {i} is outside the ring's range at scale 2^{}",
+                    plan.f_in
+                )));
+            }
+            q.push(r as i64);
+        }
+        Ok(RingVec::from_signed(k, &q))
     }
 
     /// Books a frame's bytes into the traffic counters.
     fn count(&mut self, frame: &[u8], up: bool) {
-        let Some(kind) = FrameKind::of(frame) else {
+        let Some(FrameInfo { kind, stage }) = FrameInfo::of(frame) else {
             return;
         };
         let len = frame.len() as u64;
         let t = &mut self.traffic;
-        let online = self.phase != Phase::Offline || kind.name == "ClientInput";
+        let online = self.phase != Phase::Offline;
         match (online, up) {
             (false, true) => t.offline_up += len,
             (false, false) => t.offline_down += len,
             (true, true) => t.online_up += len,
             (true, false) => t.online_down += len,
         }
-        match kind.name {
-            "ClientHeKey" | "ClientHeMasks" => t.he_up += len,
-            "ServerHeResponse" => t.he_down += len,
-            "ClientOtSetup" | "ClientOtExtend" | "ClientOtResponse" => t.ot_up += len,
-            "ServerOtChoices" | "ServerOtChallenge" => t.ot_down += len,
-            "ServerOutput" => t.online_rounds += 1,
+        match kind {
+            MsgKind::ClientHeKey | MsgKind::ClientHeMasks => t.he_up += len,
+            MsgKind::ServerHeResponse => t.he_down += len,
+            MsgKind::ClientOtSetup | MsgKind::ClientOtExtend | MsgKind::ClientOtResponse => {
+                t.ot_up += len
+            }
+            MsgKind::ServerOtChoices | MsgKind::ServerOtChallenge => t.ot_down += len,
+            MsgKind::ServerOutput => t.online_rounds += 1,
             _ => {}
         }
-        if let Some(stage) = kind.stage {
-            let stage = stage as usize;
-            let layer = match t.layers.iter_mut().position(|l| l.stage == stage) {
-                Some(p) => &mut t.layers[p],
-                None => {
-                    t.layers.push(LayerCost {
-                        stage,
-                        ..LayerCost::default()
-                    });
-                    t.layers.last_mut().expect("just pushed")
-                }
-            };
-            match kind.name {
-                "ServerGarbled" => layer.offline_down += len,
-                "ServerLabels" => {
-                    layer.online_down += len;
-                    t.online_rounds += 1;
-                }
-                "ClientMasked" => layer.online_up += len,
-                _ => {}
+        let Some(stage) = stage else { return };
+        let stage = stage as usize;
+        let layer = match t.layers.iter().position(|l| l.stage == stage) {
+            Some(p) => &mut t.layers[p],
+            None => {
+                t.layers.push(LayerCost {
+                    stage,
+                    ..LayerCost::default()
+                });
+                let last = t.layers.len() - 1;
+                &mut t.layers[last]
             }
+        };
+        match kind {
+            MsgKind::ServerGarbled => layer.offline_down += len,
+            MsgKind::ServerLabels => {
+                layer.online_down += len;
+                t.online_rounds += 1;
+            }
+            MsgKind::ClientMasked => layer.online_up += len,
+            _ => {}
         }
     }
 }
 
-/// Evaluates a layer's chunks and concatenates their shares. Natively the chunks run in parallel
-/// (one rayon pass per layer: evaluating chunk after chunk synchronised the threads at every chunk
-/// and halved the throughput); in wasm the page's workers do that.
-fn evaluate_chunks(work: &[(&ChunkEvaluator, &[u8])]) -> Result<Vec<u64>, ProtocolError> {
-    #[cfg(not(target_arch = "wasm32"))]
-    let shares: Vec<Vec<u64>> = {
-        use rayon::prelude::*;
-        work.par_iter()
-            .map(|(e, labels)| e.evaluate(labels))
-            .collect::<Result<_, _>>()?
-    };
-    #[cfg(target_arch = "wasm32")]
-    let shares: Vec<Vec<u64>> = work
-        .iter()
-        .map(|(e, labels)| e.evaluate(labels))
-        .collect::<Result<_, _>>()?;
-    Ok(shares.concat())
-}
-
-impl FrameSession for ClientSession {
-    fn start(&mut self) -> Result<Vec<Vec<u8>>, ProtocolError> {
-        let hello = Msg::ClientHello {
-            version: PROTOCOL_VERSION,
-        }
-        .encode();
-        self.count(&hello, true);
-        Ok(vec![hello])
-    }
-
-    fn handle(&mut self, frame: &[u8]) -> Result<Step, ProtocolError> {
-        if matches!(self.state, State::Done) {
+impl Session for ClientSession {
+    fn handle(&mut self, frame: &[u8]) -> Result<(), ProtocolError> {
+        let state = std::mem::replace(&mut self.state, State::Done);
+        if matches!(state, State::Done) {
             return Err(ProtocolError::Closed);
         }
         self.count(frame, false);
-        let result = Msg::decode(frame).and_then(|m| self.step(m));
-        match &result {
-            Ok(Step::Continue(out)) | Ok(Step::Finished(out)) => {
-                for f in out {
-                    self.count(f, true);
-                }
+        // On error the session stays `Done`: its secrets are dropped (and wiped) with the state,
+        // and nothing a failed handler queued goes out.
+        let result = Msg::decode(frame).and_then(|msg| self.dispatch(state, msg));
+        match result {
+            Ok(next) => {
+                self.state = next;
+                Ok(())
             }
-            Err(_) => self.state = State::Done,
+            Err(e) => {
+                self.outbox.clear();
+                Err(e)
+            }
         }
-        result
+    }
+
+    fn poll_output(&mut self) -> Result<Option<Output>, ProtocolError> {
+        Ok(self.outbox.pop_front())
     }
 }

@@ -1,16 +1,19 @@
 //! Garbled evaluation of one streamed chunk, as a self-contained job.
 //!
-//! The client session either evaluates its chunks itself or hands them out
-//! ([`crate::ClientSession::delegate_evaluation`]): a browser gives each chunk to one of several Web
-//! Workers, each with its own wasm instance. A [`ChunkJob`] carries everything but the server's
-//! online labels and crosses the worker boundary as bytes; the worker keeps the parsed
-//! [`ChunkEvaluator`] until the labels arrive, evaluates, and returns the client's output shares.
+//! The client session hands every chunk out as a job ([`crate::EvalTask`]): a browser gives each
+//! chunk to one of several Web Workers, each with its own wasm instance; native transports run
+//! them on [`LocalWorkers`]. A [`ChunkJob`] carries everything but the server's online labels and
+//! crosses the worker boundary as bytes; the worker keeps the parsed [`ChunkEvaluator`] until the
+//! labels arrive, evaluates, and returns the client's output shares.
 
-use crate::{ring, ProtocolError};
+use crate::{ring_err, EvalTask, ProtocolError};
 use cryptonas_gc::{
     ActiveLabels, DecodingBits, Evaluator, GarbleError, GarbledTables, ReluCircuit, ReluVariant,
     TweakDomain,
 };
+use cryptonas_ring::{RingVec, RingWidth};
+use std::collections::HashMap;
+use zeroize::Zeroizing;
 
 /// One garbled chunk of ReLUs and the client's OT labels for it, serialisable for a worker.
 #[derive(Clone, PartialEq, Eq)]
@@ -31,8 +34,9 @@ pub struct ChunkJob {
     pub tables: Vec<u8>,
     /// Output-decoding bits as sent by the server.
     pub decoding: Vec<u8>,
-    /// The client's active labels of its share bits (from the OT), `count · k` blocks.
-    pub client_labels: Vec<u8>,
+    /// The client's active labels of its share bits (from the OT), `count · k` blocks; wiped on
+    /// drop.
+    pub client_labels: Zeroizing<Vec<u8>>,
 }
 
 impl std::fmt::Debug for ChunkJob {
@@ -125,7 +129,7 @@ impl ChunkJob {
             count: u32_at(24),
             tables: tables.to_vec(),
             decoding: decoding.to_vec(),
-            client_labels: labels.to_vec(),
+            client_labels: Zeroizing::new(labels.to_vec()),
         })
     }
 }
@@ -196,9 +200,61 @@ impl ChunkEvaluator {
     /// [`ChunkEvaluator::evaluate`] with the shares packed as the ring's wire format (what a
     /// worker posts back to [`crate::ClientSession::complete_job`]).
     pub fn evaluate_packed(&self, garbler_labels: &[u8]) -> Result<Vec<u8>, ProtocolError> {
-        Ok(ring::pack(
-            &self.evaluate(garbler_labels)?,
-            self.circuit.k(),
-        ))
+        let k = RingWidth::new(self.circuit.k()).map_err(ring_err("evaluation job"))?;
+        let shares = RingVec::from_values(k, self.evaluate(garbler_labels)?)
+            .map_err(ring_err("evaluated shares"))?;
+        Ok(shares.pack())
+    }
+}
+
+/// In-process evaluation workers: what native transports use where a browser uses Web Workers.
+/// Stored chunks wait here for their labels; a layer's chunks are evaluated in parallel (one rayon
+/// pass per layer: evaluating chunk after chunk synchronised the threads at every chunk and halved
+/// the throughput). In wasm they run one after another.
+#[derive(Debug, Default)]
+pub struct LocalWorkers {
+    stored: HashMap<u32, ChunkEvaluator>,
+}
+
+impl LocalWorkers {
+    /// Runs a batch of tasks: stores every `Store`, then evaluates every `Evaluate`, returning
+    /// `(job id, packed shares)` for [`crate::ClientSession::complete_job`] in task order.
+    pub fn run(&mut self, tasks: Vec<EvalTask>) -> Result<Vec<(u32, Vec<u8>)>, ProtocolError> {
+        let mut evaluate = Vec::new();
+        for task in tasks {
+            match task {
+                EvalTask::Store(job) => {
+                    let evaluator = ChunkEvaluator::new(&job)?;
+                    if self.stored.insert(job.id, evaluator).is_some() {
+                        return Err(ProtocolError::Internal("a job id was handed out twice"));
+                    }
+                }
+                EvalTask::Evaluate { id, garbler_labels } => {
+                    let evaluator = self
+                        .stored
+                        .remove(&id)
+                        .ok_or(ProtocolError::Internal("evaluation of a job never stored"))?;
+                    evaluate.push((id, evaluator, garbler_labels));
+                }
+            }
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            use rayon::prelude::*;
+            evaluate
+                .par_iter()
+                .map(|(id, e, labels)| Ok((*id, e.evaluate_packed(labels)?)))
+                .collect()
+        }
+        #[cfg(target_arch = "wasm32")]
+        evaluate
+            .iter()
+            .map(|(id, e, labels)| Ok((*id, e.evaluate_packed(labels)?)))
+            .collect()
+    }
+
+    /// Chunks stored and not yet evaluated.
+    pub fn stored(&self) -> usize {
+        self.stored.len()
     }
 }

@@ -26,7 +26,6 @@ mod eval;
 mod local;
 mod msgs;
 mod plan;
-mod ring;
 mod server;
 mod session;
 #[cfg(feature = "test-utils")]
@@ -34,10 +33,11 @@ pub mod testing;
 mod verify;
 
 pub use client::{ClientInput, ClientSession, EvalTask, LayerCost, Outcome, Phase, Traffic};
-pub use eval::{ChunkEvaluator, ChunkJob};
-pub use local::{run_local, LocalTraffic};
-pub use msgs::{FrameKind, Msg, PROTOCOL_VERSION};
+pub use eval::{ChunkEvaluator, ChunkJob, LocalWorkers};
+pub use local::{run_local, run_local_with, Activity, LocalTraffic, Side, Tap};
+pub use msgs::{ErrorCode, FrameInfo, Msg, MsgKind, PROTOCOL_VERSION};
 pub use plan::{ModelLoadError, Plan, PlanStage, ServerModel};
 pub use server::{OfflineMaterial, ServerSession, GARBLE_CHUNK};
-pub use session::{FrameSession, ProtocolError, Step};
+pub(crate) use session::ring_err;
+pub use session::{Output, ProtocolError, Session};
 pub use verify::{verify_local, Divergence, VerifyReport};

@@ -4,9 +4,10 @@
 //! check every size against the model's plan. Names say who sends: `Client*` or `Server*` tags.
 
 use crate::ProtocolError;
+use serde::Serialize;
 
-/// Protocol version spoken by this build.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Protocol version spoken by this build. 2: `Error` frames carry an [`ErrorCode`].
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// One protocol message.
 #[derive(Clone, PartialEq, Eq)]
@@ -85,8 +86,13 @@ pub enum Msg {
     },
     /// Server → client: the server's share of the logits (only the client learns them).
     ServerOutput(Vec<u8>),
-    /// Either side: the session failed; the text says why.
-    Error(String),
+    /// Either side: the session failed. The one channel for errors: transports send it, then close.
+    Error {
+        /// What kind of failure.
+        code: ErrorCode,
+        /// A readable reason (never a secret; bounded by the receiver's frame limit).
+        message: String,
+    },
 }
 
 impl std::fmt::Debug for Msg {
@@ -96,23 +102,169 @@ impl std::fmt::Debug for Msg {
     }
 }
 
-mod tag {
-    pub(super) const CLIENT_HELLO: u8 = 0x01;
-    pub(super) const CLIENT_HE_KEY: u8 = 0x02;
-    pub(super) const CLIENT_HE_MASKS: u8 = 0x03;
-    pub(super) const CLIENT_OT_SETUP: u8 = 0x04;
-    pub(super) const CLIENT_OT_EXTEND: u8 = 0x05;
-    pub(super) const CLIENT_OT_RESPONSE: u8 = 0x06;
-    pub(super) const CLIENT_INPUT: u8 = 0x07;
-    pub(super) const CLIENT_MASKED: u8 = 0x08;
-    pub(super) const SERVER_PLAN: u8 = 0x81;
-    pub(super) const SERVER_HE_RESPONSE: u8 = 0x82;
-    pub(super) const SERVER_OT_CHOICES: u8 = 0x83;
-    pub(super) const SERVER_OT_CHALLENGE: u8 = 0x84;
-    pub(super) const SERVER_GARBLED: u8 = 0x85;
-    pub(super) const SERVER_LABELS: u8 = 0x86;
-    pub(super) const SERVER_OUTPUT: u8 = 0x87;
-    pub(super) const ERROR: u8 = 0xff;
+/// The kind of a message: the frame's first byte. Names say who sends it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[repr(u8)]
+pub enum MsgKind {
+    /// [`Msg::ClientHello`].
+    ClientHello = 0x01,
+    /// [`Msg::ClientHeKey`].
+    ClientHeKey = 0x02,
+    /// [`Msg::ClientHeMasks`].
+    ClientHeMasks = 0x03,
+    /// [`Msg::ClientOtSetup`].
+    ClientOtSetup = 0x04,
+    /// [`Msg::ClientOtExtend`].
+    ClientOtExtend = 0x05,
+    /// [`Msg::ClientOtResponse`].
+    ClientOtResponse = 0x06,
+    /// [`Msg::ClientInput`].
+    ClientInput = 0x07,
+    /// [`Msg::ClientMasked`].
+    ClientMasked = 0x08,
+    /// [`Msg::ServerPlan`].
+    ServerPlan = 0x81,
+    /// [`Msg::ServerHeResponse`].
+    ServerHeResponse = 0x82,
+    /// [`Msg::ServerOtChoices`].
+    ServerOtChoices = 0x83,
+    /// [`Msg::ServerOtChallenge`].
+    ServerOtChallenge = 0x84,
+    /// [`Msg::ServerGarbled`].
+    ServerGarbled = 0x85,
+    /// [`Msg::ServerLabels`].
+    ServerLabels = 0x86,
+    /// [`Msg::ServerOutput`].
+    ServerOutput = 0x87,
+    /// [`Msg::Error`].
+    Error = 0xff,
+}
+
+impl MsgKind {
+    /// Every kind, in tag order.
+    pub const ALL: [MsgKind; 16] = [
+        MsgKind::ClientHello,
+        MsgKind::ClientHeKey,
+        MsgKind::ClientHeMasks,
+        MsgKind::ClientOtSetup,
+        MsgKind::ClientOtExtend,
+        MsgKind::ClientOtResponse,
+        MsgKind::ClientInput,
+        MsgKind::ClientMasked,
+        MsgKind::ServerPlan,
+        MsgKind::ServerHeResponse,
+        MsgKind::ServerOtChoices,
+        MsgKind::ServerOtChallenge,
+        MsgKind::ServerGarbled,
+        MsgKind::ServerLabels,
+        MsgKind::ServerOutput,
+        MsgKind::Error,
+    ];
+
+    /// The kind a frame's first byte stands for.
+    pub fn from_tag(tag: u8) -> Option<MsgKind> {
+        MsgKind::ALL.into_iter().find(|k| k.tag() == tag)
+    }
+
+    /// The frame's first byte.
+    pub fn tag(self) -> u8 {
+        self as u8
+    }
+
+    /// The message's name, for errors, logs and progress.
+    pub fn name(self) -> &'static str {
+        match self {
+            MsgKind::ClientHello => "ClientHello",
+            MsgKind::ClientHeKey => "ClientHeKey",
+            MsgKind::ClientHeMasks => "ClientHeMasks",
+            MsgKind::ClientOtSetup => "ClientOtSetup",
+            MsgKind::ClientOtExtend => "ClientOtExtend",
+            MsgKind::ClientOtResponse => "ClientOtResponse",
+            MsgKind::ClientInput => "ClientInput",
+            MsgKind::ClientMasked => "ClientMasked",
+            MsgKind::ServerPlan => "ServerPlan",
+            MsgKind::ServerHeResponse => "ServerHeResponse",
+            MsgKind::ServerOtChoices => "ServerOtChoices",
+            MsgKind::ServerOtChallenge => "ServerOtChallenge",
+            MsgKind::ServerGarbled => "ServerGarbled",
+            MsgKind::ServerLabels => "ServerLabels",
+            MsgKind::ServerOutput => "ServerOutput",
+            MsgKind::Error => "Error",
+        }
+    }
+
+    /// Whether the header starts with a stage index (`u32` LE right after the tag).
+    pub fn has_stage(self) -> bool {
+        matches!(
+            self,
+            MsgKind::ClientHeMasks
+                | MsgKind::ClientMasked
+                | MsgKind::ServerHeResponse
+                | MsgKind::ServerGarbled
+                | MsgKind::ServerLabels
+        )
+    }
+}
+
+impl std::fmt::Display for MsgKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a session failed, as both sides name it: the first field of an [`Msg::Error`] frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[repr(u16)]
+pub enum ErrorCode {
+    /// A frame that does not decode.
+    Malformed = 1,
+    /// A well-formed message not allowed in the current state.
+    Unexpected = 2,
+    /// Sizes that disagree with the model's plan.
+    WrongSize = 3,
+    /// A failed cryptographic check.
+    Check = 4,
+    /// The peers speak different protocol versions.
+    Version = 5,
+    /// The sender refused to go on for a reason of its own (limits, shutdown, timeouts).
+    Refused = 6,
+    /// A broken invariant inside the sender: a bug, not the peer's fault.
+    Internal = 7,
+}
+
+impl ErrorCode {
+    const ALL: [ErrorCode; 7] = [
+        ErrorCode::Malformed,
+        ErrorCode::Unexpected,
+        ErrorCode::WrongSize,
+        ErrorCode::Check,
+        ErrorCode::Version,
+        ErrorCode::Refused,
+        ErrorCode::Internal,
+    ];
+
+    /// The code on the wire.
+    pub fn to_u16(self) -> u16 {
+        self as u16
+    }
+
+    /// The code a wire value stands for.
+    pub fn from_u16(v: u16) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.to_u16() == v)
+    }
+
+    /// A short lower-case name (`"malformed"`, `"version"`…) for logs and JavaScript.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorCode::Malformed => "malformed",
+            ErrorCode::Unexpected => "unexpected",
+            ErrorCode::WrongSize => "wrong-size",
+            ErrorCode::Check => "check",
+            ErrorCode::Version => "version",
+            ErrorCode::Refused => "refused",
+            ErrorCode::Internal => "internal",
+        }
+    }
 }
 
 fn malformed(what: &'static str, reason: impl Into<String>) -> ProtocolError {
@@ -140,20 +292,19 @@ impl<'a> Reader<'a> {
         self.rest = tail;
         Ok(head)
     }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], ProtocolError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
     fn u16(&mut self) -> Result<u16, ProtocolError> {
-        Ok(u16::from_le_bytes(
-            self.take(2)?.try_into().expect("2 bytes"),
-        ))
+        Ok(u16::from_le_bytes(self.array()?))
     }
     fn u32(&mut self) -> Result<u32, ProtocolError> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
+        Ok(u32::from_le_bytes(self.array()?))
     }
     fn u64(&mut self) -> Result<u64, ProtocolError> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
+        Ok(u64::from_le_bytes(self.array()?))
     }
     fn rest(self) -> Vec<u8> {
         self.rest.to_vec()
@@ -170,85 +321,54 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// The name of the message a tag stands for (`"unknown"` for none).
-fn tag_name(t: u8) -> &'static str {
-    match t {
-        tag::CLIENT_HELLO => "ClientHello",
-        tag::CLIENT_HE_KEY => "ClientHeKey",
-        tag::CLIENT_HE_MASKS => "ClientHeMasks",
-        tag::CLIENT_OT_SETUP => "ClientOtSetup",
-        tag::CLIENT_OT_EXTEND => "ClientOtExtend",
-        tag::CLIENT_OT_RESPONSE => "ClientOtResponse",
-        tag::CLIENT_INPUT => "ClientInput",
-        tag::CLIENT_MASKED => "ClientMasked",
-        tag::SERVER_PLAN => "ServerPlan",
-        tag::SERVER_HE_RESPONSE => "ServerHeResponse",
-        tag::SERVER_OT_CHOICES => "ServerOtChoices",
-        tag::SERVER_OT_CHALLENGE => "ServerOtChallenge",
-        tag::SERVER_GARBLED => "ServerGarbled",
-        tag::SERVER_LABELS => "ServerLabels",
-        tag::SERVER_OUTPUT => "ServerOutput",
-        tag::ERROR => "Error",
-        _ => "unknown",
-    }
-}
-
 /// What a frame is, read from its tag and header without decoding the body: for transports that
 /// show progress or count bytes per message kind and layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FrameKind {
-    /// The message name ([`Msg::name`]), `"unknown"` for an unknown tag.
-    pub name: &'static str,
-    /// The stage, for the messages that carry one.
+pub struct FrameInfo {
+    /// The message kind.
+    pub kind: MsgKind,
+    /// The stage, for the kinds that carry one ([`MsgKind::has_stage`]).
     pub stage: Option<u32>,
 }
 
-impl FrameKind {
-    /// Reads `frame`'s kind; `None` for an empty frame.
-    pub fn of(frame: &[u8]) -> Option<FrameKind> {
+impl FrameInfo {
+    /// Reads `frame`'s kind and stage; `None` for an empty frame or an unknown tag.
+    pub fn of(frame: &[u8]) -> Option<FrameInfo> {
         let (&t, body) = frame.split_first()?;
-        let name = tag_name(t);
-        let staged = matches!(
-            t,
-            tag::CLIENT_HE_MASKS
-                | tag::CLIENT_MASKED
-                | tag::SERVER_HE_RESPONSE
-                | tag::SERVER_GARBLED
-                | tag::SERVER_LABELS
-        );
+        let kind = MsgKind::from_tag(t)?;
         let stage = match body.get(..4) {
-            Some(b) if staged => Some(u32::from_le_bytes(b.try_into().expect("4 bytes"))),
+            Some(b) if kind.has_stage() => Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
             _ => None,
         };
-        Some(FrameKind { name, stage })
+        Some(FrameInfo { kind, stage })
     }
 }
 
 impl Msg {
     /// The message's name, for errors and logs.
     pub fn name(&self) -> &'static str {
-        tag_name(self.tag())
+        self.kind().name()
     }
 
-    /// The frame's first byte (the only place a variant is mapped to its tag).
-    fn tag(&self) -> u8 {
+    /// The message's kind (the only place a variant is mapped to its kind).
+    pub fn kind(&self) -> MsgKind {
         match self {
-            Msg::ClientHello { .. } => tag::CLIENT_HELLO,
-            Msg::ServerPlan { .. } => tag::SERVER_PLAN,
-            Msg::ClientHeKey(_) => tag::CLIENT_HE_KEY,
-            Msg::ClientHeMasks { .. } => tag::CLIENT_HE_MASKS,
-            Msg::ServerHeResponse { .. } => tag::SERVER_HE_RESPONSE,
-            Msg::ClientOtSetup(_) => tag::CLIENT_OT_SETUP,
-            Msg::ServerOtChoices(_) => tag::SERVER_OT_CHOICES,
-            Msg::ClientOtExtend(_) => tag::CLIENT_OT_EXTEND,
-            Msg::ServerOtChallenge(_) => tag::SERVER_OT_CHALLENGE,
-            Msg::ClientOtResponse(_) => tag::CLIENT_OT_RESPONSE,
-            Msg::ServerGarbled { .. } => tag::SERVER_GARBLED,
-            Msg::ClientInput(_) => tag::CLIENT_INPUT,
-            Msg::ServerLabels { .. } => tag::SERVER_LABELS,
-            Msg::ClientMasked { .. } => tag::CLIENT_MASKED,
-            Msg::ServerOutput(_) => tag::SERVER_OUTPUT,
-            Msg::Error(_) => tag::ERROR,
+            Msg::ClientHello { .. } => MsgKind::ClientHello,
+            Msg::ServerPlan { .. } => MsgKind::ServerPlan,
+            Msg::ClientHeKey(_) => MsgKind::ClientHeKey,
+            Msg::ClientHeMasks { .. } => MsgKind::ClientHeMasks,
+            Msg::ServerHeResponse { .. } => MsgKind::ServerHeResponse,
+            Msg::ClientOtSetup(_) => MsgKind::ClientOtSetup,
+            Msg::ServerOtChoices(_) => MsgKind::ServerOtChoices,
+            Msg::ClientOtExtend(_) => MsgKind::ClientOtExtend,
+            Msg::ServerOtChallenge(_) => MsgKind::ServerOtChallenge,
+            Msg::ClientOtResponse(_) => MsgKind::ClientOtResponse,
+            Msg::ServerGarbled { .. } => MsgKind::ServerGarbled,
+            Msg::ClientInput(_) => MsgKind::ClientInput,
+            Msg::ServerLabels { .. } => MsgKind::ServerLabels,
+            Msg::ClientMasked { .. } => MsgKind::ClientMasked,
+            Msg::ServerOutput(_) => MsgKind::ServerOutput,
+            Msg::Error { .. } => MsgKind::Error,
         }
     }
 
@@ -285,11 +405,14 @@ impl Msg {
                 h.extend_from_slice(&(decoding.len() as u64).to_le_bytes());
                 (h, vec![tables, decoding, corrections])
             }
-            Msg::Error(text) => (vec![], vec![text.as_bytes()]),
+            Msg::Error { code, message } => (
+                code.to_u16().to_le_bytes().to_vec(),
+                vec![message.as_bytes()],
+            ),
         };
         let len = 1 + header.len() + parts.iter().map(|p| p.len()).sum::<usize>();
         let mut out = Vec::with_capacity(len);
-        out.push(self.tag());
+        out.push(self.kind().tag());
         out.extend_from_slice(&header);
         for p in parts {
             out.extend_from_slice(p);
@@ -302,15 +425,17 @@ impl Msg {
         let (&t, body) = frame
             .split_first()
             .ok_or_else(|| malformed("frame", "empty frame"))?;
+        let kind = MsgKind::from_tag(t)
+            .ok_or_else(|| malformed("frame", format!("unknown tag {t:#04x}")))?;
         let r = |what| Reader { what, rest: body };
-        Ok(match t {
-            tag::CLIENT_HELLO => {
+        Ok(match kind {
+            MsgKind::ClientHello => {
                 let mut r = r("ClientHello");
                 let version = r.u16()?;
                 r.end()?;
                 Msg::ClientHello { version }
             }
-            tag::SERVER_PLAN => {
+            MsgKind::ServerPlan => {
                 let mut r = r("ServerPlan");
                 let session_id = r.u64()?;
                 Msg::ServerPlan {
@@ -318,8 +443,8 @@ impl Msg {
                     plan: r.rest(),
                 }
             }
-            tag::CLIENT_HE_KEY => Msg::ClientHeKey(body.to_vec()),
-            tag::CLIENT_HE_MASKS => {
+            MsgKind::ClientHeKey => Msg::ClientHeKey(body.to_vec()),
+            MsgKind::ClientHeMasks => {
                 let mut r = r("ClientHeMasks");
                 let stage = r.u32()?;
                 Msg::ClientHeMasks {
@@ -327,7 +452,7 @@ impl Msg {
                     body: r.rest(),
                 }
             }
-            tag::SERVER_HE_RESPONSE => {
+            MsgKind::ServerHeResponse => {
                 let mut r = r("ServerHeResponse");
                 let stage = r.u32()?;
                 Msg::ServerHeResponse {
@@ -335,12 +460,12 @@ impl Msg {
                     body: r.rest(),
                 }
             }
-            tag::CLIENT_OT_SETUP => Msg::ClientOtSetup(body.to_vec()),
-            tag::SERVER_OT_CHOICES => Msg::ServerOtChoices(body.to_vec()),
-            tag::CLIENT_OT_EXTEND => Msg::ClientOtExtend(body.to_vec()),
-            tag::SERVER_OT_CHALLENGE => Msg::ServerOtChallenge(body.to_vec()),
-            tag::CLIENT_OT_RESPONSE => Msg::ClientOtResponse(body.to_vec()),
-            tag::SERVER_GARBLED => {
+            MsgKind::ClientOtSetup => Msg::ClientOtSetup(body.to_vec()),
+            MsgKind::ServerOtChoices => Msg::ServerOtChoices(body.to_vec()),
+            MsgKind::ClientOtExtend => Msg::ClientOtExtend(body.to_vec()),
+            MsgKind::ServerOtChallenge => Msg::ServerOtChallenge(body.to_vec()),
+            MsgKind::ClientOtResponse => Msg::ClientOtResponse(body.to_vec()),
+            MsgKind::ServerGarbled => {
                 let mut r = r("ServerGarbled");
                 let stage = r.u32()?;
                 let first = r.u32()?;
@@ -368,8 +493,8 @@ impl Msg {
                     corrections: r.rest(),
                 }
             }
-            tag::CLIENT_INPUT => Msg::ClientInput(body.to_vec()),
-            tag::SERVER_LABELS => {
+            MsgKind::ClientInput => Msg::ClientInput(body.to_vec()),
+            MsgKind::ServerLabels => {
                 let mut r = r("ServerLabels");
                 let stage = r.u32()?;
                 Msg::ServerLabels {
@@ -377,7 +502,7 @@ impl Msg {
                     body: r.rest(),
                 }
             }
-            tag::CLIENT_MASKED => {
+            MsgKind::ClientMasked => {
                 let mut r = r("ClientMasked");
                 let stage = r.u32()?;
                 Msg::ClientMasked {
@@ -385,9 +510,17 @@ impl Msg {
                     body: r.rest(),
                 }
             }
-            tag::SERVER_OUTPUT => Msg::ServerOutput(body.to_vec()),
-            tag::ERROR => Msg::Error(String::from_utf8_lossy(body).into_owned()),
-            other => return Err(malformed("frame", format!("unknown tag {other:#04x}"))),
+            MsgKind::ServerOutput => Msg::ServerOutput(body.to_vec()),
+            MsgKind::Error => {
+                let mut r = r("Error");
+                let code = r.u16()?;
+                let code = ErrorCode::from_u16(code)
+                    .ok_or_else(|| malformed("Error", format!("unknown error code {code}")))?;
+                Msg::Error {
+                    code,
+                    message: String::from_utf8_lossy(r.rest).into_owned(),
+                }
+            }
         })
     }
 }
@@ -435,7 +568,10 @@ mod tests {
                 body: vec![5; 4],
             },
             Msg::ServerOutput(vec![1; 40]),
-            Msg::Error("boom".into()),
+            Msg::Error {
+                code: ErrorCode::Check,
+                message: "boom".into(),
+            },
         ]
     }
 
@@ -449,24 +585,28 @@ mod tests {
     #[test]
     fn frame_kind_names_every_message() {
         for m in all() {
-            let kind = FrameKind::of(&m.encode()).unwrap();
-            assert_eq!(kind.name, m.name());
+            let info = FrameInfo::of(&m.encode()).unwrap();
+            assert_eq!(info.kind, m.kind());
         }
         let masked = Msg::ClientMasked {
             stage: 5,
             body: vec![],
         };
-        assert_eq!(FrameKind::of(&masked.encode()).unwrap().stage, Some(5));
-        assert_eq!(FrameKind::of(&[0x42]).unwrap().name, "unknown");
-        assert_eq!(FrameKind::of(&[]), None);
+        assert_eq!(FrameInfo::of(&masked.encode()).unwrap().stage, Some(5));
+        assert_eq!(FrameInfo::of(&[0x42]), None);
+        assert_eq!(FrameInfo::of(&[]), None);
+        for kind in MsgKind::ALL {
+            assert_eq!(MsgKind::from_tag(kind.tag()), Some(kind));
+        }
     }
 
     #[test]
     fn truncated_and_unknown_frames_are_errors() {
         assert!(Msg::decode(&[]).is_err());
         assert!(Msg::decode(&[0x42]).is_err());
-        assert!(Msg::decode(&[tag::CLIENT_HELLO, 1]).is_err());
-        assert!(Msg::decode(&[tag::CLIENT_HELLO, 1, 0, 0]).is_err());
+        assert!(Msg::decode(&[0x01, 1]).is_err());
+        assert!(Msg::decode(&[0x01, 1, 0, 0]).is_err());
+        assert!(Msg::decode(&[0xff, 99, 0]).is_err(), "unknown error code");
         let g = Msg::ServerGarbled {
             stage: 2,
             first: 64,

@@ -67,6 +67,26 @@ impl Plan {
         }
     }
 
+    /// The ring Z_2^k of every share (checked by [`Plan::validate`]).
+    pub fn ring(&self) -> Result<cryptonas_ring::RingWidth, ProtocolError> {
+        cryptonas_ring::RingWidth::new(self.k).map_err(|e| ProtocolError::Malformed {
+            what: "ServerPlan",
+            reason: e.to_string(),
+        })
+    }
+
+    /// Frames the server sends in a whole session: the plan, one HE response per stage, two OT
+    /// messages, the garbled chunks of every ReLU layer, one labels frame per ReLU layer and the
+    /// output (what a progress bar counts to).
+    pub fn server_frames(&self) -> usize {
+        let relu = self.stages.iter().filter(|s| s.relu);
+        let chunks: usize = relu
+            .clone()
+            .map(|s| s.len.div_ceil(crate::GARBLE_CHUNK))
+            .sum();
+        1 + self.stages.len() + 2 + chunks + relu.count() + 1
+    }
+
     /// Input elements (C·H·W).
     pub fn input_len(&self) -> usize {
         self.input.channels * self.input.height * self.input.width

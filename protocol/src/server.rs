@@ -2,7 +2,7 @@
 //!
 //! Offline: HE responses per stage (keeping s_i), the KOS correlated OT on the client's share bits
 //! with the garbling Δ, then the ReLU layers garbled with fresh re-masks m_i and streamed in chunks
-//! of [`GARBLE_CHUNK`] ReLUs through [`FrameSession::poll_frame`]: a chunk is garbled only when the
+//! of [`GARBLE_CHUNK`] ReLUs through [`Session::poll_output`]: a chunk is garbled only when the
 //! transport has sent the previous one, so the server never holds a layer's tables, only the
 //! garbler's input labels it needs online.
 //! Online: per stage, its share a_i = Σ W·(src − r) + bias + s_i (the client sent the masked sources);
@@ -10,33 +10,43 @@
 
 use crate::msgs::{Msg, PROTOCOL_VERSION};
 use crate::plan::ServerModel;
-use crate::session::{he_err, ot_err};
-use crate::{ring, FrameSession, ProtocolError, Step};
+use crate::session::{he_err, ot_err, Output, Session};
+use crate::{ring_err, ProtocolError};
 use cryptonas_crypto::{Block, Csprng};
 use cryptonas_gc::{Delta, Encoder, ReluCircuit, TweakDomain};
 use cryptonas_he::{MasksMsg, PublicKey, PublicKeyMsg};
 use cryptonas_model::{conv_ring, Source};
 use cryptonas_ot::chou_orlandi::SenderSetup;
 use cryptonas_ot::kos::{self, CheckResponse, ExtendMatrix};
+use cryptonas_ring::{RingVec, RingWidth};
+use std::collections::VecDeque;
 use std::sync::Arc;
+
+/// What a message handler produced.
+enum Step {
+    /// Frames to send; the session goes on.
+    Continue(Vec<Vec<u8>>),
+    /// Frames to send; then the session is over.
+    Finished(Vec<Vec<u8>>),
+}
 
 enum State {
     Hello,
     HeKey,
     HeMasks {
         pk: Box<PublicKey>,
-        shares: Vec<Vec<u64>>,
+        shares: Vec<RingVec>,
     },
     OtSetup {
-        shares: Vec<Vec<u64>>,
+        shares: Vec<RingVec>,
     },
     OtExtend {
         sender: kos::Sender<kos::state::Ready>,
-        shares: Vec<Vec<u64>>,
+        shares: Vec<RingVec>,
     },
     OtCheck {
         sender: kos::Sender<kos::state::Checking>,
-        shares: Vec<Vec<u64>>,
+        shares: Vec<RingVec>,
     },
     Garbling(Box<Garbling>),
     Input(Box<Online>),
@@ -63,7 +73,7 @@ pub struct OfflineMaterial {
 }
 
 struct PooledLayer {
-    remask: Vec<u64>,
+    remask: RingVec,
     chunks: std::collections::VecDeque<cryptonas_gc::Garbled>,
 }
 
@@ -115,12 +125,12 @@ impl ServerModel {
         let mut offset = 0usize;
         for (circuit, st) in self.circuits.iter().zip(&self.plan.stages) {
             let Some(circuit) = circuit else { continue };
-            let remask = ring::random(rng, st.len, self.plan.k);
+            let remask = RingVec::random(self.plan.ring()?, st.len, || rng.u64());
             let mut chunks = std::collections::VecDeque::new();
             let mut first = 0;
             while first < st.len {
                 let count = GARBLE_CHUNK.min(st.len - first);
-                let masks = &remask[first..first + count];
+                let masks = &remask.values()[first..first + count];
                 let at = offset + first;
                 chunks.push_back(garble_chunk(
                     circuit, &delta, session_id, at, masks, None, rng,
@@ -164,6 +174,9 @@ fn garble_chunk(
         .map_err(|e| ProtocolError::Check(format!("garbling: {e}")))
 }
 
+/// Pooled material that ran out before the layers did (checked by [`ServerSession::with_material`]).
+const POOL_SHORT: ProtocolError = ProtocolError::Internal("pooled material ran out");
+
 /// The offline garbling in progress: Δ, the client's input zero-labels from the OT, and where the
 /// next chunk starts.
 struct Garbling {
@@ -183,11 +196,12 @@ struct Garbling {
 /// What the online phase needs: HE shares s_i, the encoders (one per streamed chunk) and re-masks
 /// of every ReLU layer, and the masked shared tensors received so far (x − r, then y_j − r_j).
 struct Online {
-    shares: Vec<Vec<u64>>,
+    k: RingWidth,
+    shares: Vec<RingVec>,
     encoders: Vec<Vec<Encoder>>,
-    remasks: Vec<Vec<u64>>,
-    masked_image: Vec<u64>,
-    masked_relu: Vec<Vec<u64>>,
+    remasks: Vec<RingVec>,
+    masked_image: RingVec,
+    masked_relu: Vec<RingVec>,
 }
 
 /// The server's session for one inference. Fresh randomness; nothing is shared with other sessions
@@ -199,6 +213,9 @@ pub struct ServerSession {
     state: State,
     record: Option<ServerRecord>,
     material: Option<OfflineMaterial>,
+    outbox: VecDeque<Vec<u8>>,
+    /// The last frames are queued: [`Output::Finished`] follows them.
+    finishing: bool,
 }
 
 /// The server's secret shares of one inference, kept only for the per-layer diff harness
@@ -222,6 +239,8 @@ impl ServerSession {
             state: State::Hello,
             record: None,
             material: None,
+            outbox: VecDeque::new(),
+            finishing: false,
         }
     }
 
@@ -285,21 +304,15 @@ impl ServerSession {
         let model = self.model.clone();
         let plan = &model.plan;
         let k = plan.k;
-        let unexpected = |got: &Msg, state| ProtocolError::Unexpected {
-            got: got.name(),
-            state,
-        };
         let state_name = self.state_name();
         let state = std::mem::replace(&mut self.state, State::Closed);
         let (next, out) = match (state, msg) {
-            (_, Msg::Error(text)) => return Err(ProtocolError::Peer(text)),
+            (_, Msg::Error { code, message }) => return Err(ProtocolError::Peer { code, message }),
             (State::Hello, Msg::ClientHello { version }) => {
                 if version != PROTOCOL_VERSION {
-                    return Err(ProtocolError::Malformed {
-                        what: "ClientHello",
-                        reason: format!(
-                            "protocol version {version}, this server speaks {PROTOCOL_VERSION}"
-                        ),
+                    return Err(ProtocolError::Version {
+                        ours: PROTOCOL_VERSION,
+                        theirs: version,
                     });
                 }
                 let plan_json = serde_json::to_vec(plan).expect("plans serialise");
@@ -333,7 +346,9 @@ impl ServerSession {
                 let (s, response) = model.he_stages[i]
                     .respond(&pk, &masks, &mut self.rng)
                     .map_err(he_err)?;
-                shares.push(s);
+                shares.push(
+                    RingVec::from_values(model.plan.ring()?, s).map_err(ring_err("HE share"))?,
+                );
                 let reply = Msg::ServerHeResponse {
                     stage,
                     body: response.to_bytes(&model.he_params),
@@ -387,10 +402,11 @@ impl ServerSession {
                     delta,
                     zero,
                     online: Online {
+                        k: plan.ring()?,
                         shares,
                         encoders: plan.stages.iter().map(|_| Vec::new()).collect(),
                         remasks: Vec::new(),
-                        masked_image: Vec::new(),
+                        masked_image: RingVec::zeros(plan.ring()?, 0),
                         masked_relu: Vec::new(),
                     },
                     stage: 0,
@@ -399,14 +415,15 @@ impl ServerSession {
                     pooled: self.material.take().map(|m| m.layers),
                 };
                 if model.circuits[0].is_some() {
-                    // The garbled layers follow through `poll_frame`.
+                    // The garbled layers follow through `poll_output`.
                     (State::Garbling(Box::new(garbling)), vec![])
                 } else {
                     (State::Input(Box::new(garbling.online)), vec![])
                 }
             }
             (State::Input(mut online), Msg::ClientInput(bytes)) => {
-                online.masked_image = ring::unpack(&bytes, plan.input_len(), k, "ClientInput")?;
+                online.masked_image = RingVec::unpack(online.k, &bytes, plan.input_len())
+                    .map_err(ring_err("ClientInput"))?;
                 let reply = self.stage_reply(&mut online, 0)?;
                 if plan.stages.len() == 1 {
                     return Ok(Step::Finished(vec![reply.encode()]));
@@ -422,8 +439,11 @@ impl ServerSession {
                     });
                 }
                 // y_j − r_j = (o_j − r_j) + m_j.
-                let mut masked = ring::unpack(&body, plan.stages[j].len, k, "ClientMasked")?;
-                ring::add_assign(&mut masked, &online.remasks[j], k);
+                let mut masked = RingVec::unpack(online.k, &body, plan.stages[j].len)
+                    .map_err(ring_err("ClientMasked"))?;
+                masked
+                    .add_assign(&online.remasks[j])
+                    .map_err(ring_err("ClientMasked"))?;
                 online.masked_relu.push(masked);
                 let reply = self.stage_reply(&mut online, j + 1)?;
                 if j + 2 == plan.stages.len() {
@@ -433,7 +453,7 @@ impl ServerSession {
             }
             (state, msg) => {
                 self.state = state;
-                return Err(unexpected(&msg, state_name));
+                return Err(ProtocolError::unexpected(msg.kind(), state_name));
             }
         };
         self.state = next;
@@ -448,18 +468,23 @@ impl ServerSession {
         let k = plan.k as usize;
         let i = g.stage;
         let (Some(circuit), st) = (&model.circuits[i], &plan.stages[i]) else {
-            return Err(ProtocolError::Closed);
+            return Err(ProtocolError::Internal(
+                "garbling a stage that is not a ReLU layer",
+            ));
         };
         if g.first == 0 {
             let m = match g.pooled.as_mut() {
                 Some(layers) => {
-                    let layer = layers.front_mut().ok_or(ProtocolError::Closed)?;
-                    std::mem::take(&mut layer.remask)
+                    let layer = layers.front_mut().ok_or(POOL_SHORT)?;
+                    std::mem::replace(&mut layer.remask, RingVec::zeros(g.online.k, 0))
                 }
-                None => ring::random(&mut self.rng, st.len, plan.k),
+                None => {
+                    let rng = &mut self.rng;
+                    RingVec::random(g.online.k, st.len, || rng.u64())
+                }
             };
             if let Some(r) = self.record.as_mut() {
-                r.remasks.push(m.clone());
+                r.remasks.push(m.values().to_vec());
             }
             g.online.remasks.push(m);
         }
@@ -468,21 +493,26 @@ impl ServerSession {
         let labels = &g.zero[at * k..(at + count) * k];
         let (garbled, corrections) = match g.pooled.as_mut() {
             Some(layers) => {
-                let layer = layers.front_mut().ok_or(ProtocolError::Closed)?;
-                let garbled = layer.chunks.pop_front().ok_or(ProtocolError::Closed)?;
+                let layer = layers.front_mut().ok_or(POOL_SHORT)?;
+                let garbled = layer.chunks.pop_front().ok_or(POOL_SHORT)?;
                 if layer.chunks.is_empty() {
                     layers.pop_front();
                 }
                 // d = W₀ ⊕ K₀ for every share bit of the chunk.
                 let w0 = garbled.encoder.evaluator_zero_labels();
                 if w0.len() != labels.len() {
-                    return Err(ProtocolError::Closed);
+                    return Err(ProtocolError::Internal(
+                        "pooled chunk and OT labels of different sizes",
+                    ));
                 }
                 let d: Vec<Block> = w0.iter().zip(labels).map(|(w, z)| *w ^ *z).collect();
                 (garbled, Block::slice_as_bytes(&d).to_vec())
             }
             None => {
-                let masks = &g.online.remasks[g.online.remasks.len() - 1][g.first..g.first + count];
+                let layer = g.online.remasks.last().ok_or(ProtocolError::Internal(
+                    "garbling a chunk of a layer without a re-mask",
+                ))?;
+                let masks = &layer.values()[g.first..g.first + count];
                 let garbled = garble_chunk(
                     circuit,
                     &g.delta,
@@ -518,37 +548,37 @@ impl ServerSession {
     /// The server's share of stage `i` and what it sends for it.
     fn stage_reply(&mut self, online: &mut Online, i: usize) -> Result<Msg, ProtocolError> {
         let model = &self.model;
-        let k = model.plan.k;
+        let k = online.k;
         let stage = &model.fixed.stages[i];
-        let mut a = stage.bias.clone();
-        ring::add_assign(&mut a, &online.shares[i], k);
+        let mut a = RingVec::reduce(k, stage.bias.clone());
+        a.add_assign(&online.shares[i])
+            .map_err(ring_err("HE share"))?;
         for t in &stage.terms {
             let src = match t.source {
                 Source::Image => &online.masked_image,
                 Source::Relu(j) => &online.masked_relu[j],
             };
-            let z = conv_ring(&t.conv, &t.weights, src, k).map_err(|e| {
+            let z = conv_ring(&t.conv, &t.weights, src.values(), k.bits()).map_err(|e| {
                 ProtocolError::Check(format!("stage {i}: linear evaluation failed: {e}"))
             })?;
-            ring::add_assign(&mut a, &z, k);
+            a.add_assign(&RingVec::reduce(k, z))
+                .map_err(ring_err("linear layer"))?;
         }
         if let Some(r) = self.record.as_mut() {
-            r.stage_shares.push(a.clone());
+            r.stage_shares.push(a.values().to_vec());
         }
-        // Material used once: the HE share is consumed here.
-        online.shares[i] = Vec::new();
+        // Material used once: the HE share is consumed (and wiped) here.
+        online.shares[i] = RingVec::zeros(k, 0);
         let encoders = std::mem::take(&mut online.encoders[i]);
         match &model.circuits[i] {
             Some(circuit) => {
-                let round = circuit.round_term();
-                let mask = cryptonas_model::intconv::ring_mask(k);
-                a.iter_mut().for_each(|v| *v = v.wrapping_add(round) & mask);
-                let mut body = Vec::with_capacity(a.len() * k as usize * 16);
+                a.add_scalar(circuit.round_term());
+                let mut body = Vec::with_capacity(a.len() * k.bits() as usize * 16);
                 let mut at = 0;
                 for encoder in &encoders {
                     let n = encoder.instances();
                     let labels = circuit
-                        .encode_garbler(encoder, &a[at..at + n])
+                        .encode_garbler(encoder, &a.values()[at..at + n])
                         .map_err(|e| ProtocolError::Check(format!("encoding: {e}")))?;
                     body.extend_from_slice(labels.as_bytes());
                     at += n;
@@ -558,30 +588,41 @@ impl ServerSession {
                     body,
                 })
             }
-            None => Ok(Msg::ServerOutput(ring::pack(&a, k))),
+            None => Ok(Msg::ServerOutput(a.pack())),
         }
     }
 }
 
-impl FrameSession for ServerSession {
-    fn start(&mut self) -> Result<Vec<Vec<u8>>, ProtocolError> {
-        Ok(Vec::new())
-    }
-
-    fn handle(&mut self, frame: &[u8]) -> Result<Step, ProtocolError> {
+impl Session for ServerSession {
+    fn handle(&mut self, frame: &[u8]) -> Result<(), ProtocolError> {
         if matches!(self.state, State::Closed) {
             return Err(ProtocolError::Closed);
         }
-        let msg = Msg::decode(frame);
-        let result = msg.and_then(|m| self.step(m));
-        if result.is_err() {
-            // A failed session never continues: its material is dropped.
-            self.state = State::Closed;
+        let result = Msg::decode(frame).and_then(|m| self.step(m));
+        match result {
+            Ok(Step::Continue(out)) => self.outbox.extend(out),
+            Ok(Step::Finished(out)) => {
+                self.outbox.extend(out);
+                self.finishing = true;
+            }
+            Err(e) => {
+                // A failed session never continues: its material is dropped.
+                self.state = State::Closed;
+                self.outbox.clear();
+                return Err(e);
+            }
         }
-        result
+        Ok(())
     }
 
-    fn poll_frame(&mut self) -> Result<Option<Vec<u8>>, ProtocolError> {
+    fn poll_output(&mut self) -> Result<Option<Output>, ProtocolError> {
+        if let Some(f) = self.outbox.pop_front() {
+            return Ok(Some(Output::Frame(f)));
+        }
+        if self.finishing {
+            self.finishing = false;
+            return Ok(Some(Output::Finished));
+        }
         let state = std::mem::replace(&mut self.state, State::Closed);
         let State::Garbling(mut g) = state else {
             self.state = state;
@@ -594,6 +635,6 @@ impl FrameSession for ServerSession {
             Ok(_) if self.model.circuits[g.stage].is_none() => State::Input(Box::new(g.online)),
             Ok(_) => State::Garbling(g),
         };
-        result.map(|m| Some(m.encode()))
+        result.map(|m| Some(Output::Frame(m.encode())))
     }
 }

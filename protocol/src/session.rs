@@ -1,29 +1,54 @@
-//! The transport-facing shape shared by both halves of the protocol.
+//! The transport-facing shape shared by both halves of the protocol, and its one error type.
 
-/// What a session wants the transport to do after a frame.
+use crate::msgs::{ErrorCode, Msg, MsgKind};
+use crate::EvalTask;
+
+/// What a session asks of its transport next ([`Session::poll_output`]).
 #[derive(Debug, PartialEq, Eq)]
-pub enum Step {
-    /// Send these frames (possibly none) and wait for the next incoming frame.
-    Continue(Vec<Vec<u8>>),
-    /// Send these frames, then close: the session is over and successful.
-    Finished(Vec<Vec<u8>>),
+pub enum Output {
+    /// Send this frame to the peer.
+    Frame(Vec<u8>),
+    /// Client in delegated mode only: hand this evaluation work to a worker and pass its result
+    /// to [`crate::ClientSession::complete_job`].
+    Job(EvalTask),
+    /// The session is over and succeeded: close the connection once the frames given before it
+    /// are sent. Nothing follows.
+    Finished,
+}
+
+/// One half of the protocol as every transport sees it: frames go in through [`Session::handle`],
+/// and everything the session wants done comes out, one item at a time, through
+/// [`Session::poll_output`].
+///
+/// Transports drive it with one loop: after each incoming frame (and at the start: the client's
+/// hello is its first output), call `poll_output` until it returns `None`, sending each frame
+/// before asking for the next. Long outputs (the server's garbled layers) are produced only when
+/// asked for, so they stream under the socket's backpressure with one chunk in memory at a time.
+/// After an error the session is closed: the transport sends [`ProtocolError::to_frame`] and
+/// closes the connection.
+pub trait Session: Send {
+    /// Consumes one incoming frame. Its effects come out of [`Session::poll_output`].
+    fn handle(&mut self, frame: &[u8]) -> Result<(), ProtocolError>;
+    /// The next output, or `None` while the session waits for the peer (or for job results).
+    fn poll_output(&mut self) -> Result<Option<Output>, ProtocolError>;
 }
 
 /// Why a session ended early. Every variant is safe to show to the peer: no secret is included.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ProtocolError {
     /// A frame that does not decode (too short, unknown tag, wrong length, bad encoding).
-    #[error("malformed {what} message: {reason}")]
+    #[error("malformed {what}: {reason}")]
     Malformed {
-        /// Which message was being decoded.
+        /// Which message or field was being decoded.
         what: &'static str,
         /// What was wrong with it.
         reason: String,
     },
-    /// A well-formed message that is not allowed in the session's current state (out of order, replayed).
-    #[error("unexpected {got} message while {state}")]
+    /// A well-formed message that is not allowed in the session's current state (out of order,
+    /// replayed).
+    #[error("unexpected {got} while {state}")]
     Unexpected {
-        /// The message that arrived.
+        /// What arrived (a message kind, possibly qualified, e.g. "ServerLabels for another stage").
         got: &'static str,
         /// What the session was waiting for.
         state: &'static str,
@@ -38,29 +63,79 @@ pub enum ProtocolError {
         /// What arrived.
         got: usize,
     },
-    /// The peer reported an error and ended the session.
-    #[error("peer error: {0}")]
-    Peer(String),
+    /// The peers speak different protocol versions.
+    #[error("protocol version mismatch: this side speaks {ours}, the peer {theirs}")]
+    Version {
+        /// [`crate::PROTOCOL_VERSION`].
+        ours: u16,
+        /// The peer's.
+        theirs: u16,
+    },
     /// A cryptographic check failed (e.g. the OT-extension consistency check).
     #[error("cryptographic check failed: {0}")]
     Check(String),
+    /// The peer reported an error and ended the session.
+    #[error("peer error ({}): {message}", code.name())]
+    Peer {
+        /// The peer's code.
+        code: ErrorCode,
+        /// The peer's reason.
+        message: String,
+    },
     /// The session was used after it had finished or failed.
     #[error("session already closed")]
     Closed,
+    /// An invariant of this implementation broke: a bug, never the peer's doing.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
 }
 
-/// One half of the protocol as the transport sees it.
-pub trait FrameSession: Send {
-    /// The frames to send before anything has been received (e.g. the client's hello).
-    fn start(&mut self) -> Result<Vec<Vec<u8>>, ProtocolError>;
-    /// Consumes one incoming frame.
-    fn handle(&mut self, frame: &[u8]) -> Result<Step, ProtocolError>;
-    /// The next frame the session sends on its own, produced only when asked for, or `None` when
-    /// it waits for the peer. Transports call this after every [`FrameSession::handle`] until it
-    /// returns `None`, sending each frame before asking for the next: long outputs (the garbled
-    /// layers) are thereby streamed under the socket's backpressure, one chunk in memory at a time.
-    fn poll_frame(&mut self) -> Result<Option<Vec<u8>>, ProtocolError> {
-        Ok(None)
+impl ProtocolError {
+    /// The code this error travels with in an [`Msg::Error`] frame.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ProtocolError::Malformed { .. } => ErrorCode::Malformed,
+            ProtocolError::Unexpected { .. } | ProtocolError::Closed => ErrorCode::Unexpected,
+            ProtocolError::WrongSize { .. } => ErrorCode::WrongSize,
+            ProtocolError::Version { .. } => ErrorCode::Version,
+            ProtocolError::Check(_) => ErrorCode::Check,
+            // Relaying a peer's error: this side gives up because the other did.
+            ProtocolError::Peer { .. } => ErrorCode::Refused,
+            ProtocolError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The frame that tells the peer why this side stops (send it, then close).
+    pub fn to_frame(&self) -> Vec<u8> {
+        Msg::Error {
+            code: self.code(),
+            message: self.to_string(),
+        }
+        .encode()
+    }
+
+    /// An out-of-order message: `got` arrived while the session was `state`.
+    pub(crate) fn unexpected(got: MsgKind, state: &'static str) -> ProtocolError {
+        ProtocolError::Unexpected {
+            got: got.name(),
+            state,
+        }
+    }
+}
+
+/// A ring-vector error in `what`, as the peer sees it: a wrong length is a size error, anything
+/// else (a value of k bits or more) a malformed message.
+pub(crate) fn ring_err(what: &'static str) -> impl Fn(cryptonas_ring::RingError) -> ProtocolError {
+    move |e| match e {
+        cryptonas_ring::RingError::Length { expected, got, .. } => ProtocolError::WrongSize {
+            what,
+            expected,
+            got,
+        },
+        e => ProtocolError::Malformed {
+            what,
+            reason: e.to_string(),
+        },
     }
 }
 

@@ -48,10 +48,13 @@ pub fn verify_local(
     server.record();
     client.record();
     run_local(&mut client, &mut server).map_err(|(_, e)| e)?;
-    let outcome = client.outcome().cloned().ok_or(ProtocolError::Closed)?;
+    let outcome = client
+        .outcome()
+        .cloned()
+        .ok_or(ProtocolError::Internal("a finished run without an outcome"))?;
     let (c, s) = match (client.recorded(), server.recorded()) {
         (Some(c), Some(s)) => (c, s),
-        _ => return Err(ProtocolError::Closed),
+        _ => return Err(ProtocolError::Internal("recording was not on")),
     };
     let fixed = model.fixed();
     let expected = fixed

@@ -4,7 +4,7 @@
 //! the same commit and says why.
 
 use cryptonas_crypto::Csprng;
-use cryptonas_protocol::{ClientInput, ClientSession, FrameSession, ServerSession, Step};
+use cryptonas_protocol::{run_local_with, ClientInput, ClientSession, ServerSession, Side, Tap};
 use sha2::{Digest, Sha256};
 
 /// SHA-256 over `[direction][len u64 LE][frame]` for every frame after the client's hello.
@@ -18,26 +18,17 @@ fn seeded_transcript_is_pinned() {
         ClientInput::Normalised(images[0].clone()),
         Csprng::from_seed([2; 32]),
     );
-    let mut frames: Vec<(u8, Vec<u8>)> = Vec::new();
-    let mut up = client.start().unwrap();
-    'run: loop {
-        let mut down = Vec::new();
-        for f in up.drain(..) {
-            frames.push((0, f.clone()));
-            let (Step::Continue(o) | Step::Finished(o)) = server.handle(&f).unwrap();
-            down.extend(o);
-            while let Some(f) = server.poll_frame().unwrap() {
-                down.push(f);
-            }
-        }
-        for f in down {
-            frames.push((1, f.clone()));
-            match client.handle(&f).unwrap() {
-                Step::Continue(o) => up.extend(o),
-                Step::Finished(_) => break 'run,
-            }
+    /// Keeps every frame with its direction.
+    struct Transcript(Vec<(u8, Vec<u8>)>);
+    impl Tap for Transcript {
+        fn frame(&mut self, from: Side, frame: Vec<u8>) -> Vec<u8> {
+            self.0.push((u8::from(from == Side::Server), frame.clone()));
+            frame
         }
     }
+    let mut transcript = Transcript(Vec::new());
+    run_local_with(&mut client, &mut server, &mut transcript).unwrap();
+    let frames = transcript.0;
     let out = client.outcome().unwrap();
     assert_eq!(
         out.logits_ring,

@@ -3,8 +3,8 @@
 
 use cryptonas_crypto::Csprng;
 use cryptonas_protocol::{
-    run_local, ClientInput, ClientSession, FrameSession, Msg, ProtocolError, ServerModel,
-    ServerSession,
+    run_local, run_local_with, ClientInput, ClientSession, ErrorCode, Msg, MsgKind, Output,
+    ProtocolError, ServerModel, ServerSession, Session, Side, Tap, PROTOCOL_VERSION,
 };
 use std::sync::Arc;
 
@@ -48,6 +48,19 @@ fn cnet1_shape_at_32x32_is_bit_exact() {
     }
 }
 
+/// Keeps every frame the server sends.
+#[derive(Default)]
+struct ServerFrames(Vec<Vec<u8>>);
+
+impl Tap for ServerFrames {
+    fn frame(&mut self, from: Side, frame: Vec<u8>) -> Vec<u8> {
+        if from == Side::Server {
+            self.0.push(frame.clone());
+        }
+        frame
+    }
+}
+
 #[test]
 fn fresh_material_per_inference() {
     let (model, images) = model(2, 8, 3);
@@ -57,31 +70,9 @@ fn fresh_material_per_inference() {
             ClientInput::Normalised(x.to_vec()),
             Csprng::from_entropy().unwrap(),
         );
-        let mut up = client.start().unwrap();
-        let mut frames = Vec::new();
-        // Drive by hand to keep every server frame.
-        loop {
-            let mut down = Vec::new();
-            for f in up.drain(..) {
-                match server.handle(&f).unwrap() {
-                    cryptonas_protocol::Step::Continue(o)
-                    | cryptonas_protocol::Step::Finished(o) => down.extend(o),
-                }
-                while let Some(f) = server.poll_frame().unwrap() {
-                    down.push(f);
-                }
-            }
-            if down.is_empty() {
-                break;
-            }
-            for f in down {
-                frames.push(f.clone());
-                if let cryptonas_protocol::Step::Continue(o) = client.handle(&f).unwrap() {
-                    up.extend(o);
-                }
-            }
-        }
-        frames
+        let mut frames = ServerFrames::default();
+        run_local_with(&mut client, &mut server, &mut frames).unwrap();
+        frames.0
     };
     let a = transcript(&images[0]);
     let b = transcript(&images[0]);
@@ -99,6 +90,10 @@ fn fresh_material_per_inference() {
     }
 }
 
+const HELLO: Msg = Msg::ClientHello {
+    version: PROTOCOL_VERSION,
+};
+
 #[test]
 fn out_of_order_replayed_and_malformed_frames_end_the_session() {
     let (model, images) = model(2, 8, 4);
@@ -109,44 +104,72 @@ fn out_of_order_replayed_and_malformed_frames_end_the_session() {
         .handle(&Msg::ClientInput(vec![0; 4]).encode())
         .unwrap_err();
     assert!(matches!(err, ProtocolError::Unexpected { .. }), "{err}");
-    // A failed session stays closed.
+    assert_eq!(err.code(), ErrorCode::Unexpected);
+    // A failed session stays closed and says nothing more.
     assert_eq!(
-        s.handle(&Msg::ClientHello { version: 1 }.encode())
-            .unwrap_err(),
+        s.handle(&HELLO.encode()).unwrap_err(),
         ProtocolError::Closed
     );
+    assert_eq!(s.poll_output().unwrap(), None);
     // Replayed hello.
     let mut s = fresh();
-    s.handle(&Msg::ClientHello { version: 1 }.encode()).unwrap();
+    s.handle(&HELLO.encode()).unwrap();
     assert!(matches!(
-        s.handle(&Msg::ClientHello { version: 1 }.encode()),
+        s.handle(&HELLO.encode()),
         Err(ProtocolError::Unexpected { .. })
     ));
-    // Wrong version, truncated and garbage frames.
+    // Another protocol version gets a version error (an old client learns why).
     let mut s = fresh();
-    assert!(s
-        .handle(&Msg::ClientHello { version: 99 }.encode())
-        .is_err());
+    let err = s
+        .handle(&Msg::ClientHello { version: 1 }.encode())
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ProtocolError::Version {
+            ours: PROTOCOL_VERSION,
+            theirs: 1
+        }
+    );
+    let Msg::Error { code, message } = Msg::decode(&err.to_frame()).unwrap() else {
+        panic!("an error travels as an Error frame");
+    };
+    assert_eq!(code, ErrorCode::Version);
+    assert!(message.contains("protocol version"), "{message}");
+    // Truncated and garbage frames.
     for junk in [&[][..], &[0x01][..], &[0x42, 1, 2][..]] {
         let mut s = fresh();
-        assert!(s.handle(junk).is_err());
+        assert_eq!(s.handle(junk).unwrap_err().code(), ErrorCode::Malformed);
     }
     // A garbage HE key.
     let mut s = fresh();
-    s.handle(&Msg::ClientHello { version: 1 }.encode()).unwrap();
+    s.handle(&HELLO.encode()).unwrap();
     assert!(s.handle(&Msg::ClientHeKey(vec![7; 100]).encode()).is_err());
-    // A client fed a truncated server frame fails cleanly too.
-    let mut c = ClientSession::new(
-        ClientInput::Normalised(images[0].clone()),
-        Csprng::from_entropy().unwrap(),
-    );
-    c.start().unwrap();
+    // A client fed a truncated server frame fails cleanly too, and a peer's error ends it.
     let mut s = fresh();
-    let plan = match s.handle(&Msg::ClientHello { version: 1 }.encode()).unwrap() {
-        cryptonas_protocol::Step::Continue(v) => v[0].clone(),
-        other => panic!("{other:?}"),
+    s.handle(&HELLO.encode()).unwrap();
+    let Some(Output::Frame(plan)) = s.poll_output().unwrap() else {
+        panic!("the server answers the hello with its plan");
     };
+    let client = || {
+        ClientSession::new(
+            ClientInput::Normalised(images[0].clone()),
+            Csprng::from_entropy().unwrap(),
+        )
+    };
+    let mut c = client();
     assert!(c.handle(&plan[..plan.len() / 2]).is_err());
+    let mut c = client();
+    let refused = Msg::Error {
+        code: ErrorCode::Refused,
+        message: "busy".into(),
+    };
+    assert!(matches!(
+        c.handle(&refused.encode()),
+        Err(ProtocolError::Peer {
+            code: ErrorCode::Refused,
+            ..
+        })
+    ));
 }
 
 /// Everything the server receives online is a ring element masked by a fresh uniform mask, so its
@@ -154,43 +177,35 @@ fn out_of_order_replayed_and_malformed_frames_end_the_session() {
 /// image (the worst case if masking were broken).
 #[test]
 fn server_view_of_the_image_is_uniform() {
+    /// Counts the bytes of every masked tensor the client sends.
+    struct Histogram([u64; 256], u64);
+    impl Tap for Histogram {
+        fn frame(&mut self, from: Side, frame: Vec<u8>) -> Vec<u8> {
+            if from == Side::Client {
+                if let Ok(Msg::ClientInput(b) | Msg::ClientMasked { body: b, .. }) =
+                    Msg::decode(&frame)
+                {
+                    for byte in b {
+                        self.0[byte as usize] += 1;
+                        self.1 += 1;
+                    }
+                }
+            }
+            frame
+        }
+    }
     let (model, _) = model(2, 8, 5);
     let zero = vec![0f32; 3 * 8 * 8];
-    let mut histogram = [0u64; 256];
-    let mut total = 0u64;
+    let mut h = Histogram([0; 256], 0);
     for _ in 0..6 {
         let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
         let mut client = ClientSession::new(
             ClientInput::Normalised(zero.clone()),
             Csprng::from_entropy().unwrap(),
         );
-        let mut up = client.start().unwrap();
-        'run: loop {
-            let mut down = Vec::new();
-            for f in up.drain(..) {
-                if let Ok(Msg::ClientInput(b) | Msg::ClientMasked { body: b, .. }) = Msg::decode(&f)
-                {
-                    for byte in b {
-                        histogram[byte as usize] += 1;
-                        total += 1;
-                    }
-                }
-                match server.handle(&f).unwrap() {
-                    cryptonas_protocol::Step::Continue(o)
-                    | cryptonas_protocol::Step::Finished(o) => down.extend(o),
-                }
-                while let Some(f) = server.poll_frame().unwrap() {
-                    down.push(f);
-                }
-            }
-            for f in down {
-                match client.handle(&f).unwrap() {
-                    cryptonas_protocol::Step::Continue(o) => up.extend(o),
-                    cryptonas_protocol::Step::Finished(_) => break 'run,
-                }
-            }
-        }
+        run_local_with(&mut client, &mut server, &mut h).unwrap();
     }
+    let Histogram(histogram, total) = h;
     let expected = total as f64 / 256.0;
     let chi2: f64 = histogram
         .iter()
@@ -214,12 +229,12 @@ fn per_layer_diff_harness_finds_no_divergence() {
     assert_eq!(report.stages_checked, model.plan().stages.len());
 }
 
-/// Garbled layers larger than a chunk are streamed: nothing is garbled until the transport asks,
-/// every layer arrives as in-order chunks of at most `GARBLE_CHUNK` ReLUs, and the result stays
+/// Garbled layers larger than a chunk are streamed: every layer arrives as in-order chunks of at
+/// most `GARBLE_CHUNK` ReLUs, the plan announces the server's frame count, and the result stays
 /// bit-exact.
 #[test]
 fn garbled_layers_are_streamed_in_chunks() {
-    use cryptonas_protocol::{Step, GARBLE_CHUNK};
+    use cryptonas_protocol::GARBLE_CHUNK;
     let (model, images) = model(3, 32, 5);
     let layer = 3 * 1024;
     assert!(layer > GARBLE_CHUNK);
@@ -228,44 +243,21 @@ fn garbled_layers_are_streamed_in_chunks() {
         ClientInput::Normalised(images[0].clone()),
         Csprng::from_entropy().unwrap(),
     );
-    let mut up = client.start().unwrap();
-    let mut chunks = Vec::new();
-    loop {
-        let mut down = Vec::new();
-        for f in up.drain(..) {
-            let was_ot_response = matches!(Msg::decode(&f), Ok(Msg::ClientOtResponse(_)));
-            match server.handle(&f).unwrap() {
-                Step::Continue(o) | Step::Finished(o) => {
-                    if was_ot_response {
-                        assert!(o.is_empty(), "garbling must wait for poll_frame");
-                    }
-                    down.extend(o)
-                }
-            }
-            while let Some(f) = server.poll_frame().unwrap() {
-                if let Ok(Msg::ServerGarbled {
-                    stage,
-                    first,
-                    count,
-                    ..
-                }) = Msg::decode(&f)
-                {
-                    chunks.push((stage, first, count));
-                }
-                down.push(f);
-            }
-        }
-        let mut done = false;
-        for f in down {
-            match client.handle(&f).unwrap() {
-                Step::Continue(o) => up.extend(o),
-                Step::Finished(_) => done = true,
-            }
-        }
-        if done {
-            break;
-        }
-    }
+    let mut frames = ServerFrames::default();
+    run_local_with(&mut client, &mut server, &mut frames).unwrap();
+    let chunks: Vec<(u32, u32, u32)> = frames
+        .0
+        .iter()
+        .filter_map(|f| match Msg::decode(f) {
+            Ok(Msg::ServerGarbled {
+                stage,
+                first,
+                count,
+                ..
+            }) => Some((stage, first, count)),
+            _ => None,
+        })
+        .collect();
     let expected: Vec<(u32, u32, u32)> = (0..6)
         .flat_map(|s| {
             [
@@ -275,6 +267,7 @@ fn garbled_layers_are_streamed_in_chunks() {
         })
         .collect();
     assert_eq!(chunks, expected);
+    assert_eq!(frames.0.len(), model.plan().server_frames());
     let out = client.outcome().unwrap();
     assert_eq!(
         out.logits_ring,
@@ -287,71 +280,58 @@ fn garbled_layers_are_streamed_in_chunks() {
     assert!(estimate < tables, "{estimate} B");
 }
 
-/// A client refuses garbled chunks that skip, overlap or overrun its layer, and (also when it
-/// delegates evaluation) tables of the wrong length.
+/// A client refuses garbled chunks that skip, overlap or overrun its layer, and tables of the
+/// wrong length.
 #[test]
 fn client_rejects_out_of_order_chunks() {
-    use cryptonas_protocol::Step;
+    /// Tampers with every garbled chunk but a layer's first.
+    struct Tamper(u8);
+    impl Tap for Tamper {
+        fn frame(&mut self, from: Side, frame: Vec<u8>) -> Vec<u8> {
+            let Ok(Msg::ServerGarbled {
+                stage,
+                first,
+                count,
+                mut tables,
+                decoding,
+                corrections,
+            }) = Msg::decode(&frame)
+            else {
+                return frame;
+            };
+            if from != Side::Server || first == 0 {
+                return frame;
+            }
+            let (first, count) = match self.0 {
+                0 => (first + 64, count), // skips ReLUs
+                1 => (first - 64, count), // overlaps
+                2 => (first, count + 64), // overruns the layer
+                _ => {
+                    tables.pop(); // truncated tables
+                    (first, count)
+                }
+            };
+            Msg::ServerGarbled {
+                stage,
+                first,
+                count,
+                tables,
+                decoding,
+                corrections,
+            }
+            .encode()
+        }
+    }
     let (model, images) = model(3, 32, 6);
-    for tamper in 0..5 {
+    for tamper in 0..4 {
         let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
         let mut client = ClientSession::new(
             ClientInput::Normalised(images[0].clone()),
             Csprng::from_entropy().unwrap(),
         );
-        if tamper == 4 {
-            client.delegate_evaluation();
-        }
-        let mut up = client.start().unwrap();
-        let err = 'run: loop {
-            let mut down = Vec::new();
-            for f in up.drain(..) {
-                if let Step::Continue(o) = server.handle(&f).unwrap() {
-                    down.extend(o);
-                }
-                while let Some(f) = server.poll_frame().unwrap() {
-                    down.push(f);
-                }
-            }
-            assert!(!down.is_empty());
-            for f in down {
-                let f = match Msg::decode(&f) {
-                    Ok(Msg::ServerGarbled {
-                        stage,
-                        first,
-                        count,
-                        mut tables,
-                        decoding,
-                        corrections,
-                    }) if first > 0 => {
-                        let (first, count) = match tamper {
-                            0 => (first + 64, count), // skips ReLUs
-                            1 => (first - 64, count), // overlaps
-                            2 => (first, count + 64), // overruns the layer
-                            _ => {
-                                tables.pop(); // truncated tables
-                                (first, count)
-                            }
-                        };
-                        Msg::ServerGarbled {
-                            stage,
-                            first,
-                            count,
-                            tables,
-                            decoding,
-                            corrections,
-                        }
-                        .encode()
-                    }
-                    _ => f,
-                };
-                match client.handle(&f) {
-                    Ok(Step::Continue(o)) => up.extend(o),
-                    Ok(Step::Finished(_)) => panic!("finished despite a tampered chunk"),
-                    Err(e) => break 'run e,
-                }
-            }
-        };
+        let (side, err) =
+            run_local_with(&mut client, &mut server, &mut Tamper(tamper)).unwrap_err();
+        assert_eq!(side, Side::Client);
         let want = if tamper < 3 {
             "ServerGarbled"
         } else {
@@ -364,72 +344,51 @@ fn client_rejects_out_of_order_chunks() {
     }
 }
 
-/// Delegated evaluation (what the browser's Web Workers do): the session hands out every chunk as a
-/// job, the "workers" here evaluate them from their serialised form and complete them out of order,
-/// and the logits stay bit-exact. Unknown and repeated results are refused.
+/// Evaluation is handed out as jobs (what the browser's Web Workers do): results coming back in
+/// any order give bit-exact logits, every chunk is evaluated exactly once, and results after the
+/// end are refused.
 #[test]
-fn delegated_evaluation_out_of_order_is_bit_exact() {
-    use cryptonas_protocol::{ChunkEvaluator, ChunkJob, EvalTask, Step};
-    use std::collections::HashMap;
-    let (model, images) = model(3, 32, 7);
-    for (n, x) in images.iter().take(2).enumerate() {
-        let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
-        let mut client = ClientSession::new(
-            ClientInput::Normalised(x.clone()),
-            Csprng::from_entropy().unwrap(),
-        );
-        client.delegate_evaluation();
-        let mut workers: HashMap<u32, ChunkEvaluator> = HashMap::new();
-        let mut up = client.start().unwrap();
-        let mut finished = false;
-        while !finished {
-            let mut down = Vec::new();
-            for f in up.drain(..) {
-                let (Step::Continue(o) | Step::Finished(o)) = server.handle(&f).unwrap();
-                down.extend(o);
-                while let Some(f) = server.poll_frame().unwrap() {
-                    down.push(f);
-                }
+fn evaluation_jobs_completed_out_of_order_are_bit_exact() {
+    /// Reverses every layer's results and keeps their ids.
+    #[derive(Default)]
+    struct Reorder(Vec<u32>, usize);
+    impl Tap for Reorder {
+        fn frame(&mut self, from: Side, frame: Vec<u8>) -> Vec<u8> {
+            if from == Side::Server && frame.first() == Some(&MsgKind::ServerGarbled.tag()) {
+                self.1 += 1;
             }
-            assert!(!down.is_empty(), "server went quiet");
-            for f in down {
-                match client.handle(&f).unwrap() {
-                    Step::Continue(o) => up.extend(o),
-                    Step::Finished(_) => finished = true,
-                }
-                let mut results = Vec::new();
-                for task in client.take_tasks() {
-                    match task {
-                        EvalTask::Store(job) => {
-                            let job = ChunkJob::from_bytes(&job.to_bytes()).unwrap();
-                            workers.insert(job.id, ChunkEvaluator::new(&job).unwrap());
-                        }
-                        EvalTask::Evaluate { id, garbler_labels } => {
-                            let w = workers.remove(&id).expect("job stored offline");
-                            results.push((id, w.evaluate_packed(&garbler_labels).unwrap()));
-                        }
-                    }
-                }
-                // Workers finish in any order.
-                if n == 1 {
-                    results.reverse();
-                }
-                let last = results.len().saturating_sub(1);
-                for (i, (id, shares)) in results.iter().enumerate() {
-                    let out = client.complete_job(*id, shares).unwrap();
-                    assert_eq!(out.is_empty(), i != last, "reply only after the last chunk");
-                    up.extend(out);
-                }
-            }
+            frame
         }
-        assert!(workers.is_empty(), "every stored job was evaluated");
-        let out = client.outcome().unwrap();
-        assert_eq!(
-            out.logits_ring,
-            model.fixed().forward(&out.input_ring).unwrap()
-        );
-        assert!(client.complete_job(0, &[]).is_err(), "result after the end");
+        fn job_results(&mut self, results: &mut Vec<(u32, Vec<u8>)>) {
+            results.reverse();
+            self.0.extend(results.iter().map(|(id, _)| *id));
+        }
     }
+    let (model, images) = model(3, 32, 7);
+    let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+    let mut client = ClientSession::new(
+        ClientInput::Normalised(images[0].clone()),
+        Csprng::from_entropy().unwrap(),
+    );
+    let mut tap = Reorder::default();
+    run_local_with(&mut client, &mut server, &mut tap).unwrap();
+    let mut ids = tap.0.clone();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        (0..tap.1 as u32).collect::<Vec<_>>(),
+        "each chunk once"
+    );
+    assert!(
+        tap.0.windows(2).any(|w| w[0] > w[1]),
+        "results were reordered"
+    );
+    let out = client.outcome().unwrap();
+    assert_eq!(
+        out.logits_ring,
+        model.fixed().forward(&out.input_ring).unwrap()
+    );
+    assert!(client.complete_job(0, &[]).is_err(), "result after the end");
 }
 
 /// Offline material garbled ahead of the client (a server's pool) gives the same bit-exact result;

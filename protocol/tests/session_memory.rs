@@ -8,7 +8,7 @@
 use cryptonas_alloc_meter::Meter;
 use cryptonas_crypto::Csprng;
 use cryptonas_protocol::{
-    run_local, ClientInput, ClientSession, FrameSession, ProtocolError, ServerSession, Step,
+    run_local, ClientInput, ClientSession, Output, ProtocolError, ServerSession, Session,
 };
 
 #[global_allocator]
@@ -17,20 +17,16 @@ static HEAP: Meter = Meter::new();
 /// The server half with every call metered.
 struct Metered(ServerSession);
 
-impl FrameSession for Metered {
-    fn start(&mut self) -> Result<Vec<Vec<u8>>, ProtocolError> {
-        HEAP.metered(|| self.0.start())
-    }
-
-    fn handle(&mut self, frame: &[u8]) -> Result<Step, ProtocolError> {
+impl Session for Metered {
+    fn handle(&mut self, frame: &[u8]) -> Result<(), ProtocolError> {
         HEAP.metered(|| {
             let received = frame.to_vec();
             self.0.handle(&received)
         })
     }
 
-    fn poll_frame(&mut self) -> Result<Option<Vec<u8>>, ProtocolError> {
-        HEAP.metered(|| self.0.poll_frame())
+    fn poll_output(&mut self) -> Result<Option<Output>, ProtocolError> {
+        HEAP.metered(|| self.0.poll_output())
     }
 }
 

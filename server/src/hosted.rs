@@ -3,7 +3,7 @@
 use crate::{AppError, HostedModel, ModelSummary, PlainAnswer};
 use cryptonas_crypto::Csprng;
 use cryptonas_model::Model;
-use cryptonas_protocol::{FrameSession, OfflineMaterial, ServerModel, ServerSession};
+use cryptonas_protocol::{OfflineMaterial, ServerModel, ServerSession, Session};
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, Weak};
@@ -139,14 +139,14 @@ impl HostedModel for ProtocolModel {
         }
     }
 
-    fn new_session(&self) -> Result<Box<dyn FrameSession>, AppError> {
+    fn new_session(&self) -> Result<Box<dyn Session>, AppError> {
         let rng = Csprng::from_entropy().map_err(|e| {
             tracing::error!(error = %e, "no entropy");
             AppError::Internal
         })?;
         match self.take_material() {
             Some(material) => ServerSession::with_material(self.model.clone(), rng, material)
-                .map(|s| Box::new(s) as Box<dyn FrameSession>)
+                .map(|s| Box::new(s) as Box<dyn Session>)
                 .map_err(|e| {
                     tracing::error!(error = %e, "pooled material unusable");
                     AppError::Internal

@@ -15,7 +15,7 @@ use axum::http::{header, HeaderValue};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cryptonas_protocol::FrameSession;
+use cryptonas_protocol::Session;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -112,7 +112,7 @@ pub trait HostedModel: Send + Sync {
     /// Public description.
     fn summary(&self) -> ModelSummary;
     /// A fresh server session (fresh randomness, nothing shared with other sessions).
-    fn new_session(&self) -> Result<Box<dyn FrameSession>, AppError>;
+    fn new_session(&self) -> Result<Box<dyn Session>, AppError>;
     /// Upper estimate of the memory one session holds at its peak, in bytes.
     fn session_memory(&self) -> u64;
     /// Plaintext classification of an uploaded image (only when the user asks for it).

@@ -2,7 +2,7 @@
 
 use crate::Limits;
 use axum::extract::ws::Message;
-use cryptonas_protocol::{FrameSession, ProtocolError, Step};
+use cryptonas_protocol::{Output, ProtocolError, Session};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 
 /// Traffic of one finished session.
@@ -40,11 +40,12 @@ pub enum PumpError {
 
 /// Runs `session` over a socket until it finishes, fails, times out or the peer leaves.
 ///
-/// Generic over the socket so tests can drive it with channels. On a protocol error the peer gets a
-/// close frame whose reason is the error text (no secrets are in protocol errors).
+/// Generic over the socket so tests can drive it with channels. On a protocol error the peer gets
+/// the protocol's `Error` frame (code and reason; no secrets are in protocol errors), then a close
+/// frame.
 pub async fn pump<S, E>(
     socket: S,
-    mut session: Box<dyn FrameSession>,
+    session: Box<dyn Session>,
     limits: &Limits,
 ) -> Result<SessionStats, PumpError>
 where
@@ -54,11 +55,24 @@ where
 {
     let (mut tx, mut rx) = socket.split();
     let mut stats = SessionStats::default();
+    let mut session = Some(session);
     let result = async {
-        let first = session.start()?;
-        send_all(&mut tx, first, &mut stats).await?;
-        let mut session = Some(session);
         loop {
+            // Everything the session has to say. Each frame is produced after the previous one
+            // was handed to the socket, so a slow client holds back the server's work (the
+            // streamed garbling) instead of its memory.
+            loop {
+                match off_runtime(&mut session, |s| s.poll_output()).await?? {
+                    Some(Output::Frame(f)) => send_all(&mut tx, vec![f], &mut stats).await?,
+                    Some(Output::Finished) => return Ok(()),
+                    Some(Output::Job(_)) => {
+                        return Err(PumpError::Protocol(ProtocolError::Internal(
+                            "a server session handed out a job",
+                        )))
+                    }
+                    None => break,
+                }
+            }
             let next = tokio::time::timeout(limits.idle_timeout, rx.next())
                 .await
                 .map_err(|_| PumpError::Idle)?;
@@ -74,21 +88,14 @@ where
             };
             stats.frames_in += 1;
             stats.bytes_in += frame.len() as u64;
-            match off_runtime(&mut session, move |s| s.handle(&frame)).await?? {
-                Step::Continue(out) => send_all(&mut tx, out, &mut stats).await?,
-                Step::Finished(out) => {
-                    send_all(&mut tx, out, &mut stats).await?;
-                    return Ok(());
-                }
-            }
-            // Streamed output: each frame is produced after the previous one was handed to the
-            // socket, so a slow client holds back the server's work instead of its memory.
-            while let Some(f) = off_runtime(&mut session, |s| s.poll_frame()).await?? {
-                send_all(&mut tx, vec![f], &mut stats).await?;
-            }
+            off_runtime(&mut session, move |s| s.handle(&frame)).await??;
         }
     }
     .await;
+    if let Err(PumpError::Protocol(e)) = &result {
+        // The one error channel of the protocol; the close reason repeats it for WebSocket tools.
+        let _ = tx.send(Message::Binary(e.to_frame().into())).await;
+    }
     let reason = match &result {
         Ok(()) => "done".to_string(),
         Err(e) => e.to_string(),
@@ -104,10 +111,12 @@ where
 /// Runs a session step on the blocking pool: HE responses and garbling take milliseconds to
 /// seconds of CPU and must not stall the runtime's other sessions.
 async fn off_runtime<T: Send + 'static>(
-    slot: &mut Option<Box<dyn FrameSession>>,
-    work: impl FnOnce(&mut dyn FrameSession) -> T + Send + 'static,
+    slot: &mut Option<Box<dyn Session>>,
+    work: impl FnOnce(&mut dyn Session) -> T + Send + 'static,
 ) -> Result<T, PumpError> {
-    let mut session = slot.take().ok_or(ProtocolError::Closed)?;
+    let mut session = slot
+        .take()
+        .ok_or(ProtocolError::Internal("a session step was lost"))?;
     let (session, out) = tokio::task::spawn_blocking(move || {
         let out = work(session.as_mut());
         (session, out)

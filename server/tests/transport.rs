@@ -1,44 +1,59 @@
 //! The transport over a real socket on 127.0.0.1, with a toy session standing in for the protocol:
 //! routing, COOP/COEP headers, limits, errors, and sessions that fail without harming others.
 
-use cryptonas_protocol::{FrameSession, ProtocolError, Step};
+use cryptonas_protocol::{ErrorCode, Msg, Output, ProtocolError, Session};
 use cryptonas_server::{app, AppError, AppState, HostedModel, Limits, ModelSummary, PlainAnswer};
 use futures_util::{SinkExt, StreamExt};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
-/// Answers each frame with its bytes reversed; `b"end"` finishes; `b"bad"` is a protocol error;
-/// `b"stream"` makes it stream three frames through `poll_frame`.
-#[derive(Default)]
+/// Says hello, then answers each frame with its bytes reversed; `b"end"` finishes after a bye;
+/// `b"bad"` is a protocol error; `b"stream"` makes it stream three frames, produced one per poll.
 struct Reverse {
+    outbox: VecDeque<Output>,
     streaming: u8,
 }
 
-impl FrameSession for Reverse {
-    fn start(&mut self) -> Result<Vec<Vec<u8>>, ProtocolError> {
-        Ok(vec![b"hello".to_vec()])
-    }
-    fn handle(&mut self, frame: &[u8]) -> Result<Step, ProtocolError> {
-        match frame {
-            b"end" => Ok(Step::Finished(vec![b"bye".to_vec()])),
-            b"bad" => Err(ProtocolError::Malformed {
-                what: "toy",
-                reason: "bad frame".into(),
-            }),
-            b"stream" => {
-                self.streaming = 3;
-                Ok(Step::Continue(vec![]))
-            }
-            f => Ok(Step::Continue(vec![f.iter().rev().copied().collect()])),
+impl Default for Reverse {
+    fn default() -> Self {
+        Reverse {
+            outbox: VecDeque::from([Output::Frame(b"hello".to_vec())]),
+            streaming: 0,
         }
     }
-    fn poll_frame(&mut self) -> Result<Option<Vec<u8>>, ProtocolError> {
+}
+
+impl Session for Reverse {
+    fn handle(&mut self, frame: &[u8]) -> Result<(), ProtocolError> {
+        match frame {
+            b"end" => {
+                self.outbox.push_back(Output::Frame(b"bye".to_vec()));
+                self.outbox.push_back(Output::Finished);
+            }
+            b"bad" => {
+                return Err(ProtocolError::Malformed {
+                    what: "toy message",
+                    reason: "bad frame".into(),
+                })
+            }
+            b"stream" => self.streaming = 3,
+            f => self
+                .outbox
+                .push_back(Output::Frame(f.iter().rev().copied().collect())),
+        }
+        Ok(())
+    }
+    fn poll_output(&mut self) -> Result<Option<Output>, ProtocolError> {
+        if let Some(out) = self.outbox.pop_front() {
+            return Ok(Some(out));
+        }
         if self.streaming == 0 {
             return Ok(None);
         }
         self.streaming -= 1;
-        Ok(Some(vec![b'0' + self.streaming]))
+        Ok(Some(Output::Frame(vec![b'0' + self.streaming])))
     }
 }
 
@@ -64,7 +79,7 @@ impl HostedModel for Toy {
             description: "test".into(),
         }
     }
-    fn new_session(&self) -> Result<Box<dyn FrameSession>, AppError> {
+    fn new_session(&self) -> Result<Box<dyn Session>, AppError> {
         Ok(Box::new(Reverse::default()))
     }
     fn session_memory(&self) -> u64 {
@@ -135,6 +150,17 @@ async fn session_runs_and_bad_session_does_not_harm_others() {
         Message::binary(b"hello".to_vec())
     );
     bad.send(Message::binary(b"bad".to_vec())).await.unwrap();
+    // The protocol's one error channel, then the close.
+    match bad.next().await.unwrap().unwrap() {
+        Message::Binary(f) => match Msg::decode(&f).unwrap() {
+            Msg::Error { code, message } => {
+                assert_eq!(code, ErrorCode::Malformed);
+                assert!(message.contains("malformed toy message"), "{message}");
+            }
+            other => panic!("expected an Error frame, got {other:?}"),
+        },
+        other => panic!("expected an Error frame, got {other:?}"),
+    }
     match bad.next().await.unwrap().unwrap() {
         Message::Close(Some(frame)) => assert!(frame.reason.contains("malformed toy message")),
         other => panic!("expected a close frame, got {other:?}"),

@@ -6,10 +6,9 @@
 //! `www/worker.js`): it sends the frames [`PrivateInference::start`] returns, feeds every binary
 //! frame it receives to [`PrivateInference::handle`], and sends what that returns.
 //!
-//! With [`PrivateInference::delegate_evaluation`] the session hands garbled evaluation out as jobs:
-//! the page's session worker gives each streamed chunk to one of several evaluation workers, each
-//! running its own instance of this module with an [`EvalChunk`] per chunk, and feeds their shares
-//! back through [`PrivateInference::complete`].
+//! The session hands garbled evaluation out as jobs: the page's session worker gives each streamed
+//! chunk to one of several evaluation workers, each running its own instance of this module with
+//! an [`EvalChunk`] per chunk, and feeds their shares back through [`PrivateInference::complete`].
 //!
 //! [`GcBench`] measures garbled-circuit evaluation speed (AND gates/s) in the calling thread, so the
 //! page can report the speed of its worker.
@@ -17,8 +16,8 @@
 use cryptonas_crypto::Csprng;
 use cryptonas_gc::{Delta, ReluCircuit, ReluVariant, TweakDomain};
 use cryptonas_protocol::{
-    ChunkEvaluator, ChunkJob, ClientInput, ClientSession, EvalTask, FrameKind, FrameSession, Msg,
-    Phase, Plan, Step, GARBLE_CHUNK,
+    ChunkEvaluator, ChunkJob, ClientInput, ClientSession, EvalTask, FrameInfo, Msg, MsgKind,
+    Output, Phase, Plan, Session,
 };
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -47,20 +46,20 @@ fn phase_name(p: Phase) -> &'static str {
 
 /// What a server frame was, for progress display.
 fn frame_event(frame: &[u8]) -> (&'static str, Option<u32>) {
-    let Some(kind) = FrameKind::of(frame) else {
+    let Some(FrameInfo { kind, stage }) = FrameInfo::of(frame) else {
         return ("unknown", None);
     };
-    let event = match kind.name {
-        "ServerPlan" => "plan",
-        "ServerHeResponse" => "he",
-        "ServerOtChoices" | "ServerOtChallenge" => "ot",
-        "ServerGarbled" => "garbled",
-        "ServerLabels" => "labels",
-        "ServerOutput" => "output",
-        "Error" => "error",
+    let event = match kind {
+        MsgKind::ServerPlan => "plan",
+        MsgKind::ServerHeResponse => "he",
+        MsgKind::ServerOtChoices | MsgKind::ServerOtChallenge => "ot",
+        MsgKind::ServerGarbled => "garbled",
+        MsgKind::ServerLabels => "labels",
+        MsgKind::ServerOutput => "output",
+        MsgKind::Error => "error",
         _ => "unknown",
     };
-    (event, kind.stage)
+    (event, stage)
 }
 
 /// One ReLU layer of the public plan.
@@ -115,10 +114,7 @@ impl PlanInfo {
                 }
             })
             .collect();
-        // Plan, one HE response per stage, two OT messages, the streamed chunks and one labels
-        // frame per ReLU layer, output.
-        let chunks: usize = layers.iter().map(|l| l.relus.div_ceil(GARBLE_CHUNK)).sum();
-        let expected_frames = (1 + plan.stages.len() + 2 + chunks + layers.len() + 1) as u32;
+        let expected_frames = plan.server_frames() as u32;
         Some(PlanInfo {
             model: plan.model.clone(),
             classes: plan.classes.clone(),
@@ -145,9 +141,6 @@ pub enum ClientError {
     /// A frame arrived before `start`.
     #[error("frame handled before start()")]
     NotStarted,
-    /// Evaluation can only be delegated before the session starts.
-    #[error("delegate evaluation before start()")]
-    DelegateAfterStart,
     /// The protocol rejected a frame (or the peer reported an error).
     #[error(transparent)]
     Protocol(#[from] cryptonas_protocol::ProtocolError),
@@ -163,7 +156,7 @@ pub struct FrameStep {
     /// Frames to send to the server (not serialised: JavaScript gets `Uint8Array`s).
     #[serde(skip)]
     pub frames: Vec<Vec<u8>>,
-    /// Evaluation jobs for the workers (delegated mode; JavaScript gets `jobs`).
+    /// Evaluation jobs for the workers (JavaScript gets `jobs`).
     #[serde(skip)]
     pub tasks: Vec<EvalTask>,
     /// The session finished: close the socket.
@@ -176,6 +169,14 @@ pub struct FrameStep {
     pub stage: Option<u32>,
     /// Server frames handled so far (compare with [`PlanInfo::expected_frames`]).
     pub frames_received: u32,
+}
+
+/// What the session had to say after a call.
+#[derive(Default)]
+struct Drained {
+    frames: Vec<Vec<u8>>,
+    tasks: Vec<EvalTask>,
+    done: bool,
 }
 
 /// The result for JavaScript: ring logits as decimal strings (they may exceed 2^53).
@@ -209,13 +210,26 @@ impl PrivateInference {
         })
     }
 
-    /// The frames to send first.
+    /// The frames to send first (the hello).
     pub fn start_frames(&mut self) -> Result<Vec<Vec<u8>>, ClientError> {
         if self.started {
             return Err(ClientError::AlreadyStarted);
         }
         self.started = true;
-        Ok(self.session.start()?)
+        Ok(self.drain()?.frames)
+    }
+
+    /// Everything the session has to say now.
+    fn drain(&mut self) -> Result<Drained, ClientError> {
+        let mut d = Drained::default();
+        while let Some(out) = self.session.poll_output()? {
+            match out {
+                Output::Frame(f) => d.frames.push(f),
+                Output::Job(t) => d.tasks.push(t),
+                Output::Finished => d.done = true,
+            }
+        }
+        Ok(d)
     }
 
     /// Consumes one server frame.
@@ -224,20 +238,20 @@ impl PrivateInference {
             return Err(ClientError::NotStarted);
         }
         self.received += 1;
-        if self.plan.is_none() && FrameKind::of(frame).is_some_and(|k| k.name == "ServerPlan") {
+        let info = FrameInfo::of(frame);
+        if self.plan.is_none() && info.is_some_and(|i| i.kind == MsgKind::ServerPlan) {
             self.plan = PlanInfo::from_frame(frame);
         }
         let (event, stage) = frame_event(frame);
-        let (mut frames, done) = match self.session.handle(frame)? {
-            Step::Continue(f) => (f, false),
-            Step::Finished(f) => (f, true),
-        };
-        while let Some(f) = self.session.poll_frame()? {
-            frames.push(f);
-        }
+        self.session.handle(frame)?;
+        let Drained {
+            frames,
+            tasks,
+            done,
+        } = self.drain()?;
         Ok(FrameStep {
             frames,
-            tasks: self.session.take_tasks(),
+            tasks,
             done,
             phase: phase_name(self.session.phase()),
             event,
@@ -246,18 +260,10 @@ impl PrivateInference {
         })
     }
 
-    /// Hands garbled evaluation to the caller (see [`ClientSession::delegate_evaluation`]).
-    pub fn delegate(&mut self) -> Result<(), ClientError> {
-        if self.started {
-            return Err(ClientError::DelegateAfterStart);
-        }
-        self.session.delegate_evaluation();
-        Ok(())
-    }
-
-    /// A delegated job's shares (packed); the frames to send (the layer's reply once complete).
+    /// A job's shares (packed); the frames to send (the layer's reply once complete).
     pub fn complete_job(&mut self, id: u32, shares: &[u8]) -> Result<Vec<Vec<u8>>, ClientError> {
-        Ok(self.session.complete_job(id, shares)?)
+        self.session.complete_job(id, shares)?;
+        Ok(self.drain()?.frames)
     }
 
     /// The public plan, once the server's first frame has arrived.
@@ -299,12 +305,13 @@ impl PrivateInference {
         Ok(frames_to_js(self.start_frames().map_err(js_err)?))
     }
 
-    /// Consumes one binary frame from the server. Returns `{ frames: Uint8Array[], done, phase,
-    /// event, stage, frames_received }`: send `frames`, and close the socket once `done`.
+    /// Consumes one binary frame from the server. Returns `{ frames: Uint8Array[], jobs, done,
+    /// phase, event, stage, frames_received }`: send `frames`, and close the socket once `done`.
+    /// A server's `Error` frame makes this throw with the server's code and reason.
     ///
-    /// In delegated mode the object also has `jobs`: `{ kind: "store", id, job: Uint8Array }` (give
-    /// it to a worker's [`EvalChunk`]) or `{ kind: "evaluate", id, labels: Uint8Array }` (evaluate
-    /// job `id` there and pass the result to [`PrivateInference::complete`]).
+    /// `jobs` are `{ kind: "store", id, job: Uint8Array }` (give it to a worker's [`EvalChunk`])
+    /// or `{ kind: "evaluate", id, labels: Uint8Array }` (evaluate job `id` there and pass the
+    /// result to [`PrivateInference::complete`]).
     pub fn handle(&mut self, frame: &[u8]) -> Result<JsValue, JsError> {
         let mut step = self.handle_frame(frame).map_err(js_err)?;
         let info = to_js(&step)?;
@@ -347,12 +354,6 @@ impl PrivateInference {
         }
         set("jobs", &jobs.into())?;
         Ok(info)
-    }
-
-    /// Hands garbled evaluation to workers: `handle` then returns `jobs`. Call before `start`.
-    #[wasm_bindgen(js_name = delegateEvaluation)]
-    pub fn delegate_evaluation(&mut self) -> Result<(), JsError> {
-        self.delegate().map_err(js_err)
     }
 
     /// A worker's result for job `id` (the bytes [`EvalChunk::evaluate`] returned); returns the
@@ -479,7 +480,7 @@ impl GcBench {
             count: relus as u32,
             tables: g.tables.as_bytes().to_vec(),
             decoding: g.decoding.as_bytes().to_vec(),
-            client_labels: evaluator.as_bytes().to_vec(),
+            client_labels: evaluator.as_bytes().to_vec().into(),
         };
         let evaluator = ChunkEvaluator::new(&job).map_err(|e| JsError::new(&e.to_string()))?;
         Ok(GcBench {

@@ -5,7 +5,7 @@
 use cryptonas_crypto::Csprng;
 use cryptonas_protocol::testing::tiny_model;
 use cryptonas_protocol::{
-    ChunkEvaluator, ChunkJob, ClientInput, EvalTask, FrameSession, ServerSession, Step,
+    ChunkJob, ClientInput, EvalTask, LocalWorkers, Output, ServerSession, Session,
 };
 use std::collections::VecDeque;
 use wasm_client::{ClientError, PrivateInference};
@@ -15,20 +15,30 @@ use wasm_bindgen_test::wasm_bindgen_test;
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-/// Drives `client` against `server` through the shell's Rust API; returns the events seen.
+/// Every frame the server has to send now.
+fn server_frames(server: &mut ServerSession) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(o) = server.poll_output().unwrap() {
+        if let Output::Frame(f) = o {
+            out.push(f);
+        }
+    }
+    out
+}
+
+/// Drives `client` against `server` through the shell's Rust API (what the page's session worker
+/// does through its JavaScript twin; `cryptonas_protocol::run_local` drives the protocol session
+/// itself); returns the events seen. Jobs cross the worker boundary as bytes and finish in reverse
+/// order.
 fn drive(client: &mut PrivateInference, server: &mut ServerSession) -> Vec<&'static str> {
     let mut up: VecDeque<Vec<u8>> = client.start_frames().unwrap().into();
     let mut events = Vec::new();
-    let mut workers = std::collections::HashMap::new();
+    let mut workers = LocalWorkers::default();
     loop {
         let mut down = VecDeque::new();
         while let Some(f) = up.pop_front() {
-            match server.handle(&f).unwrap() {
-                Step::Continue(o) | Step::Finished(o) => down.extend(o),
-            }
-            while let Some(f) = server.poll_frame().unwrap() {
-                down.push_back(f);
-            }
+            server.handle(&f).unwrap();
+            down.extend(server_frames(server));
         }
         assert!(
             !down.is_empty(),
@@ -38,25 +48,22 @@ fn drive(client: &mut PrivateInference, server: &mut ServerSession) -> Vec<&'sta
             let step = client.handle_frame(&f).unwrap();
             events.push(step.event);
             up.extend(step.frames);
-            // Delegated mode: evaluate as a worker would, finishing in reverse order.
-            let mut results = Vec::new();
-            for task in step.tasks {
-                match task {
+            let tasks = step
+                .tasks
+                .into_iter()
+                .map(|t| match t {
                     EvalTask::Store(job) => {
-                        let job = ChunkJob::from_bytes(&job.to_bytes()).unwrap();
-                        workers.insert(job.id, ChunkEvaluator::new(&job).unwrap());
+                        EvalTask::Store(ChunkJob::from_bytes(&job.to_bytes()).unwrap())
                     }
-                    EvalTask::Evaluate { id, garbler_labels } => {
-                        let w = workers.remove(&id).expect("stored");
-                        results.push((id, w.evaluate_packed(&garbler_labels).unwrap()));
-                    }
-                }
-            }
-            for (id, shares) in results.into_iter().rev() {
+                    t => t,
+                })
+                .collect();
+            for (id, shares) in workers.run(tasks).unwrap().into_iter().rev() {
                 up.extend(client.complete_job(id, &shares).unwrap());
             }
             if step.done {
                 assert_eq!(step.phase, "done");
+                assert_eq!(workers.stored(), 0, "every stored chunk was evaluated");
                 return events;
             }
         }
@@ -100,29 +107,6 @@ fn private_logits_equal_fixed_point_engine_and_plan_predicts_frames() {
 
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 #[cfg_attr(not(target_arch = "wasm32"), test)]
-fn delegated_evaluation_gives_the_same_logits() {
-    let (_, _, model, images) = tiny_model(2, 8, 13);
-    let x = &images[0];
-    let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
-    let mut client = PrivateInference::with_input(ClientInput::Normalised(x.clone())).unwrap();
-    client.delegate().unwrap();
-    drive(&mut client, &mut server);
-    let out = client.outcome_rust().expect("finished").clone();
-    assert_eq!(
-        out.logits_ring,
-        model.fixed().forward(&out.input_ring).unwrap()
-    );
-    // Delegation is fixed before the session starts.
-    let mut late = PrivateInference::with_input(ClientInput::Normalised(x.clone())).unwrap();
-    late.start_frames().unwrap();
-    assert!(matches!(
-        late.delegate(),
-        Err(ClientError::DelegateAfterStart)
-    ));
-}
-
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
-#[cfg_attr(not(target_arch = "wasm32"), test)]
 fn misuse_and_bad_frames_are_errors_not_panics() {
     let (_, _, model, images) = tiny_model(1, 8, 12);
     let mut c = PrivateInference::with_input(ClientInput::Normalised(images[0].clone())).unwrap();
@@ -142,9 +126,8 @@ fn misuse_and_bad_frames_are_errors_not_panics() {
         .unwrap()
         .start_frames()
         .unwrap();
-    let Step::Continue(plan) = server.handle(&hello[0]).unwrap() else {
-        panic!("server finished on hello");
-    };
+    server.handle(&hello[0]).unwrap();
+    let plan = server_frames(&mut server);
     assert!(matches!(
         c.handle_frame(&plan[0]),
         Err(ClientError::Protocol(_))
