@@ -98,7 +98,7 @@ pub async fn classify(
         .replacen("https://", "wss://", 1);
     let url = format!("{base}/api/session/{model}");
     let started = Instant::now();
-    // A garbled layer is one frame: 2,976 B per ReLU at k = 32 (43 MB for a 14,336-ReLU layer).
+    // The largest server frames are garbled chunks of GARBLE_CHUNK ReLUs (≈ 6 MB at k = 32).
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME_BYTES))
         .max_frame_size(Some(MAX_FRAME_BYTES));

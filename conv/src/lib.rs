@@ -1,4 +1,4 @@
-//! The integer convolution of ring-spec.md, the only linear primitive of the protocol: its
+//! The integer convolution of docs/ring-spec.md, the only linear primitive of the protocol: its
 //! geometry ([`IntConv`]) and checks, and its reference evaluation in Z_2^k ([`conv_ring`]) and in
 //! f64 ([`conv_f64`]).
 //!
@@ -181,16 +181,10 @@ impl IntConv {
     }
 }
 
-/// `x mod 2^k` mask (`k` in 1..=64; 64 and above give all ones).
-pub fn ring_mask(k: u32) -> u64 {
-    if k >= 64 {
-        u64::MAX
-    } else {
-        (1u64 << k) - 1
-    }
-}
+/// `x mod 2^k` mask (`k` in 1..=64; 64 and above give all ones): the ring crate's.
+pub use cryptonas_ring::mask as ring_mask;
 
-/// The ring convolution of ring-spec.md: `out = Σ W·x (mod 2^k)` with wrapping u64 arithmetic,
+/// The ring convolution of docs/ring-spec.md: `out = Σ W·x (mod 2^k)` with wrapping u64 arithmetic,
 /// weights reduced mod 2^k, `x` CHW ring elements (upper bits are ignored), output masked to k bits.
 pub fn conv_ring(
     conv: &IntConv,

@@ -14,6 +14,13 @@ pub struct Block(pub [u8; 16]);
 /// The all-zero block is the zeroized value (`Zeroizing<Vec<Block>>` wipes label buffers).
 impl zeroize::DefaultIsZeroes for Block {}
 
+/// Constant-time equality, for comparisons that involve secrets (e.g. the KOS consistency check).
+impl subtle::ConstantTimeEq for Block {
+    fn ct_eq(&self, other: &Self) -> subtle::Choice {
+        self.0.ct_eq(&other.0)
+    }
+}
+
 impl Block {
     /// The all-zero block.
     pub const ZERO: Block = Block([0; 16]);

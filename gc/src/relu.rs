@@ -1,4 +1,4 @@
-//! The garbled ReLU of the protocol (ring-spec.md): on shares `a` (garbler) and `b` (evaluator) of
+//! The garbled ReLU of the protocol (docs/ring-spec.md): on shares `a` (garbler) and `b` (evaluator) of
 //! `x = a + b mod 2^k` and the garbler's fresh mask `m`, output `o = (relu_k(x) >> t) − m mod 2^k`
 //! to the evaluator. The garbler's share of the result is `m`. The rounding term `2^(t−1)` is added
 //! to `a` by the protocol before encoding (see [`ReluCircuit::round_term`]).
@@ -36,13 +36,7 @@ pub struct ReluCircuit {
     circuit: Circuit,
 }
 
-fn mask(k: u32) -> u64 {
-    if k == 64 {
-        u64::MAX
-    } else {
-        (1u64 << k) - 1
-    }
-}
+use cryptonas_ring::mask;
 
 /// Little-endian bits of every value (`width` bits each), checking that each value fits.
 pub fn words_to_bits(values: &[u64], width: u32) -> Result<Vec<bool>, CircuitError> {

@@ -114,7 +114,7 @@ fn garbled_relu_matches_plain_on_random_shares() {
                 .collect();
             let got = run_relu(&relu, &a_round, &b, &m, &mut rng, batch % 2 == 1);
             for i in 0..n {
-                // ring-spec.md: relu_trunc_t(Z) = relu_k(Z + 2^(t-1)) >> t, minus the mask.
+                // docs/ring-spec.md: relu_trunc_t(Z) = relu_k(Z + 2^(t-1)) >> t, minus the mask.
                 let z = a[i].wrapping_add(b[i]) & mk;
                 let zr = z.wrapping_add(relu.round_term()) & mk;
                 let relu_k = if zr >> (k - 1) == 1 { 0 } else { zr };

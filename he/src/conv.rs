@@ -1,4 +1,4 @@
-//! The integer convolution of the fixed-point contract (ring-spec.md), as the HE layer sees it:
+//! The integer convolution of the fixed-point contract (docs/ring-spec.md), as the HE layer sees it:
 //! the shared definition of `cryptonas-conv` plus what only packing needs (centred weights, a
 //! reference that also checks its inputs are ring elements).
 
@@ -34,7 +34,7 @@ pub(crate) fn centre_weight(w: i64, k: u32) -> i64 {
     ((w as u64) << shift) as i64 >> shift
 }
 
-/// Plaintext reference of [`IntConv`] over Z_2^k (bit-exact definition of ring-spec.md), refusing
+/// Plaintext reference of [`IntConv`] over Z_2^k (bit-exact definition of docs/ring-spec.md), refusing
 /// inputs that are not ring elements (the HE layer encodes them as plaintext coefficients).
 pub fn conv_ring(
     conv: &IntConv,

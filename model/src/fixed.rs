@@ -1,4 +1,4 @@
-//! Fixed-point evaluation of the normal form in Z_2^k (ring-spec.md), bit-exact with the protocol.
+//! Fixed-point evaluation of the normal form in Z_2^k (docs/ring-spec.md), bit-exact with the protocol.
 //!
 //! Scales are powers of two: the image enters at `f_in` fractional bits, every ReLU output at
 //! `f_a`, stage outputs Z at `F_Z`. A term reading a tensor at scale `f_src` has integer weights
@@ -37,20 +37,13 @@ pub struct FixedConfig {
     pub stages: Vec<StageScales>,
 }
 
-/// Signed meaning of a k-bit ring element (two's complement); k is clamped to [1, 64].
+/// Signed meaning of a k-bit ring element (two's complement); k is clamped to [1, 64]. The ring
+/// arithmetic itself lives in `cryptonas-ring` ([`cryptonas_ring::RingWidth::to_signed`]).
 pub fn to_signed(v: u64, k: u32) -> i64 {
-    let k = k.clamp(1, 64);
-    let v = v & ring_mask(k);
-    if k < 64 && v >> (k - 1) == 1 {
-        (v as i64)
-            .wrapping_sub(1i64 << (k - 1))
-            .wrapping_sub(1i64 << (k - 1))
-    } else {
-        v as i64
-    }
+    cryptonas_ring::RingWidth::new(k.clamp(1, 64)).map_or(0, |w| w.to_signed(v))
 }
 
-/// Ring element of a signed integer (mod 2^k).
+/// Ring element of a signed integer (mod 2^k; [`cryptonas_ring::RingWidth::from_signed`]).
 pub fn from_signed(v: i64, k: u32) -> u64 {
     (v as u64) & ring_mask(k)
 }

@@ -1,4 +1,4 @@
-//! The integer convolution of ring-spec.md — the only linear primitive the HE layer implements —
+//! The integer convolution of docs/ring-spec.md — the only linear primitive the HE layer implements —
 //! defined once in `cryptonas-conv` (shared with the HE crate) and re-exported here: geometry,
 //! checks, and the reference evaluations in Z_2^k ([`conv_ring`]) and in f64 ([`conv_f64`]).
 

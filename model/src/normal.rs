@@ -1,4 +1,4 @@
-//! The ReLU-separated normal form (ring-spec.md, DESIGN.md §3 way (a)).
+//! The ReLU-separated normal form (docs/ring-spec.md, DESIGN.md §3 way (a)).
 //!
 //! Every linear chain between shared tensors (the image and the ReLU outputs) is composed in float,
 //! BN folded, into one [`IntConv`]-shaped map per (source → target) pair. A [`Stage`] produces a

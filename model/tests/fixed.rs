@@ -9,7 +9,7 @@ use cryptonas_model::{
     NormalForm,
 };
 
-/// Naive reference straight from ring-spec.md, in i128 then reduced.
+/// Naive reference straight from docs/ring-spec.md, in i128 then reduced.
 fn conv_ref(c: &IntConv, w: &[i64], x: &[u64], k: u32) -> Vec<u64> {
     let (oh, ow) = (c.out_height(), c.out_width());
     let m = (1i128 << k) - 1;

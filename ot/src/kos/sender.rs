@@ -160,7 +160,8 @@ impl Sender<Checking> {
         let chis = Csprng::from_seed(seed).blocks(rows.len());
         let q = weighted_sum(&rows, &chis);
         let expected = msg.t ^ gf128::mul(msg.x, *ready.delta);
-        if q != expected {
+        // Constant time: q and the expected value are functions of Δ.
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(&q, &expected)) {
             return Err(OtError::ConsistencyCheckFailed { count });
         }
         rows.truncate(count);
