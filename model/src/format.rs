@@ -388,6 +388,49 @@ impl ModelSpec {
         self.nodes.iter().position(|n| n.id == id)
     }
 
+    /// Removes the nodes the output does not depend on and returns their ids (in file order).
+    /// Meant for a spec that [`ModelSpec::validate`] accepts (unique ids, known inputs).
+    pub fn prune_dead_nodes(&mut self) -> Vec<String> {
+        let index: HashMap<&str, usize> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id.as_str(), i))
+            .collect();
+        let mut live = vec![false; self.nodes.len()];
+        let mut stack: Vec<usize> = index
+            .get(self.output.as_str())
+            .copied()
+            .into_iter()
+            .collect();
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut live[i], true) {
+                continue;
+            }
+            stack.extend(
+                self.nodes[i]
+                    .inputs
+                    .iter()
+                    .filter_map(|id| index.get(id.as_str()).copied()),
+            );
+        }
+        // Without a known output nothing is dead: validation reports the output instead.
+        if !live.iter().any(|&l| l) {
+            return Vec::new();
+        }
+        let dead: Vec<String> = self
+            .nodes
+            .iter()
+            .zip(&live)
+            .filter(|(n, &l)| !l && !matches!(n.op, Op::Input))
+            .map(|(n, _)| n.id.clone())
+            .collect();
+        let mut keep = live.into_iter();
+        self.nodes
+            .retain(|n| keep.next().unwrap_or(true) || matches!(n.op, Op::Input));
+        dead
+    }
+
     /// Validate the structure and infer every node's shape.
     pub fn validate(&self) -> Result<Graph> {
         if self.format_version != FORMAT_VERSION {
@@ -844,9 +887,19 @@ pub struct Model {
 }
 
 impl Model {
-    /// Validate a parsed spec against its weights.
-    pub fn new(spec: ModelSpec, weights: HashMap<String, Tensor>) -> Result<Self> {
-        let graph = spec.validate()?;
+    /// Validate a parsed spec against its weights. Nodes the output does not depend on (dead
+    /// nodes, which older exports contain) are pruned first, with their tensors: they compute
+    /// nothing and must not be counted in the model's MACs.
+    pub fn new(mut spec: ModelSpec, mut weights: HashMap<String, Tensor>) -> Result<Self> {
+        let mut graph = spec.validate()?;
+        let dead = spec.prune_dead_nodes();
+        if !dead.is_empty() {
+            for id in dead {
+                let prefix = format!("{id}.");
+                weights.retain(|name, _| !name.starts_with(&prefix));
+            }
+            graph = spec.validate()?;
+        }
         let expected = spec.expected_tensors(&graph);
         for (i, name, shape) in &expected {
             let node = &spec.nodes[*i].id;

@@ -136,12 +136,25 @@ impl CryptoNasSpec {
             cur.push(out);
             if pools.contains(&i) {
                 c *= 4;
+                // Only what a later layer reads (its main input or a skip) is reduced: a reduction
+                // nobody reads would be a dead node.
+                let later = &self.layers[i + 1..];
+                let last = cur.len() - 1;
+                let read = |j: usize| {
+                    j == last
+                        || later
+                            .iter()
+                            .enumerate()
+                            .any(|(d, l)| j == i + 1 + d || l.skips.contains(&j))
+                };
                 for (j, node) in cur.iter_mut().enumerate() {
-                    *node = push(
-                        format!("reduce{reduce}.n{j}"),
-                        Op::FactorizedReduction { out_channels: c },
-                        vec![node.clone()],
-                    );
+                    if read(j) {
+                        *node = push(
+                            format!("reduce{reduce}.n{j}"),
+                            Op::FactorizedReduction { out_channels: c },
+                            vec![node.clone()],
+                        );
+                    }
                 }
                 reduce += 1;
             }

@@ -289,3 +289,51 @@ fn truncated_and_garbled_bytes_never_panic() {
     assert!(Model::from_bytes(b"null", &w).is_err());
     assert!(Model::load("/nonexistent.json", "/nonexistent.st").is_err());
 }
+
+/// The zoo builds no node the output does not depend on, and a file that has one (as every export
+/// before the fix did: `reduce1.n1`) loads with the node and its tensors pruned, computing the same.
+#[test]
+fn dead_nodes_are_not_built_and_are_pruned_at_load() {
+    let (spec, w) = tiny();
+    let mut pruned = spec.clone();
+    assert_eq!(
+        pruned.prune_dead_nodes(),
+        Vec::<String>::new(),
+        "the zoo builds none"
+    );
+    // Add a dead reduction reading layer 0's output, with its tensors.
+    let model = Model::from_bytes(spec.to_json().as_bytes(), &w).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&spec.to_json()).unwrap();
+    let reduce = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["op"]["type"] == "factorized_reduction")
+        .unwrap()
+        .clone();
+    let src = reduce["id"].as_str().unwrap().to_string();
+    let mut dead = reduce.clone();
+    dead["id"] = "dead.red".into();
+    v["nodes"].as_array_mut().unwrap().push(dead);
+    let mut t: BTreeMap<String, Tensor> = read_safetensors(&w).unwrap().into_iter().collect();
+    let copies: Vec<(String, Tensor)> = t
+        .iter()
+        .filter(|(k, _)| k.starts_with(&format!("{src}.")))
+        .map(|(k, v)| (k.replacen(&src, "dead.red", 1), v.clone()))
+        .collect();
+    assert!(!copies.is_empty());
+    t.extend(copies);
+    let json = serde_json::to_vec(&v).unwrap();
+    let loaded = Model::from_bytes(&json, &write_safetensors(&t).unwrap()).unwrap();
+    assert!(loaded.spec.node_index("dead.red").is_none());
+    assert!(loaded
+        .get_tensor(&format!("dead.red.{}", "bn.weight"))
+        .is_none());
+    let x = ndarray::Array4::from_shape_fn((1, 3, 32, 32), |(_, c, h, w)| {
+        ((c * 7 + h * 3 + w) % 11) as f32 * 0.1
+    });
+    assert_eq!(
+        loaded.forward(x.view()).unwrap(),
+        model.forward(x.view()).unwrap()
+    );
+}

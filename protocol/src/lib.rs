@@ -1,25 +1,4 @@
-//! Sans-IO client and server sessions of the private-inference protocol (DELPHI-style, semi-honest).
-//!
-//! A session is a pure state machine: the transport hands it one binary frame at a time and sends
-//! whatever frames it returns. Nothing here touches a socket, a clock or a thread.
-//!
-//! ```text
-//! client                                             server
-//! ClientHello ───────────────────────────────────▶
-//!             ◀──────────────────────────────────── ServerPlan (public plan, session id)
-//! ClientHeKey, ClientHeMasks × stages ───────────▶  (HE: Enc(Σ W·r − s_i), flooded)
-//!             ◀──────────────────────────────────── ServerHeResponse × stages
-//! ClientOtSetup ─▶ ◀─ ServerOtChoices                (Chou–Orlandi base OTs)
-//! ClientOtExtend ─▶ ◀─ ServerOtChallenge             (KOS correlated OT on the client's share bits,
-//! ClientOtResponse ─▶                                 Δ = the garbling Δ)
-//!             ◀──────────────────────────────────── ServerGarbled × chunks of every ReLU layer
-//!                                                     (streamed: garbled as the socket drains)
-//! ─────────────────────────── online ────────────────────────────────────────
-//! ClientInput (x − r) ───────────────────────────▶
-//!             ◀──────────────────────────────────── ServerLabels (stage 0)
-//! ClientMasked (o_0 − r_0) ──────────────────────▶   … one round trip per ReLU layer …
-//!             ◀──────────────────────────────────── ServerOutput (server's logits share)
-//! ```
+#![doc = include_str!("../README.md")]
 
 mod client;
 mod eval;
