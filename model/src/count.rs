@@ -16,6 +16,24 @@ pub fn macs(spec: &ModelSpec) -> Result<u64> {
     Ok(macs_graph(spec, &g))
 }
 
+/// Pairwise comparisons of the max-pool nodes for one image: `k² − 1` per output element (a
+/// running maximum over the window's cells; padding cells are never compared).
+pub fn max_pool_comparisons(spec: &ModelSpec) -> Result<u64> {
+    let g = spec.validate()?;
+    Ok(g.order
+        .iter()
+        .map(|&i| node_comparisons(&spec.nodes[i].op, g.shapes[i]))
+        .sum())
+}
+
+/// Comparisons of one node (`k² − 1` per output element of a max pool, 0 otherwise).
+pub fn node_comparisons(op: &Op, out: crate::format::Shape) -> u64 {
+    match op {
+        Op::MaxPool { kernel, .. } => (out.len() * (kernel * kernel - 1)) as u64,
+        _ => 0,
+    }
+}
+
 pub(crate) fn relu_count_graph(spec: &ModelSpec, g: &Graph) -> u64 {
     g.order
         .iter()
