@@ -886,9 +886,15 @@ impl ModelSpec {
             }
             Op::Clip { min, max } => {
                 arity("1", ins.len() == 1)?;
-                if min.is_nan() || max.is_nan() || min > max || *min == f32::INFINITY || *max == f32::NEG_INFINITY
+                if min.is_nan()
+                    || max.is_nan()
+                    || min > max
+                    || *min == f32::INFINITY
+                    || *max == f32::NEG_INFINITY
                 {
-                    return Err(param(format!("clip bounds [{min}, {max}] must satisfy min <= max")));
+                    return Err(param(format!(
+                        "clip bounds [{min}, {max}] must satisfy min <= max"
+                    )));
                 }
                 Ok(shapes[ins[0]])
             }

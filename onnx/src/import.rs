@@ -247,7 +247,9 @@ fn hint_for(op: &str) -> String {
         "Transpose" => "transposing activations (e.g. ShuffleNet's channel shuffle) is not \
                         supported: fold the permutation into the next convolution's weights"
             .into(),
-        "Resize" | "Upsample" => "upsampling is not supported (classification networks only)".into(),
+        "Resize" | "Upsample" => {
+            "upsampling is not supported (classification networks only)".into()
+        }
         "ReduceMean" => "use GlobalAveragePool for a mean over H and W".into(),
         "LayerNormalization" | "InstanceNormalization" | "GroupNormalization" => {
             "normalising by activation statistics needs division: use BatchNormalization \
@@ -528,11 +530,7 @@ impl Builder {
                 }
                 (v.iter().map(|x| 1.0 / x).collect(), vec![0.0; c])
             }
-            _ => {
-                return Err(bad(format!(
-                    "{op} with the data as divisor is not linear"
-                )))
-            }
+            _ => return Err(bad(format!("{op} with the data as divisor is not linear"))),
         };
         Ok(self.channel_affine(base, a, scale, shift))
     }
@@ -613,14 +611,21 @@ impl Builder {
         }
         if let Some(d) = attr_ints(n, "dilations") {
             if d.iter().any(|&v| v != 1) {
-                return Err(bad(format!("dilations {d:?}: only dilation 1 is supported"))
-                    .hint("replace the dilated convolution with an undilated one and fine-tune"));
+                return Err(
+                    bad(format!("dilations {d:?}: only dilation 1 is supported")).hint(
+                        "replace the dilated convolution with an undilated one and fine-tune",
+                    ),
+                );
             }
         }
         Ok((kernel[0], strides[0] as usize))
     }
 
-    fn convert(&mut self, idx: usize, n: &NodeProto) -> NResult<(Vec<Value>, Status, String, Vec<String>)> {
+    fn convert(
+        &mut self,
+        idx: usize,
+        n: &NodeProto,
+    ) -> NResult<(Vec<Value>, Status, String, Vec<String>)> {
         let base = if n.name.is_empty() {
             format!("{}_{idx}", n.op_type)
         } else {
@@ -628,30 +633,56 @@ impl Builder {
         };
         let op = n.op_type.as_str();
         if !(n.domain.is_empty() || n.domain == "ai.onnx") {
-            return Err(bad(format!("operator {op} of custom domain '{}'", n.domain))
-                .hint("export with standard ONNX operators only"));
+            return Err(
+                bad(format!("operator {op} of custom domain '{}'", n.domain))
+                    .hint("export with standard ONNX operators only"),
+            );
         }
         let before = self.nodes.len();
         let out = |v: Value| vec![v];
         // All-constant inputs: fold where the op is pure arithmetic on tensors.
         let all_const = !n.input.is_empty()
-            && n.input.iter().filter(|s| !s.is_empty()).all(|s| {
-                matches!(self.values.get(s), Some(Value::Const(_)))
-            });
+            && n.input
+                .iter()
+                .filter(|s| !s.is_empty())
+                .all(|s| matches!(self.values.get(s), Some(Value::Const(_))));
         let (vals, status, detail): (Vec<Value>, Status, String) = match op {
             "Constant" => {
-                known_attrs(n, &["value", "value_float", "value_floats", "value_int", "value_ints"])?;
+                known_attrs(
+                    n,
+                    &[
+                        "value",
+                        "value_float",
+                        "value_floats",
+                        "value_int",
+                        "value_ints",
+                    ],
+                )?;
                 let c = if let Some(a) = attr(n, "value") {
-                    let t = a.t.as_ref().ok_or_else(|| bad("attribute 'value' has no tensor"))?;
+                    let t =
+                        a.t.as_ref()
+                            .ok_or_else(|| bad("attribute 'value' has no tensor"))?;
                     Const::from_proto(t).map_err(|e| bad(format!("constant value: {e}")))?
                 } else if let Some(a) = attr(n, "value_float") {
                     Const::scalar(f64::from(a.f))
                 } else if let Some(a) = attr(n, "value_floats") {
-                    Const { dims: vec![a.floats.len()], data: a.floats.iter().map(|&v| f64::from(v)).collect(), integer: false }
+                    Const {
+                        dims: vec![a.floats.len()],
+                        data: a.floats.iter().map(|&v| f64::from(v)).collect(),
+                        integer: false,
+                    }
                 } else if let Some(a) = attr(n, "value_int") {
-                    Const { dims: vec![], data: vec![a.i as f64], integer: true }
+                    Const {
+                        dims: vec![],
+                        data: vec![a.i as f64],
+                        integer: true,
+                    }
                 } else if let Some(a) = attr(n, "value_ints") {
-                    Const { dims: vec![a.ints.len()], data: a.ints.iter().map(|&v| v as f64).collect(), integer: true }
+                    Const {
+                        dims: vec![a.ints.len()],
+                        data: a.ints.iter().map(|&v| v as f64).collect(),
+                        integer: true,
+                    }
                 } else {
                     return Err(bad("Constant without a supported value attribute (sparse and string constants are not supported)"));
                 };
@@ -660,7 +691,10 @@ impl Builder {
             "ConstantOfShape" => {
                 known_attrs(n, &["value"])?;
                 let shape = self.need_const(n, 0)?.ints().map_err(bad)?;
-                let dims = shape.iter().map(|&d| to_usize(d, "dimension")).collect::<NResult<Vec<_>>>()?;
+                let dims = shape
+                    .iter()
+                    .map(|&d| to_usize(d, "dimension"))
+                    .collect::<NResult<Vec<_>>>()?;
                 let len = checked_len(&dims).map_err(bad)?;
                 let (v, integer) = match attr(n, "value").and_then(|a| a.t.as_ref()) {
                     Some(t) => {
@@ -672,8 +706,16 @@ impl Builder {
                     }
                     None => (0.0, false),
                 };
-                let c = Const { dims: dims.clone(), data: vec![v; len], integer };
-                (out(Value::Const(c)), Status::Folded, format!("constant {dims:?} filled with {v}"))
+                let c = Const {
+                    dims: dims.clone(),
+                    data: vec![v; len],
+                    integer,
+                };
+                (
+                    out(Value::Const(c)),
+                    Status::Folded,
+                    format!("constant {dims:?} filled with {v}"),
+                )
             }
             "Identity" => {
                 known_attrs(n, &[])?;
@@ -690,11 +732,18 @@ impl Builder {
                         return Err(bad("Dropout with training_mode = true"));
                     }
                 }
-                if n.output.get(1).is_some_and(|m| !m.is_empty() && self.used.contains(m)) {
+                if n.output
+                    .get(1)
+                    .is_some_and(|m| !m.is_empty() && self.used.contains(m))
+                {
                     return Err(bad("the dropout mask output is used"));
                 }
                 let v = self.need(n, 0)?.clone();
-                (out(v), Status::Dropped, "dropout (identity at inference)".into())
+                (
+                    out(v),
+                    Status::Dropped,
+                    "dropout (identity at inference)".into(),
+                )
             }
             "Cast" if all_const => {
                 known_attrs(n, &["to", "saturate", "round_mode"])?;
@@ -708,7 +757,11 @@ impl Builder {
                     }
                     _ => return Err(bad(format!("Cast to data type {to}"))),
                 }
-                (out(Value::Const(c)), Status::Folded, "cast of a constant".into())
+                (
+                    out(Value::Const(c)),
+                    Status::Folded,
+                    "cast of a constant".into(),
+                )
             }
             "Cast" => {
                 known_attrs(n, &["to", "saturate", "round_mode"])?;
@@ -723,30 +776,57 @@ impl Builder {
                 let dims: Vec<usize> = match self.need(n, 0)? {
                     Value::Act(a) => a.dims.clone(),
                     Value::Const(c) => c.dims.clone(),
-                    Value::Unknown(f) => return Err(NodeErr { reason: format!("input comes from unsupported node {f}"), hint: None, skipped: true }),
+                    Value::Unknown(f) => {
+                        return Err(NodeErr {
+                            reason: format!("input comes from unsupported node {f}"),
+                            hint: None,
+                            skipped: true,
+                        })
+                    }
                 };
                 let r = dims.len() as i64;
                 let clamp = |v: i64| (if v < 0 { v + r } else { v }).clamp(0, r) as usize;
                 let s = clamp(attr_i(n, "start", 0));
                 let e = clamp(attr_i(n, "end", r));
                 let d: Vec<f64> = dims[s..e.max(s)].iter().map(|&v| v as f64).collect();
-                (out(Value::Const(Const { dims: vec![d.len()], data: d, integer: true })), Status::Folded, "static shape".into())
+                (
+                    out(Value::Const(Const {
+                        dims: vec![d.len()],
+                        data: d,
+                        integer: true,
+                    })),
+                    Status::Folded,
+                    "static shape".into(),
+                )
             }
             "Unsqueeze" | "Squeeze" => {
                 known_attrs(n, &["axes"])?;
                 let axes = match attr_ints(n, "axes") {
                     Some(a) => Some(a),
-                    None => self.konst(n, 1)?.map(|c| c.ints()).transpose().map_err(bad)?,
+                    None => self
+                        .konst(n, 1)?
+                        .map(|c| c.ints())
+                        .transpose()
+                        .map_err(bad)?,
                 };
                 let (dims, v) = match self.need(n, 0)? {
                     Value::Const(c) => (c.dims.clone(), None),
                     Value::Act(a) => (a.dims.clone(), Some(a.clone())),
-                    Value::Unknown(f) => return Err(NodeErr { reason: format!("input comes from unsupported node {f}"), hint: None, skipped: true }),
+                    Value::Unknown(f) => {
+                        return Err(NodeErr {
+                            reason: format!("input comes from unsupported node {f}"),
+                            hint: None,
+                            skipped: true,
+                        })
+                    }
                 };
                 let new = if op == "Unsqueeze" {
                     let axes = axes.ok_or_else(|| bad("Unsqueeze without axes"))?;
                     let r = dims.len() + axes.len();
-                    let mut ax: Vec<usize> = axes.iter().map(|&a| Self::norm_axis(a, r)).collect::<NResult<_>>()?;
+                    let mut ax: Vec<usize> = axes
+                        .iter()
+                        .map(|&a| Self::norm_axis(a, r))
+                        .collect::<NResult<_>>()?;
                     ax.sort_unstable();
                     let mut new = dims.clone();
                     for a in ax {
@@ -758,28 +838,49 @@ impl Builder {
                     new
                 } else {
                     let ax: Vec<usize> = match axes {
-                        Some(a) => a.iter().map(|&a| Self::norm_axis(a, dims.len())).collect::<NResult<_>>()?,
+                        Some(a) => a
+                            .iter()
+                            .map(|&a| Self::norm_axis(a, dims.len()))
+                            .collect::<NResult<_>>()?,
                         None => (0..dims.len()).filter(|&i| dims[i] == 1).collect(),
                     };
                     if ax.iter().any(|&a| dims[a] != 1) {
                         return Err(bad("Squeeze of an axis whose size is not 1"));
                     }
-                    dims.iter().enumerate().filter(|(i, _)| !ax.contains(i)).map(|(_, &d)| d).collect()
+                    dims.iter()
+                        .enumerate()
+                        .filter(|(i, _)| !ax.contains(i))
+                        .map(|(_, &d)| d)
+                        .collect()
                 };
                 match v {
                     None => {
                         let mut c = self.need_const(n, 0)?;
                         c.dims = new;
-                        (out(Value::Const(c)), Status::Folded, "reshape of a constant".into())
+                        (
+                            out(Value::Const(c)),
+                            Status::Folded,
+                            "reshape of a constant".into(),
+                        )
                     }
-                    Some(a) => (out(self.reshape_act(&a, new)?), Status::Dropped, "view (no data movement)".into()),
+                    Some(a) => (
+                        out(self.reshape_act(&a, new)?),
+                        Status::Dropped,
+                        "view (no data movement)".into(),
+                    ),
                 }
             }
             "Reshape" | "Flatten" => {
                 let (src_dims, v) = match self.need(n, 0)? {
                     Value::Const(c) => (c.dims.clone(), None),
                     Value::Act(a) => (a.dims.clone(), Some(a.clone())),
-                    Value::Unknown(f) => return Err(NodeErr { reason: format!("input comes from unsupported node {f}"), hint: None, skipped: true }),
+                    Value::Unknown(f) => {
+                        return Err(NodeErr {
+                            reason: format!("input comes from unsupported node {f}"),
+                            hint: None,
+                            skipped: true,
+                        })
+                    }
                 };
                 let total: usize = src_dims.iter().product();
                 let new: Vec<usize> = if op == "Flatten" {
@@ -800,7 +901,11 @@ impl Builder {
                     let mut infer = None;
                     for (i, &d) in t.iter().enumerate() {
                         match d {
-                            0 if !allowzero => new.push(*src_dims.get(i).ok_or_else(|| bad("shape 0 copies a missing dimension"))?),
+                            0 if !allowzero => new.push(
+                                *src_dims
+                                    .get(i)
+                                    .ok_or_else(|| bad("shape 0 copies a missing dimension"))?,
+                            ),
                             -1 if infer.is_none() => {
                                 infer = Some(i);
                                 new.push(1);
@@ -810,8 +915,10 @@ impl Builder {
                     }
                     if let Some(i) = infer {
                         let rest: usize = new.iter().product();
-                        if rest == 0 || total % rest != 0 {
-                            return Err(bad(format!("cannot infer -1 in shape {t:?} for {total} elements")));
+                        if rest == 0 || !total.is_multiple_of(rest) {
+                            return Err(bad(format!(
+                                "cannot infer -1 in shape {t:?} for {total} elements"
+                            )));
                         }
                         new[i] = total / rest;
                     }
@@ -824,9 +931,17 @@ impl Builder {
                             return Err(bad(format!("reshape of {:?} to {new:?}", c.dims)));
                         }
                         c.dims = new;
-                        (out(Value::Const(c)), Status::Folded, "reshape of a constant".into())
+                        (
+                            out(Value::Const(c)),
+                            Status::Folded,
+                            "reshape of a constant".into(),
+                        )
                     }
-                    Some(a) => (out(self.reshape_act(&a, new.clone())?), Status::Dropped, format!("view as {new:?} (no data movement)")),
+                    Some(a) => (
+                        out(self.reshape_act(&a, new.clone())?),
+                        Status::Dropped,
+                        format!("view as {new:?} (no data movement)"),
+                    ),
                 }
             }
             "Add" | "Sub" | "Mul" | "Div" | "Sum" if all_const => {
@@ -838,14 +953,24 @@ impl Builder {
                         "Add" | "Sum" => acc.zip(&b, |x, y| x + y),
                         "Sub" => acc.zip(&b, |x, y| x - y),
                         "Mul" => acc.zip(&b, |x, y| x * y),
-                        _ => acc.zip(&b, |x, y| if acc_is_int(x, y) { (x / y).trunc() } else { x / y }),
+                        _ => acc.zip(&b, |x, y| {
+                            if acc_is_int(x, y) {
+                                (x / y).trunc()
+                            } else {
+                                x / y
+                            }
+                        }),
                     }
                     .map_err(bad)?;
                 }
                 if acc.data.iter().any(|v| !v.is_finite()) {
                     return Err(bad("constant folding produced a non-finite value"));
                 }
-                (out(Value::Const(acc)), Status::Folded, "constant arithmetic".into())
+                (
+                    out(Value::Const(acc)),
+                    Status::Folded,
+                    "constant arithmetic".into(),
+                )
             }
             "Sqrt" | "Reciprocal" | "Neg" if all_const => {
                 known_attrs(n, &[])?;
@@ -860,23 +985,45 @@ impl Builder {
                 if c.data.iter().any(|v| !v.is_finite()) {
                     return Err(bad("constant folding produced a non-finite value"));
                 }
-                (out(Value::Const(c)), Status::Folded, "constant arithmetic".into())
+                (
+                    out(Value::Const(c)),
+                    Status::Folded,
+                    "constant arithmetic".into(),
+                )
             }
             "Neg" => {
                 known_attrs(n, &[])?;
                 let a = self.act(n, 0)?;
                 let a = self.affine_with_const(&base, a, &Const::scalar(-1.0), "Mul", false)?;
-                (out(Value::Act(a)), Status::Converted, "channel_affine (scale -1)".into())
+                (
+                    out(Value::Act(a)),
+                    Status::Converted,
+                    "channel_affine (scale -1)".into(),
+                )
             }
             "Add" | "Sub" | "Mul" | "Div" | "Sum" => {
                 known_attrs(n, &[])?;
-                let ins: Vec<Value> = (0..n.input.len()).map(|i| self.need(n, i).cloned()).collect::<NResult<_>>()?;
-                if let Some(Value::Unknown(f)) = ins.iter().find(|v| matches!(v, Value::Unknown(_))) {
-                    return Err(NodeErr { reason: format!("an input comes from unsupported node {f}"), hint: None, skipped: true });
+                let ins: Vec<Value> = (0..n.input.len())
+                    .map(|i| self.need(n, i).cloned())
+                    .collect::<NResult<_>>()?;
+                if let Some(Value::Unknown(f)) = ins.iter().find(|v| matches!(v, Value::Unknown(_)))
+                {
+                    return Err(NodeErr {
+                        reason: format!("an input comes from unsupported node {f}"),
+                        hint: None,
+                        skipped: true,
+                    });
                 }
-                let acts: Vec<&Act> = ins.iter().filter_map(|v| if let Value::Act(a) = v { Some(a) } else { None }).collect();
+                let acts: Vec<&Act> = ins
+                    .iter()
+                    .filter_map(|v| if let Value::Act(a) = v { Some(a) } else { None })
+                    .collect();
                 if ins.len() == 1 {
-                    (out(ins[0].clone()), Status::Dropped, "sum of one input".into())
+                    (
+                        out(ins[0].clone()),
+                        Status::Dropped,
+                        "sum of one input".into(),
+                    )
                 } else if ins.len() == 2 && acts.len() == 1 {
                     let (a, k, const_first) = match (&ins[0], &ins[1]) {
                         (Value::Act(a), Value::Const(k)) => (a.clone(), k, false),
@@ -885,7 +1032,11 @@ impl Builder {
                     };
                     let o = if op == "Sum" { "Add" } else { op };
                     let r = self.affine_with_const(&base, a, k, o, const_first)?;
-                    let d = if r.node == base || self.nodes.len() > before { "channel_affine" } else { "no-op (identity constant)" };
+                    let d = if r.node == base || self.nodes.len() > before {
+                        "channel_affine"
+                    } else {
+                        "no-op (identity constant)"
+                    };
                     (out(Value::Act(r)), Status::Converted, d.into())
                 } else if acts.len() == ins.len() && matches!(op, "Add" | "Sum" | "Sub") {
                     let first = acts[0];
@@ -902,16 +1053,30 @@ impl Builder {
                     }
                     let mut inputs: Vec<String> = acts.iter().map(|a| a.node.clone()).collect();
                     if op == "Sub" {
-                        let neg = self.channel_affine(&format!("{base}.neg"), acts[1].clone(), vec![-1.0; first.phys.c], vec![0.0; first.phys.c]);
+                        let neg = self.channel_affine(
+                            &format!("{base}.neg"),
+                            acts[1].clone(),
+                            vec![-1.0; first.phys.c],
+                            vec![0.0; first.phys.c],
+                        );
                         inputs[1] = neg.node;
                     }
                     let id = self.emit(&base, Op::Add, inputs);
-                    (out(Value::Act(Act { node: id, ..first.clone() })), Status::Converted, "add".into())
+                    (
+                        out(Value::Act(Act {
+                            node: id,
+                            ..first.clone()
+                        })),
+                        Status::Converted,
+                        "add".into(),
+                    )
                 } else if acts.len() >= 2 {
                     return Err(bad(format!("{op} of two activations is not linear (private inference computes products of data only in garbled circuits)"))
                         .hint("only constants may scale activations"));
                 } else {
-                    return Err(bad(format!("{op} mixing several activations and constants")));
+                    return Err(bad(format!(
+                        "{op} mixing several activations and constants"
+                    )));
                 }
             }
             "Relu" => {
@@ -921,21 +1086,34 @@ impl Builder {
                     return Err(bad("Relu of a zero-padded tensor"));
                 }
                 let id = self.emit(&base, Op::Relu, vec![a.node.clone()]);
-                (out(Value::Act(Act { node: id, ..a })), Status::Converted, "relu".into())
+                (
+                    out(Value::Act(Act { node: id, ..a })),
+                    Status::Converted,
+                    "relu".into(),
+                )
             }
             "Clip" => {
                 known_attrs(n, &["min", "max"])?;
                 let (lo, hi) = if self.opset < 11 {
-                    (attr_f(n, "min", f32::NEG_INFINITY), attr_f(n, "max", f32::INFINITY))
+                    (
+                        attr_f(n, "min", f32::NEG_INFINITY),
+                        attr_f(n, "max", f32::INFINITY),
+                    )
                 } else {
                     let one = |c: Option<Const>, d: f32| -> NResult<f32> {
                         match c {
                             None => Ok(d),
                             Some(c) if c.len() == 1 => Ok(c.data[0] as f32),
-                            Some(c) => Err(bad(format!("Clip bound of shape {:?} (must be a scalar)", c.dims))),
+                            Some(c) => Err(bad(format!(
+                                "Clip bound of shape {:?} (must be a scalar)",
+                                c.dims
+                            ))),
                         }
                     };
-                    (one(self.konst(n, 1)?, f32::NEG_INFINITY)?, one(self.konst(n, 2)?, f32::INFINITY)?)
+                    (
+                        one(self.konst(n, 1)?, f32::NEG_INFINITY)?,
+                        one(self.konst(n, 2)?, f32::INFINITY)?,
+                    )
                 };
                 let a = self.act(n, 0)?;
                 if a.pad.is_some() {
@@ -946,7 +1124,11 @@ impl Builder {
                 }
                 if lo == 0.0 && hi == f32::INFINITY {
                     let id = self.emit(&base, Op::Relu, vec![a.node.clone()]);
-                    (out(Value::Act(Act { node: id, ..a })), Status::Converted, "relu (Clip with min 0, no max)".into())
+                    (
+                        out(Value::Act(Act { node: id, ..a })),
+                        Status::Converted,
+                        "relu (Clip with min 0, no max)".into(),
+                    )
                 } else if lo > hi {
                     // ONNX: every element becomes max.
                     return Err(bad(format!("Clip with min {lo} > max {hi}")));
@@ -957,15 +1139,35 @@ impl Builder {
                 }
             }
             "BatchNormalization" => {
-                known_attrs(n, &["epsilon", "momentum", "spatial", "training_mode", "is_test", "consumed_inputs"])?;
+                known_attrs(
+                    n,
+                    &[
+                        "epsilon",
+                        "momentum",
+                        "spatial",
+                        "training_mode",
+                        "is_test",
+                        "consumed_inputs",
+                    ],
+                )?;
                 if attr_i(n, "training_mode", 0) != 0 {
-                    return Err(bad("BatchNormalization in training mode (batch statistics)").hint("export the model in eval mode (model.eval())"));
+                    return Err(
+                        bad("BatchNormalization in training mode (batch statistics)")
+                            .hint("export the model in eval mode (model.eval())"),
+                    );
                 }
                 if attr_i(n, "spatial", 1) != 1 {
                     return Err(bad("BatchNormalization with spatial = 0"));
                 }
-                if n.output.iter().skip(1).any(|o| !o.is_empty() && self.used.contains(o)) {
-                    return Err(bad("the running statistics outputs are used (training mode)").hint("export the model in eval mode"));
+                if n.output
+                    .iter()
+                    .skip(1)
+                    .any(|o| !o.is_empty() && self.used.contains(o))
+                {
+                    return Err(
+                        bad("the running statistics outputs are used (training mode)")
+                            .hint("export the model in eval mode"),
+                    );
                 }
                 let eps = attr_f(n, "epsilon", 1e-5);
                 let a = self.act(n, 0)?;
@@ -975,7 +1177,10 @@ impl Builder {
                 for i in 1..5 {
                     let t = self.need_const(n, i)?;
                     if t.len() != c {
-                        return Err(bad(format!("parameter {i} has {} values for {c} channels", t.len())));
+                        return Err(bad(format!(
+                            "parameter {i} has {} values for {c} channels",
+                            t.len()
+                        )));
                     }
                     ts.push(t.data);
                 }
@@ -984,53 +1189,102 @@ impl Builder {
                 }
                 let id = if eps > 0.0 && eps.is_finite() {
                     let id = self.emit(&base, Op::BatchNorm { eps }, vec![a.node.clone()]);
-                    for (name, t) in ["weight", "bias", "running_mean", "running_var"].iter().zip(ts) {
+                    for (name, t) in ["weight", "bias", "running_mean", "running_var"]
+                        .iter()
+                        .zip(ts)
+                    {
                         self.weight(format!("{id}.{name}"), vec![c], t.into_iter());
                     }
                     id
                 } else {
-                    let scale: Vec<f64> = (0..c).map(|i| ts[0][i] / (ts[3][i] + f64::from(eps)).sqrt()).collect();
+                    let scale: Vec<f64> = (0..c)
+                        .map(|i| ts[0][i] / (ts[3][i] + f64::from(eps)).sqrt())
+                        .collect();
                     let shift: Vec<f64> = (0..c).map(|i| ts[1][i] - ts[2][i] * scale[i]).collect();
                     let r = self.channel_affine(&base, a.clone(), scale, shift);
                     r.node
                 };
-                (out(Value::Act(Act { node: id, ..a })), Status::Converted, format!("batch_norm (eps {eps})"))
+                (
+                    out(Value::Act(Act { node: id, ..a })),
+                    Status::Converted,
+                    format!("batch_norm (eps {eps})"),
+                )
             }
             "Conv" => {
-                known_attrs(n, &["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"])?;
+                known_attrs(
+                    n,
+                    &[
+                        "auto_pad",
+                        "dilations",
+                        "group",
+                        "kernel_shape",
+                        "pads",
+                        "strides",
+                    ],
+                )?;
                 let a = self.act(n, 0)?;
                 let pending = a.pad;
                 let a = self.canonical(Act { pad: None, ..a }, "Conv")?;
                 if a.dims.len() != 4 {
-                    return Err(bad(format!("{}-D convolution: only 2-D (N×C×H×W) is supported", a.dims.len().saturating_sub(2))));
+                    return Err(bad(format!(
+                        "{}-D convolution: only 2-D (N×C×H×W) is supported",
+                        a.dims.len().saturating_sub(2)
+                    )));
                 }
                 let w = self.need_const(n, 1)?;
                 if w.dims.len() != 4 {
-                    return Err(bad(format!("weight of shape {:?} (expected O×C/g×kH×kW)", w.dims)));
+                    return Err(bad(format!(
+                        "weight of shape {:?} (expected O×C/g×kH×kW)",
+                        w.dims
+                    )));
                 }
                 let kernel = w.dims[2..].to_vec();
                 if let Some(ks) = attr_ints(n, "kernel_shape") {
                     if ks.iter().map(|&v| v as usize).ne(kernel.iter().copied()) {
-                        return Err(bad(format!("kernel_shape {ks:?} disagrees with the weight {:?}", w.dims)));
+                        return Err(bad(format!(
+                            "kernel_shape {ks:?} disagrees with the weight {:?}",
+                            w.dims
+                        )));
                     }
                 }
                 let (k, s) = Self::square(n, &kernel)?;
-                let p = Self::symmetric(Self::spatial_pads(n, (a.phys.h, a.phys.w), k, s, pending)?)?;
+                let p =
+                    Self::symmetric(Self::spatial_pads(n, (a.phys.h, a.phys.w), k, s, pending)?)?;
                 let g = to_usize(attr_i(n, "group", 1), "group")?;
                 let (o, cg) = (w.dims[0], w.dims[1]);
                 if g == 0 || a.phys.c % g != 0 || o % g != 0 || cg * g != a.phys.c {
-                    return Err(bad(format!("group {g} with weight {:?} does not match {} input channels", w.dims, a.phys.c)));
+                    return Err(bad(format!(
+                        "group {g} with weight {:?} does not match {} input channels",
+                        w.dims, a.phys.c
+                    )));
                 }
                 if a.phys.h + 2 * p < k || a.phys.w + 2 * p < k {
-                    return Err(bad(format!("kernel {k} does not fit input {} with padding {p}", shape_str(a.phys))));
+                    return Err(bad(format!(
+                        "kernel {k} does not fit input {} with padding {p}",
+                        shape_str(a.phys)
+                    )));
                 }
                 let bias = self.konst(n, 2)?;
                 if let Some(b) = &bias {
                     if b.len() != o {
-                        return Err(bad(format!("bias has {} values for {o} output channels", b.len())));
+                        return Err(bad(format!(
+                            "bias has {} values for {o} output channels",
+                            b.len()
+                        )));
                     }
                 }
-                let id = self.emit(&base, Op::Conv2d { out_channels: o, kernel: k, stride: s, padding: p, groups: g, bias: bias.is_some() }, vec![a.node.clone()]);
+                let id = self.emit(
+                    &base,
+                    Op::Conv2d {
+                        out_channels: o,
+                        kernel: k,
+                        stride: s,
+                        padding: p,
+                        groups: g,
+                        bias: bias.is_some(),
+                    },
+                    vec![a.node.clone()],
+                );
                 self.weight(format!("{id}.weight"), w.dims.clone(), w.data.into_iter());
                 if let Some(b) = bias {
                     self.weight(format!("{id}.bias"), vec![o], b.data.into_iter());
@@ -1038,12 +1292,38 @@ impl Builder {
                 let oh = (a.phys.h + 2 * p - k) / s + 1;
                 let ow = (a.phys.w + 2 * p - k) / s + 1;
                 let phys = Shape { c: o, h: oh, w: ow };
-                (out(Value::Act(Act { node: id, phys, dims: vec![self.batch, o, oh, ow], pad: None })), Status::Converted,
-                    format!("conv2d {k}x{k} stride {s} padding {p} groups {g} -> {}", shape_str(phys)))
+                (
+                    out(Value::Act(Act {
+                        node: id,
+                        phys,
+                        dims: vec![self.batch, o, oh, ow],
+                        pad: None,
+                    })),
+                    Status::Converted,
+                    format!(
+                        "conv2d {k}x{k} stride {s} padding {p} groups {g} -> {}",
+                        shape_str(phys)
+                    ),
+                )
             }
             "MaxPool" | "AveragePool" => {
-                known_attrs(n, &["auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "strides", "storage_order", "count_include_pad"])?;
-                if n.output.get(1).is_some_and(|m| !m.is_empty() && self.used.contains(m)) {
+                known_attrs(
+                    n,
+                    &[
+                        "auto_pad",
+                        "ceil_mode",
+                        "dilations",
+                        "kernel_shape",
+                        "pads",
+                        "strides",
+                        "storage_order",
+                        "count_include_pad",
+                    ],
+                )?;
+                if n.output
+                    .get(1)
+                    .is_some_and(|m| !m.is_empty() && self.used.contains(m))
+                {
                     return Err(bad("the MaxPool indices output is used"));
                 }
                 let a = self.act(n, 0)?;
@@ -1056,23 +1336,37 @@ impl Builder {
                     // Zeros of a Pad node are real cells for the average.
                     let own = attr_ints(n, "pads").is_some_and(|p| p.iter().any(|&v| v != 0));
                     if own && !cip {
-                        return Err(bad("AveragePool with its own pads (not counted) after a zero Pad"));
+                        return Err(bad(
+                            "AveragePool with its own pads (not counted) after a zero Pad",
+                        ));
                     }
                     cip = true;
                 }
                 let a = self.canonical(Act { pad: None, ..a }, op)?;
                 if a.dims.len() != 4 {
-                    return Err(bad(format!("{}-D pooling: only 2-D (N×C×H×W) is supported", a.dims.len().saturating_sub(2))));
+                    return Err(bad(format!(
+                        "{}-D pooling: only 2-D (N×C×H×W) is supported",
+                        a.dims.len().saturating_sub(2)
+                    )));
                 }
-                let kernel: Vec<usize> = attr_ints(n, "kernel_shape").ok_or_else(|| bad("kernel_shape missing"))?
-                    .iter().map(|&v| to_usize(v, "kernel")).collect::<NResult<_>>()?;
+                let kernel: Vec<usize> = attr_ints(n, "kernel_shape")
+                    .ok_or_else(|| bad("kernel_shape missing"))?
+                    .iter()
+                    .map(|&v| to_usize(v, "kernel"))
+                    .collect::<NResult<_>>()?;
                 let (k, s) = Self::square(n, &kernel)?;
-                let p = Self::symmetric(Self::spatial_pads(n, (a.phys.h, a.phys.w), k, s, pending)?)?;
+                let p =
+                    Self::symmetric(Self::spatial_pads(n, (a.phys.h, a.phys.w), k, s, pending)?)?;
                 if k == 0 || p >= k {
-                    return Err(bad(format!("padding {p} must be smaller than the kernel {k}")));
+                    return Err(bad(format!(
+                        "padding {p} must be smaller than the kernel {k}"
+                    )));
                 }
                 if a.phys.h + 2 * p < k || a.phys.w + 2 * p < k {
-                    return Err(bad(format!("window {k} does not fit input {} with padding {p}", shape_str(a.phys))));
+                    return Err(bad(format!(
+                        "window {k} does not fit input {} with padding {p}",
+                        shape_str(a.phys)
+                    )));
                 }
                 let oh = (a.phys.h + 2 * p - k) / s + 1;
                 let ow = (a.phys.w + 2 * p - k) / s + 1;
@@ -1087,30 +1381,84 @@ impl Builder {
                 let (mop, d) = if op == "MaxPool" {
                     (Op::MaxPool { kernel: k, stride: s, padding: p }, format!("max_pool {k}x{k} stride {s} padding {p} (f32 engine only: private inference does not support max pooling yet)"))
                 } else {
-                    (Op::AvgPool { kernel: k, stride: s, padding: p, count_include_pad: cip }, format!("avg_pool {k}x{k} stride {s} padding {p}{}", if p > 0 { if cip { " (padding counted)" } else { " (padding not counted)" } } else { "" }))
+                    (
+                        Op::AvgPool {
+                            kernel: k,
+                            stride: s,
+                            padding: p,
+                            count_include_pad: cip,
+                        },
+                        format!(
+                            "avg_pool {k}x{k} stride {s} padding {p}{}",
+                            if p > 0 {
+                                if cip {
+                                    " (padding counted)"
+                                } else {
+                                    " (padding not counted)"
+                                }
+                            } else {
+                                ""
+                            }
+                        ),
+                    )
                 };
                 let id = self.emit(&base, mop, vec![a.node.clone()]);
-                let phys = Shape { c: a.phys.c, h: oh, w: ow };
-                (out(Value::Act(Act { node: id, phys, dims: vec![self.batch, phys.c, oh, ow], pad: None })), Status::Converted, d)
+                let phys = Shape {
+                    c: a.phys.c,
+                    h: oh,
+                    w: ow,
+                };
+                (
+                    out(Value::Act(Act {
+                        node: id,
+                        phys,
+                        dims: vec![self.batch, phys.c, oh, ow],
+                        pad: None,
+                    })),
+                    Status::Converted,
+                    d,
+                )
             }
             "GlobalAveragePool" | "GlobalMaxPool" => {
                 known_attrs(n, &[])?;
                 let a = self.act(n, 0)?;
                 let a = self.canonical(a, op)?;
                 if a.dims.len() != 4 {
-                    return Err(bad(format!("rank-{} input: only N×C×H×W is supported", a.dims.len())));
+                    return Err(bad(format!(
+                        "rank-{} input: only N×C×H×W is supported",
+                        a.dims.len()
+                    )));
                 }
                 let s = a.phys;
                 let (mop, d) = if op == "GlobalAveragePool" {
                     (Op::GlobalAvgPool, "global_avg_pool".to_string())
                 } else if s.h == s.w {
-                    (Op::MaxPool { kernel: s.h, stride: 1, padding: 0 }, format!("max_pool {0}x{0} (global; f32 engine only)", s.h))
+                    (
+                        Op::MaxPool {
+                            kernel: s.h,
+                            stride: 1,
+                            padding: 0,
+                        },
+                        format!("max_pool {0}x{0} (global; f32 engine only)", s.h),
+                    )
                 } else {
-                    return Err(bad(format!("GlobalMaxPool over a non-square {}x{} map", s.h, s.w)));
+                    return Err(bad(format!(
+                        "GlobalMaxPool over a non-square {}x{} map",
+                        s.h, s.w
+                    )));
                 };
                 let id = self.emit(&base, mop, vec![a.node.clone()]);
                 let phys = Shape { c: s.c, h: 1, w: 1 };
-                (out(Value::Act(Act { node: id, phys, dims: vec![self.batch, s.c, 1, 1], pad: None })), Status::Converted, d)
+                (
+                    out(Value::Act(Act {
+                        node: id,
+                        phys,
+                        dims: vec![self.batch, s.c, 1, 1],
+                        pad: None,
+                    })),
+                    Status::Converted,
+                    d,
+                )
             }
             "Concat" if all_const => {
                 return Err(bad("Concat of constants is not supported"));
@@ -1125,19 +1473,37 @@ impl Builder {
                 let r = acts[0].dims.len();
                 let axis = Self::norm_axis(attr_i(n, "axis", 1), r)?;
                 if axis != 1 {
-                    return Err(bad(format!("Concat on axis {axis}: only the channel axis (1) is supported")));
+                    return Err(bad(format!(
+                        "Concat on axis {axis}: only the channel axis (1) is supported"
+                    )));
                 }
                 let f = acts[0].phys;
                 for a in &acts {
                     if a.dims.len() != r || a.phys.h != f.h || a.phys.w != f.w {
-                        return Err(bad(format!("Concat of {:?} and {:?}", acts[0].dims, a.dims)));
+                        return Err(bad(format!(
+                            "Concat of {:?} and {:?}",
+                            acts[0].dims, a.dims
+                        )));
                     }
                 }
                 let c: usize = acts.iter().map(|a| a.phys.c).sum();
-                let id = self.emit(&base, Op::Concat, acts.iter().map(|a| a.node.clone()).collect());
+                let id = self.emit(
+                    &base,
+                    Op::Concat,
+                    acts.iter().map(|a| a.node.clone()).collect(),
+                );
                 let mut dims = acts[0].dims.clone();
                 dims[1] = c;
-                (out(Value::Act(Act { node: id, phys: Shape { c, ..f }, dims, pad: None })), Status::Converted, format!("concat of {} inputs -> {c} channels", acts.len()))
+                (
+                    out(Value::Act(Act {
+                        node: id,
+                        phys: Shape { c, ..f },
+                        dims,
+                        pad: None,
+                    })),
+                    Status::Converted,
+                    format!("concat of {} inputs -> {c} channels", acts.len()),
+                )
             }
             "Gemm" | "MatMul" => {
                 if op == "Gemm" {
@@ -1153,31 +1519,67 @@ impl Builder {
                     return Err(bad("linear layer over a zero-padded tensor"));
                 }
                 if a.dims.len() != 2 {
-                    return Err(bad(format!("{op} over a rank-{} tensor {:?}: only [N, features] inputs are supported", a.dims.len(), a.dims))
-                        .hint("flatten to [N, features] first"));
+                    return Err(bad(format!(
+                        "{op} over a rank-{} tensor {:?}: only [N, features] inputs are supported",
+                        a.dims.len(),
+                        a.dims
+                    ))
+                    .hint("flatten to [N, features] first"));
                 }
                 let kin = a.dims[1];
                 let b = self.need_const(n, 1)?;
                 if b.dims.len() != 2 {
-                    return Err(bad(format!("weight of shape {:?} (expected rank 2)", b.dims)));
+                    return Err(bad(format!(
+                        "weight of shape {:?} (expected rank 2)",
+                        b.dims
+                    )));
                 }
                 let trans_b = op == "Gemm" && attr_i(n, "transB", 0) == 1;
-                let (kb, m) = if trans_b { (b.dims[1], b.dims[0]) } else { (b.dims[0], b.dims[1]) };
+                let (kb, m) = if trans_b {
+                    (b.dims[1], b.dims[0])
+                } else {
+                    (b.dims[0], b.dims[1])
+                };
                 if kb != kin {
-                    return Err(bad(format!("weight {:?} does not match {kin} input features", b.dims)));
+                    return Err(bad(format!(
+                        "weight {:?} does not match {kin} input features",
+                        b.dims
+                    )));
                 }
-                let alpha = f64::from(if op == "Gemm" { attr_f(n, "alpha", 1.0) } else { 1.0 });
-                let beta = f64::from(if op == "Gemm" { attr_f(n, "beta", 1.0) } else { 1.0 });
+                let alpha = f64::from(if op == "Gemm" {
+                    attr_f(n, "alpha", 1.0)
+                } else {
+                    1.0
+                });
+                let beta = f64::from(if op == "Gemm" {
+                    attr_f(n, "beta", 1.0)
+                } else {
+                    1.0
+                });
                 let mut w = vec![0.0; m * kin];
                 for o in 0..m {
                     for i in 0..kin {
-                        w[o * kin + i] = alpha * if trans_b { b.data[o * kin + i] } else { b.data[i * m + o] };
+                        w[o * kin + i] = alpha
+                            * if trans_b {
+                                b.data[o * kin + i]
+                            } else {
+                                b.data[i * m + o]
+                            };
                     }
                 }
-                let bias = match if op == "Gemm" { self.konst(n, 2)? } else { None } {
+                let bias = match if op == "Gemm" {
+                    self.konst(n, 2)?
+                } else {
+                    None
+                } {
                     None => vec![0.0; m],
                     Some(c) => {
-                        let v = per_channel(&c, 2, m).ok_or_else(|| bad(format!("bias of shape {:?} does not broadcast per output feature ({m})", c.dims)))?;
+                        let v = per_channel(&c, 2, m).ok_or_else(|| {
+                            bad(format!(
+                                "bias of shape {:?} does not broadcast per output feature ({m})",
+                                c.dims
+                            ))
+                        })?;
                         v.iter().map(|x| beta * x).collect()
                     }
                 };
@@ -1185,29 +1587,52 @@ impl Builder {
                 self.weight(format!("{id}.weight"), vec![m, a.phys.len()], w.into_iter());
                 self.weight(format!("{id}.bias"), vec![m], bias.into_iter());
                 let phys = Shape { c: m, h: 1, w: 1 };
-                (out(Value::Act(Act { node: id, phys, dims: vec![self.batch, m], pad: None })), Status::Converted, format!("linear {kin} -> {m}"))
+                (
+                    out(Value::Act(Act {
+                        node: id,
+                        phys,
+                        dims: vec![self.batch, m],
+                        pad: None,
+                    })),
+                    Status::Converted,
+                    format!("linear {kin} -> {m}"),
+                )
             }
             "Pad" => {
                 known_attrs(n, &["mode", "pads", "value"])?;
                 let mode = attr_s(n, "mode").unwrap_or_else(|| "constant".into());
                 if mode != "constant" {
-                    return Err(bad(format!("Pad mode '{mode}': only zero (constant) padding is supported")));
+                    return Err(bad(format!(
+                        "Pad mode '{mode}': only zero (constant) padding is supported"
+                    )));
                 }
                 let (pads, value) = if self.opset < 11 {
-                    (attr_ints(n, "pads").ok_or_else(|| bad("pads missing"))?, f64::from(attr_f(n, "value", 0.0)))
+                    (
+                        attr_ints(n, "pads").ok_or_else(|| bad("pads missing"))?,
+                        f64::from(attr_f(n, "value", 0.0)),
+                    )
                 } else {
                     let p = self.need_const(n, 1)?.ints().map_err(bad)?;
-                    let v = self.konst(n, 2)?.map_or(0.0, |c| c.data.first().copied().unwrap_or(0.0));
+                    let v = self
+                        .konst(n, 2)?
+                        .map_or(0.0, |c| c.data.first().copied().unwrap_or(0.0));
                     (p, v)
                 };
                 if value != 0.0 {
-                    return Err(bad(format!("Pad with value {value}: only zeros are supported")));
+                    return Err(bad(format!(
+                        "Pad with value {value}: only zeros are supported"
+                    )));
                 }
                 let a = self.act(n, 0)?;
                 let r = a.dims.len();
                 let axes: Vec<usize> = match self.konst(n, 3)? {
                     None => (0..r).collect(),
-                    Some(c) => c.ints().map_err(bad)?.iter().map(|&x| Self::norm_axis(x, r)).collect::<NResult<_>>()?,
+                    Some(c) => c
+                        .ints()
+                        .map_err(bad)?
+                        .iter()
+                        .map(|&x| Self::norm_axis(x, r))
+                        .collect::<NResult<_>>()?,
                 };
                 if pads.len() != 2 * axes.len() {
                     return Err(bad(format!("pads {pads:?} for {} axes", axes.len())));
@@ -1225,11 +1650,25 @@ impl Builder {
                     return Err(bad(format!("Pad {pads:?} of a rank-{r} tensor: only spatial padding of N×C×H×W is supported")));
                 }
                 let a = self.canonical(a, "Pad")?;
-                let add = [begin[2] as usize, begin[3] as usize, end[2] as usize, end[3] as usize];
+                let add = [
+                    begin[2] as usize,
+                    begin[3] as usize,
+                    end[2] as usize,
+                    end[3] as usize,
+                ];
                 let prev = a.pad.unwrap_or([0; 4]);
-                let p = [prev[0] + add[0], prev[1] + add[1], prev[2] + add[2], prev[3] + add[3]];
+                let p = [
+                    prev[0] + add[0],
+                    prev[1] + add[1],
+                    prev[2] + add[2],
+                    prev[3] + add[3],
+                ];
                 let pad = if p == [0; 4] { None } else { Some(p) };
-                (out(Value::Act(Act { pad, ..a })), Status::Folded, format!("zero padding {p:?} folded into the next layer"))
+                (
+                    out(Value::Act(Act { pad, ..a })),
+                    Status::Folded,
+                    format!("zero padding {p:?} folded into the next layer"),
+                )
             }
             "Softmax" => {
                 known_attrs(n, &["axis"])?;
@@ -1244,13 +1683,24 @@ impl Builder {
                 let whole = if self.opset < 13 {
                     a.dims[1..axis].iter().all(|&d| d == 1) && axis >= 1
                 } else {
-                    axis >= 1 && a.dims[1..].iter().enumerate().all(|(i, &d)| i + 1 == axis || d == 1)
+                    axis >= 1
+                        && a.dims[1..]
+                            .iter()
+                            .enumerate()
+                            .all(|(i, &d)| i + 1 == axis || d == 1)
                 };
                 if !whole {
-                    return Err(bad(format!("Softmax over axis {axis} of {:?} does not cover the class vector", a.dims)));
+                    return Err(bad(format!(
+                        "Softmax over axis {axis} of {:?} does not cover the class vector",
+                        a.dims
+                    )));
                 }
                 self.softmax_dropped = true;
-                (out(Value::Act(a)), Status::Dropped, "final softmax dropped (the client computes it from the logits)".into())
+                (
+                    out(Value::Act(a)),
+                    Status::Dropped,
+                    "final softmax dropped (the client computes it from the logits)".into(),
+                )
             }
             _ => return Err(bad(format!("operator {op} is not supported")).hint(hint_for(op))),
         };
@@ -1349,7 +1799,9 @@ pub fn analyze(bytes: &[u8], opts: &ImportOptions) -> Result<Analysis, ImportErr
         .iter()
         .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
         .map(|o| o.version)
-        .ok_or_else(|| ImportError::Model("the model imports no default-domain (ai.onnx) opset".into()))?;
+        .ok_or_else(|| {
+            ImportError::Model("the model imports no default-domain (ai.onnx) opset".into())
+        })?;
     if !(MIN_OPSET..=MAX_OPSET).contains(&opset) {
         return Err(ImportError::Model(format!(
             "opset {opset} is outside the supported range {MIN_OPSET}..={MAX_OPSET}; convert \
@@ -1360,7 +1812,9 @@ pub fn analyze(bytes: &[u8], opts: &ImportOptions) -> Result<Analysis, ImportErr
         return Err(ImportError::Model("model-local functions are not supported; inline them (onnx.inliner.inline_local_functions)".into()));
     }
     if !g.sparse_initializer.is_empty() {
-        return Err(ImportError::Model("sparse initializers are not supported; store the weights densely".into()));
+        return Err(ImportError::Model(
+            "sparse initializers are not supported; store the weights densely".into(),
+        ));
     }
     let mut values: HashMap<String, Value> = HashMap::new();
     for t in &g.initializer {
@@ -1368,13 +1822,20 @@ pub fn analyze(bytes: &[u8], opts: &ImportOptions) -> Result<Analysis, ImportErr
             .map_err(|e| ImportError::Model(format!("initializer '{}': {e}", t.name)))?;
         values.insert(t.name.clone(), Value::Const(c));
     }
-    let inputs: Vec<&crate::proto::ValueInfoProto> =
-        g.input.iter().filter(|i| !values.contains_key(&i.name)).collect();
+    let inputs: Vec<&crate::proto::ValueInfoProto> = g
+        .input
+        .iter()
+        .filter(|i| !values.contains_key(&i.name))
+        .collect();
     if inputs.len() != 1 {
         return Err(ImportError::Model(format!(
             "the graph has {} data inputs ({}); exactly one image input is supported",
             inputs.len(),
-            inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+            inputs
+                .iter()
+                .map(|i| i.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     let inp = inputs[0];
@@ -1392,7 +1853,12 @@ pub fn analyze(bytes: &[u8], opts: &ImportOptions) -> Result<Analysis, ImportErr
     let dims = &tt
         .shape
         .as_ref()
-        .ok_or_else(|| ImportError::Model(format!("input '{}' declares no shape; give --input-shape C,H,W", inp.name)))?
+        .ok_or_else(|| {
+            ImportError::Model(format!(
+                "input '{}' declares no shape; give --input-shape C,H,W",
+                inp.name
+            ))
+        })?
         .dim;
     let declared = format!(
         "{} [{}]",
@@ -1408,7 +1874,11 @@ pub fn analyze(bytes: &[u8], opts: &ImportOptions) -> Result<Analysis, ImportErr
     }
     let batch = match dims[0].dim_value {
         Some(v) if v >= 1 => v as usize,
-        Some(v) => return Err(ImportError::Model(format!("input {declared}: batch dimension {v}"))),
+        Some(v) => {
+            return Err(ImportError::Model(format!(
+                "input {declared}: batch dimension {v}"
+            )))
+        }
         None => {
             notes.push(format!(
                 "the batch dimension of {declared} is symbolic: the model is evaluated per image (batch 1)"
@@ -1444,9 +1914,21 @@ pub fn analyze(bytes: &[u8], opts: &ImportOptions) -> Result<Analysis, ImportErr
             Shape { c, h, w }
         }
         None => match chw.len() {
-            3 => Shape { c: chw[0], h: chw[1], w: chw[2] },
-            2 => Shape { c: chw[0], h: chw[1], w: 1 },
-            _ => Shape { c: chw[0], h: 1, w: 1 },
+            3 => Shape {
+                c: chw[0],
+                h: chw[1],
+                w: chw[2],
+            },
+            2 => Shape {
+                c: chw[0],
+                h: chw[1],
+                w: 1,
+            },
+            _ => Shape {
+                c: chw[0],
+                h: 1,
+                w: 1,
+            },
         },
     };
     let logical: Vec<usize> = std::iter::once(batch)
@@ -1553,11 +2035,53 @@ pub fn analyze(bytes: &[u8], opts: &ImportOptions) -> Result<Analysis, ImportErr
                     None
                 };
                 for o in n.output.iter().filter(|o| !o.is_empty()) {
-                    let v = bridge.clone().unwrap_or_else(|| Value::Unknown(label.clone()));
+                    let v = bridge
+                        .clone()
+                        .unwrap_or_else(|| Value::Unknown(label.clone()));
                     b.values.insert(o.clone(), v);
                 }
-                let status = if e.skipped { Status::Skipped } else { Status::Unsupported };
-                let hint = e.hint.or_else(|| (status == Status::Unsupported).then(|| hint_for(&n.op_type)).filter(|_| !matches!(n.op_type.as_str(), "Conv" | "MaxPool" | "AveragePool" | "Add" | "Sub" | "Mul" | "Div" | "Sum" | "Concat" | "Gemm" | "MatMul" | "Reshape" | "Flatten" | "Pad" | "BatchNormalization" | "Softmax" | "Clip" | "Dropout" | "Constant" | "ConstantOfShape" | "GlobalAveragePool" | "GlobalMaxPool" | "Relu" | "Identity" | "Squeeze" | "Unsqueeze" | "Shape" | "Cast")));
+                let status = if e.skipped {
+                    Status::Skipped
+                } else {
+                    Status::Unsupported
+                };
+                let hint = e.hint.or_else(|| {
+                    (status == Status::Unsupported)
+                        .then(|| hint_for(&n.op_type))
+                        .filter(|_| {
+                            !matches!(
+                                n.op_type.as_str(),
+                                "Conv"
+                                    | "MaxPool"
+                                    | "AveragePool"
+                                    | "Add"
+                                    | "Sub"
+                                    | "Mul"
+                                    | "Div"
+                                    | "Sum"
+                                    | "Concat"
+                                    | "Gemm"
+                                    | "MatMul"
+                                    | "Reshape"
+                                    | "Flatten"
+                                    | "Pad"
+                                    | "BatchNormalization"
+                                    | "Softmax"
+                                    | "Clip"
+                                    | "Dropout"
+                                    | "Constant"
+                                    | "ConstantOfShape"
+                                    | "GlobalAveragePool"
+                                    | "GlobalMaxPool"
+                                    | "Relu"
+                                    | "Identity"
+                                    | "Squeeze"
+                                    | "Unsqueeze"
+                                    | "Shape"
+                                    | "Cast"
+                            )
+                        })
+                });
                 reports[i] = Some(mk(status, e.reason, hint, vec![]));
             }
         }
@@ -1566,7 +2090,9 @@ pub fn analyze(bytes: &[u8], opts: &ImportOptions) -> Result<Analysis, ImportErr
     let source = SourceInfo {
         ir_version: m.ir_version,
         opset,
-        producer: format!("{} {}", m.producer_name, m.producer_version).trim().to_string(),
+        producer: format!("{} {}", m.producer_name, m.producer_version)
+            .trim()
+            .to_string(),
         input: declared,
         output: graph_output.clone(),
         node_count: g.node.len(),
@@ -1597,8 +2123,21 @@ pub fn analyze(bytes: &[u8], opts: &ImportOptions) -> Result<Analysis, ImportErr
         }
         if out_err.is_none() && (a.phys.h != 1 || a.phys.w != 1) {
             if opts.flatten_output {
-                let id = b.emit(&format!("{}.flatten", a.node), Op::Flatten, vec![a.node.clone()]);
-                a = Act { node: id, phys: Shape { c: a.phys.len(), h: 1, w: 1 }, dims: vec![batch, a.phys.len()], pad: None };
+                let id = b.emit(
+                    &format!("{}.flatten", a.node),
+                    Op::Flatten,
+                    vec![a.node.clone()],
+                );
+                a = Act {
+                    node: id,
+                    phys: Shape {
+                        c: a.phys.len(),
+                        h: 1,
+                        w: 1,
+                    },
+                    dims: vec![batch, a.phys.len()],
+                    pad: None,
+                };
             } else {
                 out_err = Some(format!(
                     "the output '{graph_output}' is {:?}, not a vector of class scores; end the network with global pooling or a linear layer",
@@ -1638,11 +2177,14 @@ pub fn analyze(bytes: &[u8], opts: &ImportOptions) -> Result<Analysis, ImportErr
     let model = match (failed, spec) {
         (false, Some(mut spec)) => {
             let mut extra = BTreeMap::new();
-            extra.insert("source".to_string(), serde_json::json!({
-                "format": "onnx", "opset": opset, "ir_version": m.ir_version,
-                "producer": source.producer, "input": source.input,
-                "softmax_dropped": b.softmax_dropped,
-            }));
+            extra.insert(
+                "source".to_string(),
+                serde_json::json!({
+                    "format": "onnx", "opset": opset, "ir_version": m.ir_version,
+                    "producer": source.producer, "input": source.input,
+                    "softmax_dropped": b.softmax_dropped,
+                }),
+            );
             spec.metadata.extra = extra;
             let weights: HashMap<String, Tensor> = b.weights.into_iter().collect();
             let model = Model::new(spec, weights)?;

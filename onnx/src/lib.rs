@@ -26,17 +26,24 @@ pub fn calibrate(
     images: &[Vec<f32>],
     k: u32,
 ) -> Result<CalibrationReport, String> {
-    let cal = Calibration::run(nf, images.iter().map(|v| v.as_slice())).map_err(|e| e.to_string())?;
+    let cal =
+        Calibration::run(nf, images.iter().map(|v| v.as_slice())).map_err(|e| e.to_string())?;
     let p = CalibrationParams::default();
     let smallest_k = cal.smallest_k(nf, &p);
     let cfg = cal.config(nf, k, &p).map_err(|e| {
-        format!("{e} (smallest ring that fits: {})", smallest_k.map_or("none up to 64".into(), |v| format!("k = {v}")))
+        format!(
+            "{e} (smallest ring that fits: {})",
+            smallest_k.map_or("none up to 64".into(), |v| format!("k = {v}"))
+        )
     })?;
     let fm = FixedModel::quantize(nf, &cfg).map_err(|e| e.to_string())?;
     let argmax = |v: &[f64]| {
         v.iter()
             .enumerate()
-            .fold((0, f64::NEG_INFINITY), |b, (i, &x)| if x > b.1 { (i, x) } else { b })
+            .fold(
+                (0, f64::NEG_INFINITY),
+                |b, (i, &x)| if x > b.1 { (i, x) } else { b },
+            )
             .0
     };
     let (mut agree, mut err) = (0, 0f64);
@@ -46,7 +53,10 @@ pub fn calibrate(
         let q = fm.quantize_input(x).map_err(|e| e.to_string())?;
         let got = fm.dequantize_logits(&fm.forward_checked(&q).map_err(|e| e.to_string())?);
         agree += usize::from(argmax(&got) == argmax(&want));
-        err = got.iter().zip(&want).fold(err, |e, (a, b)| e.max((a - b).abs()));
+        err = got
+            .iter()
+            .zip(&want)
+            .fold(err, |e, (a, b)| e.max((a - b).abs()));
     }
     let report = CalibrationReport {
         images: images.len(),
@@ -82,7 +92,8 @@ pub fn load_images(dir: &Path, spec: &cryptonas_model::InputSpec) -> Result<Vec<
         .iter()
         .map(|p| {
             let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
-            cryptonas_model::image::load_input(&bytes, spec).map_err(|e| format!("{}: {e}", p.display()))
+            cryptonas_model::image::load_input(&bytes, spec)
+                .map_err(|e| format!("{}: {e}", p.display()))
         })
         .collect()
 }
@@ -91,7 +102,10 @@ pub fn load_images(dir: &Path, spec: &cryptonas_model::InputSpec) -> Result<Vec<
 /// each is written to a temporary name in the same directory and renamed (weights first, the
 /// JSON the server scans for last).
 pub fn write_model(model: &Model, out: &Path) -> Result<(PathBuf, PathBuf), ImportError> {
-    let io = |path: &Path, source| ImportError::Io { path: path.display().to_string(), source };
+    let io = |path: &Path, source| ImportError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let json = out.with_extension("json");
     let st = out.with_extension("safetensors");
     let weights = model.weights_bytes()?;

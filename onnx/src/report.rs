@@ -202,7 +202,11 @@ pub fn costs(
         let n = &spec.nodes[i];
         let out = g.shapes[i];
         let x = g.inputs[i].first().map(|&j| g.shapes[j]);
-        let r = if n.op == Op::Relu { out.len() as u64 } else { 0 };
+        let r = if n.op == Op::Relu {
+            out.len() as u64
+        } else {
+            0
+        };
         let c = node_comparisons(&n.op, out);
         if matches!(n.op, Op::Clip { .. }) {
             clip += out.len() as u64;
@@ -210,7 +214,9 @@ pub fn costs(
         let t = u64::from(trunc.get(&n.id).copied().unwrap_or(0));
         let a = r * relu_ands.saturating_sub(t) + c * relu_ands;
         let m = match (&n.op, x) {
-            (Op::Conv2d { kernel, groups, .. }, Some(x)) => (out.len() * (x.c / groups) * kernel * kernel) as u64,
+            (Op::Conv2d { kernel, groups, .. }, Some(x)) => {
+                (out.len() * (x.c / groups) * kernel * kernel) as u64
+            }
             (Op::FactorizedReduction { .. }, Some(x)) => (out.len() * x.c) as u64,
             (Op::Linear { out_features }, Some(x)) => (out_features * x.len()) as u64,
             _ => 0,
@@ -243,13 +249,23 @@ pub fn costs(
     let latency = NETWORKS
         .iter()
         .map(|&(network, rtt_ms, mbit)| {
-            let wire = |bytes: f64| if mbit > 0.0 { bytes * 8.0 / (mbit * 1e6) } else { 0.0 };
+            let wire = |bytes: f64| {
+                if mbit > 0.0 {
+                    bytes * 8.0 / (mbit * 1e6)
+                } else {
+                    0.0
+                }
+            };
             Latency {
                 network,
                 rtt_ms,
                 mbit_per_s: mbit,
-                offline_s: units * cst.offline_s_per_relu + wire(offline_bytes) + offline_rounds * rtt_ms / 1e3,
-                online_s: units * cst.online_s_per_relu + wire(online_bytes) + online_rounds * rtt_ms / 1e3,
+                offline_s: units * cst.offline_s_per_relu
+                    + wire(offline_bytes)
+                    + offline_rounds * rtt_ms / 1e3,
+                online_s: units * cst.online_s_per_relu
+                    + wire(online_bytes)
+                    + online_rounds * rtt_ms / 1e3,
             }
         })
         .collect();
@@ -280,7 +296,12 @@ pub fn costs(
 
 /// Why private inference cannot run this model, naming the node (or Ok with what it runs).
 pub fn private_check(model: &Model) -> Result<(NormalForm, String), String> {
-    if let Some(n) = model.spec.nodes.iter().find(|n| matches!(n.op, Op::MaxPool { .. } | Op::Clip { .. })) {
+    if let Some(n) = model
+        .spec
+        .nodes
+        .iter()
+        .find(|n| matches!(n.op, Op::MaxPool { .. } | Op::Clip { .. }))
+    {
         // Same message as the normal-form compiler, without composing the layers before it.
         let why = if matches!(n.op, Op::MaxPool { .. }) {
             "max pooling is not supported in private inference yet (it needs a garbled comparison circuit); the f32 engine and the counting support it"
@@ -327,9 +348,8 @@ pub fn build(
     };
     let mut notes = analysis.notes.clone();
     if analysis.model.is_none() && analysis.partial_spec.is_some() {
-        notes.push(
-            "costs are for the graph with the unsupported element-wise nodes removed".into(),
-        );
+        notes
+            .push("costs are for the graph with the unsupported element-wise nodes removed".into());
     }
     Report {
         name: spec.map_or_else(String::new, |s| s.name.clone()),
@@ -367,16 +387,32 @@ impl Report {
     pub fn to_text(&self) -> String {
         let mut s = String::new();
         let src = &self.source;
-        let _ = writeln!(s, "ONNX model: opset {}, IR {}, producer '{}', {} nodes, {} initializers", src.opset, src.ir_version, src.producer, src.node_count, src.initializers);
+        let _ = writeln!(
+            s,
+            "ONNX model: opset {}, IR {}, producer '{}', {} nodes, {} initializers",
+            src.opset, src.ir_version, src.producer, src.node_count, src.initializers
+        );
         let _ = writeln!(s, "input {}, output {}", src.input, src.output);
         let sm = &self.summary;
         let _ = writeln!(
             s,
             "\nnodes: {} converted, {} folded, {} dropped, {} unsupported, {} skipped -> {}",
-            sm.converted, sm.folded, sm.dropped, sm.unsupported, sm.skipped,
-            if self.imported { "IMPORTED" } else { "NOT IMPORTED" }
+            sm.converted,
+            sm.folded,
+            sm.dropped,
+            sm.unsupported,
+            sm.skipped,
+            if self.imported {
+                "IMPORTED"
+            } else {
+                "NOT IMPORTED"
+            }
         );
-        let _ = writeln!(s, "{:<5} {:<28} {:<20} {:<11} detail", "#", "node", "op", "status");
+        let _ = writeln!(
+            s,
+            "{:<5} {:<28} {:<20} {:<11} detail",
+            "#", "node", "op", "status"
+        );
         for n in &self.nodes {
             if matches!(n.status, Status::Folded) && self.nodes.len() > 60 {
                 continue;
@@ -392,7 +428,11 @@ impl Report {
             if name.chars().count() > 28 {
                 name = name.chars().take(27).collect::<String>() + "…";
             }
-            let _ = writeln!(s, "{:<5} {:<28} {:<20} {:<11} {}", n.index, name, n.op_type, st, n.detail);
+            let _ = writeln!(
+                s,
+                "{:<5} {:<28} {:<20} {:<11} {}",
+                n.index, name, n.op_type, st, n.detail
+            );
             if let Some(h) = &n.hint {
                 let _ = writeln!(s, "{:<66} hint: {h}", "");
             }
@@ -400,36 +440,84 @@ impl Report {
         if self.nodes.len() > 60 {
             let _ = writeln!(s, "({} folded constant nodes not listed)", sm.folded);
         }
-        let _ = writeln!(s, "\nprivate inference: {}", match &self.private_inference {
-            Ok(d) => d.clone(),
-            Err(e) => format!("NOT SUPPORTED: {e}"),
-        });
+        let _ = writeln!(
+            s,
+            "\nprivate inference: {}",
+            match &self.private_inference {
+                Ok(d) => d.clone(),
+                Err(e) => format!("NOT SUPPORTED: {e}"),
+            }
+        );
         if let Some(c) = &self.costs {
             let _ = writeln!(s, "\nper layer (ring k = {}):", c.k);
-            let _ = writeln!(s, "{:<28} {:<16} {:>12} {:>10} {:>11} {:>13} {:>14}", "layer", "op", "output", "ReLUs", "max-cmps", "AND gates", "MACs");
-            for l in c.layers.iter().filter(|l| l.relus + l.comparisons + l.macs > 0) {
+            let _ = writeln!(
+                s,
+                "{:<28} {:<16} {:>12} {:>10} {:>11} {:>13} {:>14}",
+                "layer", "op", "output", "ReLUs", "max-cmps", "AND gates", "MACs"
+            );
+            for l in c
+                .layers
+                .iter()
+                .filter(|l| l.relus + l.comparisons + l.macs > 0)
+            {
                 let mut name = l.node.clone();
                 if name.chars().count() > 28 {
                     name = name.chars().take(27).collect::<String>() + "…";
                 }
-                let _ = writeln!(s, "{:<28} {:<16} {:>12} {:>10} {:>11} {:>13} {:>14}", name, l.op, l.output, l.relus, l.comparisons, l.and_gates, l.macs);
+                let _ = writeln!(
+                    s,
+                    "{:<28} {:<16} {:>12} {:>10} {:>11} {:>13} {:>14}",
+                    name, l.op, l.output, l.relus, l.comparisons, l.and_gates, l.macs
+                );
             }
-            let _ = writeln!(s, "{:<28} {:<16} {:>12} {:>10} {:>11} {:>13} {:>14}", "total", "", "", c.relus, c.comparisons, c.and_gates, c.macs);
+            let _ = writeln!(
+                s,
+                "{:<28} {:<16} {:>12} {:>10} {:>11} {:>13} {:>14}",
+                "total", "", "", c.relus, c.comparisons, c.and_gates, c.macs
+            );
             if c.clip_elements > 0 {
-                let _ = writeln!(s, "clip: {} elements (no private circuit; not in the estimates)", c.clip_elements);
+                let _ = writeln!(
+                    s,
+                    "clip: {} elements (no private circuit; not in the estimates)",
+                    c.clip_elements
+                );
             }
-            let _ = writeln!(s, "\nestimated private-inference cost per image ({} garbled layers):", c.nonlinear_layers);
-            let _ = writeln!(s, "  offline traffic {}   online traffic {}", si(c.offline_bytes, "B"), si(c.online_bytes, "B"));
+            let _ = writeln!(
+                s,
+                "\nestimated private-inference cost per image ({} garbled layers):",
+                c.nonlinear_layers
+            );
+            let _ = writeln!(
+                s,
+                "  offline traffic {}   online traffic {}",
+                si(c.offline_bytes, "B"),
+                si(c.online_bytes, "B")
+            );
             let _ = writeln!(
                 s,
                 "  server memory per session ~{} (default limit {} MiB: {})",
                 si(c.server_memory_bytes as f64, "B"),
                 DEFAULT_SESSION_LIMIT_BYTES >> 20,
-                if c.fits_default_server_limit { "fits" } else { "the server would REFUSE it" }
+                if c.fits_default_server_limit {
+                    "fits"
+                } else {
+                    "the server would REFUSE it"
+                }
             );
             for l in &c.latency {
-                let net = if l.mbit_per_s > 0.0 { format!("{} ({} ms RTT, {} Mbit/s)", l.network, l.rtt_ms, l.mbit_per_s) } else { l.network.to_string() };
-                let _ = writeln!(s, "  {net:<32} offline {:>10.2} s   online {:>9.3} s", l.offline_s, l.online_s);
+                let net = if l.mbit_per_s > 0.0 {
+                    format!(
+                        "{} ({} ms RTT, {} Mbit/s)",
+                        l.network, l.rtt_ms, l.mbit_per_s
+                    )
+                } else {
+                    l.network.to_string()
+                };
+                let _ = writeln!(
+                    s,
+                    "  {net:<32} offline {:>10.2} s   online {:>9.3} s",
+                    l.offline_s, l.online_s
+                );
             }
             let _ = writeln!(s, "  constants: {}", c.constants.source);
             let _ = writeln!(s, "  model: time = per-ReLU loopback time + bytes / bandwidth + round trips x RTT (offline: garbled layers + 6 round trips, online: garbled layers + 1); ReLU AND gates 3k-3-t (t = truncated bits, 0 where not calibrated); a max-pool comparison is estimated at one ReLU circuit (no such circuit exists yet); memory from the protocol's admission formula without the HE-stage transient");

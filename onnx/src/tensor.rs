@@ -55,9 +55,11 @@ impl Const {
     /// Decode a `TensorProto` (any of its storage fields) with every size checked first.
     pub fn from_proto(t: &TensorProto) -> Result<Const, String> {
         if t.data_location == 1 || !t.external_data.is_empty() {
-            return Err("its data is stored in an external file; re-save the model with \
+            return Err(
+                "its data is stored in an external file; re-save the model with \
                  onnx.save(model, path, save_as_external_data=False) (models under 2 GB)"
-                .into());
+                    .into(),
+            );
         }
         if t.segment.is_some() {
             return Err("segmented tensors are not supported".into());
@@ -148,9 +150,7 @@ impl Const {
                 ),
             };
             if len != n {
-                return Err(format!(
-                    "has {len} values, dimensions {dims:?} need {n}"
-                ));
+                return Err(format!("has {len} values, dimensions {dims:?} need {n}"));
             }
             vals
         };
@@ -185,8 +185,16 @@ impl Const {
         let r = a.len().max(b.len());
         let mut out = vec![0; r];
         for i in 0..r {
-            let da = if i + a.len() >= r { a[i + a.len() - r] } else { 1 };
-            let db = if i + b.len() >= r { b[i + b.len() - r] } else { 1 };
+            let da = if i + a.len() >= r {
+                a[i + a.len() - r]
+            } else {
+                1
+            };
+            let db = if i + b.len() >= r {
+                b[i + b.len() - r]
+            } else {
+                1
+            };
             out[i] = match (da, db) {
                 (x, y) if x == y => x,
                 (1, y) => y,

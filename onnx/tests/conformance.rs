@@ -61,10 +61,7 @@ fn run_case(dir: &Path) -> Outcome {
     };
     let classes = got.dim().1;
     if want.len() != n * classes {
-        return Outcome::Mismatch(format!(
-            "output {:?} vs engine {n}x{classes}",
-            want.dims
-        ));
+        return Outcome::Mismatch(format!("output {:?} vs engine {n}x{classes}", want.dims));
     }
     let mut max_err = 0f64;
     for (b, row) in got.outer_iter().enumerate() {
@@ -117,7 +114,16 @@ const MUST_PASS: &[&str] = &[
     "test_softmax_example",
     "test_dropout_default",
     "test_identity",
-    "test_clip_example",
+    "test_clip",
+    "test_clip_default_min",
+];
+
+/// Light real models that must import and reproduce the shipped output.
+const LIGHT_MUST_PASS: &[&str] = &[
+    "light_resnet50",
+    "light_squeezenet",
+    "light_vgg19",
+    "light_densenet121",
 ];
 
 #[test]
@@ -136,13 +142,18 @@ fn onnx_conformance() {
     for kind in ["node", "light"] {
         for dir in cases(&root, kind) {
             let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-            if kind == "light" && light_filter != "all" && !light_filter.split(',').any(|m| name.contains(m)) {
+            if kind == "light"
+                && light_filter != "all"
+                && !light_filter.split(',').any(|m| name.contains(m))
+            {
                 continue;
             }
             let t = std::time::Instant::now();
             let out = run_case(&dir);
             let line = match &out {
-                Outcome::Pass { max_err, relus } => format!("PASS     {kind:<5} {name} (max error {max_err:.2e}, {relus} ReLUs)"),
+                Outcome::Pass { max_err, relus } => {
+                    format!("PASS     {kind:<5} {name} (max error {max_err:.2e}, {relus} ReLUs)")
+                }
                 Outcome::Mismatch(m) => format!("MISMATCH {kind:<5} {name}: {m}"),
                 Outcome::Rejected(r) => format!("refused  {kind:<5} {name}: {r}"),
             };
@@ -175,8 +186,14 @@ fn onnx_conformance() {
             table.push('\n');
         }
     }
-    let pass = results.values().filter(|o| matches!(o, Outcome::Pass { .. })).count();
-    let refused = results.values().filter(|o| matches!(o, Outcome::Rejected(_))).count();
+    let pass = results
+        .values()
+        .filter(|o| matches!(o, Outcome::Pass { .. }))
+        .count();
+    let refused = results
+        .values()
+        .filter(|o| matches!(o, Outcome::Rejected(_)))
+        .count();
     let bad: Vec<&String> = results
         .iter()
         .filter(|(_, o)| matches!(o, Outcome::Mismatch(_)))
@@ -194,6 +211,11 @@ fn onnx_conformance() {
     for m in MUST_PASS {
         let key = format!("node/{m}");
         if let Some(o) = results.get(&key) {
+            assert!(matches!(o, Outcome::Pass { .. }), "{m} must pass: {o:?}");
+        }
+    }
+    for m in LIGHT_MUST_PASS {
+        if let Some(o) = results.get(&format!("light/{m}")) {
             assert!(matches!(o, Outcome::Pass { .. }), "{m} must pass: {o:?}");
         }
     }

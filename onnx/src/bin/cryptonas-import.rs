@@ -41,9 +41,15 @@ struct Args {
 }
 
 fn run(args: Args) -> Result<bool, String> {
-    let size = std::fs::metadata(&args.model).map_err(|e| format!("{}: {e}", args.model.display()))?.len();
+    let size = std::fs::metadata(&args.model)
+        .map_err(|e| format!("{}: {e}", args.model.display()))?
+        .len();
     if size > cryptonas_onnx::import::MAX_FILE_BYTES {
-        return Err(format!("{}: {size} bytes is larger than the {} byte limit", args.model.display(), cryptonas_onnx::import::MAX_FILE_BYTES));
+        return Err(format!(
+            "{}: {size} bytes is larger than the {} byte limit",
+            args.model.display(),
+            cryptonas_onnx::import::MAX_FILE_BYTES
+        ));
     }
     let bytes = std::fs::read(&args.model).map_err(|e| format!("{}: {e}", args.model.display()))?;
     let name = args
@@ -54,7 +60,10 @@ fn run(args: Args) -> Result<bool, String> {
         .map_or_else(|| "imported".into(), |s| s.to_string_lossy().into_owned());
     let mut opts = ImportOptions::new(name);
     if let Some(s) = &args.input_shape {
-        let s: [usize; 3] = s.as_slice().try_into().map_err(|_| "--input-shape takes C,H,W".to_string())?;
+        let s: [usize; 3] = s
+            .as_slice()
+            .try_into()
+            .map_err(|_| "--input-shape takes C,H,W".to_string())?;
         opts.input_shape = Some(s);
     }
     if let Some(v) = &args.input_norm {
@@ -67,7 +76,13 @@ fn run(args: Args) -> Result<bool, String> {
     }
     if let Some(p) = &args.classes {
         let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-        opts.classes = Some(text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect());
+        opts.classes = Some(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect(),
+        );
     }
     let analysis = analyze(&bytes, &opts).map_err(|e| e.to_string())?;
     let mut model = analysis.model.clone();
@@ -86,11 +101,20 @@ fn run(args: Args) -> Result<bool, String> {
     if let (Some(dir), Some(m)) = (&args.calibration, model.as_mut()) {
         calibration = Some(match &nf_cfg {
             None => Err("private inference cannot run this model (see above)".to_string()),
-            Some(nf) => load_images(dir, &m.spec.input).and_then(|imgs| calibrate(m, nf, &imgs, args.k)),
+            Some(nf) => {
+                load_images(dir, &m.spec.input).and_then(|imgs| calibrate(m, nf, &imgs, args.k))
+            }
         });
     }
-    let cfg = model.as_ref().and_then(|m| m.spec.metadata.fixed_point.clone());
-    let rep = report::build(&analysis, private, calibration, nf_cfg.as_ref().zip(cfg.as_ref()));
+    let cfg = model
+        .as_ref()
+        .and_then(|m| m.spec.metadata.fixed_point.clone());
+    let rep = report::build(
+        &analysis,
+        private,
+        calibration,
+        nf_cfg.as_ref().zip(cfg.as_ref()),
+    );
     if args.json {
         println!("{}", rep.to_json());
     } else {
