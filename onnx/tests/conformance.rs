@@ -169,9 +169,14 @@ fn onnx_conformance() {
             let t = std::time::Instant::now();
             let out = run_case(&dir, kind);
             let line = match &out {
-                Outcome::Pass { max_err, relus } => {
-                    format!("PASS     {kind:<5} {name} (max error {max_err:.2e}, {relus} ReLUs)")
-                }
+                Outcome::Pass {
+                    max_err,
+                    scale,
+                    relus,
+                } => format!(
+                    "PASS     {kind:<5} {name} (max error {max_err:.2e}, max |want| {scale:.2e}, \
+                     {relus} ReLUs)"
+                ),
                 Outcome::Mismatch(m) => format!("MISMATCH {kind:<5} {name}: {m}"),
                 Outcome::Rejected(r) => format!("refused  {kind:<5} {name}: {r}"),
             };
