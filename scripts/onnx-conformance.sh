@@ -17,6 +17,14 @@ if [ "$(cat "$dir/key" 2>/dev/null)" != "$key" ]; then
   "$py" onnx/tests/gen_ort_cases.py "$dir" 2>/dev/null
   echo "$key" >"$dir/key"
 fi
+# The bundled models through the exporter and onnxruntime (regenerated every run: cheap).
+mkdir -p "$dir/exported"
+for json in models/*.json; do
+  name=$(basename "$json" .json)
+  cargo run -q -p cryptonas-onnx --bin cryptonas-export-onnx -- "$json" "models/$name.safetensors" \
+    "$dir/exported/$name.onnx"
+done
+"$py" onnx/tests/gen_ort_cases.py "$dir" --exported "$dir"/exported/*.onnx 2>/dev/null
 rc=0
 ONNX_CONFORMANCE_DIR="$PWD/$dir" cargo test -q -p cryptonas-onnx --test conformance -- --nocapture \
   >"$dir/log.txt" 2>&1 || rc=$?

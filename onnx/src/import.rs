@@ -1934,6 +1934,25 @@ pub fn analyze(bytes: &[u8], opts: &ImportOptions) -> Result<Analysis, ImportErr
     let logical: Vec<usize> = std::iter::once(batch)
         .chain([phys.c, phys.h, phys.w].into_iter().take(dims.len() - 1))
         .collect();
+    // Files written by `export_onnx` carry the class names and normalisation.
+    let meta = |k: &str| {
+        m.metadata_props
+            .iter()
+            .find(|p| p.key == k)
+            .map(|p| p.value.as_str())
+    };
+    let meta_f32 = |k: &str| meta(k).and_then(|v| serde_json::from_str::<Vec<f32>>(v).ok());
+    let (mean, std) = match (meta_f32("cryptonas.mean"), meta_f32("cryptonas.std")) {
+        (Some(m), Some(s)) if opts.mean.is_empty() && opts.std.is_empty() => {
+            notes.push(
+                "input normalisation read from the file's cryptonas.mean/std metadata".into(),
+            );
+            (m, s)
+        }
+        _ => (opts.mean.clone(), opts.std.clone()),
+    };
+    let meta_classes =
+        meta("cryptonas.classes").and_then(|v| serde_json::from_str::<Vec<String>>(v).ok());
     let expand = |v: &[f32], what: &str| -> Result<Vec<f32>, ImportError> {
         match v.len() {
             0 => Ok(vec![if what == "mean" { 0.0 } else { 1.0 }; phys.c]),
@@ -1949,10 +1968,10 @@ pub fn analyze(bytes: &[u8], opts: &ImportOptions) -> Result<Analysis, ImportErr
         channels: phys.c,
         height: phys.h,
         width: phys.w,
-        mean: expand(&opts.mean, "mean")?,
-        std: expand(&opts.std, "std")?,
+        mean: expand(&mean, "mean")?,
+        std: expand(&std, "std")?,
     };
-    if opts.mean.is_empty() && opts.std.is_empty() {
+    if mean.is_empty() && std.is_empty() {
         notes.push(
             "no --input-norm: the model is fed pixels/255 (mean 0, std 1); give the \
              normalisation it was trained with"
@@ -2147,7 +2166,11 @@ pub fn analyze(bytes: &[u8], opts: &ImportOptions) -> Result<Analysis, ImportErr
         }
         if out_err.is_none() {
             let k = a.phys.c;
-            let classes = match &opts.classes {
+            let classes = match opts
+                .classes
+                .as_ref()
+                .or(meta_classes.as_ref().filter(|c| c.len() == k))
+            {
                 Some(c) if c.len() == k => c.clone(),
                 Some(c) => {
                     return Err(ImportError::Model(format!(

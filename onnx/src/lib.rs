@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod error;
+pub mod export;
 pub mod import;
 pub mod proto;
 pub mod report;
@@ -9,6 +10,7 @@ pub mod tensor;
 use std::path::{Path, PathBuf};
 
 pub use error::ImportError;
+pub use export::export_onnx;
 pub use import::{analyze, Analysis, ImportOptions, NodeReport, Status};
 pub use report::{CalibrationReport, Costs, Report};
 

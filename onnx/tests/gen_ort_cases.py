@@ -7,7 +7,9 @@
                  (ConstantOfShape) weights replaced by random ones, so that the logits are not
                  uniform: a much stronger check than the shipped outputs.
 Each holds model.onnx, input_0.pb (a random image) and output_0.pb (onnxruntime's output).
-usage: gen_ort_cases.py OUT_DIR
+  ort/export_<name>/  with --exported FILE...: models exported by cryptonas-export-onnx (the
+                 bundled models), so that onnxruntime checks the exporter and the model semantics.
+usage: gen_ort_cases.py OUT_DIR [--exported FILE.onnx ...]
 """
 import os
 import sys
@@ -157,6 +159,11 @@ def write(out, name, model):
 
 if __name__ == "__main__":
     out = sys.argv[1]
+    if len(sys.argv) > 2 and sys.argv[2] == "--exported":
+        for f in sys.argv[3:]:
+            write(out, "export_" + os.path.basename(f)[: -len(".onnx")], onnx.load(f))
+        print(f"onnxruntime {ort.__version__}: {len(sys.argv) - 3} exported models -> {out}/ort")
+        sys.exit(0)
     for name, f in [("cifar_residual", residual), ("cifar_inception", inception), ("cifar_mobilenet", mobilenet)]:
         write(out, name, f())
     src = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
