@@ -304,8 +304,25 @@ fn known_attrs(n: &NodeProto, known: &[&str]) -> NResult<()> {
     Ok(())
 }
 
+/// A tensor dimension (bounded by the constant-size limit).
+fn to_dim(v: i64) -> NResult<usize> {
+    match usize::try_from(v) {
+        Ok(u) if u <= crate::tensor::MAX_TENSOR_ELEMENTS => Ok(u),
+        _ => Err(bad(format!(
+            "dimension {v} is negative or exceeds {}",
+            crate::tensor::MAX_TENSOR_ELEMENTS
+        ))),
+    }
+}
+
+/// A non-negative attribute value, bounded like the model format's parameters.
 fn to_usize(v: i64, what: &str) -> NResult<usize> {
-    usize::try_from(v).map_err(|_| bad(format!("{what} {v} is negative")))
+    let max = cryptonas_model::format::MAX_PARAM;
+    match usize::try_from(v) {
+        Ok(u) if u <= max => Ok(u),
+        Ok(_) => Err(bad(format!("{what} {v} exceeds the limit {max}"))),
+        Err(_) => Err(bad(format!("{what} {v} is negative"))),
+    }
 }
 
 fn shape_str(s: Shape) -> String {
@@ -604,7 +621,11 @@ impl Builder {
             )));
         }
         let strides = attr_ints(n, "strides").unwrap_or_else(|| vec![1, 1]);
-        if strides.len() != 2 || strides[0] != strides[1] || strides[0] < 1 {
+        if strides.len() != 2
+            || strides[0] != strides[1]
+            || strides[0] < 1
+            || strides[0] > cryptonas_model::format::MAX_PARAM as i64
+        {
             return Err(bad(format!(
                 "strides {strides:?}: only equal strides >= 1 on H and W are supported"
             )));
@@ -639,6 +660,9 @@ impl Builder {
             );
         }
         let before = self.nodes.len();
+        if n.input.iter().all(|s| s.is_empty()) && !matches!(op, "Constant") {
+            return Err(bad(format!("{op} without inputs")));
+        }
         let out = |v: Value| vec![v];
         // All-constant inputs: fold where the op is pure arithmetic on tensors.
         let all_const = !n.input.is_empty()
@@ -693,7 +717,7 @@ impl Builder {
                 let shape = self.need_const(n, 0)?.ints().map_err(bad)?;
                 let dims = shape
                     .iter()
-                    .map(|&d| to_usize(d, "dimension"))
+                    .map(|&d| to_dim(d))
                     .collect::<NResult<Vec<_>>>()?;
                 let len = checked_len(&dims).map_err(bad)?;
                 let (v, integer) = match attr(n, "value").and_then(|a| a.t.as_ref()) {
@@ -910,7 +934,7 @@ impl Builder {
                                 infer = Some(i);
                                 new.push(1);
                             }
-                            d => new.push(to_usize(d, "dimension")?),
+                            d => new.push(to_dim(d)?),
                         }
                     }
                     if let Some(i) = infer {
@@ -1646,6 +1670,13 @@ impl Builder {
                 if begin.iter().chain(&end).any(|&v| v < 0) {
                     return Err(bad("negative pads (cropping) are not supported"));
                 }
+                if begin
+                    .iter()
+                    .chain(&end)
+                    .any(|&v| v > cryptonas_model::format::MAX_PARAM as i64)
+                {
+                    return Err(bad(format!("pads {pads:?} exceed the limit")));
+                }
                 if r != 4 || begin[..2].iter().chain(&end[..2]).any(|&v| v != 0) {
                     return Err(bad(format!("Pad {pads:?} of a rank-{r} tensor: only spatial padding of N×C×H×W is supported")));
                 }
@@ -1681,7 +1712,7 @@ impl Builder {
                 let default = if self.opset < 13 { 1 } else { -1 };
                 let axis = Self::norm_axis(attr_i(n, "axis", default), r)?;
                 let whole = if self.opset < 13 {
-                    a.dims[1..axis].iter().all(|&d| d == 1) && axis >= 1
+                    axis >= 1 && a.dims[1..axis].iter().all(|&d| d == 1)
                 } else {
                     axis >= 1
                         && a.dims[1..]

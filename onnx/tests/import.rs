@@ -346,3 +346,55 @@ fn nothing_is_written_unless_the_import_succeeded() {
     assert_eq!(names.len(), 2, "{names:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Byte-level mutations of a valid file (flips, truncations, splices) never panic: each gives a
+/// model, a report with unsupported nodes, or an error.
+#[test]
+fn mutated_files_never_panic() {
+    let base = cnn(true, 13).encode_to_vec();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let (mut ok, mut refused) = (0, 0);
+    for _ in 0..3000 {
+        let mut b = base.clone();
+        for _ in 0..1 + next() % 4 {
+            let i = (next() % b.len() as u64) as usize;
+            match next() % 4 {
+                0 => b[i] ^= 1 << (next() % 8),
+                1 => b[i] = next() as u8,
+                2 => b.truncate(i.max(1)),
+                _ => {
+                    let j = (next() % b.len() as u64) as usize;
+                    let chunk: Vec<u8> = b[j..(j + 8).min(b.len())].to_vec();
+                    b.splice(i..i, chunk);
+                }
+            }
+        }
+        match analyze(&b, &ImportOptions::new("m")) {
+            Ok(a) => {
+                if let Some(m) = &a.model {
+                    let _ = report::private_check(m);
+                    let i = &m.spec.input;
+                    let x = ndarray::Array4::<f32>::zeros((1, i.channels, i.height, i.width));
+                    if i.channels * i.height * i.width <= 1 << 16 {
+                        let _ = m.forward(x.view());
+                    }
+                    ok += 1;
+                } else {
+                    refused += 1;
+                }
+                let _ = report::build(&a, Err(String::new()), None, None).to_text();
+            }
+            Err(e) => {
+                assert!(!e.to_string().is_empty());
+                refused += 1;
+            }
+        }
+    }
+    assert!(ok > 0 && refused > 0, "{ok} {refused}");
+}
