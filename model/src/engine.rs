@@ -115,12 +115,12 @@ fn pool2d(
     x: &Array4<f32>,
     kernel: usize,
     stride: usize,
-    padding: usize,
+    (padding, padding_end): (usize, usize),
     mode: PoolMode,
 ) -> Array4<f32> {
     let (n, c, h, w) = x.dim();
-    let oh = (h + 2 * padding - kernel) / stride + 1;
-    let ow = (w + 2 * padding - kernel) / stride + 1;
+    let oh = (h + padding + padding_end - kernel) / stride + 1;
+    let ow = (w + padding + padding_end - kernel) / stride + 1;
     let mut out = Array4::<f32>::zeros((n, c, oh, ow));
     for b in 0..n {
         for ch in 0..c {
@@ -289,11 +289,19 @@ impl Model {
                     kernel,
                     stride,
                     padding,
-                } => pool2d(ins[0], *kernel, *stride, *padding, PoolMode::Max),
+                    padding_end,
+                } => pool2d(
+                    ins[0],
+                    *kernel,
+                    *stride,
+                    (*padding, *padding_end),
+                    PoolMode::Max,
+                ),
                 Op::AvgPool {
                     kernel,
                     stride,
                     padding,
+                    padding_end,
                     count_include_pad,
                 } => {
                     let mode = if *count_include_pad {
@@ -301,7 +309,7 @@ impl Model {
                     } else {
                         PoolMode::AvgReal
                     };
-                    pool2d(ins[0], *kernel, *stride, *padding, mode)
+                    pool2d(ins[0], *kernel, *stride, (*padding, *padding_end), mode)
                 }
                 Op::ChannelAffine => {
                     let sc = &self.tensor(&format!("{id}.scale")).data;

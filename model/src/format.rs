@@ -126,27 +126,32 @@ pub enum Op {
         /// Training drop probability, in [0, 1).
         p: f32,
     },
-    /// Max over each k × k window (stride s, `padding` cells of −∞ on each side, so padding
-    /// never wins; `padding < kernel`). Output `⌊(H + 2p − k)/s⌋ + 1` per side. Not linear: the
-    /// f32 engine and the counting support it, the private protocol does not yet.
+    /// Max over each k × k window (stride s; `padding` cells before the first row and column and
+    /// `padding_end` after the last, both < k; padding cells never win). Output
+    /// `⌊(H + p + p_end − k)/s⌋ + 1` per side. Not linear: the f32 engine and the counting
+    /// support it, the private protocol does not yet.
     MaxPool {
         /// Window size k.
         kernel: usize,
         /// Stride.
         stride: usize,
-        /// Padding on each side (ignored cells).
+        /// Padding at the top and left (ignored cells).
         padding: usize,
+        /// Padding at the bottom and right (JSON: optional, default `padding`).
+        padding_end: usize,
     },
-    /// Mean over each k × k window (stride s, `padding` zero cells on each side, `padding <
-    /// kernel`). With `count_include_pad` the divisor is always k²; without it, the number of
-    /// real (non-padding) cells in the window. Output size as for `max_pool`.
+    /// Mean over each k × k window (geometry as `max_pool`, padding cells are zeros). With
+    /// `count_include_pad` the divisor is always k²; without it, the number of real
+    /// (non-padding) cells in the window.
     AvgPool {
         /// Window size k.
         kernel: usize,
         /// Stride.
         stride: usize,
-        /// Padding on each side.
+        /// Padding at the top and left.
         padding: usize,
+        /// Padding at the bottom and right (JSON: optional, default `padding`).
+        padding_end: usize,
         /// Whether padding cells count in the divisor.
         count_include_pad: bool,
     },
@@ -200,11 +205,15 @@ enum OpRepr {
         kernel: usize,
         stride: usize,
         padding: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        padding_end: Option<usize>,
     },
     AvgPool {
         kernel: usize,
         stride: usize,
         padding: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        padding_end: Option<usize>,
         count_include_pad: bool,
     },
     ChannelAffine {},
@@ -281,20 +290,24 @@ impl From<OpRepr> for Op {
                 kernel,
                 stride,
                 padding,
+                padding_end,
             } => Op::MaxPool {
                 kernel,
                 stride,
                 padding,
+                padding_end: padding_end.unwrap_or(padding),
             },
             OpRepr::AvgPool {
                 kernel,
                 stride,
                 padding,
+                padding_end,
                 count_include_pad,
             } => Op::AvgPool {
                 kernel,
                 stride,
                 padding,
+                padding_end: padding_end.unwrap_or(padding),
                 count_include_pad,
             },
             OpRepr::ChannelAffine {} => Op::ChannelAffine,
@@ -337,20 +350,24 @@ impl From<Op> for OpRepr {
                 kernel,
                 stride,
                 padding,
+                padding_end,
             } => OpRepr::MaxPool {
                 kernel,
                 stride,
                 padding,
+                padding_end: (padding_end != padding).then_some(padding_end),
             },
             Op::AvgPool {
                 kernel,
                 stride,
                 padding,
+                padding_end,
                 count_include_pad,
             } => OpRepr::AvgPool {
                 kernel,
                 stride,
                 padding,
+                padding_end: (padding_end != padding).then_some(padding_end),
                 count_include_pad,
             },
             Op::ChannelAffine => OpRepr::ChannelAffine {},
@@ -694,13 +711,15 @@ impl ModelSpec {
                 kernel,
                 stride,
                 padding,
+                padding_end,
             }
             | Op::AvgPool {
                 kernel,
                 stride,
                 padding,
+                padding_end,
                 ..
-            } => vec![*kernel, *stride, *padding],
+            } => vec![*kernel, *stride, *padding, *padding_end],
             _ => vec![],
         };
         if vals.iter().any(|&v| v > MAX_PARAM) {
@@ -854,28 +873,33 @@ impl ModelSpec {
                 kernel,
                 stride,
                 padding,
+                padding_end,
             }
             | Op::AvgPool {
                 kernel,
                 stride,
                 padding,
+                padding_end,
                 ..
             } => {
                 arity("1", ins.len() == 1)?;
-                if *kernel == 0 || *stride == 0 || padding >= kernel {
+                if *kernel == 0 || *stride == 0 || padding >= kernel || padding_end >= kernel {
                     return Err(param(format!(
-                        "kernel {kernel} and stride {stride} must be >= 1 and padding {padding} \
-                         < kernel"
+                        "kernel {kernel} and stride {stride} must be >= 1 and padding {padding} / \
+                         {padding_end} < kernel"
                     )));
                 }
                 let x = shapes[ins[0]];
-                match (
-                    conv_out(x.h, *kernel, *stride, *padding),
-                    conv_out(x.w, *kernel, *stride, *padding),
-                ) {
+                let out = |n: usize| {
+                    (n + padding + padding_end)
+                        .checked_sub(*kernel)
+                        .map(|d| d / stride + 1)
+                };
+                match (out(x.h), out(x.w)) {
                     (Some(h), Some(w)) => Ok(Shape { c: x.c, h, w }),
                     _ => Err(mismatch(format!(
-                        "window {kernel} with padding {padding} does not fit input {}x{}",
+                        "window {kernel} with padding {padding}/{padding_end} does not fit input \
+                         {}x{}",
                         x.h, x.w
                     ))),
                 }

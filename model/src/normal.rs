@@ -630,8 +630,18 @@ impl NormalForm {
                     kernel,
                     stride,
                     padding,
+                    padding_end,
                     count_include_pad,
                 } => {
+                    if padding != padding_end {
+                        return Err(unsupported(
+                            id,
+                            format!(
+                                "average pool with padding {padding} before and {padding_end} \
+                                 after: the normal form pads symmetrically"
+                            ),
+                        ));
+                    }
                     if *padding > 0 && !count_include_pad {
                         return Err(unsupported(
                             id,

@@ -74,6 +74,7 @@ fn max_pool_ignores_padding_and_counts_comparisons() {
                 kernel: 2,
                 stride: 2,
                 padding: 1,
+                padding_end: 1,
             },
             &["input"],
         )],
@@ -84,7 +85,8 @@ fn max_pool_ignores_padding_and_counts_comparisons() {
     let x = [-1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -7.0, -8.0, -9.0];
     // Output 2x2: windows {x00}, {x01,x02}, {x10,x20}, {x11,x12,x21,x22}.
     assert_eq!(run(&m, &x), vec![-1.0, -2.0, -4.0, -5.0]);
-    assert_eq!(max_pool_comparisons(&m.spec).unwrap(), 4 * 3);
+    // Real cells per window 1, 2, 2, 4: 0 + 1 + 1 + 3 comparisons.
+    assert_eq!(max_pool_comparisons(&m.spec).unwrap(), 5);
     assert_eq!(relu_count(&m.spec).unwrap(), 0);
     let e = NormalForm::compile(&m).unwrap_err().to_string();
     assert!(e.contains("mp") && e.contains("max pooling"), "{e}");
@@ -111,6 +113,7 @@ fn avg_pool_divisors() {
             kernel: 2,
             stride: 2,
             padding: 1,
+            padding_end: 1,
             count_include_pad: cip,
         };
         let m = model(
@@ -202,6 +205,7 @@ fn linear_new_ops_compose_in_the_normal_form() {
                 kernel: 3,
                 stride: 2,
                 padding: 1,
+                padding_end: 1,
                 count_include_pad: true,
             },
             &["r1"],
@@ -224,4 +228,68 @@ fn linear_new_ops_compose_in_the_normal_form() {
     }
     let x = Array4::<f32>::zeros((2, 3, 6, 6));
     assert_eq!(m.forward(x.view()).unwrap().dim(), (2, 36));
+}
+
+#[test]
+fn pools_with_end_padding() {
+    // 1×4×4, kernel 3, stride 2, padding 0 before and 1 after (Caffe's ceil mode, SAME_UPPER):
+    // output 2×2, windows rows {0,1,2} and {2,3}.
+    let x: Vec<f32> = (0..16).map(|v| v as f32).collect();
+    let mp = Op::MaxPool {
+        kernel: 3,
+        stride: 2,
+        padding: 0,
+        padding_end: 1,
+    };
+    let m = model(
+        (1, 4, 4),
+        vec![node("mp", mp, &["input"])],
+        "mp",
+        4,
+        HashMap::new(),
+    );
+    assert_eq!(run(&m, &x), vec![10.0, 11.0, 14.0, 15.0]);
+    // Real cells 9, 6, 6, 4.
+    assert_eq!(max_pool_comparisons(&m.spec).unwrap(), 8 + 5 + 5 + 3);
+    let json = m.spec.to_json();
+    assert!(json.contains("\"padding_end\": 1"));
+    assert_eq!(ModelSpec::from_json(json.as_bytes()).unwrap(), m.spec);
+    let ap = Op::AvgPool {
+        kernel: 3,
+        stride: 2,
+        padding: 0,
+        padding_end: 1,
+        count_include_pad: false,
+    };
+    let m = model(
+        (1, 4, 4),
+        vec![node("ap", ap, &["input"])],
+        "ap",
+        4,
+        HashMap::new(),
+    );
+    let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
+    assert_eq!(
+        run(&m, &x),
+        vec![
+            mean(&[0., 1., 2., 4., 5., 6., 8., 9., 10.]),
+            mean(&[2., 3., 6., 7., 10., 11.]),
+            mean(&[8., 9., 10., 12., 13., 14.]),
+            mean(&[10., 11., 14., 15.]),
+        ]
+    );
+    let e = NormalForm::compile(&m).unwrap_err().to_string();
+    assert!(e.contains("ap") && e.contains("symmetric"), "{e}");
+    // Omitted padding_end means padding_end = padding.
+    let j = r#"{"type": "max_pool", "kernel": 2, "stride": 2, "padding": 1}"#;
+    let op: Op = serde_json::from_str(j).unwrap();
+    assert_eq!(
+        op,
+        Op::MaxPool {
+            kernel: 2,
+            stride: 2,
+            padding: 1,
+            padding_end: 1
+        }
+    );
 }

@@ -247,18 +247,21 @@ pub fn export_onnx(model: &Model) -> Result<Vec<u8>, String> {
                 kernel,
                 stride,
                 padding,
+                padding_end,
             }
             | Op::AvgPool {
                 kernel,
                 stride,
                 padding,
+                padding_end,
                 ..
             } => {
-                let (k, s, p) = (*kernel as i64, *stride as i64, *padding as i64);
+                let (k, s) = (*kernel as i64, *stride as i64);
+                let (p, e) = (*padding as i64, *padding_end as i64);
                 let mut attrs = vec![
                     ints("kernel_shape", &[k, k]),
                     ints("strides", &[s, s]),
-                    ints("pads", &[p, p, p, p]),
+                    ints("pads", &[p, p, e, e]),
                 ];
                 let op = if let Op::AvgPool {
                     count_include_pad, ..

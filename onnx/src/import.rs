@@ -1379,51 +1379,61 @@ impl Builder {
                     .map(|&v| to_usize(v, "kernel"))
                     .collect::<NResult<_>>()?;
                 let (k, s) = Self::square(n, &kernel)?;
-                let p =
-                    Self::symmetric(Self::spatial_pads(n, (a.phys.h, a.phys.w), k, s, pending)?)?;
-                if k == 0 || p >= k {
+                let pads = Self::spatial_pads(n, (a.phys.h, a.phys.w), k, s, pending)?;
+                // Pools may pad more at the end than at the start (SAME_UPPER, Caffe's ceil
+                // mode), but alike on H and W.
+                if pads[0] != pads[1] || pads[2] != pads[3] {
                     return Err(bad(format!(
-                        "padding {p} must be smaller than the kernel {k}"
+                        "padding [top, left, bottom, right] = {pads:?} differs between H and W"
                     )));
                 }
-                if a.phys.h + 2 * p < k || a.phys.w + 2 * p < k {
+                let (p, pe) = (pads[0], pads[2]);
+                if k == 0 || p >= k || pe >= k {
                     return Err(bad(format!(
-                        "window {k} does not fit input {} with padding {p}",
+                        "padding {pads:?} must be smaller than the kernel {k}"
+                    )));
+                }
+                if a.phys.h + p + pe < k || a.phys.w + p + pe < k {
+                    return Err(bad(format!(
+                        "window {k} does not fit input {} with padding {pads:?}",
                         shape_str(a.phys)
                     )));
                 }
-                let oh = (a.phys.h + 2 * p - k) / s + 1;
-                let ow = (a.phys.w + 2 * p - k) / s + 1;
+                let oh = (a.phys.h + p + pe - k) / s + 1;
+                let ow = (a.phys.w + p + pe - k) / s + 1;
                 if attr_i(n, "ceil_mode", 0) == 1 {
-                    let ch = (a.phys.h + 2 * p - k).div_ceil(s) + 1;
-                    let cw = (a.phys.w + 2 * p - k).div_ceil(s) + 1;
+                    let ch = (a.phys.h + p + pe - k).div_ceil(s) + 1;
+                    let cw = (a.phys.w + p + pe - k).div_ceil(s) + 1;
                     if (ch, cw) != (oh, ow) {
                         return Err(bad(format!("ceil_mode = 1 gives {ch}x{cw} where the model format's floor rule gives {oh}x{ow}"))
-                            .hint("export with ceil_mode = False (or pad the input so that the windows fit exactly)"));
+                            .hint("export with ceil_mode = False (or pad the end so that the windows fit exactly)"));
                     }
                 }
-                let (mop, d) = if op == "MaxPool" {
-                    (Op::MaxPool { kernel: k, stride: s, padding: p }, format!("max_pool {k}x{k} stride {s} padding {p} (f32 engine only: private inference does not support max pooling yet)"))
+                let pd = if p == pe {
+                    format!("padding {p}")
                 } else {
+                    format!("padding {p} before, {pe} after")
+                };
+                let (mop, d) = if op == "MaxPool" {
+                    (
+                        Op::MaxPool { kernel: k, stride: s, padding: p, padding_end: pe },
+                        format!("max_pool {k}x{k} stride {s} {pd} (f32 engine only: private inference does not support max pooling yet)"),
+                    )
+                } else {
+                    let counted = match (p + pe > 0, cip) {
+                        (false, _) => "",
+                        (true, true) => " (padding counted)",
+                        (true, false) => " (padding not counted)",
+                    };
                     (
                         Op::AvgPool {
                             kernel: k,
                             stride: s,
                             padding: p,
+                            padding_end: pe,
                             count_include_pad: cip,
                         },
-                        format!(
-                            "avg_pool {k}x{k} stride {s} padding {p}{}",
-                            if p > 0 {
-                                if cip {
-                                    " (padding counted)"
-                                } else {
-                                    " (padding not counted)"
-                                }
-                            } else {
-                                ""
-                            }
-                        ),
+                        format!("avg_pool {k}x{k} stride {s} {pd}{counted}"),
                     )
                 };
                 let id = self.emit(&base, mop, vec![a.node.clone()]);
@@ -1462,6 +1472,7 @@ impl Builder {
                             kernel: s.h,
                             stride: 1,
                             padding: 0,
+                            padding_end: 0,
                         },
                         format!("max_pool {0}x{0} (global; f32 engine only)", s.h),
                     )

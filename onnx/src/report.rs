@@ -207,7 +207,7 @@ pub fn costs(
         } else {
             0
         };
-        let c = node_comparisons(&n.op, out);
+        let c = x.map_or(0, |x| node_comparisons(&n.op, x, out));
         if matches!(n.op, Op::Clip { .. }) {
             clip += out.len() as u64;
         }
