@@ -148,14 +148,23 @@ pub struct Report {
     pub summary: NodeSummary,
     /// Per ONNX node.
     pub nodes: Vec<NodeReport>,
-    /// Whether private inference can run it, or the reason it cannot.
-    pub private_inference: Result<String, String>,
+    /// Whether private inference can run it, and what it runs or why not.
+    pub private_inference: PrivateStatus,
     /// Estimates (None when the architecture could not be built).
     pub costs: Option<Costs>,
     /// Calibration (None when not run).
     pub calibration: Option<Result<CalibrationReport, String>>,
     /// Notes.
     pub notes: Vec<String>,
+}
+
+/// Whether private inference can run the model.
+#[derive(Clone, Debug, Serialize)]
+pub struct PrivateStatus {
+    /// True when the normal form compiles.
+    pub supported: bool,
+    /// What it runs, or the reason (naming the node) it cannot.
+    pub detail: String,
 }
 
 /// Counts of node outcomes.
@@ -357,7 +366,16 @@ pub fn build(
         imported: analysis.model.is_some(),
         summary,
         nodes: analysis.nodes.clone(),
-        private_inference: private,
+        private_inference: match private {
+            Ok(detail) => PrivateStatus {
+                supported: true,
+                detail,
+            },
+            Err(detail) => PrivateStatus {
+                supported: false,
+                detail,
+            },
+        },
         costs: spec.and_then(|s| costs(s, k, &trunc)),
         calibration,
         notes,
@@ -442,11 +460,13 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "\nprivate inference: {}",
-            match &self.private_inference {
-                Ok(d) => d.clone(),
-                Err(e) => format!("NOT SUPPORTED: {e}"),
-            }
+            "\nprivate inference: {}{}",
+            if self.private_inference.supported {
+                ""
+            } else {
+                "NOT SUPPORTED: "
+            },
+            self.private_inference.detail
         );
         if let Some(c) = &self.costs {
             let _ = writeln!(s, "\nper layer (ring k = {}):", c.k);
