@@ -109,12 +109,20 @@ fn run(args: Args) -> Result<bool, String> {
     let cfg = model
         .as_ref()
         .and_then(|m| m.spec.metadata.fixed_point.clone());
-    let rep = report::build(
+    let uncalibrated = private.is_ok() && cfg.is_none();
+    let mut rep = report::build(
         &analysis,
         private,
         calibration,
         nf_cfg.as_ref().zip(cfg.as_ref()),
     );
+    if uncalibrated {
+        rep.notes.push(
+            "no fixed-point configuration: the server skips models without one; pass \
+             --calibration DIR (a few hundred representative images)"
+                .into(),
+        );
+    }
     if args.json {
         println!("{}", rep.to_json());
     } else {
