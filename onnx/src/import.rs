@@ -1712,6 +1712,99 @@ impl Builder {
                     format!("zero padding {p:?} folded into the next layer"),
                 )
             }
+            "Transpose" => {
+                known_attrs(n, &["perm"])?;
+                let a = self.act(n, 0)?;
+                if a.pad.is_some() {
+                    return Err(bad("Transpose of a zero-padded tensor"));
+                }
+                let r = a.dims.len();
+                let perm: Vec<usize> = match attr_ints(n, "perm") {
+                    Some(p) => p
+                        .iter()
+                        .map(|&x| Self::norm_axis(x, r))
+                        .collect::<NResult<_>>()?,
+                    None => (0..r).rev().collect(),
+                };
+                let mut seen = vec![false; r];
+                if perm.len() != r || perm.iter().any(|&x| std::mem::replace(&mut seen[x], true)) {
+                    return Err(bad(format!(
+                        "perm {perm:?} is not a permutation of {r} axes"
+                    )));
+                }
+                if perm.iter().enumerate().all(|(i, &x)| i == x) {
+                    (
+                        out(Value::Act(a)),
+                        Status::Dropped,
+                        "identity permutation".into(),
+                    )
+                } else {
+                    // Only channel factors may move (ShuffleNet's channel shuffle): the batch and
+                    // the two spatial axes stay, and the channel axes multiply to C.
+                    let p = a.phys;
+                    let f = &a.dims[1..r.saturating_sub(2).max(1)];
+                    if r < 4
+                        || perm[0] != 0
+                        || perm[r - 2] != r - 2
+                        || perm[r - 1] != r - 1
+                        || a.dims[r - 2] != p.h
+                        || a.dims[r - 1] != p.w
+                        || f.iter().product::<usize>() != p.c
+                    {
+                        return Err(bad(format!(
+                            "Transpose {perm:?} of {:?} moves the batch or spatial axes: only permutations of channel groups are supported",
+                            a.dims
+                        ))
+                        .hint(hint_for("Transpose")));
+                    }
+                    let c = p.c;
+                    if c.checked_mul(c)
+                        .is_none_or(|v| v > crate::tensor::MAX_TENSOR_ELEMENTS)
+                    {
+                        return Err(bad(format!(
+                            "channel permutation of {c} channels is too large"
+                        )));
+                    }
+                    let nf: Vec<usize> = perm[1..r - 2].iter().map(|&x| f[x - 1]).collect();
+                    // New channel q (row-major over nf) reads old channel src(q).
+                    let mut w = vec![0.0f64; c * c];
+                    let mut digits = vec![0usize; nf.len()];
+                    for q in 0..c {
+                        let mut rest = q;
+                        for i in (0..nf.len()).rev() {
+                            digits[i] = rest % nf[i];
+                            rest /= nf[i];
+                        }
+                        let mut old = vec![0usize; f.len()];
+                        for (i, &d) in digits.iter().enumerate() {
+                            old[perm[1 + i] - 1] = d;
+                        }
+                        let src = old.iter().zip(f).fold(0, |acc, (&d, &n)| acc * n + d);
+                        w[q * c + src] = 1.0;
+                    }
+                    let id = self.emit(
+                        &base,
+                        Op::Conv2d {
+                            out_channels: c,
+                            kernel: 1,
+                            stride: 1,
+                            padding: 0,
+                            groups: 1,
+                            bias: false,
+                        },
+                        vec![a.node.clone()],
+                    );
+                    self.weight(format!("{id}.weight"), vec![c, c, 1, 1], w.into_iter());
+                    let mut dims = vec![a.dims[0]];
+                    dims.extend(&nf);
+                    dims.extend([p.h, p.w]);
+                    (
+                        out(Value::Act(Act { node: id, phys: p, dims, pad: None })),
+                        Status::Converted,
+                        format!("channel permutation {perm:?} as a 1x1 conv2d with one-hot weights ({c}x{c}, exact)"),
+                    )
+                }
+            }
             "Softmax" => {
                 known_attrs(n, &["axis"])?;
                 let a = self.act(n, 0)?;

@@ -167,7 +167,7 @@ if __name__ == "__main__":
     for name, f in [("cifar_residual", residual), ("cifar_inception", inception), ("cifar_mobilenet", mobilenet)]:
         write(out, name, f())
     src = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
-    for name in ["resnet50", "squeezenet", "vgg19", "densenet121", "inception_v2"]:
+    for name in ["resnet50", "squeezenet", "vgg19", "densenet121", "inception_v2", "shufflenet"]:
         m = onnx.load(os.path.join(src, f"light_{name}.onnx"))
         write(out, f"light_random_{name}", randomise_light(m))
-    print(f"onnxruntime {ort.__version__}: 3 CIFAR CNNs, 5 randomised light models -> {out}/ort")
+    print(f"onnxruntime {ort.__version__}: 3 CIFAR CNNs, 6 randomised light models -> {out}/ort")
