@@ -398,3 +398,56 @@ fn mutated_files_never_panic() {
     }
     assert!(ok > 0 && refused > 0, "{ok} {refused}");
 }
+
+/// ShuffleNet's channel shuffle (Reshape to groups, Transpose, Reshape back) becomes an exact
+/// channel permutation; a Transpose that moves spatial axes is refused with a hint.
+#[test]
+fn channel_shuffle_is_an_exact_permutation() {
+    let build = |perm: &[i64]| ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
+        graph: Some(GraphProto {
+            node: vec![
+                node("Reshape", "split", &["x", "s1"], &["r1"], vec![]),
+                node(
+                    "Transpose",
+                    "shuffle",
+                    &["r1"],
+                    &["t"],
+                    vec![ints("perm", perm)],
+                ),
+                node("Reshape", "merge", &["t", "s2"], &["r2"], vec![]),
+                node("GlobalAveragePool", "gap", &["r2"], &["g"], vec![]),
+                node("Flatten", "flat", &["g"], &["y"], vec![]),
+            ],
+            initializer: vec![
+                ints_tensor("s1", &[1, 2, 3, 1, 2]),
+                ints_tensor("s2", &[1, 6, 1, 2]),
+            ],
+            input: vec![value_info("x", &[d(1), d(6), d(1), d(2)])],
+            output: vec![value_info("y", &[d(1), d(6)])],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let a = analyze(
+        &build(&[0, 2, 1, 3, 4]).encode_to_vec(),
+        &ImportOptions::new("s"),
+    )
+    .unwrap();
+    let m = a.into_model().unwrap();
+    // Channel c = g·3 + j (g < 2, j < 3) moves to j·2 + g; each channel holds (c, c) so its mean is c.
+    let x: Vec<f32> = (0..6).flat_map(|c| [c as f32, c as f32]).collect();
+    let xs = ndarray::Array4::from_shape_vec((1, 6, 1, 2), x).unwrap();
+    let y: Vec<f32> = m.forward(xs.view()).unwrap().iter().copied().collect();
+    assert_eq!(y, vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+    assert!(report::private_check(&m).is_ok());
+    let e = err(&build(&[0, 1, 2, 4, 3]));
+    assert!(
+        e.contains("'shuffle'") && e.contains("channel groups"),
+        "{e}"
+    );
+}
