@@ -62,4 +62,15 @@ if [ "$want_torch" = 1 ]; then
     .venv/bin/pip install --no-deps torch==2.13.0 nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85 >>"$log" 2>&1
   fi
 fi
+# 6. The ONNX conformance suite's references (onnx/tests/*.py): the onnx package (its node-test
+# generators and light models) and onnxruntime, pinned, into .venv.
+if [ ! -x .venv/bin/python ]; then
+  step "python3 -m venv .venv"
+  python3 -m venv .venv >>"$log" 2>&1
+fi
+if ! .venv/bin/python -c 'import onnx, onnxruntime, numpy, sys
+sys.exit(0 if (onnx.__version__, onnxruntime.__version__) == ("1.23.2", "1.32.0") else 1)' >/dev/null 2>&1; then
+  step "pip install onnx==1.23.2 onnxruntime==1.32.0 numpy (ONNX conformance references)"
+  .venv/bin/pip install onnx==1.23.2 onnxruntime==1.32.0 numpy >>"$log" 2>&1
+fi
 step "ready"

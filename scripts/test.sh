@@ -40,6 +40,7 @@ done
 step "build the browser client" scripts/build-wasm.sh
 step "benchmark harness (short mode, native and headless Chromium, asserts correctness)" \
   cargo run -q -p cryptonas-bench -- --short --browser --out "$(mktemp -d)"
+step "ONNX conformance (onnx node tests, light models, onnxruntime references)" scripts/onnx-conformance.sh
 step "demo page in headless Chromium (Playwright)" node tests/browser/demo.spec.mjs
 
 printf '\n'

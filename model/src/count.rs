@@ -16,6 +16,46 @@ pub fn macs(spec: &ModelSpec) -> Result<u64> {
     Ok(macs_graph(spec, &g))
 }
 
+/// Pairwise comparisons of the max-pool nodes for one image: per output element, the number of
+/// real (non-padding) cells in its window minus one (a running maximum; padding is never
+/// compared), so `k² − 1` away from the borders.
+pub fn max_pool_comparisons(spec: &ModelSpec) -> Result<u64> {
+    let g = spec.validate()?;
+    Ok(g.order
+        .iter()
+        .map(|&i| match g.inputs[i].first() {
+            Some(&j) => node_comparisons(&spec.nodes[i].op, g.shapes[j], g.shapes[i]),
+            None => 0,
+        })
+        .sum())
+}
+
+/// Comparisons of one node with input shape `x` and output shape `out` (see
+/// [`max_pool_comparisons`]; 0 for every op but `max_pool`).
+pub fn node_comparisons(op: &Op, x: crate::format::Shape, out: crate::format::Shape) -> u64 {
+    match op {
+        Op::MaxPool {
+            kernel,
+            stride,
+            padding,
+            ..
+        } => {
+            // Real cells per window are (rows)·(cols): sum each axis separately.
+            let real = |n: usize, o: usize| -> u64 {
+                (0..o)
+                    .map(|i| {
+                        let lo = (i * stride).saturating_sub(*padding);
+                        let hi = (i * stride + kernel - padding).min(n);
+                        hi.saturating_sub(lo) as u64
+                    })
+                    .sum()
+            };
+            (out.c as u64) * real(x.h, out.h) * real(x.w, out.w) - out.len() as u64
+        }
+        _ => 0,
+    }
+}
+
 pub(crate) fn relu_count_graph(spec: &ModelSpec, g: &Graph) -> u64 {
     g.order
         .iter()

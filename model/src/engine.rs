@@ -110,6 +110,61 @@ fn shift_up_left(x: &Array4<f32>) -> Array4<f32> {
     out
 }
 
+/// Max or mean over k × k windows (see [`Op::MaxPool`], [`Op::AvgPool`] for the exact rules).
+fn pool2d(
+    x: &Array4<f32>,
+    kernel: usize,
+    stride: usize,
+    (padding, padding_end): (usize, usize),
+    mode: PoolMode,
+) -> Array4<f32> {
+    let (n, c, h, w) = x.dim();
+    let oh = (h + padding + padding_end - kernel) / stride + 1;
+    let ow = (w + padding + padding_end - kernel) / stride + 1;
+    let mut out = Array4::<f32>::zeros((n, c, oh, ow));
+    for b in 0..n {
+        for ch in 0..c {
+            for i in 0..oh {
+                // Window rows [y0, y1) clipped to the real rows.
+                let y0 = (i * stride).saturating_sub(padding);
+                let y1 = (i * stride + kernel - padding).min(h);
+                for j in 0..ow {
+                    let x0 = (j * stride).saturating_sub(padding);
+                    let x1 = (j * stride + kernel - padding).min(w);
+                    let mut acc = match mode {
+                        PoolMode::Max => f32::NEG_INFINITY,
+                        _ => 0.0,
+                    };
+                    for y in y0..y1 {
+                        for xx in x0..x1 {
+                            let v = x[[b, ch, y, xx]];
+                            acc = match mode {
+                                PoolMode::Max => acc.max(v),
+                                _ => acc + v,
+                            };
+                        }
+                    }
+                    out[[b, ch, i, j]] = match mode {
+                        PoolMode::Max => acc,
+                        PoolMode::AvgAll => acc / (kernel * kernel) as f32,
+                        PoolMode::AvgReal => acc / ((y1 - y0) * (x1 - x0)) as f32,
+                    };
+                }
+            }
+        }
+    }
+    out
+}
+
+#[derive(Clone, Copy)]
+enum PoolMode {
+    Max,
+    /// Divide by k² (padding counts).
+    AvgAll,
+    /// Divide by the number of real cells.
+    AvgReal,
+}
+
 fn channel_affine(mut x: Array4<f32>, scale: &[f32], shift: &[f32]) -> Array4<f32> {
     for (c, mut plane) in x.axis_iter_mut(Axis(1)).enumerate() {
         plane.mapv_inplace(|v| v * scale[c] + shift[c]);
@@ -229,6 +284,47 @@ impl Model {
                         .mean_axis(Axis(2))
                         .expect("h*w > 0");
                     m.into_shape_with_order((n, c, 1, 1)).expect("n*c")
+                }
+                Op::MaxPool {
+                    kernel,
+                    stride,
+                    padding,
+                    padding_end,
+                } => pool2d(
+                    ins[0],
+                    *kernel,
+                    *stride,
+                    (*padding, *padding_end),
+                    PoolMode::Max,
+                ),
+                Op::AvgPool {
+                    kernel,
+                    stride,
+                    padding,
+                    padding_end,
+                    count_include_pad,
+                } => {
+                    let mode = if *count_include_pad {
+                        PoolMode::AvgAll
+                    } else {
+                        PoolMode::AvgReal
+                    };
+                    pool2d(ins[0], *kernel, *stride, (*padding, *padding_end), mode)
+                }
+                Op::ChannelAffine => {
+                    let sc = &self.tensor(&format!("{id}.scale")).data;
+                    let sh = &self.tensor(&format!("{id}.shift")).data;
+                    channel_affine(ins[0].clone(), sc, sh)
+                }
+                Op::Clip { min, max } => ins[0].mapv(|v| v.max(*min).min(*max)),
+                Op::Flatten => {
+                    let a = ins[0];
+                    let n = a.dim().0;
+                    let flat = a.len() / n;
+                    a.as_standard_layout()
+                        .to_owned()
+                        .into_shape_with_order((n, flat, 1, 1))
+                        .expect("n * flat")
                 }
                 Op::Linear { out_features } => {
                     let a = ins[0];

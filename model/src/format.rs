@@ -126,6 +126,48 @@ pub enum Op {
         /// Training drop probability, in [0, 1).
         p: f32,
     },
+    /// Max over each k × k window (stride s; `padding` cells before the first row and column and
+    /// `padding_end` after the last, both < k; padding cells never win). Output
+    /// `⌊(H + p + p_end − k)/s⌋ + 1` per side. Not linear: the f32 engine and the counting
+    /// support it, the private protocol does not yet.
+    MaxPool {
+        /// Window size k.
+        kernel: usize,
+        /// Stride.
+        stride: usize,
+        /// Padding at the top and left (ignored cells).
+        padding: usize,
+        /// Padding at the bottom and right (JSON: optional, default `padding`).
+        padding_end: usize,
+    },
+    /// Mean over each k × k window (geometry as `max_pool`, padding cells are zeros). With
+    /// `count_include_pad` the divisor is always k²; without it, the number of real
+    /// (non-padding) cells in the window.
+    AvgPool {
+        /// Window size k.
+        kernel: usize,
+        /// Stride.
+        stride: usize,
+        /// Padding at the top and left.
+        padding: usize,
+        /// Padding at the bottom and right (JSON: optional, default `padding`).
+        padding_end: usize,
+        /// Whether padding cells count in the divisor.
+        count_include_pad: bool,
+    },
+    /// Per-channel `x · scale[c] + shift[c]`; tensors `<id>.scale`, `<id>.shift` (C). Folded
+    /// element-wise arithmetic with constants (ONNX Mul/Add/Sub/Div).
+    ChannelAffine,
+    /// `min(max(x, min), max)` element-wise (ONNX Clip, ReLU6). Not linear: the private protocol
+    /// does not support it yet.
+    Clip {
+        /// Lower bound (finite or −∞).
+        min: f32,
+        /// Upper bound (finite or +∞, ≥ min).
+        max: f32,
+    },
+    /// C × H × W viewed as (C·H·W) × 1 × 1, row-major (index `(c·H + y)·W + x`).
+    Flatten,
 }
 
 /// Wire form of [`Op`]: unit variants are written as empty structs so that
@@ -159,6 +201,60 @@ enum OpRepr {
     Dropout {
         p: f32,
     },
+    MaxPool {
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        padding_end: Option<usize>,
+    },
+    AvgPool {
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        padding_end: Option<usize>,
+        count_include_pad: bool,
+    },
+    ChannelAffine {},
+    Clip {
+        #[serde(with = "bound")]
+        min: f32,
+        #[serde(with = "bound")]
+        max: f32,
+    },
+    Flatten {},
+}
+
+/// JSON has no infinities: a clip bound is a number or the string "-inf" / "inf".
+mod bound {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Num(f32),
+        Str(String),
+    }
+
+    pub(super) fn serialize<S: Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_infinite() {
+            Repr::Str(if *v > 0.0 { "inf" } else { "-inf" }.into()).serialize(s)
+        } else {
+            Repr::Num(*v).serialize(s)
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Num(v) => Ok(v),
+            Repr::Str(t) if t == "inf" => Ok(f32::INFINITY),
+            Repr::Str(t) if t == "-inf" => Ok(f32::NEG_INFINITY),
+            Repr::Str(t) => Err(serde::de::Error::custom(format!(
+                "clip bound {t:?}: expected a number, \"inf\" or \"-inf\""
+            ))),
+        }
+    }
 }
 
 impl From<OpRepr> for Op {
@@ -190,6 +286,33 @@ impl From<OpRepr> for Op {
             OpRepr::GlobalAvgPool {} => Op::GlobalAvgPool,
             OpRepr::Linear { out_features } => Op::Linear { out_features },
             OpRepr::Dropout { p } => Op::Dropout { p },
+            OpRepr::MaxPool {
+                kernel,
+                stride,
+                padding,
+                padding_end,
+            } => Op::MaxPool {
+                kernel,
+                stride,
+                padding,
+                padding_end: padding_end.unwrap_or(padding),
+            },
+            OpRepr::AvgPool {
+                kernel,
+                stride,
+                padding,
+                padding_end,
+                count_include_pad,
+            } => Op::AvgPool {
+                kernel,
+                stride,
+                padding,
+                padding_end: padding_end.unwrap_or(padding),
+                count_include_pad,
+            },
+            OpRepr::ChannelAffine {} => Op::ChannelAffine,
+            OpRepr::Clip { min, max } => Op::Clip { min, max },
+            OpRepr::Flatten {} => Op::Flatten,
         }
     }
 }
@@ -223,6 +346,33 @@ impl From<Op> for OpRepr {
             Op::GlobalAvgPool => OpRepr::GlobalAvgPool {},
             Op::Linear { out_features } => OpRepr::Linear { out_features },
             Op::Dropout { p } => OpRepr::Dropout { p },
+            Op::MaxPool {
+                kernel,
+                stride,
+                padding,
+                padding_end,
+            } => OpRepr::MaxPool {
+                kernel,
+                stride,
+                padding,
+                padding_end: (padding_end != padding).then_some(padding_end),
+            },
+            Op::AvgPool {
+                kernel,
+                stride,
+                padding,
+                padding_end,
+                count_include_pad,
+            } => OpRepr::AvgPool {
+                kernel,
+                stride,
+                padding,
+                padding_end: (padding_end != padding).then_some(padding_end),
+                count_include_pad,
+            },
+            Op::ChannelAffine => OpRepr::ChannelAffine {},
+            Op::Clip { min, max } => OpRepr::Clip { min, max },
+            Op::Flatten => OpRepr::Flatten {},
         }
     }
 }
@@ -241,6 +391,11 @@ impl Op {
             Op::GlobalAvgPool => "global_avg_pool",
             Op::Linear { .. } => "linear",
             Op::Dropout { .. } => "dropout",
+            Op::MaxPool { .. } => "max_pool",
+            Op::AvgPool { .. } => "avg_pool",
+            Op::ChannelAffine => "channel_affine",
+            Op::Clip { .. } => "clip",
+            Op::Flatten => "flatten",
         }
     }
 }
@@ -595,6 +750,19 @@ impl ModelSpec {
             } => vec![*out_channels, *kernel, *stride, *padding, *groups],
             Op::FactorizedReduction { out_channels } => vec![*out_channels],
             Op::Linear { out_features } => vec![*out_features],
+            Op::MaxPool {
+                kernel,
+                stride,
+                padding,
+                padding_end,
+            }
+            | Op::AvgPool {
+                kernel,
+                stride,
+                padding,
+                padding_end,
+                ..
+            } => vec![*kernel, *stride, *padding, *padding_end],
             _ => vec![],
         };
         if vals.iter().any(|&v| v > MAX_PARAM) {
@@ -744,6 +912,67 @@ impl ModelSpec {
                     w: 1,
                 })
             }
+            Op::MaxPool {
+                kernel,
+                stride,
+                padding,
+                padding_end,
+            }
+            | Op::AvgPool {
+                kernel,
+                stride,
+                padding,
+                padding_end,
+                ..
+            } => {
+                arity("1", ins.len() == 1)?;
+                if *kernel == 0 || *stride == 0 || padding >= kernel || padding_end >= kernel {
+                    return Err(param(format!(
+                        "kernel {kernel} and stride {stride} must be >= 1 and padding {padding} / \
+                         {padding_end} < kernel"
+                    )));
+                }
+                let x = shapes[ins[0]];
+                let out = |n: usize| {
+                    (n + padding + padding_end)
+                        .checked_sub(*kernel)
+                        .map(|d| d / stride + 1)
+                };
+                match (out(x.h), out(x.w)) {
+                    (Some(h), Some(w)) => Ok(Shape { c: x.c, h, w }),
+                    _ => Err(mismatch(format!(
+                        "window {kernel} with padding {padding}/{padding_end} does not fit input \
+                         {}x{}",
+                        x.h, x.w
+                    ))),
+                }
+            }
+            Op::ChannelAffine => {
+                arity("1", ins.len() == 1)?;
+                Ok(shapes[ins[0]])
+            }
+            Op::Clip { min, max } => {
+                arity("1", ins.len() == 1)?;
+                if min.is_nan()
+                    || max.is_nan()
+                    || min > max
+                    || *min == f32::INFINITY
+                    || *max == f32::NEG_INFINITY
+                {
+                    return Err(param(format!(
+                        "clip bounds [{min}, {max}] must satisfy min <= max"
+                    )));
+                }
+                Ok(shapes[ins[0]])
+            }
+            Op::Flatten => {
+                arity("1", ins.len() == 1)?;
+                Ok(Shape {
+                    c: shapes[ins[0]].len(),
+                    h: 1,
+                    w: 1,
+                })
+            }
             Op::Linear { out_features } => {
                 arity("1", ins.len() == 1)?;
                 if *out_features == 0 {
@@ -805,6 +1034,10 @@ impl ModelSpec {
                 (Op::Linear { out_features }, Some(x)) => {
                     out.push((i, format!("{id}.weight"), vec![*out_features, x.len()]));
                     out.push((i, format!("{id}.bias"), vec![*out_features]));
+                }
+                (Op::ChannelAffine, Some(x)) => {
+                    out.push((i, format!("{id}.scale"), vec![x.c]));
+                    out.push((i, format!("{id}.shift"), vec![x.c]));
                 }
                 _ => {}
             }

@@ -37,7 +37,7 @@ pub mod normal;
 pub mod rng;
 pub mod zoo;
 
-pub use count::{macs, relu_count, summary};
+pub use count::{macs, max_pool_comparisons, relu_count, summary};
 pub use error::{ModelError, Result};
 pub use fixed::{
     Calibration, CalibrationParams, FixedConfig, FixedModel, QuantStage, QuantTerm, StageScales,

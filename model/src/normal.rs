@@ -12,6 +12,9 @@ use crate::error::{ModelError, Result};
 use crate::format::{Model, NodeId, Op, Shape};
 use crate::intconv::{conv_f64, conv_f64_acc, IntConv};
 
+/// Largest tensor a standalone [`Op::Flatten`] compiles (its map is dense: n² weights).
+pub const MAX_FLATTEN: usize = 4096;
+
 /// A shared tensor a term reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Source {
@@ -607,6 +610,98 @@ impl NormalForm {
                     Affine::concat(&[&y1, &y2]).channel_affine(&sc, &sh)
                 }
                 Op::GlobalAvgPool => unreachable!("handled above"),
+                Op::MaxPool { .. } => {
+                    return Err(unsupported(
+                        id,
+                        "max pooling is not supported in private inference yet (it needs a \
+                         garbled comparison circuit); the f32 engine and the counting support it",
+                    ))
+                }
+                Op::Clip { min, max } => {
+                    return Err(unsupported(
+                        id,
+                        format!(
+                            "clip to [{min}, {max}] is not linear and has no private-inference \
+                             circuit in the normal form yet; replace it with relu and fine-tune"
+                        ),
+                    ))
+                }
+                Op::AvgPool {
+                    kernel,
+                    stride,
+                    padding,
+                    padding_end,
+                    count_include_pad,
+                } => {
+                    if padding != padding_end {
+                        return Err(unsupported(
+                            id,
+                            format!(
+                                "average pool with padding {padding} before and {padding_end} \
+                                 after: the normal form pads symmetrically"
+                            ),
+                        ));
+                    }
+                    if *padding > 0 && !count_include_pad {
+                        return Err(unsupported(
+                            id,
+                            "average pool with padding that excludes padding cells from the \
+                             divisor is not a convolution (the divisor depends on the position); \
+                             use count_include_pad = 1 or no padding",
+                        ));
+                    }
+                    let s = ins[0].shape;
+                    let k2 = kernel * kernel;
+                    let mut w = vec![0.0; s.c * s.c * k2];
+                    for c in 0..s.c {
+                        w[(c * s.c + c) * k2..][..k2].fill(1.0 / k2 as f64);
+                    }
+                    let lin = Lin {
+                        out: s.c,
+                        kh: *kernel,
+                        kw: *kernel,
+                        stride: *stride,
+                        pad: *padding,
+                        w,
+                        uniform: false,
+                    };
+                    ins[0].apply(id, &lin, None)?
+                }
+                Op::ChannelAffine => {
+                    drop(ins);
+                    let sc = &model.tensor(&format!("{id}.scale")).data;
+                    let sh = &model.tensor(&format!("{id}.shift")).data;
+                    owned(&mut vals, &mut uses).channel_affine(sc, sh)
+                }
+                Op::Flatten => {
+                    let s = ins[0].shape;
+                    let n = s.len();
+                    if n > MAX_FLATTEN {
+                        return Err(unsupported(
+                            id,
+                            format!(
+                                "flatten of {n} elements as its own map (limit {MAX_FLATTEN}): \
+                                 feed the tensor straight into a linear layer instead"
+                            ),
+                        ));
+                    }
+                    // One-hot kernel H × W: output channel (c·H + y)·W + x reads (c, y, x).
+                    let hw = s.h * s.w;
+                    let mut w = vec![0.0; n * s.c * hw];
+                    for o in 0..n {
+                        w[o * s.c * hw + o] = 1.0;
+                    }
+                    let lin = Lin {
+                        out: n,
+                        kh: s.h,
+                        kw: s.w,
+                        stride: 1,
+                        pad: 0,
+                        w,
+                        uniform: false,
+                    };
+                    ins[0].apply(id, &lin, None)?
+                }
                 Op::Linear { out_features } => {
                     let s = ins[0].shape;
                     let lin = Lin {

@@ -1,0 +1,560 @@
+//! The compatibility and cost report: per ONNX node what it became (or why not), per model
+//! layer the private-inference work, and whole-model estimates from measured per-ReLU costs.
+
+use std::fmt::Write;
+
+use cryptonas_model::count::node_comparisons;
+use cryptonas_model::{FixedConfig, Model, ModelSpec, NormalForm, Op, StageKind};
+use serde::Serialize;
+
+use crate::import::{Analysis, NodeReport, SourceInfo, Status};
+
+/// Measured per-ReLU costs of the private protocol, with where they come from.
+#[derive(Clone, Debug, Serialize)]
+pub struct CostConstants {
+    /// Offline bytes per ReLU (both directions).
+    pub offline_bytes_per_relu: f64,
+    /// Online bytes per ReLU (both directions).
+    pub online_bytes_per_relu: f64,
+    /// Offline compute seconds per ReLU on loopback.
+    pub offline_s_per_relu: f64,
+    /// Online compute seconds per ReLU on loopback.
+    pub online_s_per_relu: f64,
+    /// Ring size the constants were measured at.
+    pub k: u32,
+    /// Provenance.
+    pub source: &'static str,
+}
+
+/// The constants of the last committed benchmark run (`bench/results/results.md`).
+pub const MEASURED: CostConstants = CostConstants {
+    offline_bytes_per_relu: 3134.0,
+    online_bytes_per_relu: 516.0,
+    offline_s_per_relu: 1.80 / 86016.0,
+    online_s_per_relu: 2.47e-6,
+    k: 32,
+    source: "bench/results/results.md, the committed run of 2026-11-27 (2-thread Xeon with \
+             AES-NI, release build, loaded machine): offline 3,134 B/ReLU and online 516 B/ReLU \
+             (CNet1 sweep means), online 2.47 us/ReLU on loopback (sweep-c8), offline 20.9 \
+             us/ReLU on loopback (cnet1-c14: 1.80 s for 86,016 ReLUs)",
+};
+
+/// Simulated networks, as the bench harness defines them.
+pub const NETWORKS: [(&str, f64, f64); 3] = [
+    ("loopback", 0.0, 0.0),
+    ("lan", 0.5, 1000.0),
+    ("wan", 40.0, 100.0),
+];
+
+/// The server's default `--max-session-memory-mb`.
+pub const DEFAULT_SESSION_LIMIT_BYTES: u64 = 2048 << 20;
+
+/// One model layer's private-inference work.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerCost {
+    /// Model node id.
+    pub node: String,
+    /// Model op.
+    pub op: &'static str,
+    /// Output C×H×W.
+    pub output: String,
+    /// Garbled ReLUs.
+    pub relus: u64,
+    /// Max-pool comparisons.
+    pub comparisons: u64,
+    /// AND gates (ReLUs: 3k − 3 − t each; comparisons: estimated like a ReLU).
+    pub and_gates: u64,
+    /// Multiply-accumulates.
+    pub macs: u64,
+}
+
+/// Estimated time on one network.
+#[derive(Clone, Debug, Serialize)]
+pub struct Latency {
+    /// Network name.
+    pub network: &'static str,
+    /// Round-trip time (ms).
+    pub rtt_ms: f64,
+    /// Bandwidth (Mbit/s; 0 = unlimited).
+    pub mbit_per_s: f64,
+    /// Offline phase (s).
+    pub offline_s: f64,
+    /// Online phase (s).
+    pub online_s: f64,
+}
+
+/// Whole-model private-inference estimates.
+#[derive(Clone, Debug, Serialize)]
+pub struct Costs {
+    /// Per layer (every model node).
+    pub layers: Vec<LayerCost>,
+    /// Total ReLUs.
+    pub relus: u64,
+    /// Total max-pool comparisons.
+    pub comparisons: u64,
+    /// Elements through `clip` nodes (no private circuit: not in the estimates).
+    pub clip_elements: u64,
+    /// Total AND gates.
+    pub and_gates: u64,
+    /// Total MACs.
+    pub macs: u64,
+    /// Layers with garbled circuits (ReLU or max-pool).
+    pub nonlinear_layers: usize,
+    /// Ring size assumed.
+    pub k: u32,
+    /// Estimated offline bytes.
+    pub offline_bytes: f64,
+    /// Estimated online bytes.
+    pub online_bytes: f64,
+    /// Estimated peak server memory of one session (bytes).
+    pub server_memory_bytes: u64,
+    /// Whether that fits the server's default per-session limit.
+    pub fits_default_server_limit: bool,
+    /// Estimated latency per network.
+    pub latency: Vec<Latency>,
+    /// The constants used.
+    pub constants: CostConstants,
+}
+
+/// Fixed-point calibration outcome.
+#[derive(Clone, Debug, Serialize)]
+pub struct CalibrationReport {
+    /// Images used.
+    pub images: usize,
+    /// Ring size chosen.
+    pub k: u32,
+    /// Smallest ring the calibrated ranges allow.
+    pub smallest_k: Option<u32>,
+    /// Fractional bits of the input and of activations.
+    pub f_in: u32,
+    /// Fractional bits of ReLU outputs.
+    pub f_a: u32,
+    /// Calibration images whose fixed-point argmax equals the float argmax.
+    pub argmax_agreement: usize,
+    /// Largest |fixed − float| logit over the calibration images.
+    pub max_logit_error: f64,
+}
+
+/// The whole report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// Model name.
+    pub name: String,
+    /// Facts about the file.
+    pub source: SourceInfo,
+    /// Whether the whole graph converted.
+    pub imported: bool,
+    /// Counts of node outcomes.
+    pub summary: NodeSummary,
+    /// Per ONNX node.
+    pub nodes: Vec<NodeReport>,
+    /// Whether private inference can run it, and what it runs or why not.
+    pub private_inference: PrivateStatus,
+    /// Estimates (None when the architecture could not be built).
+    pub costs: Option<Costs>,
+    /// Calibration (None when not run).
+    pub calibration: Option<Result<CalibrationReport, String>>,
+    /// Notes.
+    pub notes: Vec<String>,
+}
+
+/// Whether private inference can run the model.
+#[derive(Clone, Debug, Serialize)]
+pub struct PrivateStatus {
+    /// True when the normal form compiles.
+    pub supported: bool,
+    /// What it runs, or the reason (naming the node) it cannot.
+    pub detail: String,
+}
+
+/// Counts of node outcomes.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct NodeSummary {
+    /// Converted to model nodes.
+    pub converted: usize,
+    /// Folded at import.
+    pub folded: usize,
+    /// Dropped.
+    pub dropped: usize,
+    /// Unsupported.
+    pub unsupported: usize,
+    /// Not analysed.
+    pub skipped: usize,
+}
+
+/// Per-stage truncation `t = F_Z − f_a` of each ReLU node under a fixed-point configuration.
+fn truncations(nf: &NormalForm, cfg: &FixedConfig) -> std::collections::HashMap<String, u32> {
+    nf.stages
+        .iter()
+        .zip(&cfg.stages)
+        .filter_map(|(st, sc)| match &st.kind {
+            StageKind::Relu { node } => Some((node.clone(), sc.f_z.saturating_sub(cfg.f_a))),
+            StageKind::Logits => None,
+        })
+        .collect()
+}
+
+/// Private-inference work and estimates for an architecture. `trunc` gives each ReLU node's
+/// truncation (0 when unknown, an upper bound on the AND gates).
+pub fn costs(
+    spec: &ModelSpec,
+    k: u32,
+    trunc: &std::collections::HashMap<String, u32>,
+) -> Option<Costs> {
+    let g = spec.validate().ok()?;
+    let ku = u64::from(k);
+    let relu_ands = 3 * ku - 3;
+    let mut layers = Vec::new();
+    let (mut relus, mut comparisons, mut clip, mut ands, mut macs) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let mut nonlinear = 0;
+    for &i in &g.order {
+        let n = &spec.nodes[i];
+        let out = g.shapes[i];
+        let x = g.inputs[i].first().map(|&j| g.shapes[j]);
+        let r = if n.op == Op::Relu {
+            out.len() as u64
+        } else {
+            0
+        };
+        let c = x.map_or(0, |x| node_comparisons(&n.op, x, out));
+        if matches!(n.op, Op::Clip { .. }) {
+            clip += out.len() as u64;
+        }
+        let t = u64::from(trunc.get(&n.id).copied().unwrap_or(0));
+        let a = r * relu_ands.saturating_sub(t) + c * relu_ands;
+        let m = match (&n.op, x) {
+            (Op::Conv2d { kernel, groups, .. }, Some(x)) => {
+                (out.len() * (x.c / groups) * kernel * kernel) as u64
+            }
+            (Op::FactorizedReduction { .. }, Some(x)) => (out.len() * x.c) as u64,
+            (Op::Linear { out_features }, Some(x)) => (out_features * x.len()) as u64,
+            _ => 0,
+        };
+        if r + c > 0 {
+            nonlinear += 1;
+        }
+        relus += r;
+        comparisons += c;
+        ands += a;
+        macs += m;
+        layers.push(LayerCost {
+            node: n.id.clone(),
+            op: n.op.name(),
+            output: format!("{}x{}x{}", out.c, out.h, out.w),
+            relus: r,
+            comparisons: c,
+            and_gates: a,
+            macs: m,
+        });
+    }
+    let cst = MEASURED;
+    // ReLU-equivalents: comparisons are estimated at one ReLU circuit each; bytes and time scale
+    // with the ring size.
+    let units = (relus + comparisons) as f64 * f64::from(k) / f64::from(cst.k);
+    let offline_bytes = units * cst.offline_bytes_per_relu;
+    let online_bytes = units * cst.online_bytes_per_relu;
+    let offline_rounds = nonlinear as f64 + 6.0;
+    let online_rounds = nonlinear as f64 + 1.0;
+    let latency = NETWORKS
+        .iter()
+        .map(|&(network, rtt_ms, mbit)| {
+            let wire = |bytes: f64| {
+                if mbit > 0.0 {
+                    bytes * 8.0 / (mbit * 1e6)
+                } else {
+                    0.0
+                }
+            };
+            Latency {
+                network,
+                rtt_ms,
+                mbit_per_s: mbit,
+                offline_s: units * cst.offline_s_per_relu
+                    + wire(offline_bytes)
+                    + offline_rounds * rtt_ms / 1e3,
+                online_s: units * cst.online_s_per_relu
+                    + wire(online_bytes)
+                    + online_rounds * rtt_ms / 1e3,
+            }
+        })
+        .collect();
+    // protocol::plan::ServerModel::session_memory_bytes without the HE-stage transient:
+    // held shares and masked tensors (16 B per element), OT labels (32·k B per ReLU), re-masks
+    // (8 B per ReLU), plus the KOS matrix (32·k B per ReLU).
+    let n_relu = relus + comparisons;
+    let input = g.shapes[g.input].len() as u64;
+    let elements = n_relu + input + g.shapes[g.output].len() as u64;
+    let server_memory_bytes = 16 * elements + 32 * ku * n_relu + 8 * n_relu + 32 * ku * n_relu;
+    Some(Costs {
+        layers,
+        relus,
+        comparisons,
+        clip_elements: clip,
+        and_gates: ands,
+        macs,
+        nonlinear_layers: nonlinear,
+        k,
+        offline_bytes,
+        online_bytes,
+        server_memory_bytes,
+        fits_default_server_limit: server_memory_bytes <= DEFAULT_SESSION_LIMIT_BYTES,
+        latency,
+        constants: cst,
+    })
+}
+
+/// Why private inference cannot run this model, naming the node (or Ok with what it runs).
+pub fn private_check(model: &Model) -> Result<(NormalForm, String), String> {
+    if let Some(n) = model
+        .spec
+        .nodes
+        .iter()
+        .find(|n| matches!(n.op, Op::MaxPool { .. } | Op::Clip { .. }))
+    {
+        // Same message as the normal-form compiler, without composing the layers before it.
+        let why = if matches!(n.op, Op::MaxPool { .. }) {
+            "max pooling is not supported in private inference yet (it needs a garbled comparison circuit); the f32 engine and the counting support it"
+        } else {
+            "clip is not linear and has no private-inference circuit in the normal form yet; replace it with relu and fine-tune"
+        };
+        return Err(format!("node '{}' ({}): {why}", n.id, n.op.name()));
+    }
+    let nf = NormalForm::compile(model).map_err(|e| e.to_string())?;
+    let d = format!(
+        "supported: {} ReLU stages, {} ReLUs, {} composed MACs",
+        nf.stages.len() - 1,
+        nf.relu_count(),
+        nf.macs()
+    );
+    Ok((nf, d))
+}
+
+/// Builds the report for an analysis (with the normal form's truncations when calibrated).
+pub fn build(
+    analysis: &Analysis,
+    private: Result<String, String>,
+    calibration: Option<Result<CalibrationReport, String>>,
+    trunc_from: Option<(&NormalForm, &FixedConfig)>,
+) -> Report {
+    let mut summary = NodeSummary::default();
+    for n in &analysis.nodes {
+        match n.status {
+            Status::Converted => summary.converted += 1,
+            Status::Folded => summary.folded += 1,
+            Status::Dropped => summary.dropped += 1,
+            Status::Unsupported => summary.unsupported += 1,
+            Status::Skipped => summary.skipped += 1,
+        }
+    }
+    let spec = analysis
+        .model
+        .as_ref()
+        .map(|m| &m.spec)
+        .or(analysis.partial_spec.as_ref());
+    let (k, trunc) = match trunc_from {
+        Some((nf, cfg)) => (cfg.k, truncations(nf, cfg)),
+        None => (32, Default::default()),
+    };
+    let mut notes = analysis.notes.clone();
+    if analysis.model.is_none() && analysis.partial_spec.is_some() {
+        notes
+            .push("costs are for the graph with the unsupported element-wise nodes removed".into());
+    }
+    Report {
+        name: spec.map_or_else(String::new, |s| s.name.clone()),
+        source: analysis.source.clone(),
+        imported: analysis.model.is_some(),
+        summary,
+        nodes: analysis.nodes.clone(),
+        private_inference: match private {
+            Ok(detail) => PrivateStatus {
+                supported: true,
+                detail,
+            },
+            Err(detail) => PrivateStatus {
+                supported: false,
+                detail,
+            },
+        },
+        costs: spec.and_then(|s| costs(s, k, &trunc)),
+        calibration,
+        notes,
+    }
+}
+
+fn si(v: f64, unit: &str) -> String {
+    let (d, p) = if v >= 1e9 {
+        (1e9, "G")
+    } else if v >= 1e6 {
+        (1e6, "M")
+    } else if v >= 1e3 {
+        (1e3, "k")
+    } else {
+        (1.0, "")
+    };
+    format!("{:.2} {p}{unit}", v / d)
+}
+
+impl Report {
+    /// JSON for tools.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+
+    /// Text for people.
+    pub fn to_text(&self) -> String {
+        let mut s = String::new();
+        let src = &self.source;
+        let _ = writeln!(
+            s,
+            "ONNX model: opset {}, IR {}, producer '{}', {} nodes, {} initializers",
+            src.opset, src.ir_version, src.producer, src.node_count, src.initializers
+        );
+        let _ = writeln!(s, "input {}, output {}", src.input, src.output);
+        let sm = &self.summary;
+        let _ = writeln!(
+            s,
+            "\nnodes: {} converted, {} folded, {} dropped, {} unsupported, {} skipped -> {}",
+            sm.converted,
+            sm.folded,
+            sm.dropped,
+            sm.unsupported,
+            sm.skipped,
+            if self.imported {
+                "IMPORTED"
+            } else {
+                "NOT IMPORTED"
+            }
+        );
+        let _ = writeln!(
+            s,
+            "{:<5} {:<28} {:<20} {:<11} detail",
+            "#", "node", "op", "status"
+        );
+        for n in &self.nodes {
+            if matches!(n.status, Status::Folded) && self.nodes.len() > 60 {
+                continue;
+            }
+            let st = match n.status {
+                Status::Converted => "ok",
+                Status::Folded => "folded",
+                Status::Dropped => "dropped",
+                Status::Unsupported => "UNSUPPORTED",
+                Status::Skipped => "skipped",
+            };
+            let mut name = n.name.clone();
+            if name.chars().count() > 28 {
+                name = name.chars().take(27).collect::<String>() + "…";
+            }
+            let _ = writeln!(
+                s,
+                "{:<5} {:<28} {:<20} {:<11} {}",
+                n.index, name, n.op_type, st, n.detail
+            );
+            if let Some(h) = &n.hint {
+                let _ = writeln!(s, "{:<66} hint: {h}", "");
+            }
+        }
+        if self.nodes.len() > 60 {
+            let _ = writeln!(s, "({} folded constant nodes not listed)", sm.folded);
+        }
+        let _ = writeln!(
+            s,
+            "\nprivate inference: {}{}",
+            if self.private_inference.supported {
+                ""
+            } else {
+                "NOT SUPPORTED: "
+            },
+            self.private_inference.detail
+        );
+        if let Some(c) = &self.costs {
+            let _ = writeln!(s, "\nper layer (ring k = {}):", c.k);
+            let _ = writeln!(
+                s,
+                "{:<28} {:<16} {:>12} {:>10} {:>11} {:>13} {:>14}",
+                "layer", "op", "output", "ReLUs", "max-cmps", "AND gates", "MACs"
+            );
+            for l in c
+                .layers
+                .iter()
+                .filter(|l| l.relus + l.comparisons + l.macs > 0)
+            {
+                let mut name = l.node.clone();
+                if name.chars().count() > 28 {
+                    name = name.chars().take(27).collect::<String>() + "…";
+                }
+                let _ = writeln!(
+                    s,
+                    "{:<28} {:<16} {:>12} {:>10} {:>11} {:>13} {:>14}",
+                    name, l.op, l.output, l.relus, l.comparisons, l.and_gates, l.macs
+                );
+            }
+            let _ = writeln!(
+                s,
+                "{:<28} {:<16} {:>12} {:>10} {:>11} {:>13} {:>14}",
+                "total", "", "", c.relus, c.comparisons, c.and_gates, c.macs
+            );
+            if c.clip_elements > 0 {
+                let _ = writeln!(
+                    s,
+                    "clip: {} elements (no private circuit; not in the estimates)",
+                    c.clip_elements
+                );
+            }
+            let _ = writeln!(
+                s,
+                "\nestimated private-inference cost per image ({} garbled layers):",
+                c.nonlinear_layers
+            );
+            let _ = writeln!(
+                s,
+                "  offline traffic {}   online traffic {}",
+                si(c.offline_bytes, "B"),
+                si(c.online_bytes, "B")
+            );
+            let _ = writeln!(
+                s,
+                "  server memory per session ~{} (default limit {} MiB: {})",
+                si(c.server_memory_bytes as f64, "B"),
+                DEFAULT_SESSION_LIMIT_BYTES >> 20,
+                if c.fits_default_server_limit {
+                    "fits"
+                } else {
+                    "the server would REFUSE it"
+                }
+            );
+            for l in &c.latency {
+                let net = if l.mbit_per_s > 0.0 {
+                    format!(
+                        "{} ({} ms RTT, {} Mbit/s)",
+                        l.network, l.rtt_ms, l.mbit_per_s
+                    )
+                } else {
+                    l.network.to_string()
+                };
+                let _ = writeln!(
+                    s,
+                    "  {net:<32} offline {:>10.2} s   online {:>9.3} s",
+                    l.offline_s, l.online_s
+                );
+            }
+            let _ = writeln!(s, "  constants: {}", c.constants.source);
+            let _ = writeln!(s, "  model: time = per-ReLU loopback time + bytes / bandwidth + round trips x RTT (offline: garbled layers + 6 round trips, online: garbled layers + 1); ReLU AND gates 3k-3-t (t = truncated bits, 0 where not calibrated); a max-pool comparison is estimated at one ReLU circuit (no such circuit exists yet); memory from the protocol's admission formula without the HE-stage transient");
+        }
+        match &self.calibration {
+            None => {}
+            Some(Ok(c)) => {
+                let _ = writeln!(s, "\nfixed point: k = {} (smallest safe k {}), f_in = {}, f_a = {}; argmax agrees with float on {}/{} calibration images, max logit error {:.3e}",
+                    c.k, c.smallest_k.map_or("none".into(), |v| v.to_string()), c.f_in, c.f_a, c.argmax_agreement, c.images, c.max_logit_error);
+            }
+            Some(Err(e)) => {
+                let _ = writeln!(s, "\nfixed point: not calibrated: {e}");
+            }
+        }
+        for n in &self.notes {
+            let _ = writeln!(s, "note: {n}");
+        }
+        s
+    }
+}

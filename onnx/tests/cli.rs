@@ -1,0 +1,90 @@
+//! The two binaries end to end: export a bundled model, import it back with a report, write the
+//! pair only on success, and exit 2 with nothing written when a node is unsupported.
+
+use std::process::Command;
+
+use cryptonas_onnx::proto::ModelProto;
+use prost::Message;
+
+#[test]
+fn export_then_import_with_the_command_line() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = std::env::temp_dir().join(format!("cryptonas-onnx-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let onnx = dir.join("c4.onnx");
+    let st = Command::new(env!("CARGO_BIN_EXE_cryptonas-export-onnx"))
+        .arg(root.join("models/cnet1-c4.json"))
+        .arg(root.join("models/cnet1-c4.safetensors"))
+        .arg(&onnx)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // Dry run: a report, nothing written.
+    let out = Command::new(env!("CARGO_BIN_EXE_cryptonas-import"))
+        .arg(&onnx)
+        .args([
+            "--out",
+            dir.join("models/c4").to_str().unwrap(),
+            "--dry-run",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let rep: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rep["imported"], true);
+    assert_eq!(rep["costs"]["relus"], 24576);
+    assert_eq!(rep["private_inference"]["supported"], true);
+    assert!(!dir.join("models").exists());
+    // Real import: both files, loadable, same logits as the original.
+    let out = Command::new(env!("CARGO_BIN_EXE_cryptonas-import"))
+        .arg(&onnx)
+        .args(["--out", dir.join("models/c4").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("IMPORTED") && text.contains("private inference: supported"),
+        "{text}"
+    );
+    let m = cryptonas_model::Model::load(
+        dir.join("models/c4.json"),
+        dir.join("models/c4.safetensors"),
+    )
+    .unwrap();
+    assert_eq!(m.spec.classes.len(), 10);
+    // An unsupported node: exit status 2, the report names it, nothing written.
+    let mut p = ModelProto::decode(std::fs::read(&onnx).unwrap().as_slice()).unwrap();
+    let g = p.graph.as_mut().unwrap();
+    let relu = g.node.iter_mut().find(|n| n.op_type == "Relu").unwrap();
+    relu.op_type = "Sigmoid".into();
+    let bad = dir.join("bad.onnx");
+    std::fs::write(&bad, p.encode_to_vec()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cryptonas-import"))
+        .arg(&bad)
+        .args(["--out", dir.join("models/bad").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("UNSUPPORTED") && text.contains("replace it with ReLU"),
+        "{text}"
+    );
+    assert!(!dir.join("models/bad.json").exists() && !dir.join("models/bad.safetensors").exists());
+    // A malformed file: exit status 1 and a message.
+    std::fs::write(&bad, b"not a model").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cryptonas-import"))
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid ONNX model"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
