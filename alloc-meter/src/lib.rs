@@ -1,18 +1,4 @@
-//! A global allocator that meters the heap one side of a computation holds, for tests that check
-//! a memory estimate against what is really allocated.
-//!
-//! Allocations made while metering is on (from any thread, so rayon workers count too) are
-//! *metered*: each carries a header saying so, and freeing it subtracts it from the metered total
-//! whichever thread frees it, metering on or off. Memory the metered side allocates and hands
-//! over (a frame it sends) therefore stays counted until the receiver frees it, and memory it
-//! receives from the other side is not counted. The metered side must run alone while metering is
-//! on: everything allocated in that window is attributed to it.
-//!
-//! ```ignore
-//! #[global_allocator]
-//! static HEAP: Meter = Meter::new();
-//! let session = HEAP.metered(|| Session::new());
-//! ```
+#![doc = include_str!("../README.md")]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -1,5 +1,4 @@
-//! Native client: classifies an image privately against a running server, over WebSocket binary
-//! frames, and reports what it cost (time and bytes per phase and per layer).
+#![doc = include_str!("../README.md")]
 
 use cryptonas_crypto::Csprng;
 use cryptonas_protocol::{

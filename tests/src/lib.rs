@@ -1,1 +1,1 @@
-//! End-to-end tests live under `tests/tests/`.
+#![doc = include_str!("../README.md")]
