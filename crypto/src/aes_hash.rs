@@ -85,19 +85,6 @@ impl AesBackend {
     }
 }
 
-/// The tweaks of one AND gate over a chunk of consecutive instances: instance `i` of the chunk,
-/// half `h ∈ {0, 1}`, gets the 128-bit tweak `hi ‖ ((lo + i·2^32) mod 2^64) + h`.
-///
-/// With `hi` = a session id and `lo = first_instance·2^32 + 2·gate`, this is the half-gates tweak
-/// `session (64) ‖ instance (32) ‖ 2·gate + half (32)`, the instance counter wrapping mod 2^32.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ChunkTweak {
-    /// The high 64 bits of every tweak.
-    pub hi: u64,
-    /// The low 64 bits of the first instance's half-0 tweak; must be even (half 1 sets bit 0).
-    pub lo: u64,
-}
-
 /// The accelerated form of π: a capability for the kernels plus the expanded round keys.
 #[derive(Clone)]
 enum Fast {
@@ -237,25 +224,26 @@ impl FixedKeyAes {
         }
     }
 
-    /// Garbles one half-gates AND gate (Zahur–Rosulek–Evans) for a chunk of `out.len()`
-    /// instances, with `H(x, half) = TCCR(tweak(i, half), x)` (see [`ChunkTweak`]):
+    /// Garbles `out.len()` independent half-gates AND gates (Zahur–Rosulek–Evans): gate `i` has
+    /// input zero-labels `A = a[i]`, `B = b[i]` (little-endian `u128`, colours `pa`, `pb` = their
+    /// least significant bits) and is hashed with `H(x, half) = TCCR(tweaks[i] ⊕ half, x)`:
     ///
     /// ```text
     /// T_G = H(A, 0) ⊕ H(A⊕Δ, 0) ⊕ pb·Δ            W_G = H(A, 0) ⊕ pa·T_G
     /// T_E = H(B, 1) ⊕ H(B⊕Δ, 1) ⊕ A                W_E = H(B, 1) ⊕ pb·(T_E ⊕ A)
-    /// out = W_G ⊕ W_E,  table[2i] = T_G,  table[2i+1] = T_E
+    /// out[i] = W_G ⊕ W_E,  table[2i] = T_G,  table[2i+1] = T_E
     /// ```
     ///
-    /// `a`, `b` are the input zero-labels (little-endian `u128`), `pa`, `pb` their least
-    /// significant bits. On the x86 backends the two AES passes, the tweaks and the algebra run in
-    /// registers, fused with the table store.
+    /// The gates may be one gate of many instances or many gates of one instance; callers keep
+    /// bit 0 of every tweak clear and the tweaks distinct. On the x86 backends the two AES passes,
+    /// the tweaks and the algebra run in registers, fused with the table store.
     ///
     /// # Panics
-    /// If `a`, `b` are not `out.len()` long or `table` is not `2 · out.len()` long.
-    pub fn garble_and_chunk(
+    /// If `tweaks`, `a`, `b` are not `out.len()` long or `table` is not `2 · out.len()` long.
+    pub fn garble_and_batch(
         &self,
         delta: u128,
-        tweak: ChunkTweak,
+        tweaks: &[u128],
         a: &[u128],
         b: &[u128],
         out: &mut [u128],
@@ -263,25 +251,25 @@ impl FixedKeyAes {
     ) {
         let n = out.len();
         assert!(
-            a.len() == n && b.len() == n && table.len() == 2 * n,
-            "garble_and_chunk: a, b, out of one length and a table twice as long"
+            tweaks.len() == n && a.len() == n && b.len() == n && table.len() == 2 * n,
+            "garble_and_batch: tweaks, a, b, out of one length and a table twice as long"
         );
         match &self.fast {
-            Fast::None => reference::garble_and(self, delta, tweak, a, b, out, table),
+            Fast::None => reference::garble_and(self, delta, tweaks, a, b, out, table),
             #[cfg(target_arch = "x86_64")]
-            Fast::X86(k, rk) => k.garble_and(rk, delta, tweak.hi, tweak.lo, a, b, out, table),
+            Fast::X86(k, rk) => k.garble_and(rk, delta, tweaks, a, b, out, table),
         }
     }
 
-    /// Evaluates one half-gates AND gate for a chunk of `out.len()` instances, on the active labels
-    /// `a`, `b` (colours `sa`, `sb`) and the table of [`FixedKeyAes::garble_and_chunk`]:
-    /// `out = H(a, 0) ⊕ sa·T_G ⊕ H(b, 1) ⊕ sb·(T_E ⊕ a)`.
+    /// Evaluates `out.len()` half-gates AND gates on the active labels `a`, `b` (colours `sa`,
+    /// `sb`) and the tables of [`FixedKeyAes::garble_and_batch`] (same tweaks):
+    /// `out[i] = H(a, 0) ⊕ sa·T_G ⊕ H(b, 1) ⊕ sb·(T_E ⊕ a)`.
     ///
     /// # Panics
-    /// If `a`, `b` are not `out.len()` long or `table` is not `2 · out.len()` long.
-    pub fn eval_and_chunk(
+    /// If `tweaks`, `a`, `b` are not `out.len()` long or `table` is not `2 · out.len()` long.
+    pub fn eval_and_batch(
         &self,
-        tweak: ChunkTweak,
+        tweaks: &[u128],
         a: &[u128],
         b: &[u128],
         out: &mut [u128],
@@ -289,13 +277,13 @@ impl FixedKeyAes {
     ) {
         let n = out.len();
         assert!(
-            a.len() == n && b.len() == n && table.len() == 2 * n,
-            "eval_and_chunk: a, b, out of one length and a table twice as long"
+            tweaks.len() == n && a.len() == n && b.len() == n && table.len() == 2 * n,
+            "eval_and_batch: tweaks, a, b, out of one length and a table twice as long"
         );
         match &self.fast {
-            Fast::None => reference::eval_and(self, tweak, a, b, out, table),
+            Fast::None => reference::eval_and(self, tweaks, a, b, out, table),
             #[cfg(target_arch = "x86_64")]
-            Fast::X86(k, rk) => k.eval_and(rk, tweak.hi, tweak.lo, a, b, out, table),
+            Fast::X86(k, rk) => k.eval_and(rk, tweaks, a, b, out, table),
         }
     }
 }
@@ -304,7 +292,7 @@ impl FixedKeyAes {
 /// through scratch buffers (kept as the reference the fused kernels are tested against, and as the
 /// portable fallback).
 mod reference {
-    use super::{ChunkTweak, FixedKeyAes};
+    use super::FixedKeyAes;
 
     /// Sub-chunk size: the scratch buffers live on the stack.
     const SUB: usize = 64;
@@ -314,11 +302,6 @@ mod reference {
         x & bit.wrapping_neg()
     }
 
-    #[inline(always)]
-    fn tweak(t: ChunkTweak, i: usize, half: u64) -> u128 {
-        (u128::from(t.hi) << 64) | u128::from(t.lo.wrapping_add((i as u64) << 32) + half)
-    }
-
     fn permute(aes: &FixedKeyAes, xs: &mut [u128]) {
         use aes::cipher::{Array, BlockCipherEncrypt};
         let raw: &mut [[u8; 16]] = bytemuck::cast_slice_mut(xs);
@@ -326,21 +309,21 @@ mod reference {
             .encrypt_blocks(Array::cast_slice_from_core_mut(raw));
     }
 
-    /// `xs ← TCCR(tweak, xs)` for `halves.len()` regions of `cn` blocks; block `i` of region `r`
-    /// gets `tweak(t, i, halves[r])`. Two wide passes and a scratch buffer.
+    /// `xs ← TCCR(tweak, xs)` for `halves.len()` regions of `tweaks.len()` blocks; block `i` of
+    /// region `r` gets the tweak `tweaks[i] ⊕ halves[r]`. Two wide passes and a scratch buffer.
     fn tccr_batch(
         aes: &FixedKeyAes,
         xs: &mut [u128],
         tmp: &mut [u128],
-        cn: usize,
-        t: ChunkTweak,
-        halves: &[u64],
+        tweaks: &[u128],
+        halves: &[u128],
     ) {
+        let cn = tweaks.len();
         permute(aes, xs);
         for (r, &half) in halves.iter().enumerate() {
             let (src, dst) = (&xs[r * cn..][..cn], &mut tmp[r * cn..][..cn]);
             for i in 0..cn {
-                dst[i] = src[i] ^ tweak(t, i, half);
+                dst[i] = src[i] ^ tweaks[i] ^ half;
             }
         }
         permute(aes, tmp);
@@ -349,17 +332,10 @@ mod reference {
         }
     }
 
-    fn advance(t: ChunkTweak, i: usize) -> ChunkTweak {
-        ChunkTweak {
-            hi: t.hi,
-            lo: t.lo.wrapping_add((i as u64) << 32),
-        }
-    }
-
     pub(super) fn garble_and(
         aes: &FixedKeyAes,
         d: u128,
-        t: ChunkTweak,
+        tweaks: &[u128],
         a: &[u128],
         b: &[u128],
         out: &mut [u128],
@@ -378,14 +354,8 @@ mod reference {
                 buf[2 * cn + i] = b[i];
                 buf[3 * cn + i] = b[i] ^ d;
             }
-            tccr_batch(
-                aes,
-                buf,
-                &mut tmp[..4 * cn],
-                cn,
-                advance(t, s),
-                &[0, 0, 1, 1],
-            );
+            let tw = &tweaks[s..s + cn];
+            tccr_batch(aes, buf, &mut tmp[..4 * cn], tw, &[0, 0, 1, 1]);
             for i in 0..cn {
                 let (h_a0, h_a1, h_b0, h_b1) =
                     (buf[i], buf[cn + i], buf[2 * cn + i], buf[3 * cn + i]);
@@ -404,7 +374,7 @@ mod reference {
 
     pub(super) fn eval_and(
         aes: &FixedKeyAes,
-        t: ChunkTweak,
+        tweaks: &[u128],
         a: &[u128],
         b: &[u128],
         out: &mut [u128],
@@ -419,7 +389,7 @@ mod reference {
             let buf = &mut buf[..2 * cn];
             buf[..cn].copy_from_slice(a);
             buf[cn..].copy_from_slice(b);
-            tccr_batch(aes, buf, &mut tmp[..2 * cn], cn, advance(t, s), &[0, 1]);
+            tccr_batch(aes, buf, &mut tmp[..2 * cn], &tweaks[s..s + cn], &[0, 1]);
             for i in 0..cn {
                 let (la, lb) = (a[i], b[i]);
                 let wg = buf[i] ^ sel(tab[2 * i], la & 1);
@@ -554,11 +524,9 @@ mod tests {
         let mut rng = crate::Csprng::from_seed([11; 32]);
         let key = rng.block().0;
         let reference = FixedKeyAes::with_backend(key, AesBackend::AesCrate).unwrap();
-        let h = |t: ChunkTweak, i: usize, half: u64, x: u128| -> u128 {
-            let tw =
-                (u128::from(t.hi) << 64) | u128::from(t.lo.wrapping_add((i as u64) << 32) + half);
+        let h = |t: &[u128], i: usize, half: u128, x: u128| -> u128 {
             reference
-                .tccr(Block::from_u128(tw), Block::from_u128(x))
+                .tccr(Block::from_u128(t[i] ^ half), Block::from_u128(x))
                 .to_u128()
         };
         let sel = |x: u128, bit: u128| x & bit.wrapping_neg();
@@ -567,17 +535,16 @@ mod tests {
                 0usize, 1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 31, 33, 63, 64, 65, 130,
             ] {
                 let d = rng.block().to_u128() | 1;
-                let lo = if n % 2 == 0 {
-                    (u64::MAX - (3 << 32)) & !1
-                } else {
-                    rng.u64() & !1
-                };
-                let t = ChunkTweak { hi: rng.u64(), lo };
+                let t: &[u128] = &rng
+                    .blocks(n)
+                    .iter()
+                    .map(|b| b.to_u128() & !1)
+                    .collect::<Vec<_>>();
                 let a: Vec<u128> = rng.blocks(n).iter().map(|b| b.to_u128()).collect();
                 let b: Vec<u128> = rng.blocks(n).iter().map(|b| b.to_u128()).collect();
                 let mut out = vec![0u128; n];
                 let mut table = vec![0u128; 2 * n];
-                pi.garble_and_chunk(d, t, &a, &b, &mut out, &mut table);
+                pi.garble_and_batch(d, t, &a, &b, &mut out, &mut table);
                 for i in 0..n {
                     let (pa, pb) = (a[i] & 1, b[i] & 1);
                     let tg = h(t, i, 0, a[i]) ^ h(t, i, 0, a[i] ^ d) ^ sel(d, pb);
@@ -596,7 +563,7 @@ mod tests {
                 let aa: Vec<u128> = (0..n).map(|i| a[i] ^ sel(d, xb[i] as u128)).collect();
                 let ab: Vec<u128> = (0..n).map(|i| b[i] ^ sel(d, yb[i] as u128)).collect();
                 let mut got = vec![0u128; n];
-                pi.eval_and_chunk(t, &aa, &ab, &mut got, &table);
+                pi.eval_and_batch(t, &aa, &ab, &mut got, &table);
                 for i in 0..n {
                     assert_eq!(
                         got[i],

@@ -8,6 +8,6 @@ mod rng;
 #[allow(unsafe_code)]
 mod x86;
 
-pub use aes_hash::{AesBackend, ChunkTweak, FixedKeyAes, FIXED_KEY};
+pub use aes_hash::{AesBackend, FixedKeyAes, FIXED_KEY};
 pub use block::Block;
 pub use rng::{Csprng, RngError};

@@ -76,42 +76,39 @@ impl Kernels {
         unsafe { ni::permute(rk, &mut xs[done..]) };
     }
 
-    /// Garbles one AND gate for `out.len()` instances (see `FixedKeyAes::garble_and_chunk`).
+    /// Garbles `out.len()` AND gates (see `FixedKeyAes::garble_and_batch`).
     ///
     /// # Panics
-    /// If `a`, `b` are not `out.len()` long or `table` is not `2 · out.len()` long.
+    /// If `tweaks`, `a`, `b` are not `out.len()` long or `table` is not `2 · out.len()` long.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn garble_and(
         self,
         rk: &RoundKeys,
         delta: u128,
-        hi: u64,
-        lo: u64,
+        tweaks: &[u128],
         a: &[u128],
         b: &[u128],
         out: &mut [u128],
         table: &mut [u128],
     ) {
         let n = out.len();
-        assert!(a.len() == n && b.len() == n && table.len() == 2 * n);
+        assert!(tweaks.len() == n && a.len() == n && b.len() == n && table.len() == 2 * n);
         // SAFETY: features detected when `self` was built; lengths checked above; each kernel
         // reads/writes instances `..done` only (`done ≤ n`), i.e. `a, b, out[..done]` and
         // `table[..2·done]`.
         let done = unsafe {
             match self.level {
-                Level::Vaes512 => v512::garble_and(rk, delta, hi, lo, a, b, out, table),
-                Level::Vaes256 => v256::garble_and(rk, delta, hi, lo, a, b, out, table),
+                Level::Vaes512 => v512::garble_and(rk, delta, tweaks, a, b, out, table),
+                Level::Vaes256 => v256::garble_and(rk, delta, tweaks, a, b, out, table),
                 Level::AesNi => 0,
             }
         };
-        let lo = lo.wrapping_add((done as u64) << 32);
         // SAFETY: AES-NI is implied by every level; the subslices keep the length relations.
         unsafe {
             ni::garble_and(
                 rk,
                 delta,
-                hi,
-                lo,
+                &tweaks[done..],
                 &a[done..],
                 &b[done..],
                 &mut out[done..],
@@ -120,38 +117,35 @@ impl Kernels {
         };
     }
 
-    /// Evaluates one AND gate for `out.len()` instances (see `FixedKeyAes::eval_and_chunk`).
+    /// Evaluates `out.len()` AND gates (see `FixedKeyAes::eval_and_batch`).
     ///
     /// # Panics
-    /// If `a`, `b` are not `out.len()` long or `table` is not `2 · out.len()` long.
+    /// If `tweaks`, `a`, `b` are not `out.len()` long or `table` is not `2 · out.len()` long.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn eval_and(
         self,
         rk: &RoundKeys,
-        hi: u64,
-        lo: u64,
+        tweaks: &[u128],
         a: &[u128],
         b: &[u128],
         out: &mut [u128],
         table: &[u128],
     ) {
         let n = out.len();
-        assert!(a.len() == n && b.len() == n && table.len() == 2 * n);
+        assert!(tweaks.len() == n && a.len() == n && b.len() == n && table.len() == 2 * n);
         // SAFETY: as in `garble_and`.
         let done = unsafe {
             match self.level {
-                Level::Vaes512 => v512::eval_and(rk, hi, lo, a, b, out, table),
-                Level::Vaes256 => v256::eval_and(rk, hi, lo, a, b, out, table),
+                Level::Vaes512 => v512::eval_and(rk, tweaks, a, b, out, table),
+                Level::Vaes256 => v256::eval_and(rk, tweaks, a, b, out, table),
                 Level::AesNi => 0,
             }
         };
-        let lo = lo.wrapping_add((done as u64) << 32);
         // SAFETY: as in `garble_and`.
         unsafe {
             ni::eval_and(
                 rk,
-                hi,
-                lo,
+                &tweaks[done..],
                 &a[done..],
                 &b[done..],
                 &mut out[done..],
@@ -206,7 +200,7 @@ fn to_u128(v: __m128i) -> u128 {
 }
 
 /// The kernels, written once against the per-level helpers `V`, `W`, `zero`, `load`, `store`,
-/// `bcast`, `xor`, `and`, `add64`, `mask`, `enc`, `enclast`, `interleave`, `deinterleave` of the
+/// `bcast`, `xor`, `and`, `mask`, `enc`, `enclast`, `interleave`, `deinterleave` of the
 /// module it is expanded in (all compiled with the same features, so they inline).
 ///
 /// Each kernel handles the first `n / W · W` items and returns that count.
@@ -247,18 +241,6 @@ macro_rules! kernel_bodies {
             }
         }
 
-        /// Lane `l` holds the tweak `hi ‖ (lo + l·2^32)`.
-        #[target_feature(enable = $feat)]
-        #[inline]
-        unsafe fn tweak_lanes(hi: u64, lo: u64) -> V {
-            let mut t = [0u128; W];
-            for (l, t) in t.iter_mut().enumerate() {
-                *t = (u128::from(hi) << 64) | u128::from(lo.wrapping_add((l as u64) << 32));
-            }
-            // SAFETY: `t` holds exactly `W` blocks.
-            unsafe { load(t.as_ptr()) }
-        }
-
         #[target_feature(enable = $feat)]
         pub(super) unsafe fn permute(rk: &super::RoundKeys, xs: &mut [crate::Block]) -> usize {
             const G: usize = 8;
@@ -288,10 +270,10 @@ macro_rules! kernel_bodies {
             n
         }
 
-        /// `G` groups of `W` instances of one garbled AND gate, starting at the pointers.
+        /// `G` groups of `W` garbled AND gates, starting at the pointers.
         ///
         /// # Safety
-        /// `pa`, `pb`, `po` valid for `G·W` blocks, `pt` for `2·G·W`.
+        /// `pw`, `pa`, `pb`, `po` valid for `G·W` blocks, `pt` for `2·G·W`.
         #[target_feature(enable = $feat)]
         #[inline]
         #[allow(clippy::too_many_arguments)]
@@ -299,8 +281,7 @@ macro_rules! kernel_bodies {
             k: &[V; 11],
             d: V,
             one: V,
-            step: V,
-            tw: &mut V,
+            pw: *const u128,
             pa: *const u128,
             pb: *const u128,
             po: *mut u128,
@@ -316,8 +297,8 @@ macro_rules! kernel_bodies {
                 la[g] = a;
                 lb[g] = b;
                 x[g] = [a, xor(a, d), b, xor(b, d)];
-                tws[g] = *tw;
-                *tw = add64(*tw, step);
+                // SAFETY: as above.
+                tws[g] = unsafe { load(pw.add(g * W)) };
             }
             aes(k, &mut x);
             let px = x;
@@ -354,8 +335,7 @@ macro_rules! kernel_bodies {
         pub(super) unsafe fn garble_and(
             rk: &super::RoundKeys,
             delta: u128,
-            hi: u64,
-            lo: u64,
+            tweaks: &[u128],
             a: &[u128],
             b: &[u128],
             out: &mut [u128],
@@ -364,12 +344,11 @@ macro_rules! kernel_bodies {
             const G: usize = 2;
             let n = out.len() / W * W;
             let k = keys(rk);
-            let (d, one, step) = (bcast(delta), bcast(1), bcast((W as u128) << 32));
-            // SAFETY: `W` blocks on the stack.
-            let mut tw = unsafe { tweak_lanes(hi, lo) };
+            let (d, one) = (bcast(delta), bcast(1));
+            let pw = tweaks.as_ptr();
             let (pa, pb, po, pt) = (a.as_ptr(), b.as_ptr(), out.as_mut_ptr(), table.as_mut_ptr());
             let mut i = 0;
-            // SAFETY: the caller checked `a, b` ≥ `out.len()` and `table` ≥ `2·out.len()`
+            // SAFETY: the caller checked `tweaks, a, b` ≥ `out.len()` and `table` ≥ `2·out.len()`
             // blocks; groups end at `i + G·W ≤ n` resp. `i + W ≤ n`.
             unsafe {
                 while i + G * W <= n {
@@ -377,8 +356,7 @@ macro_rules! kernel_bodies {
                         &k,
                         d,
                         one,
-                        step,
-                        &mut tw,
+                        pw.add(i),
                         pa.add(i),
                         pb.add(i),
                         po.add(i),
@@ -391,8 +369,7 @@ macro_rules! kernel_bodies {
                         &k,
                         d,
                         one,
-                        step,
-                        &mut tw,
+                        pw.add(i),
                         pa.add(i),
                         pb.add(i),
                         po.add(i),
@@ -404,18 +381,17 @@ macro_rules! kernel_bodies {
             n
         }
 
-        /// `G` groups of `W` instances of one evaluated AND gate.
+        /// `G` groups of `W` evaluated AND gates.
         ///
         /// # Safety
-        /// `pa`, `pb`, `po` valid for `G·W` blocks, `pt` for `2·G·W`.
+        /// `pw`, `pa`, `pb`, `po` valid for `G·W` blocks, `pt` for `2·G·W`.
         #[target_feature(enable = $feat)]
         #[inline]
         #[allow(clippy::too_many_arguments)]
         unsafe fn eval_groups<const G: usize>(
             k: &[V; 11],
             one: V,
-            step: V,
-            tw: &mut V,
+            pw: *const u128,
             pa: *const u128,
             pb: *const u128,
             po: *mut u128,
@@ -426,8 +402,8 @@ macro_rules! kernel_bodies {
             for g in 0..G {
                 // SAFETY: `g·W + W ≤ G·W`.
                 x[g] = unsafe { [load(pa.add(g * W)), load(pb.add(g * W))] };
-                tws[g] = *tw;
-                *tw = add64(*tw, step);
+                // SAFETY: as above.
+                tws[g] = unsafe { load(pw.add(g * W)) };
             }
             let labels = x;
             aes(k, &mut x);
@@ -454,8 +430,7 @@ macro_rules! kernel_bodies {
         #[target_feature(enable = $feat)]
         pub(super) unsafe fn eval_and(
             rk: &super::RoundKeys,
-            hi: u64,
-            lo: u64,
+            tweaks: &[u128],
             a: &[u128],
             b: &[u128],
             out: &mut [u128],
@@ -464,9 +439,8 @@ macro_rules! kernel_bodies {
             const G: usize = 4;
             let n = out.len() / W * W;
             let k = keys(rk);
-            let (one, step) = (bcast(1), bcast((W as u128) << 32));
-            // SAFETY: `W` blocks on the stack.
-            let mut tw = unsafe { tweak_lanes(hi, lo) };
+            let one = bcast(1);
+            let pw = tweaks.as_ptr();
             let (pa, pb, po, pt) = (a.as_ptr(), b.as_ptr(), out.as_mut_ptr(), table.as_ptr());
             let mut i = 0;
             // SAFETY: as in `garble_and`.
@@ -475,8 +449,7 @@ macro_rules! kernel_bodies {
                     eval_groups::<G>(
                         &k,
                         one,
-                        step,
-                        &mut tw,
+                        pw.add(i),
                         pa.add(i),
                         pb.add(i),
                         po.add(i),
@@ -488,8 +461,7 @@ macro_rules! kernel_bodies {
                     eval_groups::<1>(
                         &k,
                         one,
-                        step,
-                        &mut tw,
+                        pw.add(i),
                         pa.add(i),
                         pb.add(i),
                         po.add(i),
@@ -544,11 +516,6 @@ mod ni {
     #[inline]
     fn and(a: V, b: V) -> V {
         _mm_and_si128(a, b)
-    }
-    #[target_feature(enable = "aes,sse2")]
-    #[inline]
-    fn add64(a: V, b: V) -> V {
-        _mm_add_epi64(a, b)
     }
     /// All ones in each lane whose least significant bit is set, else zero.
     #[target_feature(enable = "aes,sse2")]
@@ -623,11 +590,6 @@ mod v256 {
     #[inline]
     fn and(a: V, b: V) -> V {
         _mm256_and_si256(a, b)
-    }
-    #[target_feature(enable = "aes,avx2,vaes")]
-    #[inline]
-    fn add64(a: V, b: V) -> V {
-        _mm256_add_epi64(a, b)
     }
     /// All ones in each lane whose least significant bit is set, else zero.
     #[target_feature(enable = "aes,avx2,vaes")]
@@ -709,11 +671,6 @@ mod v512 {
     #[inline]
     fn and(a: V, b: V) -> V {
         _mm512_and_si512(a, b)
-    }
-    #[target_feature(enable = "aes,avx2,avx512f,vaes")]
-    #[inline]
-    fn add64(a: V, b: V) -> V {
-        _mm512_add_epi64(a, b)
     }
     /// All ones in each lane whose least significant bit is set, else zero.
     #[target_feature(enable = "aes,avx2,avx512f,vaes")]

@@ -1,13 +1,15 @@
-//! Garbling and evaluation throughput: AND gates/s per core and ReLUs/s at k = 32 (one thread and
-//! all rayon threads), plus the bytes per ReLU.
+//! Garbling and evaluation throughput, old (the `aes` crate, allocating API) vs new (each fused
+//! kernel this CPU supports, buffers reused) in one run: fixed-key AES blocks/s; AND gates/s on an
+//! AND-only circuit (64 and 1024 instances) and on Bristol AES-128 (64 instances and one); ReLUs/s
+//! at k = 32 on the detected backend (one thread and all rayon threads).
 //!
 //! `cargo bench -p cryptonas-gc --bench garble`
 
 use criterion::{criterion_main, BenchmarkId, Criterion, Throughput};
-use cryptonas_crypto::Csprng;
+use cryptonas_crypto::{AesBackend, Csprng, FixedKeyAes};
 use cryptonas_gc::{
-    ActiveLabels, Circuit, CircuitBuilder, Delta, Evaluator, Garbled, Garbler, ReluCircuit,
-    ReluVariant, TweakDomain,
+    from_bristol, ActiveLabels, BristolParties, Circuit, CircuitBuilder, Delta, Evaluator, Garbled,
+    GarbledTables, Garbler, OutputLabels, ReluCircuit, ReluVariant, TweakDomain,
 };
 use std::hint::black_box;
 
@@ -65,40 +67,83 @@ fn pools() -> Vec<(String, rayon::ThreadPool)> {
     v
 }
 
-fn bench_and_gates(cr: &mut Criterion) {
-    let c = and_circuit();
-    let n = 1024;
-    let (g, ga, ea) = setup(&c, n, &[]);
+/// π on `backend`, or `None` if this CPU lacks it.
+fn pi(backend: AesBackend) -> Option<FixedKeyAes> {
+    FixedKeyAes::with_backend(cryptonas_crypto::FIXED_KEY, backend)
+}
+
+/// "old" = the `aes` crate backend through the allocating `garble` (the code as shipped);
+/// "new-<backend>" = a fused kernel through `garble_into` / `evaluate_into` with reused buffers.
+fn variants() -> Vec<(String, FixedKeyAes, bool)> {
+    let mut v = vec![("old".to_string(), pi(AesBackend::AesCrate).unwrap(), false)];
+    for b in [AesBackend::AesNi, AesBackend::Vaes256, AesBackend::Vaes512] {
+        if let Some(p) = pi(b) {
+            v.push((format!("new-{b:?}"), p, true));
+        }
+    }
+    v
+}
+
+/// Garbling and evaluation of `n` instances of `c` on one thread, old vs new.
+fn bench_circuit(cr: &mut Criterion, group: &str, c: &Circuit, ns: &[usize]) {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
         .unwrap();
-    let mut group = cr.benchmark_group("and_gates_1thread");
-    group.throughput(Throughput::Elements((n * c.and_count()) as u64));
-    group.bench_function("garble", |bch| {
-        let mut rng = Csprng::from_seed([1; 32]);
-        bch.iter(|| {
-            pool.install(|| {
-                black_box(
-                    Garbler::new(&c, DOMAIN)
-                        .garble(Delta::random(&mut rng), n, &[], None, &mut rng)
-                        .unwrap(),
-                )
-            })
-        })
-    });
-    group.bench_function("evaluate", |bch| {
-        bch.iter(|| {
-            pool.install(|| {
-                black_box(
-                    Evaluator::new(&c, DOMAIN)
-                        .evaluate(&g.tables, &ga, &ea)
-                        .unwrap(),
-                )
-            })
-        })
-    });
+    let mut group = cr.benchmark_group(group);
+    for &n in ns {
+        let (g, ga, ea) = setup(c, n, &[]);
+        group.throughput(Throughput::Elements((n * c.and_count()) as u64));
+        for (name, p, reuse) in variants() {
+            let garbler = Garbler::new(c, DOMAIN).with_pi(p.clone());
+            let evaluator = Evaluator::new(c, DOMAIN).with_pi(p);
+            group.bench_function(BenchmarkId::new(format!("garble/{name}"), n), |bch| {
+                let mut rng = Csprng::from_seed([1; 32]);
+                let mut tables = GarbledTables::default();
+                bch.iter(|| {
+                    pool.install(|| {
+                        let d = Delta::random(&mut rng);
+                        if reuse {
+                            black_box(
+                                garbler
+                                    .garble_into(d, n, &[], None, &mut rng, &mut tables)
+                                    .unwrap(),
+                            );
+                        } else {
+                            black_box(garbler.garble(d, n, &[], None, &mut rng).unwrap());
+                        }
+                    })
+                })
+            });
+            group.bench_function(BenchmarkId::new(format!("evaluate/{name}"), n), |bch| {
+                let mut out = OutputLabels::default();
+                bch.iter(|| {
+                    pool.install(|| {
+                        if reuse {
+                            evaluator
+                                .evaluate_into(&g.tables, &ga, &ea, &mut out)
+                                .unwrap();
+                            black_box(&out);
+                        } else {
+                            black_box(evaluator.evaluate(&g.tables, &ga, &ea).unwrap());
+                        }
+                    })
+                })
+            });
+        }
+    }
     group.finish();
+}
+
+fn bench_and_gates(cr: &mut Criterion) {
+    bench_circuit(cr, "and_gates_1thread", &and_circuit(), &[64, 1024]);
+}
+
+/// The Bristol Fashion AES-128 circuit (6,400 AND, 28,176 XOR, 2,087 INV): batched and one instance.
+fn bench_bristol_aes(cr: &mut Criterion) {
+    let text = include_str!("../tests/data/aes_128.txt");
+    let c = from_bristol(text, BristolParties::default()).unwrap();
+    bench_circuit(cr, "bristol_aes128_1thread", &c, &[1, 64]);
 }
 
 fn bench_relu(cr: &mut Criterion) {
@@ -157,13 +202,14 @@ fn bench_relu(cr: &mut Criterion) {
 
 /// The bound: raw fixed-key AES throughput (TCCR = 2 AES; evaluating an AND = 2 TCCR, garbling = 4).
 fn bench_aes(cr: &mut Criterion) {
-    let aes = cryptonas_crypto::FixedKeyAes::default();
     let mut blocks = Csprng::from_seed([4; 32]).blocks(4096);
     let mut group = cr.benchmark_group("fixed_key_aes_1thread");
     group.throughput(Throughput::Elements(blocks.len() as u64));
-    group.bench_function("permute_many", |bch| {
-        bch.iter(|| aes.permute_many(black_box(&mut blocks)))
-    });
+    for (name, aes, _) in variants() {
+        group.bench_function(BenchmarkId::new("permute_many", name), |bch| {
+            bch.iter(|| aes.permute_many(black_box(&mut blocks)))
+        });
+    }
     group.finish();
 }
 
@@ -246,9 +292,10 @@ fn benches() {
         fixed_work(&kind);
         return;
     }
-    let mut c = Criterion::default().sample_size(20).configure_from_args();
+    let mut c = Criterion::default().sample_size(10).configure_from_args();
     bench_aes(&mut c);
     bench_and_gates(&mut c);
+    bench_bristol_aes(&mut c);
     bench_relu(&mut c);
 }
 

@@ -30,12 +30,12 @@
 //! view when one of them is random; (3) tweaks stay unique per (session, instance, gate, half), so
 //! even `u ∧ (u ⊕ p)` (same active label on both inputs) hashes under distinct tweaks.
 
-use crate::circuit::{Circuit, Op};
+use crate::circuit::{Circuit, Gate, Op};
 use crate::error::GarbleError;
 use crate::label::{
     ActiveLabels, DecodingBits, Delta, Encoder, GarbledTables, OutputLabels, TweakDomain,
 };
-use cryptonas_crypto::{Block, ChunkTweak, Csprng, FixedKeyAes};
+use cryptonas_crypto::{Block, Csprng, FixedKeyAes};
 
 /// Instances per chunk: wide enough for AES pipelining, small enough that a chunk's labels stay in
 /// L1/L2 cache. Part of the table wire format (see [`GarbledTables`]).
@@ -100,24 +100,142 @@ fn operands(labels: &mut [L], a: u32, b: u32, out: u32) -> (&[L], &[L], &mut [L]
     (get(a), get(b), o)
 }
 
-/// The tweaks of AND gate `gate` for the chunk starting at instance `inst0` (see [`ChunkTweak`]):
-/// `session_id (64) ‖ instance (32) ‖ 2·gate + half (32)`.
-#[inline(always)]
-fn chunk_tweak(session_id: u64, inst0: u32, gate: u32) -> ChunkTweak {
-    ChunkTweak {
-        hi: session_id,
-        lo: (u64::from(inst0) << 32) | (2 * u64::from(gate)),
-    }
-}
+/// Chunks with fewer instances than this run level by level, one instance at a time (so the
+/// independent AND gates of one AND depth share one kernel call), instead of gate by gate across
+/// the chunk's instances.
+const LEVEL_BELOW: usize = 8;
 
+/// Per-thread buffers, reused across chunks.
+#[derive(Default)]
 struct Scratch {
+    /// Slot-major labels of a chunk (`slot · CHUNK + i`).
     labels: Vec<L>,
+    /// The tweaks of one kernel call.
+    tweaks: Vec<L>,
+    /// Level path: one label per wire of one instance, and gather buffers for one step.
+    wires: Vec<L>,
+    a: Vec<L>,
+    b: Vec<L>,
+    o: Vec<L>,
+    t: Vec<L>,
 }
 
 impl Scratch {
     fn new(slots: usize) -> Self {
         Scratch {
             labels: vec![0; slots.max(1) * CHUNK],
+            tweaks: vec![0; CHUNK],
+            ..Scratch::default()
+        }
+    }
+
+    /// Sizes the level-path buffers for `c` (once per thread and circuit).
+    fn for_levels(&mut self, c: &Circuit) {
+        let k = c.levels().max_ands;
+        self.wires.resize(c.wires(), 0);
+        for v in [&mut self.a, &mut self.b, &mut self.o, &mut self.tweaks] {
+            if v.len() < k {
+                v.resize(k, 0);
+            }
+        }
+        self.t.resize(self.t.len().max(2 * k), 0);
+    }
+}
+
+/// `session_id (64) ‖ instance (32) ‖ 0 (32)`: OR in `2·AND index + half` for the tweak.
+#[inline(always)]
+fn instance_tweak(session_id: u64, instance: u32) -> L {
+    (L::from(session_id) << 64) | (L::from(instance) << 32)
+}
+
+/// The tweaks of AND gate `j` for a chunk whose first instance is `inst0`.
+#[inline(always)]
+fn chunk_tweaks(tweaks: &mut [L], session_id: u64, inst0: u32, j: u32) {
+    for (i, t) in tweaks.iter_mut().enumerate() {
+        *t = instance_tweak(session_id, inst0.wrapping_add(i as u32)) | L::from(2 * j);
+    }
+}
+
+/// Garbles instance `i` of a chunk of `cn` level by level (see `Levels`): `s.wires` holds its
+/// input zero-labels and receives every wire's zero-label; its tables go to their places in the
+/// chunk's table slice `tab` (AND `j` at `2·(j·cn + i)`), exactly as the chunk-wide path writes them.
+#[allow(clippy::too_many_arguments)]
+fn garble_levels(
+    pi: &FixedKeyAes,
+    c: &Circuit,
+    d: L,
+    base: L,
+    s: &mut Scratch,
+    tab: &mut [L],
+    cn: usize,
+    i: usize,
+) {
+    let (n_in, gates) = (c.inputs(), c.gates());
+    let w = &mut s.wires;
+    for step in &c.levels().steps {
+        let k = step.ands.len();
+        if k > 0 {
+            for (q, &[j, _, a, b]) in step.ands.iter().enumerate() {
+                s.a[q] = w[a as usize];
+                s.b[q] = w[b as usize];
+                s.tweaks[q] = base | L::from(2 * j);
+            }
+            let (tw, a, b) = (&s.tweaks[..k], &s.a[..k], &s.b[..k]);
+            pi.garble_and_batch(d, tw, a, b, &mut s.o[..k], &mut s.t[..2 * k]);
+            for (q, &[j, out, _, _]) in step.ands.iter().enumerate() {
+                w[out as usize] = s.o[q];
+                let at = 2 * (j as usize * cn + i);
+                tab[at] = s.t[2 * q];
+                tab[at + 1] = s.t[2 * q + 1];
+            }
+        }
+        for &g in &step.free {
+            w[n_in + g as usize] = match gates[g as usize] {
+                Gate::Xor(a, b) => w[a as usize] ^ w[b as usize],
+                Gate::Inv(a) => w[a as usize] ^ d,
+                Gate::Const(v) => sel(d, v as L),
+                Gate::And(..) => continue, // never: ANDs are in `step.ands`
+            };
+        }
+    }
+}
+
+/// Evaluates instance `i` of a chunk of `cn` level by level (the mirror of [`garble_levels`]).
+fn eval_levels(
+    pi: &FixedKeyAes,
+    c: &Circuit,
+    base: L,
+    s: &mut Scratch,
+    tab: &[L],
+    cn: usize,
+    i: usize,
+) {
+    let (n_in, gates) = (c.inputs(), c.gates());
+    let w = &mut s.wires;
+    for step in &c.levels().steps {
+        let k = step.ands.len();
+        if k > 0 {
+            for (q, &[j, _, a, b]) in step.ands.iter().enumerate() {
+                s.a[q] = w[a as usize];
+                s.b[q] = w[b as usize];
+                s.tweaks[q] = base | L::from(2 * j);
+                let at = 2 * (j as usize * cn + i);
+                s.t[2 * q] = tab[at];
+                s.t[2 * q + 1] = tab[at + 1];
+            }
+            let (tw, a, b) = (&s.tweaks[..k], &s.a[..k], &s.b[..k]);
+            pi.eval_and_batch(tw, a, b, &mut s.o[..k], &s.t[..2 * k]);
+            for (q, &[_, out, _, _]) in step.ands.iter().enumerate() {
+                w[out as usize] = s.o[q];
+            }
+        }
+        for &g in &step.free {
+            w[n_in + g as usize] = match gates[g as usize] {
+                Gate::Xor(a, b) => w[a as usize] ^ w[b as usize],
+                Gate::Inv(a) => w[a as usize],
+                Gate::Const(_) => 0,
+                Gate::And(..) => continue, // never: ANDs are in `step.ands`
+            };
         }
     }
 }
@@ -304,20 +422,37 @@ impl<'c> Garbler<'c> {
         let session_id = self.domain.session_id;
         let first_instance = self.domain.first_instance;
         let (gz, ez) = (&garbler_zero, &evaluator_zero);
+        let input = |w: usize, inst: usize| -> L {
+            if w < g {
+                gz[inst * g + w].to_u128()
+            } else if w < g + e {
+                ez[inst * e + (w - g)].to_u128()
+            } else {
+                sel(d, private_bits[inst * p + (w - g - e)] as L)
+            }
+        };
         run_tasks(tasks, prog.slots, |s, (first, cn, tab, out)| {
+            let inst0 = first_instance.wrapping_add(first as u32);
+            if cn < LEVEL_BELOW {
+                s.for_levels(c);
+                for i in 0..cn {
+                    for (w, l) in s.wires[..c.inputs()].iter_mut().enumerate() {
+                        *l = input(w, first + i);
+                    }
+                    let base = instance_tweak(session_id, inst0.wrapping_add(i as u32));
+                    garble_levels(pi, c, d, base, s, tab, cn, i);
+                    for (k, &w) in c.outputs().iter().enumerate() {
+                        out[i * o + k] = Block::from_u128(s.wires[w as usize]);
+                    }
+                }
+                return;
+            }
             let labels = &mut s.labels;
             // Input zero-labels.
             for (w, &slot) in prog.input_slots.iter().enumerate() {
                 let dst = &mut labels[slot as usize * CHUNK..][..cn];
                 for (i, l) in dst.iter_mut().enumerate() {
-                    let inst = first + i;
-                    *l = if w < g {
-                        gz[inst * g + w].to_u128()
-                    } else if w < g + e {
-                        ez[inst * e + (w - g)].to_u128()
-                    } else {
-                        sel(d, private_bits[inst * p + (w - g - e)] as L)
-                    };
+                    *l = input(w, first + i);
                 }
             }
             let mut j = 0u32;
@@ -341,8 +476,9 @@ impl<'c> Garbler<'c> {
                     Op::And { a, b, out } => {
                         let (a, b, o) = operands(labels, a, b, out);
                         let tab = &mut tab[2 * j as usize * cn..][..2 * cn];
-                        let tweak = chunk_tweak(session_id, first_instance + first as u32, j);
-                        pi.garble_and_chunk(d, tweak, &a[..cn], &b[..cn], &mut o[..cn], tab);
+                        let tw = &mut s.tweaks[..cn];
+                        chunk_tweaks(tw, session_id, inst0, j);
+                        pi.garble_and_batch(d, tw, &a[..cn], &b[..cn], &mut o[..cn], tab);
                         j += 1;
                     }
                 }
@@ -440,22 +576,39 @@ impl<'c> Evaluator<'c> {
         let session_id = self.domain.session_id;
         let first_instance = self.domain.first_instance;
         let (gl, el, tb) = (&garbler.blocks, &evaluator.blocks, &tables.blocks);
+        let input = |w: usize, inst: usize| -> L {
+            if w < g {
+                gl[inst * g + w].to_u128()
+            } else if w < g + e {
+                el[inst * e + (w - g)].to_u128()
+            } else {
+                0
+            }
+        };
         run_tasks(tasks, prog.slots, |s, (first, cn, _, out)| {
+            let inst0 = first_instance.wrapping_add(first as u32);
+            let tab = &tb[first * 2 * ands..(first + cn) * 2 * ands];
+            if cn < LEVEL_BELOW {
+                s.for_levels(c);
+                for i in 0..cn {
+                    for (w, l) in s.wires[..c.inputs()].iter_mut().enumerate() {
+                        *l = input(w, first + i);
+                    }
+                    let base = instance_tweak(session_id, inst0.wrapping_add(i as u32));
+                    eval_levels(pi, c, base, s, tab, cn, i);
+                    for (k, &w) in c.outputs().iter().enumerate() {
+                        out[i * o + k] = Block::from_u128(s.wires[w as usize]);
+                    }
+                }
+                return;
+            }
             let labels = &mut s.labels;
             for (w, &slot) in prog.input_slots.iter().enumerate() {
                 let dst = &mut labels[slot as usize * CHUNK..][..cn];
                 for (i, l) in dst.iter_mut().enumerate() {
-                    let inst = first + i;
-                    *l = if w < g {
-                        gl[inst * g + w].to_u128()
-                    } else if w < g + e {
-                        el[inst * e + (w - g)].to_u128()
-                    } else {
-                        0
-                    };
+                    *l = input(w, first + i);
                 }
             }
-            let tab = &tb[first * 2 * ands..(first + cn) * 2 * ands];
             let mut j = 0u32;
             for op in &prog.ops {
                 match *op {
@@ -475,8 +628,9 @@ impl<'c> Evaluator<'c> {
                     Op::And { a, b, out } => {
                         let (a, b, o) = operands(labels, a, b, out);
                         let tab = &tab[2 * j as usize * cn..][..2 * cn];
-                        let tweak = chunk_tweak(session_id, first_instance + first as u32, j);
-                        pi.eval_and_chunk(tweak, &a[..cn], &b[..cn], &mut o[..cn], tab);
+                        let tw = &mut s.tweaks[..cn];
+                        chunk_tweaks(tw, session_id, inst0, j);
+                        pi.eval_and_batch(tw, &a[..cn], &b[..cn], &mut o[..cn], tab);
                         j += 1;
                     }
                 }
@@ -497,13 +651,15 @@ mod tests {
         let layout = |s: u64, inst: u32, idx: u32| {
             (u128::from(s) << 64) | (u128::from(inst) << 32) | u128::from(idx)
         };
-        for (s, inst0, gate, i) in [(9u64, 5u32, 4u32, 3u64), (u64::MAX, u32::MAX - 1, 7, 5)] {
-            let t = chunk_tweak(s, inst0, gate);
-            for half in 0..2 {
-                let lo = t.lo.wrapping_add(i << 32) + half;
-                let got = (u128::from(t.hi) << 64) | u128::from(lo);
-                let expect = layout(s, inst0.wrapping_add(i as u32), 2 * gate + half as u32);
-                assert_eq!(got, expect);
+        for (s, inst0, gate) in [(9u64, 5u32, 4u32), (u64::MAX, u32::MAX - 1, 7)] {
+            let mut t = [0; 5];
+            chunk_tweaks(&mut t, s, inst0, gate);
+            for (i, t) in t.iter().enumerate() {
+                assert_eq!(*t, layout(s, inst0.wrapping_add(i as u32), 2 * gate));
+                assert_eq!(
+                    *t ^ 1,
+                    layout(s, inst0.wrapping_add(i as u32), 2 * gate + 1)
+                );
             }
         }
     }
