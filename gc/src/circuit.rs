@@ -75,13 +75,18 @@ pub(crate) struct Levels {
 pub(crate) struct Step {
     /// `[AND index, output wire, input a, input b]` of the step's AND gates.
     pub(crate) ands: Vec<[u32; 4]>,
-    /// Gate indices of the step's free gates, in circuit order.
-    pub(crate) free: Vec<u32>,
+    /// `[output wire, a, b]` of the step's free gates, in circuit order, all as XORs: `INV a` is
+    /// `a ⊕ w[DELTA]`, a constant `c` is `w[ZERO] ⊕ w[ZERO or DELTA]`, where the extra wires
+    /// `ZERO = wires` and `DELTA = wires + 1` hold 0 and the label offset (Δ for the garbler, 0 for
+    /// the evaluator): no branch per gate.
+    pub(crate) free: Vec<[u32; 3]>,
 }
 
 impl Levels {
     fn new(n_in: usize, gates: &[Gate]) -> Self {
-        let mut depth = vec![0u32; n_in + gates.len()];
+        let wires = n_in + gates.len();
+        let (zero, delta) = (wires as u32, wires as u32 + 1);
+        let mut depth = vec![0u32; wires];
         let mut steps: Vec<Step> = vec![Step::default()];
         let mut j = 0u32;
         for (g, gate) in gates.iter().enumerate() {
@@ -96,11 +101,15 @@ impl Levels {
                 steps.resize(d as usize + 1, Step::default());
             }
             let step = &mut steps[d as usize];
-            if let Gate::And(a, b) = *gate {
-                step.ands.push([j, (n_in + g) as u32, a, b]);
-                j += 1;
-            } else {
-                step.free.push(g as u32);
+            let out = (n_in + g) as u32;
+            match *gate {
+                Gate::And(a, b) => {
+                    step.ands.push([j, out, a, b]);
+                    j += 1;
+                }
+                Gate::Xor(a, b) => step.free.push([out, a, b]),
+                Gate::Inv(a) => step.free.push([out, a, delta]),
+                Gate::Const(c) => step.free.push([out, zero, if c { delta } else { zero }]),
             }
         }
         let max_ands = steps.iter().map(|s| s.ands.len()).max().unwrap_or(0);

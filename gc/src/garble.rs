@@ -30,7 +30,7 @@
 //! view when one of them is random; (3) tweaks stay unique per (session, instance, gate, half), so
 //! even `u ∧ (u ⊕ p)` (same active label on both inputs) hashes under distinct tweaks.
 
-use crate::circuit::{Circuit, Gate, Op};
+use crate::circuit::{Circuit, Op};
 use crate::error::GarbleError;
 use crate::label::{
     ActiveLabels, DecodingBits, Delta, Encoder, GarbledTables, OutputLabels, TweakDomain,
@@ -121,18 +121,24 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn new(slots: usize) -> Self {
-        Scratch {
-            labels: vec![0; slots.max(1) * CHUNK],
-            tweaks: vec![0; CHUNK],
-            ..Scratch::default()
+    /// Sizes the chunk-path buffers for a program of `slots` slots.
+    fn for_chunks(&mut self, slots: usize) {
+        let len = slots.max(1) * CHUNK;
+        if self.labels.len() < len {
+            self.labels.resize(len, 0);
+        }
+        if self.tweaks.len() < CHUNK {
+            self.tweaks.resize(CHUNK, 0);
         }
     }
 
     /// Sizes the level-path buffers for `c` (once per thread and circuit).
     fn for_levels(&mut self, c: &Circuit) {
         let k = c.levels().max_ands;
-        self.wires.resize(c.wires(), 0);
+        // Every wire, then the constant wires ZERO and DELTA of `Step::free`.
+        if self.wires.len() != c.wires() + 2 {
+            self.wires = vec![0; c.wires() + 2];
+        }
         for v in [&mut self.a, &mut self.b, &mut self.o, &mut self.tweaks] {
             if v.len() < k {
                 v.resize(k, 0);
@@ -156,6 +162,17 @@ fn chunk_tweaks(tweaks: &mut [L], session_id: u64, inst0: u32, j: u32) {
     }
 }
 
+/// The free gates of one step (see `Step::free`: all XORs). Labels are handled as two `u64`
+/// halves: a 16-byte load of a label just written by two 8-byte stores would miss store-to-load
+/// forwarding, and chains of free gates read what the previous gate wrote.
+fn free_gates(w: &mut [L], free: &[[u32; 3]]) {
+    let w: &mut [[u64; 2]] = bytemuck::cast_slice_mut(w);
+    for &[o, a, b] in free {
+        let (x, y) = (w[a as usize], w[b as usize]);
+        w[o as usize] = [x[0] ^ y[0], x[1] ^ y[1]];
+    }
+}
+
 /// Garbles instance `i` of a chunk of `cn` level by level (see `Levels`): `s.wires` holds its
 /// input zero-labels and receives every wire's zero-label; its tables go to their places in the
 /// chunk's table slice `tab` (AND `j` at `2·(j·cn + i)`), exactly as the chunk-wide path writes them.
@@ -170,8 +187,9 @@ fn garble_levels(
     cn: usize,
     i: usize,
 ) {
-    let (n_in, gates) = (c.inputs(), c.gates());
     let w = &mut s.wires;
+    let n = c.wires();
+    (w[n], w[n + 1]) = (0, d);
     for step in &c.levels().steps {
         let k = step.ands.len();
         if k > 0 {
@@ -189,15 +207,10 @@ fn garble_levels(
                 tab[at + 1] = s.t[2 * q + 1];
             }
         }
-        for &g in &step.free {
-            w[n_in + g as usize] = match gates[g as usize] {
-                Gate::Xor(a, b) => w[a as usize] ^ w[b as usize],
-                Gate::Inv(a) => w[a as usize] ^ d,
-                Gate::Const(v) => sel(d, v as L),
-                Gate::And(..) => continue, // never: ANDs are in `step.ands`
-            };
-        }
+        free_gates(w, &step.free);
     }
+    // The thread-local scratch outlives the garbling: do not leave Δ in it.
+    w[n + 1] = 0;
 }
 
 /// Evaluates instance `i` of a chunk of `cn` level by level (the mirror of [`garble_levels`]).
@@ -210,8 +223,9 @@ fn eval_levels(
     cn: usize,
     i: usize,
 ) {
-    let (n_in, gates) = (c.inputs(), c.gates());
     let w = &mut s.wires;
+    let n = c.wires();
+    (w[n], w[n + 1]) = (0, 0);
     for step in &c.levels().steps {
         let k = step.ands.len();
         if k > 0 {
@@ -229,14 +243,7 @@ fn eval_levels(
                 w[out as usize] = s.o[q];
             }
         }
-        for &g in &step.free {
-            w[n_in + g as usize] = match gates[g as usize] {
-                Gate::Xor(a, b) => w[a as usize] ^ w[b as usize],
-                Gate::Inv(a) => w[a as usize],
-                Gate::Const(_) => 0,
-                Gate::And(..) => continue, // never: ANDs are in `step.ands`
-            };
-        }
+        free_gates(w, &step.free);
     }
 }
 
@@ -265,24 +272,35 @@ fn split_tasks<'a>(
     tasks
 }
 
+thread_local! {
+    /// Each thread's scratch buffers, kept across garblings so that the hot path does not
+    /// allocate (or zero-fill) them again: they grow to the largest circuit the thread has run.
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+/// Runs `f` on this thread's scratch (a fresh one if it is in use further up the stack).
+fn with_scratch(f: impl FnOnce(&mut Scratch)) {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        Err(_) => f(&mut Scratch::default()),
+    })
+}
+
 #[cfg(all(feature = "parallel", not(target_arch = "wasm32")))]
-fn run_tasks<'a>(
-    tasks: Vec<Task<'a>>,
-    slots: usize,
-    f: impl Fn(&mut Scratch, Task<'a>) + Sync + Send,
-) {
+fn run_tasks<'a>(tasks: Vec<Task<'a>>, f: impl Fn(&mut Scratch, Task<'a>) + Sync + Send) {
     use rayon::prelude::*;
     tasks
         .into_par_iter()
-        .for_each_init(|| Scratch::new(slots), |s, t| f(s, t));
+        .for_each(|t| with_scratch(|s| f(s, t)));
 }
 
 #[cfg(not(all(feature = "parallel", not(target_arch = "wasm32"))))]
-fn run_tasks<'a>(tasks: Vec<Task<'a>>, slots: usize, f: impl Fn(&mut Scratch, Task<'a>)) {
-    let mut s = Scratch::new(slots);
-    for t in tasks {
-        f(&mut s, t);
-    }
+fn run_tasks<'a>(tasks: Vec<Task<'a>>, f: impl Fn(&mut Scratch, Task<'a>)) {
+    with_scratch(|s| {
+        for t in tasks {
+            f(s, t);
+        }
+    })
 }
 
 fn check_len(
@@ -431,7 +449,7 @@ impl<'c> Garbler<'c> {
                 sel(d, private_bits[inst * p + (w - g - e)] as L)
             }
         };
-        run_tasks(tasks, prog.slots, |s, (first, cn, tab, out)| {
+        run_tasks(tasks, |s, (first, cn, tab, out)| {
             let inst0 = first_instance.wrapping_add(first as u32);
             if cn < LEVEL_BELOW {
                 s.for_levels(c);
@@ -447,6 +465,7 @@ impl<'c> Garbler<'c> {
                 }
                 return;
             }
+            s.for_chunks(prog.slots);
             let labels = &mut s.labels;
             // Input zero-labels.
             for (w, &slot) in prog.input_slots.iter().enumerate() {
@@ -585,7 +604,7 @@ impl<'c> Evaluator<'c> {
                 0
             }
         };
-        run_tasks(tasks, prog.slots, |s, (first, cn, _, out)| {
+        run_tasks(tasks, |s, (first, cn, _, out)| {
             let inst0 = first_instance.wrapping_add(first as u32);
             let tab = &tb[first * 2 * ands..(first + cn) * 2 * ands];
             if cn < LEVEL_BELOW {
@@ -602,6 +621,7 @@ impl<'c> Evaluator<'c> {
                 }
                 return;
             }
+            s.for_chunks(prog.slots);
             let labels = &mut s.labels;
             for (w, &slot) in prog.input_slots.iter().enumerate() {
                 let dst = &mut labels[slot as usize * CHUNK..][..cn];
