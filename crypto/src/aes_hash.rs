@@ -24,7 +24,7 @@ pub const FIXED_KEY: [u8; 16] = [
 /// CPU supports against [`AesBackend::AesCrate`] bit for bit); they differ only in speed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AesBackend {
-    /// The `aes` crate (its own run-time AES-NI detection natively, its 32-bit fixsliced
+    /// The `aes` crate (its own run-time AES-NI detection natively, its 64-bit fixsliced
     /// software AES in WebAssembly), with the half-gates hash computed in scratch-buffer passes:
     /// the code as shipped before the fused kernels, kept as the reference and the fallback.
     AesCrate,
