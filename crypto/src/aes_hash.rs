@@ -294,8 +294,29 @@ impl FixedKeyAes {
 mod reference {
     use super::FixedKeyAes;
 
-    /// Sub-chunk size: the scratch buffers live on the stack.
+    /// Sub-chunk size of the scratch buffers.
     const SUB: usize = 64;
+
+    thread_local! {
+        /// Two scratch buffers of `4 · SUB` blocks, reused (zero-filling fresh ones per call cost
+        /// more than the hash on small gates).
+        static SCRATCH: std::cell::RefCell<Vec<u128>> = std::cell::RefCell::new(vec![0; 8 * SUB]);
+    }
+
+    /// Runs `f` on this thread's scratch buffers (fresh ones if they are in use up the stack).
+    fn with_scratch(f: impl FnOnce(&mut [u128], &mut [u128])) {
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut v) => {
+                let (a, b) = v.split_at_mut(4 * SUB);
+                f(a, b)
+            }
+            Err(_) => {
+                let mut v = vec![0u128; 8 * SUB];
+                let (a, b) = v.split_at_mut(4 * SUB);
+                f(a, b)
+            }
+        })
+    }
 
     #[inline(always)]
     fn sel(x: u128, bit: u128) -> u128 {
@@ -341,35 +362,35 @@ mod reference {
         out: &mut [u128],
         table: &mut [u128],
     ) {
-        let mut buf = [0u128; 4 * SUB];
-        let mut tmp = [0u128; 4 * SUB];
-        for s in (0..out.len()).step_by(SUB) {
-            let cn = SUB.min(out.len() - s);
-            let (a, b, o) = (&a[s..s + cn], &b[s..s + cn], &mut out[s..s + cn]);
-            let tab = &mut table[2 * s..2 * (s + cn)];
-            let buf = &mut buf[..4 * cn];
-            for i in 0..cn {
-                buf[i] = a[i];
-                buf[cn + i] = a[i] ^ d;
-                buf[2 * cn + i] = b[i];
-                buf[3 * cn + i] = b[i] ^ d;
+        with_scratch(|buf, tmp| {
+            for s in (0..out.len()).step_by(SUB) {
+                let cn = SUB.min(out.len() - s);
+                let (a, b, o) = (&a[s..s + cn], &b[s..s + cn], &mut out[s..s + cn]);
+                let tab = &mut table[2 * s..2 * (s + cn)];
+                let buf = &mut buf[..4 * cn];
+                for i in 0..cn {
+                    buf[i] = a[i];
+                    buf[cn + i] = a[i] ^ d;
+                    buf[2 * cn + i] = b[i];
+                    buf[3 * cn + i] = b[i] ^ d;
+                }
+                let tw = &tweaks[s..s + cn];
+                tccr_batch(aes, buf, &mut tmp[..4 * cn], tw, &[0, 0, 1, 1]);
+                for i in 0..cn {
+                    let (h_a0, h_a1, h_b0, h_b1) =
+                        (buf[i], buf[cn + i], buf[2 * cn + i], buf[3 * cn + i]);
+                    let (a0, b0) = (a[i], b[i]);
+                    let (pa, pb) = (a0 & 1, b0 & 1);
+                    let tg = h_a0 ^ h_a1 ^ sel(d, pb);
+                    let wg = h_a0 ^ sel(tg, pa);
+                    let te = h_b0 ^ h_b1 ^ a0;
+                    let we = h_b0 ^ sel(te ^ a0, pb);
+                    o[i] = wg ^ we;
+                    tab[2 * i] = tg;
+                    tab[2 * i + 1] = te;
+                }
             }
-            let tw = &tweaks[s..s + cn];
-            tccr_batch(aes, buf, &mut tmp[..4 * cn], tw, &[0, 0, 1, 1]);
-            for i in 0..cn {
-                let (h_a0, h_a1, h_b0, h_b1) =
-                    (buf[i], buf[cn + i], buf[2 * cn + i], buf[3 * cn + i]);
-                let (a0, b0) = (a[i], b[i]);
-                let (pa, pb) = (a0 & 1, b0 & 1);
-                let tg = h_a0 ^ h_a1 ^ sel(d, pb);
-                let wg = h_a0 ^ sel(tg, pa);
-                let te = h_b0 ^ h_b1 ^ a0;
-                let we = h_b0 ^ sel(te ^ a0, pb);
-                o[i] = wg ^ we;
-                tab[2 * i] = tg;
-                tab[2 * i + 1] = te;
-            }
-        }
+        })
     }
 
     pub(super) fn eval_and(
@@ -380,23 +401,23 @@ mod reference {
         out: &mut [u128],
         table: &[u128],
     ) {
-        let mut buf = [0u128; 2 * SUB];
-        let mut tmp = [0u128; 2 * SUB];
-        for s in (0..out.len()).step_by(SUB) {
-            let cn = SUB.min(out.len() - s);
-            let (a, b, o) = (&a[s..s + cn], &b[s..s + cn], &mut out[s..s + cn]);
-            let tab = &table[2 * s..2 * (s + cn)];
-            let buf = &mut buf[..2 * cn];
-            buf[..cn].copy_from_slice(a);
-            buf[cn..].copy_from_slice(b);
-            tccr_batch(aes, buf, &mut tmp[..2 * cn], &tweaks[s..s + cn], &[0, 1]);
-            for i in 0..cn {
-                let (la, lb) = (a[i], b[i]);
-                let wg = buf[i] ^ sel(tab[2 * i], la & 1);
-                let we = buf[cn + i] ^ sel(tab[2 * i + 1] ^ la, lb & 1);
-                o[i] = wg ^ we;
+        with_scratch(|buf, tmp| {
+            for s in (0..out.len()).step_by(SUB) {
+                let cn = SUB.min(out.len() - s);
+                let (a, b, o) = (&a[s..s + cn], &b[s..s + cn], &mut out[s..s + cn]);
+                let tab = &table[2 * s..2 * (s + cn)];
+                let buf = &mut buf[..2 * cn];
+                buf[..cn].copy_from_slice(a);
+                buf[cn..].copy_from_slice(b);
+                tccr_batch(aes, buf, &mut tmp[..2 * cn], &tweaks[s..s + cn], &[0, 1]);
+                for i in 0..cn {
+                    let (la, lb) = (a[i], b[i]);
+                    let wg = buf[i] ^ sel(tab[2 * i], la & 1);
+                    let we = buf[cn + i] ^ sel(tab[2 * i + 1] ^ la, lb & 1);
+                    o[i] = wg ^ we;
+                }
             }
-        }
+        })
     }
 }
 
