@@ -343,8 +343,8 @@ mod reference {
         permute(aes, xs);
         for (r, &half) in halves.iter().enumerate() {
             let (src, dst) = (&xs[r * cn..][..cn], &mut tmp[r * cn..][..cn]);
-            for i in 0..cn {
-                dst[i] = src[i] ^ tweaks[i] ^ half;
+            for ((d, s), t) in dst.iter_mut().zip(src).zip(tweaks) {
+                *d = *s ^ *t ^ half;
             }
         }
         permute(aes, tmp);
@@ -376,18 +376,24 @@ mod reference {
                 }
                 let tw = &tweaks[s..s + cn];
                 tccr_batch(aes, buf, &mut tmp[..4 * cn], tw, &[0, 0, 1, 1]);
-                for i in 0..cn {
-                    let (h_a0, h_a1, h_b0, h_b1) =
-                        (buf[i], buf[cn + i], buf[2 * cn + i], buf[3 * cn + i]);
-                    let (a0, b0) = (a[i], b[i]);
+                let (ha, hb) = buf.split_at(2 * cn);
+                let (ha0, ha1) = ha.split_at(cn);
+                let (hb0, hb1) = hb.split_at(cn);
+                let hashes = ha0.iter().zip(ha1).zip(hb0.iter().zip(hb1));
+                for (((t, o), ((&h_a0, &h_a1), (&h_b0, &h_b1))), (&a0, &b0)) in tab
+                    .chunks_exact_mut(2)
+                    .zip(o.iter_mut())
+                    .zip(hashes)
+                    .zip(a.iter().zip(b))
+                {
                     let (pa, pb) = (a0 & 1, b0 & 1);
                     let tg = h_a0 ^ h_a1 ^ sel(d, pb);
                     let wg = h_a0 ^ sel(tg, pa);
                     let te = h_b0 ^ h_b1 ^ a0;
                     let we = h_b0 ^ sel(te ^ a0, pb);
-                    o[i] = wg ^ we;
-                    tab[2 * i] = tg;
-                    tab[2 * i + 1] = te;
+                    *o = wg ^ we;
+                    t[0] = tg;
+                    t[1] = te;
                 }
             }
         })
@@ -410,11 +416,16 @@ mod reference {
                 buf[..cn].copy_from_slice(a);
                 buf[cn..].copy_from_slice(b);
                 tccr_batch(aes, buf, &mut tmp[..2 * cn], &tweaks[s..s + cn], &[0, 1]);
-                for i in 0..cn {
-                    let (la, lb) = (a[i], b[i]);
-                    let wg = buf[i] ^ sel(tab[2 * i], la & 1);
-                    let we = buf[cn + i] ^ sel(tab[2 * i + 1] ^ la, lb & 1);
-                    o[i] = wg ^ we;
+                let (ha, hb) = buf.split_at(cn);
+                for (((t, o), (&h_a, &h_b)), (&la, &lb)) in tab
+                    .chunks_exact(2)
+                    .zip(o.iter_mut())
+                    .zip(ha.iter().zip(hb.iter()))
+                    .zip(a.iter().zip(b))
+                {
+                    let wg = h_a ^ sel(t[0], la & 1);
+                    let we = h_b ^ sel(t[1] ^ la, lb & 1);
+                    *o = wg ^ we;
                 }
             }
         })
