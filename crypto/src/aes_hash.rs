@@ -10,7 +10,6 @@ use crate::Block;
 use aes::cipher::{Array, BlockCipherEncrypt, KeyInit};
 use aes::Aes128;
 use std::sync::OnceLock;
-use zeroize::Zeroize;
 
 /// The public fixed AES key: an arbitrary public constant. (An earlier comment called it the first
 /// 16 bytes of SHA-256("CryptoNAS fixed-key AES"); it is not — that hash begins `567df553…`. The
@@ -110,7 +109,7 @@ impl Drop for FixedKeyAes {
         match &mut self.fast {
             Fast::None => {}
             #[cfg(target_arch = "x86_64")]
-            Fast::X86(_, rk) => rk.zeroize(),
+            Fast::X86(_, rk) => zeroize::Zeroize::zeroize(rk),
         }
     }
 }
