@@ -249,21 +249,24 @@ macro_rules! kernel_bodies {
             // Blocks are 16 bytes with alignment 1; all loads and stores are unaligned.
             let p = xs.as_mut_ptr().cast::<u128>();
             let mut i = 0;
-            // SAFETY (all loads/stores below): `i + G·W ≤ n` resp. `i + W ≤ n ≤ xs.len()`.
             while i + G * W <= n {
                 let mut x = [[zero(); G]];
                 for (j, v) in x[0].iter_mut().enumerate() {
+                    // SAFETY: `i + j·W + W ≤ i + G·W ≤ n ≤ xs.len()` blocks.
                     *v = unsafe { load(p.add(i + j * W)) };
                 }
                 aes(&k, &mut x);
                 for (j, v) in x[0].iter().enumerate() {
+                    // SAFETY: as for the load.
                     unsafe { store(p.add(i + j * W), *v) };
                 }
                 i += G * W;
             }
             while i < n {
+                // SAFETY: `i + W ≤ n ≤ xs.len()` blocks (`n` is a multiple of `W`).
                 let mut x = [[unsafe { load(p.add(i)) }]];
                 aes(&k, &mut x);
+                // SAFETY: as for the load.
                 unsafe { store(p.add(i), x[0][0]) };
                 i += W;
             }
