@@ -57,6 +57,66 @@ pub(crate) enum Op {
     Const { value: bool, out: u32 },
 }
 
+/// The gates grouped by AND depth, so that one instance's independent AND gates are hashed
+/// together: step `L` holds the AND gates of depth `L` (depth = ANDs on the longest path from an
+/// input, counting the gate) and then the free gates (XOR, INV, constants) of depth `L`, in circuit
+/// order. Running the steps in order respects every dependency: a gate of depth `L` reads only
+/// wires of depth ≤ `L`, and among those only free gates of depth `L` come later in its step, in
+/// circuit (topological) order.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Levels {
+    pub(crate) steps: Vec<Step>,
+    /// The widest step's AND count.
+    pub(crate) max_ands: usize,
+}
+
+/// One step of [`Levels`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Step {
+    /// `[AND index, output wire, input a, input b]` of the step's AND gates.
+    pub(crate) ands: Vec<[u32; 4]>,
+    /// `[output wire, a, b]` of the step's free gates, in circuit order, all as XORs: `INV a` is
+    /// `a ⊕ w[DELTA]`, a constant `c` is `w[ZERO] ⊕ w[ZERO or DELTA]`, where the extra wires
+    /// `ZERO = wires` and `DELTA = wires + 1` hold 0 and the label offset (Δ for the garbler, 0 for
+    /// the evaluator): no branch per gate.
+    pub(crate) free: Vec<[u32; 3]>,
+}
+
+impl Levels {
+    fn new(n_in: usize, gates: &[Gate]) -> Self {
+        let wires = n_in + gates.len();
+        let (zero, delta) = (wires as u32, wires as u32 + 1);
+        let mut depth = vec![0u32; wires];
+        let mut steps: Vec<Step> = vec![Step::default()];
+        let mut j = 0u32;
+        for (g, gate) in gates.iter().enumerate() {
+            let d = match *gate {
+                Gate::Xor(a, b) => depth[a as usize].max(depth[b as usize]),
+                Gate::And(a, b) => depth[a as usize].max(depth[b as usize]) + 1,
+                Gate::Inv(a) => depth[a as usize],
+                Gate::Const(_) => 0,
+            };
+            depth[n_in + g] = d;
+            if steps.len() <= d as usize {
+                steps.resize(d as usize + 1, Step::default());
+            }
+            let step = &mut steps[d as usize];
+            let out = (n_in + g) as u32;
+            match *gate {
+                Gate::And(a, b) => {
+                    step.ands.push([j, out, a, b]);
+                    j += 1;
+                }
+                Gate::Xor(a, b) => step.free.push([out, a, b]),
+                Gate::Inv(a) => step.free.push([out, a, delta]),
+                Gate::Const(c) => step.free.push([out, zero, if c { delta } else { zero }]),
+            }
+        }
+        let max_ands = steps.iter().map(|s| s.ands.len()).max().unwrap_or(0);
+        Levels { steps, max_ands }
+    }
+}
+
 /// The circuit with wires mapped to a small set of reusable label slots (a wire's slot is freed
 /// after its last reader), so the label working set of a batch stays in cache.
 #[derive(Clone, Debug)]
@@ -81,6 +141,8 @@ pub struct Circuit {
     output_groups: Vec<usize>,
     ands: usize,
     program: Program,
+    /// The AND-depth schedule, built on first use by a small batch (see [`Levels`]).
+    levels: std::sync::OnceLock<Levels>,
 }
 
 impl PartialEq for Circuit {
@@ -197,6 +259,7 @@ impl Circuit {
             output_groups,
             ands,
             program,
+            levels: std::sync::OnceLock::new(),
         })
     }
 
@@ -267,6 +330,11 @@ impl Circuit {
     }
     pub(crate) fn program(&self) -> &Program {
         &self.program
+    }
+
+    pub(crate) fn levels(&self) -> &Levels {
+        self.levels
+            .get_or_init(|| Levels::new(self.inputs(), &self.gates))
     }
 
     /// Plaintext evaluation of one instance (the test oracle).

@@ -13,9 +13,10 @@
 //!
 //! **Batched layout.** Instances are processed in chunks of [`CHUNK`]; within a chunk gate `g` runs
 //! for all instances before gate `g+1`, labels live in slot-major arrays (`slot · CHUNK + i`), and
-//! the hash of gate `g` is two wide `permute_many` passes over 4·CHUNK (garbler) or 2·CHUNK
-//! (evaluator) blocks, so AES-NI pipelines fully. Chunks run on rayon threads natively (feature
-//! `parallel`). The tables follow the same layout (see [`GarbledTables`]): every chunk writes and
+//! gate `g` of a whole chunk is one call of the fused kernel `FixedKeyAes::garble_and_chunk` /
+//! `eval_and_chunk` of `cryptonas-crypto` (VAES-512, VAES-256 or AES-NI, detected at run time;
+//! the `aes` crate elsewhere), so many independent AES blocks are in flight. Chunks run on rayon
+//! threads natively (feature `parallel`). The tables follow the same layout (see [`GarbledTables`]): every chunk writes and
 //! reads its own contiguous range sequentially.
 //!
 //! **Garbler-private constants.** A private constant bit `m` gets the zero-label `m·Δ`, so its
@@ -57,6 +58,7 @@ pub struct Garbled {
 pub struct Garbler<'c> {
     circuit: &'c Circuit,
     domain: TweakDomain,
+    pi: FixedKeyAes,
 }
 
 /// Evaluates garbled instances of one circuit: a pure function of tables and active labels.
@@ -64,6 +66,13 @@ pub struct Garbler<'c> {
 pub struct Evaluator<'c> {
     circuit: &'c Circuit,
     domain: TweakDomain,
+    pi: FixedKeyAes,
+}
+
+/// π under the fixed public key on the detected backend, built once per process.
+fn default_pi() -> FixedKeyAes {
+    static PI: std::sync::OnceLock<FixedKeyAes> = std::sync::OnceLock::new();
+    PI.get_or_init(FixedKeyAes::default).clone()
 }
 
 /// Labels in the hot loops are `u128` (16-byte aligned, two-register XOR); blocks only at the API.
@@ -72,42 +81,6 @@ type L = u128;
 #[inline(always)]
 fn sel(x: L, bit: L) -> L {
     x & bit.wrapping_neg()
-}
-
-#[inline(always)]
-fn tweak(base: u128, instance: u32, index: u32) -> L {
-    base | ((instance as u128) << 32) | index as u128
-}
-
-#[inline(always)]
-fn permute(aes: &FixedKeyAes, xs: &mut [L]) {
-    aes.permute_many(bytemuck::cast_slice_mut(xs));
-}
-
-/// `xs ← TCCR(tweak, xs)` = `π(π(x) ⊕ t) ⊕ π(x)` for `regions.len()` regions of `cn` blocks; block
-/// `i` of region `r` gets `tweak(base, inst0 + i, regions[r])`. Two wide `permute_many` passes and a
-/// caller-owned scratch buffer (the same function as `FixedKeyAes::tccr`; tested against it).
-#[inline]
-fn tccr_batch(
-    aes: &FixedKeyAes,
-    xs: &mut [L],
-    tmp: &mut [L],
-    cn: usize,
-    base: u128,
-    inst0: u32,
-    regions: &[u32],
-) {
-    permute(aes, xs);
-    for (r, &index) in regions.iter().enumerate() {
-        let (src, dst) = (&xs[r * cn..][..cn], &mut tmp[r * cn..][..cn]);
-        for i in 0..cn {
-            dst[i] = src[i] ^ tweak(base, inst0.wrapping_add(i as u32), index);
-        }
-    }
-    permute(aes, tmp);
-    for (x, t) in xs.iter_mut().zip(tmp.iter()) {
-        *x ^= *t;
-    }
 }
 
 /// Distinct slots `a`, `b` (read) and `out` (written) of a slot-major label array.
@@ -127,127 +100,150 @@ fn operands(labels: &mut [L], a: u32, b: u32, out: u32) -> (&[L], &[L], &mut [L]
     (get(a), get(b), o)
 }
 
-/// The hash context of one AND gate across a chunk.
-struct Hash<'a> {
-    aes: &'a FixedKeyAes,
-    base: u128,
-    inst0: u32,
-    gate: u32,
-}
+/// Chunks with fewer instances than this run level by level, one instance at a time (so the
+/// independent AND gates of one AND depth share one kernel call), instead of gate by gate across
+/// the chunk's instances.
+const LEVEL_BELOW: usize = 8;
 
-/// Garbles AND gate `hash.gate` for every instance of a chunk (`o.len()` of them): writes the output
-/// zero-labels `o` and the tables `tab` (`T_G, T_E` per instance).
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn garble_and(
-    hash: &Hash<'_>,
-    d: L,
-    a: &[L],
-    b: &[L],
-    o: &mut [L],
-    tab: &mut [L],
-    buf: &mut [L],
-    tmp: &mut [L],
-) {
-    let cn = o.len();
-    let (a, b, tab) = (&a[..cn], &b[..cn], &mut tab[..2 * cn]);
-    let buf = &mut buf[..4 * cn];
-    {
-        let (xa, xb) = buf.split_at_mut(2 * cn);
-        let (xa0, xa1) = xa.split_at_mut(cn);
-        let (xb0, xb1) = xb.split_at_mut(cn);
-        for i in 0..cn {
-            xa0[i] = a[i];
-            xa1[i] = a[i] ^ d;
-            xb0[i] = b[i];
-            xb1[i] = b[i] ^ d;
-        }
-    }
-    let (g0, g1) = (2 * hash.gate, 2 * hash.gate + 1);
-    tccr_batch(
-        hash.aes,
-        buf,
-        &mut tmp[..4 * cn],
-        cn,
-        hash.base,
-        hash.inst0,
-        &[g0, g0, g1, g1],
-    );
-    let (ha, hb) = buf.split_at(2 * cn);
-    let (ha0, ha1) = ha.split_at(cn);
-    let (hb0, hb1) = hb.split_at(cn);
-    let hashes = ha0.iter().zip(ha1).zip(hb0.iter().zip(hb1));
-    let labels = a.iter().zip(b);
-    for (((t, o), ((&h_a0, &h_a1), (&h_b0, &h_b1))), (&a0, &b0)) in tab
-        .chunks_exact_mut(2)
-        .zip(o.iter_mut())
-        .zip(hashes)
-        .zip(labels)
-    {
-        let (pa, pb) = (a0 & 1, b0 & 1);
-        let tg = h_a0 ^ h_a1 ^ sel(d, pb);
-        let wg = h_a0 ^ sel(tg, pa);
-        let te = h_b0 ^ h_b1 ^ a0;
-        let we = h_b0 ^ sel(te ^ a0, pb);
-        *o = wg ^ we;
-        t[0] = tg;
-        t[1] = te;
-    }
-}
-
-/// Evaluates AND gate `hash.gate` for every instance of a chunk.
-#[inline(always)]
-fn eval_and(
-    hash: &Hash<'_>,
-    a: &[L],
-    b: &[L],
-    o: &mut [L],
-    tab: &[L],
-    buf: &mut [L],
-    tmp: &mut [L],
-) {
-    let cn = o.len();
-    let (a, b, tab) = (&a[..cn], &b[..cn], &tab[..2 * cn]);
-    let buf = &mut buf[..2 * cn];
-    buf[..cn].copy_from_slice(a);
-    buf[cn..].copy_from_slice(b);
-    let (g0, g1) = (2 * hash.gate, 2 * hash.gate + 1);
-    tccr_batch(
-        hash.aes,
-        buf,
-        &mut tmp[..2 * cn],
-        cn,
-        hash.base,
-        hash.inst0,
-        &[g0, g1],
-    );
-    let (ha, hb) = buf.split_at(cn);
-    let labels = a.iter().zip(b);
-    for (((t, o), (&h_a, &h_b)), (&la, &lb)) in tab
-        .chunks_exact(2)
-        .zip(o.iter_mut())
-        .zip(ha.iter().zip(hb))
-        .zip(labels)
-    {
-        let wg = h_a ^ sel(t[0], la & 1);
-        let we = h_b ^ sel(t[1] ^ la, lb & 1);
-        *o = wg ^ we;
-    }
-}
-
+/// Per-thread buffers, reused across chunks.
+#[derive(Default)]
 struct Scratch {
+    /// Slot-major labels of a chunk (`slot · CHUNK + i`).
     labels: Vec<L>,
-    buf: Vec<L>,
-    tmp: Vec<L>,
+    /// The tweaks of one kernel call.
+    tweaks: Vec<L>,
+    /// Level path: one label per wire of one instance, and gather buffers for one step.
+    wires: Vec<L>,
+    a: Vec<L>,
+    b: Vec<L>,
+    o: Vec<L>,
+    t: Vec<L>,
 }
 
 impl Scratch {
-    fn new(slots: usize) -> Self {
-        Scratch {
-            labels: vec![0; slots.max(1) * CHUNK],
-            buf: vec![0; 4 * CHUNK],
-            tmp: vec![0; 4 * CHUNK],
+    /// Sizes the chunk-path buffers for a program of `slots` slots.
+    fn for_chunks(&mut self, slots: usize) {
+        let len = slots.max(1) * CHUNK;
+        if self.labels.len() < len {
+            self.labels.resize(len, 0);
         }
+        if self.tweaks.len() < CHUNK {
+            self.tweaks.resize(CHUNK, 0);
+        }
+    }
+
+    /// Sizes the level-path buffers for `c` (once per thread and circuit).
+    fn for_levels(&mut self, c: &Circuit) {
+        let k = c.levels().max_ands;
+        // Every wire, then the constant wires ZERO and DELTA of `Step::free`.
+        if self.wires.len() != c.wires() + 2 {
+            self.wires = vec![0; c.wires() + 2];
+        }
+        for v in [&mut self.a, &mut self.b, &mut self.o, &mut self.tweaks] {
+            if v.len() < k {
+                v.resize(k, 0);
+            }
+        }
+        self.t.resize(self.t.len().max(2 * k), 0);
+    }
+}
+
+/// `session_id (64) ‖ instance (32) ‖ 0 (32)`: OR in `2·AND index + half` for the tweak.
+#[inline(always)]
+fn instance_tweak(session_id: u64, instance: u32) -> L {
+    (L::from(session_id) << 64) | (L::from(instance) << 32)
+}
+
+/// The tweaks of AND gate `j` for a chunk whose first instance is `inst0`.
+#[inline(always)]
+fn chunk_tweaks(tweaks: &mut [L], session_id: u64, inst0: u32, j: u32) {
+    for (i, t) in tweaks.iter_mut().enumerate() {
+        *t = instance_tweak(session_id, inst0.wrapping_add(i as u32)) | L::from(2 * j);
+    }
+}
+
+/// The free gates of one step (see `Step::free`: all XORs). Labels are handled as two `u64`
+/// halves: a 16-byte load of a label just written by two 8-byte stores would miss store-to-load
+/// forwarding, and chains of free gates read what the previous gate wrote.
+fn free_gates(w: &mut [L], free: &[[u32; 3]]) {
+    let w: &mut [[u64; 2]] = bytemuck::cast_slice_mut(w);
+    for &[o, a, b] in free {
+        let (x, y) = (w[a as usize], w[b as usize]);
+        w[o as usize] = [x[0] ^ y[0], x[1] ^ y[1]];
+    }
+}
+
+/// Garbles instance `i` of a chunk of `cn` level by level (see `Levels`): `s.wires` holds its
+/// input zero-labels and receives every wire's zero-label; its tables go to their places in the
+/// chunk's table slice `tab` (AND `j` at `2·(j·cn + i)`), exactly as the chunk-wide path writes them.
+#[allow(clippy::too_many_arguments)]
+fn garble_levels(
+    pi: &FixedKeyAes,
+    c: &Circuit,
+    d: L,
+    base: L,
+    s: &mut Scratch,
+    tab: &mut [L],
+    cn: usize,
+    i: usize,
+) {
+    let w = &mut s.wires;
+    let n = c.wires();
+    (w[n], w[n + 1]) = (0, d);
+    for step in &c.levels().steps {
+        let k = step.ands.len();
+        if k > 0 {
+            for (q, &[j, _, a, b]) in step.ands.iter().enumerate() {
+                s.a[q] = w[a as usize];
+                s.b[q] = w[b as usize];
+                s.tweaks[q] = base | L::from(2 * j);
+            }
+            let (tw, a, b) = (&s.tweaks[..k], &s.a[..k], &s.b[..k]);
+            pi.garble_and_batch(d, tw, a, b, &mut s.o[..k], &mut s.t[..2 * k]);
+            for (q, &[j, out, _, _]) in step.ands.iter().enumerate() {
+                w[out as usize] = s.o[q];
+                let at = 2 * (j as usize * cn + i);
+                tab[at] = s.t[2 * q];
+                tab[at + 1] = s.t[2 * q + 1];
+            }
+        }
+        free_gates(w, &step.free);
+    }
+    // The thread-local scratch outlives the garbling: do not leave Δ in it.
+    w[n + 1] = 0;
+}
+
+/// Evaluates instance `i` of a chunk of `cn` level by level (the mirror of [`garble_levels`]).
+fn eval_levels(
+    pi: &FixedKeyAes,
+    c: &Circuit,
+    base: L,
+    s: &mut Scratch,
+    tab: &[L],
+    cn: usize,
+    i: usize,
+) {
+    let w = &mut s.wires;
+    let n = c.wires();
+    (w[n], w[n + 1]) = (0, 0);
+    for step in &c.levels().steps {
+        let k = step.ands.len();
+        if k > 0 {
+            for (q, &[j, _, a, b]) in step.ands.iter().enumerate() {
+                s.a[q] = w[a as usize];
+                s.b[q] = w[b as usize];
+                s.tweaks[q] = base | L::from(2 * j);
+                let at = 2 * (j as usize * cn + i);
+                s.t[2 * q] = tab[at];
+                s.t[2 * q + 1] = tab[at + 1];
+            }
+            let (tw, a, b) = (&s.tweaks[..k], &s.a[..k], &s.b[..k]);
+            pi.eval_and_batch(tw, a, b, &mut s.o[..k], &s.t[..2 * k]);
+            for (q, &[_, out, _, _]) in step.ands.iter().enumerate() {
+                w[out as usize] = s.o[q];
+            }
+        }
+        free_gates(w, &step.free);
     }
 }
 
@@ -276,24 +272,35 @@ fn split_tasks<'a>(
     tasks
 }
 
+thread_local! {
+    /// Each thread's scratch buffers, kept across garblings so that the hot path does not
+    /// allocate (or zero-fill) them again: they grow to the largest circuit the thread has run.
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
+/// Runs `f` on this thread's scratch (a fresh one if it is in use further up the stack).
+fn with_scratch(f: impl FnOnce(&mut Scratch)) {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        Err(_) => f(&mut Scratch::default()),
+    })
+}
+
 #[cfg(all(feature = "parallel", not(target_arch = "wasm32")))]
-fn run_tasks<'a>(
-    tasks: Vec<Task<'a>>,
-    slots: usize,
-    f: impl Fn(&mut Scratch, Task<'a>) + Sync + Send,
-) {
+fn run_tasks<'a>(tasks: Vec<Task<'a>>, f: impl Fn(&mut Scratch, Task<'a>) + Sync + Send) {
     use rayon::prelude::*;
     tasks
         .into_par_iter()
-        .for_each_init(|| Scratch::new(slots), |s, t| f(s, t));
+        .for_each(|t| with_scratch(|s| f(s, t)));
 }
 
 #[cfg(not(all(feature = "parallel", not(target_arch = "wasm32"))))]
-fn run_tasks<'a>(tasks: Vec<Task<'a>>, slots: usize, f: impl Fn(&mut Scratch, Task<'a>)) {
-    let mut s = Scratch::new(slots);
-    for t in tasks {
-        f(&mut s, t);
-    }
+fn run_tasks<'a>(tasks: Vec<Task<'a>>, f: impl Fn(&mut Scratch, Task<'a>)) {
+    with_scratch(|s| {
+        for t in tasks {
+            f(s, t);
+        }
+    })
 }
 
 fn check_len(
@@ -345,7 +352,19 @@ fn store_outputs(labels: &[L], output_slots: &[u32], cn: usize, out: &mut [Block
 impl<'c> Garbler<'c> {
     /// A garbler for `circuit` whose hash tweaks come from `domain`.
     pub fn new(circuit: &'c Circuit, domain: TweakDomain) -> Self {
-        Garbler { circuit, domain }
+        Garbler {
+            circuit,
+            domain,
+            pi: default_pi(),
+        }
+    }
+
+    /// Hashes with `pi` instead of π under the fixed key: a per-session key
+    /// (`FixedKeyAes::new(session_key)`, the evaluator must use the same) or a forced backend
+    /// (`FixedKeyAes::with_backend`, for tests and benchmarks).
+    pub fn with_pi(mut self, pi: FixedKeyAes) -> Self {
+        self.pi = pi;
+        self
     }
 
     /// Garbles `n` instances under `delta`.
@@ -355,6 +374,8 @@ impl<'c> Garbler<'c> {
     ///   e.g. the sender's outputs of a correlated OT with correlation Δ; `None` draws them here.
     ///
     /// Garbler input zero-labels are drawn from `rng`. Use a fresh Δ for every garbling.
+    ///
+    /// Allocates the tables; [`Garbler::garble_into`] reuses a caller's buffer instead.
     pub fn garble(
         &self,
         delta: Delta,
@@ -363,6 +384,32 @@ impl<'c> Garbler<'c> {
         evaluator_zero: Option<&[Block]>,
         rng: &mut Csprng,
     ) -> Result<Garbled, GarbleError> {
+        let mut tables = GarbledTables {
+            instances: 0,
+            blocks: Vec::new(),
+        };
+        let (decoding, encoder) =
+            self.garble_into(delta, n, private_bits, evaluator_zero, rng, &mut tables)?;
+        Ok(Garbled {
+            tables,
+            decoding,
+            encoder,
+        })
+    }
+
+    /// [`Garbler::garble`] into a caller-owned table buffer: `tables` is overwritten with the
+    /// `n` instances' tables, reusing its allocation (when garbling in chunks, pass the same buffer
+    /// each time: no allocation and no page-faulting a fresh buffer per chunk). Returns the
+    /// decoding bits and the encoder.
+    pub fn garble_into(
+        &self,
+        delta: Delta,
+        n: usize,
+        private_bits: &[bool],
+        evaluator_zero: Option<&[Block]>,
+        rng: &mut Csprng,
+        tables: &mut GarbledTables,
+    ) -> Result<(DecodingBits, Encoder), GarbleError> {
         let c = self.circuit;
         let (g, e, p, o, ands) = (
             c.garbler_inputs(),
@@ -381,30 +428,50 @@ impl<'c> Garbler<'c> {
             None => random_labels(rng, n * e),
         };
         let garbler_zero = random_labels(rng, n * g);
-        // Integers, not blocks: `vec![0u128; _]` is a lazily zeroed allocation (no fill pass).
-        let mut tables = vec![0u128; n * 2 * ands];
+        // Every entry is overwritten below: keep the old contents, only fix the length (a fresh
+        // `Vec<u128>` grows by a lazily zeroed allocation, a reused one not at all).
+        tables.instances = 0;
+        tables.blocks.resize(n * 2 * ands, 0);
         let mut out_zero = vec![Block::ZERO; n * o];
-        let tasks = split_tasks(n, &mut tables, &mut out_zero, 2 * ands, o);
+        let tasks = split_tasks(n, &mut tables.blocks, &mut out_zero, 2 * ands, o);
         let prog = c.program();
         let d = delta.as_block().to_u128();
-        let aes = FixedKeyAes::default();
-        let base = (self.domain.session_id as u128) << 64;
+        let pi = &self.pi;
+        let session_id = self.domain.session_id;
         let first_instance = self.domain.first_instance;
         let (gz, ez) = (&garbler_zero, &evaluator_zero);
-        run_tasks(tasks, prog.slots, |s, (first, cn, tab, out)| {
+        let input = |w: usize, inst: usize| -> L {
+            if w < g {
+                gz[inst * g + w].to_u128()
+            } else if w < g + e {
+                ez[inst * e + (w - g)].to_u128()
+            } else {
+                sel(d, private_bits[inst * p + (w - g - e)] as L)
+            }
+        };
+        run_tasks(tasks, |s, (first, cn, tab, out)| {
+            let inst0 = first_instance.wrapping_add(first as u32);
+            if cn < LEVEL_BELOW {
+                s.for_levels(c);
+                for i in 0..cn {
+                    for (w, l) in s.wires[..c.inputs()].iter_mut().enumerate() {
+                        *l = input(w, first + i);
+                    }
+                    let base = instance_tweak(session_id, inst0.wrapping_add(i as u32));
+                    garble_levels(pi, c, d, base, s, tab, cn, i);
+                    for (k, &w) in c.outputs().iter().enumerate() {
+                        out[i * o + k] = Block::from_u128(s.wires[w as usize]);
+                    }
+                }
+                return;
+            }
+            s.for_chunks(prog.slots);
             let labels = &mut s.labels;
             // Input zero-labels.
             for (w, &slot) in prog.input_slots.iter().enumerate() {
                 let dst = &mut labels[slot as usize * CHUNK..][..cn];
                 for (i, l) in dst.iter_mut().enumerate() {
-                    let inst = first + i;
-                    *l = if w < g {
-                        gz[inst * g + w].to_u128()
-                    } else if w < g + e {
-                        ez[inst * e + (w - g)].to_u128()
-                    } else {
-                        sel(d, private_bits[inst * p + (w - g - e)] as L)
-                    };
+                    *l = input(w, first + i);
                 }
             }
             let mut j = 0u32;
@@ -428,36 +495,20 @@ impl<'c> Garbler<'c> {
                     Op::And { a, b, out } => {
                         let (a, b, o) = operands(labels, a, b, out);
                         let tab = &mut tab[2 * j as usize * cn..][..2 * cn];
-                        let hash = Hash {
-                            aes: &aes,
-                            base,
-                            inst0: first_instance + first as u32,
-                            gate: j,
-                        };
-                        garble_and(
-                            &hash,
-                            d,
-                            &a[..cn],
-                            &b[..cn],
-                            &mut o[..cn],
-                            tab,
-                            &mut s.buf,
-                            &mut s.tmp,
-                        );
+                        let tw = &mut s.tweaks[..cn];
+                        chunk_tweaks(tw, session_id, inst0, j);
+                        pi.garble_and_batch(d, tw, &a[..cn], &b[..cn], &mut o[..cn], tab);
                         j += 1;
                     }
                 }
             }
             store_outputs(labels, &prog.output_slots, cn, out);
         });
+        tables.instances = n;
         let decoding = DecodingBits::from_bits(out_zero.iter().map(|l| l.lsb()));
-        Ok(Garbled {
-            tables: GarbledTables {
-                instances: n,
-                blocks: tables,
-            },
+        Ok((
             decoding,
-            encoder: Encoder {
+            Encoder {
                 delta,
                 instances: n,
                 garbler_inputs: g,
@@ -465,14 +516,25 @@ impl<'c> Garbler<'c> {
                 garbler_zero,
                 evaluator_zero,
             },
-        })
+        ))
     }
 }
 
 impl<'c> Evaluator<'c> {
     /// An evaluator for `circuit`; `domain` must equal the garbler's.
     pub fn new(circuit: &'c Circuit, domain: TweakDomain) -> Self {
-        Evaluator { circuit, domain }
+        Evaluator {
+            circuit,
+            domain,
+            pi: default_pi(),
+        }
+    }
+
+    /// Hashes with `pi` instead of π under the fixed key; it must be the garbler's key (the
+    /// backend may differ: every backend computes the same function).
+    pub fn with_pi(mut self, pi: FixedKeyAes) -> Self {
+        self.pi = pi;
+        self
     }
 
     /// Evaluates every instance of `tables` on the active input labels; returns the active output
@@ -483,6 +545,19 @@ impl<'c> Evaluator<'c> {
         garbler: &ActiveLabels,
         evaluator: &ActiveLabels,
     ) -> Result<OutputLabels, GarbleError> {
+        let mut out = OutputLabels { blocks: Vec::new() };
+        self.evaluate_into(tables, garbler, evaluator, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Evaluator::evaluate`] into a caller-owned output buffer (its allocation is reused).
+    pub fn evaluate_into(
+        &self,
+        tables: &GarbledTables,
+        garbler: &ActiveLabels,
+        evaluator: &ActiveLabels,
+        out: &mut OutputLabels,
+    ) -> Result<(), GarbleError> {
         let c = self.circuit;
         let n = tables.instances;
         let (g, e, o, ands) = (
@@ -510,31 +585,50 @@ impl<'c> Evaluator<'c> {
             n * e,
             "blocks",
         )?;
-        let mut out_labels = vec![Block::ZERO; n * o];
+        out.blocks.resize(n * o, Block::ZERO);
+        let out_labels = &mut out.blocks;
         // The evaluator only reads tables; split the output buffer and index tables by instance.
         let mut none: Vec<L> = Vec::new();
-        let tasks = split_tasks(n, &mut none, &mut out_labels, 0, o);
+        let tasks = split_tasks(n, &mut none, out_labels, 0, o);
         let prog = c.program();
-        let aes = FixedKeyAes::default();
-        let base = (self.domain.session_id as u128) << 64;
+        let pi = &self.pi;
+        let session_id = self.domain.session_id;
         let first_instance = self.domain.first_instance;
         let (gl, el, tb) = (&garbler.blocks, &evaluator.blocks, &tables.blocks);
-        run_tasks(tasks, prog.slots, |s, (first, cn, _, out)| {
+        let input = |w: usize, inst: usize| -> L {
+            if w < g {
+                gl[inst * g + w].to_u128()
+            } else if w < g + e {
+                el[inst * e + (w - g)].to_u128()
+            } else {
+                0
+            }
+        };
+        run_tasks(tasks, |s, (first, cn, _, out)| {
+            let inst0 = first_instance.wrapping_add(first as u32);
+            let tab = &tb[first * 2 * ands..(first + cn) * 2 * ands];
+            if cn < LEVEL_BELOW {
+                s.for_levels(c);
+                for i in 0..cn {
+                    for (w, l) in s.wires[..c.inputs()].iter_mut().enumerate() {
+                        *l = input(w, first + i);
+                    }
+                    let base = instance_tweak(session_id, inst0.wrapping_add(i as u32));
+                    eval_levels(pi, c, base, s, tab, cn, i);
+                    for (k, &w) in c.outputs().iter().enumerate() {
+                        out[i * o + k] = Block::from_u128(s.wires[w as usize]);
+                    }
+                }
+                return;
+            }
+            s.for_chunks(prog.slots);
             let labels = &mut s.labels;
             for (w, &slot) in prog.input_slots.iter().enumerate() {
                 let dst = &mut labels[slot as usize * CHUNK..][..cn];
                 for (i, l) in dst.iter_mut().enumerate() {
-                    let inst = first + i;
-                    *l = if w < g {
-                        gl[inst * g + w].to_u128()
-                    } else if w < g + e {
-                        el[inst * e + (w - g)].to_u128()
-                    } else {
-                        0
-                    };
+                    *l = input(w, first + i);
                 }
             }
-            let tab = &tb[first * 2 * ands..(first + cn) * 2 * ands];
             let mut j = 0u32;
             for op in &prog.ops {
                 match *op {
@@ -554,28 +648,16 @@ impl<'c> Evaluator<'c> {
                     Op::And { a, b, out } => {
                         let (a, b, o) = operands(labels, a, b, out);
                         let tab = &tab[2 * j as usize * cn..][..2 * cn];
-                        let hash = Hash {
-                            aes: &aes,
-                            base,
-                            inst0: first_instance + first as u32,
-                            gate: j,
-                        };
-                        eval_and(
-                            &hash,
-                            &a[..cn],
-                            &b[..cn],
-                            &mut o[..cn],
-                            tab,
-                            &mut s.buf,
-                            &mut s.tmp,
-                        );
+                        let tw = &mut s.tweaks[..cn];
+                        chunk_tweaks(tw, session_id, inst0, j);
+                        pi.eval_and_batch(tw, &a[..cn], &b[..cn], &mut o[..cn], tab);
                         j += 1;
                     }
                 }
             }
             store_outputs(labels, &prog.output_slots, cn, out);
         });
-        Ok(OutputLabels { blocks: out_labels })
+        Ok(())
     }
 }
 
@@ -584,22 +666,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tccr_batch_matches_crypto_tccr() {
-        let aes = FixedKeyAes::default();
-        let mut rng = Csprng::from_seed([3; 32]);
-        let xs0: Vec<L> = rng.blocks(3 * 13).iter().map(|b| b.to_u128()).collect();
-        let mut xs = xs0.clone();
-        let mut tmp = vec![0; 3 * 13];
-        tccr_batch(&aes, &mut xs, &mut tmp, 13, 9 << 64, 5, &[4, 4, 7]);
-        for (q, x) in xs0.iter().enumerate() {
-            let index = [4, 4, 7][q / 13];
-            let t = tweak(9 << 64, 5 + (q % 13) as u32, index);
-            assert_eq!(
-                t,
-                (9 << 64) | ((5 + (q % 13) as u128) << 32) | index as u128
-            );
-            let expect = aes.tccr(Block::from_u128(t), Block::from_u128(*x));
-            assert_eq!(Block::from_u128(xs[q]), expect);
+    fn chunk_tweaks_are_the_documented_layout() {
+        // session (64) ‖ instance (32) ‖ 2·gate + half (32), the instance wrapping mod 2^32.
+        let layout = |s: u64, inst: u32, idx: u32| {
+            (u128::from(s) << 64) | (u128::from(inst) << 32) | u128::from(idx)
+        };
+        for (s, inst0, gate) in [(9u64, 5u32, 4u32), (u64::MAX, u32::MAX - 1, 7)] {
+            let mut t = [0; 5];
+            chunk_tweaks(&mut t, s, inst0, gate);
+            for (i, t) in t.iter().enumerate() {
+                assert_eq!(*t, layout(s, inst0.wrapping_add(i as u32), 2 * gate));
+                assert_eq!(
+                    *t ^ 1,
+                    layout(s, inst0.wrapping_add(i as u32), 2 * gate + 1)
+                );
+            }
         }
     }
 

@@ -106,7 +106,9 @@ fn blocks_from_bytes(
 /// follow each other; within a chunk of `c` instances, AND gate `j` of instance `i` is at block
 /// `2·(j·c + i)`. So the tables of instances `s..e` with `s` a multiple of `CHUNK` (and `e` one too,
 /// or the end) are one contiguous range laid out exactly like a batch of `e − s` instances.
-#[derive(Clone, PartialEq, Eq)]
+///
+/// `Default` is the empty buffer of zero instances, to pass to [`crate::Garbler::garble_into`].
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct GarbledTables {
     pub(crate) instances: usize,
     pub(crate) blocks: Vec<u128>,
@@ -328,8 +330,9 @@ impl DecodingBits {
     }
 }
 
-/// The evaluator's output labels, instance-major.
-#[derive(Clone, PartialEq, Eq)]
+/// The evaluator's output labels, instance-major (`Default`: an empty buffer for
+/// [`crate::Evaluator::evaluate_into`]).
+#[derive(Clone, PartialEq, Eq, Default)]
 pub struct OutputLabels {
     pub(crate) blocks: Vec<Block>,
 }
