@@ -12,7 +12,7 @@ use crate::circuit::Circuit;
 use crate::error::{CircuitError, GarbleError};
 use crate::garble::{Garbled, Garbler};
 use crate::label::{ActiveLabels, DecodingBits, Delta, Encoder, OutputLabels, TweakDomain};
-use cryptonas_crypto::{Block, Csprng};
+use cryptonas_crypto::{Block, Csprng, FixedKeyAes};
 
 /// Which activation the circuit computes before truncation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -169,8 +169,31 @@ impl ReluCircuit {
         evaluator_zero: Option<&[Block]>,
         rng: &mut Csprng,
     ) -> Result<Garbled, GarbleError> {
+        self.garble_with_pi(
+            &FixedKeyAes::default(),
+            delta,
+            domain,
+            masks,
+            evaluator_zero,
+            rng,
+        )
+    }
+
+    /// [`ReluCircuit::garble`] hashing with `pi` (a per-session key: the evaluator must use the
+    /// same, see the crate README's security section).
+    pub fn garble_with_pi(
+        &self,
+        pi: &FixedKeyAes,
+        delta: Delta,
+        domain: TweakDomain,
+        masks: &[u64],
+        evaluator_zero: Option<&[Block]>,
+        rng: &mut Csprng,
+    ) -> Result<Garbled, GarbleError> {
         let bits = words_to_bits(masks, self.k)?;
-        Garbler::new(&self.circuit, domain).garble(delta, masks.len(), &bits, evaluator_zero, rng)
+        Garbler::new(&self.circuit, domain)
+            .with_pi(pi.clone())
+            .garble(delta, masks.len(), &bits, evaluator_zero, rng)
     }
 
     /// The garbler's online message: active labels of its shares `a` (rounding term included).

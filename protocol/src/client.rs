@@ -145,6 +145,7 @@ struct Ctx {
     plan: Plan,
     k: RingWidth,
     session_id: u64,
+    pi_key: [u8; 16],
     /// The quantized image x.
     input: RingVec,
     /// r: the image's mask.
@@ -344,9 +345,14 @@ impl ClientSession {
     fn dispatch(&mut self, state: State, msg: Msg) -> Result<State, ProtocolError> {
         match (state, msg) {
             (_, Msg::Error { code, message }) => Err(ProtocolError::Peer { code, message }),
-            (State::AwaitPlan, Msg::ServerPlan { session_id, plan }) => {
-                self.on_plan(session_id, &plan)
-            }
+            (
+                State::AwaitPlan,
+                Msg::ServerPlan {
+                    session_id,
+                    pi_key,
+                    plan,
+                },
+            ) => self.on_plan(session_id, pi_key, &plan),
             (State::AwaitHe(he), Msg::ServerHeResponse { stage, body }) => {
                 self.on_he_response(he, stage, &body)
             }
@@ -377,7 +383,12 @@ impl ClientSession {
 
     /// `AwaitPlan` + `ServerPlan`: quantize the image, draw every mask, send the HE key and the
     /// encrypted masks of every stage.
-    fn on_plan(&mut self, session_id: u64, json: &[u8]) -> Result<State, ProtocolError> {
+    fn on_plan(
+        &mut self,
+        session_id: u64,
+        pi_key: [u8; 16],
+        json: &[u8],
+    ) -> Result<State, ProtocolError> {
         let plan: Plan = serde_json::from_slice(json).map_err(|e| ProtocolError::Malformed {
             what: "ServerPlan",
             reason: e.to_string(),
@@ -446,6 +457,7 @@ impl ClientSession {
             plan,
             k,
             session_id,
+            pi_key,
             input,
             mask_image,
             mask_relu,
@@ -587,6 +599,7 @@ impl ClientSession {
             id: self.next_job,
             k: g.ctx.k.bits(),
             trunc: circuit.t(),
+            pi_key: g.ctx.pi_key,
             session_id: g.ctx.session_id,
             first_instance: at as u32,
             count: count as u32,

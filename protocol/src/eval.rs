@@ -7,6 +7,7 @@
 //! labels arrive, evaluates, and returns the client's output shares.
 
 use crate::{ring_err, EvalTask, ProtocolError};
+use cryptonas_crypto::FixedKeyAes;
 use cryptonas_gc::{
     ActiveLabels, DecodingBits, Evaluator, GarbleError, GarbledTables, ReluCircuit, ReluVariant,
     TweakDomain,
@@ -24,6 +25,8 @@ pub struct ChunkJob {
     pub k: u32,
     /// ReLU truncation of the layer.
     pub trunc: u32,
+    /// The session's π key (the garbling hash, [`crate::Msg::ServerPlan`]).
+    pub pi_key: [u8; 16],
     /// The session's garbling tweak domain: session id …
     pub session_id: u64,
     /// … and the chunk's first ReLU counted over the whole inference.
@@ -53,7 +56,7 @@ impl std::fmt::Debug for ChunkJob {
     }
 }
 
-const HEADER: usize = 4 + 4 + 4 + 8 + 4 + 4 + 8 + 8;
+const HEADER: usize = 4 + 4 + 4 + 16 + 8 + 4 + 4 + 8 + 8;
 
 fn malformed(reason: impl Into<String>) -> ProtocolError {
     ProtocolError::Malformed {
@@ -83,7 +86,8 @@ impl ChunkJob {
         Ok(())
     }
 
-    /// `[id k trunc session first count: LE][tables len u64][decoding len u64][tables][decoding][labels]`.
+    /// `[id k trunc: LE][π key: 16][session first count: LE][tables len u64][decoding len u64]`
+    /// `[tables][decoding][labels]`.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(
             HEADER + self.tables.len() + self.decoding.len() + self.client_labels.len(),
@@ -91,6 +95,7 @@ impl ChunkJob {
         out.extend_from_slice(&self.id.to_le_bytes());
         out.extend_from_slice(&self.k.to_le_bytes());
         out.extend_from_slice(&self.trunc.to_le_bytes());
+        out.extend_from_slice(&self.pi_key);
         out.extend_from_slice(&self.session_id.to_le_bytes());
         out.extend_from_slice(&self.first_instance.to_le_bytes());
         out.extend_from_slice(&self.count.to_le_bytes());
@@ -113,8 +118,10 @@ impl ChunkJob {
         let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
         let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
         let rest = &bytes[HEADER..];
-        let tables_len = usize::try_from(u64_at(28)).unwrap_or(usize::MAX);
-        let decoding_len = usize::try_from(u64_at(36)).unwrap_or(usize::MAX);
+        let mut pi_key = [0u8; 16];
+        pi_key.copy_from_slice(&bytes[12..28]);
+        let tables_len = usize::try_from(u64_at(44)).unwrap_or(usize::MAX);
+        let decoding_len = usize::try_from(u64_at(52)).unwrap_or(usize::MAX);
         if tables_len > rest.len() || decoding_len > rest.len() - tables_len {
             return Err(malformed("declared lengths exceed the job"));
         }
@@ -124,9 +131,10 @@ impl ChunkJob {
             id: u32_at(0),
             k: u32_at(4),
             trunc: u32_at(8),
-            session_id: u64_at(12),
-            first_instance: u32_at(20),
-            count: u32_at(24),
+            pi_key,
+            session_id: u64_at(28),
+            first_instance: u32_at(36),
+            count: u32_at(40),
             tables: tables.to_vec(),
             decoding: decoding.to_vec(),
             client_labels: Zeroizing::new(labels.to_vec()),
@@ -137,6 +145,7 @@ impl ChunkJob {
 /// A validated chunk, waiting for the server's labels.
 pub struct ChunkEvaluator {
     circuit: ReluCircuit,
+    pi: FixedKeyAes,
     domain: TweakDomain,
     count: usize,
     tables: GarbledTables,
@@ -168,6 +177,7 @@ impl ChunkEvaluator {
         };
         Ok(ChunkEvaluator {
             circuit,
+            pi: FixedKeyAes::new(job.pi_key),
             domain,
             count,
             tables,
@@ -190,6 +200,7 @@ impl ChunkEvaluator {
         let server =
             ActiveLabels::from_bytes(k, self.count, garbler_labels).map_err(gc_err("labels"))?;
         let out = Evaluator::new(self.circuit.circuit(), self.domain)
+            .with_pi(self.pi.clone())
             .evaluate(&self.tables, &server, &self.client)
             .map_err(gc_err("evaluation"))?;
         self.circuit

@@ -6,7 +6,8 @@
 use crate::ProtocolError;
 use serde::Serialize;
 
-/// Protocol version spoken by this build. 2: `Error` frames carry an [`ErrorCode`].
+/// Protocol version spoken by this build. 2: `Error` frames carry an [`ErrorCode`]; `ServerPlan`
+/// carries the session's π key.
 pub const PROTOCOL_VERSION: u16 = 2;
 
 /// One protocol message.
@@ -17,10 +18,13 @@ pub enum Msg {
         /// The client's protocol version.
         version: u16,
     },
-    /// Server → client: the public plan (JSON) and this inference's session id (GC tweaks).
+    /// Server → client: the public plan (JSON), this inference's session id (GC tweaks) and its π
+    /// key (the garbling hash's permutation: public, but unpredictable before the session).
     ServerPlan {
         /// Fresh per inference.
         session_id: u64,
+        /// Fresh per inference: AES key of the garbling hash's π.
+        pi_key: [u8; 16],
         /// [`crate::Plan`] as JSON.
         plan: Vec<u8>,
     },
@@ -377,7 +381,15 @@ impl Msg {
         let stage = |stage: &u32| stage.to_le_bytes().to_vec();
         let (header, parts): (Vec<u8>, Vec<&[u8]>) = match self {
             Msg::ClientHello { version } => (version.to_le_bytes().to_vec(), vec![]),
-            Msg::ServerPlan { session_id, plan } => (session_id.to_le_bytes().to_vec(), vec![plan]),
+            Msg::ServerPlan {
+                session_id,
+                pi_key,
+                plan,
+            } => {
+                let mut h = session_id.to_le_bytes().to_vec();
+                h.extend_from_slice(pi_key);
+                (h, vec![plan])
+            }
             Msg::ClientHeKey(b)
             | Msg::ClientOtSetup(b)
             | Msg::ServerOtChoices(b)
@@ -438,8 +450,10 @@ impl Msg {
             MsgKind::ServerPlan => {
                 let mut r = r("ServerPlan");
                 let session_id = r.u64()?;
+                let pi_key = r.array()?;
                 Msg::ServerPlan {
                     session_id,
+                    pi_key,
                     plan: r.rest(),
                 }
             }
@@ -534,6 +548,7 @@ mod tests {
             Msg::ClientHello { version: 1 },
             Msg::ServerPlan {
                 session_id: 7,
+                pi_key: [9; 16],
                 plan: b"{}".to_vec(),
             },
             Msg::ClientHeKey(vec![1, 2]),

@@ -12,7 +12,7 @@ use crate::msgs::{Msg, PROTOCOL_VERSION};
 use crate::plan::ServerModel;
 use crate::session::{he_err, ot_err, Output, Session};
 use crate::{ring_err, ProtocolError};
-use cryptonas_crypto::{Block, Csprng};
+use cryptonas_crypto::{Block, Csprng, FixedKeyAes};
 use cryptonas_gc::{Delta, Encoder, ReluCircuit, TweakDomain};
 use cryptonas_he::{MasksMsg, PublicKey, PublicKeyMsg};
 use cryptonas_model::{conv_ring, Source};
@@ -59,6 +59,29 @@ enum State {
 pub const GARBLE_CHUNK: usize = 2048;
 const _: () = assert!(GARBLE_CHUNK.is_multiple_of(cryptonas_gc::CHUNK));
 
+/// What one inference's garbling is hashed with: the session id (in every tweak) and π's key, both
+/// fresh per inference and public once the session starts ([`Msg::ServerPlan`]). A per-session π
+/// key keeps an adversary's offline work on π from helping against more than one session (see the
+/// gc crate's README for the concrete security).
+#[derive(Clone)]
+struct SessionKeys {
+    id: u64,
+    pi_key: [u8; 16],
+    pi: FixedKeyAes,
+}
+
+impl SessionKeys {
+    fn random(rng: &mut Csprng) -> SessionKeys {
+        let id = rng.u64();
+        let pi_key = rng.block().0;
+        SessionKeys {
+            id,
+            pi_key,
+            pi: FixedKeyAes::new(pi_key),
+        }
+    }
+}
+
 /// Garbling done ahead of any client (a server's pool, see [`ServerModel::prepare_offline`]): Δ,
 /// the session id the tables are tweaked with, and every layer's re-mask and garbled chunks. The
 /// client's input wires got random zero-labels W₀; once the OT gives the session its K₀, each chunk
@@ -66,7 +89,7 @@ const _: () = assert!(GARBLE_CHUNK.is_multiple_of(cryptonas_gc::CHUNK));
 /// W₀ ⊕ b·Δ. Used by one session only.
 pub struct OfflineMaterial {
     model: String,
-    session_id: u64,
+    keys: SessionKeys,
     delta: Delta,
     /// Per ReLU layer in stage order: the re-mask and the chunks.
     layers: std::collections::VecDeque<PooledLayer>,
@@ -119,7 +142,7 @@ impl ServerModel {
     /// id and re-masks. A server keeps a bounded pool of these per model so that a session's
     /// offline phase only streams them (see [`ServerSession::with_material`]).
     pub fn prepare_offline(&self, rng: &mut Csprng) -> Result<OfflineMaterial, ProtocolError> {
-        let session_id = rng.u64();
+        let keys = SessionKeys::random(rng);
         let delta = Delta::random(rng);
         let mut layers = std::collections::VecDeque::new();
         let mut offset = 0usize;
@@ -132,9 +155,7 @@ impl ServerModel {
                 let count = GARBLE_CHUNK.min(st.len - first);
                 let masks = &remask.values()[first..first + count];
                 let at = offset + first;
-                chunks.push_back(garble_chunk(
-                    circuit, &delta, session_id, at, masks, None, rng,
-                )?);
+                chunks.push_back(garble_chunk(circuit, &keys, &delta, at, masks, None, rng)?);
                 first += count;
             }
             offset += st.len;
@@ -142,7 +163,7 @@ impl ServerModel {
         }
         Ok(OfflineMaterial {
             model: self.plan.model.clone(),
-            session_id,
+            keys,
             delta,
             layers,
         })
@@ -153,8 +174,8 @@ impl ServerModel {
 /// the client's input zero-labels from the OT or, ahead of any client, fresh ones.
 fn garble_chunk(
     circuit: &ReluCircuit,
+    keys: &SessionKeys,
     delta: &Delta,
-    session_id: u64,
     at: usize,
     masks: &[u64],
     client_zero: Option<&[Block]>,
@@ -166,11 +187,11 @@ fn garble_chunk(
         got: at,
     })?;
     let domain = TweakDomain {
-        session_id,
+        session_id: keys.id,
         first_instance,
     };
     circuit
-        .garble(delta.clone(), domain, masks, client_zero, rng)
+        .garble_with_pi(&keys.pi, delta.clone(), domain, masks, client_zero, rng)
         .map_err(|e| ProtocolError::Check(format!("garbling: {e}")))
 }
 
@@ -209,7 +230,7 @@ struct Online {
 pub struct ServerSession {
     model: Arc<ServerModel>,
     rng: Csprng,
-    session_id: u64,
+    keys: SessionKeys,
     state: State,
     record: Option<ServerRecord>,
     material: Option<OfflineMaterial>,
@@ -231,11 +252,11 @@ pub(crate) struct ServerRecord {
 impl ServerSession {
     /// A session over `model` with a fresh generator.
     pub fn new(model: Arc<ServerModel>, mut rng: Csprng) -> Self {
-        let session_id = rng.u64();
+        let keys = SessionKeys::random(&mut rng);
         ServerSession {
             model,
             rng,
-            session_id,
+            keys,
             state: State::Hello,
             record: None,
             material: None,
@@ -270,7 +291,7 @@ impl ServerSession {
             )));
         }
         let mut session = ServerSession::new(model, rng);
-        session.session_id = material.session_id;
+        session.keys = material.keys.clone();
         session.material = Some(material);
         Ok(session)
     }
@@ -315,9 +336,11 @@ impl ServerSession {
                         theirs: version,
                     });
                 }
-                let plan_json = serde_json::to_vec(plan).expect("plans serialise");
+                let plan_json = serde_json::to_vec(plan)
+                    .map_err(|_| ProtocolError::Internal("the plan does not serialise"))?;
                 let reply = Msg::ServerPlan {
-                    session_id: self.session_id,
+                    session_id: self.keys.id,
+                    pi_key: self.keys.pi_key,
                     plan: plan_json,
                 };
                 (State::HeKey, vec![reply])
@@ -515,8 +538,8 @@ impl ServerSession {
                 let masks = &layer.values()[g.first..g.first + count];
                 let garbled = garble_chunk(
                     circuit,
+                    &self.keys,
                     &g.delta,
-                    self.session_id,
                     at,
                     masks,
                     Some(labels),

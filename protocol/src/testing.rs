@@ -56,3 +56,51 @@ pub fn tiny_model(
     .expect("servable");
     (spec.to_json().into_bytes(), weights, Arc::new(sm), images)
 }
+
+/// SHA-256 (hex) of [`seeded_transcript`]'s frames. A deliberate change of what goes on the wire
+/// updates it in the same commit and says why; 2026-12 (protocol version 2): `ServerPlan` carries
+/// the session's π key and the tables are hashed under it.
+pub const SEEDED_TRANSCRIPT_SHA256: &str =
+    "77abeb78c6ac03de302f1220339db2c626c2128d64ee12cdeadf2965d491060d";
+
+/// One whole inference with seeded generators on both sides (tiny model, C = 2, 8×8): SHA-256 over
+/// `[direction: 0 up, 1 down][len u64 LE][frame]` for every frame after the client's hello (whose
+/// version field changes with the protocol version), and the number of frames. Panics if the
+/// run fails or its logits differ from the plaintext fixed-point engine's. Every target computes
+/// the same digest: natively on whatever AES backend the CPU dispatches to, and in wasm, so tables
+/// garbled on one evaluate on the other.
+pub fn seeded_transcript() -> (String, usize) {
+    use crate::{run_local_with, ClientInput, ClientSession, ServerSession, Side, Tap};
+    use cryptonas_crypto::Csprng;
+    use sha2::{Digest, Sha256};
+
+    /// Hashes every frame with its direction.
+    struct Transcript(Sha256, usize);
+    impl Tap for Transcript {
+        fn frame(&mut self, from: Side, frame: Vec<u8>) -> Vec<u8> {
+            self.1 += 1;
+            if self.1 > 1 {
+                self.0.update([u8::from(from == Side::Server)]);
+                self.0.update((frame.len() as u64).to_le_bytes());
+                self.0.update(&frame);
+            }
+            frame
+        }
+    }
+    let (_, _, model, images) = tiny_model(2, 8, 11);
+    let mut server = ServerSession::new(model.clone(), Csprng::from_seed([1; 32]));
+    let mut client = ClientSession::new(
+        ClientInput::Normalised(images[0].clone()),
+        Csprng::from_seed([2; 32]),
+    );
+    let mut t = Transcript(Sha256::new(), 0);
+    run_local_with(&mut client, &mut server, &mut t).expect("a seeded inference runs");
+    let out = client.outcome().expect("finished");
+    assert_eq!(
+        out.logits_ring,
+        model.fixed().forward(&out.input_ring).expect("fixed point"),
+        "private logits equal the plaintext fixed-point engine's"
+    );
+    let digest = t.0.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    (digest, t.1)
+}

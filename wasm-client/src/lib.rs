@@ -13,7 +13,7 @@
 //! [`GcBench`] measures garbled-circuit evaluation speed (AND gates/s) in the calling thread, so the
 //! page can report the speed of its worker.
 
-use cryptonas_crypto::Csprng;
+use cryptonas_crypto::{Csprng, FixedKeyAes};
 use cryptonas_gc::{Delta, ReluCircuit, ReluVariant, TweakDomain};
 use cryptonas_protocol::{
     ChunkEvaluator, ChunkJob, ClientInput, ClientSession, EvalTask, FrameInfo, Msg, MsgKind,
@@ -466,8 +466,17 @@ impl GcBench {
             first_instance: 0,
         };
         let err = |e: cryptonas_gc::GarbleError| JsError::new(&e.to_string());
+        // A session's π key, as the server draws one.
+        let pi_key = rng.block().0;
         let g = relu
-            .garble(Delta::random(&mut rng), domain, &masks, None, &mut rng)
+            .garble_with_pi(
+                &FixedKeyAes::new(pi_key),
+                Delta::random(&mut rng),
+                domain,
+                &masks,
+                None,
+                &mut rng,
+            )
             .map_err(err)?;
         let garbler = relu.encode_garbler(&g.encoder, &a).map_err(err)?;
         let evaluator = relu.encode_evaluator(&g.encoder, &b).map_err(err)?;
@@ -475,6 +484,7 @@ impl GcBench {
             id: 0,
             k,
             trunc: 0,
+            pi_key,
             session_id: domain.session_id,
             first_instance: domain.first_instance,
             count: relus as u32,

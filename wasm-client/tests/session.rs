@@ -139,3 +139,13 @@ fn misuse_and_bad_frames_are_errors_not_panics() {
     let err = c.handle_frame(&plan[0]).unwrap_err();
     assert!(err.to_string().contains("5 values"), "{err}");
 }
+
+/// The seeded transcript's pin, here and natively (`protocol/tests/golden.rs`): the same tables,
+/// labels and HE messages on both targets, so tables garbled natively (AES-NI/VAES) evaluate in
+/// wasm (software AES) and the other way round.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn seeded_transcript_matches_the_native_pin() {
+    use cryptonas_protocol::testing::{seeded_transcript, SEEDED_TRANSCRIPT_SHA256};
+    assert_eq!(seeded_transcript().0, SEEDED_TRANSCRIPT_SHA256);
+}
