@@ -360,7 +360,7 @@ impl ClientSession {
                 self.on_ot_choices(ctx, receiver, &bytes)
             }
             (State::AwaitOtChallenge(ctx, receiver), Msg::ServerOtChallenge(bytes)) => {
-                self.on_ot_challenge(ctx, receiver, &bytes)
+                self.on_ot_challenge(*ctx, receiver, &bytes)
             }
             (
                 State::AwaitGarbled(g),
@@ -374,9 +374,9 @@ impl ClientSession {
                 },
             ) => self.on_garbled(g, stage, first, count, tables, decoding, corrections),
             (State::AwaitLabels(online), Msg::ServerLabels { stage, body }) => {
-                self.on_labels(online, stage, &body)
+                self.on_labels(*online, stage, &body)
             }
-            (State::AwaitOutput(online), Msg::ServerOutput(body)) => self.on_output(online, &body),
+            (State::AwaitOutput(online), Msg::ServerOutput(body)) => self.on_output(*online, &body),
             (state, msg) => Err(ProtocolError::unexpected(msg.kind(), state.waits_for())),
         }
     }
@@ -526,7 +526,7 @@ impl ClientSession {
     /// garbled layers follow.
     fn on_ot_challenge(
         &mut self,
-        ctx: Box<Ctx>,
+        ctx: Ctx,
         receiver: kos::Receiver<kos::state::Extended>,
         bytes: &[u8],
     ) -> Result<State, ProtocolError> {
@@ -535,7 +535,7 @@ impl ClientSession {
         self.send(Msg::ClientOtResponse(response.to_bytes()));
         let chunks = ctx.plan.stages.iter().map(|_| Vec::new()).collect();
         self.after_chunk(Box::new(AwaitGarbled {
-            ctx: *ctx,
+            ctx,
             ot,
             stage: 0,
             received: 0,
@@ -656,7 +656,7 @@ impl ClientSession {
     /// server's labels for it.
     fn on_labels(
         &mut self,
-        mut online: Box<Online>,
+        mut online: Online,
         stage: u32,
         body: &[u8],
     ) -> Result<State, ProtocolError> {
@@ -685,7 +685,7 @@ impl ClientSession {
             });
         }
         Ok(State::AwaitJobs(Box::new(AwaitJobs {
-            online: *online,
+            online,
             stage: next,
             results: vec![None; chunks.len()],
             chunks,
@@ -743,7 +743,7 @@ impl ClientSession {
     }
 
     /// `AwaitOutput` + `ServerOutput`: the logits are the server's share plus the client's.
-    fn on_output(&mut self, online: Box<Online>, body: &[u8]) -> Result<State, ProtocolError> {
+    fn on_output(&mut self, online: Online, body: &[u8]) -> Result<State, ProtocolError> {
         let ctx = &online.ctx;
         let last = &ctx.plan.stages[online.next];
         let server = RingVec::unpack(ctx.k, body, last.len).map_err(ring_err("ServerOutput"))?;

@@ -4,7 +4,27 @@
 
 use crate::{ClientSession, EvalTask, LocalWorkers, MsgKind, Output, ProtocolError, Session};
 use std::collections::VecDeque;
-use std::time::Instant;
+
+/// A stopwatch for [`Tap::activity`]. `std` has no clock on `wasm32-unknown-unknown` (calling it
+/// panics), so there every activity reports 0 s.
+#[derive(Clone, Copy)]
+struct Stopwatch(#[cfg(not(target_arch = "wasm32"))] std::time::Instant);
+
+impl Stopwatch {
+    fn start() -> Stopwatch {
+        Stopwatch(
+            #[cfg(not(target_arch = "wasm32"))]
+            std::time::Instant::now(),
+        )
+    }
+
+    fn seconds(self) -> f64 {
+        #[cfg(not(target_arch = "wasm32"))]
+        return self.0.elapsed().as_secs_f64();
+        #[cfg(target_arch = "wasm32")]
+        0.0
+    }
+}
 
 /// Frames and bytes that crossed in each direction.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -58,7 +78,7 @@ pub trait Tap {
         let _ = from;
         frame
     }
-    /// `side` spent `seconds` on `what`.
+    /// `side` spent `seconds` on `what` (0 on wasm32, which has no clock).
     fn activity(&mut self, side: Side, what: Activity, seconds: f64) {
         let _ = (side, what, seconds);
     }
@@ -99,15 +119,11 @@ pub fn run_local_with(
         let mut pending = VecDeque::new();
         let mut jobs = Vec::new();
         loop {
-            let started = Instant::now();
+            let started = Stopwatch::start();
             let Some(out) = client.poll_output().map_err(client_err)? else {
                 break;
             };
-            tap.activity(
-                Side::Client,
-                Activity::Produce,
-                started.elapsed().as_secs_f64(),
-            );
+            tap.activity(Side::Client, Activity::Produce, started.seconds());
             match out {
                 Output::Frame(f) => pending.push_back(f),
                 Output::Job(task) => jobs.push(task),
@@ -119,19 +135,19 @@ pub fn run_local_with(
                 EvalTask::Store(_) => Activity::StoreChunk,
                 EvalTask::Evaluate { .. } => Activity::EvaluateChunk,
             };
-            let started = Instant::now();
+            let started = Stopwatch::start();
             results.extend(workers.run(jobs).map_err(client_err)?);
-            tap.activity(Side::Client, what, started.elapsed().as_secs_f64());
+            tap.activity(Side::Client, what, started.seconds());
         }
         for f in pending {
             let f = tap.frame(Side::Client, f);
             traffic.frames_up += 1;
             traffic.bytes_up += f.len() as u64;
-            let started = Instant::now();
+            let started = Stopwatch::start();
             let kind = MsgKind::from_tag(f.first().copied().unwrap_or(0));
             server.handle(&f).map_err(server_err)?;
             if let Some(kind) = kind {
-                let seconds = started.elapsed().as_secs_f64();
+                let seconds = started.seconds();
                 tap.activity(Side::Server, Activity::Handle(kind), seconds);
             }
         }
@@ -143,15 +159,11 @@ pub fn run_local_with(
             continue;
         }
         // One server frame, pulled as a socket would.
-        let started = Instant::now();
+        let started = Stopwatch::start();
         let next = server.poll_output().map_err(server_err)?;
         let f = match next {
             Some(Output::Frame(f)) => {
-                tap.activity(
-                    Side::Server,
-                    Activity::Produce,
-                    started.elapsed().as_secs_f64(),
-                );
+                tap.activity(Side::Server, Activity::Produce, started.seconds());
                 f
             }
             Some(Output::Job(_)) => {
@@ -173,15 +185,11 @@ pub fn run_local_with(
         let f = tap.frame(Side::Server, f);
         traffic.frames_down += 1;
         traffic.bytes_down += f.len() as u64;
-        let started = Instant::now();
+        let started = Stopwatch::start();
         let kind = MsgKind::from_tag(f.first().copied().unwrap_or(0));
         client.handle(&f).map_err(client_err)?;
         if let Some(kind) = kind {
-            tap.activity(
-                Side::Client,
-                Activity::Handle(kind),
-                started.elapsed().as_secs_f64(),
-            );
+            tap.activity(Side::Client, Activity::Handle(kind), started.seconds());
         }
     }
 }

@@ -66,9 +66,9 @@ pub const SEEDED_TRANSCRIPT_SHA256: &str =
 /// One whole inference with seeded generators on both sides (tiny model, C = 2, 8×8): SHA-256 over
 /// `[direction: 0 up, 1 down][len u64 LE][frame]` for every frame after the client's hello (whose
 /// version field changes with the protocol version), and the number of frames. Panics if the
-/// run fails or its logits differ from the plaintext fixed-point engine's. Every target computes
-/// the same digest: natively on whatever AES backend the CPU dispatches to, and in wasm, so tables
-/// garbled on one evaluate on the other.
+/// run fails or its logits differ from the plaintext fixed-point engine's. Natively every AES
+/// backend gives the same digest; wasm draws the garbler's random labels differently (ChaCha12
+/// instead of AES in counter mode), so its transcript differs from the garbling on.
 pub fn seeded_transcript() -> (String, usize) {
     use crate::{run_local_with, ClientInput, ClientSession, ServerSession, Side, Tap};
     use cryptonas_crypto::Csprng;

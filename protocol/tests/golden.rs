@@ -2,8 +2,7 @@
 //! inference (both directions, in order) is pinned by one SHA-256
 //! ([`cryptonas_protocol::testing::seeded_transcript`]). Refactors of the sessions or the
 //! transports must keep the bytes on the wire; a deliberate change of a message updates the pin in
-//! the same commit and says why. `wasm-client/tests/session.rs` checks the same pin in headless
-//! Chromium.
+//! the same commit and says why.
 
 use cryptonas_protocol::testing::{seeded_transcript, SEEDED_TRANSCRIPT_SHA256};
 

@@ -140,12 +140,89 @@ fn misuse_and_bad_frames_are_errors_not_panics() {
     assert!(err.to_string().contains("5 values"), "{err}");
 }
 
-/// The seeded transcript's pin, here and natively (`protocol/tests/golden.rs`): the same tables,
-/// labels and HE messages on both targets, so tables garbled natively (AES-NI/VAES) evaluate in
-/// wasm (software AES) and the other way round.
+/// A chunk of 64 garbled ReLUs (k = 32) made natively from fixed seeds, as a job plus the server's
+/// labels and the shares they must decode to: `[u32 LE len][job][u32 LE len][labels][shares]`.
+/// Natively the test checks it is still what the native garbler makes from those seeds; in
+/// headless Chromium it evaluates it (tables garbled on AES-NI/VAES, evaluated on software AES:
+/// the deployment).
+const NATIVE_CHUNK: &[u8] = include_bytes!("data/native-chunk.bin");
+
+/// The fixture's parts.
+fn native_chunk_parts(bytes: &[u8]) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let take = |at: usize| {
+        let n = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        (bytes[at + 4..at + 4 + n].to_vec(), at + 4 + n)
+    };
+    let (job, at) = take(0);
+    let (labels, at) = take(at);
+    (job, labels, bytes[at..].to_vec())
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn native_chunk_fixture_is_what_the_native_garbler_makes() {
+    use cryptonas_crypto::{Csprng, FixedKeyAes};
+    use cryptonas_gc::{Delta, ReluCircuit, ReluVariant, TweakDomain};
+    use cryptonas_protocol::ChunkEvaluator;
+    let relu = ReluCircuit::new(32, 0, ReluVariant::Relu).unwrap();
+    let mut rng = Csprng::from_seed([7; 32]);
+    let pi_key = rng.block().0;
+    let word = |rng: &mut Csprng| (0..64).map(|_| rng.u64() & 0xffff_ffff).collect::<Vec<_>>();
+    let (masks, a, b) = (word(&mut rng), word(&mut rng), word(&mut rng));
+    let domain = TweakDomain {
+        session_id: 99,
+        first_instance: 128,
+    };
+    let delta = Delta::random(&mut rng);
+    let g = relu
+        .garble_with_pi(
+            &FixedKeyAes::new(pi_key),
+            delta,
+            domain,
+            &masks,
+            None,
+            &mut rng,
+        )
+        .unwrap();
+    let garbler = relu.encode_garbler(&g.encoder, &a).unwrap();
+    let evaluator = relu.encode_evaluator(&g.encoder, &b).unwrap();
+    let job = ChunkJob {
+        id: 3,
+        k: 32,
+        trunc: 0,
+        pi_key,
+        session_id: domain.session_id,
+        first_instance: domain.first_instance,
+        count: 64,
+        tables: g.tables.as_bytes().to_vec(),
+        decoding: g.decoding.as_bytes().to_vec(),
+        client_labels: evaluator.as_bytes().to_vec().into(),
+    };
+    let shares = ChunkEvaluator::new(&job)
+        .unwrap()
+        .evaluate_packed(garbler.as_bytes())
+        .unwrap();
+    let mut bytes = Vec::new();
+    for part in [job.to_bytes(), garbler.as_bytes().to_vec()] {
+        bytes.extend_from_slice(&(part.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&part);
+    }
+    bytes.extend_from_slice(&shares);
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/native-chunk.bin");
+    if std::env::var_os("REGENERATE_FIXTURES").is_some() {
+        std::fs::write(path, &bytes).unwrap();
+    }
+    assert!(
+        bytes == NATIVE_CHUNK,
+        "the native garbler changed its output; rerun with REGENERATE_FIXTURES=1 if deliberate"
+    );
+}
+
+/// Tables garbled natively evaluate here to the shares the native evaluator gets.
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 #[cfg_attr(not(target_arch = "wasm32"), test)]
-fn seeded_transcript_matches_the_native_pin() {
-    use cryptonas_protocol::testing::{seeded_transcript, SEEDED_TRANSCRIPT_SHA256};
-    assert_eq!(seeded_transcript().0, SEEDED_TRANSCRIPT_SHA256);
+fn natively_garbled_chunk_evaluates_to_the_same_shares() {
+    let (job, labels, shares) = native_chunk_parts(NATIVE_CHUNK);
+    let chunk = wasm_client::EvalChunk::new(&job).unwrap();
+    assert_eq!(chunk.evaluate(&labels).unwrap(), shares);
 }
