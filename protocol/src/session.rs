@@ -67,7 +67,7 @@ pub trait FrameSession: Send {
 /// An HE decoding or size error, as the peer sees it.
 pub(crate) fn he_err(e: cryptonas_he::HeError) -> ProtocolError {
     ProtocolError::Malformed {
-        what: "HE message",
+        what: "HE",
         reason: e.to_string(),
     }
 }
@@ -75,7 +75,7 @@ pub(crate) fn he_err(e: cryptonas_he::HeError) -> ProtocolError {
 /// An OT decoding or size error, as the peer sees it.
 pub(crate) fn ot_err(e: cryptonas_ot::OtError) -> ProtocolError {
     ProtocolError::Malformed {
-        what: "OT message",
+        what: "OT",
         reason: e.to_string(),
     }
 }

@@ -1,9 +1,12 @@
 //! Models loaded from a directory, served through the protocol crate.
 
-use crate::{AppError, HostedModel, ModelSummary, PlainAnswer};
+use crate::{AppError, HostedModel, ModelSummary, PlainAnswer, ServedSession};
 use cryptonas_crypto::Csprng;
+use cryptonas_model::image::ImageLimits;
 use cryptonas_model::Model;
-use cryptonas_protocol::{FrameSession, OfflineMaterial, ServerModel, ServerSession};
+use cryptonas_protocol::{
+    FrameSession, OfflineMaterial, ProtocolError, ServerModel, ServerSession, Step,
+};
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, Weak};
@@ -60,12 +63,86 @@ impl ProtocolModel {
             .and_then(|p| p.ready.lock().ok().map(|r| r.len()))
             .unwrap_or(0)
     }
+}
 
-    fn take_material(&self) -> Option<OfflineMaterial> {
-        let pool = self.pool.as_ref()?;
-        let material = pool.ready.lock().ok()?.pop_front();
-        pool.taken.notify_one();
+impl Pool {
+    fn take(&self) -> Option<OfflineMaterial> {
+        let material = self.ready.lock().ok()?.pop_front();
+        self.taken.notify_one();
         material
+    }
+
+    /// Puts back material a session never used.
+    fn give_back(&self, material: OfflineMaterial) {
+        if let Ok(mut ready) = self.ready.lock() {
+            if ready.len() < self.size {
+                ready.push_front(material);
+            }
+        }
+    }
+}
+
+/// A session of a [`ProtocolModel`]: pooled material is taken only when the client's first
+/// message arrives, and put back if that message is refused, so connections that send nothing
+/// or garbage cost the pool nothing.
+struct HostedSession {
+    model: Arc<ServerModel>,
+    pool: Option<Arc<Pool>>,
+    rng: Option<Csprng>,
+    inner: Option<ServerSession>,
+}
+
+impl HostedSession {
+    fn session(&mut self) -> Result<&mut ServerSession, ProtocolError> {
+        if self.inner.is_none() {
+            let rng = self.rng.take().ok_or(ProtocolError::Closed)?;
+            let model = self.model.clone();
+            let session = match self.pool.as_ref().and_then(|p| p.take()) {
+                Some(material) => ServerSession::with_material(model, rng, material)?,
+                None => ServerSession::new(model, rng),
+            };
+            self.inner = Some(session);
+        }
+        self.inner.as_mut().ok_or(ProtocolError::Closed)
+    }
+}
+
+impl FrameSession for HostedSession {
+    fn start(&mut self) -> Result<Vec<Vec<u8>>, ProtocolError> {
+        Ok(Vec::new())
+    }
+
+    fn handle(&mut self, frame: &[u8]) -> Result<Step, ProtocolError> {
+        let first = self.inner.is_none();
+        let result = self.session()?.handle(frame);
+        if result.is_err() && first {
+            if let (Some(pool), Some(session)) = (&self.pool, self.inner.take()) {
+                if let Some(material) = session.into_unused_material() {
+                    pool.give_back(material);
+                }
+            }
+        }
+        result
+    }
+
+    fn poll_frame(&mut self) -> Result<Option<Vec<u8>>, ProtocolError> {
+        match self.inner.as_mut() {
+            Some(s) => s.poll_frame(),
+            None => Ok(None),
+        }
+    }
+}
+
+impl ServedSession for HostedSession {
+    fn max_frame_bytes(&self) -> Option<usize> {
+        Some(match &self.inner {
+            Some(s) => s.max_frame_bytes(),
+            None => self.model.hello_frame_bytes(),
+        })
+    }
+
+    fn is_online(&self) -> bool {
+        self.inner.as_ref().is_some_and(|s| s.is_online())
     }
 }
 
@@ -139,30 +216,31 @@ impl HostedModel for ProtocolModel {
         }
     }
 
-    fn new_session(&self) -> Result<Box<dyn FrameSession>, AppError> {
+    fn new_session(&self) -> Result<Box<dyn ServedSession>, AppError> {
         let rng = Csprng::from_entropy().map_err(|e| {
             tracing::error!(error = %e, "no entropy");
             AppError::Internal
         })?;
-        match self.take_material() {
-            Some(material) => ServerSession::with_material(self.model.clone(), rng, material)
-                .map(|s| Box::new(s) as Box<dyn FrameSession>)
-                .map_err(|e| {
-                    tracing::error!(error = %e, "pooled material unusable");
-                    AppError::Internal
-                }),
-            None => Ok(Box::new(ServerSession::new(self.model.clone(), rng))),
-        }
+        Ok(Box::new(HostedSession {
+            model: self.model.clone(),
+            pool: self.pool.clone(),
+            rng: Some(rng),
+            inner: None,
+        }))
     }
 
     fn session_memory(&self) -> u64 {
         self.model.session_memory_bytes()
     }
 
-    fn classify_plain(&self, image: &[u8]) -> Result<PlainAnswer, AppError> {
+    fn max_client_frame(&self) -> Option<usize> {
+        Some(self.model.max_client_frame_bytes())
+    }
+
+    fn classify_plain(&self, image: &[u8], limits: &ImageLimits) -> Result<PlainAnswer, AppError> {
         let plan = self.model.plan();
         let fixed = self.model.fixed();
-        let x = cryptonas_model::image::load_input(image, &plan.input)
+        let x = cryptonas_model::image::load_input_with(image, &plan.input, limits)
             .map_err(|e| AppError::BadRequest(e.to_string()))?;
         let q = fixed
             .quantize_input(&x)
@@ -175,7 +253,10 @@ impl HostedModel for ProtocolModel {
         let class = (0..logits.len())
             .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
             .unwrap_or(0);
-        Ok(PlainAnswer { class, logits })
+        Ok(PlainAnswer {
+            class,
+            logits: Some(logits),
+        })
     }
 }
 

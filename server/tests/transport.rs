@@ -1,8 +1,11 @@
 //! The transport over a real socket on 127.0.0.1, with a toy session standing in for the protocol:
 //! routing, COOP/COEP headers, limits, errors, and sessions that fail without harming others.
 
+use cryptonas_model::image::ImageLimits;
 use cryptonas_protocol::{FrameSession, ProtocolError, Step};
-use cryptonas_server::{app, AppError, AppState, HostedModel, Limits, ModelSummary, PlainAnswer};
+use cryptonas_server::{
+    app, AppError, AppState, HostedModel, Limits, ModelSummary, PlainAnswer, ServedSession,
+};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +17,8 @@ use tokio_tungstenite::tungstenite::Message;
 struct Reverse {
     streaming: u8,
 }
+
+impl ServedSession for Reverse {}
 
 impl FrameSession for Reverse {
     fn start(&mut self) -> Result<Vec<Vec<u8>>, ProtocolError> {
@@ -64,13 +69,13 @@ impl HostedModel for Toy {
             description: "test".into(),
         }
     }
-    fn new_session(&self) -> Result<Box<dyn FrameSession>, AppError> {
+    fn new_session(&self) -> Result<Box<dyn ServedSession>, AppError> {
         Ok(Box::new(Reverse::default()))
     }
     fn session_memory(&self) -> u64 {
         self.memory
     }
-    fn classify_plain(&self, _image: &[u8]) -> Result<PlainAnswer, AppError> {
+    fn classify_plain(&self, _image: &[u8], _: &ImageLimits) -> Result<PlainAnswer, AppError> {
         Err(AppError::BadRequest("toy model".into()))
     }
 }
@@ -182,7 +187,10 @@ async fn limits_refuse_oversized_frames_idle_clients_and_floods() {
         .await
         .unwrap()
     {
-        Some(Ok(Message::Close(Some(frame)))) => assert!(frame.reason.contains("idle")),
+        Some(Ok(Message::Close(Some(frame)))) => {
+            assert_eq!(u16::from(frame.code), 4008, "{frame:?}");
+            assert!(frame.reason.contains("timeout"), "{frame:?}");
+        }
         other => panic!("expected an idle close, got {other:?}"),
     }
     // Third and fourth session within the minute from the same address: rate-limited.
@@ -213,9 +221,12 @@ async fn streamed_frames_follow_the_reply() {
 
 #[tokio::test]
 async fn memory_limits_refuse_large_models_and_full_budgets() {
+    // Admission counts the transport's buffers: 100 MiB estimate + 1 MiB frame + 1 MiB writes.
     let limits = Limits {
         memory_budget: 250 << 20,
         sessions_per_minute: 0,
+        max_frame_bytes: 1 << 20,
+        write_buffer_bytes: 1 << 20,
         ..Limits::default()
     };
     let addr = serve(limits).await;
@@ -224,11 +235,11 @@ async fn memory_limits_refuse_large_models_and_full_budgets() {
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
             assert_eq!(r.status(), 507);
             let body = String::from_utf8_lossy(r.body().as_deref().unwrap_or_default()).to_string();
-            assert!(body.contains("needs 3072 MB per session"), "{body}");
+            assert!(body.contains("needs 3074 MB per session"), "{body}");
         }
         other => panic!("oversized session admitted: {other:?}"),
     }
-    // Two 100 MiB sessions fit the 250 MiB budget, a third waits for one to finish.
+    // Two 102 MiB sessions fit the 250 MiB budget, a third waits for one to finish.
     let url = format!("ws://{addr}/api/session/toy");
     let (mut a, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     let (_b, _) = tokio_tungstenite::connect_async(&url).await.unwrap();

@@ -97,7 +97,9 @@ function nativeClassify(bin, base, model, file) {
 
 async function startServer(bin, models, port) {
   const log = [];
-  const child = spawn(bin, ['--models', models, '--www', join(root, 'www'), '--bind', `127.0.0.1:${port}`],
+  // The test compares with the server's plaintext answer: that endpoint is off unless enabled.
+  const child = spawn(bin, ['--models', models, '--www', join(root, 'www'), '--bind', `127.0.0.1:${port}`,
+    '--allow-plaintext', '--plaintext-logits'],
     { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   child.stdout.on('data', (d) => log.push(String(d)));
