@@ -19,24 +19,28 @@ use cryptonas_model::{conv_ring, Source};
 use cryptonas_ot::chou_orlandi::SenderSetup;
 use cryptonas_ot::kos::{self, CheckResponse, ExtendMatrix};
 use std::sync::Arc;
+use zeroize::{Zeroize, Zeroizing};
+
+/// The server's HE shares s_i (or re-masks m_i) per stage, wiped when dropped.
+type Secret = Zeroizing<Vec<Vec<u64>>>;
 
 enum State {
     Hello,
     HeKey,
     HeMasks {
         pk: Box<PublicKey>,
-        shares: Vec<Vec<u64>>,
+        shares: Secret,
     },
     OtSetup {
-        shares: Vec<Vec<u64>>,
+        shares: Secret,
     },
     OtExtend {
         sender: kos::Sender<kos::state::Ready>,
-        shares: Vec<Vec<u64>>,
+        shares: Secret,
     },
     OtCheck {
         sender: kos::Sender<kos::state::Checking>,
-        shares: Vec<Vec<u64>>,
+        shares: Secret,
     },
     Garbling(Box<Garbling>),
     Input(Box<Online>),
@@ -63,7 +67,7 @@ pub struct OfflineMaterial {
 }
 
 struct PooledLayer {
-    remask: Vec<u64>,
+    remask: Zeroizing<Vec<u64>>,
     chunks: std::collections::VecDeque<cryptonas_gc::Garbled>,
 }
 
@@ -128,7 +132,10 @@ impl ServerModel {
                 first += count;
             }
             offset += st.len;
-            layers.push_back(PooledLayer { remask, chunks });
+            layers.push_back(PooledLayer {
+                remask: Zeroizing::new(remask),
+                chunks,
+            });
         }
         Ok(OfflineMaterial {
             model: self.plan.model.clone(),
@@ -168,7 +175,7 @@ fn garble_chunk(
 /// next chunk starts.
 struct Garbling {
     delta: Delta,
-    zero: Vec<Block>,
+    zero: Zeroizing<Vec<Block>>,
     online: Online,
     /// Next stage to garble (ReLU stages only; the logits stage ends the loop).
     stage: usize,
@@ -183,9 +190,9 @@ struct Garbling {
 /// What the online phase needs: HE shares s_i, the encoders (one per streamed chunk) and re-masks
 /// of every ReLU layer, and the masked shared tensors received so far (x − r, then y_j − r_j).
 struct Online {
-    shares: Vec<Vec<u64>>,
+    shares: Secret,
     encoders: Vec<Vec<Encoder>>,
-    remasks: Vec<Vec<u64>>,
+    remasks: Secret,
     masked_image: Vec<u64>,
     masked_relu: Vec<Vec<u64>>,
 }
@@ -315,7 +322,7 @@ impl ServerSession {
             (State::HeKey, Msg::ClientHeKey(bytes)) => {
                 let msg = PublicKeyMsg::from_bytes(&model.he_params, &bytes).map_err(he_err)?;
                 let pk = PublicKey::from_msg(&model.he_params, &msg).map_err(he_err)?;
-                let shares = Vec::with_capacity(plan.stages.len());
+                let shares = Zeroizing::new(Vec::with_capacity(plan.stages.len()));
                 (
                     State::HeMasks {
                         pk: Box::new(pk),
@@ -385,14 +392,14 @@ impl ServerSession {
                     .receive_check(response)
                     .map_err(|e| ProtocolError::Check(e.to_string()))?;
                 let delta = Delta::new(cot.delta());
-                let zero = cot.into_zero_labels();
+                let zero = Zeroizing::new(cot.into_zero_labels());
                 let garbling = Garbling {
                     delta,
                     zero,
                     online: Online {
                         shares,
                         encoders: plan.stages.iter().map(|_| Vec::new()).collect(),
-                        remasks: Vec::new(),
+                        remasks: Zeroizing::new(Vec::new()),
                         masked_image: Vec::new(),
                         masked_relu: Vec::new(),
                     },
@@ -457,7 +464,7 @@ impl ServerSession {
             let m = match g.pooled.as_mut() {
                 Some(layers) => {
                     let layer = layers.front_mut().ok_or(ProtocolError::Closed)?;
-                    std::mem::take(&mut layer.remask)
+                    std::mem::take(&mut *layer.remask)
                 }
                 None => ring::random(&mut self.rng, st.len, plan.k),
             };
@@ -538,8 +545,8 @@ impl ServerSession {
         if let Some(r) = self.record.as_mut() {
             r.stage_shares.push(a.clone());
         }
-        // Material used once: the HE share is consumed here.
-        online.shares[i] = Vec::new();
+        // Material used once: the HE share is consumed (and wiped) here.
+        online.shares[i].zeroize();
         let encoders = std::mem::take(&mut online.encoders[i]);
         match &model.circuits[i] {
             Some(circuit) => {
