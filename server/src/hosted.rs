@@ -22,6 +22,8 @@ pub struct ProtocolModel {
 /// Pre-garbled inferences of one model, refilled by a background thread up to `size`.
 struct Pool {
     size: usize,
+    /// Inferences taken by sessions and not given back.
+    spent: std::sync::atomic::AtomicU64,
     ready: Mutex<VecDeque<OfflineMaterial>>,
     taken: Condvar,
 }
@@ -41,6 +43,7 @@ impl ProtocolModel {
         }
         let pool = Arc::new(Pool {
             size,
+            spent: std::sync::atomic::AtomicU64::new(0),
             ready: Mutex::new(VecDeque::new()),
             taken: Condvar::new(),
         });
@@ -56,6 +59,13 @@ impl ProtocolModel {
         }
     }
 
+    /// Pooled inferences sessions have used up (taken and not given back) since start.
+    pub fn pool_spent(&self) -> u64 {
+        self.pool
+            .as_ref()
+            .map_or(0, |p| p.spent.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     /// Pooled inferences ready now.
     pub fn pooled(&self) -> usize {
         self.pool
@@ -68,6 +78,10 @@ impl ProtocolModel {
 impl Pool {
     fn take(&self) -> Option<OfflineMaterial> {
         let material = self.ready.lock().ok()?.pop_front();
+        if material.is_some() {
+            self.spent
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         self.taken.notify_one();
         material
     }
@@ -77,6 +91,8 @@ impl Pool {
         if let Ok(mut ready) = self.ready.lock() {
             if ready.len() < self.size {
                 ready.push_front(material);
+                self.spent
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             }
         }
     }
