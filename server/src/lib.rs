@@ -87,6 +87,10 @@ pub struct Config {
     /// Origin (not browsers) are not affected.
     #[arg(long, env = "CRYPTONAS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+    /// Reverse proxies (e.g. nginx on 127.0.0.1) whose `X-Real-IP` header names the client: rate
+    /// limits and per-address caps then apply to the client, not the proxy. Comma-separated.
+    #[arg(long, env = "CRYPTONAS_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpAddr>,
     /// Serve `POST /api/plain/{model}` (the image is revealed to the server): off by default.
     #[arg(long, env = "CRYPTONAS_ALLOW_PLAINTEXT")]
     pub allow_plaintext: bool,
@@ -248,6 +252,7 @@ pub struct AppState {
     limits: Limits,
     plain: PlainPolicy,
     origins: Arc<Vec<String>>,
+    trusted_proxies: Arc<Vec<IpAddr>>,
     sessions: Arc<tokio::sync::Semaphore>,
     /// Admission by memory: one permit per MiB of session estimate.
     memory: Arc<tokio::sync::Semaphore>,
@@ -295,6 +300,7 @@ impl AppState {
             next_id: Arc::new(AtomicU64::new(1)),
             models: Arc::new(models),
             origins: Arc::new(origins),
+            trusted_proxies: Arc::new(Vec::new()),
             limits,
             plain,
             www,
@@ -310,7 +316,14 @@ impl AppState {
             config.plain(),
             config.allowed_origins.clone(),
             config.www.clone(),
-        ))
+        )
+        .with_trusted_proxies(config.trusted_proxies.clone()))
+    }
+
+    /// Trusts `X-Real-IP` from these peer addresses (reverse proxies).
+    pub fn with_trusted_proxies(mut self, proxies: Vec<IpAddr>) -> Self {
+        self.trusted_proxies = Arc::new(proxies);
+        self
     }
 
     /// Number of hosted models.
@@ -411,16 +424,29 @@ async fn list_models(State(state): State<AppState>) -> Json<Vec<ModelSummary>> {
     Json(state.models.values().map(|m| m.summary()).collect())
 }
 
-/// The client's address (from the connection).
-fn peer_of(extensions: &axum::http::Extensions) -> Option<IpAddr> {
-    extensions
+/// The client's address: the connection's peer, or the `X-Real-IP` a trusted proxy set.
+fn peer_of(
+    state: &AppState,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> Option<IpAddr> {
+    let peer = extensions
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+        .map(|c| c.0.ip())?;
+    if !state.trusted_proxies.contains(&peer) {
+        return Some(peer);
+    }
+    headers
+        .get("x-real-ip")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .or(Some(peer))
 }
 
 async fn classify_plain(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     extensions: axum::http::Extensions,
     body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Json<PlainAnswer>, AppError> {
@@ -437,7 +463,7 @@ async fn classify_plain(
         })
     })?;
     let model = state.model(&name).map_err(|e| state.refuse(e))?;
-    let peer = peer_of(&extensions);
+    let peer = peer_of(&state, &headers, &extensions);
     // A plaintext answer is a query like a session: the same per-address budget.
     if let Some(ip) = peer {
         state.rate.check(ip).map_err(|e| state.refuse(e))?;
@@ -507,7 +533,7 @@ async fn open_session(
             limit_mb: mib(never),
         }));
     }
-    let peer = peer_of(&extensions);
+    let peer = peer_of(&state, &headers, &extensions);
     let address_slot = match peer {
         Some(ip) => Some(
             state

@@ -744,3 +744,52 @@ fn peer_text_is_escaped_and_truncated_for_logs() {
     assert!(logged.len() < 300, "{}", logged.len());
     assert!(logged.ends_with("(33554432 bytes in all)"));
 }
+
+#[tokio::test]
+async fn a_trusted_proxy_names_the_client() {
+    // Behind nginx every connection comes from 127.0.0.1: per-address limits must use the
+    // X-Real-IP the proxy sets, and only from a trusted proxy.
+    let limits = Limits {
+        max_sessions_per_address: 1,
+        ..small_limits()
+    };
+    let state = |trusted: Vec<std::net::IpAddr>| {
+        AppState::with_policy(
+            vec![Arc::new(ToyModel {
+                memory: 10 << 20,
+                plain_delay: Duration::ZERO,
+            })],
+            limits.clone(),
+            PlainPolicy::default(),
+            vec![],
+            std::env::temp_dir(),
+        )
+        .with_trusted_proxies(trusted)
+    };
+    for trusted in [false, true] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let st = state(if trusted {
+            vec!["127.0.0.1".parse().unwrap()]
+        } else {
+            vec![]
+        });
+        tokio::spawn(serve(
+            listener,
+            st,
+            ServeOptions::default(),
+            std::future::pending(),
+        ));
+        let open_as = |ip: &str| {
+            let mut r = tungstenite::client::IntoClientRequest::into_client_request(format!(
+                "ws://{addr}/api/session/toy"
+            ))
+            .unwrap();
+            r.headers_mut().insert("x-real-ip", ip.parse().unwrap());
+            tokio_tungstenite::connect_async(r)
+        };
+        let _a = open_as("203.0.113.1").await.unwrap();
+        let b = open_as("203.0.113.2").await;
+        assert_eq!(b.is_ok(), trusted, "trusted = {trusted}");
+    }
+}
