@@ -204,7 +204,7 @@ function updateButton() {
 
 // An element with properties (`style` as text, `dataset` merged) and children (strings become text
 // nodes): the page never puts server data into markup.
-function el(tag, props = {}, children = []) {
+function make(tag, props = {}, children = []) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(props)) {
     if (k === 'style') e.style.cssText = v;
@@ -229,10 +229,10 @@ function showResult(outcome, classes) {
   el.dataset.class = String(outcome.class);
   const top = probs.map((p, i) => [p, i]).sort((a, b) => b[0] - a[0]).slice(0, 5);
   // Class names come from the server: text nodes only, never markup.
-  $('top5').replaceChildren(...top.map(([p, i]) => el('li', {}, [
-    el('span', { className: 'name' }, [String(classes[i] ?? i)]),
-    el('span', { className: 'pbar' }, [el('span', { style: `width:${(p * 100).toFixed(1)}%` })]),
-    el('span', { className: 'pct' }, [`${(p * 100).toFixed(1)} %`]),
+  $('top5').replaceChildren(...top.map(([p, i]) => make('li', {}, [
+    make('span', { className: 'name' }, [String(classes[i] ?? i)]),
+    make('span', { className: 'pbar' }, [make('span', { style: `width:${(p * 100).toFixed(1)}%` })]),
+    make('span', { className: 'pct' }, [`${(p * 100).toFixed(1)} %`]),
   ])));
   $('result').hidden = false;
 }
@@ -262,15 +262,15 @@ function drawLayers(t, plan, layerEval = []) {
   $('layers').replaceChildren(...layers.map((l, i) => {
     const c = cost.get(l.stage) || { offline_down: 0 };
     const ms = evalMs.get(l.stage);
-    return el('div', { className: 'layer' }, [
-      el('span', { className: 'lname' }, [`ReLU ${i + 1}`, el('small', {}, [`${Number(l.relus).toLocaleString('en')} ReLUs`])]),
-      el('span', { className: 'lbar off' }, [
-        el('span', { style: `width:${(100 * c.offline_down / maxBytes).toFixed(1)}%` }),
-        el('em', {}, [fmtBytes(c.offline_down)]),
+    return make('div', { className: 'layer' }, [
+      make('span', { className: 'lname' }, [`ReLU ${i + 1}`, make('small', {}, [`${Number(l.relus).toLocaleString('en')} ReLUs`])]),
+      make('span', { className: 'lbar off' }, [
+        make('span', { style: `width:${(100 * c.offline_down / maxBytes).toFixed(1)}%` }),
+        make('em', {}, [fmtBytes(c.offline_down)]),
       ]),
-      el('span', { className: 'lbar on' }, [
-        el('span', { style: `width:${ms != null ? (100 * ms / maxMs).toFixed(1) : 0}%` }),
-        el('em', {}, [ms != null ? fmtMs(ms) : '']),
+      make('span', { className: 'lbar on' }, [
+        make('span', { style: `width:${ms != null ? (100 * ms / maxMs).toFixed(1) : 0}%` }),
+        make('em', {}, [ms != null ? fmtMs(ms) : '']),
       ]),
     ]);
   }));
@@ -352,7 +352,7 @@ async function revealPlain(model, outcome) {
     const cls = Number(plain.class);
     const same = cls === outcome.class;
     p.replaceChildren('Plaintext answer (image revealed to the server): ',
-      el('strong', { id: 'plain-class', dataset: { class: String(cls) } }, [String(model.classes[cls] ?? cls)]),
+      make('strong', { id: 'plain-class', dataset: { class: String(cls) } }, [String(model.classes[cls] ?? cls)]),
       ` — ${same ? 'matches the private answer' : 'differs from the private answer'}.`);
     p.className = `plain ${same ? 'ok' : 'bad'}`;
   } catch (err) {

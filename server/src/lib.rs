@@ -360,7 +360,8 @@ impl AppState {
     }
 
     /// Memory one session of `model` is admitted with: its estimate, the largest frame it can
-    /// receive (the WebSocket layer buffers it whole) and the send buffer.
+    /// receive (the WebSocket layer buffers it whole) and an allowance for the frame being sent
+    /// (the WebSocket layer copies it; the transport sends one frame at a time).
     fn admitted_memory(&self, model: &dyn HostedModel) -> u64 {
         let frame = model
             .max_client_frame()
@@ -580,7 +581,6 @@ async fn open_session(
     Ok(upgrade
         .max_message_size(frame_limit)
         .max_frame_size(frame_limit)
-        .max_write_buffer_size(limits.write_buffer_bytes)
         .on_upgrade(move |socket| {
             async move {
                 metrics.session_started(need);

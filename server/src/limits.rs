@@ -34,7 +34,9 @@ pub struct Limits {
     pub memory_budget: u64,
     /// What `Retry-After` says on 503 and 429 answers.
     pub retry_after: Duration,
-    /// Bytes the WebSocket layer may buffer for sending before it pushes back.
+    /// Memory admitted per session for the frame in flight to the client (the WebSocket layer's
+    /// copy of it; frames are sent one at a time). At least the largest server frame (≈ 7 MB for
+    /// a pooled garbled chunk at k = 32).
     pub write_buffer_bytes: usize,
 }
 
@@ -54,7 +56,7 @@ impl Default for Limits {
             max_session_memory: 2 << 30,
             memory_budget: 8 << 30,
             retry_after: Duration::from_secs(5),
-            write_buffer_bytes: 8 << 20,
+            write_buffer_bytes: 16 << 20,
         }
     }
 }
