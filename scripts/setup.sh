@@ -20,6 +20,8 @@ step() { printf '[setup] %s\n' "$*"; }
 
 # 1. Debian packages: headless Chromium + driver for browser tests, Fashion-MNIST.
 apt_pkgs=(chromium chromium-driver dataset-fashion-mnist)
+# nginx (TLS reverse proxy), socat (the test client's TLS hop) and openssl: server/tests/nginx.rs.
+apt_pkgs+=(nginx-light socat openssl)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

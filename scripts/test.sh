@@ -26,6 +26,8 @@ export LIBTORCH="$PWD/.venv/lib/python3.11/site-packages/torch"
 export LIBTORCH_BYPASS_VERSION_CHECK=1
 export LD_LIBRARY_PATH="$LIBTORCH/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export CHROMEDRIVER=/usr/bin/chromedriver WASM_BINDGEN_TEST_TIMEOUT=900
+# setup.sh installs nginx and socat: the deployment test (server/tests/nginx.rs) must not skip.
+export CRYPTONAS_REQUIRE_NGINX=1
 
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --workspace --all-targets -- -D warnings

@@ -202,6 +202,19 @@ function updateButton() {
 
 // ---------- result and breakdown ----------
 
+// An element with properties (`style` as text, `dataset` merged) and children (strings become text
+// nodes): the page never puts server data into markup.
+function make(tag, props = {}, children = []) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'style') e.style.cssText = v;
+    else if (k === 'dataset') Object.assign(e.dataset, v);
+    else e[k] = v;
+  }
+  e.append(...children);
+  return e;
+}
+
 function softmax(v) {
   const m = Math.max(...v);
   const e = v.map((x) => Math.exp(x - m));
@@ -215,9 +228,12 @@ function showResult(outcome, classes) {
   el.textContent = classes[outcome.class] ?? `class ${outcome.class}`;
   el.dataset.class = String(outcome.class);
   const top = probs.map((p, i) => [p, i]).sort((a, b) => b[0] - a[0]).slice(0, 5);
-  $('top5').innerHTML = top.map(([p, i]) => `<li><span class="name">${classes[i] ?? i}</span>` +
-    `<span class="pbar"><span style="width:${(p * 100).toFixed(1)}%"></span></span>` +
-    `<span class="pct">${(p * 100).toFixed(1)} %</span></li>`).join('');
+  // Class names come from the server: text nodes only, never markup.
+  $('top5').replaceChildren(...top.map(([p, i]) => make('li', {}, [
+    make('span', { className: 'name' }, [String(classes[i] ?? i)]),
+    make('span', { className: 'pbar' }, [make('span', { style: `width:${(p * 100).toFixed(1)}%` })]),
+    make('span', { className: 'pct' }, [`${(p * 100).toFixed(1)} %`]),
+  ])));
   $('result').hidden = false;
 }
 
@@ -242,13 +258,22 @@ function drawLayers(t, plan, layerEval = []) {
   const evalMs = new Map(layerEval.map((l) => [l.stage, l.ms]));
   const maxBytes = Math.max(1, ...t.layers.map((l) => l.offline_down));
   const maxMs = Math.max(1e-9, ...layerEval.map((l) => l.ms));
-  $('layers').innerHTML = layers.map((l, i) => {
+  // The plan comes from the server: built as elements, numbers coerced.
+  $('layers').replaceChildren(...layers.map((l, i) => {
     const c = cost.get(l.stage) || { offline_down: 0 };
     const ms = evalMs.get(l.stage);
-    return `<div class="layer"><span class="lname">ReLU ${i + 1}<small>${l.relus.toLocaleString('en')} ReLUs</small></span>` +
-      `<span class="lbar off"><span style="width:${(100 * c.offline_down / maxBytes).toFixed(1)}%"></span><em>${fmtBytes(c.offline_down)}</em></span>` +
-      `<span class="lbar on"><span style="width:${ms != null ? (100 * ms / maxMs).toFixed(1) : 0}%"></span><em>${ms != null ? fmtMs(ms) : ''}</em></span></div>`;
-  }).join('');
+    return make('div', { className: 'layer' }, [
+      make('span', { className: 'lname' }, [`ReLU ${i + 1}`, make('small', {}, [`${Number(l.relus).toLocaleString('en')} ReLUs`])]),
+      make('span', { className: 'lbar off' }, [
+        make('span', { style: `width:${(100 * c.offline_down / maxBytes).toFixed(1)}%` }),
+        make('em', {}, [fmtBytes(c.offline_down)]),
+      ]),
+      make('span', { className: 'lbar on' }, [
+        make('span', { style: `width:${ms != null ? (100 * ms / maxMs).toFixed(1) : 0}%` }),
+        make('em', {}, [ms != null ? fmtMs(ms) : '']),
+      ]),
+    ]);
+  }));
 }
 
 // ---------- run ----------
@@ -318,12 +343,17 @@ async function revealPlain(model, outcome) {
   p.textContent = 'Asking the server for its plaintext answer…';
   try {
     const r = await fetch(`/api/plain/${encodeURIComponent(model.name)}`, { method: 'POST', body: state.image.bytes });
-    if (!r.ok) throw new Error(`HTTP ${r.status}: ${await r.text()}`);
+    if (!r.ok) {
+      const reason = await r.json().then((b) => b.error, () => `HTTP ${r.status}`);
+      throw new Error(r.status === 404 ? `${reason} (start it with --allow-plaintext to compare)` : reason);
+    }
     const plain = await r.json();
     state.lastPlain = plain;
-    const same = plain.class === outcome.class;
-    p.innerHTML = `Plaintext answer (image revealed to the server): <strong id="plain-class" data-class="${plain.class}">` +
-      `${model.classes[plain.class] ?? plain.class}</strong> — ${same ? 'matches the private answer' : 'differs from the private answer'}.`;
+    const cls = Number(plain.class);
+    const same = cls === outcome.class;
+    p.replaceChildren('Plaintext answer (image revealed to the server): ',
+      make('strong', { id: 'plain-class', dataset: { class: String(cls) } }, [String(model.classes[cls] ?? cls)]),
+      ` — ${same ? 'matches the private answer' : 'differs from the private answer'}.`);
     p.className = `plain ${same ? 'ok' : 'bad'}`;
   } catch (err) {
     p.textContent = `Plaintext comparison failed: ${err.message}`;

@@ -103,7 +103,7 @@ pub async fn classify(
         .max_frame_size(Some(MAX_FRAME_BYTES));
     let (mut socket, _) = tokio_tungstenite::connect_async_with_config(&url, Some(config), true)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot open a session at {url}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot open a session at {url}: {}", refusal_text(&e)))?;
     let mut session = ClientSession::new(input, Csprng::from_entropy()?);
     let mut workers = LocalWorkers::default();
     let mut online_started = None;
@@ -208,4 +208,25 @@ where
     let _ = socket.send(Message::binary(e.to_frame())).await;
     let _ = socket.close().await;
     anyhow::anyhow!("protocol error: {e}")
+}
+
+/// A refused handshake as the server explained it: its status, the `error` of its JSON body and
+/// its `Retry-After`, if any; other failures as they are.
+fn refusal_text(e: &tokio_tungstenite::tungstenite::Error) -> String {
+    let tokio_tungstenite::tungstenite::Error::Http(resp) = e else {
+        return e.to_string();
+    };
+    let reason = resp
+        .body()
+        .as_deref()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+        .and_then(|v| v.get("error").and_then(|m| m.as_str()).map(str::to_string))
+        .unwrap_or_else(|| "no reason given".into());
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| format!(" (retry after {s} s)"))
+        .unwrap_or_default();
+    format!("HTTP {}: {reason}{retry}", resp.status().as_u16())
 }

@@ -4,6 +4,10 @@
 //!
 //! One definition shared by the model crate (plaintext engines, quantisation) and the HE crate
 //! (packing the same convolution into ciphertexts), so the two cannot disagree on a shape.
+//!
+//! The ring evaluation is the server's online path on secret weights: it does the same
+//! multiply-accumulates whatever the weights are (no zero skipping, see [`Mac::SKIP_ZEROS`]), so its
+//! time does not reveal their sparsity.
 
 use serde::{Deserialize, Serialize};
 
@@ -208,12 +212,18 @@ pub fn conv_ring(
 pub trait Mac: Copy + PartialEq {
     /// The additive identity.
     const ZERO: Self;
+    /// Whether the loop may skip zero weights. Never for the ring types: the server's online
+    /// convolution runs on secret weights, and skipping zeros would make its time reveal their
+    /// sparsity (per layer, to a client timing its answers). The float and exact types serve
+    /// plaintext tools, where skipping is a free speed-up.
+    const SKIP_ZEROS: bool;
     /// `self + w·x` in this scalar's arithmetic.
     fn mac(self, w: Self, x: Self) -> Self;
 }
 
 impl Mac for u64 {
     const ZERO: Self = 0;
+    const SKIP_ZEROS: bool = false;
     #[inline(always)]
     fn mac(self, w: Self, x: Self) -> Self {
         self.wrapping_add(w.wrapping_mul(x))
@@ -222,6 +232,7 @@ impl Mac for u64 {
 
 impl Mac for u32 {
     const ZERO: Self = 0;
+    const SKIP_ZEROS: bool = false;
     #[inline(always)]
     fn mac(self, w: Self, x: Self) -> Self {
         self.wrapping_add(w.wrapping_mul(x))
@@ -230,6 +241,7 @@ impl Mac for u32 {
 
 impl Mac for f32 {
     const ZERO: Self = 0.0;
+    const SKIP_ZEROS: bool = true;
     #[inline(always)]
     fn mac(self, w: Self, x: Self) -> Self {
         self + w * x
@@ -240,6 +252,7 @@ impl Mac for f32 {
 /// overflow instead of wrapping or panicking.
 impl Mac for i128 {
     const ZERO: Self = 0;
+    const SKIP_ZEROS: bool = true;
     #[inline(always)]
     fn mac(self, w: Self, x: Self) -> Self {
         self.saturating_add(w.saturating_mul(x))
@@ -248,6 +261,7 @@ impl Mac for i128 {
 
 impl Mac for f64 {
     const ZERO: Self = 0.0;
+    const SKIP_ZEROS: bool = true;
     #[inline(always)]
     fn mac(self, w: Self, x: Self) -> Self {
         self + w * x
@@ -308,7 +322,7 @@ pub fn conv_acc<T: Mac>(conv: &IntConv, weights: &[T], x: &[T], out: &mut [T]) {
     for (o, orow) in out.chunks_exact_mut(n).take(conv.out_channels).enumerate() {
         let wrow = &weights[o * ckk..][..ckk];
         for (&wv, prow) in wrow.iter().zip(patches.chunks_exact(n)) {
-            if wv == T::ZERO {
+            if T::SKIP_ZEROS && wv == T::ZERO {
                 continue;
             }
             for (a, &b) in orow.iter_mut().zip(prow) {
@@ -449,5 +463,44 @@ mod tests {
             conv_ring(&conv(2, 1, 0), &[1; 4], &[0; 9], 65),
             Err(ConvError::RingBits { k: 65 })
         );
+    }
+
+    /// A ring-like scalar that counts its multiply-accumulates.
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    struct Counted(u32);
+
+    static MACS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    impl Mac for Counted {
+        const ZERO: Self = Counted(0);
+        const SKIP_ZEROS: bool = <u32 as Mac>::SKIP_ZEROS;
+        fn mac(self, w: Self, x: Self) -> Self {
+            MACS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Counted(self.0.wrapping_add(w.0.wrapping_mul(x.0)))
+        }
+    }
+
+    #[test]
+    fn ring_convolution_work_does_not_depend_on_zero_weights() {
+        // TIM-1: the server's online convolution must do the same work whatever its weights are,
+        // so that latency does not reveal per-layer sparsity.
+        const { assert!(!<u32 as Mac>::SKIP_ZEROS && !<u64 as Mac>::SKIP_ZEROS) };
+        let c = conv(3, 1, 1);
+        let x: Vec<Counted> = (0..c.input_len() as u32).map(Counted).collect();
+        let count = |w: Vec<Counted>| {
+            let mut out = vec![Counted(0); c.output_len()];
+            MACS.store(0, std::sync::atomic::Ordering::Relaxed);
+            conv_acc(&c, &w, &x, &mut out);
+            MACS.load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let dense = count(vec![Counted(3); c.weight_len()]);
+        let sparse = count(
+            (0..c.weight_len())
+                .map(|i| Counted(u32::from(i % 5 == 0)))
+                .collect(),
+        );
+        let zero = count(vec![Counted(0); c.weight_len()]);
+        assert_eq!(dense, c.weight_len() * c.out_height() * c.out_width());
+        assert_eq!((sparse, zero), (dense, dense));
     }
 }

@@ -29,7 +29,7 @@ pub struct ClientKeys {
     params: HeParams,
     s: Vec<i64>,
     pub(crate) s_top: Poly,
-    s_low: Poly,
+    pub(crate) s_low: Poly,
     pk: PublicKeyMsg,
 }
 

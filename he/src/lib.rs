@@ -27,9 +27,14 @@
 //!
 //! Semi-honest client and server. 128-bit RLWE parameters ([`HeParams`]). Circuit privacy: every
 //! returned ciphertext is re-randomised with a fresh public-key encryption of zero and flooded with
-//! uniform noise of F bits (statistical distance ≤ 2^−40 per coefficient, checked per stage), then
-//! switched down; only output coefficients of c0 are sent and the server's share s covers exactly
-//! those. Per-query server arithmetic on secrets is constant-time (fhe-math's default); only the
+//! uniform noise of F bits (statistical distance ≤ 2^−40 per coefficient, checked per stage), minus
+//! the encoding of the server's share s at the top level, then switched down: the switched
+//! ciphertext already encrypts the client's share, so the switch's rounding is covered by the full
+//! flood. Only output coefficients of c0 are sent and s covers exactly those. The bound is per
+//! coefficient: per inference it adds up over the output coefficients (≈ 86K for CNet1 at C = 14,
+//! ≈ 2^−24.6) and it grows with the number of queries. It assumes the client's ciphertexts carry
+//! fresh noise: a malicious client that chooses large noise can read weight bits through it (not
+//! covered by this semi-honest design). Per-query server arithmetic on secrets is constant-time (fhe-math's default); only the
 //! offline weight precompute uses variable-time NTTs. Ciphertexts travel in NTT form (c0 up, c1 down):
 //! both sides must use the same fhe-math NTT (same version and features).
 //!

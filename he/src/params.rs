@@ -38,8 +38,10 @@
 //!   `Δ_low/8·(1 + 2^−40) + B_pk/Q_hi + 2·B_round < Δ_low/2` (with k + 16 bottom bits,
 //!   `Δ_low ≈ 2^16` against `2·B_round ≈ 2^12`).
 //!
-//! After switching the server sends c1 (N coefficients mod Q_low) and only the c0 coefficients that
-//! carry outputs; its random share s covers exactly those coefficients.
+//! The server subtracts the encoding of its random share s from the output coefficients at the top
+//! level, before switching (adding at most 1 to the noise), so the switch is applied to a ciphertext
+//! of the client's share and its rounding is a public function of flooded values. After switching
+//! it sends c1 (N coefficients mod Q_low) and only the c0 coefficients that carry outputs.
 
 use std::sync::Arc;
 

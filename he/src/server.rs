@@ -3,6 +3,7 @@
 use cryptonas_crypto::Csprng;
 use fhe_math::rq::{dot_product, traits::TryConvertFrom, Poly, Representation};
 use rand_core::{CryptoRng, RngCore};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::client::cbd_vec;
 use crate::conv::{centre_weight, IntConv};
@@ -362,6 +363,12 @@ impl ServerStage {
     /// Computes `Enc(Σ_m IntConv_m(r_m) − s)` for fresh random s, re-randomised and flooded, switched
     /// to the bottom level, with only the output coefficients of c0. Returns the server share s
     /// (O·H'·W' ring elements, CHW) and the response.
+    ///
+    /// The share is subtracted at the top level, before the modulus switch: the ciphertext that is
+    /// switched (a public, deterministic map) then already encrypts the client's share `W·r − s`
+    /// under the full flood, so everything the client receives is simulatable from its share up to
+    /// the flood's 2^−40 per coefficient. Subtracting s after the switch would leave the switch's
+    /// rounding and encoding carries of `W·r` covered only by the ≈ 2^12 flood left at the bottom.
     pub fn respond(
         &self,
         pk: &PublicKey,
@@ -371,62 +378,100 @@ impl ServerStage {
         let p = &self.params;
         let plan = &self.plan;
         check_params(p, pk.k, pk.log_n)?;
-        let n_top = p.moduli().len();
         let (c0s, c1s) = self.expand(masks)?;
-        let mask = p.mask();
-        let low = p.low_moduli();
-        let n_switch = n_top - low.len();
         // One independent CSPRNG per output ciphertext, so the work can be spread over threads.
-        let seeds: Vec<[u8; 32]> = (0..plan.output_ciphertexts())
+        let seeds: Vec<Zeroizing<[u8; 32]>> = (0..plan.output_ciphertexts())
             .map(|_| {
-                let mut seed = [0u8; 32];
-                rng.fill_bytes(&mut seed);
+                let mut seed = Zeroizing::new([0u8; 32]);
+                rng.fill_bytes(seed.as_mut());
                 seed
             })
             .collect();
         let results = par_map(seeds.len(), |oi| {
-            let map = &plan.out_maps[oi];
-            let mut rng = Csprng::from_seed(seeds[oi]);
-            let (mut c0, mut c1) = self.product(pk, &c0s, &c1s, oi, &mut rng, true)?;
-            for _ in 0..n_switch {
-                c0.switch_down()?;
-                c1.switch_down()?;
-            }
-            c1.change_representation(Representation::Ntt);
-            // Only the output coefficients of c0 travel, each minus the encoding of a fresh share.
-            let coeffs = c0.coefficients();
-            let count = map.len();
-            let mut vals = vec![0u64; low.len() * count];
-            let mut shares = Vec::with_capacity(count);
-            for (idx, &(coef, _)) in map.iter().enumerate() {
-                let s = rng.next_u64() & mask;
-                shares.push(s);
-                for (i, q) in p.enc_low.qs.iter().enumerate() {
-                    let enc = p.enc_low.encode(s, i, mask);
-                    vals[i * count + idx] = q.sub(coeffs[[i, coef as usize]], enc);
-                }
-            }
-            Ok::<_, HeError>((
-                shares,
-                OutCt {
-                    c1: Vec::<u64>::from(&c1),
-                    count,
-                    c0: vals,
-                },
-            ))
+            let (shares, c0, c1) = self.top_output(pk, &c0s, &c1s, oi, &seeds[oi])?;
+            Ok::<_, HeError>((shares, self.switch_and_select(c0, c1, oi)?))
         });
         let mut share = vec![0u64; plan.output_len()];
         let mut out = Vec::with_capacity(plan.output_ciphertexts());
         for (r, map) in results.into_iter().zip(&plan.out_maps) {
             let (shares, ct) = r?;
-            for (&(_, out_i), s) in map.iter().zip(shares) {
-                share[out_i as usize] = s;
+            for (&(_, out_i), s) in map.iter().zip(shares.iter()) {
+                share[out_i as usize] = *s;
             }
             out.push(ct);
         }
         Ok((share, ResponseMsg { cts: out }))
     }
+
+    /// The top-level half of [`Self::respond`] for output ciphertext `oi`: the server's fresh
+    /// shares (in `out_maps[oi]` order) and `(c0, c1)` at the top level in the power basis,
+    /// re-randomised, flooded and already minus the encoding of the shares.
+    pub(crate) fn top_output(
+        &self,
+        pk: &PublicKey,
+        c0s: &[Poly],
+        c1s: &[Poly],
+        oi: usize,
+        seed: &[u8; 32],
+    ) -> Result<TopOutput, HeError> {
+        let p = &self.params;
+        let map = &self.plan.out_maps[oi];
+        let mask = p.mask();
+        let n = p.degree();
+        let n_top = p.moduli().len();
+        let mut rng = Csprng::from_seed(*seed);
+        let (mut c0, c1) = self.product(pk, c0s, c1s, oi, &mut rng, true)?;
+        // Encoding of the fresh shares at the output coefficients, zero elsewhere.
+        let mut enc = Zeroizing::new(vec![0u64; n_top * n]);
+        let mut shares = Zeroizing::new(Vec::with_capacity(map.len()));
+        for &(coef, _) in map {
+            let s = rng.next_u64() & mask;
+            shares.push(s);
+            for i in 0..n_top {
+                enc[i * n + coef as usize] = p.enc_top.encode(s, i, mask);
+            }
+        }
+        let mut s_poly =
+            Poly::try_convert_from(&enc[..], &p.ctx_top, false, Representation::PowerBasis)?;
+        c0 -= &s_poly;
+        s_poly.zeroize();
+        Ok((shares, c0, c1))
+    }
+
+    /// Switches one top-level output ciphertext down to the bottom primes and keeps c1 (NTT form)
+    /// and the output coefficients of c0: a public, deterministic map.
+    pub(crate) fn switch_and_select(
+        &self,
+        mut c0: Poly,
+        mut c1: Poly,
+        oi: usize,
+    ) -> Result<OutCt, HeError> {
+        let p = &self.params;
+        let map = &self.plan.out_maps[oi];
+        let low = p.low_moduli();
+        for _ in low.len()..p.moduli().len() {
+            c0.switch_down()?;
+            c1.switch_down()?;
+        }
+        c1.change_representation(Representation::Ntt);
+        let coeffs = c0.coefficients();
+        let count = map.len();
+        let mut vals = vec![0u64; low.len() * count];
+        for (idx, &(coef, _)) in map.iter().enumerate() {
+            for i in 0..low.len() {
+                vals[i * count + idx] = coeffs[[i, coef as usize]];
+            }
+        }
+        Ok(OutCt {
+            c1: Vec::<u64>::from(&c1),
+            count,
+            c0: vals,
+        })
+    }
 }
+
+/// One output ciphertext at the top level: the server's shares (in `out_maps` order), c0, c1.
+pub(crate) type TopOutput = (Zeroizing<Vec<u64>>, Poly, Poly);
 
 /// `(0..n).map(f)`, on all cores natively (rayon), sequentially in WebAssembly.
 #[cfg(not(target_arch = "wasm32"))]

@@ -5,8 +5,71 @@ use thiserror::Error;
 
 use crate::format::InputSpec;
 
-/// Largest accepted width/height (a guard against decompression bombs).
+/// Largest accepted width/height of [`ImageLimits::DEFAULT`].
 pub const MAX_SIDE: usize = 8192;
+
+/// Bounds on an image to decode, all checked from the header before any pixel buffer is
+/// allocated (decompression bombs: a 1 KB JPEG can declare 8192 × 8192 pixels).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageLimits {
+    /// Largest encoded size, in bytes.
+    pub max_bytes: usize,
+    /// Largest width and height, in pixels.
+    pub max_side: usize,
+    /// Largest width × height.
+    pub max_pixels: usize,
+    /// Largest ratio of decoded RGB bytes (3 per pixel) to encoded bytes; images that decode to at
+    /// most [`Self::RATIO_FLOOR`] bytes are exempt (tiny images compress well too).
+    pub max_ratio: usize,
+}
+
+impl ImageLimits {
+    /// Decoded sizes up to this many bytes are exempt from the ratio check.
+    pub const RATIO_FLOOR: usize = 1 << 20;
+
+    /// Generous limits for a user's own images (a 16-megapixel photo decodes; a bomb does not).
+    pub const DEFAULT: ImageLimits = ImageLimits {
+        max_bytes: 32 << 20,
+        max_side: MAX_SIDE,
+        max_pixels: 1 << 24,
+        max_ratio: 1024,
+    };
+
+    /// Checks a header's dimensions against the limits (`encoded` is the input's length).
+    pub fn check(&self, width: usize, height: usize, encoded: usize) -> Result<(), ImageError> {
+        if width == 0 || height == 0 || width > self.max_side || height > self.max_side {
+            return Err(ImageError::Size {
+                width,
+                height,
+                max_side: self.max_side,
+            });
+        }
+        let pixels = width.saturating_mul(height);
+        if pixels > self.max_pixels {
+            return Err(ImageError::TooLarge {
+                what: "pixels",
+                value: pixels,
+                limit: self.max_pixels,
+            });
+        }
+        let decoded = pixels.saturating_mul(3);
+        let ratio_limit = encoded.max(1).saturating_mul(self.max_ratio);
+        if decoded > Self::RATIO_FLOOR && decoded > ratio_limit {
+            return Err(ImageError::TooLarge {
+                what: "decompression ratio",
+                value: decoded / encoded.max(1),
+                limit: self.max_ratio,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Default for ImageLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
 
 /// Why an image could not be turned into a model input.
 #[derive(Debug, Error)]
@@ -27,13 +90,25 @@ pub enum ImageError {
         /// Decoder message.
         detail: String,
     },
-    /// Width or height is 0 or above [`MAX_SIDE`].
-    #[error("image size {width}x{height} outside 1..={MAX_SIDE}")]
+    /// Width or height is 0 or above the limit.
+    #[error("image size {width}x{height} outside 1..={max_side}")]
     Size {
         /// Width.
         width: usize,
         /// Height.
         height: usize,
+        /// The largest side allowed.
+        max_side: usize,
+    },
+    /// The image exceeds one of its [`ImageLimits`].
+    #[error("image too large: {what} {value} above the limit of {limit}")]
+    TooLarge {
+        /// Which limit.
+        what: &'static str,
+        /// The image's value.
+        value: usize,
+        /// The limit.
+        limit: usize,
     },
     /// The model wants a channel count images cannot provide.
     #[error("model input has {channels} channels; images give 1 (gray) or 3 (RGB)")]
@@ -54,21 +129,26 @@ pub struct RgbImage {
     pub data: Vec<f32>,
 }
 
-fn check_size(width: usize, height: usize) -> Result<(), ImageError> {
-    if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
-        Err(ImageError::Size { width, height })
-    } else {
-        Ok(())
-    }
+/// Decodes PNG or JPEG bytes (sniffed from the signature) to RGB in [0, 1] under
+/// [`ImageLimits::DEFAULT`]. Alpha is dropped, gray is replicated, palettes and 16-bit samples are
+/// expanded/reduced to 8 bits.
+pub fn decode(bytes: &[u8]) -> Result<RgbImage, ImageError> {
+    decode_with(bytes, &ImageLimits::DEFAULT)
 }
 
-/// Decodes PNG or JPEG bytes (sniffed from the signature) to RGB in [0, 1]. Alpha is dropped,
-/// gray is replicated, palettes and 16-bit samples are expanded/reduced to 8 bits.
-pub fn decode(bytes: &[u8]) -> Result<RgbImage, ImageError> {
+/// [`decode`] under the given limits, checked from the header before any pixel buffer exists.
+pub fn decode_with(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, ImageError> {
+    if bytes.len() > limits.max_bytes {
+        return Err(ImageError::TooLarge {
+            what: "encoded bytes",
+            value: bytes.len(),
+            limit: limits.max_bytes,
+        });
+    }
     if bytes.starts_with(&[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A]) {
-        decode_png(bytes)
+        decode_png(bytes, limits)
     } else if bytes.starts_with(&[0xFF, 0xD8]) {
-        decode_jpeg(bytes)
+        decode_jpeg(bytes, limits)
     } else {
         Err(ImageError::UnknownFormat)
     }
@@ -90,18 +170,23 @@ fn to_rgb(px: &[u8], channels: usize, width: usize, height: usize) -> RgbImage {
     }
 }
 
-fn decode_png(bytes: &[u8]) -> Result<RgbImage, ImageError> {
+fn decode_png(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, ImageError> {
     let err = |e: png::DecodingError| ImageError::Png {
         detail: e.to_string(),
     };
-    let mut dec = png::Decoder::new(std::io::Cursor::new(bytes));
+    // The decoder's own allocation cap (its buffers, up to 8 bytes per pixel with 16-bit RGBA),
+    // a second line behind the header check below.
+    let png_limits = png::Limits {
+        bytes: limits.max_pixels.saturating_mul(8).saturating_add(1 << 20),
+    };
+    let mut dec = png::Decoder::new_with_limits(std::io::Cursor::new(bytes), png_limits);
     dec.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = dec.read_info().map_err(err)?;
     let (w, h) = {
         let info = reader.info();
         (info.width as usize, info.height as usize)
     };
-    check_size(w, h)?;
+    limits.check(w, h, bytes.len())?;
     let mut buf = vec![0u8; reader.output_buffer_size()];
     let frame = reader.next_frame(&mut buf).map_err(err)?;
     let channels = match frame.color_type {
@@ -129,14 +214,15 @@ fn decode_png(bytes: &[u8]) -> Result<RgbImage, ImageError> {
     Ok(to_rgb(&px, channels, w, h))
 }
 
-fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, ImageError> {
+fn decode_jpeg(bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage, ImageError> {
     use zune_jpeg::zune_core::{
         bytestream::ZCursor, colorspace::ColorSpace, options::DecoderOptions,
     };
     let opts = DecoderOptions::default()
         .jpeg_set_out_colorspace(ColorSpace::RGB)
-        .set_max_width(MAX_SIDE)
-        .set_max_height(MAX_SIDE);
+        // JPEG's own ceiling: our limits are checked right after the headers, with our errors.
+        .set_max_width(usize::from(u16::MAX))
+        .set_max_height(usize::from(u16::MAX));
     let mut dec = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), opts);
     let err = |e: zune_jpeg::errors::DecodeErrors| ImageError::Jpeg {
         detail: format!("{e:?}"),
@@ -145,7 +231,7 @@ fn decode_jpeg(bytes: &[u8]) -> Result<RgbImage, ImageError> {
     let (w, h) = dec.dimensions().ok_or_else(|| ImageError::Jpeg {
         detail: "no frame header".into(),
     })?;
-    check_size(w, h)?;
+    limits.check(w, h, bytes.len())?;
     let px = dec.decode().map_err(err)?;
     let channels = dec.output_colorspace().map_or(3, |c| c.num_components());
     if !(1..=4).contains(&channels) || px.len() < w * h * channels {
@@ -202,7 +288,7 @@ pub fn to_input(img: &RgbImage, input: &InputSpec) -> Result<Vec<f32>, ImageErro
             channels: input.channels,
         });
     }
-    check_size(input.width, input.height)?;
+    ImageLimits::DEFAULT.check(input.width, input.height, usize::MAX)?;
     let r = resize_bilinear(img, input.width, input.height);
     let hw = input.width * input.height;
     let mut out = vec![0f32; input.channels * hw];
@@ -249,4 +335,13 @@ pub fn load_raw_input(bytes: &[u8], input: &InputSpec) -> Result<Vec<f32>, Image
 /// Decode, resize and normalise image bytes for a model.
 pub fn load_input(bytes: &[u8], input: &InputSpec) -> Result<Vec<f32>, ImageError> {
     to_input(&decode(bytes)?, input)
+}
+
+/// [`load_input`] under the given limits.
+pub fn load_input_with(
+    bytes: &[u8],
+    input: &InputSpec,
+    limits: &ImageLimits,
+) -> Result<Vec<f32>, ImageError> {
+    to_input(&decode_with(bytes, limits)?, input)
 }

@@ -229,3 +229,120 @@ fn corrupt_images_are_errors_not_panics() {
         let _ = decode(&p);
     }
 }
+
+/// CRC-32 (PNG's chunk checksum), bitwise.
+fn crc32(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in data {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 == 1 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+/// A PNG whose header declares `w × h` RGB pixels followed by `idat` bytes of (garbage) data: a
+/// decoder that trusts the header allocates for the declared size before reading any pixel.
+fn png_declaring(w: u32, h: u32, idat: usize) -> Vec<u8> {
+    let mut out = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    let mut chunk = |kind: &[u8; 4], body: &[u8]| {
+        out.extend((body.len() as u32).to_be_bytes());
+        let mut c = kind.to_vec();
+        c.extend_from_slice(body);
+        out.extend_from_slice(&c);
+        out.extend(crc32(&c).to_be_bytes());
+    };
+    let mut ihdr = Vec::new();
+    ihdr.extend(w.to_be_bytes());
+    ihdr.extend(h.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    chunk(b"IHDR", &ihdr);
+    chunk(b"IDAT", &vec![0u8; idat]);
+    chunk(b"IEND", &[]);
+    out
+}
+
+/// The cat fixture with its frame header (SOF0) rewritten to declare `w × h`.
+fn jpeg_declaring(w: u16, h: u16) -> Vec<u8> {
+    let mut j = CAT.to_vec();
+    let sof = j
+        .windows(2)
+        .position(|m| m == [0xFF, 0xC0])
+        .expect("baseline JPEG fixture");
+    // FF C0, length (2), precision (1), height (2), width (2).
+    j[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+    j[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
+    j
+}
+
+#[test]
+fn image_bombs_are_refused_from_the_header() {
+    use cryptonas_model::image::{decode_with, ImageLimits};
+    // A ≈ 1 KB JPEG declaring 8192 × 8192 (201 MB of RGB): the decompression ratio gives it away.
+    let bomb = jpeg_declaring(8192, 8192);
+    assert!(bomb.len() < 4096);
+    match decode(&bomb) {
+        Err(ImageError::TooLarge { what, .. }) => assert_eq!(what, "pixels"),
+        other => panic!("8192² JPEG bomb: {other:?}"),
+    }
+    let bomb = jpeg_declaring(2048, 2048);
+    match decode(&bomb) {
+        Err(ImageError::TooLarge { what, .. }) => assert_eq!(what, "decompression ratio"),
+        other => panic!("2048² JPEG bomb: {other:?}"),
+    }
+    // PNG headers declaring more pixels, or more than 1024× their size, than allowed.
+    match decode(&png_declaring(8192, 8192, 64)) {
+        Err(ImageError::TooLarge { what, .. }) => assert_eq!(what, "pixels"),
+        other => panic!("8192² PNG bomb: {other:?}"),
+    }
+    match decode(&png_declaring(3000, 3000, 1000)) {
+        Err(ImageError::TooLarge { what, .. }) => assert_eq!(what, "decompression ratio"),
+        other => panic!("3000² PNG bomb: {other:?}"),
+    }
+    // Tighter limits, as a server configures them.
+    let strict = ImageLimits {
+        max_bytes: 512,
+        max_side: 16,
+        max_pixels: 256,
+        max_ratio: 64,
+    };
+    assert!(matches!(
+        decode_with(CAT, &strict),
+        Err(ImageError::TooLarge {
+            what: "encoded bytes",
+            ..
+        })
+    ));
+    let strict = ImageLimits {
+        max_bytes: 1 << 20,
+        ..strict
+    };
+    assert!(matches!(
+        decode_with(CAT, &strict),
+        Err(ImageError::Size { max_side: 16, .. })
+    ));
+    let text = decode_with(&png_declaring(16, 17, 8), &strict)
+        .unwrap_err()
+        .to_string();
+    assert!(text.contains("16x17 outside 1..=16"), "{text}");
+    // Real images within the limits still decode.
+    assert_eq!(decode(CAT).unwrap().width, 32);
+    assert_eq!(
+        decode_with(
+            CAT,
+            &ImageLimits {
+                max_side: 32,
+                max_pixels: 1024,
+                ..strict
+            }
+        )
+        .unwrap()
+        .height,
+        32
+    );
+}

@@ -21,6 +21,7 @@ use cryptonas_ot::kos::{self, CheckResponse, ExtendMatrix};
 use cryptonas_ring::{RingVec, RingWidth};
 use std::collections::VecDeque;
 use std::sync::Arc;
+use zeroize::Zeroizing;
 
 /// What a message handler produced.
 enum Step {
@@ -202,7 +203,8 @@ const POOL_SHORT: ProtocolError = ProtocolError::Internal("pooled material ran o
 /// next chunk starts.
 struct Garbling {
     delta: Delta,
-    zero: Vec<Block>,
+    /// The client's input zero-labels K₀ (with Δ they give every label of its shares): wiped.
+    zero: Zeroizing<Vec<Block>>,
     online: Online,
     /// Next stage to garble (ReLU stages only; the logits stage ends the loop).
     stage: usize,
@@ -237,6 +239,8 @@ pub struct ServerSession {
     outbox: VecDeque<Vec<u8>>,
     /// The last frames are queued: [`Output::Finished`] follows them.
     finishing: bool,
+    /// Whether any message was accepted (and so the session id sent).
+    answered: bool,
 }
 
 /// The server's secret shares of one inference, kept only for the per-layer diff harness
@@ -262,6 +266,7 @@ impl ServerSession {
             material: None,
             outbox: VecDeque::new(),
             finishing: false,
+            answered: false,
         }
     }
 
@@ -420,7 +425,7 @@ impl ServerSession {
                     .receive_check(response)
                     .map_err(|e| ProtocolError::Check(e.to_string()))?;
                 let delta = Delta::new(cot.delta());
-                let zero = cot.into_zero_labels();
+                let zero = Zeroizing::new(cot.into_zero_labels());
                 let garbling = Garbling {
                     delta,
                     zero,
@@ -616,12 +621,104 @@ impl ServerSession {
     }
 }
 
+/// Slack on every per-state frame bound: headers, and room for a client's `Error` frame.
+const FRAME_SLACK: usize = 4096;
+
+/// Upper bounds on the body of each message a client sends, from the plan.
+struct ClientFrameBounds {
+    he_key: usize,
+    he_masks: Vec<usize>,
+    ot_extend: usize,
+    input: usize,
+    masked: Vec<usize>,
+}
+
+impl ServerModel {
+    fn client_frame_bounds(&self) -> ClientFrameBounds {
+        let plan = &self.plan;
+        let p = &self.he_params;
+        // A ciphertext's worth of top-level coefficients, at most 8 bytes each, plus its seed.
+        let ct = p.moduli().len() * p.degree() * 8 + 32;
+        ClientFrameBounds {
+            he_key: ct,
+            he_masks: self
+                .he_stages
+                .iter()
+                .map(|st| 16 + st.plan().input_ciphertexts() * ct)
+                .collect(),
+            // The KOS matrix: 128 columns of the (padded) transfer count, 16 B per 128 rows.
+            ot_extend: 16 * (plan.relu_count() * plan.k as usize + 1024),
+            input: 8 * plan.input_len(),
+            masked: plan.stages.iter().map(|st| 8 * st.len).collect(),
+        }
+    }
+
+    /// The largest frame a client's first message (its hello) may take.
+    pub fn hello_frame_bytes(&self) -> usize {
+        FRAME_SLACK
+    }
+
+    /// The largest frame a client of this model can need to send in any state.
+    pub fn max_client_frame_bytes(&self) -> usize {
+        let b = self.client_frame_bounds();
+        let most = [b.he_key, b.ot_extend, b.input]
+            .into_iter()
+            .chain(b.he_masks)
+            .chain(b.masked)
+            .max()
+            .unwrap_or(0);
+        most + FRAME_SLACK
+    }
+}
+
+impl ServerSession {
+    /// The largest frame the session's current state can accept, derived from the plan: an upper
+    /// bound on the message it expects (or a short `Error`). Transports refuse larger frames
+    /// before buffering them, so a client can only make the server hold what its state needs.
+    pub fn max_frame_bytes(&self) -> usize {
+        let bounds = self.model.client_frame_bounds();
+        let body = match &self.state {
+            State::Hello | State::OtSetup { .. } | State::OtCheck { .. } => 0,
+            State::HeKey => bounds.he_key,
+            State::HeMasks { shares, .. } => {
+                bounds.he_masks.get(shares.len()).copied().unwrap_or(0)
+            }
+            State::OtExtend { .. } => bounds.ot_extend,
+            State::Input(_) => bounds.input,
+            State::Masked(online) => bounds
+                .masked
+                .get(online.masked_relu.len())
+                .copied()
+                .unwrap_or(0),
+            State::Garbling(_) | State::Closed => 0,
+        };
+        body + FRAME_SLACK
+    }
+
+    /// Whether the offline phase is over (the session waits for the online messages).
+    pub fn is_online(&self) -> bool {
+        matches!(self.state, State::Input(_) | State::Masked(_))
+    }
+
+    /// The pooled material of a session that failed before it used it (its first message was
+    /// refused), for another session: nothing of it has been sent, not even its session id.
+    /// `None` once the session has answered any message.
+    pub fn into_unused_material(self) -> Option<OfflineMaterial> {
+        if self.answered {
+            return None;
+        }
+        let mut this = self;
+        this.material.take()
+    }
+}
+
 impl Session for ServerSession {
     fn handle(&mut self, frame: &[u8]) -> Result<(), ProtocolError> {
         if matches!(self.state, State::Closed) {
             return Err(ProtocolError::Closed);
         }
         let result = Msg::decode(frame).and_then(|m| self.step(m));
+        self.answered |= result.is_ok();
         match result {
             Ok(Step::Continue(out)) => self.outbox.extend(out),
             Ok(Step::Finished(out)) => {

@@ -1,9 +1,12 @@
 //! Models loaded from a directory, served through the protocol crate.
 
-use crate::{AppError, HostedModel, ModelSummary, PlainAnswer};
+use crate::{AppError, HostedModel, ModelSummary, PlainAnswer, ServedSession};
 use cryptonas_crypto::Csprng;
+use cryptonas_model::image::ImageLimits;
 use cryptonas_model::Model;
-use cryptonas_protocol::{OfflineMaterial, ServerModel, ServerSession, Session};
+use cryptonas_protocol::{
+    OfflineMaterial, Output, ProtocolError, ServerModel, ServerSession, Session,
+};
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, Weak};
@@ -19,6 +22,8 @@ pub struct ProtocolModel {
 /// Pre-garbled inferences of one model, refilled by a background thread up to `size`.
 struct Pool {
     size: usize,
+    /// Inferences taken by sessions and not given back.
+    spent: std::sync::atomic::AtomicU64,
     ready: Mutex<VecDeque<OfflineMaterial>>,
     taken: Condvar,
 }
@@ -38,6 +43,7 @@ impl ProtocolModel {
         }
         let pool = Arc::new(Pool {
             size,
+            spent: std::sync::atomic::AtomicU64::new(0),
             ready: Mutex::new(VecDeque::new()),
             taken: Condvar::new(),
         });
@@ -53,6 +59,13 @@ impl ProtocolModel {
         }
     }
 
+    /// Pooled inferences sessions have used up (taken and not given back) since start.
+    pub fn pool_spent(&self) -> u64 {
+        self.pool
+            .as_ref()
+            .map_or(0, |p| p.spent.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     /// Pooled inferences ready now.
     pub fn pooled(&self) -> usize {
         self.pool
@@ -60,12 +73,94 @@ impl ProtocolModel {
             .and_then(|p| p.ready.lock().ok().map(|r| r.len()))
             .unwrap_or(0)
     }
+}
 
-    fn take_material(&self) -> Option<OfflineMaterial> {
-        let pool = self.pool.as_ref()?;
-        let material = pool.ready.lock().ok()?.pop_front();
-        pool.taken.notify_one();
+impl Pool {
+    fn take(&self) -> Option<OfflineMaterial> {
+        let material = self.ready.lock().ok()?.pop_front();
+        if material.is_some() {
+            self.spent
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.taken.notify_one();
         material
+    }
+
+    /// Puts back material a session never used (it was not spent, even if the refill thread has
+    /// filled its place meanwhile: then it is dropped).
+    fn give_back(&self, material: OfflineMaterial) {
+        self.spent
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut ready) = self.ready.lock() {
+            if ready.len() < self.size {
+                ready.push_front(material);
+            }
+        }
+    }
+}
+
+/// A session of a [`ProtocolModel`]: pooled material is taken only when the client's first
+/// message arrives, and put back if that message is refused, so connections that send nothing
+/// or garbage cost the pool nothing.
+struct HostedSession {
+    model: Arc<ServerModel>,
+    pool: Option<Arc<Pool>>,
+    rng: Option<Csprng>,
+    inner: Option<ServerSession>,
+}
+
+impl HostedSession {
+    fn session(&mut self) -> Result<&mut ServerSession, ProtocolError> {
+        if self.inner.is_none() {
+            let rng = self
+                .rng
+                .take()
+                .ok_or(ProtocolError::Internal("a hosted session started twice"))?;
+            let model = self.model.clone();
+            let session = match self.pool.as_ref().and_then(|p| p.take()) {
+                Some(material) => ServerSession::with_material(model, rng, material)?,
+                None => ServerSession::new(model, rng),
+            };
+            self.inner = Some(session);
+        }
+        self.inner.as_mut().ok_or(ProtocolError::Internal(
+            "a hosted session without its session",
+        ))
+    }
+}
+
+impl Session for HostedSession {
+    fn handle(&mut self, frame: &[u8]) -> Result<(), ProtocolError> {
+        let first = self.inner.is_none();
+        let result = self.session()?.handle(frame);
+        if result.is_err() && first {
+            if let (Some(pool), Some(session)) = (&self.pool, self.inner.take()) {
+                if let Some(material) = session.into_unused_material() {
+                    pool.give_back(material);
+                }
+            }
+        }
+        result
+    }
+
+    fn poll_output(&mut self) -> Result<Option<Output>, ProtocolError> {
+        match self.inner.as_mut() {
+            Some(s) => s.poll_output(),
+            None => Ok(None),
+        }
+    }
+}
+
+impl ServedSession for HostedSession {
+    fn max_frame_bytes(&self) -> Option<usize> {
+        Some(match &self.inner {
+            Some(s) => s.max_frame_bytes(),
+            None => self.model.hello_frame_bytes(),
+        })
+    }
+
+    fn is_online(&self) -> bool {
+        self.inner.as_ref().is_some_and(|s| s.is_online())
     }
 }
 
@@ -139,30 +234,31 @@ impl HostedModel for ProtocolModel {
         }
     }
 
-    fn new_session(&self) -> Result<Box<dyn Session>, AppError> {
+    fn new_session(&self) -> Result<Box<dyn ServedSession>, AppError> {
         let rng = Csprng::from_entropy().map_err(|e| {
             tracing::error!(error = %e, "no entropy");
             AppError::Internal
         })?;
-        match self.take_material() {
-            Some(material) => ServerSession::with_material(self.model.clone(), rng, material)
-                .map(|s| Box::new(s) as Box<dyn Session>)
-                .map_err(|e| {
-                    tracing::error!(error = %e, "pooled material unusable");
-                    AppError::Internal
-                }),
-            None => Ok(Box::new(ServerSession::new(self.model.clone(), rng))),
-        }
+        Ok(Box::new(HostedSession {
+            model: self.model.clone(),
+            pool: self.pool.clone(),
+            rng: Some(rng),
+            inner: None,
+        }))
     }
 
     fn session_memory(&self) -> u64 {
         self.model.session_memory_bytes()
     }
 
-    fn classify_plain(&self, image: &[u8]) -> Result<PlainAnswer, AppError> {
+    fn max_client_frame(&self) -> Option<usize> {
+        Some(self.model.max_client_frame_bytes())
+    }
+
+    fn classify_plain(&self, image: &[u8], limits: &ImageLimits) -> Result<PlainAnswer, AppError> {
         let plan = self.model.plan();
         let fixed = self.model.fixed();
-        let x = cryptonas_model::image::load_input(image, &plan.input)
+        let x = cryptonas_model::image::load_input_with(image, &plan.input, limits)
             .map_err(|e| AppError::BadRequest(e.to_string()))?;
         let q = fixed
             .quantize_input(&x)
@@ -175,7 +271,10 @@ impl HostedModel for ProtocolModel {
         let class = (0..logits.len())
             .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
             .unwrap_or(0);
-        Ok(PlainAnswer { class, logits })
+        Ok(PlainAnswer {
+            class,
+            logits: Some(logits),
+        })
     }
 }
 

@@ -7,28 +7,42 @@
 mod error;
 mod hosted;
 mod limits;
+mod metrics;
+mod serve;
 mod ws;
 
+use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{DefaultBodyLimit, Path, State, WebSocketUpgrade};
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use cryptonas_protocol::Session;
+use cryptonas_model::image::ImageLimits;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
+use tracing::Instrument;
 
 pub use error::AppError;
 pub use hosted::{load_models, ProtocolModel};
-pub use limits::{Limits, RateLimiter};
-pub use ws::pump;
+pub use limits::{AddressSlots, Limits, RateLimiter};
+pub use metrics::Metrics;
+pub use serve::{serve, ServeOptions};
+pub use ws::{pump, sanitize_for_log, PumpError, ServedSession, SessionStats};
+
+/// The page's Content-Security-Policy: scripts, workers and connections from this origin only
+/// (WebAssembly compilation allowed), no plugins, no framing.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self' \
+     'wasm-unsafe-eval'; worker-src 'self'; connect-src 'self'; img-src 'self' data: blob:; \
+     style-src 'self'; object-src 'none'; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
 
 /// Command-line and environment configuration.
 #[derive(Debug, Clone, clap::Parser)]
@@ -46,6 +60,49 @@ pub struct Config {
     /// Sessions running at once; more are refused with 503.
     #[arg(long, env = "CRYPTONAS_MAX_SESSIONS", default_value_t = 64)]
     pub max_sessions: usize,
+    /// Sessions one client address may hold at once; more are refused with 429.
+    #[arg(long, env = "CRYPTONAS_MAX_SESSIONS_PER_ADDRESS", default_value_t = 4)]
+    pub max_sessions_per_address: usize,
+    /// TCP connections held at once (more wait in the kernel's backlog).
+    #[arg(long, env = "CRYPTONAS_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// A connection must deliver a request's headers within this long, also while idle between
+    /// requests; a request body within this long again.
+    #[arg(long, env = "CRYPTONAS_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// A session whose client does not read a frame within this long is closed.
+    #[arg(long, env = "CRYPTONAS_SEND_TIMEOUT_SECS", default_value_t = 60)]
+    pub send_timeout_secs: u64,
+    /// The whole offline phase of a session must end within this long.
+    #[arg(long, env = "CRYPTONAS_OFFLINE_DEADLINE_SECS", default_value_t = 900)]
+    pub offline_deadline_secs: u64,
+    /// The whole online phase of a session must end within this long.
+    #[arg(long, env = "CRYPTONAS_ONLINE_DEADLINE_SECS", default_value_t = 300)]
+    pub online_deadline_secs: u64,
+    /// On SIGTERM, running sessions get this long to finish before they are closed.
+    #[arg(long, env = "CRYPTONAS_DRAIN_SECS", default_value_t = 60)]
+    pub drain_secs: u64,
+    /// Origins whose pages may open sessions, comma-separated (e.g. `https://demo.example`); the
+    /// server's own origin (the request's Host) is always allowed, and clients that send no
+    /// Origin (not browsers) are not affected.
+    #[arg(long, env = "CRYPTONAS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Reverse proxies (e.g. nginx on 127.0.0.1) whose `X-Real-IP` header names the client: rate
+    /// limits and per-address caps then apply to the client, not the proxy. Comma-separated.
+    #[arg(long, env = "CRYPTONAS_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Serve `POST /api/plain/{model}` (the image is revealed to the server): off by default.
+    #[arg(long, env = "CRYPTONAS_ALLOW_PLAINTEXT")]
+    pub allow_plaintext: bool,
+    /// With `--allow-plaintext`, answer the logits too, not only the class.
+    #[arg(long, env = "CRYPTONAS_PLAINTEXT_LOGITS")]
+    pub plaintext_logits: bool,
+    /// Plaintext classifications running at once (more are refused with 503).
+    #[arg(long, env = "CRYPTONAS_PLAINTEXT_CONCURRENCY", default_value_t = 2)]
+    pub plaintext_concurrency: usize,
+    /// Largest image (width × height) a plaintext classification decodes.
+    #[arg(long, env = "CRYPTONAS_PLAINTEXT_MAX_PIXELS", default_value_t = 4 << 20)]
+    pub plaintext_max_pixels: usize,
     /// Largest protocol frame accepted from a client, in bytes.
     #[arg(long, env = "CRYPTONAS_MAX_FRAME", default_value_t = 64 << 20)]
     pub max_frame_bytes: usize,
@@ -72,11 +129,71 @@ impl Config {
     pub fn limits(&self) -> Limits {
         Limits {
             max_sessions: self.max_sessions,
+            max_sessions_per_address: self.max_sessions_per_address,
             max_frame_bytes: self.max_frame_bytes,
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            send_timeout: Duration::from_secs(self.send_timeout_secs),
+            offline_deadline: Duration::from_secs(self.offline_deadline_secs),
+            online_deadline: Duration::from_secs(self.online_deadline_secs),
             sessions_per_minute: self.sessions_per_minute,
             max_session_memory: self.max_session_memory_mb << 20,
             memory_budget: self.memory_budget_mb << 20,
+            ..Limits::default()
+        }
+    }
+
+    /// The plaintext endpoint's policy.
+    pub fn plain(&self) -> PlainPolicy {
+        PlainPolicy {
+            enabled: self.allow_plaintext,
+            logits: self.plaintext_logits,
+            concurrency: self.plaintext_concurrency,
+            image: ImageLimits {
+                max_bytes: PLAIN_BODY_LIMIT,
+                max_pixels: self.plaintext_max_pixels,
+                ..ImageLimits::DEFAULT
+            },
+        }
+    }
+
+    /// The connection-level options.
+    pub fn serve_options(&self) -> ServeOptions {
+        ServeOptions {
+            max_connections: self.max_connections,
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            drain: Duration::from_secs(self.drain_secs),
+        }
+    }
+}
+
+/// Largest request body of `POST /api/plain/{model}`.
+pub const PLAIN_BODY_LIMIT: usize = 4 << 20;
+
+/// What `POST /api/plain/{model}` does.
+#[derive(Debug, Clone)]
+pub struct PlainPolicy {
+    /// Whether the endpoint exists at all (off by default: it reveals the image to the server and
+    /// is an oracle for model extraction).
+    pub enabled: bool,
+    /// Whether answers carry the logits (otherwise the class only).
+    pub logits: bool,
+    /// Classifications at once.
+    pub concurrency: usize,
+    /// Bounds on the uploaded image.
+    pub image: ImageLimits,
+}
+
+impl Default for PlainPolicy {
+    fn default() -> Self {
+        PlainPolicy {
+            enabled: false,
+            logits: false,
+            concurrency: 2,
+            image: ImageLimits {
+                max_bytes: PLAIN_BODY_LIMIT,
+                max_pixels: 4 << 20,
+                ..ImageLimits::DEFAULT
+            },
         }
     }
 }
@@ -103,8 +220,10 @@ pub struct ModelSummary {
 pub struct PlainAnswer {
     /// Predicted class index.
     pub class: usize,
-    /// Fixed-point logits (as f64, already divided by their scale).
-    pub logits: Vec<f64>,
+    /// Fixed-point logits (as f64, already divided by their scale); only when the server is
+    /// configured to reveal them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logits: Option<Vec<f64>>,
 }
 
 /// A model the server can run sessions for.
@@ -112,40 +231,78 @@ pub trait HostedModel: Send + Sync {
     /// Public description.
     fn summary(&self) -> ModelSummary;
     /// A fresh server session (fresh randomness, nothing shared with other sessions).
-    fn new_session(&self) -> Result<Box<dyn Session>, AppError>;
-    /// Upper estimate of the memory one session holds at its peak, in bytes.
+    fn new_session(&self) -> Result<Box<dyn ServedSession>, AppError>;
+    /// Upper estimate of the memory one session holds at its peak, in bytes (without the
+    /// transport's buffers, which the server adds).
     fn session_memory(&self) -> u64;
-    /// Plaintext classification of an uploaded image (only when the user asks for it).
-    fn classify_plain(&self, image: &[u8]) -> Result<PlainAnswer, AppError>;
+    /// The largest frame a client can need to send in any state (`None`: no bound beyond the
+    /// server's global frame limit).
+    fn max_client_frame(&self) -> Option<usize> {
+        None
+    }
+    /// Plaintext classification of an uploaded image under `limits` (only when the server allows
+    /// it and the user asks for it).
+    fn classify_plain(&self, image: &[u8], limits: &ImageLimits) -> Result<PlainAnswer, AppError>;
 }
 
-/// Shared state: the models and the limits. Cheap to clone.
+/// Shared state: the models, the limits and the counters. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     models: Arc<BTreeMap<String, Arc<dyn HostedModel>>>,
     limits: Limits,
+    plain: PlainPolicy,
+    origins: Arc<Vec<String>>,
+    trusted_proxies: Arc<Vec<IpAddr>>,
     sessions: Arc<tokio::sync::Semaphore>,
     /// Admission by memory: one permit per MiB of session estimate.
     memory: Arc<tokio::sync::Semaphore>,
+    plain_slots: Arc<tokio::sync::Semaphore>,
     rate: Arc<RateLimiter>,
+    addresses: Arc<AddressSlots>,
+    metrics: Arc<Metrics>,
+    draining: Arc<AtomicBool>,
+    /// Closes the running sessions (the drain deadline passed).
+    close_all: tokio::sync::watch::Sender<bool>,
+    next_id: Arc<AtomicU64>,
     www: PathBuf,
 }
 
 impl AppState {
-    /// State over the given models.
+    /// State over the given models, with the plaintext endpoint off.
     pub fn new(models: Vec<Arc<dyn HostedModel>>, limits: Limits, www: PathBuf) -> Self {
+        Self::with_policy(models, limits, PlainPolicy::default(), Vec::new(), www)
+    }
+
+    /// State over the given models with a plaintext policy and allowed page origins.
+    pub fn with_policy(
+        models: Vec<Arc<dyn HostedModel>>,
+        limits: Limits,
+        plain: PlainPolicy,
+        origins: Vec<String>,
+        www: PathBuf,
+    ) -> Self {
         let models = models
             .into_iter()
             .map(|m| (m.summary().name, m))
             .collect::<BTreeMap<_, _>>();
+        error::RETRY_AFTER_SECS.store(limits.retry_after.as_secs().max(1), Ordering::Relaxed);
         AppState {
             sessions: Arc::new(tokio::sync::Semaphore::new(limits.max_sessions)),
             memory: Arc::new(tokio::sync::Semaphore::new(
                 mib(limits.memory_budget).min(tokio::sync::Semaphore::MAX_PERMITS as u64) as usize,
             )),
+            plain_slots: Arc::new(tokio::sync::Semaphore::new(plain.concurrency)),
             rate: Arc::new(RateLimiter::new(limits.sessions_per_minute)),
+            addresses: Arc::new(AddressSlots::default()),
+            metrics: Arc::new(Metrics::default()),
+            draining: Arc::new(AtomicBool::new(false)),
+            close_all: tokio::sync::watch::channel(false).0,
+            next_id: Arc::new(AtomicU64::new(1)),
             models: Arc::new(models),
+            origins: Arc::new(origins),
+            trusted_proxies: Arc::new(Vec::new()),
             limits,
+            plain,
             www,
         }
     }
@@ -153,12 +310,40 @@ impl AppState {
     /// Loads every model of `config.models`.
     pub fn load(config: &Config) -> anyhow::Result<Self> {
         let models = load_models(&config.models, config.pool)?;
-        Ok(Self::new(models, config.limits(), config.www.clone()))
+        Ok(Self::with_policy(
+            models,
+            config.limits(),
+            config.plain(),
+            config.allowed_origins.clone(),
+            config.www.clone(),
+        )
+        .with_trusted_proxies(config.trusted_proxies.clone()))
+    }
+
+    /// Trusts `X-Real-IP` from these peer addresses (reverse proxies).
+    pub fn with_trusted_proxies(mut self, proxies: Vec<IpAddr>) -> Self {
+        self.trusted_proxies = Arc::new(proxies);
+        self
     }
 
     /// Number of hosted models.
     pub fn model_count(&self) -> usize {
         self.models.len()
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Stops admitting sessions (`/readyz` answers 503) while running ones go on.
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Closes every running session (code 1001).
+    pub fn close_sessions(&self) {
+        self.close_all.send_replace(true);
     }
 
     fn model(&self, name: &str) -> Result<Arc<dyn HostedModel>, AppError> {
@@ -167,99 +352,275 @@ impl AppState {
             .cloned()
             .ok_or_else(|| AppError::UnknownModel(name.to_string()))
     }
+
+    /// Counts a refusal and passes it on.
+    fn refuse(&self, e: AppError) -> AppError {
+        self.metrics.refused(e.reason());
+        e
+    }
+
+    /// Memory one session of `model` is admitted with: its estimate, the largest frame it can
+    /// receive (the WebSocket layer buffers it whole) and an allowance for the frame being sent
+    /// (the WebSocket layer copies it; the transport sends one frame at a time).
+    fn admitted_memory(&self, model: &dyn HostedModel) -> u64 {
+        let frame = model
+            .max_client_frame()
+            .unwrap_or(self.limits.max_frame_bytes)
+            .min(self.limits.max_frame_bytes);
+        model.session_memory() + frame as u64 + self.limits.write_buffer_bytes as u64
+    }
 }
 
-/// The router: API, sessions and the static page, all responses with COOP/COEP (Web Workers with
-/// shared memory and `performance.measureUserAgentSpecificMemory` need cross-origin isolation).
+/// The router: API, sessions, probes, metrics and the static page; every response carries
+/// COOP/COEP (Web Workers with shared memory and `performance.measureUserAgentSpecificMemory`
+/// need cross-origin isolation), a Content-Security-Policy and `nosniff`.
 pub fn app(state: AppState) -> Router {
     let www = ServeDir::new(&state.www).append_index_html_on_directories(true);
+    let header = |name: &'static str, value: &'static str| {
+        SetResponseHeaderLayer::overriding(
+            header::HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        )
+    };
     Router::new()
         .route("/api/health", get(|| async { "ok" }))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics_text))
         .route("/api/models", get(list_models))
         .route("/api/session/{model}", get(open_session))
         .route(
             "/api/plain/{model}",
-            post(classify_plain).layer(DefaultBodyLimit::max(4 << 20)),
+            post(classify_plain).layer(DefaultBodyLimit::max(PLAIN_BODY_LIMIT)),
         )
         .fallback_service(www)
-        .layer(SetResponseHeaderLayer::overriding(
-            header::HeaderName::from_static("cross-origin-opener-policy"),
-            HeaderValue::from_static("same-origin"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::HeaderName::from_static("cross-origin-embedder-policy"),
-            HeaderValue::from_static("require-corp"),
-        ))
+        .layer(header("cross-origin-opener-policy", "same-origin"))
+        .layer(header("cross-origin-embedder-policy", "require-corp"))
+        .layer(header("content-security-policy", CONTENT_SECURITY_POLICY))
+        .layer(header("x-content-type-options", "nosniff"))
         .with_state(state)
+}
+
+async fn ready(State(state): State<AppState>) -> Result<&'static str, AppError> {
+    if state.draining.load(Ordering::SeqCst) {
+        return Err(AppError::Draining);
+    }
+    if state.models.is_empty() {
+        return Err(AppError::Internal);
+    }
+    Ok("ready")
+}
+
+async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        state.metrics.render(),
+    )
 }
 
 async fn list_models(State(state): State<AppState>) -> Json<Vec<ModelSummary>> {
     Json(state.models.values().map(|m| m.summary()).collect())
 }
 
+/// The client's address: the connection's peer, or the `X-Real-IP` a trusted proxy set.
+fn peer_of(
+    state: &AppState,
+    headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
+) -> Option<IpAddr> {
+    let peer = extensions
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())?;
+    if !state.trusted_proxies.contains(&peer) {
+        return Some(peer);
+    }
+    headers
+        .get("x-real-ip")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .or(Some(peer))
+}
+
 async fn classify_plain(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    body: axum::body::Bytes,
+    headers: HeaderMap,
+    extensions: axum::http::Extensions,
+    body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Json<PlainAnswer>, AppError> {
-    let model = state.model(&name)?;
-    let answer = tokio::task::spawn_blocking(move || model.classify_plain(&body))
-        .await
-        .map_err(|_| AppError::Internal)??;
-    Ok(Json(answer))
+    if !state.plain.enabled {
+        return Err(state.refuse(AppError::PlainDisabled));
+    }
+    let body = body.map_err(|e| {
+        state.refuse(if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::PayloadTooLarge {
+                limit: PLAIN_BODY_LIMIT,
+            }
+        } else {
+            AppError::BadRequest(e.body_text())
+        })
+    })?;
+    let model = state.model(&name).map_err(|e| state.refuse(e))?;
+    let peer = peer_of(&state, &headers, &extensions);
+    // A plaintext answer is a query like a session: the same per-address budget.
+    if let Some(ip) = peer {
+        state.rate.check(ip).map_err(|e| state.refuse(e))?;
+    }
+    let Ok(slot) = state.plain_slots.clone().try_acquire_owned() else {
+        if let Some(ip) = peer {
+            state.rate.refund(ip);
+        }
+        return Err(state.refuse(AppError::TooManySessions));
+    };
+    let limits = state.plain.image;
+    let answer = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        model.classify_plain(&body, &limits)
+    })
+    .await
+    .map_err(|_| AppError::Internal)??;
+    state.metrics.plain_answered();
+    let logits = answer.logits.filter(|_| state.plain.logits);
+    Ok(Json(PlainAnswer { logits, ..answer }))
+}
+
+/// Whether a browser page of `origin` may open a session: the server's own origin (same Host)
+/// and the configured ones.
+fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true; // not a browser
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    if allowed.iter().any(|a| a == origin) {
+        return true;
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin_host = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    matches!((host, origin_host), (Some(h), Some(o)) if h.eq_ignore_ascii_case(o))
 }
 
 async fn open_session(
     State(state): State<AppState>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     extensions: axum::http::Extensions,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<impl IntoResponse, AppError> {
-    let model = state.model(&name)?;
-    let upgrade = upgrade.map_err(|e| AppError::BadRequest(e.body_text()))?;
-    let peer = extensions
-        .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    if let Some(ip) = peer {
-        state.rate.check(ip)?;
+    let refuse = |e: AppError| state.refuse(e);
+    let model = state.model(&name).map_err(refuse)?;
+    let upgrade = upgrade.map_err(|e| refuse(AppError::BadRequest(e.body_text())))?;
+    if !origin_allowed(&headers, &state.origins) {
+        return Err(refuse(AppError::OriginRefused));
     }
-    let need = model.session_memory();
-    if need > state.limits.max_session_memory {
-        return Err(AppError::SessionTooLarge {
+    if state.draining.load(Ordering::SeqCst) {
+        return Err(refuse(AppError::Draining));
+    }
+    let need = state.admitted_memory(model.as_ref());
+    let never = state
+        .limits
+        .max_session_memory
+        .min(state.limits.memory_budget);
+    if need > never {
+        return Err(refuse(AppError::SessionTooLarge {
             model: name,
             need_mb: mib(need),
-            limit_mb: mib(state.limits.max_session_memory),
-        });
+            limit_mb: mib(never),
+        }));
     }
+    let peer = peer_of(&state, &headers, &extensions);
+    let address_slot = match peer {
+        Some(ip) => Some(
+            state
+                .addresses
+                .acquire(ip, state.limits.max_sessions_per_address)
+                .map_err(refuse)?,
+        ),
+        None => None,
+    };
+    if let Some(ip) = peer {
+        state.rate.check(ip).map_err(refuse)?;
+    }
+    // From here on a refusal gives the rate token back: the attempt did not run.
+    let refund = |e: AppError| {
+        if let Some(ip) = peer {
+            state.rate.refund(ip);
+        }
+        refuse(e)
+    };
     let permit = state
         .sessions
         .clone()
         .try_acquire_owned()
-        .map_err(|_| AppError::TooManySessions)?;
+        .map_err(|_| refund(AppError::TooManySessions))?;
     let memory = u32::try_from(mib(need))
         .ok()
         .and_then(|n| state.memory.clone().try_acquire_many_owned(n).ok())
-        .ok_or(AppError::MemoryBusy)?;
-    let session = model.new_session()?;
+        .ok_or_else(|| refund(AppError::MemoryBusy))?;
+    let session = model.new_session().map_err(refund)?;
     let limits = state.limits.clone();
+    let frame_limit = model
+        .max_client_frame()
+        .unwrap_or(limits.max_frame_bytes)
+        .min(limits.max_frame_bytes);
+    let id = state.next_id.fetch_add(1, Ordering::Relaxed);
+    let span = tracing::info_span!(
+        "session",
+        id,
+        peer = %peer.map_or_else(|| "unknown".to_string(), |p| p.to_string()),
+        model = %name,
+    );
+    let metrics = state.metrics.clone();
+    let mut close_all = state.close_all.subscribe();
     Ok(upgrade
-        .max_message_size(limits.max_frame_bytes)
-        .max_frame_size(limits.max_frame_bytes)
-        .on_upgrade(move |socket| async move {
-            let span = tracing::info_span!("session", model = %name);
-            let _enter = span.enter();
-            let outcome = pump(socket, session, &limits).await;
-            match &outcome {
-                Ok(stats) => tracing::info!(
-                    frames_in = stats.frames_in,
-                    bytes_in = stats.bytes_in,
-                    frames_out = stats.frames_out,
-                    bytes_out = stats.bytes_out,
-                    "session finished"
-                ),
-                Err(e) => tracing::warn!(error = %e, "session ended with an error"),
+        .max_message_size(frame_limit)
+        .max_frame_size(frame_limit)
+        .on_upgrade(move |socket| {
+            async move {
+                metrics.session_started(need);
+                tracing::info!("session started");
+                let shutdown = async move {
+                    let _ = close_all.wait_for(|closing| *closing).await;
+                };
+                let (outcome, stats) = pump(socket, session, &limits, shutdown).await;
+                if let Some(t) = stats.offline {
+                    metrics.phase(false, t);
+                }
+                if let Some(t) = stats.online {
+                    metrics.phase(true, t);
+                }
+                let end = match &outcome {
+                    Ok(()) => "ok",
+                    Err(e) => e.kind(),
+                };
+                metrics.session_ended(need, end, (stats.bytes_in, stats.bytes_out));
+                match &outcome {
+                    Ok(()) => tracing::info!(
+                        frames_in = stats.frames_in,
+                        bytes_in = stats.bytes_in,
+                        frames_out = stats.frames_out,
+                        bytes_out = stats.bytes_out,
+                        offline_ms = stats.offline.map_or(0, |d| d.as_millis() as u64),
+                        online_ms = stats.online.map_or(0, |d| d.as_millis() as u64),
+                        "session finished"
+                    ),
+                    Err(e) => tracing::warn!(
+                        kind = e.kind(),
+                        error = %sanitize_for_log(&e.to_string(), 256),
+                        bytes_in = stats.bytes_in,
+                        bytes_out = stats.bytes_out,
+                        "session ended with an error"
+                    ),
+                }
+                drop((permit, memory, address_slot));
             }
-            drop((permit, memory));
+            .instrument(span)
         }))
 }
 

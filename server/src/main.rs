@@ -3,7 +3,7 @@
 //! Run: `cargo run --release -p cryptonas-server -- --models models --www www`
 
 use clap::Parser;
-use cryptonas_server::{app, AppState, Config};
+use cryptonas_server::{serve, AppState, Config};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -17,12 +17,10 @@ async fn main() -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(models = state.model_count(), "listening on http://{addr}/");
     println!("CryptoNAS server ready: http://{addr}/");
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    if config.allow_plaintext {
+        tracing::warn!("plaintext classification enabled: POST /api/plain reveals images");
+    }
+    serve(listener, state, config.serve_options(), shutdown_signal()).await?;
     tracing::info!("shut down");
     Ok(())
 }

@@ -1,12 +1,28 @@
-//! Moves frames between a WebSocket and a sans-IO session.
+//! Moves frames between a WebSocket and a sans-IO session, under the session's time limits.
 
 use crate::Limits;
-use axum::extract::ws::Message;
-use cryptonas_protocol::{Output, ProtocolError, Session};
+use axum::extract::ws::{CloseFrame, Message};
+use cryptonas_protocol::{ErrorCode, Msg, Output, ProtocolError, Session};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use std::time::Duration;
+use tokio::time::Instant;
 
-/// Traffic of one finished session.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// What the transport needs from a session beyond [`Session`]; the defaults suit sessions
+/// without phases or per-state limits (tests' toy sessions).
+pub trait ServedSession: Session {
+    /// The largest frame the session accepts in its current state (`None`: the global limit).
+    fn max_frame_bytes(&self) -> Option<usize> {
+        None
+    }
+    /// Whether the offline phase is over (switches the session from the offline to the online
+    /// deadline).
+    fn is_online(&self) -> bool {
+        false
+    }
+}
+
+/// Traffic and timing of one session.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct SessionStats {
     /// Frames received.
     pub frames_in: u64,
@@ -16,38 +32,125 @@ pub struct SessionStats {
     pub frames_out: u64,
     /// Bytes sent.
     pub bytes_out: u64,
+    /// Length of the offline phase, once it is over.
+    pub offline: Option<Duration>,
+    /// Length of the online phase, once it is over.
+    pub online: Option<Duration>,
 }
 
 /// Why a session ended without finishing.
 #[derive(Debug, thiserror::Error)]
 pub enum PumpError {
     /// The protocol rejected a frame; the client was told why.
-    #[error(transparent)]
+    #[error("protocol violation: {0}")]
     Protocol(#[from] ProtocolError),
-    /// The client sent nothing for too long.
-    #[error("idle timeout")]
-    Idle,
+    /// A frame larger than the session's current state accepts.
+    #[error("protocol violation: a {got}-byte frame where at most {limit} bytes are expected")]
+    FrameTooLarge {
+        /// The frame's size.
+        got: usize,
+        /// What the state accepts.
+        limit: usize,
+    },
+    /// A frame larger than any message of the model, cut by the WebSocket layer while reading.
+    #[error("protocol violation: frame too large ({0})")]
+    TooLargeForModel(String),
+    /// A text frame: the protocol is binary only.
+    #[error("protocol violation: text frame received; the protocol uses binary frames")]
+    TextFrame,
+    /// The client sent no data frame for too long (ping/pong do not count).
+    #[error("timeout: no message from the client for {0:?}")]
+    Idle(Duration),
+    /// The client did not take a frame in time (it stopped reading).
+    #[error("timeout: the client did not read for {0:?}")]
+    SendTimeout(Duration),
+    /// A phase ran past its deadline.
+    #[error("timeout: the {phase} phase took longer than {limit:?}")]
+    Deadline {
+        /// "offline" or "online".
+        phase: &'static str,
+        /// The deadline.
+        limit: Duration,
+    },
     /// The client went away or the socket failed.
     #[error("connection lost: {0}")]
     Connection(String),
+    /// The server is shutting down and its drain deadline passed.
+    #[error("server shutting down")]
+    Shutdown,
     /// A session step panicked or was cancelled (a bug; the session is dropped, others go on).
-    #[error("internal error")]
+    #[error("server fault")]
     Internal,
-    /// A text frame: the protocol is binary only.
-    #[error("text frame received; the protocol uses binary frames")]
-    TextFrame,
 }
 
-/// Runs `session` over a socket until it finishes, fails, times out or the peer leaves.
+impl PumpError {
+    /// The WebSocket close code: 1008 for a protocol violation (1003 for a text frame, 1009 for an
+    /// oversized one), 4008 for a timeout, 1001 for a shutdown, 1011 for a server fault.
+    pub fn close_code(&self) -> u16 {
+        match self {
+            PumpError::Protocol(ProtocolError::Internal(_)) => 1011,
+            PumpError::Protocol(_) => 1008,
+            PumpError::FrameTooLarge { .. } | PumpError::TooLargeForModel(_) => 1009,
+            PumpError::TextFrame => 1003,
+            PumpError::Idle(_) | PumpError::SendTimeout(_) | PumpError::Deadline { .. } => 4008,
+            PumpError::Shutdown => 1001,
+            PumpError::Connection(_) | PumpError::Internal => 1011,
+        }
+    }
+
+    /// The protocol's `Error` frame telling the client why (the protocol's one error channel; the
+    /// close frame repeats it for WebSocket tools), or `None` when the socket is gone.
+    pub fn error_frame(&self) -> Option<Vec<u8>> {
+        let code = match self {
+            PumpError::Protocol(e) => return Some(e.to_frame()),
+            PumpError::Connection(_) => return None,
+            PumpError::FrameTooLarge { .. } | PumpError::TooLargeForModel(_) => {
+                ErrorCode::WrongSize
+            }
+            PumpError::TextFrame => ErrorCode::Malformed,
+            PumpError::Idle(_)
+            | PumpError::SendTimeout(_)
+            | PumpError::Deadline { .. }
+            | PumpError::Shutdown => ErrorCode::Refused,
+            PumpError::Internal => ErrorCode::Internal,
+        };
+        Some(
+            Msg::Error {
+                code,
+                message: self.to_string(),
+            }
+            .encode(),
+        )
+    }
+
+    /// Label for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PumpError::Protocol(_)
+            | PumpError::FrameTooLarge { .. }
+            | PumpError::TooLargeForModel(_)
+            | PumpError::TextFrame => "protocol",
+            PumpError::Idle(_) | PumpError::SendTimeout(_) | PumpError::Deadline { .. } => {
+                "timeout"
+            }
+            PumpError::Connection(_) | PumpError::Shutdown => "disconnect",
+            PumpError::Internal => "internal",
+        }
+    }
+}
+
+/// Runs `session` over a socket until it finishes, fails, times out, the peer leaves or
+/// `shutdown` resolves.
 ///
-/// Generic over the socket so tests can drive it with channels. On a protocol error the peer gets
-/// the protocol's `Error` frame (code and reason; no secrets are in protocol errors), then a close
-/// frame.
+/// Generic over the socket so tests can drive it with channels. The peer gets a close frame whose
+/// code tells protocol violations, timeouts and server faults apart ([`PumpError::close_code`])
+/// and whose reason is the error text (no secrets are in protocol errors).
 pub async fn pump<S, E>(
     socket: S,
-    session: Box<dyn Session>,
+    session: Box<dyn ServedSession>,
     limits: &Limits,
-) -> Result<SessionStats, PumpError>
+    shutdown: impl std::future::Future<Output = ()>,
+) -> (Result<(), PumpError>, SessionStats)
 where
     S: Stream<Item = Result<Message, E>> + Sink<Message> + Unpin,
     E: std::fmt::Display,
@@ -55,64 +158,177 @@ where
 {
     let (mut tx, mut rx) = socket.split();
     let mut stats = SessionStats::default();
+    let result = tokio::select! {
+        r = drive(&mut tx, &mut rx, session, limits, &mut stats) => r,
+        () = shutdown => Err(PumpError::Shutdown),
+    };
+    let (code, reason) = match &result {
+        Ok(()) => (1000, "done".to_string()),
+        Err(e) => (e.close_code(), e.to_string()),
+    };
+    if let Some(frame) = result.as_ref().err().and_then(PumpError::error_frame) {
+        let send = tx.send(Message::Binary(frame.into()));
+        let _ = tokio::time::timeout(limits.send_timeout, send).await;
+    }
+    let close = CloseFrame {
+        code,
+        reason: truncate(&reason, 120).into(),
+    };
+    // Best effort, and never longer than the send timeout.
+    let _ = tokio::time::timeout(limits.send_timeout, tx.send(Message::Close(Some(close)))).await;
+    (result, stats)
+}
+
+/// The frame-driving loop: one place to adapt when the session interface changes.
+async fn drive<T, R, E>(
+    tx: &mut T,
+    rx: &mut R,
+    session: Box<dyn ServedSession>,
+    limits: &Limits,
+    stats: &mut SessionStats,
+) -> Result<(), PumpError>
+where
+    T: Sink<Message> + Unpin,
+    T::Error: std::fmt::Display,
+    R: Stream<Item = Result<Message, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let started = Instant::now();
+    let mut clock = Clock {
+        limits,
+        phase_start: started,
+        online: false,
+        last_heard: started,
+    };
     let mut session = Some(session);
-    let result = async {
+    loop {
+        // Everything the session has to say. Each frame is produced after the previous one was
+        // handed to the socket, so a slow client holds back the server's work (the streamed
+        // garbling) instead of its memory.
         loop {
-            // Everything the session has to say. Each frame is produced after the previous one
-            // was handed to the socket, so a slow client holds back the server's work (the
-            // streamed garbling) instead of its memory.
-            loop {
-                match off_runtime(&mut session, |s| s.poll_output()).await?? {
-                    Some(Output::Frame(f)) => send_all(&mut tx, vec![f], &mut stats).await?,
-                    Some(Output::Finished) => return Ok(()),
-                    Some(Output::Job(_)) => {
-                        return Err(PumpError::Protocol(ProtocolError::Internal(
-                            "a server session handed out a job",
-                        )))
-                    }
-                    None => break,
+            match off_runtime(&mut session, |s| s.poll_output()).await?? {
+                Some(Output::Frame(f)) => {
+                    send_all(tx, vec![f], stats, &clock).await?;
+                    clock.check_deadline()?;
                 }
+                Some(Output::Finished) => {
+                    if clock.online {
+                        stats.online = Some(clock.phase_start.elapsed());
+                    }
+                    return Ok(());
+                }
+                Some(Output::Job(_)) => {
+                    return Err(PumpError::Protocol(ProtocolError::Internal(
+                        "a server session handed out a job",
+                    )))
+                }
+                None => break,
             }
-            let next = tokio::time::timeout(limits.idle_timeout, rx.next())
+        }
+        let online = session.as_ref().is_some_and(|s| s.is_online());
+        if online && !clock.online {
+            stats.offline = Some(clock.phase_start.elapsed());
+            clock.online = true;
+            clock.phase_start = Instant::now();
+        }
+        clock.check_deadline()?;
+        let frame = loop {
+            let next = tokio::time::timeout_at(clock.read_deadline(), rx.next())
                 .await
-                .map_err(|_| PumpError::Idle)?;
-            let frame = match next {
+                .map_err(|_| clock.read_timeout())?;
+            match next {
                 None => return Err(PumpError::Connection("client closed the socket".into())),
-                Some(Err(e)) => return Err(PumpError::Connection(e.to_string())),
-                Some(Ok(Message::Binary(b))) => b,
+                Some(Err(e)) => return Err(read_error(e.to_string())),
+                Some(Ok(Message::Binary(b))) => break b,
                 Some(Ok(Message::Text(_))) => return Err(PumpError::TextFrame),
                 Some(Ok(Message::Close(_))) => {
                     return Err(PumpError::Connection("client closed mid-protocol".into()))
                 }
-                Some(Ok(_)) => continue, // ping/pong are answered by the library
-            };
-            stats.frames_in += 1;
-            stats.bytes_in += frame.len() as u64;
-            off_runtime(&mut session, move |s| s.handle(&frame)).await??;
+                // Ping/pong are answered by the library and are no sign of progress.
+                Some(Ok(_)) => continue,
+            }
+        };
+        clock.last_heard = Instant::now();
+        stats.frames_in += 1;
+        stats.bytes_in += frame.len() as u64;
+        let limit = session
+            .as_ref()
+            .and_then(|s| s.max_frame_bytes())
+            .unwrap_or(limits.max_frame_bytes)
+            .min(limits.max_frame_bytes);
+        if frame.len() > limit {
+            return Err(PumpError::FrameTooLarge {
+                got: frame.len(),
+                limit,
+            });
+        }
+        off_runtime(&mut session, move |s| s.handle(&frame)).await??;
+    }
+}
+
+/// A failed read: the WebSocket layer's size cap (tungstenite's capacity error, whose text is the
+/// only part of it the generic socket exposes) is the client's fault; anything else a lost
+/// connection.
+fn read_error(text: String) -> PumpError {
+    if text.contains("Space limit exceeded") {
+        PumpError::TooLargeForModel(text.replace("Space limit exceeded: ", ""))
+    } else {
+        PumpError::Connection(text)
+    }
+}
+
+/// The session's timers: the current phase's deadline and the client's last data frame.
+struct Clock<'a> {
+    limits: &'a Limits,
+    phase_start: Instant,
+    online: bool,
+    last_heard: Instant,
+}
+
+impl Clock<'_> {
+    fn phase(&self) -> (&'static str, Duration) {
+        if self.online {
+            ("online", self.limits.online_deadline)
+        } else {
+            ("offline", self.limits.offline_deadline)
         }
     }
-    .await;
-    if let Err(PumpError::Protocol(e)) = &result {
-        // The one error channel of the protocol; the close reason repeats it for WebSocket tools.
-        let _ = tx.send(Message::Binary(e.to_frame().into())).await;
+
+    fn deadline(&self) -> Instant {
+        self.phase_start + self.phase().1
     }
-    let reason = match &result {
-        Ok(()) => "done".to_string(),
-        Err(e) => e.to_string(),
-    };
-    let close = axum::extract::ws::CloseFrame {
-        code: if result.is_ok() { 1000 } else { 1008 },
-        reason: truncate_reason(&reason).into(),
-    };
-    let _ = tx.send(Message::Close(Some(close))).await;
-    result.map(|()| stats)
+
+    fn deadline_error(&self) -> PumpError {
+        let (phase, limit) = self.phase();
+        PumpError::Deadline { phase, limit }
+    }
+
+    fn check_deadline(&self) -> Result<(), PumpError> {
+        if Instant::now() >= self.deadline() {
+            Err(self.deadline_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn read_deadline(&self) -> Instant {
+        (self.last_heard + self.limits.idle_timeout).min(self.deadline())
+    }
+
+    fn read_timeout(&self) -> PumpError {
+        if Instant::now() >= self.deadline() {
+            self.deadline_error()
+        } else {
+            PumpError::Idle(self.limits.idle_timeout)
+        }
+    }
 }
 
 /// Runs a session step on the blocking pool: HE responses and garbling take milliseconds to
 /// seconds of CPU and must not stall the runtime's other sessions.
 async fn off_runtime<T: Send + 'static>(
-    slot: &mut Option<Box<dyn Session>>,
-    work: impl FnOnce(&mut dyn Session) -> T + Send + 'static,
+    slot: &mut Option<Box<dyn ServedSession>>,
+    work: impl FnOnce(&mut dyn ServedSession) -> T + Send + 'static,
 ) -> Result<T, PumpError> {
     let mut session = slot
         .take()
@@ -130,10 +346,12 @@ async fn off_runtime<T: Send + 'static>(
     Ok(out)
 }
 
+/// Sends frames, each within the send timeout and the phase deadline.
 async fn send_all<T>(
     tx: &mut T,
     frames: Vec<Vec<u8>>,
     stats: &mut SessionStats,
+    clock: &Clock<'_>,
 ) -> Result<(), PumpError>
 where
     T: Sink<Message> + Unpin,
@@ -142,18 +360,33 @@ where
     for f in frames {
         stats.frames_out += 1;
         stats.bytes_out += f.len() as u64;
-        tx.send(Message::Binary(f.into()))
-            .await
-            .map_err(|e| PumpError::Connection(e.to_string()))?;
+        let send_limit = Instant::now() + clock.limits.send_timeout;
+        let by = send_limit.min(clock.deadline());
+        match tokio::time::timeout_at(by, tx.send(Message::Binary(f.into()))).await {
+            Ok(r) => r.map_err(|e| PumpError::Connection(e.to_string()))?,
+            Err(_) if by < send_limit => return Err(clock.deadline_error()),
+            Err(_) => return Err(PumpError::SendTimeout(clock.limits.send_timeout)),
+        }
     }
     Ok(())
 }
 
-/// Close reasons are limited to 123 bytes by RFC 6455.
-fn truncate_reason(s: &str) -> String {
-    let mut end = s.len().min(120);
+/// At most `max` bytes of `s` (on a character boundary).
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
         end -= 1;
     }
     s[..end].to_string()
+}
+
+/// Text from a peer, fit for a log line: control characters escaped (no forged lines), at most
+/// `max` bytes, with the original length when cut.
+pub fn sanitize_for_log(s: &str, max: usize) -> String {
+    let head = truncate(s, max);
+    let mut out: String = head.escape_debug().collect();
+    if head.len() < s.len() {
+        out.push_str(&format!("… ({} bytes in all)", s.len()));
+    }
+    out
 }

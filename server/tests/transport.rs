@@ -1,8 +1,11 @@
 //! The transport over a real socket on 127.0.0.1, with a toy session standing in for the protocol:
 //! routing, COOP/COEP headers, limits, errors, and sessions that fail without harming others.
 
+use cryptonas_model::image::ImageLimits;
 use cryptonas_protocol::{ErrorCode, Msg, Output, ProtocolError, Session};
-use cryptonas_server::{app, AppError, AppState, HostedModel, Limits, ModelSummary, PlainAnswer};
+use cryptonas_server::{
+    app, AppError, AppState, HostedModel, Limits, ModelSummary, PlainAnswer, ServedSession,
+};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -15,6 +18,8 @@ struct Reverse {
     outbox: VecDeque<Output>,
     streaming: u8,
 }
+
+impl ServedSession for Reverse {}
 
 impl Default for Reverse {
     fn default() -> Self {
@@ -79,14 +84,25 @@ impl HostedModel for Toy {
             description: "test".into(),
         }
     }
-    fn new_session(&self) -> Result<Box<dyn Session>, AppError> {
+    fn new_session(&self) -> Result<Box<dyn ServedSession>, AppError> {
         Ok(Box::new(Reverse::default()))
     }
     fn session_memory(&self) -> u64 {
         self.memory
     }
-    fn classify_plain(&self, _image: &[u8]) -> Result<PlainAnswer, AppError> {
+    fn classify_plain(&self, _image: &[u8], _: &ImageLimits) -> Result<PlainAnswer, AppError> {
         Err(AppError::BadRequest("toy model".into()))
+    }
+}
+
+/// The protocol's `Error` frame: its code and reason.
+fn error_frame(m: Message) -> (ErrorCode, String) {
+    match m {
+        Message::Binary(f) => match Msg::decode(&f).unwrap() {
+            Msg::Error { code, message } => (code, message),
+            other => panic!("expected an Error frame, got {other:?}"),
+        },
+        other => panic!("expected an Error frame, got {other:?}"),
     }
 }
 
@@ -171,6 +187,9 @@ async fn session_runs_and_bad_session_does_not_harm_others() {
         Message::binary(b"cba".to_vec())
     );
     good.send(Message::text("text")).await.unwrap();
+    let (code, message) = error_frame(good.next().await.unwrap().unwrap());
+    assert_eq!(code, ErrorCode::Malformed);
+    assert!(message.contains("binary"), "{message}");
     match good.next().await.unwrap().unwrap() {
         Message::Close(Some(frame)) => assert!(frame.reason.contains("binary")),
         other => panic!("expected a close frame, got {other:?}"),
@@ -199,16 +218,24 @@ async fn limits_refuse_oversized_frames_idle_clients_and_floods() {
     let (mut a, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     a.next().await.unwrap().unwrap();
     a.send(Message::binary(vec![0u8; 4096])).await.unwrap();
+    let (code, _) = error_frame(a.next().await.unwrap().unwrap());
+    assert_eq!(code, ErrorCode::WrongSize);
     let next = a.next().await;
     assert!(!matches!(next, Some(Ok(Message::Binary(_)))), "{next:?}");
     // Idle client: closed by the server.
     let (mut b, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     b.next().await.unwrap().unwrap();
+    let refused = tokio::time::timeout(Duration::from_secs(5), b.next()).await;
+    let (code, _) = error_frame(refused.unwrap().unwrap().unwrap());
+    assert_eq!(code, ErrorCode::Refused);
     match tokio::time::timeout(Duration::from_secs(5), b.next())
         .await
         .unwrap()
     {
-        Some(Ok(Message::Close(Some(frame)))) => assert!(frame.reason.contains("idle")),
+        Some(Ok(Message::Close(Some(frame)))) => {
+            assert_eq!(u16::from(frame.code), 4008, "{frame:?}");
+            assert!(frame.reason.contains("timeout"), "{frame:?}");
+        }
         other => panic!("expected an idle close, got {other:?}"),
     }
     // Third and fourth session within the minute from the same address: rate-limited.
@@ -239,9 +266,12 @@ async fn streamed_frames_follow_the_reply() {
 
 #[tokio::test]
 async fn memory_limits_refuse_large_models_and_full_budgets() {
+    // Admission counts the transport's buffers: 100 MiB estimate + 1 MiB frame + 1 MiB writes.
     let limits = Limits {
         memory_budget: 250 << 20,
         sessions_per_minute: 0,
+        max_frame_bytes: 1 << 20,
+        write_buffer_bytes: 1 << 20,
         ..Limits::default()
     };
     let addr = serve(limits).await;
@@ -250,11 +280,11 @@ async fn memory_limits_refuse_large_models_and_full_budgets() {
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
             assert_eq!(r.status(), 507);
             let body = String::from_utf8_lossy(r.body().as_deref().unwrap_or_default()).to_string();
-            assert!(body.contains("needs 3072 MB per session"), "{body}");
+            assert!(body.contains("needs 3074 MB per session"), "{body}");
         }
         other => panic!("oversized session admitted: {other:?}"),
     }
-    // Two 100 MiB sessions fit the 250 MiB budget, a third waits for one to finish.
+    // Two 102 MiB sessions fit the 250 MiB budget, a third waits for one to finish.
     let url = format!("ws://{addr}/api/session/toy");
     let (mut a, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     let (_b, _) = tokio_tungstenite::connect_async(&url).await.unwrap();

@@ -30,6 +30,17 @@ let passed = 0;
 let failed = 0;
 const children = [];
 
+// page.waitForFunction compiles its predicate inside the page, which the page's
+// Content-Security-Policy (no 'unsafe-eval') forbids; page.evaluate runs over CDP and is allowed.
+async function waitFor(page, fn, arg = null, { timeout = 30000, polling = 100 } = {}) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    if (await page.evaluate(fn, arg)) return;
+    if (Date.now() > deadline) throw new Error(`waitFor: timed out after ${timeout} ms`);
+    await new Promise((r) => setTimeout(r, polling));
+  }
+}
+
 function check(name, ok, detail = '') {
   if (ok) { passed++; console.log(`ok   ${name}${detail ? ' — ' + detail : ''}`); }
   else { failed++; console.log(`FAIL ${name}${detail ? ' — ' + detail : ''}`); }
@@ -97,7 +108,9 @@ function nativeClassify(bin, base, model, file) {
 
 async function startServer(bin, models, port) {
   const log = [];
-  const child = spawn(bin, ['--models', models, '--www', join(root, 'www'), '--bind', `127.0.0.1:${port}`],
+  // The test compares with the server's plaintext answer: that endpoint is off unless enabled.
+  const child = spawn(bin, ['--models', models, '--www', join(root, 'www'), '--bind', `127.0.0.1:${port}`,
+    '--allow-plaintext', '--plaintext-logits'],
     { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   child.stdout.on('data', (d) => log.push(String(d)));
@@ -148,11 +161,11 @@ async function main() {
     await page.selectOption('#model', model.name);
 
     await page.click(`.sample[data-sample="${sample}"]`);
-    await page.waitForFunction(() => window.__demo.image !== null);
+    await waitFor(page, () => window.__demo.image !== null);
     await page.check('#reveal');
     await page.click('#classify');
     const t0 = Date.now();
-    await page.waitForFunction(() => {
+    await waitFor(page, () => {
       const r = document.getElementById('result-class');
       return (r && r.dataset.class !== '') || !document.getElementById('banner').hidden;
     }, null, { timeout: 570000, polling: 200 });
@@ -187,7 +200,7 @@ async function main() {
 
     // Garbled-evaluation speed in the worker, and the tab's memory.
     await page.click('#bench');
-    await page.waitForFunction(() => window.__demo.lastBench, null, { timeout: 120000 });
+    await waitFor(page, () => window.__demo.lastBench, null, { timeout: 120000 });
     const bench = await page.evaluate(() => window.__demo.lastBench);
     check('worker benchmark ran', bench.andPerSec > 0, `${(bench.andPerSec / 1e6).toFixed(2)} M AND/s`);
     const memory = await page.evaluate(async () => {
@@ -205,9 +218,9 @@ async function main() {
     for (const name of loop) {
       await page.evaluate(() => { window.__demo.lastRun = null; document.getElementById('reveal').checked = false; });
       await page.click(`.sample[data-sample="${name}"]`);
-      await page.waitForFunction((n) => window.__demo.image && window.__demo.image.name.includes(`(${n})`), name);
+      await waitFor(page, (n) => window.__demo.image && window.__demo.image.name.includes(`(${n})`), name);
       await page.click('#classify');
-      await page.waitForFunction(() => window.__demo.lastRun || !document.getElementById('banner').hidden,
+      await waitFor(page, () => window.__demo.lastRun || !document.getElementById('banner').hidden,
         null, { timeout: 300000, polling: 100 });
       const r = await page.evaluate(() => window.__demo.lastRun);
       const file = join(root, 'www', 'samples', `${name}.jpg`);
@@ -236,7 +249,7 @@ async function main() {
       document.getElementById('reveal').checked = false;
     });
     await page.click('#classify');
-    await page.waitForFunction(() => !document.getElementById('banner').hidden, null, { timeout: 30000 });
+    await waitFor(page, () => !document.getElementById('banner').hidden, null, { timeout: 30000 });
     const err = await page.locator('#banner').textContent();
     check('missing model shows a clear error', /does not host model/.test(err), err.trim());
 
