@@ -16,7 +16,7 @@
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launchChromium, rendererPeakRss } from '../../tests/browser/chromium.mjs';
+import { launchChromium, rendererPeakRss, waitFor } from '../../tests/browser/chromium.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 // playwright-core lives in tests/node_modules (scripts/setup.sh installs it there).
@@ -86,7 +86,7 @@ async function main() {
     const sample = cfg.samples[i % cfg.samples.length];
     await page.evaluate(() => { window.__demo.lastRun = null; window.__benchEvents = []; document.getElementById('reveal').checked = false; });
     await page.click(`.sample[data-sample="${sample}"]`);
-    await page.waitForFunction((n) => window.__demo.image && window.__demo.image.name.includes(`(${n})`), sample);
+    await waitFor(page, (n) => window.__demo.image && window.__demo.image.name.includes(`(${n})`), sample);
     await page.waitForSelector('#classify:not([disabled])', { timeout: 30000 });
     await page.click('#classify');
     const t0 = Date.now();
@@ -146,7 +146,7 @@ async function main() {
   // Garbled-evaluation speed: the page's own worker (its benchmark button), then W fresh workers
   // evaluating at the same time (AND gates/s per worker).
   await page.click('#bench');
-  await page.waitForFunction(() => window.__demo.lastBench, null, { timeout: 300000 });
+  await waitFor(page, () => window.__demo.lastBench, null, { timeout: 300000 });
   const pageBench = await page.evaluate(() => window.__demo.lastBench);
   const parallel = [];
   for (const w of cfg.workers || [1]) {

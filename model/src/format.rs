@@ -1120,19 +1120,9 @@ pub struct Model {
 }
 
 impl Model {
-    /// Validate a parsed spec against its weights. Nodes the output does not depend on (dead
-    /// nodes, which older exports contain) are pruned first, with their tensors: they compute
-    /// nothing and must not be counted in the model's MACs.
-    pub fn new(mut spec: ModelSpec, mut weights: HashMap<String, Tensor>) -> Result<Self> {
-        let mut graph = spec.validate()?;
-        let dead = spec.prune_dead_nodes();
-        if !dead.is_empty() {
-            for id in dead {
-                let prefix = format!("{id}.");
-                weights.retain(|name, _| !name.starts_with(&prefix));
-            }
-            graph = spec.validate()?;
-        }
+    /// Validate a parsed spec against its weights.
+    pub fn new(spec: ModelSpec, weights: HashMap<String, Tensor>) -> Result<Self> {
+        let graph = spec.validate()?;
         let expected = spec.expected_tensors(&graph);
         for (i, name, shape) in &expected {
             let node = &spec.nodes[*i].id;
@@ -1179,9 +1169,18 @@ impl Model {
     }
 
     /// Parse and validate a model from the JSON and safetensors bytes.
+    ///
+    /// Nodes the output does not depend on (dead nodes: every export before December 2026 holds
+    /// `reduce1.n1`) are pruned with their tensors: they compute nothing and must not be counted
+    /// in the model's MACs.
     pub fn from_bytes(json: &[u8], safetensors: &[u8]) -> Result<Self> {
-        let spec = ModelSpec::from_json(json)?;
-        let weights = read_safetensors(safetensors)?;
+        let mut spec = ModelSpec::from_json(json)?;
+        let mut weights = read_safetensors(safetensors)?;
+        spec.validate()?;
+        for id in spec.prune_dead_nodes() {
+            let prefix = format!("{id}.");
+            weights.retain(|name, _| !name.starts_with(&prefix));
+        }
         Model::new(spec, weights)
     }
 

@@ -21,15 +21,18 @@ fn cnet1_graph_has_the_contract_names_and_shapes() {
     let shape = |id: &str| g.shapes[spec.node_index(id).unwrap()];
     let s = shape("stem.bn");
     assert_eq!((s.c, s.h, s.w), (8, 32, 32));
-    // Pools after layers 1 and 3: every earlier node is reduced to 4x channels.
+    // Pools after layers 1 and 3: every node a later layer reads is reduced to 4x channels; the
+    // output of L0 (n1) is read by no layer after the second pool, so it is not reduced there.
     for j in 0..=2 {
         let s = shape(&format!("reduce0.n{j}"));
         assert_eq!((s.c, s.h, s.w), (32, 16, 16));
     }
-    for j in 0..=4 {
+    for j in [0, 2, 3, 4] {
         let s = shape(&format!("reduce1.n{j}"));
         assert_eq!((s.c, s.h, s.w), (128, 8, 8));
     }
+    assert_eq!(spec.node_index("reduce1.n1"), None);
+    assert_eq!(spec.clone().prune_dead_nodes(), Vec::<String>::new());
     // L2 <- {0, 1}: concat(stem, L0, body) after the first pool.
     let cat = &spec.nodes[spec.node_index("layers.2.concat").unwrap()];
     assert_eq!(cat.inputs, vec!["reduce0.n0", "reduce0.n1", "layers.2.bn"]);

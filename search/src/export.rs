@@ -126,11 +126,32 @@ pub fn write_model(
     std::fs::create_dir_all(dir).map_err(|e| SearchError::io(dir, e))?;
     let json = dir.join(format!("{}.json", spec.name));
     let st = dir.join(format!("{}.safetensors", spec.name));
-    let bytes = write_safetensors(tensors).map_err(|e| model_err(&st, e))?;
+    let tensors = spec_tensors(spec, tensors).map_err(|e| model_err(&json, e))?;
+    let bytes = write_safetensors(&tensors).map_err(|e| model_err(&st, e))?;
     std::fs::write(&st, bytes).map_err(|e| SearchError::io(&st, e))?;
     std::fs::write(&json, spec.to_json()).map_err(|e| SearchError::io(&json, e))?;
     let model = Model::load(&json, &st).map_err(|e| model_err(&json, e))?;
     Ok((json, st, model))
+}
+
+/// The trained tensors `spec` uses. The trainer keeps a reduction for every node at each
+/// reduction point; the spec has only those a later layer reads, so the others' (unused) tensors
+/// are left out.
+pub fn spec_tensors(
+    spec: &ModelSpec,
+    tensors: &BTreeMap<String, Tensor>,
+) -> Result<BTreeMap<String, Tensor>, cryptonas_model::ModelError> {
+    let graph = spec.validate()?;
+    let expected: std::collections::HashSet<String> = spec
+        .expected_tensors(&graph)
+        .into_iter()
+        .map(|(_, name, _)| name)
+        .collect();
+    Ok(tensors
+        .iter()
+        .filter(|(name, _)| expected.contains(name.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect())
 }
 
 /// Result of the fixed-point check run at export.

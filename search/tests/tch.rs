@@ -96,7 +96,11 @@ fn tch_forward_equals_model_crate_f32_engine() {
         if let Some(cn) = spec.metadata.extra.get_mut("cryptonas") {
             cn["input"] = serde_json::json!([input.channels, input.height, input.width]);
         }
-        let weights: HashMap<_, _> = export_tensors(&vs).unwrap().into_iter().collect();
+        let tensors = export_tensors(&vs).unwrap();
+        let weights: HashMap<_, _> = cryptonas_search::export::spec_tensors(&spec, &tensors)
+            .unwrap()
+            .into_iter()
+            .collect();
         let model = Model::new(spec, weights).unwrap();
         let xs: Vec<f32> = Vec::<f32>::try_from(x.flatten(0, -1)).unwrap();
         let xa =

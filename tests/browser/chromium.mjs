@@ -65,3 +65,15 @@ export function rendererPeakRss(userDataDir) {
   }
   return peak || null;
 }
+
+/// Polls `fn(arg)` in the page until it is truthy. page.waitForFunction compiles its predicate
+/// inside the page, which the page's Content-Security-Policy (no 'unsafe-eval') forbids;
+/// page.evaluate runs over CDP and is allowed.
+export async function waitFor(page, fn, arg = null, { timeout = 30000, polling = 100 } = {}) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    if (await page.evaluate(fn, arg)) return;
+    if (Date.now() > deadline) throw new Error(`waitFor: timed out after ${timeout} ms`);
+    await new Promise((r) => setTimeout(r, polling));
+  }
+}

@@ -19,7 +19,7 @@ import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { killGroup, launchChromium, rendererPeakRss } from './chromium.mjs';
+import { killGroup, launchChromium, rendererPeakRss, waitFor } from './chromium.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const out = join(root, 'tests', 'output');
@@ -29,17 +29,6 @@ const sample = process.env.CRYPTONAS_SAMPLE || 'cat';
 let passed = 0;
 let failed = 0;
 const children = [];
-
-// page.waitForFunction compiles its predicate inside the page, which the page's
-// Content-Security-Policy (no 'unsafe-eval') forbids; page.evaluate runs over CDP and is allowed.
-async function waitFor(page, fn, arg = null, { timeout = 30000, polling = 100 } = {}) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    if (await page.evaluate(fn, arg)) return;
-    if (Date.now() > deadline) throw new Error(`waitFor: timed out after ${timeout} ms`);
-    await new Promise((r) => setTimeout(r, polling));
-  }
-}
 
 function check(name, ok, detail = '') {
   if (ok) { passed++; console.log(`ok   ${name}${detail ? ' — ' + detail : ''}`); }
