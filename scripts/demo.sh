@@ -16,4 +16,5 @@ cat <<EOT
 [demo] from another terminal, the native client:
          target/release/cryptonas-client --server http://127.0.0.1:$port --model ${model:-<name>} ${sample:-<image>}
 EOT
-exec target/release/cryptonas-server --models models --www www --bind "127.0.0.1:$port"
+# The local demo enables the page's "reveal for comparison" box (off by default: an oracle).
+exec target/release/cryptonas-server --models models --www www --bind "127.0.0.1:$port" --allow-plaintext

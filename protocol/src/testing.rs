@@ -58,10 +58,11 @@ pub fn tiny_model(
 }
 
 /// SHA-256 (hex) of [`seeded_transcript`]'s frames. A deliberate change of what goes on the wire
-/// updates it in the same commit and says why; 2026-12 (protocol version 2): `ServerPlan` carries
-/// the session's π key and the tables are hashed under it.
+/// updates it in the same commit and says why. 2026-12 (protocol version 2): `ServerPlan` carries
+/// the session's π key and the tables are hashed under it; then HE-1 (the server subtracts its
+/// share before the modulus switch) changed every `ServerHeResponse`.
 pub const SEEDED_TRANSCRIPT_SHA256: &str =
-    "77abeb78c6ac03de302f1220339db2c626c2128d64ee12cdeadf2965d491060d";
+    "b8860f3158a0789333c3d0e5a290300487a2456636e8cd52058a7b0e8c798d2a";
 
 /// One whole inference with seeded generators on both sides (tiny model, C = 2, 8×8): SHA-256 over
 /// `[direction: 0 up, 1 down][len u64 LE][frame]` for every frame after the client's hello (whose
