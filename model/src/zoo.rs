@@ -70,12 +70,7 @@ impl CryptoNasSpec {
 
     /// Indices of the layers after which every earlier node is downsampled.
     pub fn pool_layers(&self) -> Vec<usize> {
-        let l = self.layers.len();
-        if l < 3 {
-            Vec::new()
-        } else {
-            vec![l / 3 - 1, 2 * (l / 3) - 1]
-        }
+        reduction_points(self.layers.len()).map_or_else(Vec::new, |r| r.to_vec())
     }
 
     /// Build the graph. Errors on bad kernels/skips or zero sizes.
@@ -222,6 +217,15 @@ fn layers(kernels: &[usize], skips: impl Fn(usize) -> Vec<usize>) -> Vec<LayerSp
             skips: skips(i),
         })
         .collect()
+}
+
+/// The layers after which the family reduces resolution (×½ per side, ×4 channels): after layer
+/// `L/3 − 1` and after layer `2·(L/3) − 1` of an `L`-layer net, the CryptoNAS placement. The one
+/// formula of the family (the search's counting and supernet use it too); `None` below 3 layers,
+/// which have no reduction.
+pub fn reduction_points(depth: usize) -> Option<[usize; 2]> {
+    let third = depth / 3;
+    (third >= 1).then(|| [third - 1, 2 * third - 1])
 }
 
 /// CNet1 (L = 6, kernels 3,3,3,5,3,3, skips L2←{0,1}, L3←{1}, L4←{0,2}, L5←{2,3}): 6144·C ReLUs.

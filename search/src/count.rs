@@ -48,10 +48,10 @@ pub struct Stage {
 }
 
 /// Indices of the layers of a depth-`depth` net after which a factorized reduction is applied:
-/// `⌊L/3⌋−1` and `2⌊L/3⌋−1` (0 for nets too shallow to have them, which validation refuses).
+/// `⌊L/3⌋−1` and `2⌊L/3⌋−1`, the family's one formula ([`cryptonas_model::zoo::reduction_points`]).
+/// Nets too shallow to have them are refused by validation (`check`); for them this gives [0, 0].
 pub fn reduction_points(depth: usize) -> [usize; 2] {
-    let third = depth / 3;
-    [third.saturating_sub(1), (2 * third).saturating_sub(1)]
+    cryptonas_model::zoo::reduction_points(depth).unwrap_or([0, 0])
 }
 
 /// Stage index (0, 1, 2) of every layer of a depth-`depth` net.
