@@ -5,7 +5,8 @@
 // tables goes to one of them offline, and online each gets the server's labels for its chunks
 // (when they cannot start, this worker evaluates the same jobs itself: localPool).
 // Messages to the page: {type: 'ready'|'progress'|'done'|'bench'|'error', id, ...}.
-import init, { PrivateInference, GcBench, EvalChunk } from './pkg/wasm_client.js';
+import init, { PrivateInference, GcBench } from './pkg/wasm_client.js';
+import { runEvalMessage } from './eval-jobs.js';
 
 let wasm = null;
 async function boot() {
@@ -109,30 +110,8 @@ function localPool() {
     postMessage(m) {
       // Asynchronous, like a worker's reply.
       setTimeout(() => {
-        const key = `${m.session}:${m.id}`;
-        try {
-          if (m.type === 'store') {
-            chunks.set(key, new EvalChunk(m.job));
-          } else if (m.type === 'evaluate') {
-            const chunk = chunks.get(key);
-            if (!chunk) throw new Error(`evaluation job ${m.id} was never stored`);
-            chunks.delete(key);
-            const t = performance.now();
-            const shares = chunk.evaluate(m.labels);
-            const ms = performance.now() - t;
-            const andGates = chunk.andGates();
-            chunk.free(); // material used once
-            reply({ type: 'result', session: m.session, id: m.id, shares, ms, andGates,
-              wasmBytes: wasmBytes() });
-          } else if (m.type === 'drop') {
-            for (const [k, c] of chunks) {
-              if (k.startsWith(`${m.session}:`)) { c.free(); chunks.delete(k); }
-            }
-          }
-        } catch (err) {
-          reply({ type: 'error', session: m.session, id: m.id,
-            message: String((err && err.message) || err) });
-        }
+        const r = runEvalMessage(chunks, m, wasmBytes);
+        if (r) reply(r);
       }, 0);
     },
     terminate() {},
