@@ -54,7 +54,7 @@ pub struct Args {
     #[arg(long)]
     pub inferences: Option<usize>,
     /// Network profiles: loopback, lan (0.5 ms, 1 Gbit/s), wan (40 ms, 100 Mbit/s) or
-    /// <rtt>ms@<bandwidth>mbit.
+    /// `<rtt>ms@<bandwidth>mbit`.
     #[arg(long, value_delimiter = ',')]
     pub network: Option<Vec<String>>,
     /// CI mode: the tiny test model and CNet1 C = 1, 2 inferences, loopback only.

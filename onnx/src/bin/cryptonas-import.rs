@@ -13,7 +13,7 @@ use cryptonas_onnx::{analyze, calibrate, load_images, report, write_model, Impor
 struct Args {
     /// The ONNX file.
     model: PathBuf,
-    /// Output path without extension: writes <out>.json and <out>.safetensors.
+    /// Output path without extension: writes `<out>.json` and `<out>.safetensors`.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Directory of PNG/JPEG images to calibrate fixed point on (at most 1000 are read).
