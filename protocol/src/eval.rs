@@ -74,7 +74,7 @@ fn gc_err(what: &'static str) -> impl Fn(GarbleError) -> ProtocolError {
 
 impl ChunkJob {
     /// Checks what came from the server — the tables' length and the decoding bits — as
-    /// [`ChunkEvaluator::new`] does but without copying the tables: a delegating session checks a
+    /// [`ChunkEvaluator::new`] does but without copying the tables: the session checks a
     /// chunk before handing it out, and the worker parses it once. (The client's labels are the
     /// session's own.)
     pub(crate) fn check_server_parts(&self, circuit: &ReluCircuit) -> Result<(), ProtocolError> {

@@ -65,9 +65,9 @@ pub enum Activity {
     Handle(MsgKind),
     /// A [`Session::poll_output`] that produced an output (e.g. the server garbling a chunk).
     Produce,
-    /// The client's workers storing a chunk ([`EvalTask::Store`]).
+    /// The client's workers storing the chunks one frame brought ([`EvalTask::Store`]).
     StoreChunk,
-    /// The client's workers evaluating a chunk ([`EvalTask::Evaluate`]).
+    /// The client's workers evaluating a layer's chunks ([`EvalTask::Evaluate`], in parallel).
     EvaluateChunk,
 }
 

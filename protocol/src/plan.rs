@@ -133,6 +133,10 @@ impl Plan {
             if st.terms.is_empty() {
                 return Err(bad(format!("stage {i} has no terms")));
             }
+            // An empty ReLU layer would have no chunk to wait for and no job to complete.
+            if st.len == 0 {
+                return Err(bad(format!("stage {i} is empty")));
+            }
             for (src, conv) in &st.terms {
                 if let Source::Relu(j) = src {
                     if *j >= i {

@@ -8,8 +8,8 @@ use crate::EvalTask;
 pub enum Output {
     /// Send this frame to the peer.
     Frame(Vec<u8>),
-    /// Client in delegated mode only: hand this evaluation work to a worker and pass its result
-    /// to [`crate::ClientSession::complete_job`].
+    /// Client only: hand this evaluation work to a worker and pass its result to
+    /// [`crate::ClientSession::complete_job`].
     Job(EvalTask),
     /// The session is over and succeeded: close the connection once the frames given before it
     /// are sent. Nothing follows.

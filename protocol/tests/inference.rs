@@ -158,6 +158,10 @@ fn out_of_order_replayed_and_malformed_frames_end_the_session() {
     };
     let mut c = client();
     assert!(c.handle(&plan[..plan.len() / 2]).is_err());
+    // A plan with an empty layer (which would leave the client nothing to wait for) is refused.
+    let mut plan = model.plan().clone();
+    plan.stages[0].len = 0;
+    assert!(plan.validate().is_err());
     let mut c = client();
     let refused = Msg::Error {
         code: ErrorCode::Refused,
