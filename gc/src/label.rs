@@ -89,10 +89,12 @@ fn blocks_from_bytes(
     bytes: &[u8],
     blocks: usize,
 ) -> Result<Vec<Block>, GarbleError> {
-    if bytes.len() != blocks * Block::BYTES {
+    // Saturating: sizes come from a peer, and `usize` is 32 bits in wasm.
+    let expected = blocks.saturating_mul(Block::BYTES);
+    if bytes.len() != expected {
         return Err(GarbleError::Length {
             what,
-            expected: blocks * Block::BYTES,
+            expected,
             got: bytes.len(),
             unit: "bytes",
         });
@@ -127,7 +129,10 @@ impl GarbledTables {
     /// [`GarbledTables::from_bytes`] requires, without parsing them (for code that only forwards
     /// tables, e.g. to a worker that parses them once).
     pub fn check_len(circuit: &Circuit, instances: usize, len: usize) -> Result<(), GarbleError> {
-        let expected = instances * 2 * circuit.and_count() * Block::BYTES;
+        // Saturating: sizes come from a peer, and `usize` is 32 bits in wasm.
+        let expected = instances
+            .saturating_mul(2 * Block::BYTES)
+            .saturating_mul(circuit.and_count());
         if len != expected {
             return Err(GarbleError::Length {
                 what: "garbled tables",
@@ -229,7 +234,11 @@ impl ActiveLabels {
         instances: usize,
         bytes: &[u8],
     ) -> Result<Self, GarbleError> {
-        let blocks = blocks_from_bytes("active labels", bytes, per_instance * instances)?;
+        let blocks = blocks_from_bytes(
+            "active labels",
+            bytes,
+            per_instance.saturating_mul(instances),
+        )?;
         Ok(ActiveLabels {
             per_instance,
             blocks,
@@ -306,7 +315,7 @@ impl DecodingBits {
         instances: usize,
         bytes: &[u8],
     ) -> Result<Self, GarbleError> {
-        let count = circuit.outputs().len() * instances;
+        let count = circuit.outputs().len().saturating_mul(instances);
         if bytes.len() != count.div_ceil(8) {
             return Err(GarbleError::Length {
                 what: "decoding bits",

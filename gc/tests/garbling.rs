@@ -504,3 +504,24 @@ fn private_masks_cost_nothing_online_and_do_not_change_the_shape() {
         }
     }
 }
+
+/// Sizes a peer declares (instance counts) can be anything: the length checks saturate instead of
+/// overflowing `usize` (32 bits in wasm), so they refuse rather than panic or wrap to a size that
+/// matches.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn huge_declared_sizes_are_errors_not_overflows() {
+    let relu = ReluCircuit::new(32, 0, ReluVariant::Relu).unwrap();
+    let c = relu.circuit();
+    for n in [
+        usize::MAX,
+        usize::MAX / 2,
+        usize::MAX / 32 + 1,
+        1 << (usize::BITS - 4),
+    ] {
+        assert!(GarbledTables::check_len(c, n, 0).is_err());
+        assert!(GarbledTables::from_bytes(c, n, &[0; 64]).is_err());
+        assert!(ActiveLabels::from_bytes(32, n, &[0; 16]).is_err());
+        assert!(DecodingBits::from_bytes(c, n, &[0; 4]).is_err());
+    }
+}
