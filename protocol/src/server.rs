@@ -257,6 +257,11 @@ impl ServerSession {
     /// A session over `model` with a fresh generator.
     pub fn new(model: Arc<ServerModel>, mut rng: Csprng) -> Self {
         let keys = SessionKeys::random(&mut rng);
+        ServerSession::with_keys(model, rng, keys)
+    }
+
+    /// A session whose garbling uses `keys` (fresh, or those pooled material was garbled with).
+    fn with_keys(model: Arc<ServerModel>, rng: Csprng, keys: SessionKeys) -> Self {
         ServerSession {
             model,
             rng,
@@ -295,8 +300,7 @@ impl ServerSession {
                 material.model, model.plan.model
             )));
         }
-        let mut session = ServerSession::new(model, rng);
-        session.keys = material.keys.clone();
+        let mut session = ServerSession::with_keys(model, rng, material.keys.clone());
         session.material = Some(material);
         Ok(session)
     }

@@ -105,3 +105,18 @@ pub fn seeded_transcript() -> (String, usize) {
     let digest = t.0.finalize().iter().map(|b| format!("{b:02x}")).collect();
     (digest, t.1)
 }
+
+/// Every frame `session` has to send now (what a transport sends before it reads again), for tests
+/// that drive a session through another API than [`crate::run_local`] (the browser shell's).
+/// Panics on an error or a job: server sessions hand out none.
+pub fn pending_frames(session: &mut dyn crate::Session) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(o) = session.poll_output().expect("the session has output") {
+        match o {
+            crate::Output::Frame(f) => out.push(f),
+            crate::Output::Finished => break,
+            crate::Output::Job(_) => panic!("a server session handed out a job"),
+        }
+    }
+    out
+}

@@ -4,8 +4,8 @@
 #![cfg(target_arch = "wasm32")]
 
 use cryptonas_crypto::Csprng;
-use cryptonas_protocol::testing::tiny_model;
-use cryptonas_protocol::{Output, ServerSession, Session};
+use cryptonas_protocol::testing::{pending_frames, tiny_model};
+use cryptonas_protocol::{ServerSession, Session};
 use js_sys::{Array, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::{console_log, wasm_bindgen_test, wasm_bindgen_test_configure};
@@ -25,17 +25,6 @@ fn frames(a: &Array) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Every frame the server has to send now.
-fn server_frames(server: &mut ServerSession) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    while let Some(o) = server.poll_output().unwrap() {
-        if let Output::Frame(f) = o {
-            out.push(f);
-        }
-    }
-    out
-}
-
 /// Runs a session through the JS API only, the jobs on `EvalChunk`s as the page's workers run
 /// them; returns the outcome object.
 fn run_js(client: &mut PrivateInference, server: &mut ServerSession) -> JsValue {
@@ -45,7 +34,7 @@ fn run_js(client: &mut PrivateInference, server: &mut ServerSession) -> JsValue 
         let mut down = Vec::new();
         for f in up.drain(..) {
             server.handle(&f).unwrap();
-            down.extend(server_frames(server));
+            down.extend(pending_frames(server));
         }
         assert!(!down.is_empty());
         for f in down {
@@ -130,7 +119,7 @@ fn js_api_errors_are_js_errors() {
     let hello = PrivateInference::new(CAT).unwrap().start().unwrap();
     let hello = frames(&hello);
     server.handle(&hello[0]).unwrap();
-    let plan = server_frames(&mut server);
+    let plan = pending_frames(&mut server);
     assert!(c.handle(&plan[0]).is_err());
     assert!(GcBench::new(0, 32).is_err());
 }

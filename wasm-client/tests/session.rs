@@ -3,10 +3,8 @@
 //! The private logits must equal the plaintext fixed-point engine bit for bit.
 
 use cryptonas_crypto::Csprng;
-use cryptonas_protocol::testing::tiny_model;
-use cryptonas_protocol::{
-    ChunkJob, ClientInput, EvalTask, LocalWorkers, Output, ServerSession, Session,
-};
+use cryptonas_protocol::testing::{pending_frames, tiny_model};
+use cryptonas_protocol::{ChunkJob, ClientInput, EvalTask, LocalWorkers, ServerSession, Session};
 use std::collections::VecDeque;
 use wasm_client::{ClientError, PrivateInference};
 
@@ -14,17 +12,6 @@ use wasm_client::{ClientError, PrivateInference};
 use wasm_bindgen_test::wasm_bindgen_test;
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
-
-/// Every frame the server has to send now.
-fn server_frames(server: &mut ServerSession) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    while let Some(o) = server.poll_output().unwrap() {
-        if let Output::Frame(f) = o {
-            out.push(f);
-        }
-    }
-    out
-}
 
 /// Drives `client` against `server` through the shell's Rust API (what the page's session worker
 /// does through its JavaScript twin; `cryptonas_protocol::run_local` drives the protocol session
@@ -38,7 +25,7 @@ fn drive(client: &mut PrivateInference, server: &mut ServerSession) -> Vec<&'sta
         let mut down = VecDeque::new();
         while let Some(f) = up.pop_front() {
             server.handle(&f).unwrap();
-            down.extend(server_frames(server));
+            down.extend(pending_frames(server));
         }
         assert!(
             !down.is_empty(),
@@ -127,7 +114,7 @@ fn misuse_and_bad_frames_are_errors_not_panics() {
         .start_frames()
         .unwrap();
     server.handle(&hello[0]).unwrap();
-    let plan = server_frames(&mut server);
+    let plan = pending_frames(&mut server);
     assert!(matches!(
         c.handle_frame(&plan[0]),
         Err(ClientError::Protocol(_))
