@@ -7,8 +7,8 @@ use crate::ProtocolError;
 use serde::Serialize;
 
 /// Protocol version spoken by this build. 2: `Error` frames carry an [`ErrorCode`]; `ServerPlan`
-/// carries the session's π key.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// carries the session's π key. 3: the `Expired` error code (prepared sessions).
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// One protocol message.
 #[derive(Clone, PartialEq, Eq)]
@@ -234,10 +234,12 @@ pub enum ErrorCode {
     Refused = 6,
     /// A broken invariant inside the sender: a bug, not the peer's fault.
     Internal = 7,
+    /// A prepared session waited longer for its image than the server keeps it: prepare again.
+    Expired = 8,
 }
 
 impl ErrorCode {
-    const ALL: [ErrorCode; 7] = [
+    const ALL: [ErrorCode; 8] = [
         ErrorCode::Malformed,
         ErrorCode::Unexpected,
         ErrorCode::WrongSize,
@@ -245,6 +247,7 @@ impl ErrorCode {
         ErrorCode::Version,
         ErrorCode::Refused,
         ErrorCode::Internal,
+        ErrorCode::Expired,
     ];
 
     /// The code on the wire.
@@ -267,6 +270,7 @@ impl ErrorCode {
             ErrorCode::Version => "version",
             ErrorCode::Refused => "refused",
             ErrorCode::Internal => "internal",
+            ErrorCode::Expired => "expired",
         }
     }
 }

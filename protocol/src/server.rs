@@ -11,7 +11,7 @@
 use crate::msgs::{Msg, PROTOCOL_VERSION};
 use crate::plan::ServerModel;
 use crate::session::{he_err, ot_err, Output, Session};
-use crate::{ring_err, ProtocolError};
+use crate::{ring_err, Phase, ProtocolError};
 use cryptonas_crypto::{Block, Csprng, FixedKeyAes};
 use cryptonas_gc::{Delta, Encoder, ReluCircuit, TweakDomain};
 use cryptonas_he::{MasksMsg, PublicKey, PublicKeyMsg};
@@ -699,9 +699,16 @@ impl ServerSession {
         body + FRAME_SLACK
     }
 
-    /// Whether the offline phase is over (the session waits for the online messages).
-    pub fn is_online(&self) -> bool {
-        matches!(self.state, State::Input(_) | State::Masked(_))
+    /// Where the session is, for the transport's timers: offline until the last garbled layer is
+    /// out, then [`Phase::Ready`] while the client holds the prepared session without an image
+    /// (a wait the transport bounds on its own), online from `ClientInput` on.
+    pub fn phase(&self) -> Phase {
+        match self.state {
+            State::Input(_) => Phase::Ready,
+            State::Masked(_) => Phase::Online,
+            State::Closed => Phase::Done,
+            _ => Phase::Offline,
+        }
     }
 
     /// The pooled material of a session that failed before it used it (its first message was

@@ -3,8 +3,9 @@
 
 use cryptonas_crypto::Csprng;
 use cryptonas_protocol::{
-    run_local, run_local_with, ClientInput, ClientSession, ErrorCode, Msg, MsgKind, Output,
-    ProtocolError, ServerModel, ServerSession, Session, Side, Tap, PROTOCOL_VERSION,
+    run_local, run_local_on, run_local_with, ClientInput, ClientSession, ErrorCode, LocalWorkers,
+    Msg, MsgKind, Output, Phase, ProtocolError, ServerModel, ServerSession, Session, Side, Tap,
+    PROTOCOL_VERSION,
 };
 use std::sync::Arc;
 
@@ -46,6 +47,72 @@ fn cnet1_shape_at_32x32_is_bit_exact() {
             model.fixed().forward(&out.input_ring).unwrap()
         );
     }
+}
+
+#[test]
+fn prepared_session_takes_its_image_after_the_offline_phase() {
+    let (model, images) = model(2, 8, 4);
+    let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+    let mut client = ClientSession::prepare(Csprng::from_entropy().unwrap());
+    let mut workers = LocalWorkers::default();
+    let offline = run_local_on(&mut client, &mut server, &mut workers, &mut ()).unwrap();
+    assert_eq!(client.phase(), Phase::Ready);
+    assert_eq!(server.phase(), Phase::Ready);
+    assert_eq!(client.traffic().online_up + client.traffic().online_down, 0);
+    // A bad image is refused and the prepared session survives it.
+    let err = client
+        .set_input(ClientInput::Normalised(vec![0.0; 3]))
+        .unwrap_err();
+    assert!(err.to_string().contains("values for a"), "{err}");
+    let err = client
+        .set_input(ClientInput::ImageBytes(b"not an image".to_vec()))
+        .unwrap_err();
+    assert!(matches!(err, ProtocolError::Malformed { .. }), "{err}");
+    assert_eq!(client.phase(), Phase::Ready);
+    client
+        .set_input(ClientInput::Normalised(images[0].clone()))
+        .unwrap();
+    // One image per session.
+    assert!(client
+        .set_input(ClientInput::Normalised(images[1].clone()))
+        .is_err());
+    let online = run_local_on(&mut client, &mut server, &mut workers, &mut ()).unwrap();
+    assert!(offline.bytes_down > online.bytes_down && online.bytes_up > 0);
+    let out = client.outcome().unwrap();
+    assert_eq!(
+        out.logits_ring,
+        model.fixed().forward(&out.input_ring).unwrap()
+    );
+    assert_eq!(
+        out.input_ring,
+        model.fixed().quantize_input(&images[0]).unwrap()
+    );
+    // Same answer as a session given its image up front.
+    assert_eq!(out.logits_ring, infer(&model, &images[0]).logits_ring);
+}
+
+#[test]
+fn an_image_given_mid_offline_is_used_when_the_offline_phase_ends() {
+    let (model, images) = model(2, 8, 5);
+    let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+    let mut client = ClientSession::prepare(Csprng::from_entropy().unwrap());
+    // The hello and the plan: the client now knows the input format.
+    let hello = cryptonas_protocol::testing::pending_frames(&mut client);
+    server.handle(&hello[0]).unwrap();
+    let plan = server.poll_output().unwrap();
+    let Some(Output::Frame(plan)) = plan else {
+        panic!("no plan")
+    };
+    client.handle(&plan).unwrap();
+    client
+        .set_input(ClientInput::Normalised(images[2].clone()))
+        .unwrap();
+    run_local(&mut client, &mut server).unwrap();
+    let out = client.outcome().expect("finished without waiting");
+    assert_eq!(
+        out.logits_ring,
+        model.fixed().forward(&out.input_ring).unwrap()
+    );
 }
 
 /// Keeps every frame the server sends.
