@@ -174,6 +174,41 @@ struct ChunkRef {
     count: usize,
 }
 
+/// One `ServerGarbled` chunk as its handler sees it.
+struct GarbledChunk {
+    stage: u32,
+    first: u32,
+    count: u32,
+    bulk: Bulk,
+    corrections: Vec<u8>,
+}
+
+/// A chunk's tables and decoding bits: in the frame, or (a transport moved them straight to the
+/// evaluating worker, [`ClientSession::handle_garbled_head`]) only their declared sizes.
+enum Bulk {
+    Inline { tables: Vec<u8>, decoding: Vec<u8> },
+    Detached { tables: usize, decoding: usize },
+}
+
+/// The sizes of a chunk's tables and decoding bits against its circuit.
+fn check_bulk(
+    circuit: &ReluCircuit,
+    count: usize,
+    tables: usize,
+    decoding: usize,
+) -> Result<(), ProtocolError> {
+    let gc = |what: &'static str| {
+        move |e: cryptonas_gc::GarbleError| ProtocolError::Malformed {
+            what,
+            reason: e.to_string(),
+        }
+    };
+    cryptonas_gc::GarbledTables::check_len(circuit.circuit(), count, tables)
+        .map_err(gc("ServerGarbled tables"))?;
+    cryptonas_gc::DecodingBits::check_len(circuit.circuit(), count, decoding)
+        .map_err(gc("ServerGarbled decoding bits"))
+}
+
 /// Waiting for the HE responses.
 struct AwaitHe {
     ctx: Ctx,
@@ -448,7 +483,16 @@ impl ClientSession {
                     decoding,
                     corrections,
                 },
-            ) => self.on_garbled(g, stage, first, count, tables, decoding, corrections),
+            ) => self.on_garbled(
+                g,
+                GarbledChunk {
+                    stage,
+                    first,
+                    count,
+                    bulk: Bulk::Inline { tables, decoding },
+                    corrections,
+                },
+            ),
             (State::AwaitLabels(online), Msg::ServerLabels { stage, body }) => {
                 self.on_labels(*online, stage, &body)
             }
@@ -632,17 +676,18 @@ impl ClientSession {
 
     /// `AwaitGarbled` + `ServerGarbled`: check the chunk's place and sizes, attach the client's
     /// OT labels of its ReLUs, and hand it to a worker.
-    #[allow(clippy::too_many_arguments)]
     fn on_garbled(
         &mut self,
         mut g: Box<AwaitGarbled>,
-        stage: u32,
-        first: u32,
-        count: u32,
-        tables: Vec<u8>,
-        decoding: Vec<u8>,
-        corrections: Vec<u8>,
+        chunk: GarbledChunk,
     ) -> Result<State, ProtocolError> {
+        let GarbledChunk {
+            stage,
+            first,
+            count,
+            bulk,
+            corrections,
+        } = chunk;
         let i = g.stage;
         // Chunks arrive in order: stage by stage, each layer front to back.
         let (Some(circuit), true) = (&g.ctx.circuits[i], stage as usize == i) else {
@@ -682,6 +727,17 @@ impl ClientSession {
                 .zip(&corrections)
                 .for_each(|(l, d)| *l ^= d);
         }
+        // Checked here, so a bad frame fails the session at once rather than in a worker.
+        let (tables, decoding) = match bulk {
+            Bulk::Inline { tables, decoding } => {
+                check_bulk(circuit, count, tables.len(), decoding.len())?;
+                (tables, decoding)
+            }
+            Bulk::Detached { tables, decoding } => {
+                check_bulk(circuit, count, tables, decoding)?;
+                (Vec::new(), Vec::new())
+            }
+        };
         let job = ChunkJob {
             id: self.next_job,
             k: g.ctx.k.bits(),
@@ -694,8 +750,6 @@ impl ClientSession {
             decoding,
             client_labels,
         };
-        // Checked here, so a bad frame fails the session at once rather than in a worker.
-        job.check_server_parts(circuit)?;
         g.chunks[i].push(ChunkRef {
             id: job.id,
             first,
@@ -888,10 +942,15 @@ impl ClientSession {
 
     /// Books a frame's bytes into the traffic counters.
     fn count(&mut self, frame: &[u8], up: bool) {
-        let Some(FrameInfo { kind, stage }) = FrameInfo::of(frame) else {
+        self.count_len(frame, frame.len(), up);
+    }
+
+    /// Books a frame of `len` bytes that starts with `head`.
+    fn count_len(&mut self, head: &[u8], len: usize, up: bool) {
+        let Some(FrameInfo { kind, stage }) = FrameInfo::of(head) else {
             return;
         };
-        let len = frame.len() as u64;
+        let len = len as u64;
         let t = &mut self.traffic;
         let online = !matches!(self.phase, Phase::Offline | Phase::Ready);
         match (online, up) {
@@ -935,17 +994,61 @@ impl ClientSession {
     }
 }
 
-impl Session for ClientSession {
-    fn handle(&mut self, frame: &[u8]) -> Result<(), ProtocolError> {
+impl ClientSession {
+    /// A `ServerGarbled` frame whose tables and decoding bits the transport hands straight to
+    /// the worker that will evaluate them (a browser transfers the socket's buffer, so the bulk
+    /// of the offline bytes never enters this session's memory): the session gets the frame's
+    /// first [`GarbledLayout::HEAD`](crate::GarbledLayout::HEAD) bytes, its label corrections
+    /// and its length, checks them as [`Session::handle`] would check the whole frame, and hands
+    /// out a `Store` job without tables; the transport attaches the frame's tables and decoding
+    /// bits ([`crate::GarbledLayout`]) before the job reaches its evaluator, which checks them.
+    pub fn handle_garbled_head(
+        &mut self,
+        head: &[u8],
+        corrections: &[u8],
+        frame_len: usize,
+    ) -> Result<(), ProtocolError> {
+        self.step(|this, state| {
+            let at = crate::GarbledLayout::read(head, frame_len)?;
+            if corrections.len() != at.corrections.len() {
+                return Err(ProtocolError::WrongSize {
+                    what: "ServerGarbled label corrections",
+                    expected: at.corrections.len(),
+                    got: corrections.len(),
+                });
+            }
+            this.count_len(head, frame_len, false);
+            let State::AwaitGarbled(g) = state else {
+                return Err(ProtocolError::unexpected(
+                    MsgKind::ServerGarbled,
+                    state.waits_for(),
+                ));
+            };
+            let chunk = GarbledChunk {
+                stage: at.stage,
+                first: at.first,
+                count: at.count,
+                bulk: Bulk::Detached {
+                    tables: at.tables.len(),
+                    decoding: at.decoding.len(),
+                },
+                corrections: corrections.to_vec(),
+            };
+            this.on_garbled(g, chunk)
+        })
+    }
+
+    /// Runs one handler on the current state. On error the session stays `Done`: its secrets
+    /// are dropped (and wiped) with the state, and nothing a failed handler queued goes out.
+    fn step(
+        &mut self,
+        handler: impl FnOnce(&mut Self, State) -> Result<State, ProtocolError>,
+    ) -> Result<(), ProtocolError> {
         let state = std::mem::replace(&mut self.state, State::Done);
         if matches!(state, State::Done) {
             return Err(ProtocolError::Closed);
         }
-        self.count(frame, false);
-        // On error the session stays `Done`: its secrets are dropped (and wiped) with the state,
-        // and nothing a failed handler queued goes out.
-        let result = Msg::decode(frame).and_then(|msg| self.dispatch(state, msg));
-        match result {
+        match handler(self, state) {
             Ok(next) => {
                 self.state = next;
                 Ok(())
@@ -955,6 +1058,15 @@ impl Session for ClientSession {
                 Err(e)
             }
         }
+    }
+}
+
+impl Session for ClientSession {
+    fn handle(&mut self, frame: &[u8]) -> Result<(), ProtocolError> {
+        self.step(|this, state| {
+            this.count(frame, false);
+            Msg::decode(frame).and_then(|msg| this.dispatch(state, msg))
+        })
     }
 
     fn poll_output(&mut self) -> Result<Option<Output>, ProtocolError> {

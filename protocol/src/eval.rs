@@ -73,19 +73,6 @@ fn gc_err(what: &'static str) -> impl Fn(GarbleError) -> ProtocolError {
 }
 
 impl ChunkJob {
-    /// Checks what came from the server — the tables' length and the decoding bits — as
-    /// [`ChunkEvaluator::new`] does but without copying the tables: the session checks a
-    /// chunk before handing it out, and the worker parses it once. (The client's labels are the
-    /// session's own.)
-    pub(crate) fn check_server_parts(&self, circuit: &ReluCircuit) -> Result<(), ProtocolError> {
-        let count = self.count as usize;
-        GarbledTables::check_len(circuit.circuit(), count, self.tables.len())
-            .map_err(gc_err("tables"))?;
-        DecodingBits::from_bytes(circuit.circuit(), count, &self.decoding)
-            .map_err(gc_err("decoding bits"))?;
-        Ok(())
-    }
-
     /// `[id k trunc: LE][π key: 16][session first count: LE][tables len u64][decoding len u64]`
     /// `[tables][decoding][labels]`.
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -162,12 +149,36 @@ impl std::fmt::Debug for ChunkEvaluator {
 impl ChunkEvaluator {
     /// Checks every size of `job` against its circuit.
     pub fn new(job: &ChunkJob) -> Result<ChunkEvaluator, ProtocolError> {
+        Self::from_parts(job, &job.tables, &job.decoding)
+    }
+
+    /// The evaluator of a job handed out without its tables and decoding bits
+    /// ([`crate::ClientSession::handle_garbled_head`]), which the transport delivered here
+    /// separately (the frame's [`crate::GarbledLayout::tables`] and `decoding` ranges).
+    pub fn with_bulk(
+        job: &ChunkJob,
+        tables: &[u8],
+        decoding: &[u8],
+    ) -> Result<ChunkEvaluator, ProtocolError> {
+        if !job.tables.is_empty() || !job.decoding.is_empty() {
+            return Err(malformed(
+                "a job with its own tables was given tables again",
+            ));
+        }
+        Self::from_parts(job, tables, decoding)
+    }
+
+    fn from_parts(
+        job: &ChunkJob,
+        tables: &[u8],
+        decoding: &[u8],
+    ) -> Result<ChunkEvaluator, ProtocolError> {
         let circuit = ReluCircuit::new(job.k, job.trunc, ReluVariant::Relu)
             .map_err(|e| malformed(e.to_string()))?;
         let count = job.count as usize;
-        let tables = GarbledTables::from_bytes(circuit.circuit(), count, &job.tables)
+        let tables = GarbledTables::from_bytes(circuit.circuit(), count, tables)
             .map_err(gc_err("tables"))?;
-        let decoding = DecodingBits::from_bytes(circuit.circuit(), count, &job.decoding)
+        let decoding = DecodingBits::from_bytes(circuit.circuit(), count, decoding)
             .map_err(gc_err("decoding bits"))?;
         let client = ActiveLabels::from_bytes(job.k as usize, count, &job.client_labels)
             .map_err(gc_err("OT labels"))?;

@@ -275,6 +275,71 @@ impl ErrorCode {
     }
 }
 
+/// Where the parts of a `ServerGarbled` frame lie, read from its fixed head alone. A transport
+/// can then move the bulk (tables and decoding bits, ≈ 96 % of the offline bytes) straight to the
+/// worker that will evaluate it, and give the session only the head and the label corrections
+/// ([`crate::ClientSession::handle_garbled_head`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GarbledLayout {
+    /// Stage index.
+    pub stage: u32,
+    /// First ReLU of the chunk within its layer.
+    pub first: u32,
+    /// ReLUs in the chunk.
+    pub count: u32,
+    /// The garbled tables' bytes within the frame.
+    pub tables: std::ops::Range<usize>,
+    /// The decoding bits' bytes within the frame.
+    pub decoding: std::ops::Range<usize>,
+    /// The label corrections' bytes within the frame (empty unless pre-garbled).
+    pub corrections: std::ops::Range<usize>,
+}
+
+impl GarbledLayout {
+    /// Bytes of the head: the tag, stage, first, count and the two lengths.
+    pub const HEAD: usize = 1 + 4 + 4 + 4 + 8 + 8;
+
+    /// Reads the layout of a `ServerGarbled` frame of `frame_len` bytes from (at least) its
+    /// first [`GarbledLayout::HEAD`] bytes; the declared lengths must fit the frame.
+    pub fn read(head: &[u8], frame_len: usize) -> Result<GarbledLayout, ProtocolError> {
+        let what = "ServerGarbled";
+        let head = head
+            .get(..Self::HEAD)
+            .filter(|_| frame_len >= Self::HEAD)
+            .ok_or_else(|| malformed(what, format!("a frame needs {} bytes", Self::HEAD)))?;
+        if head[0] != MsgKind::ServerGarbled.tag() {
+            return Err(malformed(what, format!("tag {:#04x}", head[0])));
+        }
+        let mut r = Reader {
+            what,
+            rest: &head[1..],
+        };
+        let (stage, first, count) = (r.u32()?, r.u32()?, r.u32()?);
+        let (n, d) = (r.u64()?, r.u64()?);
+        let mut at = Self::HEAD;
+        let mut part = |len: u64| {
+            let end = usize::try_from(len)
+                .ok()
+                .and_then(|len| at.checked_add(len))
+                .filter(|&end| end <= frame_len)
+                .ok_or_else(|| malformed(what, format!("length {len} exceeds the frame")))?;
+            let range = at..end;
+            at = end;
+            Ok::<_, ProtocolError>(range)
+        };
+        let tables = part(n)?;
+        let decoding = part(d)?;
+        Ok(GarbledLayout {
+            stage,
+            first,
+            count,
+            tables,
+            decoding,
+            corrections: at..frame_len,
+        })
+    }
+}
+
 fn malformed(what: &'static str, reason: impl Into<String>) -> ProtocolError {
     ProtocolError::Malformed {
         what,
@@ -484,31 +549,14 @@ impl Msg {
             MsgKind::ServerOtChallenge => Msg::ServerOtChallenge(body.to_vec()),
             MsgKind::ClientOtResponse => Msg::ClientOtResponse(body.to_vec()),
             MsgKind::ServerGarbled => {
-                let mut r = r("ServerGarbled");
-                let stage = r.u32()?;
-                let first = r.u32()?;
-                let count = r.u32()?;
-                let n = r.u64()?;
-                let d = r.u64()?;
-                let fits = |n: u64, left: usize| {
-                    usize::try_from(n)
-                        .ok()
-                        .filter(|&n| n <= left)
-                        .ok_or_else(|| {
-                            malformed("ServerGarbled", format!("length {n} exceeds the frame"))
-                        })
-                };
-                let n = fits(n, r.rest.len())?;
-                let tables = r.take(n)?.to_vec();
-                let d = fits(d, r.rest.len())?;
-                let decoding = r.take(d)?.to_vec();
+                let at = GarbledLayout::read(frame, frame.len())?;
                 Msg::ServerGarbled {
-                    stage,
-                    first,
-                    count,
-                    tables,
-                    decoding,
-                    corrections: r.rest(),
+                    stage: at.stage,
+                    first: at.first,
+                    count: at.count,
+                    tables: frame[at.tables].to_vec(),
+                    decoding: frame[at.decoding].to_vec(),
+                    corrections: frame[at.corrections].to_vec(),
                 }
             }
             MsgKind::ClientInput => Msg::ClientInput(body.to_vec()),

@@ -3,9 +3,9 @@
 
 use cryptonas_crypto::Csprng;
 use cryptonas_protocol::{
-    run_local, run_local_on, run_local_with, ClientInput, ClientSession, ErrorCode, LocalWorkers,
-    Msg, MsgKind, Output, Phase, ProtocolError, ServerModel, ServerSession, Session, Side, Tap,
-    PROTOCOL_VERSION,
+    run_local, run_local_on, run_local_with, ChunkEvaluator, ClientInput, ClientSession, ErrorCode,
+    EvalTask, GarbledLayout, LocalWorkers, Msg, MsgKind, Output, Phase, ProtocolError, ServerModel,
+    ServerSession, Session, Side, Tap, PROTOCOL_VERSION,
 };
 use std::sync::Arc;
 
@@ -113,6 +113,100 @@ fn an_image_given_mid_offline_is_used_when_the_offline_phase_ends() {
         out.logits_ring,
         model.fixed().forward(&out.input_ring).unwrap()
     );
+}
+
+/// Drives a session as a browser does: the bulk of every garbled chunk goes straight to the
+/// evaluator ([`ChunkEvaluator::with_bulk`]); the session sees only the head and corrections.
+fn infer_detached(
+    model: &Arc<ServerModel>,
+    server: &mut ServerSession,
+    x: &[f32],
+    tamper: impl Fn(&mut Vec<u8>),
+) -> Result<ClientSession, ProtocolError> {
+    use std::collections::HashMap;
+    let mut client = ClientSession::new(
+        ClientInput::Normalised(x.to_vec()),
+        Csprng::from_entropy().unwrap(),
+    );
+    let _ = model;
+    let mut bulk: Option<(Vec<u8>, Vec<u8>)> = None;
+    let mut stored: HashMap<u32, ChunkEvaluator> = HashMap::new();
+    loop {
+        while let Some(out) = client.poll_output()? {
+            match out {
+                Output::Frame(f) => server.handle(&f)?,
+                Output::Job(EvalTask::Store(job)) => {
+                    assert!(job.tables.is_empty() && job.decoding.is_empty());
+                    let (tables, decoding) = bulk.take().expect("a chunk's bulk");
+                    stored.insert(job.id, ChunkEvaluator::with_bulk(&job, &tables, &decoding)?);
+                }
+                Output::Job(EvalTask::Evaluate { id, garbler_labels }) => {
+                    let shares = stored
+                        .remove(&id)
+                        .unwrap()
+                        .evaluate_packed(&garbler_labels)?;
+                    client.complete_job(id, &shares)?;
+                }
+                Output::Finished => return Ok(client),
+            }
+        }
+        let Some(Output::Frame(mut f)) = server.poll_output()? else {
+            panic!("the server stopped first")
+        };
+        if f[0] == MsgKind::ServerGarbled.tag() {
+            tamper(&mut f);
+            let at = GarbledLayout::read(&f, f.len())?;
+            bulk = Some((
+                f[at.tables.clone()].to_vec(),
+                f[at.decoding.clone()].to_vec(),
+            ));
+            client.handle_garbled_head(&f[..GarbledLayout::HEAD], &f[at.corrections], f.len())?;
+        } else {
+            client.handle(&f)?;
+        }
+    }
+}
+
+#[test]
+fn tables_sent_straight_to_the_evaluator_are_bit_exact_and_checked() {
+    let (model, images) = model(2, 8, 6);
+    for (i, x) in images.iter().take(3).enumerate() {
+        let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+        let client = infer_detached(&model, &mut server, x, |_| {}).unwrap();
+        let out = client.outcome().unwrap();
+        assert_eq!(
+            out.logits_ring,
+            model.fixed().forward(&out.input_ring).unwrap()
+        );
+        // Booked as the whole frames: the same traffic as the inline path.
+        if i == 0 {
+            let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+            let mut inline = ClientSession::new(
+                ClientInput::Normalised(x.clone()),
+                Csprng::from_entropy().unwrap(),
+            );
+            run_local(&mut inline, &mut server).unwrap();
+            assert_eq!(inline.traffic(), client.traffic());
+        }
+    }
+    // A declared table length that disagrees with the plan, and one past the frame's end, are
+    // refused by the session.
+    let lengthen = |f: &mut Vec<u8>| {
+        let n = u64::from_le_bytes(f[13..21].try_into().unwrap()) + 32;
+        f[13..21].copy_from_slice(&n.to_le_bytes());
+        f.extend_from_slice(&[0; 32]);
+    };
+    let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+    let Err(err) = infer_detached(&model, &mut server, &images[0], lengthen) else {
+        panic!("accepted")
+    };
+    assert!(err.to_string().contains("tables"), "{err}");
+    let cut = |f: &mut Vec<u8>| f.truncate(GarbledLayout::HEAD + 5);
+    let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+    let Err(err) = infer_detached(&model, &mut server, &images[0], cut) else {
+        panic!("accepted")
+    };
+    assert!(err.to_string().contains("exceeds the frame"), "{err}");
 }
 
 /// Keeps every frame the server sends.
