@@ -12,6 +12,7 @@ const state = {
   image: null, // { bytes: ArrayBuffer, name }
   classifier: null, // the selected model's PrivateClassifier
   prepared: null, // the last preparation's cost ({ offlineMs, bytes }) while a session is ready
+  answered: false, // an answer is shown for the selected model
   busy: false,
   progressListeners: new Set(), // (progress) => void, for the benchmark harness
 };
@@ -263,6 +264,7 @@ async function classifierFor(model) {
   if (state.classifier) state.classifier.close();
   state.classifier = null;
   state.prepared = null;
+  state.answered = false;
   const c = await PrivateClassifier.connect({ model: model.name });
   c.addEventListener('progress', (e) => {
     for (const l of state.progressListeners) l(e.detail);
@@ -270,11 +272,14 @@ async function classifierFor(model) {
   c.addEventListener('ready', (e) => {
     if (state.classifier !== c) return;
     state.prepared = e.detail;
-    if (!state.busy) setStatus(readyText(e.detail), 'ready');
+    $('s-next').textContent = `ready (${fmtMs(e.detail.offlineMs)})`;
+    // Once an answer is shown, its status line stays; the stats say the next session is ready.
+    if (!state.busy && !state.answered) setStatus(readyText(e.detail), 'ready');
   });
   c.addEventListener('lost', (e) => {
     if (state.classifier !== c) return;
     state.prepared = null;
+    $('s-next').textContent = 'lost';
     if (!state.busy) {
       setStatus(`The prepared session was closed (${e.detail.message}); a new one is prepared when you classify.`, 'lost');
     }
@@ -344,6 +349,7 @@ async function classify() {
       ? `The prepared session was gone (${res.reprepared}), so a new one was prepared first (${fmtMs(t.offlineMs)}). `
       : wasReady ? `Prepared in advance (${fmtMs(t.offlineMs)} offline). ` : `Prepared first (${fmtMs(t.offlineMs)} offline). `;
     setStatus(`${how}Answered ${fmtMs(t.onlineMs)} after the image was sent (online phase).`, 'done');
+    state.answered = true;
     if ($('reveal').checked) await revealPlain(model, res.outcome);
   } catch (err) {
     setStatus('Failed.', 'failed');
@@ -353,12 +359,9 @@ async function classify() {
     state.busy = false;
     updateButton();
   }
-  // The next session is being prepared in the background (prepareAhead): say so when it is.
-  const c = state.classifier;
-  if (c && !c.ready && c.preparing) {
-    $('s-next').textContent = 'preparing…';
-    c.preparing.then((info) => { $('s-next').textContent = `ready (${fmtMs(info.offlineMs)})`; }, () => { $('s-next').textContent = '–'; });
-  }
+  // The next session is being prepared in the background (prepareAhead); its 'ready' event says
+  // when it is.
+  if (state.classifier && !state.classifier.ready) $('s-next').textContent = 'preparing…';
 }
 
 // Explain a refusal a WebSocket cannot see: ask the API whether the server is up and hosts the model.

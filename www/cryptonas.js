@@ -187,10 +187,11 @@ export class PrivateClassifier extends EventTarget {
   /// and resized in the worker exactly as the native client does), pixels (ImageBitmap,
   /// ImageData, a canvas: drawn at the model's input size), or an already normalised CHW
   /// Float32Array. Prepares first if nothing is prepared (`reprepared` then says why).
-  /// Resolves with `{ class, label, top: [{ label, p }], logits, timings, bytes, layers,
-  /// reprepared, ... }`.
+  /// Resolves with `{ class, label, top: [{ label, p }], logits, timings: { offlineMs, onlineMs,
+  /// callMs }, bytes, layers, reprepared, ... }`.
   async classify(image, { onProgress } = {}) {
     if (this.closed) throw new Cancelled('cancelled', 'the classifier is closed');
+    const called = performance.now();
     const input = await toInput(image, this.model.input);
     let reprepared = null;
     for (let attempt = 0; ; attempt++) {
@@ -226,11 +227,11 @@ export class PrivateClassifier extends EventTarget {
       if (this.prepareAhead && !this.closed) {
         this.prepare().catch((err) => this.dispatchEvent(new CustomEvent('lost', { detail: err })));
       }
-      return this.result(m, reprepared);
+      return this.result(m, reprepared, performance.now() - called);
     }
   }
 
-  result(m, reprepared) {
+  result(m, reprepared, callMs) {
     const classes = this.model.classes;
     const probs = softmax(m.outcome.logits);
     const top = probs.map((p, i) => ({ index: i, label: classes[i] ?? String(i), p }))
@@ -243,7 +244,9 @@ export class PrivateClassifier extends EventTarget {
       label: classes[m.outcome.class] ?? String(m.outcome.class),
       top,
       logits: m.outcome.logits,
-      timings: m.timing,
+      // offlineMs (done before the call unless `reprepared`), onlineMs (image sent → logits),
+      // callMs (this call, as the user waits for it: online, plus offline when not prepared).
+      timings: { ...m.timing, callMs },
       bytes: m.traffic,
       layers: (m.plan ? m.plan.layers : []).map((l) => ({
         stage: l.stage, relus: l.relus, andGates: l.and_gates,

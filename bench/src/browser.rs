@@ -253,7 +253,7 @@ pub struct PlanJs {
 #[derive(Debug, Deserialize, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct TimingJs {
-    /// Socket opened to masked image sent.
+    /// The prepared session's offline phase: socket opened to ready for the image.
     pub offline_ms: f64,
     /// Masked image sent to logits.
     pub online_ms: f64,
@@ -276,6 +276,9 @@ pub struct InferenceLine {
     pub index: usize,
     /// Sample clicked.
     pub sample: String,
+    /// Click to answer in the page (`PrivateClassifier.classify`, session prepared before).
+    #[serde(default)]
+    pub call_ms: Option<f64>,
     /// Outcome.
     pub outcome: OutcomeJs,
     /// Traffic.
@@ -419,6 +422,8 @@ pub struct BrowserRun {
     pub online_and_per_s: f64,
     /// Evaluation workers the page ran (0: the session worker evaluated).
     pub eval_workers: u32,
+    /// Mean seconds from the click to the answer in the page (the session prepared before).
+    pub click_to_answer_s: Option<f64>,
     /// Mean online AND gates/s of one evaluation worker (over its own evaluation time).
     pub online_and_per_s_per_worker: Option<f64>,
     /// `GcBench` in the page's own worker (after the inferences).
@@ -603,6 +608,10 @@ pub fn summarise(
                 .collect::<Vec<_>>(),
         ),
         eval_workers: lines.first().map_or(0, |l| l.eval_workers),
+        click_to_answer_s: {
+            let v: Vec<f64> = lines.iter().filter_map(|l| l.call_ms).collect();
+            (!v.is_empty()).then(|| mean(&v) / 1e3)
+        },
         online_and_per_s_per_worker: {
             let v: Vec<f64> = lines
                 .iter()

@@ -318,17 +318,20 @@ impl Results {
                  driven by `bench/browser/drive.mjs` (playwright-core over CDP) against the same in-process server over \
                  127.0.0.1, no simulated delay; native = the native client over `loopback`. The page classified bundled \
                  CIFAR-10 samples (clicked in the page); **every browser inference's class and ring logits were checked \
-                 bit-exact against the plaintext fixed-point engine on the same JPEG bytes.** Memory: {MEMORY_METHOD}.\n",
+                 bit-exact against the plaintext fixed-point engine on the same JPEG bytes.** The page prepares each \
+                 session before the click (on model selection, then after each answer) and the driver clicks once it \
+                 is ready: offline = the prepared session's offline phase, online = masked image sent → logits, \
+                 click → answer = the page's `classify()` call. Memory: {MEMORY_METHOD}.\n",
                 b.browser, b.hardware_concurrency
             );
         }
         let _ = writeln!(
             s,
-            "| model | ReLUs | offline s native / browser | online s native / browser | online browser ÷ native | MB ↑ native / browser | MB ↓ native / browser | rounds | online µs/ReLU browser | eval workers | wasm M AND/s online: all workers (per worker) | peak tab memory MB (renderer RSS; wasm: session + eval workers; JS heap) |"
+            "| model | ReLUs | offline s native / browser | online s native / browser | click → answer s browser | online browser ÷ native | MB ↑ native / browser | MB ↓ native / browser | rounds | online µs/ReLU browser | eval workers | wasm M AND/s online: all workers (per worker) | peak tab memory MB (renderer RSS; wasm: session + eval workers; JS heap) |"
         );
         let _ = writeln!(
             s,
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         let mb = |v: Option<f64>| v.map_or("–".into(), |v| format!("{:.0}", v / 1e6));
         for b in &browser {
@@ -343,11 +346,13 @@ impl Results {
             };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {:.2} ({}) | {} ; {} + {} ; {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {:.2} ({}) | {} ; {} + {} ; {} |",
                 b.model,
                 b.relus,
                 pair(&|x| x.offline_s, 2),
                 pair(&|x| x.online_s, 3),
+                b.click_to_answer_s
+                    .map_or("–".into(), |v| format!("{v:.3}")),
                 n.map_or("–".into(), |n| format!("{:.1}×", r.online_s / n.online_s.max(1e-12))),
                 pair(&|x| (x.offline_up + x.online_up) / 1e6, 1),
                 pair(&|x| (x.offline_down + x.online_down) / 1e6, 1),
