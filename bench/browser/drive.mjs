@@ -5,7 +5,8 @@
 //   node bench/browser/drive.mjs '<config JSON>'
 //
 // config: { url, model, samples: [name, ...] (files www/samples/<name>.jpg, clicked in the page),
-//           n, chromium, workers: [1, 2, ...], benchRelus, k, timeoutMs }
+//           n, chromium, workers: [1, 2, ...], benchRelus, k, timeoutMs,
+//           network: null | { latencyMs, throughput (bytes/s, -1: none) } (CDP emulation) }
 // Lines: {type:"ready", browser, hardwareConcurrency, crossOriginIsolated}
 //        {type:"progress", index, phase, event, stage, fraction}
 //        {type:"inference", index, sample, callMs (click → answer in the page), outcome, traffic, plan,
@@ -47,6 +48,15 @@ async function main() {
   page.on('console', (m) => { if (m.type() === 'error') process.stderr.write(`page console: ${m.text()}\n`); });
   const cdp = await context.newCDPSession(page);
   await cdp.send('Performance.enable');
+  if (cfg.network) {
+    // Chromium's own network emulation: the latency is added to every request and WebSocket
+    // message, the throughput caps both directions (bytes/s; -1: no cap).
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', {
+      offline: false, latency: cfg.network.latencyMs,
+      downloadThroughput: cfg.network.throughput, uploadThroughput: cfg.network.throughput,
+    });
+  }
   let jsHeapPeak = 0;
   const sampleHeap = async () => {
     try {

@@ -547,17 +547,16 @@ fn mean(v: &[f64]) -> f64 {
 /// Assembles a model's browser results from the driver's lines (inferences already verified).
 pub fn summarise(
     p: &Prepared,
+    network: &Network,
     ready: &ReadyLine,
     lines: &[InferenceLine],
     done: &DoneLine,
     wall_s: f64,
 ) -> BrowserRun {
-    let mut network = Network::parse("loopback").unwrap_or_else(|_| unreachable!());
-    network.name = "browser".into();
     let run = Run::summarise(
         &p.info.name,
         p.info.relus,
-        network,
+        network.clone(),
         lines.iter().map(InferenceLine::inference).collect(),
     );
     let layers = lines
@@ -642,6 +641,8 @@ pub fn summarise(
 #[serde(rename_all = "camelCase")]
 struct DriverConfig<'a> {
     url: &'a str,
+    /// Chromium's network emulation (`None`: none, loopback).
+    network: Option<Emulation>,
     model: &'a str,
     samples: Vec<&'a str>,
     n: usize,
@@ -652,12 +653,24 @@ struct DriverConfig<'a> {
     timeout_ms: u64,
 }
 
-/// Runs `n` private inferences of `p` in the page at `url` (the server must serve `setup.www`),
-/// verifying each as it arrives; `pb` shows progress and advances once per inference.
+/// CDP `Network.emulateNetworkConditions`: latency added to each request and message, and the
+/// throughput both ways.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Emulation {
+    latency_ms: f64,
+    /// Bytes per second (CDP's unit); -1 disables throttling.
+    throughput: f64,
+}
+
+/// Runs `n` private inferences of `p` in the page at `url` (the server must serve `setup.www`)
+/// under `network` (emulated by Chromium), verifying each as it arrives; `pb` shows progress and
+/// advances once per inference.
 pub fn run_model(
     setup: &BrowserSetup,
     url: &str,
     p: &Prepared,
+    network: &Network,
     n: usize,
     workers: &[usize],
     pb: &ProgressBar,
@@ -670,6 +683,14 @@ pub fn run_model(
     let samples: Vec<&str> = (0..n).map(|i| SAMPLES[i % SAMPLES.len()]).collect();
     let config = DriverConfig {
         url,
+        network: (network.rtt_ms > 0.0 || network.mbit_per_s > 0.0).then(|| Emulation {
+            latency_ms: network.rtt_ms,
+            throughput: if network.mbit_per_s > 0.0 {
+                network.mbit_per_s * 1e6 / 8.0
+            } else {
+                -1.0
+            },
+        }),
         model: &p.info.name,
         samples: samples.clone(),
         n,
@@ -748,6 +769,7 @@ pub fn run_model(
     }
     Ok(summarise(
         p,
+        network,
         &ready,
         &infs,
         &done,
@@ -963,9 +985,10 @@ mod tests {
         let (Line::Ready(ready), Line::Done(done)) = (ready, done) else {
             panic!("wrong variants")
         };
-        let r = summarise(&p, &ready, &[line.clone(), line], &done, 3.0);
+        let wan = Network::parse("wan").unwrap();
+        let r = summarise(&p, &wan, &ready, &[line.clone(), line], &done, 3.0);
         assert_eq!(r.run.inferences.len(), 2);
-        assert_eq!(r.run.network.name, "browser");
+        assert_eq!(r.run.network.name, "wan");
         assert_eq!(r.run.online_s, 0.5);
         assert_eq!(r.workers[0].and_per_s_per_worker, 2.0e6);
         assert_eq!(r.workers[0].and_per_s_total, 4.0e6);

@@ -91,6 +91,11 @@ pub struct Args {
     /// (default 1 and the machine's parallelism).
     #[arg(long, value_delimiter = ',')]
     pub browser_workers: Option<Vec<usize>>,
+    /// Network profiles the browser runs under (Chromium's own network emulation over CDP:
+    /// added latency and bandwidth on the page's traffic, its WebSocket included), comma-separated
+    /// like `--network`; default loopback only.
+    #[arg(long, value_delimiter = ',', default_value = "loopback")]
+    pub browser_network: Vec<String>,
 }
 
 /// The settings a run used (after `--short` defaults).
@@ -122,6 +127,8 @@ pub struct Settings {
     pub www: PathBuf,
     /// Workers of the browser's garbled-evaluation benchmark.
     pub browser_workers: Vec<usize>,
+    /// Networks the browser runs under (emulated by Chromium).
+    pub browser_networks: Vec<Network>,
 }
 
 impl Args {
@@ -188,6 +195,11 @@ impl Args {
             browser_only: self.browser_only,
             www: self.www.clone().unwrap_or_else(browser::default_www),
             browser_workers,
+            browser_networks: self
+                .browser_network
+                .iter()
+                .map(|n| Network::parse(n))
+                .collect::<Result<Vec<_>, _>>()?,
         })
     }
 }
@@ -365,21 +377,27 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
                 pb.suspend(|| println!("{line}"));
                 runs.push(r);
             }
-            if let Some(setup) = &browser_setup {
+            for net in browser_setup
+                .iter()
+                .flat_map(|s| settings.browser_networks.iter().map(move |n| (s, n)))
+            {
+                let (setup, net) = net;
                 pb.set_message(format!("{}: starting Chromium", p.info.name));
                 // The driver is a child process; the server keeps serving on the runtime's workers.
                 let b = browser::run_model(
                     setup,
                     &server.url,
                     p,
+                    net,
                     settings.inferences,
                     &settings.browser_workers,
                     &pb,
                 )?;
                 let line = format!(
-                    "{:>12} {:>8} ReLUs  browser: offline {:7.2} s {:8.2} MB, online {:7.3} s {:7.2} MB, {} rounds; all bit-exact; {} eval workers at {} M AND/s each online (GcBench {:.2} M), peak tab memory {:.0} MB",
+                    "{:>12} {:>8} ReLUs  browser {}: offline {:7.2} s {:8.2} MB, online {:7.3} s {:7.2} MB, {} rounds; all bit-exact; {} eval workers at {} M AND/s each online (GcBench {:.2} M), peak tab memory {:.0} MB",
                     b.model,
                     b.relus,
+                    b.run.network.name,
                     b.run.offline_s,
                     (b.run.offline_up + b.run.offline_down) / 1e6,
                     b.run.online_s,
