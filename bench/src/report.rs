@@ -903,6 +903,7 @@ mod tests {
             browser_only: false,
             www: std::env::temp_dir(),
             browser_workers: vec![1],
+            browser_networks: vec![],
         };
         let gates = GateRates {
             k: 32,
