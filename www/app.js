@@ -211,6 +211,7 @@ function showTraffic(t, timing, plan, layerEval) {
   $('s-rounds').textContent = String(t.online_rounds);
   if (timing) {
     $('s-offline').textContent = fmtMs(timing.offlineMs);
+    $('s-offline-d').textContent = timing.phases ? phasesText(timing.phases) : 'preprocessing, image-independent, done before the click';
     $('s-online').textContent = timing.onlineMs != null ? fmtMs(timing.onlineMs) : '…';
   }
   drawLayers(t, plan, layerEval);
@@ -255,6 +256,11 @@ function setStatus(text, kind = '') {
 function readyText(info, prefix = '') {
   return `${prefix}Ready: the offline phase took ${fmtMs(info.offlineMs)} and ` +
     `${fmtBytes(info.bytes.offline_down + info.bytes.offline_up)}; a classification now costs only the online phase.`;
+}
+
+const PHASE_NAMES = { connect: 'connect', plan: 'plan', he: 'HE', ot: 'OT', garbled: 'garbled tables' };
+function phasesText(phases) {
+  return (phases || []).map((p) => `${PHASE_NAMES[p.name] || p.name} ${fmtMs(p.ms)}`).join(' · ');
 }
 
 /// The selected model's classifier, connected (a model switch closes the old one, which cancels
@@ -338,7 +344,7 @@ async function classify() {
     $('bar').style.width = '100%';
     state.lastRun = res;
     showResult(res);
-    showTraffic(res.traffic, res.timing, res.plan, res.layerEval);
+    showTraffic(res.traffic, { ...res.timing, phases: res.phases }, res.plan, res.layerEval);
     $('s-gates').textContent = res.andPerSecOnline ? `${fmtRate(res.andPerSecOnline)}/s` : '–';
     $('s-gates-d').textContent = res.evalWorkers
       ? `AND gates/s online, ${res.evalWorkers} worker${res.evalWorkers > 1 ? 's' : ''}` +

@@ -154,7 +154,8 @@ export class PrivateClassifier extends EventTarget {
   }
 
   /// Runs the offline phase now (idempotent: returns the preparation under way or done).
-  /// Resolves with `{ offlineMs, bytes, plan }`.
+  /// Resolves with `{ offlineMs, bytes, plan, phases: [{ name, ms }] }` (`connect`, `plan`,
+  /// `he`, `ot`, `garbled`: each step until its last frame was handled).
   prepare({ onProgress } = {}) {
     if (this.closed) return Promise.reject(new Cancelled('cancelled', 'the classifier is closed'));
     if (this.prepared) return Promise.resolve(this.prepared.info);
@@ -167,7 +168,7 @@ export class PrivateClassifier extends EventTarget {
       this.preparingId = req.id;
       this.preparing = req.done
         .then((m) => {
-          const info = { offlineMs: m.timing.offlineMs, bytes: m.traffic, plan: m.plan };
+          const info = { offlineMs: m.timing.offlineMs, bytes: m.traffic, plan: m.plan, phases: m.phases };
           if (this.closed) {
             rpc.post({ type: 'release', handle: m.handle });
             throw new Cancelled('cancelled', 'the classifier was closed while preparing');

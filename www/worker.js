@@ -161,6 +161,7 @@ class Session {
     this.layerEval = []; // {stage, ms} of each online ReLU layer (evaluation + masking)
     this.evaluating = null; // {stage, started}: the layer whose labels went to the workers
     this.t0 = performance.now();
+    this.marks = new Map(); // event -> when its last frame was handled (ms after t0)
     this.tReady = null;
     this.tClick = null;
     this.onResult = (m) => this.workerResult(m);
@@ -184,7 +185,22 @@ class Session {
     this.open();
     await ready;
     this.tReady = performance.now();
-    return { plan: this.plan, traffic: this.pi.traffic(), timing: { offlineMs: this.tReady - this.t0 } };
+    return { plan: this.plan, traffic: this.pi.traffic(), timing: { offlineMs: this.tReady - this.t0 },
+      phases: this.phases() };
+  }
+
+  /// The offline phase, step by step: each step ends when its last frame was handled.
+  phases() {
+    const steps = [['connect', 'connected'], ['plan', 'plan'], ['he', 'he'], ['ot', 'ot'], ['garbled', 'garbled']];
+    const out = [];
+    let from = 0;
+    for (const [name, event] of steps) {
+      const at = this.marks.get(event);
+      if (at === undefined) continue;
+      out.push({ name, ms: at - from });
+      from = at;
+    }
+    return out;
   }
 
   async classify(requestId, { image, normalised }) {
@@ -256,6 +272,7 @@ class Session {
         this.close(err);
         return;
       }
+      this.marks.set('connected', performance.now() - this.t0);
       this.progress({ phase: 'offline', event: 'connected', fraction: 0.01 });
     };
     ws.onerror = () => {
@@ -300,6 +317,7 @@ class Session {
       return;
     }
     if (step.event === 'plan') this.plan = this.pi.plan();
+    if (step.phase !== 'online' && step.phase !== 'done') this.marks.set(step.event, after - this.t0);
     this.phase = step.phase === 'ready' ? 'ready' : this.phase;
     const fraction = this.plan ? Math.min(1, step.frames_received / this.plan.expected_frames) : 0.02;
     this.progress({
@@ -380,7 +398,7 @@ class Session {
     const workerAnds = this.evalJobs.reduce((a, j) => a + j.andGates, 0);
     const workerMs = this.evalJobs.reduce((a, j) => a + j.ms, 0);
     const value = {
-      outcome, traffic, plan, layerEval: this.layerEval,
+      outcome, traffic, plan, layerEval: this.layerEval, phases: this.phases(),
       timing: {
         offlineMs: this.tReady - this.t0, onlineMs: end - this.tClick,
         waitedMs: this.tClick - this.tReady, totalMs: end - this.t0,

@@ -142,7 +142,7 @@ async function main() {
     emit({
       type: 'inference', index: i, sample, wallMs: Date.now() - t0, callMs: run.timings.callMs,
       outcome: run.outcome, traffic: run.traffic, plan: run.plan, timing: run.timing,
-      layerEval: run.layerEval, layerWallMs, andPerSecOnline: run.andPerSecOnline,
+      layerEval: run.layerEval, layerWallMs, phases: run.phases, andPerSecOnline: run.andPerSecOnline,
       evalWorkers: run.evalWorkers || 0, andPerSecPerWorker: run.andPerSecPerWorker ?? null,
       wasmMemoryBytes: run.wasmMemoryBytes, evalWorkersMemoryBytes: run.evalWorkersMemoryBytes ?? null,
     });

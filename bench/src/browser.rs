@@ -259,6 +259,16 @@ pub struct TimingJs {
     pub online_ms: f64,
 }
 
+/// Milliseconds of one step of the offline phase in the page (`connect`, `plan`, `he`, `ot`,
+/// `garbled`: each until its last frame was handled).
+#[derive(Debug, Deserialize, Serialize, Clone, PartialEq)]
+pub struct PhaseMs {
+    /// Step.
+    pub name: String,
+    /// Milliseconds.
+    pub ms: f64,
+}
+
 /// Milliseconds of one stage.
 #[derive(Debug, Deserialize, Clone)]
 pub struct StageMs {
@@ -289,6 +299,9 @@ pub struct InferenceLine {
     pub timing: TimingJs,
     /// Labels to reply per layer in the page (garbled evaluation + masking).
     pub layer_eval: Vec<StageMs>,
+    /// The offline phase step by step.
+    #[serde(default)]
+    pub phases: Vec<PhaseMs>,
     /// Online wall time per layer (request sent to labels evaluated).
     pub layer_wall_ms: Vec<StageMs>,
     /// AND gates/s of the online evaluation (layer wall time, all workers together).
@@ -424,6 +437,8 @@ pub struct BrowserRun {
     pub eval_workers: u32,
     /// Mean seconds from the click to the answer in the page (the session prepared before).
     pub click_to_answer_s: Option<f64>,
+    /// The offline phase step by step (means over the inferences).
+    pub offline_phases: Vec<PhaseMs>,
     /// Mean online AND gates/s of one evaluation worker (over its own evaluation time).
     pub online_and_per_s_per_worker: Option<f64>,
     /// `GcBench` in the page's own worker (after the inferences).
@@ -607,6 +622,29 @@ pub fn summarise(
                 .collect::<Vec<_>>(),
         ),
         eval_workers: lines.first().map_or(0, |l| l.eval_workers),
+        offline_phases: {
+            let mut names: Vec<&str> = Vec::new();
+            for l in lines {
+                for p in &l.phases {
+                    if !names.contains(&p.name.as_str()) {
+                        names.push(&p.name);
+                    }
+                }
+            }
+            names
+                .into_iter()
+                .map(|name| PhaseMs {
+                    name: name.to_string(),
+                    ms: mean(
+                        &lines
+                            .iter()
+                            .flat_map(|l| l.phases.iter().filter(|p| p.name == name))
+                            .map(|p| p.ms)
+                            .collect::<Vec<_>>(),
+                    ),
+                })
+                .collect()
+        },
         click_to_answer_s: {
             let v: Vec<f64> = lines.iter().filter_map(|l| l.call_ms).collect();
             (!v.is_empty()).then(|| mean(&v) / 1e3)

@@ -483,11 +483,16 @@ impl Results {
         for b in &self.browser {
             let _ = writeln!(
                 s,
-                "{} ({} ReLUs, browser, {}): offline {:.2} s, online {:.3} s, click → answer {}, {} eval workers at {} M AND/s each (wasm GcBench {:.2} M), peak tab memory {:.0} MB",
+                "{} ({} ReLUs, browser, {}): offline {:.2} s ({}), online {:.3} s, click → answer {}, {} eval workers at {} M AND/s each (wasm GcBench {:.2} M), peak tab memory {:.0} MB",
                 b.model,
                 b.relus,
                 b.run.network.name,
                 b.run.offline_s,
+                b.offline_phases
+                    .iter()
+                    .map(|p| format!("{} {:.2} s", p.name, p.ms / 1e3))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 b.run.online_s,
                 b.click_to_answer_s
                     .map_or("–".into(), |v| format!("{v:.3} s")),
