@@ -22,6 +22,7 @@ use std::ops::{BitAnd, BitOr, BitXor, BitXorAssign, Not};
 pub(crate) trait Lane:
     Copy
     + Default
+    + zeroize::DefaultIsZeroes
     + BitAnd<Output = Self>
     + BitOr<Output = Self>
     + BitXor<Output = Self>
@@ -50,13 +51,22 @@ pub(crate) trait Lane:
 /// Blocks per call.
 pub(crate) const BATCH: usize = 8;
 
+// The portable lane and its byte helpers are unused where the `v128` lane runs (wasm with simd128).
 /// The interleaved 64-bit word of `Lane::load` for the block bytes `b[0..4]`, `b[8..12]`.
+#[cfg_attr(
+    all(target_arch = "wasm32", target_feature = "simd128"),
+    allow(dead_code)
+)]
 #[inline(always)]
 pub(crate) fn read_reordered(b: &[u8]) -> u64 {
     u64::from_le_bytes([b[0], b[8], b[1], b[9], b[2], b[10], b[3], b[11]])
 }
 
 /// The inverse of [`read_reordered`].
+#[cfg_attr(
+    all(target_arch = "wasm32", target_feature = "simd128"),
+    allow(dead_code)
+)]
 #[inline(always)]
 pub(crate) fn write_reordered(w: u64, b: &mut [u8]) {
     let x = w.to_le_bytes();
@@ -64,6 +74,10 @@ pub(crate) fn write_reordered(w: u64, b: &mut [u8]) {
 }
 
 /// The portable lane: two `u64`s.
+#[cfg_attr(
+    all(target_arch = "wasm32", target_feature = "simd128"),
+    allow(dead_code)
+)]
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
 pub(crate) struct U64x2([u64; 2]);
 
@@ -238,14 +252,14 @@ fn sub_bytes_nots<L: Lane>(state: &mut [L]) {
 }
 
 #[inline(always)]
-fn add_round_key<L: Lane>(state: &mut [L; 8], rkey: &[L]) {
-    for (a, b) in state.iter_mut().zip(rkey) {
-        *a ^= *b;
+fn add_round_key<L: Lane>(state: &mut [L; 8], rkey: &[L; 8]) {
+    for i in 0..8 {
+        state[i] ^= rkey[i];
     }
 }
 
 /// The AES-128 round keys in the fixsliced representation (11 × 8 words).
-pub(crate) type RoundKeys<L> = [L; 88];
+pub(crate) type RoundKeys<L> = [[L; 8]; 11];
 
 /// The fully bitsliced AES-128 key schedule, in the fixsliced representation, with the S-box
 /// NOTs folded in.
@@ -294,7 +308,11 @@ pub(crate) fn key_schedule<L: Lane>(key: &[u8; 16]) -> RoundKeys<L> {
     for i in 1..11 {
         sub_bytes_nots(&mut rkeys[i * 8..i * 8 + 8]);
     }
-    rkeys
+    let out = std::array::from_fn(|r| std::array::from_fn(|i| rkeys[8 * r + i]));
+    // The key may be secret (a PRF key): wipe the working copy.
+    zeroize::Zeroize::zeroize(&mut rkeys);
+    zeroize::Zeroize::zeroize(&mut first);
+    out
 }
 
 /// Encrypts eight blocks in place under `rkeys` (fully fixsliced AES-128: ShiftRows is folded
@@ -303,34 +321,29 @@ pub(crate) fn key_schedule<L: Lane>(key: &[u8; 16]) -> RoundKeys<L> {
 pub(crate) fn encrypt<L: Lane>(rkeys: &RoundKeys<L>, blocks: &mut [Block; BATCH]) {
     let mut state = L::load(blocks);
     bitslice_swaps(&mut state);
-    add_round_key(&mut state, &rkeys[..8]);
-    let mut rk_off = 8;
-    loop {
+    add_round_key(&mut state, &rkeys[0]);
+    // Rounds 1-8 in two passes of four (the MixColumns variant is the round number mod 4), then
+    // round 9.
+    for r in [1, 5] {
         sub_bytes(&mut state);
         mix_columns_1(&mut state);
-        add_round_key(&mut state, &rkeys[rk_off..rk_off + 8]);
-        rk_off += 8;
-        if rk_off == 80 {
-            break;
-        }
+        add_round_key(&mut state, &rkeys[r]);
         sub_bytes(&mut state);
         mix_columns_2(&mut state);
-        add_round_key(&mut state, &rkeys[rk_off..rk_off + 8]);
-        rk_off += 8;
-
+        add_round_key(&mut state, &rkeys[r + 1]);
         sub_bytes(&mut state);
         mix_columns_3(&mut state);
-        add_round_key(&mut state, &rkeys[rk_off..rk_off + 8]);
-        rk_off += 8;
-
+        add_round_key(&mut state, &rkeys[r + 2]);
         sub_bytes(&mut state);
         mix_columns_0(&mut state);
-        add_round_key(&mut state, &rkeys[rk_off..rk_off + 8]);
-        rk_off += 8;
+        add_round_key(&mut state, &rkeys[r + 3]);
     }
+    sub_bytes(&mut state);
+    mix_columns_1(&mut state);
+    add_round_key(&mut state, &rkeys[9]);
     shift_rows_2(&mut state);
     sub_bytes(&mut state);
-    add_round_key(&mut state, &rkeys[80..]);
+    add_round_key(&mut state, &rkeys[10]);
     bitslice_swaps(&mut state);
     L::store(&state, blocks);
 }
@@ -401,10 +414,12 @@ fn rotate_rows_2<L: Lane>(x: L) -> L {
     x.ror(ror_distance(2, 0))
 }
 
+// The rotations by a number of columns that is not a whole byte are done once and the row
+// rotation (16 bits: a byte shuffle on `v128`) applied to the result.
 #[inline(always)]
 fn rotate_rows_and_columns_1_1<L: Lane>(x: L) -> L {
-    (x.ror(ror_distance(1, 1)) & L::splat(uniform_row(0x7)))
-        | (x.ror(ror_distance(0, 1)) & L::splat(uniform_row(0x8)))
+    let y = x.ror(ror_distance(0, 1));
+    (y.ror(ror_distance(1, 0)) & L::splat(uniform_row(0x7))) | (y & L::splat(uniform_row(0x8)))
 }
 
 #[inline(always)]
@@ -415,8 +430,8 @@ fn rotate_rows_and_columns_1_2<L: Lane>(x: L) -> L {
 
 #[inline(always)]
 fn rotate_rows_and_columns_1_3<L: Lane>(x: L) -> L {
-    (x.ror(ror_distance(1, 3)) & L::splat(uniform_row(0x1)))
-        | (x.ror(ror_distance(0, 3)) & L::splat(uniform_row(0xe)))
+    let y = x.ror(ror_distance(0, 3));
+    (y.ror(ror_distance(1, 0)) & L::splat(uniform_row(0x1))) | (y & L::splat(uniform_row(0xe)))
 }
 
 #[inline(always)]

@@ -115,13 +115,25 @@ impl Lane for V128 {
     fn splat(x: u64) -> Self {
         V128(u64x2_splat(x))
     }
+    // Shifts by one byte are byte shuffles: as shifts, LLVM folds ShiftRows² (`t ^ t << 8` on
+    // disjoint bits) into an `i64x2.mul` by 257, which V8 emulates on x86 in many instructions.
     #[inline(always)]
     fn shl(self, n: u32) -> Self {
-        V128(u64x2_shl(self.0, n))
+        V128(if n == 8 {
+            let z = u64x2_splat(0);
+            i8x16_shuffle::<16, 0, 1, 2, 3, 4, 5, 6, 16, 8, 9, 10, 11, 12, 13, 14>(self.0, z)
+        } else {
+            u64x2_shl(self.0, n)
+        })
     }
     #[inline(always)]
     fn shr(self, n: u32) -> Self {
-        V128(u64x2_shr(self.0, n))
+        V128(if n == 8 {
+            let z = u64x2_splat(0);
+            i8x16_shuffle::<1, 2, 3, 4, 5, 6, 7, 16, 9, 10, 11, 12, 13, 14, 15, 16>(self.0, z)
+        } else {
+            u64x2_shr(self.0, n)
+        })
     }
     #[inline(always)]
     fn ror(self, n: u32) -> Self {
