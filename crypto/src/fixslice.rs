@@ -251,6 +251,8 @@ fn sub_bytes_nots<L: Lane>(state: &mut [L]) {
     state[6] = !state[6];
 }
 
+// Indexed, not zipped: in the wasm build the zip's constructor was left out of line.
+#[allow(clippy::needless_range_loop)]
 #[inline(always)]
 fn add_round_key<L: Lane>(state: &mut [L; 8], rkey: &[L; 8]) {
     for i in 0..8 {
