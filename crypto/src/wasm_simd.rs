@@ -5,7 +5,7 @@
 //! `-C target-feature=+simd128`, see `.cargo/config.toml`): no `unsafe`. Rotations by whole bytes,
 //! which are most of the MixColumns rotations, are one constant `i8x16.shuffle`; the others are
 //! two shifts and an OR. Loads and stores go through `u64x2` lane construction and extraction
-//! (the engine turns them into `v128.load`/`v128.store` where it can).
+//! from byte arrays (LLVM merges them into `v128.load`/`v128.store`; no pointer casts).
 
 use crate::fixslice::{Lane, BATCH};
 use crate::Block;
