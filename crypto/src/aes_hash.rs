@@ -235,6 +235,10 @@ impl FixedKeyAes {
     /// If the slices differ in length (a programming error, not an input error).
     pub fn tccr_many(&self, tweaks: &[Block], xs: &mut [Block]) {
         assert_eq!(tweaks.len(), xs.len(), "tccr_many: one tweak per block");
+        if let Fast::Bitsliced(rk) = &self.fast {
+            crate::fixslice::tccr_many(rk, xs, |j| tweaks[j]);
+            return;
+        }
         self.permute_many(xs);
         let mut second: Vec<Block> = xs.iter().zip(tweaks).map(|(p, t)| *p ^ *t).collect();
         self.permute_many(&mut second);
@@ -314,6 +318,7 @@ impl FixedKeyAes {
 /// portable fallback; the bitsliced backend runs them with its own π).
 mod reference {
     use super::FixedKeyAes;
+    use crate::Block;
 
     /// Sub-chunk size of the scratch buffers.
     const SUB: usize = 64;
@@ -359,6 +364,13 @@ mod reference {
         halves: &[u128],
     ) {
         let cn = tweaks.len();
+        if let super::Fast::Bitsliced(rk) = &aes.fast {
+            let blocks: &mut [Block] = bytemuck::cast_slice_mut(xs);
+            crate::fixslice::tccr_many(rk, blocks, |j| {
+                Block::from_u128(tweaks[j % cn] ^ halves[j / cn])
+            });
+            return;
+        }
         permute(aes, xs);
         for (r, &half) in halves.iter().enumerate() {
             let (src, dst) = (&xs[r * cn..][..cn], &mut tmp[r * cn..][..cn]);

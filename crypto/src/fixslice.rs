@@ -317,37 +317,91 @@ pub(crate) fn key_schedule<L: Lane>(key: &[u8; 16]) -> RoundKeys<L> {
     out
 }
 
-/// Encrypts eight blocks in place under `rkeys` (fully fixsliced AES-128: ShiftRows is folded
-/// into the round keys and the MixColumns rotations, except one ShiftRows² before the last round).
-#[inline(always)]
-pub(crate) fn encrypt<L: Lane>(rkeys: &RoundKeys<L>, blocks: &mut [Block; BATCH]) {
-    let mut state = L::load(blocks);
-    bitslice_swaps(&mut state);
-    add_round_key(&mut state, &rkeys[0]);
+/// The ten AES-128 rounds on a bitsliced state (fully fixsliced: ShiftRows is folded into the
+/// round keys and the MixColumns rotations, except one ShiftRows² before the last round).
+/// Not inlined: the TCCR kernel calls it twice per batch, and a call costs little next to it.
+#[inline(never)]
+fn rounds<L: Lane>(rkeys: &RoundKeys<L>, state: &mut [L; 8]) {
+    add_round_key(state, &rkeys[0]);
     // Rounds 1-8 in two passes of four (the MixColumns variant is the round number mod 4), then
     // round 9.
     for r in [1, 5] {
-        sub_bytes(&mut state);
-        mix_columns_1(&mut state);
-        add_round_key(&mut state, &rkeys[r]);
-        sub_bytes(&mut state);
-        mix_columns_2(&mut state);
-        add_round_key(&mut state, &rkeys[r + 1]);
-        sub_bytes(&mut state);
-        mix_columns_3(&mut state);
-        add_round_key(&mut state, &rkeys[r + 2]);
-        sub_bytes(&mut state);
-        mix_columns_0(&mut state);
-        add_round_key(&mut state, &rkeys[r + 3]);
+        sub_bytes(state);
+        mix_columns_1(state);
+        add_round_key(state, &rkeys[r]);
+        sub_bytes(state);
+        mix_columns_2(state);
+        add_round_key(state, &rkeys[r + 1]);
+        sub_bytes(state);
+        mix_columns_3(state);
+        add_round_key(state, &rkeys[r + 2]);
+        sub_bytes(state);
+        mix_columns_0(state);
+        add_round_key(state, &rkeys[r + 3]);
     }
-    sub_bytes(&mut state);
-    mix_columns_1(&mut state);
-    add_round_key(&mut state, &rkeys[9]);
-    shift_rows_2(&mut state);
-    sub_bytes(&mut state);
-    add_round_key(&mut state, &rkeys[10]);
+    sub_bytes(state);
+    mix_columns_1(state);
+    add_round_key(state, &rkeys[9]);
+    shift_rows_2(state);
+    sub_bytes(state);
+    add_round_key(state, &rkeys[10]);
+}
+
+/// Eight blocks into the bitsliced state.
+#[inline(always)]
+fn bitslice<L: Lane>(blocks: &[Block; BATCH]) -> [L; 8] {
+    let mut state = L::load(blocks);
+    bitslice_swaps(&mut state);
+    state
+}
+
+/// The bitsliced state back into eight blocks.
+#[inline(always)]
+fn unbitslice<L: Lane>(mut state: [L; 8], blocks: &mut [Block; BATCH]) {
     bitslice_swaps(&mut state);
     L::store(&state, blocks);
+}
+
+/// Encrypts eight blocks in place under `rkeys`.
+pub(crate) fn encrypt<L: Lane>(rkeys: &RoundKeys<L>, blocks: &mut [Block; BATCH]) {
+    let mut state = bitslice(blocks);
+    rounds(rkeys, &mut state);
+    unbitslice(state, blocks);
+}
+
+/// `xs[j] ← TCCR(tweak(j), xs[j]) = π(π(x) ⊕ t) ⊕ π(x)` for every `j`, eight blocks at a time
+/// (a ragged tail is padded). π(x) stays bitsliced between the two encryptions (bitslicing is
+/// linear, so the tweak is bitsliced and XORed in): three transposes per batch instead of four.
+pub(crate) fn tccr_many<L: Lane>(
+    rkeys: &RoundKeys<L>,
+    xs: &mut [Block],
+    tweak: impl Fn(usize) -> Block,
+) {
+    for (c, chunk) in xs.chunks_mut(BATCH).enumerate() {
+        let n = chunk.len();
+        let mut x = [Block::ZERO; BATCH];
+        x[..n].copy_from_slice(chunk);
+        let t: [Block; BATCH] = std::array::from_fn(|j| {
+            if j < n {
+                tweak(c * BATCH + j)
+            } else {
+                Block::ZERO
+            }
+        });
+        let mut state = bitslice(&x);
+        rounds(rkeys, &mut state);
+        let px = state;
+        let ts: [L; 8] = bitslice(&t);
+        for i in 0..8 {
+            state[i] ^= ts[i];
+        }
+        rounds(rkeys, &mut state);
+        for i in 0..8 {
+            state[i] ^= px[i];
+        }
+        unbitslice(state, &mut x);
+        chunk.copy_from_slice(&x[..n]);
+    }
 }
 
 /// Encrypts every block of `blocks` in place, eight at a time (a ragged tail is padded).
@@ -626,6 +680,28 @@ mod tests {
             let mut v = vec![pt; n];
             encrypt_many(&rk, &mut v);
             assert!(v.iter().all(|b| *b == ct), "n={n}");
+        }
+    }
+
+    /// The TCCR kernel against its definition over the `aes` crate, every tail.
+    #[test]
+    fn portable_lane_tccr_matches_definition() {
+        let mut rng = crate::Csprng::from_seed([6; 32]);
+        let key = rng.block().0;
+        let rk = key_schedule::<U64x2>(&key);
+        for n in 0..=19 {
+            let xs = rng.blocks(n);
+            let ts = rng.blocks(n);
+            let px = reference(key, &xs);
+            let inner: Vec<Block> = px.iter().zip(&ts).map(|(p, t)| *p ^ *t).collect();
+            let expect: Vec<Block> = reference(key, &inner)
+                .iter()
+                .zip(&px)
+                .map(|(a, b)| *a ^ *b)
+                .collect();
+            let mut got = xs.clone();
+            tccr_many(&rk, &mut got, |j| ts[j]);
+            assert_eq!(got, expect, "n={n}");
         }
     }
 

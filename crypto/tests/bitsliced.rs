@@ -92,3 +92,23 @@ fn half_gates_batches_match_reference() {
         assert_eq!(e_b, e_r, "evaluate n={n}");
     }
 }
+
+/// `tccr_many` (π(x) kept bitsliced between the two encryptions) against `tccr` on the reference.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn tccr_many_matches_reference() {
+    let mut rng = Csprng::from_seed([17; 32]);
+    let (reference, bs) = pair(rng.block().0);
+    for n in (0..=17).chain([64, 129]) {
+        let xs = rng.blocks(n);
+        let ts = rng.blocks(n);
+        let mut got = xs.clone();
+        bs.tccr_many(&ts, &mut got);
+        let expect: Vec<Block> = xs
+            .iter()
+            .zip(&ts)
+            .map(|(x, t)| reference.tccr(*t, *x))
+            .collect();
+        assert_eq!(got, expect, "n={n}");
+    }
+}
