@@ -27,8 +27,9 @@ pub enum AesBackend {
     /// software AES in WebAssembly), with the half-gates hash computed in scratch-buffer passes:
     /// the code as shipped before the fused kernels, kept as the reference and the fallback.
     AesCrate,
-    /// Constant-time bitsliced AES (fixslicing, no table lookups), eight blocks per call, with
-    /// the half-gates hash in the reference's scratch-buffer passes. In WebAssembly with
+    /// Constant-time bitsliced AES (fixslicing, no table lookups), eight blocks per call; TCCR
+    /// keeps π(x) bitsliced between its two encryptions, the half-gates algebra runs in the
+    /// reference's scratch-buffer passes. In WebAssembly with
     /// `simd128` the eight blocks sit in eight `v128` registers and this is the detected backend;
     /// elsewhere the same code runs on a portable two-`u64` lane (slower than the `aes` crate
     /// there: it is never detected natively, only tested).
