@@ -36,7 +36,7 @@ step "trainer tests (tch)" cargo test -p cryptonas-search --features tch
 step "wasm32 build of the shared crates" cargo build --target wasm32-unknown-unknown \
   -p cryptonas-crypto -p cryptonas-gc -p cryptonas-ot -p cryptonas-model -p cryptonas-he \
   -p cryptonas-protocol -p wasm-client
-for pkg in cryptonas-gc cryptonas-ot cryptonas-he cryptonas-model wasm-client; do
+for pkg in cryptonas-crypto cryptonas-gc cryptonas-ot cryptonas-he cryptonas-model wasm-client; do
   step "headless Chromium: $pkg" cargo test --target wasm32-unknown-unknown -p "$pkg" --tests
 done
 step "build the browser client" scripts/build-wasm.sh

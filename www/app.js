@@ -2,7 +2,7 @@
 // API in cryptonas.js only. Choosing a model prepares a session at once (the offline phase does
 // not depend on the image), so the click costs only the online phase; after each answer the next
 // session is prepared in the background. No framework, no build step, no third-party requests.
-import { listModels, PrivateClassifier, SessionExpired, ImageRejected, Cancelled } from './cryptonas.js';
+import { listModels, PrivateClassifier, SessionExpired, ImageRejected, Cancelled, supported } from './cryptonas.js';
 
 const SAMPLES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 const $ = (id) => document.getElementById(id);
@@ -417,8 +417,9 @@ async function runBench() {
 }
 
 function main() {
-  if (typeof WebAssembly !== 'object' || typeof Worker !== 'function') {
-    showError('This browser has no WebAssembly or Web Workers: private inference cannot run here.');
+  if (!supported()) {
+    showError('This browser cannot run private inference here: it needs WebAssembly with SIMD ' +
+      '(Chrome or Edge 91+, Firefox 89+, Safari 16.4+) and module workers.');
     return;
   }
   buildSamples();

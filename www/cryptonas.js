@@ -98,6 +98,15 @@ const rpc = {
   },
 };
 
+/// Whether this browser can run the client: WebAssembly with SIMD (Chrome/Edge 91+, Firefox 89+,
+/// Safari 16.4+; the garbled-circuit AES is bitsliced on 128-bit vectors) and module workers.
+export function supported() {
+  // A module whose one function uses i8x16.splat and i8x16.popcnt (wasm-feature-detect's probe).
+  const simd = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10,
+    10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]);
+  return typeof WebAssembly === 'object' && typeof Worker === 'function' && WebAssembly.validate(simd);
+}
+
 /// The models a server hosts: `[{ name, relus, accuracy, input: [c, h, w], classes, description }]`.
 export async function listModels(server) {
   const base = new URL(server || location.href, location.href);
@@ -125,6 +134,10 @@ export class PrivateClassifier extends EventTarget {
   /// Connects to `server` (default: this page's origin) for `model`; `workers` evaluation
   /// workers (default: one per hardware thread, at most 8). Nothing is prepared yet.
   static async connect({ server, model, workers, prepareAhead = true } = {}) {
+    if (!supported()) {
+      throw new CryptoNasError('unsupported', 'this browser cannot run private inference: it needs WebAssembly with SIMD ' +
+        '(Chrome or Edge 91+, Firefox 89+, Safari 16.4+) and module workers');
+    }
     const models = await listModels(server);
     const info = models.find((m) => m.name === model);
     if (!info) {
