@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+pub mod cli;
+
 use cryptonas_crypto::Csprng;
 use cryptonas_protocol::{
     ClientInput, ClientSession, EvalTask, LocalWorkers, MsgKind, Output, Phase, ProtocolError,
@@ -16,6 +18,39 @@ use tokio_tungstenite::tungstenite::Message;
 pub const MAX_FRAME_BYTES: usize = 64 << 20;
 
 pub use cryptonas_protocol::Outcome;
+
+/// The server refused to open a session (or to answer a request): its HTTP status and reason.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("cannot open a session at {url}: HTTP {status}: {reason}{}", retry_after.as_ref().map(|s| format!(" (retry after {s} s)")).unwrap_or_default())]
+pub struct Refused {
+    /// What was asked for.
+    pub url: String,
+    /// HTTP status (503 busy, 429 rate-limited, 404 unknown model, 403 origin, …).
+    pub status: u16,
+    /// The `error` of the server's JSON body.
+    pub reason: String,
+    /// Its `Retry-After`, if any.
+    pub retry_after: Option<String>,
+}
+
+/// A session failed in the protocol: this side's error, or the server's (`Peer`).
+#[derive(Debug, thiserror::Error)]
+#[error("protocol error: {0}")]
+pub struct SessionFailed(pub ProtocolError);
+
+impl SessionFailed {
+    /// The two sides speak different protocol versions (found here, or reported by the server).
+    pub fn is_version_mismatch(&self) -> bool {
+        matches!(
+            &self.0,
+            ProtocolError::Version { .. }
+                | ProtocolError::Peer {
+                    code: cryptonas_protocol::ErrorCode::Version,
+                    ..
+                }
+        )
+    }
+}
 
 /// Simulated network conditions, applied by the client to every frame it sends and receives
 /// (in-process, no root needed): half the round-trip time each way plus size / bandwidth.
@@ -103,13 +138,13 @@ pub async fn classify(
         .max_frame_size(Some(MAX_FRAME_BYTES));
     let (mut socket, _) = tokio_tungstenite::connect_async_with_config(&url, Some(config), true)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot open a session at {url}: {}", refusal_text(&e)))?;
+        .map_err(|e| refusal(&url, e))?;
     let mut session = ClientSession::new(input, Csprng::from_entropy()?);
     let mut workers = LocalWorkers::default();
     let mut online_started = None;
     let mut layer_started = None;
     let mut layers = Vec::new();
-    let failed = |e: ProtocolError| anyhow::anyhow!("protocol error: {e}");
+    let failed = |e: ProtocolError| anyhow::Error::new(SessionFailed(e));
     'session: loop {
         // Everything the session has to say, and the evaluation it hands out (a layer's chunks
         // are evaluated together, in parallel).
@@ -207,14 +242,14 @@ where
 {
     let _ = socket.send(Message::binary(e.to_frame())).await;
     let _ = socket.close().await;
-    anyhow::anyhow!("protocol error: {e}")
+    SessionFailed(e).into()
 }
 
-/// A refused handshake as the server explained it: its status, the `error` of its JSON body and
-/// its `Retry-After`, if any; other failures as they are.
-fn refusal_text(e: &tokio_tungstenite::tungstenite::Error) -> String {
-    let tokio_tungstenite::tungstenite::Error::Http(resp) = e else {
-        return e.to_string();
+/// A refused handshake as the server explained it ([`Refused`]: its status, the `error` of its
+/// JSON body and its `Retry-After`), other failures as they are.
+fn refusal(url: &str, e: tokio_tungstenite::tungstenite::Error) -> anyhow::Error {
+    let tokio_tungstenite::tungstenite::Error::Http(resp) = &e else {
+        return anyhow::anyhow!("cannot open a session at {url}: {e}");
     };
     let reason = resp
         .body()
@@ -222,11 +257,16 @@ fn refusal_text(e: &tokio_tungstenite::tungstenite::Error) -> String {
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
         .and_then(|v| v.get("error").and_then(|m| m.as_str()).map(str::to_string))
         .unwrap_or_else(|| "no reason given".into());
-    let retry = resp
+    let retry_after = resp
         .headers()
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
-        .map(|s| format!(" (retry after {s} s)"))
-        .unwrap_or_default();
-    format!("HTTP {}: {reason}{retry}", resp.status().as_u16())
+        .map(str::to_string);
+    Refused {
+        url: url.to_string(),
+        status: resp.status().as_u16(),
+        reason,
+        retry_after,
+    }
+    .into()
 }

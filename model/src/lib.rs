@@ -10,6 +10,7 @@
 //! * [`intconv`]: the integer convolution contract ([`IntConv`], [`conv_ring`]) HE implements.
 //! * [`fixed`]: quantization, calibration and bit-exact evaluation in Z_2^k ([`FixedModel`]).
 //! * [`image`]: PNG/JPEG decoding, resize and normalisation.
+//! * [`plain`]: one input through both engines, side by side (`cryptonas plain`).
 //!
 //! ```
 //! use cryptonas_model::{zoo, Calibration, CalibrationParams, FixedModel, Model, NormalForm};
@@ -34,6 +35,7 @@ pub mod format;
 pub mod image;
 pub mod intconv;
 pub mod normal;
+pub mod plain;
 pub mod rng;
 pub mod zoo;
 

@@ -9,6 +9,7 @@
 //!   supernet and the decoupled search.
 
 pub mod arch;
+pub mod cli;
 pub mod count;
 pub mod data;
 pub mod export;

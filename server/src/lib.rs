@@ -4,6 +4,7 @@
 //! `app(state)` builds the router shared by `main` and the tests. The protocol itself lives in
 //! `cryptonas-protocol` (sans-IO); this crate only moves frames, enforces limits and logs.
 
+pub mod cli;
 mod error;
 mod hosted;
 mod limits;
