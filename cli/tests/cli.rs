@@ -37,6 +37,8 @@ fn image() -> PathBuf {
 fn cryptonas(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cryptonas"))
         .args(args)
+        // Help is wrapped at the terminal's width, at most 100 columns: the README's width.
+        .env("COLUMNS", "100")
         .output()
         .expect("the binary runs")
 }
@@ -267,4 +269,32 @@ fn private_classification_matches_the_plaintext_engine_bit_for_bit() {
     );
     drop(server);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The help texts the README shows (`<!-- help: ARGS -->` then a text block starting with
+/// `$ cryptonas ARGS`) are what the binary prints, trailing spaces aside.
+#[test]
+fn readme_shows_the_current_help() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let mut shown = 0;
+    for part in readme.split("<!-- help: ").skip(1) {
+        let (args, rest) = part.split_once(" -->").unwrap();
+        let block = rest.split("```text\n").nth(1).unwrap();
+        let block = block.split("\n```").next().unwrap();
+        let (prompt, body) = block.split_once('\n').unwrap();
+        assert_eq!(prompt, format!("$ cryptonas {args}"));
+        let out = cryptonas(&args.split_whitespace().collect::<Vec<_>>());
+        let printed: Vec<String> = text(&out.stdout)
+            .trim_end()
+            .lines()
+            .map(|l| l.trim_end().to_string())
+            .collect();
+        assert_eq!(
+            body.lines().collect::<Vec<_>>(),
+            printed,
+            "README's `cryptonas {args}` is stale: regenerate it"
+        );
+        shown += 1;
+    }
+    assert!(shown >= 3, "{shown} help blocks in the README");
 }
