@@ -1,24 +1,4 @@
-//! Benchmark harness: latency, traffic and accuracy against the ReLU budget.
-//!
-//! For every trained model in a directory and a budget sweep of generated CNet1 networks, the
-//! harness starts the real server in-process on 127.0.0.1, runs private inferences with the native
-//! client under simulated network profiles, checks every result bit-exact against the plaintext
-//! fixed-point engine, and writes `results.json`, `results.md` and SVG plots: per-phase time and
-//! bytes, per-ReLU costs, the HE/OT/GC split, where the compute goes, garbling rates, a
-//! least-squares fit of cost against the ReLU count, and ratios against DELPHI's per-ReLU figures.
-//!
-//! ```text
-//! cargo run --release -p cryptonas-bench -- --models models --sweep 2,4,8,14 --inferences 3 \
-//!     --network loopback,lan,wan --out bench/results
-//! cargo run -p cryptonas-bench -- --short --out /tmp/bench   # CI smoke test
-//! # the real page in headless Chromium as well (after scripts/build-wasm.sh):
-//! cargo run --release -p cryptonas-bench -- --models models --no-sweep --browser-only \
-//!     --inferences 3 --out bench/results/browser
-//! ```
-//!
-//! With `--browser` (or `--browser-only`, which skips the native runs) every model is also
-//! classified by the demo page in headless Chromium ([`browser`]), checked bit-exact like the
-//! native runs, and reported next to them.
+#![doc = include_str!("../README.md")]
 
 pub mod browser;
 pub mod fit;
