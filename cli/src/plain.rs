@@ -18,7 +18,7 @@ pub(crate) struct PlainArgs {
     /// exactly the model's input shape (bypasses the image decoder).
     #[arg(long, value_name = "FILE")]
     raw_f32: Option<PathBuf>,
-    /// Weights [default: `<name>.safetensors` beside the JSON].
+    /// Weights, by default `<name>.safetensors` beside the JSON.
     #[arg(long, value_name = "FILE")]
     weights: Option<PathBuf>,
     /// Ring bits of the fixed-point engine [default: the model's calibrated k, else 32]. Without

@@ -151,7 +151,7 @@ pub struct TrainArgs {
     /// After training, export into this directory (as `--name`).
     #[arg(long)]
     pub export: Option<PathBuf>,
-    /// Model name for --export [default: l<L>-c<C>].
+    /// Model name for --export [default: lL-cC from depth and width, e.g. l6-c14].
     #[arg(long)]
     pub name: Option<String>,
     /// Test images for the fixed-point check at export; 0 skips it.
