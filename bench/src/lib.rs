@@ -341,8 +341,9 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
                     (r.online_up + r.online_down) / 1e6,
                     r.online_rounds
                 );
-                // Printed even when stdout is not a terminal (CI logs), unlike `pb.println`.
-                pb.suspend(|| println!("{line}"));
+                // Printed even when stderr is not a terminal (CI logs), unlike `pb.println`; stderr keeps
+                // stdout for the results (`cryptonas bench --json`).
+                pb.suspend(|| eprintln!("{line}"));
                 runs.push(r);
             }
             if let Some(setup) = &browser_setup {
@@ -371,7 +372,7 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
                     b.page_worker_and_per_s / 1e6,
                     b.memory.renderer_peak_rss_bytes.unwrap_or(0.0) / 1e6,
                 );
-                pb.suspend(|| println!("{line}"));
+                pb.suspend(|| eprintln!("{line}"));
                 browser_runs.push(b);
             }
             snapshot(&runs, &compute, &browser_runs, &machine).write()?;

@@ -298,3 +298,16 @@ fn readme_shows_the_current_help() {
     }
     assert!(shown >= 3, "{shown} help blocks in the README");
 }
+
+/// `bench --json`: stdout is one JSON document (per-run progress lines go to stderr).
+#[test]
+fn bench_json_is_one_document() {
+    let dir = temp_dir("bench");
+    let out = cryptonas(&["bench", "--short", "--no-sweep", "--json", "--out", s(&dir)]);
+    let v = json(&out);
+    assert_eq!(v["settings"]["short"], true);
+    assert_eq!(v["models"][0]["name"], "tiny");
+    assert!(text(&out.stderr).contains("all bit-exact"));
+    assert!(dir.join("results.json").is_file());
+    std::fs::remove_dir_all(dir).unwrap();
+}
