@@ -214,6 +214,7 @@ struct BenchCmd {
 }
 
 fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     match run(cli.cmd) {
         Ok(()) => ExitCode::SUCCESS,
@@ -222,6 +223,25 @@ fn main() -> ExitCode {
             ExitCode::from(exit::code(&e))
         }
     }
+}
+
+/// `cryptonas … | head` closes stdout early; `println!` then panics with a broken pipe. That is
+/// the reader's choice, not an error: end quietly with status 0 (as ripgrep does) instead of a
+/// panic message. Every other panic goes to the default hook.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 fn runtime(multi_thread: bool) -> anyhow::Result<tokio::runtime::Runtime> {
