@@ -1,24 +1,4 @@
-//! Benchmark harness: latency, traffic and accuracy against the ReLU budget.
-//!
-//! For every trained model in a directory and a budget sweep of generated CNet1 networks, the
-//! harness starts the real server in-process on 127.0.0.1, runs private inferences with the native
-//! client under simulated network profiles, checks every result bit-exact against the plaintext
-//! fixed-point engine, and writes `results.json`, `results.md` and SVG plots: per-phase time and
-//! bytes, per-ReLU costs, the HE/OT/GC split, where the compute goes, garbling rates, a
-//! least-squares fit of cost against the ReLU count, and ratios against DELPHI's per-ReLU figures.
-//!
-//! ```text
-//! cargo run --release -p cryptonas-bench -- --models models --sweep 2,4,8,14 --inferences 3 \
-//!     --network loopback,lan,wan --out bench/results
-//! cargo run -p cryptonas-bench -- --short --out /tmp/bench   # CI smoke test
-//! # the real page in headless Chromium as well (after scripts/build-wasm.sh):
-//! cargo run --release -p cryptonas-bench -- --models models --no-sweep --browser-only \
-//!     --inferences 3 --out bench/results/browser
-//! ```
-//!
-//! With `--browser` (or `--browser-only`, which skips the native runs) every model is also
-//! classified by the demo page in headless Chromium ([`browser`]), checked bit-exact like the
-//! native runs, and reported next to them.
+#![doc = include_str!("../README.md")]
 
 pub mod browser;
 pub mod fit;
@@ -373,8 +353,9 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
                     (r.online_up + r.online_down) / 1e6,
                     r.online_rounds
                 );
-                // Printed even when stdout is not a terminal (CI logs), unlike `pb.println`.
-                pb.suspend(|| println!("{line}"));
+                // Printed even when stderr is not a terminal (CI logs), unlike `pb.println`; stderr keeps
+                // stdout for the results (`cryptonas bench --json`).
+                pb.suspend(|| eprintln!("{line}"));
                 runs.push(r);
             }
             for net in browser_setup
@@ -409,7 +390,7 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
                     b.page_worker_and_per_s / 1e6,
                     b.memory.renderer_peak_rss_bytes.unwrap_or(0.0) / 1e6,
                 );
-                pb.suspend(|| println!("{line}"));
+                pb.suspend(|| eprintln!("{line}"));
                 browser_runs.push(b);
             }
             snapshot(&runs, &compute, &browser_runs, &machine).write()?;

@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+pub mod cli;
+
 use cryptonas_crypto::Csprng;
 use cryptonas_protocol::{
     ClientInput, ClientSession, EvalTask, LocalWorkers, MsgKind, Output, Phase, ProtocolError,
@@ -16,6 +18,39 @@ use tokio_tungstenite::tungstenite::Message;
 pub const MAX_FRAME_BYTES: usize = 64 << 20;
 
 pub use cryptonas_protocol::Outcome;
+
+/// The server refused to open a session (or to answer a request): its HTTP status and reason.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("cannot open a session at {url}: HTTP {status}: {reason}{}", retry_after.as_ref().map(|s| format!(" (retry after {s} s)")).unwrap_or_default())]
+pub struct Refused {
+    /// What was asked for.
+    pub url: String,
+    /// HTTP status (503 busy, 429 rate-limited, 404 unknown model, 403 origin, …).
+    pub status: u16,
+    /// The `error` of the server's JSON body.
+    pub reason: String,
+    /// Its `Retry-After`, if any.
+    pub retry_after: Option<String>,
+}
+
+/// A session failed in the protocol: this side's error, or the server's (`Peer`).
+#[derive(Debug, thiserror::Error)]
+#[error("protocol error: {0}")]
+pub struct SessionFailed(pub ProtocolError);
+
+impl SessionFailed {
+    /// The two sides speak different protocol versions (found here, or reported by the server).
+    pub fn is_version_mismatch(&self) -> bool {
+        matches!(
+            &self.0,
+            ProtocolError::Version { .. }
+                | ProtocolError::Peer {
+                    code: cryptonas_protocol::ErrorCode::Version,
+                    ..
+                }
+        )
+    }
+}
 
 /// Simulated network conditions, applied by the client to every frame it sends and receives
 /// (in-process, no root needed): half the round-trip time each way plus size / bandwidth.
@@ -142,7 +177,7 @@ pub async fn prepare(
         .max_frame_size(Some(MAX_FRAME_BYTES));
     let (socket, _) = tokio_tungstenite::connect_async_with_config(&url, Some(config), true)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot open a session at {url}: {}", refusal_text(&e)))?;
+        .map_err(|e| refusal(&url, e))?;
     let mut prepared = Prepared {
         socket,
         session: ClientSession::prepare(Csprng::from_entropy()?),
@@ -160,11 +195,11 @@ pub async fn prepare(
 /// Whether `error` is the server's word that a prepared session waited too long for its image.
 pub fn is_expired(error: &anyhow::Error) -> bool {
     matches!(
-        error.downcast_ref::<ProtocolError>(),
-        Some(ProtocolError::Peer {
+        error.downcast_ref::<SessionFailed>(),
+        Some(SessionFailed(ProtocolError::Peer {
             code: cryptonas_protocol::ErrorCode::Expired,
             ..
-        })
+        }))
     )
 }
 
@@ -236,7 +271,7 @@ impl Prepared {
     fn read_pending(&mut self) -> anyhow::Result<()> {
         while let Some(next) = self.socket.next().now_or_never() {
             match next {
-                Some(Ok(Message::Binary(b))) => self.session.handle(&b)?,
+                Some(Ok(Message::Binary(b))) => self.session.handle(&b).map_err(SessionFailed)?,
                 Some(Ok(Message::Close(frame))) => {
                     let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
                     anyhow::bail!("server closed the prepared session: {why}");
@@ -310,7 +345,7 @@ impl Prepared {
             if let Err(e) = self.session.handle(&frame) {
                 // A peer's error is the server's reason; anything else the server must hear.
                 return Err(match e {
-                    ProtocolError::Peer { .. } => e.into(),
+                    ProtocolError::Peer { .. } => SessionFailed(e).into(),
                     e => tell_server(&mut self.socket, e).await,
                 });
             }
@@ -325,14 +360,14 @@ where
 {
     let _ = socket.send(Message::binary(e.to_frame())).await;
     let _ = socket.close().await;
-    anyhow::anyhow!("protocol error: {e}")
+    SessionFailed(e).into()
 }
 
-/// A refused handshake as the server explained it: its status, the `error` of its JSON body and
-/// its `Retry-After`, if any; other failures as they are.
-fn refusal_text(e: &tokio_tungstenite::tungstenite::Error) -> String {
-    let tokio_tungstenite::tungstenite::Error::Http(resp) = e else {
-        return e.to_string();
+/// A refused handshake as the server explained it ([`Refused`]: its status, the `error` of its
+/// JSON body and its `Retry-After`), other failures as they are.
+fn refusal(url: &str, e: tokio_tungstenite::tungstenite::Error) -> anyhow::Error {
+    let tokio_tungstenite::tungstenite::Error::Http(resp) = &e else {
+        return anyhow::anyhow!("cannot open a session at {url}: {e}");
     };
     let reason = resp
         .body()
@@ -340,11 +375,16 @@ fn refusal_text(e: &tokio_tungstenite::tungstenite::Error) -> String {
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
         .and_then(|v| v.get("error").and_then(|m| m.as_str()).map(str::to_string))
         .unwrap_or_else(|| "no reason given".into());
-    let retry = resp
+    let retry_after = resp
         .headers()
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
-        .map(|s| format!(" (retry after {s} s)"))
-        .unwrap_or_default();
-    format!("HTTP {}: {reason}{retry}", resp.status().as_u16())
+        .map(str::to_string);
+    Refused {
+        url: url.to_string(),
+        status: resp.status().as_u16(),
+        reason,
+        retry_after,
+    }
+    .into()
 }

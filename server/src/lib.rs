@@ -1,9 +1,6 @@
-//! The CryptoNAS server: hosts models, runs the server half of private inference over WebSocket binary
-//! frames, and serves the demo page.
-//!
-//! `app(state)` builds the router shared by `main` and the tests. The protocol itself lives in
-//! `cryptonas-protocol` (sans-IO); this crate only moves frames, enforces limits and logs.
+#![doc = include_str!("../README.md")]
 
+pub mod cli;
 mod error;
 mod hosted;
 mod limits;

@@ -1,17 +1,4 @@
-//! Browser client: a thin wasm-bindgen shell over the protocol's client session.
-//!
-//! All protocol logic lives in `cryptonas-protocol`; this crate only converts between JavaScript and
-//! Rust values and adds what a page needs to show progress: the public plan (ReLU layers, expected
-//! frame count) and a per-frame event. JavaScript owns the WebSocket (in a dedicated Web Worker, see
-//! `www/worker.js`): it sends the frames [`PrivateInference::start`] returns, feeds every binary
-//! frame it receives to [`PrivateInference::handle`], and sends what that returns.
-//!
-//! The session hands garbled evaluation out as jobs: the page's session worker gives each streamed
-//! chunk to one of several evaluation workers, each running its own instance of this module with
-//! an [`EvalChunk`] per chunk, and feeds their shares back through [`PrivateInference::complete`].
-//!
-//! [`GcBench`] measures garbled-circuit evaluation speed (AND gates/s) in the calling thread, so the
-//! page can report the speed of its worker.
+#![doc = include_str!("../README.md")]
 
 use cryptonas_crypto::{Csprng, FixedKeyAes};
 use cryptonas_gc::{Delta, ReluCircuit, ReluVariant, TweakDomain};
