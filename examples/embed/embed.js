@@ -16,10 +16,11 @@ function show(text, state) {
 
 try {
   const classifier = await PrivateClassifier.connect({ model });
-  classifier.addEventListener('progress', (e) => {
-    if (e.detail.phase === 'offline') show(`Preparing… ${Math.round(e.detail.fraction * 100)} %`, 'preparing');
+  // The offline phase, before the image is known (after each classification the classifier
+  // prepares the next session in the background; its `progress` events say how far it is).
+  const prepared = await classifier.prepare({
+    onProgress: (p) => show(`Preparing… ${Math.round(p.fraction * 100)} %`, 'preparing'),
   });
-  const prepared = await classifier.prepare(); // the offline phase, before the image is known
   show(`Ready (prepared in ${(prepared.offlineMs / 1000).toFixed(1)} s): pick a picture.`, 'ready');
   input.disabled = false;
   input.addEventListener('change', async () => {

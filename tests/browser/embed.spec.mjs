@@ -113,17 +113,29 @@ async function main() {
     const page = await (await launched.browser.newContext()).newPage();
     const errors = [];
     page.on('pageerror', (e) => errors.push(String(e)));
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    page.on('response', (r) => { if (r.status() >= 400) errors.push(`HTTP ${r.status()} for ${r.url()}`); });
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(m.text());
+      if (process.env.CRYPTONAS_VERBOSE) console.log(`page: ${m.text()}`);
+    });
     await page.goto(`${server.base}/index.html?model=${model}`);
     const state = () => document.getElementById('result').dataset.state;
+    // Waits until the result line reaches one of `states`; on a timeout, says where it stands.
+    const settle = async (states) => {
+      try {
+        await waitFor(page, (s) => s.includes(document.getElementById('result').dataset.state), states, { timeout: 300000 });
+      } catch (e) {
+        throw new Error(`${e.message}; the page says "${await page.locator('#result').textContent()}"; errors: ${errors.join(' | ')}`);
+      }
+    };
     const t0 = Date.now();
-    await waitFor(page, () => ['ready', 'failed'].includes(document.getElementById('result').dataset.state), null, { timeout: 300000 });
+    await settle(['ready', 'failed']);
     const readyText = await page.locator('#result').textContent();
     if (!check('the example prepares a session', (await page.evaluate(state)) === 'ready', `${readyText} (${Date.now() - t0} ms)`)) return;
 
     await page.setInputFiles('#image', sample);
     const t1 = Date.now();
-    await waitFor(page, () => ['done', 'failed'].includes(document.getElementById('result').dataset.state), null, { timeout: 300000 });
+    await settle(['done', 'failed']);
     const text = await page.locator('#result').textContent();
     if (!check('the example classifies the file', (await page.evaluate(state)) === 'done', `"${text}" (${Date.now() - t1} ms)`)) return;
     const shown = await page.evaluate(() => {
