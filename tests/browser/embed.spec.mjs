@@ -83,7 +83,9 @@ async function main() {
   try {
     // 1. A fresh folder installs the tarball, as a web developer would.
     writeFileSync(join(site, 'package.json'), JSON.stringify({ name: 'embed-site', private: true, type: 'module' }));
-    const inst = run('npm', ['install', '--offline', '--no-audit', '--no-fund', '--ignore-scripts', tarball], site);
+    // An empty npm cache: the install must need nothing but the tarball.
+    const inst = run('npm', ['install', '--offline', '--cache', join(site, '.npm-cache'), '--no-audit', '--no-fund',
+      '--ignore-scripts', tarball], site);
     if (!check('npm install <tarball> (offline) in a fresh folder', inst.ok, inst.ok ? '' : inst.out)) return;
     const pkg = join(site, 'node_modules', 'cryptonas');
     const files = ['package.json', 'cryptonas.js', 'cryptonas.d.ts', 'README.md', 'worker.js', 'eval-worker.js',
