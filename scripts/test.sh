@@ -39,10 +39,12 @@ step "wasm32 build of the shared crates" cargo build --target wasm32-unknown-unk
   -p cryptonas-protocol -p wasm-client
 # wasm-pack runs each crate's tests with the wasm-bindgen-test-runner installed next to the pinned
 # wasm-bindgen CLI (`--mode no-install`: it fails rather than download one) in Debian's Chromium
-# through Debian's chromedriver (`--chromedriver`: it downloads none).
+# through Debian's chromedriver (`--chromedriver`: it downloads none). `--lib --test '*'` is what
+# `cargo test --tests` ran before (wasm-pack already passes `--tests` to its `cargo build`, and cargo
+# refuses it twice; without a target selection `cargo test` would build the examples for wasm32 too).
 for dir in gc ot he model wasm-client; do
   step "headless Chromium (wasm-pack test): $dir" wasm-pack test --headless --chrome \
-    --chromedriver /usr/bin/chromedriver --mode no-install "$dir" --tests
+    --chromedriver /usr/bin/chromedriver --mode no-install "$dir" --lib --test '*'
 done
 step "build the browser client (wasm-pack)" scripts/build-wasm.sh
 step "benchmark harness (short mode, native and headless Chromium, asserts correctness)" \
