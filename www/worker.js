@@ -48,7 +48,7 @@ async function evalPool(size) {
   if (pool && pool.busy > 0) return pool; // sessions still use it: keep its size
   if (pool) pool.workers.forEach((w) => w.terminate());
   pool = null;
-  const workers = Array.from({ length: n }, () => new Worker('eval-worker.js', { type: 'module' }));
+  const workers = Array.from({ length: n }, () => new Worker(new URL('./eval-worker.js', import.meta.url), { type: 'module' }));
   const listeners = new Set();
   for (const w of workers) {
     w.onmessage = (e) => { for (const l of listeners) l(e.data); };
