@@ -667,12 +667,12 @@ impl Calibration {
             }
         }
         let Some((w, mut best)) = found else {
-            return Err(last_err.unwrap_or_else(|| {
-                cfg_err(format!(
-                    "no weight precision in [{}, {}] bits is accepted at k = {k}",
-                    p.min_f_w, p.max_f_w
-                ))
-            }));
+            return Err(cfg_err(format!(
+                "no weight precision in [{}, {}] bits is accepted at k = {k}{}",
+                p.min_f_w,
+                p.max_f_w,
+                last_err.map_or(String::new(), |e| format!(" (the rest do not fit: {e})"))
+            )));
         };
         let mut precision = vec![w; n];
         for j in 0..n {

@@ -231,6 +231,21 @@ struct CheckFixedArgs {
     /// [default: all, stored in the metadata].
     #[arg(long)]
     images: Option<usize>,
+    /// First re-calibrate: per ReLU layer the narrowest ring (and least weight precision) whose
+    /// fixed-point accuracy on `--search-images` test images stays within `--tolerance` points of
+    /// float; then check as usual. The model file is rewritten only when the whole test set
+    /// was checked and is within the tolerance there too.
+    #[arg(long)]
+    narrow: bool,
+    /// Test images the narrowing judges each candidate on (evenly spread) [default: all].
+    #[arg(long)]
+    search_images: Option<usize>,
+    /// Largest |fixed − float| accuracy gap, in points, that `--narrow` accepts.
+    #[arg(long, default_value_t = 0.1)]
+    tolerance: f64,
+    /// Training images the narrowing calibrates value ranges on (evenly spread).
+    #[arg(long, default_value_t = 512)]
+    calibration_images: usize,
     #[command(flatten)]
     data: DataArgs,
 }
@@ -370,6 +385,51 @@ fn run_check_fixed(a: CheckFixedArgs) -> Result<()> {
         };
         let n = a.images.unwrap_or(data.test.len()).min(data.test.len());
         let test = test_subset(&data, &norm, n);
+        if a.narrow {
+            use cryptonas_search::data::make_batch;
+            let m = a.calibration_images.clamp(1, data.train.len());
+            let step = data.train.len() / m;
+            let calib: Vec<Vec<f32>> = (0..m)
+                .map(|j| {
+                    make_batch::<rand_chacha::ChaCha8Rng>(
+                        &data.train,
+                        data.shape,
+                        &[j * step],
+                        &norm,
+                        None,
+                    )
+                })
+                .collect();
+            let s = a
+                .search_images
+                .unwrap_or(data.test.len())
+                .min(data.test.len());
+            let search = test_subset(&data, &norm, s);
+            let started = std::time::Instant::now();
+            let name = model.spec.name.clone();
+            let cfg = export::narrow_fixed_point(
+                &mut model,
+                &calib,
+                &search,
+                32,
+                a.tolerance,
+                &|tried, gap| {
+                    eprintln!(
+                        "{name}: configuration {tried}: fixed − float {gap:+.2} points on {s} \
+                         test images ({:.0} s)",
+                        started.elapsed().as_secs_f64()
+                    )
+                },
+            )?;
+            eprintln!(
+                "{name}: narrowest rings per ReLU layer {:?}, weight bits {:?}",
+                cfg.stages.iter().filter_map(|s| s.k).collect::<Vec<_>>(),
+                cfg.stages
+                    .iter()
+                    .map(|s| s.f_w.iter().copied().min().unwrap_or(0))
+                    .collect::<Vec<_>>()
+            );
+        }
         let started = std::time::Instant::now();
         let step = (n / 20).max(1);
         let name = model.spec.name.clone();
@@ -384,14 +444,24 @@ fn run_check_fixed(a: CheckFixedArgs) -> Result<()> {
         let whole = n == data.test.len();
         let chk = export::recheck_fixed_point(&mut model, &test, whole, &progress)?;
         eprintln!();
+        let gap = (chk.fixed_accuracy - chk.float_accuracy).abs() * 100.0;
+        if a.narrow && whole && gap > a.tolerance {
+            bail!(
+                "{}: the narrowed rings are {gap:.2} points off float on the whole test set \
+                 (tolerance {}); not stored: search on more images",
+                json.display(),
+                a.tolerance
+            );
+        }
         // Only a whole-test-set figure replaces what the metadata records.
         if whole {
             std::fs::write(json, model.spec.to_json())
                 .with_context(|| format!("writing {}", json.display()))?;
         }
         println!(
-            "{name}: k = {}, {} test images in {:.0} s: fixed point {:.2} %, float {:.2} %, {} disagreements{}",
+            "{name}: k = {}, ReLU layers k_l = {:?}, {} test images in {:.0} s: fixed point {:.2} %, float {:.2} %, {} disagreements{}",
             chk.k,
+            chk.relu_k,
             chk.images,
             started.elapsed().as_secs_f64(),
             100.0 * chk.fixed_accuracy,
