@@ -373,6 +373,33 @@ pub fn narrow_fixed_point(
     Ok(cfg)
 }
 
+/// Narrow rings at one weight precision: calibrates the ranges on `calib` and gives every ReLU
+/// layer `weight_bits` fractional weight bits and the narrowest ring that holds its range
+/// ([`cryptonas_model::Calibration::narrow_config`]), without a search. Stores the configuration
+/// in the model's metadata and returns it.
+pub fn narrow_fixed_point_at(
+    model: &mut Model,
+    calib: &[Vec<f32>],
+    k: u32,
+    weight_bits: u32,
+) -> Result<cryptonas_model::FixedConfig, SearchError> {
+    use cryptonas_model::{Calibration, CalibrationParams, NormalForm};
+    let name = model.spec.name.clone();
+    let err = |e: cryptonas_model::ModelError| model_err(Path::new(&name), e);
+    let nf = NormalForm::compile(model).map_err(err)?;
+    let cal = Calibration::run(&nf, calib.iter().map(|v| v.as_slice())).map_err(err)?;
+    let cfg = cal
+        .narrow_config(
+            &nf,
+            k,
+            &CalibrationParams::default(),
+            &vec![weight_bits; nf.stages.len()],
+        )
+        .map_err(err)?;
+    model.spec.metadata.fixed_point = Some(cfg.clone());
+    Ok(cfg)
+}
+
 /// Rewrites a model's JSON (after metadata changes).
 pub fn rewrite_json(dir: &Path, model: &Model) -> Result<PathBuf, SearchError> {
     let json = dir.join(format!("{}.json", model.spec.name));

@@ -243,6 +243,10 @@ struct CheckFixedArgs {
     /// Largest |fixed − float| accuracy gap, in points, that `--narrow` accepts.
     #[arg(long, default_value_t = 0.1)]
     tolerance: f64,
+    /// With `--narrow`: no search, every ReLU layer gets this many fractional weight bits and
+    /// the narrowest ring that holds its range.
+    #[arg(long)]
+    weight_bits: Option<u32>,
     /// Training images the narrowing calibrates value ranges on (evenly spread).
     #[arg(long, default_value_t = 512)]
     calibration_images: usize,
@@ -404,23 +408,27 @@ fn run_check_fixed(a: CheckFixedArgs) -> Result<()> {
                 .search_images
                 .unwrap_or(data.test.len())
                 .min(data.test.len());
-            let search = test_subset(&data, &norm, s);
             let started = std::time::Instant::now();
             let name = model.spec.name.clone();
-            let cfg = export::narrow_fixed_point(
-                &mut model,
-                &calib,
-                &search,
-                32,
-                a.tolerance,
-                &|tried, gap| {
-                    eprintln!(
-                        "{name}: configuration {tried}: fixed − float {gap:+.2} points on {s} \
-                         test images ({:.0} s)",
-                        started.elapsed().as_secs_f64()
-                    )
-                },
-            )?;
+            let cfg = if let Some(w) = a.weight_bits {
+                export::narrow_fixed_point_at(&mut model, &calib, 32, w)?
+            } else {
+                let search = test_subset(&data, &norm, s);
+                export::narrow_fixed_point(
+                    &mut model,
+                    &calib,
+                    &search,
+                    32,
+                    a.tolerance,
+                    &|tried, gap| {
+                        eprintln!(
+                            "{name}: configuration {tried}: fixed − float {gap:+.2} points on {s} \
+                             test images ({:.0} s)",
+                            started.elapsed().as_secs_f64()
+                        )
+                    },
+                )?
+            };
             eprintln!(
                 "{name}: narrowest rings per ReLU layer {:?}, weight bits {:?}",
                 cfg.stages.iter().filter_map(|s| s.k).collect::<Vec<_>>(),
@@ -454,8 +462,15 @@ fn run_check_fixed(a: CheckFixedArgs) -> Result<()> {
             );
         }
         // Only a whole-test-set figure replaces what the metadata records.
+        // Only the metadata changes: the graph is written back as it was read (loading prunes
+        // dead nodes, whose tensors the safetensors file still holds).
         if whole {
-            std::fs::write(json, model.spec.to_json())
+            let mut on_disk = cryptonas_model::ModelSpec::from_json(
+                &std::fs::read(json).with_context(|| format!("reading {}", json.display()))?,
+            )
+            .with_context(|| format!("parsing {}", json.display()))?;
+            on_disk.metadata = model.spec.metadata.clone();
+            std::fs::write(json, on_disk.to_json())
                 .with_context(|| format!("writing {}", json.display()))?;
         }
         println!(
