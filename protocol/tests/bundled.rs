@@ -32,7 +32,7 @@ fn root() -> PathBuf {
 fn load(name: &str) -> (Model, Arc<ServerModel>) {
     let dir = root().join("models");
     let json = dir.join(format!("{name}.json"));
-    let model = Model::load(&json, &json.with_extension("safetensors")).unwrap();
+    let model = Model::load(&json, json.with_extension("safetensors")).unwrap();
     let served = ServerModel::new(name, &model).unwrap();
     (model, Arc::new(served))
 }
