@@ -264,7 +264,7 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
         .build()
         .context("Tokio runtime")?;
 
-    // Garbling rates first, at the widest generated model's ring and truncation.
+    // Garbling rates first, at the widest generated model's first ReLU ring and truncation.
     pb.set_message("garbling and evaluation rates");
     let (k, t) = prepared
         .iter()
@@ -277,7 +277,7 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
                 .stages
                 .iter()
                 .find(|s| s.relu)
-                .map(|s| (p.model.plan().k, s.trunc))
+                .map(|s| (s.k, s.trunc))
         })
         .unwrap_or((32, 0));
     let gates = gates::measure(

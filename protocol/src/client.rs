@@ -32,7 +32,7 @@ use crate::plan::Plan;
 use crate::session::{he_err, ot_err, Output, Session};
 use crate::{ring_err, ChunkJob, ProtocolError};
 use cryptonas_crypto::{Block, Csprng};
-use cryptonas_gc::{ReluCircuit, ReluVariant};
+use cryptonas_gc::ReluCircuit;
 use cryptonas_he::{ClientKeys, ClientStage, HeParams, ResponseMsg};
 use cryptonas_model::Source;
 use cryptonas_ot::chou_orlandi::ReceiverChoices;
@@ -549,19 +549,9 @@ impl ClientSession {
             .iter()
             .map(|s| RingVec::random(k, if s.relu { s.len } else { 0 }, || rng.u64()))
             .collect();
-        let circuits = plan
-            .stages
-            .iter()
-            .map(|s| {
-                s.relu
-                    .then(|| ReluCircuit::new(k.bits(), s.trunc, ReluVariant::Relu))
-                    .transpose()
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ProtocolError::Malformed {
-                what: "ServerPlan",
-                reason: e.to_string(),
-            })?;
+        let circuits = (0..plan.stages.len())
+            .map(|i| plan.circuit(i))
+            .collect::<Result<Vec<_>, _>>()?;
         self.send(Msg::ClientHeKey(keys.public_key().to_bytes(&params)));
         let mut stages = Vec::with_capacity(plan.stages.len());
         for (i, st) in plan.stages.iter().enumerate() {
@@ -640,12 +630,14 @@ impl ClientSession {
     ) -> Result<State, ProtocolError> {
         let choices = ReceiverChoices::from_bytes(bytes).map_err(ot_err)?;
         let receiver = receiver.receive_base_choices(choices).map_err(ot_err)?;
-        let mut bits = Zeroizing::new(Vec::with_capacity(
-            ctx.plan.relu_count() * ctx.k.bits() as usize,
-        ));
+        let mut bits = Zeroizing::new(Vec::with_capacity(ctx.plan.ot_bits()));
         for (share, st) in ctx.shares.iter().zip(&ctx.plan.stages) {
             if st.relu {
-                bits.extend_from_slice(&share.bits());
+                // The share reduced mod 2^(k_l): the layer's ReLU reads Z mod 2^(k_l) only.
+                let narrow = RingWidth::new(st.k)
+                    .map(|w| share.reduced_bits(w))
+                    .map_err(ring_err("HE share"))?;
+                bits.extend_from_slice(&narrow);
             }
         }
         let (matrix, receiver) = receiver.extend(&bits, &mut self.rng).map_err(ot_err)?;
@@ -708,11 +700,11 @@ impl ClientSession {
                 ),
             });
         }
-        let k = g.ctx.k.bits() as usize;
+        let k = g.ctx.plan.stages[i].k as usize;
         let at = g.ctx.plan.stages[..i].iter().map(|s| s.len).sum::<usize>() + first;
-        let mut client_labels = Zeroizing::new(
-            Block::slice_as_bytes(&g.ot.labels()[at * k..(at + count) * k]).to_vec(),
-        );
+        let bit = g.ctx.plan.ot_offset(i) + first * k;
+        let mut client_labels =
+            Zeroizing::new(Block::slice_as_bytes(&g.ot.labels()[bit..bit + count * k]).to_vec());
         // A pre-garbled chunk: K₀ ⊕ b·Δ ⊕ (W₀ ⊕ K₀) = W₀ ⊕ b·Δ.
         if !corrections.is_empty() {
             if corrections.len() != client_labels.len() {
@@ -740,7 +732,8 @@ impl ClientSession {
         };
         let job = ChunkJob {
             id: self.next_job,
-            k: g.ctx.k.bits(),
+            k: circuit.k(),
+            k_out: circuit.k_out(),
             trunc: circuit.t(),
             pi_key: g.ctx.pi_key,
             session_id: g.ctx.session_id,
@@ -822,7 +815,7 @@ impl ClientSession {
                 state: "waiting for the next layer's ServerLabels",
             });
         }
-        let per_relu = online.ctx.k.bits() as usize * 16;
+        let per_relu = online.ctx.plan.stages[next].k as usize * 16;
         let n = online.ctx.plan.stages[next].len;
         if body.len() != n * per_relu {
             return Err(ProtocolError::WrongSize {

@@ -21,8 +21,10 @@ use zeroize::Zeroizing;
 pub struct ChunkJob {
     /// Job id within the session (the chunk's index in arrival order).
     pub id: u32,
-    /// Ring bits.
+    /// Ring bits of the layer's ReLU inputs (k_l).
     pub k: u32,
+    /// Ring bits of the result shares (the plan's k).
+    pub k_out: u32,
     /// ReLU truncation of the layer.
     pub trunc: u32,
     /// The session's π key (the garbling hash, [`crate::Msg::ServerPlan`]).
@@ -56,7 +58,7 @@ impl std::fmt::Debug for ChunkJob {
     }
 }
 
-const HEADER: usize = 4 + 4 + 4 + 16 + 8 + 4 + 4 + 8 + 8;
+const HEADER: usize = 4 + 4 + 4 + 4 + 16 + 8 + 4 + 4 + 8 + 8;
 
 fn malformed(reason: impl Into<String>) -> ProtocolError {
     ProtocolError::Malformed {
@@ -81,6 +83,7 @@ impl ChunkJob {
         );
         out.extend_from_slice(&self.id.to_le_bytes());
         out.extend_from_slice(&self.k.to_le_bytes());
+        out.extend_from_slice(&self.k_out.to_le_bytes());
         out.extend_from_slice(&self.trunc.to_le_bytes());
         out.extend_from_slice(&self.pi_key);
         out.extend_from_slice(&self.session_id.to_le_bytes());
@@ -106,9 +109,9 @@ impl ChunkJob {
         let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
         let rest = &bytes[HEADER..];
         let mut pi_key = [0u8; 16];
-        pi_key.copy_from_slice(&bytes[12..28]);
-        let tables_len = usize::try_from(u64_at(44)).unwrap_or(usize::MAX);
-        let decoding_len = usize::try_from(u64_at(52)).unwrap_or(usize::MAX);
+        pi_key.copy_from_slice(&bytes[16..32]);
+        let tables_len = usize::try_from(u64_at(48)).unwrap_or(usize::MAX);
+        let decoding_len = usize::try_from(u64_at(56)).unwrap_or(usize::MAX);
         if tables_len > rest.len() || decoding_len > rest.len() - tables_len {
             return Err(malformed("declared lengths exceed the job"));
         }
@@ -117,11 +120,12 @@ impl ChunkJob {
         Ok(ChunkJob {
             id: u32_at(0),
             k: u32_at(4),
-            trunc: u32_at(8),
+            k_out: u32_at(8),
+            trunc: u32_at(12),
             pi_key,
-            session_id: u64_at(28),
-            first_instance: u32_at(36),
-            count: u32_at(40),
+            session_id: u64_at(32),
+            first_instance: u32_at(40),
+            count: u32_at(44),
             tables: tables.to_vec(),
             decoding: decoding.to_vec(),
             client_labels: Zeroizing::new(labels.to_vec()),
@@ -173,7 +177,7 @@ impl ChunkEvaluator {
         tables: &[u8],
         decoding: &[u8],
     ) -> Result<ChunkEvaluator, ProtocolError> {
-        let circuit = ReluCircuit::new(job.k, job.trunc, ReluVariant::Relu)
+        let circuit = ReluCircuit::with_output_ring(job.k, job.k_out, job.trunc, ReluVariant::Relu)
             .map_err(|e| malformed(e.to_string()))?;
         let count = job.count as usize;
         let tables = GarbledTables::from_bytes(circuit.circuit(), count, tables)
@@ -222,7 +226,7 @@ impl ChunkEvaluator {
     /// [`ChunkEvaluator::evaluate`] with the shares packed as the ring's wire format (what a
     /// worker posts back to [`crate::ClientSession::complete_job`]).
     pub fn evaluate_packed(&self, garbler_labels: &[u8]) -> Result<Vec<u8>, ProtocolError> {
-        let k = RingWidth::new(self.circuit.k()).map_err(ring_err("evaluation job"))?;
+        let k = RingWidth::new(self.circuit.k_out()).map_err(ring_err("evaluation job"))?;
         let shares = RingVec::from_values(k, self.evaluate(garbler_labels)?)
             .map_err(ring_err("evaluated shares"))?;
         Ok(shares.pack())

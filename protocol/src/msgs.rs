@@ -7,7 +7,9 @@ use crate::ProtocolError;
 use serde::Serialize;
 
 /// Protocol version spoken by this build. 2: `Error` frames carry an [`ErrorCode`]; `ServerPlan`
-/// carries the session's π key. 3: the `Expired` error code (prepared sessions).
+/// carries the session's π key. 3: every plan stage carries its ReLU ring width k_l (the OT,
+/// the garbled ReLUs and the online labels take k_l bits per ReLU); the `Expired` error code
+/// (prepared sessions).
 pub const PROTOCOL_VERSION: u16 = 3;
 
 /// One protocol message.

@@ -585,8 +585,12 @@ fn pooled_offline_material_is_bit_exact() {
         );
         traffic.push(t.bytes_down);
     }
-    // Pooled sessions send the corrections on top: 16·k bytes per ReLU.
-    let extra = 16 * model.plan().k as u64 * model.plan().relu_count() as u64;
+    // Pooled sessions send the corrections on top: 16·k_l bytes per ReLU (one per share bit).
+    let extra = 16 * model.plan().ot_bits() as u64;
+    assert!(
+        model.plan().ot_bits() < 32 * model.plan().relu_count(),
+        "narrow rings"
+    );
     assert_eq!(traffic[0] - traffic[2], extra);
     // Material of another model (other shapes) is refused.
     let (other, _) = self::model(2, 8, 9);

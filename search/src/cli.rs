@@ -275,6 +275,25 @@ pub struct CheckFixedArgs {
     /// [default: all, stored in the metadata].
     #[arg(long)]
     pub images: Option<usize>,
+    /// First re-calibrate: per ReLU layer the narrowest ring (and least weight precision) whose
+    /// fixed-point accuracy on `--search-images` test images stays within `--tolerance` points of
+    /// float; then check as usual. The model file is rewritten only when the whole test set
+    /// was checked and is within the tolerance there too.
+    #[arg(long)]
+    pub narrow: bool,
+    /// Test images the narrowing judges each candidate on (evenly spread) [default: all].
+    #[arg(long)]
+    pub search_images: Option<usize>,
+    /// Largest |fixed − float| accuracy gap, in points, that `--narrow` accepts.
+    #[arg(long, default_value_t = 0.1)]
+    pub tolerance: f64,
+    /// With `--narrow`: no search, every ReLU layer gets this many fractional weight bits and
+    /// the narrowest ring that holds its range.
+    #[arg(long)]
+    pub weight_bits: Option<u32>,
+    /// Training images the narrowing calibrates value ranges on (evenly spread).
+    #[arg(long, default_value_t = 512)]
+    pub calibration_images: usize,
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,
@@ -478,6 +497,55 @@ pub fn run_check_fixed(a: &CheckFixedArgs) -> Result<()> {
         };
         let n = a.images.unwrap_or(data.test.len()).min(data.test.len());
         let test = test_subset(&data, &norm, n);
+        if a.narrow {
+            use crate::data::make_batch;
+            let m = a.calibration_images.clamp(1, data.train.len());
+            let step = data.train.len() / m;
+            let calib: Vec<Vec<f32>> = (0..m)
+                .map(|j| {
+                    make_batch::<rand_chacha::ChaCha8Rng>(
+                        &data.train,
+                        data.shape,
+                        &[j * step],
+                        &norm,
+                        None,
+                    )
+                })
+                .collect();
+            let s = a
+                .search_images
+                .unwrap_or(data.test.len())
+                .min(data.test.len());
+            let started = std::time::Instant::now();
+            let name = model.spec.name.clone();
+            let cfg = if let Some(w) = a.weight_bits {
+                export::narrow_fixed_point_at(&mut model, &calib, 32, w)?
+            } else {
+                let search = test_subset(&data, &norm, s);
+                export::narrow_fixed_point(
+                    &mut model,
+                    &calib,
+                    &search,
+                    32,
+                    a.tolerance,
+                    &|tried, gap| {
+                        eprintln!(
+                            "{name}: configuration {tried}: fixed − float {gap:+.2} points on {s} \
+                             test images ({:.0} s)",
+                            started.elapsed().as_secs_f64()
+                        )
+                    },
+                )?
+            };
+            eprintln!(
+                "{name}: narrowest rings per ReLU layer {:?}, weight bits {:?}",
+                cfg.stages.iter().filter_map(|s| s.k).collect::<Vec<_>>(),
+                cfg.stages
+                    .iter()
+                    .map(|s| s.f_w.iter().copied().min().unwrap_or(0))
+                    .collect::<Vec<_>>()
+            );
+        }
         let started = std::time::Instant::now();
         let step = (n / 20).max(1);
         let name = model.spec.name.clone();
@@ -492,16 +560,33 @@ pub fn run_check_fixed(a: &CheckFixedArgs) -> Result<()> {
         let whole = n == data.test.len();
         let chk = export::recheck_fixed_point(&mut model, &test, whole, &progress)?;
         eprintln!();
-        // Only a whole-test-set figure replaces what the metadata records.
+        let gap = (chk.fixed_accuracy - chk.float_accuracy).abs() * 100.0;
+        if a.narrow && whole && gap > a.tolerance {
+            bail!(
+                "{}: the narrowed rings are {gap:.2} points off float on the whole test set \
+                 (tolerance {}); not stored: search on more images",
+                json.display(),
+                a.tolerance
+            );
+        }
+        // Only a whole-test-set figure replaces what the metadata records, and only the metadata
+        // changes: the graph is written back as it was read (loading prunes dead nodes, whose
+        // tensors the safetensors file still holds).
         if whole {
-            std::fs::write(json, model.spec.to_json())
+            let mut on_disk = cryptonas_model::ModelSpec::from_json(
+                &std::fs::read(json).with_context(|| format!("reading {}", json.display()))?,
+            )
+            .with_context(|| format!("parsing {}", json.display()))?;
+            on_disk.metadata = model.spec.metadata.clone();
+            std::fs::write(json, on_disk.to_json())
                 .with_context(|| format!("writing {}", json.display()))?;
         }
         let seconds = started.elapsed().as_secs_f64();
         if !a.json {
             println!(
-                "{name}: k = {}, {} test images in {seconds:.0} s: fixed point {:.2} %, float {:.2} %, {} disagreements{}",
+                "{name}: k = {}, ReLU layers k_l = {:?}, {} test images in {seconds:.0} s: fixed point {:.2} %, float {:.2} %, {} disagreements{}",
                 chk.k,
+                chk.relu_k,
                 chk.images,
                 100.0 * chk.fixed_accuracy,
                 100.0 * chk.float_accuracy,

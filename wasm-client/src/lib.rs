@@ -92,9 +92,11 @@ impl PlanInfo {
             .enumerate()
             .filter(|(_, s)| s.relu)
             .map(|(i, s)| {
-                let ands = ReluCircuit::new(plan.k, s.trunc, ReluVariant::Relu)
-                    .map(|c| c.circuit().and_count() as u64)
-                    .unwrap_or(0);
+                let ands = plan
+                    .circuit(i)
+                    .ok()
+                    .flatten()
+                    .map_or(0, |c| c.circuit().and_count() as u64);
                 PlanLayer {
                     stage: i,
                     relus: s.len,
@@ -558,9 +560,10 @@ impl EvalChunk {
             Some((tables, decoding)) => ChunkEvaluator::with_bulk(&job, tables, decoding),
         }
         .map_err(err)?;
-        let per_relu = ReluCircuit::new(job.k, job.trunc, ReluVariant::Relu)
-            .map(|c| c.circuit().and_count())
-            .unwrap_or(0);
+        let per_relu =
+            ReluCircuit::with_output_ring(job.k, job.k_out, job.trunc, ReluVariant::Relu)
+                .map(|c| c.circuit().and_count())
+                .unwrap_or(0);
         Ok(EvalChunk {
             and_gates: (per_relu * evaluator.count()) as f64,
             evaluator,
@@ -630,6 +633,7 @@ impl GcBench {
         let job = ChunkJob {
             id: 0,
             k,
+            k_out: k,
             trunc: 0,
             pi_key,
             session_id: domain.session_id,

@@ -256,6 +256,7 @@ fn native_chunk_fixture_is_what_the_native_garbler_makes() {
     let job = ChunkJob {
         id: 3,
         k: 32,
+        k_out: 32,
         trunc: 0,
         pi_key,
         session_id: domain.session_id,
