@@ -162,7 +162,14 @@ async fn pooled_offline_material_is_used_refilled_and_bit_exact() {
     )
     .await
     .unwrap();
-    let corrections = 16 * model.plan().k as u64 * model.plan().relu_count() as u64;
+    // 16 B per share bit: k_l bits per ReLU of each layer's ring.
+    let corrections: u64 = model
+        .plan()
+        .stages
+        .iter()
+        .filter(|s| s.relu)
+        .map(|s| 16 * u64::from(s.k) * s.len as u64)
+        .sum();
     assert_eq!(down[0] - r.traffic.offline_down, corrections, "{down:?}");
     assert!(full(2).await, "pool not refilled");
 }
