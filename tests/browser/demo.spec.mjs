@@ -255,6 +255,8 @@ async function main() {
 
     // The server restarts between preparation and click: the page prepares again, says so, and
     // answers right.
+    await page.click(`.sample[data-sample="${sample}"]`);
+    await waitFor(page, (n) => window.__demo.image && window.__demo.image.name.includes(`(${n})`), sample);
     await waitFor(page, () => window.__demo.classifier && window.__demo.classifier.ready, null, { timeout: 570000, polling: 200 });
     killGroup(server.child);
     await new Promise((r) => (server.child.exitCode !== null ? r() : server.child.once('exit', r)));
