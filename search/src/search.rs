@@ -9,16 +9,16 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
 use crate::arch::{Arch, Op};
+use crate::clock::{Clock, Stopwatch};
 use crate::count::{relu_count, BudgetPair};
 use crate::data::Dataset;
-use crate::supernet::{train_supernet, SupernetOptions};
+use crate::supernet::{train_supernet, SupernetOptions, TrainedSupernet};
 use crate::train::{train, NetConfig, Progress, Recipe, TrainOptions};
 use crate::{SearchError, SearchMethod};
 
@@ -50,12 +50,19 @@ pub struct SearchOptions {
     pub population: usize,
     /// Tournament size for parent selection.
     pub tournament: usize,
-    /// Wall-clock limit in seconds.
+    /// Time limit in seconds (supernet training and scoring together), on `clock`.
     pub time_limit_s: f64,
+    /// The clock the time limit counts.
+    #[serde(default)]
+    pub clock: Clock,
     /// Hard cap on candidates.
     pub max_candidates: usize,
     /// Seed.
     pub seed: u64,
+    /// Where the trained supernet is saved, and loaded from when it is already there (a rerun of
+    /// a search then skips supernet training; its options must match).
+    #[serde(default)]
+    pub supernet_dir: Option<std::path::PathBuf>,
 }
 
 /// One evaluated candidate (one line of the JSON-lines log).
@@ -71,16 +78,17 @@ pub struct Candidate {
     pub val_acc: f64,
     /// Final training loss of the proxy run (`null` for supernet scoring).
     pub train_loss: f64,
-    /// Seconds spent on this candidate.
+    /// Seconds spent on this candidate, on the search's clock.
     pub seconds: f64,
-    /// Seconds since the search started.
+    /// Seconds since the search started (a loaded supernet's training included), on the
+    /// search's clock.
     pub elapsed_s: f64,
 }
 
 /// How the supernet was trained.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SupernetReport {
-    /// Wall seconds of training.
+    /// Seconds of training, on the search's clock.
     pub seconds: f64,
     /// Epochs trained.
     pub epochs: f64,
@@ -105,7 +113,7 @@ pub struct SearchResult {
     pub final_arch: Arch,
     /// The (depth, width) meeting the budget.
     pub pair: BudgetPair,
-    /// Wall seconds.
+    /// Seconds, on the search's clock.
     pub seconds: f64,
 }
 
@@ -134,23 +142,53 @@ pub fn search(
         .open(log)
         .map_err(|e| SearchError::io(log, e))?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed);
-    let start = Instant::now();
+    let start = Stopwatch::start(options.clock)?;
+    // Seconds spent before this process: a loaded supernet's training counts against the limit.
+    let mut spent_before = 0.0;
     let supernet = match options.method {
-        SearchMethod::Supernet => Some(train_supernet(
-            data,
-            &SupernetOptions {
+        SearchMethod::Supernet => {
+            let sopts = SupernetOptions {
                 depth: options.depth,
                 width: options.proxy_width,
                 ops: options.ops.clone(),
                 epochs: options.supernet_epochs.max(1),
                 time_limit_s: options.time_limit_s * options.supernet_fraction.clamp(0.0, 1.0),
+                clock: options.clock,
                 train_per_class: None,
                 val_per_class: options.val_per_class,
                 seed: options.seed,
                 progress: true,
-            },
-            device,
-        )?),
+            };
+            Some(match &options.supernet_dir {
+                Some(dir) if TrainedSupernet::saved_in(dir) => {
+                    let s = TrainedSupernet::load(dir, data, device)?;
+                    let mut want = sopts.clone();
+                    // The time limit may differ: a saved supernet is reused as trained.
+                    want.time_limit_s = s.options.time_limit_s;
+                    // Not saved: how training was displayed.
+                    want.progress = s.options.progress;
+                    if s.options != want {
+                        return Err(SearchError::Invalid {
+                            what: format!(
+                                "the supernet saved in {} was trained with other options \
+                                 ({:?}); use another --supernet-dir",
+                                dir.display(),
+                                s.options
+                            ),
+                        });
+                    }
+                    eprintln!("loaded the supernet saved in {}", dir.display());
+                    spent_before = s.seconds;
+                    s
+                }
+                Some(dir) => {
+                    let s = train_supernet(data, &sopts, device)?;
+                    s.save(dir)?;
+                    s
+                }
+                None => train_supernet(data, &sopts, device)?,
+            })
+        }
         SearchMethod::Proxy => None,
     };
     if let Some(s) = &supernet {
@@ -166,7 +204,7 @@ pub fn search(
         ..Recipe::default()
     };
     while cands.len() < options.max_candidates.max(1) {
-        let elapsed = start.elapsed().as_secs_f64();
+        let elapsed = spent_before + start.elapsed();
         // Stop when the next candidate would likely overrun the limit.
         let mean = if cands.is_empty() {
             0.0
@@ -197,7 +235,7 @@ pub fn search(
                 Some(recent[b].1.index),
             )
         };
-        let t = Instant::now();
+        let t = Stopwatch::start(options.clock)?;
         let (val_acc, train_loss) = match &supernet {
             Some(s) => (s.score(data, &arch)?, f64::NAN),
             None => proxy_score(data, options, &recipe, &arch, device)?,
@@ -208,8 +246,8 @@ pub fn search(
             parent,
             val_acc,
             train_loss,
-            seconds: t.elapsed().as_secs_f64(),
-            elapsed_s: start.elapsed().as_secs_f64(),
+            seconds: t.elapsed(),
+            elapsed_s: spent_before + start.elapsed(),
         };
         let line = serde_json::to_string(&cand).map_err(|e| SearchError::Invalid {
             what: e.to_string(),
@@ -248,7 +286,7 @@ pub fn search(
         best_val_acc: best_c.val_acc,
         final_arch,
         pair,
-        seconds: start.elapsed().as_secs_f64(),
+        seconds: spent_before + start.elapsed(),
     })
 }
 

@@ -13,14 +13,13 @@
 //! the batch's statistics: running statistics averaged over many sampled children describe none
 //! of them.
 
-use std::time::Instant;
-
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
 use crate::arch::{Arch, Op};
+use crate::clock::{Clock, Stopwatch};
 use crate::count::{layer_stages, nodes_used_from, reduction_points, stages, InputShape};
 use crate::data::{Augment, Dataset, Normalization, Split};
 use crate::train::{
@@ -200,7 +199,7 @@ impl SuperNet {
 }
 
 /// How the supernet is trained.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SupernetOptions {
     /// Depth L.
     pub depth: usize,
@@ -210,8 +209,11 @@ pub struct SupernetOptions {
     pub ops: Vec<Op>,
     /// Epochs over the training split (the time limit may end it earlier, annealed).
     pub epochs: usize,
-    /// Wall-clock limit in seconds.
+    /// Time limit in seconds, on `clock`.
     pub time_limit_s: f64,
+    /// The clock the time limit counts.
+    #[serde(default)]
+    pub clock: Clock,
     /// Training images per class (`None`: all).
     pub train_per_class: Option<usize>,
     /// Validation images per class (what candidates are scored on).
@@ -219,18 +221,44 @@ pub struct SupernetOptions {
     /// Seed of the split, the initialisation, the sampling and the augmentation.
     pub seed: u64,
     /// Show a progress bar.
+    #[serde(skip)]
     pub progress: bool,
+}
+
+/// Weights file of a saved supernet (in its directory).
+pub const SUPERNET_WEIGHTS: &str = "supernet.safetensors";
+/// State file of a saved supernet: [`SupernetState`] as JSON.
+pub const SUPERNET_STATE: &str = "supernet.json";
+
+/// What a saved supernet records beside its weights: enough to rebuild the network and the exact
+/// validation split it scores on (the split is a function of the options' seed).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SupernetState {
+    /// How it was trained.
+    pub options: SupernetOptions,
+    /// Input normalisation fitted on its training split.
+    pub norm: Normalization,
+    /// Seconds spent training, on the options' clock.
+    pub seconds: f64,
+    /// Epochs trained.
+    pub epochs: f64,
+    /// Training throughput.
+    pub images_per_s: f64,
+    /// Mean loss over the last epoch's steps.
+    pub final_loss: f64,
 }
 
 /// A trained supernet with its data split, ready to score candidates.
 pub struct TrainedSupernet {
+    /// How it was trained.
+    pub options: SupernetOptions,
     /// The supernet (its variables live in `vs`).
     pub net: SuperNet,
     /// The variables.
     pub vs: nn::VarStore,
     split: Split,
     norm: Normalization,
-    /// Wall seconds spent training.
+    /// Seconds spent training, on the options' clock.
     pub seconds: f64,
     /// Epochs trained (fractional when the time limit ended one).
     pub epochs: f64,
@@ -278,7 +306,7 @@ pub fn train_supernet(
     );
     // Without a terminal indicatif draws nothing: log plain lines (10 per epoch) instead.
     let plain = options.progress && !std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let start = Instant::now();
+    let start = Stopwatch::start(options.clock)?;
     let (mut seen, mut done_steps) = (0usize, 0usize);
     let mut last_epoch_loss = (0f64, 0usize);
     'epochs: for epoch in 0..recipe.epochs {
@@ -287,7 +315,7 @@ pub fn train_supernet(
         last_epoch_loss = (0.0, 0);
         for (s, chunk) in order.chunks(recipe.batch_size).enumerate() {
             let by_epoch = (epoch as f64 + s as f64 / steps as f64) / recipe.epochs as f64;
-            let by_time = start.elapsed().as_secs_f64() / options.time_limit_s.max(1e-9);
+            let by_time = start.elapsed() / options.time_limit_s.max(1e-9);
             if by_time >= 1.0 {
                 break 'epochs;
             }
@@ -323,7 +351,7 @@ pub fn train_supernet(
                 "epoch {} loss {:.3} {:.0} img/s",
                 epoch + 1,
                 last_epoch_loss.0 / last_epoch_loss.1 as f64,
-                seen as f64 / start.elapsed().as_secs_f64().max(1e-9)
+                seen as f64 / start.wall().max(1e-9)
             );
             if plain && (s + 1) % steps.div_ceil(10) == 0 {
                 eprintln!("supernet step {}/{}: {msg}", s + 1, steps);
@@ -333,20 +361,111 @@ pub fn train_supernet(
         }
     }
     bar.finish();
-    let seconds = start.elapsed().as_secs_f64();
+    let seconds = start.elapsed();
+    let wall = start.wall();
     Ok(TrainedSupernet {
+        options: options.clone(),
         net,
         vs,
         split,
         norm,
         seconds,
         epochs: done_steps as f64 / steps.max(1) as f64,
-        images_per_s: seen as f64 / seconds.max(1e-9),
+        images_per_s: seen as f64 / wall.max(1e-9),
         final_loss: last_epoch_loss.0 / last_epoch_loss.1.max(1) as f64,
     })
 }
 
+fn tch_err(what: &str, e: tch::TchError) -> SearchError {
+    SearchError::Invalid {
+        what: format!("{what}: {e}"),
+    }
+}
+
 impl TrainedSupernet {
+    /// Writes `supernet.safetensors` and `supernet.json` into `dir` (each via a rename, so a
+    /// killed process leaves either the old pair or a complete new file, never a torn one; the
+    /// state is written last, and [`TrainedSupernet::load`] needs both).
+    pub fn save(&self, dir: &std::path::Path) -> Result<(), SearchError> {
+        std::fs::create_dir_all(dir).map_err(|e| SearchError::io(dir, e))?;
+        let tmp_w = dir.join("supernet.tmp.safetensors");
+        self.vs
+            .save(&tmp_w)
+            .map_err(|e| tch_err("saving supernet", e))?;
+        let w = dir.join(SUPERNET_WEIGHTS);
+        std::fs::rename(&tmp_w, &w).map_err(|e| SearchError::io(&w, e))?;
+        let state = SupernetState {
+            options: self.options.clone(),
+            norm: self.norm.clone(),
+            seconds: self.seconds,
+            epochs: self.epochs,
+            images_per_s: self.images_per_s,
+            final_loss: self.final_loss,
+        };
+        let text = serde_json::to_string_pretty(&state).map_err(|e| SearchError::Invalid {
+            what: e.to_string(),
+        })?;
+        let s = dir.join(SUPERNET_STATE);
+        let tmp_s = dir.join("supernet.json.tmp");
+        std::fs::write(&tmp_s, text).map_err(|e| SearchError::io(&tmp_s, e))?;
+        std::fs::rename(&tmp_s, &s).map_err(|e| SearchError::io(&s, e))
+    }
+
+    /// Whether `dir` holds a complete saved supernet.
+    pub fn saved_in(dir: &std::path::Path) -> bool {
+        dir.join(SUPERNET_STATE).is_file() && dir.join(SUPERNET_WEIGHTS).is_file()
+    }
+
+    /// Loads a supernet saved by [`TrainedSupernet::save`], rebuilding its validation split from
+    /// the recorded seed; refuses one trained on other data (the normalisation fitted on the
+    /// rebuilt training split must match the recorded one).
+    pub fn load(
+        dir: &std::path::Path,
+        data: &Dataset,
+        device: Device,
+    ) -> Result<TrainedSupernet, SearchError> {
+        let s = dir.join(SUPERNET_STATE);
+        let text = std::fs::read_to_string(&s).map_err(|e| SearchError::io(&s, e))?;
+        let state: SupernetState = serde_json::from_str(&text).map_err(|e| SearchError::Model {
+            path: s.display().to_string(),
+            msg: e.to_string(),
+        })?;
+        let o = &state.options;
+        let (split, norm) =
+            split_and_normalization(data, o.val_per_class, o.train_per_class, o.seed)?;
+        let close = |a: &[f32], b: &[f32]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-4)
+        };
+        if !close(&norm.mean, &state.norm.mean) || !close(&norm.std, &state.norm.std) {
+            return Err(SearchError::Model {
+                path: s.display().to_string(),
+                msg: "the supernet was trained on other data (normalisation differs)".into(),
+            });
+        }
+        let mut vs = nn::VarStore::new(device);
+        let net = SuperNet::new(
+            &vs.root(),
+            o.depth,
+            o.width,
+            data.shape,
+            data.classes,
+            &o.ops,
+        )?;
+        vs.load(dir.join(SUPERNET_WEIGHTS))
+            .map_err(|e| tch_err("loading supernet", e))?;
+        Ok(TrainedSupernet {
+            options: state.options,
+            net,
+            vs,
+            split,
+            norm: state.norm,
+            seconds: state.seconds,
+            epochs: state.epochs,
+            images_per_s: state.images_per_s,
+            final_loss: state.final_loss,
+        })
+    }
+
     /// Validation accuracy of the child `arch` with the shared weights (no training).
     pub fn score(&self, data: &Dataset, arch: &Arch) -> Result<f64, SearchError> {
         let _guard = tch::no_grad_guard();

@@ -369,10 +369,15 @@ fn search_with(method: SearchMethod) {
         population: 2,
         tournament: 2,
         time_limit_s: 600.0,
+        clock: cryptonas_search::clock::Clock::Wall,
         max_candidates: 4,
         seed: 9,
+        supernet_dir: None,
     };
-    let log = std::env::temp_dir().join(format!("search-log-{}.jsonl", std::process::id()));
+    let log = std::env::temp_dir().join(format!(
+        "search-log-{}-{method:?}.jsonl",
+        std::process::id()
+    ));
     let _ = std::fs::remove_file(&log);
     let res = search(&data, &opts, pair, &log, Device::Cpu).unwrap();
     assert_eq!(res.candidates.len(), 4);
@@ -403,6 +408,77 @@ fn search_with(method: SearchMethod) {
         6144
     );
     std::fs::remove_file(&log).unwrap();
+}
+
+#[test]
+fn a_saved_supernet_is_reloaded_and_scores_the_same() {
+    use cryptonas_search::search::{search, SearchOptions};
+    let data = Dataset {
+        kind: DatasetKind::Cifar10,
+        shape: InputShape::CIFAR,
+        classes: 10,
+        train: synthetic(100, 7),
+        test: synthetic(10, 8),
+    };
+    let pair = cryptonas_search::solve_budget(3 * 2 * 1024, InputShape::CIFAR, 3).unwrap()[0];
+    let dir = std::env::temp_dir().join(format!("supernet-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut opts = SearchOptions {
+        method: SearchMethod::Supernet,
+        supernet_epochs: 1,
+        supernet_fraction: 0.5,
+        depth: 3,
+        proxy_width: 1,
+        proxy_epochs: 1,
+        proxy_per_class: 5,
+        val_per_class: 2,
+        ops: Op::ALL.to_vec(),
+        population: 2,
+        tournament: 2,
+        time_limit_s: 600.0,
+        clock: cryptonas_search::clock::Clock::Cpu,
+        max_candidates: 5,
+        seed: 3,
+        supernet_dir: Some(dir.clone()),
+    };
+    let log = dir.join("log.jsonl");
+    let first = search(&data, &opts, pair, &log, Device::Cpu).unwrap();
+    assert!(cryptonas_search::supernet::TrainedSupernet::saved_in(&dir));
+    // The rerun loads the supernet (no training) and evolves the same candidates to the same
+    // scores: the evolution's random stream does not depend on the supernet's.
+    let again = search(&data, &opts, pair, &dir.join("log2.jsonl"), Device::Cpu).unwrap();
+    let key = |r: &cryptonas_search::search::SearchResult| -> Vec<(String, f64)> {
+        r.candidates
+            .iter()
+            .map(|c| (c.arc.clone(), c.val_acc))
+            .collect()
+    };
+    assert_eq!(key(&first), key(&again));
+    assert_eq!(
+        first.supernet.as_ref().unwrap().seconds,
+        again.supernet.as_ref().unwrap().seconds,
+        "the report names the saved supernet's training"
+    );
+    let loaded =
+        cryptonas_search::supernet::TrainedSupernet::load(&dir, &data, Device::Cpu).unwrap();
+    let arch = Arch::from_arc(&first.candidates[0].arc).unwrap();
+    assert_eq!(
+        loaded.score(&data, &arch).unwrap(),
+        first.candidates[0].val_acc
+    );
+    // A saved supernet trained with other options is refused, not silently reused.
+    opts.supernet_epochs = 2;
+    let err = search(&data, &opts, pair, &dir.join("log3.jsonl"), Device::Cpu)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("other options"), "{err}");
+    // Other data: the recorded normalisation does not match.
+    let other = Dataset {
+        train: synthetic(100, 99),
+        ..data
+    };
+    assert!(cryptonas_search::supernet::TrainedSupernet::load(&dir, &other, Device::Cpu).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
