@@ -18,7 +18,9 @@ use crate::arch::{Arch, Op};
 use crate::clock::{Clock, Stopwatch};
 use crate::count::{relu_count, BudgetPair};
 use crate::data::Dataset;
-use crate::supernet::{train_supernet, SupernetOptions, TrainedSupernet};
+use crate::supernet::{
+    train_supernet, train_supernet_checkpointed, SupernetOptions, TrainedSupernet,
+};
 use crate::train::{train, NetConfig, Progress, Recipe, TrainOptions};
 use crate::{SearchError, SearchMethod};
 
@@ -182,7 +184,11 @@ pub fn search(
                     s
                 }
                 Some(dir) => {
-                    let s = train_supernet(data, &sopts, device)?;
+                    let s = train_supernet_checkpointed(data, &sopts, device, dir, None)?.ok_or(
+                        SearchError::Invalid {
+                            what: "supernet training stopped early".into(),
+                        },
+                    )?;
                     s.save(dir)?;
                     s
                 }

@@ -275,6 +275,74 @@ pub fn train_supernet(
     options: &SupernetOptions,
     device: Device,
 ) -> Result<TrainedSupernet, SearchError> {
+    train_supernet_inner(data, options, device, None, None)?.ok_or(SearchError::Invalid {
+        what: "supernet training stopped early".into(),
+    })
+}
+
+/// Weights of an unfinished supernet training (in its directory).
+pub const PROGRESS_WEIGHTS: &str = "progress.safetensors";
+/// Position of an unfinished supernet training: [`SupernetProgress`] as JSON.
+pub const PROGRESS_STATE: &str = "progress.json";
+
+/// Where an unfinished supernet training stands (written every quarter epoch).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SupernetProgress {
+    /// The training's options (a resume must match them).
+    pub options: SupernetOptions,
+    /// Steps done.
+    pub done_steps: usize,
+    /// Images seen.
+    pub seen: usize,
+    /// Seconds spent so far, on the options' clock.
+    pub seconds: f64,
+    /// Wall seconds spent so far.
+    pub wall_seconds: f64,
+    /// Loss sum and steps of the current epoch.
+    pub epoch_loss: (f64, usize),
+}
+
+/// [`train_supernet`] that checkpoints into `dir` every quarter epoch and resumes from the
+/// checkpoint found there (weights, step, time spent; SGD momentum restarts from zero, and the
+/// sampling stream is reseeded from the step, so a resumed run is a different draw of the same
+/// procedure). `stop_after_steps` ends it early (`Ok(None)`), as an interruption would.
+pub fn train_supernet_checkpointed(
+    data: &Dataset,
+    options: &SupernetOptions,
+    device: Device,
+    dir: &std::path::Path,
+    stop_after_steps: Option<usize>,
+) -> Result<Option<TrainedSupernet>, SearchError> {
+    train_supernet_inner(data, options, device, Some(dir), stop_after_steps)
+}
+
+fn write_progress(
+    dir: &std::path::Path,
+    vs: &nn::VarStore,
+    p: &SupernetProgress,
+) -> Result<(), SearchError> {
+    std::fs::create_dir_all(dir).map_err(|e| SearchError::io(dir, e))?;
+    let tmp_w = dir.join("progress.tmp.safetensors");
+    vs.save(&tmp_w)
+        .map_err(|e| tch_err("saving supernet progress", e))?;
+    let w = dir.join(PROGRESS_WEIGHTS);
+    std::fs::rename(&tmp_w, &w).map_err(|e| SearchError::io(&w, e))?;
+    let text = serde_json::to_string_pretty(p).map_err(|e| SearchError::Invalid {
+        what: e.to_string(),
+    })?;
+    let st = dir.join(PROGRESS_STATE);
+    let tmp_s = dir.join("progress.json.tmp");
+    std::fs::write(&tmp_s, text).map_err(|e| SearchError::io(&tmp_s, e))?;
+    std::fs::rename(&tmp_s, &st).map_err(|e| SearchError::io(&st, e))
+}
+
+fn train_supernet_inner(
+    data: &Dataset,
+    options: &SupernetOptions,
+    device: Device,
+    dir: Option<&std::path::Path>,
+    stop_after_steps: Option<usize>,
+) -> Result<Option<TrainedSupernet>, SearchError> {
     tch::manual_seed(options.seed as i64);
     let (split, norm) = split_and_normalization(
         data,
@@ -282,7 +350,7 @@ pub fn train_supernet(
         options.train_per_class,
         options.seed,
     )?;
-    let vs = nn::VarStore::new(device);
+    let mut vs = nn::VarStore::new(device);
     let net = SuperNet::new(
         &vs.root(),
         options.depth,
@@ -296,27 +364,85 @@ pub fn train_supernet(
         t0: options.epochs.max(1) as f64,
         ..Recipe::default()
     };
+    let mut progress = SupernetProgress {
+        options: options.clone(),
+        done_steps: 0,
+        seen: 0,
+        seconds: 0.0,
+        wall_seconds: 0.0,
+        epoch_loss: (0.0, 0),
+    };
+    if let Some(d) = dir.filter(|d| d.join(PROGRESS_STATE).is_file()) {
+        let st = d.join(PROGRESS_STATE);
+        let text = std::fs::read_to_string(&st).map_err(|e| SearchError::io(&st, e))?;
+        let old: SupernetProgress =
+            serde_json::from_str(&text).map_err(|e| SearchError::Model {
+                path: st.display().to_string(),
+                msg: e.to_string(),
+            })?;
+        let mut want = options.clone();
+        want.progress = old.options.progress;
+        if old.options != want {
+            return Err(SearchError::Invalid {
+                what: format!(
+                    "the unfinished supernet in {} was trained with other options ({:?}); \
+                     use another directory",
+                    d.display(),
+                    old.options
+                ),
+            });
+        }
+        vs.load(d.join(PROGRESS_WEIGHTS))
+            .map_err(|e| tch_err("loading supernet progress", e))?;
+        progress = SupernetProgress {
+            options: options.clone(),
+            ..old
+        };
+        if options.progress {
+            eprintln!(
+                "supernet: resuming at step {} ({:.0} s spent)",
+                progress.done_steps, progress.seconds
+            );
+        }
+    }
     let mut opt = sgd(&vs, &recipe)?;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed ^ 0x50be);
-    let steps = split.train.len().div_ceil(recipe.batch_size);
+    // Children and augmentation; reseeded from the step on a resume.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+        options.seed ^ 0x50be ^ (progress.done_steps as u64).rotate_left(24),
+    );
+    let steps = split.train.len().div_ceil(recipe.batch_size).max(1);
+    let every = steps.div_ceil(4);
     let bar = progress_bar(
         steps * recipe.epochs,
         "supernet [{elapsed_precise}] {bar:30} {pos}/{len} steps {msg}",
         options.progress,
     );
+    bar.inc(progress.done_steps as u64);
     // Without a terminal indicatif draws nothing: log plain lines (10 per epoch) instead.
     let plain = options.progress && !std::io::IsTerminal::is_terminal(&std::io::stderr());
     let start = Stopwatch::start(options.clock)?;
-    let (mut seen, mut done_steps) = (0usize, 0usize);
-    let mut last_epoch_loss = (0f64, 0usize);
-    'epochs: for epoch in 0..recipe.epochs {
+    let first_epoch = progress.done_steps / steps;
+    let mut stopped = false;
+    'epochs: for epoch in first_epoch..recipe.epochs {
+        // The epoch's order depends on the epoch only, so a resume skips exactly the batches done.
         let mut order = split.train.clone();
-        order.shuffle(&mut rng);
-        last_epoch_loss = (0.0, 0);
-        for (s, chunk) in order.chunks(recipe.batch_size).enumerate() {
+        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(
+            options.seed ^ 0x50be_0000 ^ ((epoch as u64) << 32),
+        ));
+        let skip = if epoch == first_epoch {
+            progress.done_steps % steps
+        } else {
+            progress.epoch_loss = (0.0, 0);
+            0
+        };
+        for (s, chunk) in order.chunks(recipe.batch_size).enumerate().skip(skip) {
             let by_epoch = (epoch as f64 + s as f64 / steps as f64) / recipe.epochs as f64;
-            let by_time = start.elapsed() / options.time_limit_s.max(1e-9);
+            let by_time = (progress.seconds + start.elapsed()) / options.time_limit_s.max(1e-9);
             if by_time >= 1.0 {
+                break 'epochs;
+            }
+            if stop_after_steps.is_some_and(|n| progress.done_steps >= n) {
+                stopped = true;
                 break 'epochs;
             }
             opt.set_lr(recipe.lr_at(by_epoch.max(by_time) * recipe.epochs as f64));
@@ -340,40 +466,59 @@ pub fn train_supernet(
             let l = loss.double_value(&[]);
             if !l.is_finite() {
                 return Err(SearchError::Invalid {
-                    what: format!("supernet training diverged at step {done_steps} (loss {l})"),
+                    what: format!(
+                        "supernet training diverged at step {} (loss {l})",
+                        progress.done_steps
+                    ),
                 });
             }
-            last_epoch_loss.0 += l;
-            last_epoch_loss.1 += 1;
-            seen += chunk.len();
-            done_steps += 1;
+            progress.epoch_loss.0 += l;
+            progress.epoch_loss.1 += 1;
+            progress.seen += chunk.len();
+            progress.done_steps += 1;
+            let wall = progress.wall_seconds + start.wall();
             let msg = format!(
                 "epoch {} loss {:.3} {:.0} img/s",
                 epoch + 1,
-                last_epoch_loss.0 / last_epoch_loss.1 as f64,
-                seen as f64 / start.wall().max(1e-9)
+                progress.epoch_loss.0 / progress.epoch_loss.1 as f64,
+                progress.seen as f64 / wall.max(1e-9)
             );
             if plain && (s + 1) % steps.div_ceil(10) == 0 {
                 eprintln!("supernet step {}/{}: {msg}", s + 1, steps);
             }
             bar.inc(1);
             bar.set_message(msg);
+            if let (Some(d), true) = (dir, progress.done_steps.is_multiple_of(every)) {
+                let mut p = progress.clone();
+                p.seconds += start.elapsed();
+                p.wall_seconds += start.wall();
+                write_progress(d, &vs, &p)?;
+            }
         }
     }
     bar.finish();
-    let seconds = start.elapsed();
-    let wall = start.wall();
-    Ok(TrainedSupernet {
+    if stopped {
+        if let Some(d) = dir {
+            let mut p = progress.clone();
+            p.seconds += start.elapsed();
+            p.wall_seconds += start.wall();
+            write_progress(d, &vs, &p)?;
+        }
+        return Ok(None);
+    }
+    let seconds = progress.seconds + start.elapsed();
+    let wall = progress.wall_seconds + start.wall();
+    Ok(Some(TrainedSupernet {
         options: options.clone(),
         net,
         vs,
         split,
         norm,
         seconds,
-        epochs: done_steps as f64 / steps.max(1) as f64,
-        images_per_s: seen as f64 / wall.max(1e-9),
-        final_loss: last_epoch_loss.0 / last_epoch_loss.1.max(1) as f64,
-    })
+        epochs: progress.done_steps as f64 / steps as f64,
+        images_per_s: progress.seen as f64 / wall.max(1e-9),
+        final_loss: progress.epoch_loss.0 / progress.epoch_loss.1.max(1) as f64,
+    }))
 }
 
 fn tch_err(what: &str, e: tch::TchError) -> SearchError {

@@ -511,3 +511,64 @@ fn sgdr_schedule_restarts_and_ends_annealed() {
     assert!((full.lr_at(150.0) - 0.05).abs() < 1e-12);
     assert!((full.lr_at(309.999) - 0.001).abs() < 1e-6);
 }
+
+#[test]
+fn supernet_training_resumes_from_its_checkpoint() {
+    use cryptonas_search::supernet::{
+        train_supernet_checkpointed, SupernetOptions, SupernetProgress, PROGRESS_STATE,
+    };
+    let data = Dataset {
+        kind: DatasetKind::Cifar10,
+        shape: InputShape::CIFAR,
+        classes: 10,
+        train: synthetic(400, 7),
+        test: synthetic(10, 8),
+    };
+    let dir = std::env::temp_dir().join(format!("supernet-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let opts = SupernetOptions {
+        depth: 3,
+        width: 1,
+        ops: vec![Op::Conv3, Op::Conv5],
+        epochs: 2,
+        time_limit_s: 600.0,
+        clock: cryptonas_search::clock::Clock::Cpu,
+        train_per_class: None,
+        val_per_class: 2,
+        seed: 4,
+        progress: false,
+    };
+    // 380 training images, batch 100: 4 steps per epoch, a checkpoint after every step.
+    let stopped = train_supernet_checkpointed(&data, &opts, Device::Cpu, &dir, Some(3)).unwrap();
+    assert!(stopped.is_none(), "stopped after 3 of 8 steps");
+    let p: SupernetProgress =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(PROGRESS_STATE)).unwrap()).unwrap();
+    assert_eq!((p.done_steps, p.seen), (3, 300));
+    // Resuming continues at step 3 (the rest of epoch 1, then epoch 2), not from scratch.
+    let done = train_supernet_checkpointed(&data, &opts, Device::Cpu, &dir, None)
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.epochs, 2.0);
+    assert!(done.seconds >= p.seconds && done.final_loss.is_finite());
+    let p: SupernetProgress =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(PROGRESS_STATE)).unwrap()).unwrap();
+    assert_eq!((p.done_steps, p.seen), (8, 760));
+    let arch = Arch::random(
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(1),
+        3,
+        &opts.ops,
+        0.4,
+    )
+    .unwrap();
+    assert!((0.0..=1.0).contains(&done.score(&data, &arch).unwrap()));
+    // A checkpoint of other options is refused.
+    let other = SupernetOptions {
+        width: 2,
+        ..opts.clone()
+    };
+    let err = train_supernet_checkpointed(&data, &other, Device::Cpu, &dir, None)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("other options"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
