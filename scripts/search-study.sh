@@ -27,8 +27,11 @@
 # step, tables marked partial until every run behind them has finished.
 #
 # Time on 2 idle cores with the defaults: two searches side by side (SEARCH_S = 1 h), the τ
-# trainings (11 × TAU_EPOCHS epochs, two at a time, about 1 h), then 4 pairs × BUDGET_S (2 h)
+# trainings (12 × TAU_EPOCHS epochs, two at a time, about 1 h), then 4 pairs × BUDGET_S (2 h)
 # and the fixed-point checks: about 4–5 h.
+# The whole script is one brace group, parsed before anything runs, so that editing this file
+# (a checkout, a merge) cannot change a study that is running from it.
+{
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -49,6 +52,10 @@ budget_s=${BUDGET_S:-1800}        # training budget of each paired run, in secon
 clock=${CLOCK:-cpu}               # cpu: budgets count each process's CPU time; wall: wall time
 seeds=${SEEDS:-1 2}
 depth=6                           # CNet1's depth
+# Extra arguments of every search and training, e.g. a smoke test of the whole pipeline:
+#   SEARCH_ARGS="--val-per-class 20" TRAIN_ARGS="--train-per-class 20 --val-per-class 10"
+read -r -a search_args <<<"${SEARCH_ARGS:-}"
+read -r -a train_args <<<"${TRAIN_ARGS:-}"
 
 export LIBTORCH=${LIBTORCH:-$repo/.venv/lib/python3.11/site-packages/torch}
 export LIBTORCH_BYPASS_VERSION_CHECK=1
@@ -86,7 +93,7 @@ train_run() {
   local resume=()
   [ -f "$dir/checkpoint.safetensors" ] && [ -f "$dir/state.json" ] && resume=(--resume)
   say "train $(basename "$dir") ${resume[*]}"
-  if "$bin" train --out "$dir" --threads 1 "$@" "${resume[@]}" >>"$log" 2>&1; then
+  if "$bin" train --out "$dir" --threads 1 "$@" "${train_args[@]}" "${resume[@]}" >>"$log" 2>&1; then
     touch "$dir/done"
     say "done $(basename "$dir")"
   else
@@ -110,7 +117,8 @@ search_one() {
       --supernet-epochs "$supernet_epochs" --supernet-fraction "$supernet_fraction" \
       --proxy-width "$c" --population 20 --tournament 5 --max-candidates "$candidates" \
       $ops_flag --seed 1 --threads 1 --clock "$clock" --supernet-dir "$dir/supernet" \
-      --log "$dir/log.jsonl" --result "$dir/result.tmp.json" >>"$dir/console.txt" 2>&1
+      --log "$dir/log.jsonl" --result "$dir/result.tmp.json" "${search_args[@]}" \
+      >>"$dir/console.txt" 2>&1
     mv "$dir/result.tmp.json" "$dir/result.json"
     say "search $tag done"
   fi
@@ -221,3 +229,5 @@ for b in $budgets; do
 done
 paired_report
 say "study complete: $results"
+exit 0
+}

@@ -218,6 +218,9 @@ struct TrainArgs {
     /// Validation images per class held out of training.
     #[arg(long, default_value_t = 500)]
     val_per_class: usize,
+    /// Train on at most this many images per class (quick runs and smoke tests) [default: all].
+    #[arg(long)]
+    train_per_class: Option<usize>,
     /// Seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -905,7 +908,7 @@ mod with_tch {
                 ..Recipe::default()
             },
             val_per_class: a.val_per_class,
-            train_per_class: None,
+            train_per_class: a.train_per_class,
             seed: a.seed,
             test: true,
             warm_start: a.warm_start.clone(),
