@@ -108,15 +108,15 @@ search_one() {
   c=$(width_of "$b"); tag=$(tag_of "$b"); dir="$run/search-$tag"
   mkdir -p "$dir"
   if [ ! -f "$dir/result.json" ]; then
-    # An interrupted evolution restarts (with the saved supernet, if it was saved): the log
-    # must hold one search only.
-    rm -f "$dir/log.jsonl"
+    # An interrupted supernet training resumes from its checkpoint; an interrupted evolution
+    # replays its log (--resume) and goes on. A log without a saved supernet cannot be resumed.
+    [ -f "$dir/supernet/supernet.json" ] || rm -f "$dir/log.jsonl"
     say "search $tag (L = $depth, C = $c): supernet width $c, $supernet_epochs epochs, limit ${search_s} s"
     # shellcheck disable=SC2086
     "$bin" search --budget "$b" --depth "$depth" --time-limit "$search_s" \
       --supernet-epochs "$supernet_epochs" --supernet-fraction "$supernet_fraction" \
       --proxy-width "$c" --population 20 --tournament 5 --max-candidates "$candidates" \
-      $ops_flag --seed 1 --threads 1 --clock "$clock" --supernet-dir "$dir/supernet" \
+      $ops_flag --seed 1 --threads 1 --clock "$clock" --supernet-dir "$dir/supernet" --resume \
       --log "$dir/log.jsonl" --result "$dir/result.tmp.json" "${search_args[@]}" \
       >>"$dir/console.txt" 2>&1
     mv "$dir/result.tmp.json" "$dir/result.json"

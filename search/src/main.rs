@@ -301,6 +301,9 @@ struct SearchArgs {
     /// then skips supernet training; `score` scores other architectures with it).
     #[arg(long)]
     supernet_dir: Option<PathBuf>,
+    /// Continue the search logged in --log (interrupted): replay its candidates, then go on.
+    #[arg(long)]
+    resume: bool,
     /// Torch intra-op threads.
     #[arg(long)]
     threads: Option<i32>,
@@ -768,7 +771,7 @@ fn run_paired(a: PairedArgs) -> Result<()> {
 mod with_tch {
     use super::*;
     use cryptonas_search::data::Dataset;
-    use cryptonas_search::search::{search, SearchOptions};
+    use cryptonas_search::search::{search_resumable, SearchOptions};
     use cryptonas_search::train::{
         export_tensors, load_run, train, NetConfig, Progress, Recipe, TrainOptions, Trained,
     };
@@ -986,7 +989,14 @@ mod with_tch {
             seed: a.seed,
             supernet_dir: a.supernet_dir.clone(),
         };
-        let res = search(&data, &opts, pair, &a.log, Device::cuda_if_available())?;
+        let res = search_resumable(
+            &data,
+            &opts,
+            pair,
+            &a.log,
+            Device::cuda_if_available(),
+            a.resume,
+        )?;
         let text = serde_json::to_string_pretty(&serde_json::json!({
             "budget": a.budget,
             "pair": res.pair,

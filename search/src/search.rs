@@ -127,6 +127,61 @@ pub fn search(
     log: &Path,
     device: Device,
 ) -> Result<SearchResult, SearchError> {
+    search_resumable(data, options, pair, log, device, false)
+}
+
+/// A logged candidate as read back (a supernet score's `train_loss` is logged as `null`).
+#[derive(Deserialize)]
+struct LoggedCandidate {
+    index: usize,
+    arc: String,
+    val_acc: f64,
+    #[serde(default)]
+    train_loss: Option<f64>,
+    seconds: f64,
+    elapsed_s: f64,
+}
+
+/// The candidates of an interrupted search's log; a torn last line (the process was killed
+/// while writing it) is dropped from the file.
+fn read_log(log: &Path) -> Result<Vec<LoggedCandidate>, SearchError> {
+    let text = match std::fs::read_to_string(log) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(SearchError::io(log, e)),
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, l) in lines.iter().enumerate() {
+        match serde_json::from_str::<LoggedCandidate>(l) {
+            Ok(c) => out.push(c),
+            Err(_) if i + 1 == lines.len() => {
+                let keep: String = lines[..i].iter().map(|l| format!("{l}\n")).collect();
+                std::fs::write(log, keep).map_err(|e| SearchError::io(log, e))?;
+            }
+            Err(e) => {
+                return Err(SearchError::Invalid {
+                    what: format!("{} line {}: {e}", log.display(), i + 1),
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// [`search`] that, with `resume`, continues the search logged in `log`: the evolution is
+/// replayed from the log (the same random stream proposes the same candidates, whose logged
+/// scores and times are taken instead of scoring them again) and goes on from the last one.
+/// Needs the supernet saved in `options.supernet_dir` (the one that scored the log) for
+/// supernet scoring; a log of another search (seed, options) is refused.
+pub fn search_resumable(
+    data: &Dataset,
+    options: &SearchOptions,
+    pair: BudgetPair,
+    log: &Path,
+    device: Device,
+    resume: bool,
+) -> Result<SearchResult, SearchError> {
     if options.depth != pair.depth {
         return Err(SearchError::Invalid {
             what: format!(
@@ -137,6 +192,22 @@ pub fn search(
     }
     if let Some(dir) = log.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| SearchError::io(dir, e))?;
+    }
+    let replay = if resume { read_log(log)? } else { Vec::new() };
+    if !replay.is_empty()
+        && options.method == SearchMethod::Supernet
+        && !options
+            .supernet_dir
+            .as_deref()
+            .is_some_and(TrainedSupernet::saved_in)
+    {
+        return Err(SearchError::Invalid {
+            what: format!(
+                "{} holds candidates scored by a supernet that was not saved: resuming needs \
+                 the --supernet-dir it was saved in",
+                log.display()
+            ),
+        });
     }
     let mut file = std::fs::OpenOptions::new()
         .create(true)
@@ -209,8 +280,11 @@ pub fn search(
         fit_last_cycle: true,
         ..Recipe::default()
     };
+    // Time on the clock before `start`: a loaded supernet's training, then (after a replay) the
+    // replayed candidates' time as logged.
+    let mut offset = spent_before;
     while cands.len() < options.max_candidates.max(1) {
-        let elapsed = spent_before + start.elapsed();
+        let elapsed = offset + start.elapsed();
         // Stop when the next candidate would likely overrun the limit.
         let mean = if cands.is_empty() {
             0.0
@@ -241,6 +315,35 @@ pub fn search(
                 Some(recent[b].1.index),
             )
         };
+        if let Some(r) = replay.get(cands.len()) {
+            let arc = arch.to_arc();
+            if r.arc != arc || r.index != cands.len() {
+                return Err(SearchError::Invalid {
+                    what: format!(
+                        "{}: candidate {} is `{}`, this search proposes `{arc}` (another seed \
+                         or other options)",
+                        log.display(),
+                        cands.len(),
+                        r.arc
+                    ),
+                });
+            }
+            let cand = Candidate {
+                index: cands.len(),
+                arc,
+                parent,
+                val_acc: r.val_acc,
+                train_loss: r.train_loss.unwrap_or(f64::NAN),
+                seconds: r.seconds,
+                elapsed_s: r.elapsed_s,
+            };
+            offset = r.elapsed_s - start.elapsed();
+            cands.push((arch, cand));
+            if cands.len() == replay.len() {
+                eprintln!("replayed {} logged candidates", cands.len());
+            }
+            continue;
+        }
         let t = Stopwatch::start(options.clock)?;
         let (val_acc, train_loss) = match &supernet {
             Some(s) => (s.score(data, &arch)?, f64::NAN),
@@ -253,7 +356,7 @@ pub fn search(
             val_acc,
             train_loss,
             seconds: t.elapsed(),
-            elapsed_s: spent_before + start.elapsed(),
+            elapsed_s: offset + start.elapsed(),
         };
         let line = serde_json::to_string(&cand).map_err(|e| SearchError::Invalid {
             what: e.to_string(),
@@ -292,7 +395,7 @@ pub fn search(
         best_val_acc: best_c.val_acc,
         final_arch,
         pair,
-        seconds: spent_before + start.elapsed(),
+        seconds: offset + start.elapsed(),
     })
 }
 

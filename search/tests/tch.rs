@@ -466,6 +466,43 @@ fn a_saved_supernet_is_reloaded_and_scores_the_same() {
         loaded.score(&data, &arch).unwrap(),
         first.candidates[0].val_acc
     );
+    // An interrupted evolution (3 of 5 candidates logged, the 4th torn mid-write) resumes: the
+    // replay proposes the logged candidates, the rest are scored, the log ends complete.
+    let log4 = dir.join("log4.jsonl");
+    let text = std::fs::read_to_string(dir.join("log2.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let torn = &lines[3][..lines[3].len() / 2];
+    std::fs::write(
+        &log4,
+        format!("{}\n{}\n{}\n{torn}", lines[0], lines[1], lines[2]),
+    )
+    .unwrap();
+    let resumed =
+        cryptonas_search::search::search_resumable(&data, &opts, pair, &log4, Device::Cpu, true)
+            .unwrap();
+    assert_eq!(key(&resumed), key(&first));
+    let text4 = std::fs::read_to_string(&log4).unwrap();
+    assert_eq!(text4.lines().count(), 5);
+    assert_eq!(text4.lines().take(3).collect::<Vec<_>>(), lines[..3]);
+    // A log of another search (another seed proposes other candidates) is refused before
+    // anything is scored.
+    let mut other_seed = opts.clone();
+    other_seed.seed = 4;
+    other_seed.method = SearchMethod::Proxy;
+    other_seed.supernet_dir = None;
+    let resume = |o: &SearchOptions| {
+        cryptonas_search::search::search_resumable(&data, o, pair, &log4, Device::Cpu, true)
+            .err()
+            .unwrap()
+            .to_string()
+    };
+    let err = resume(&other_seed);
+    assert!(err.contains("another seed"), "{err}");
+    // Supernet scores without the saved supernet that produced them are refused too.
+    let mut unsaved = opts.clone();
+    unsaved.supernet_dir = Some(dir.join("elsewhere"));
+    let err = resume(&unsaved);
+    assert!(err.contains("not saved"), "{err}");
     // A saved supernet trained with other options is refused, not silently reused.
     opts.supernet_epochs = 2;
     let err = search(&data, &opts, pair, &dir.join("log3.jsonl"), Device::Cpu)
