@@ -189,7 +189,8 @@ paired_report() {
   [ -e "${files[0]}" ] || return 0
   n_all=$(( $(wc -w <<<"$budgets") * $(wc -w <<<"$seeds") * 2 ))
   n_done=$(find "$run/paired" -name checked | wc -l)
-  "$bin" study paired "${files[@]}" --out "$run/paired-table.md" >/dev/null || return 0
+  "$bin" study paired "${files[@]}" --out "$run/paired-table.md" \
+    --svg "$results/study-paired.svg" >/dev/null || return 0
   {
     echo "## Searched vs CNet1 at equal budgets"
     echo

@@ -128,6 +128,9 @@ struct PairedArgs {
     /// Output Markdown file.
     #[arg(long)]
     out: PathBuf,
+    /// Also plot the runs into this SVG file.
+    #[arg(long)]
+    svg: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -721,7 +724,7 @@ fn run_tau(a: TauArgs) -> Result<()> {
 }
 
 fn run_paired(a: PairedArgs) -> Result<()> {
-    use cryptonas_search::study::{paired_markdown, PairedRun};
+    use cryptonas_search::study::{paired_markdown, paired_svg, PairedRun};
     let mut runs = Vec::new();
     for path in &a.models {
         let stem = path
@@ -763,6 +766,10 @@ fn run_paired(a: PairedArgs) -> Result<()> {
     }
     let md = paired_markdown(&runs);
     std::fs::write(&a.out, &md).with_context(|| format!("writing {}", a.out.display()))?;
+    if let Some(svg_path) = &a.svg {
+        std::fs::write(svg_path, paired_svg(&runs)?)
+            .with_context(|| format!("writing {}", svg_path.display()))?;
+    }
     print!("{md}");
     Ok(())
 }

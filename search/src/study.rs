@@ -296,7 +296,7 @@ fn plot_err(e: &dyn std::fmt::Display) -> SearchError {
 pub fn tau_svg(rows: &[TauRow], est: &TauEstimate, title: &str) -> Result<String, SearchError> {
     let mut out = String::new();
     {
-        let root = SVGBackend::with_string(&mut out, (760, 520)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut out, (960, 560)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| plot_err(&e))?;
         let pct = |v: f64| 100.0 * v;
         let range = |f: &dyn Fn(&TauRow) -> f64| {
@@ -453,6 +453,88 @@ pub fn paired_markdown(runs: &[PairedRun]) -> String {
         s += &diffs;
     }
     s
+}
+
+/// SVG plot of the paired comparison: per budget, each run's fixed-point accuracy (the float
+/// one where no fixed-point check ran) for the searched network and CNet1 side by side, with
+/// the mean of the seeds as a bar.
+pub fn paired_svg(runs: &[PairedRun]) -> Result<String, SearchError> {
+    let mut budgets: Vec<u64> = runs.iter().map(|r| r.relus).collect();
+    budgets.sort_unstable();
+    budgets.dedup();
+    let acc = |r: &PairedRun| 100.0 * r.fixed_acc.or(r.float_acc).unwrap_or(f64::NAN);
+    let vals: Vec<f64> = runs.iter().map(acc).filter(|v| v.is_finite()).collect();
+    let lo = vals.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = if vals.is_empty() {
+        (0.0, 100.0)
+    } else {
+        (lo - 1.0, hi + 1.0)
+    };
+    let arms = ["searched", "cnet1"];
+    let x_of = |b: u64, arm: &str| {
+        let i = budgets.iter().position(|&x| x == b).unwrap_or(0);
+        let j = arms.iter().position(|&a| a == arm).unwrap_or(0);
+        (3 * i + j + 1) as f64
+    };
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (760, 480)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_err(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "Searched vs CNet1 at equal budgets (dots: seeds, bars: mean)",
+                ("sans-serif", 18),
+            )
+            .margin(16)
+            .x_label_area_size(44)
+            .y_label_area_size(56)
+            .build_cartesian_2d(0.0..(3 * budgets.len()) as f64, lo..hi)
+            .map_err(|e| plot_err(&e))?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .y_desc("test accuracy % (fixed point, whole test set)")
+            .draw()
+            .map_err(|e| plot_err(&e))?;
+        let colour = |arm: &str| if arm == "cnet1" { RED } else { BLUE };
+        chart
+            .draw_series(
+                runs.iter().filter(|r| acc(r).is_finite()).map(|r| {
+                    Circle::new((x_of(r.relus, &r.arm), acc(r)), 5, colour(&r.arm).filled())
+                }),
+            )
+            .map_err(|e| plot_err(&e))?;
+        for &b in &budgets {
+            for arm in arms {
+                let v: Vec<f64> = runs
+                    .iter()
+                    .filter(|r| r.relus == b && r.arm == arm)
+                    .map(acc)
+                    .filter(|v| v.is_finite())
+                    .collect();
+                let x = x_of(b, arm);
+                if let Some((m, _)) = mean_sd(&v) {
+                    chart
+                        .draw_series(std::iter::once(PathElement::new(
+                            vec![(x - 0.3, m), (x + 0.3, m)],
+                            colour(arm).stroke_width(2),
+                        )))
+                        .map_err(|e| plot_err(&e))?;
+                }
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        format!("{arm} @ {b}"),
+                        (x - 0.45, lo + 0.02 * (hi - lo)),
+                        ("sans-serif", 12),
+                    )))
+                    .map_err(|e| plot_err(&e))?;
+            }
+        }
+        root.present().map_err(|e| plot_err(&e))?;
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -613,6 +695,9 @@ mod tests {
                 arc: "y".into(),
             },
         ];
+        let svg = paired_svg(&runs).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("cnet1 @ 24576"));
+        assert!(paired_svg(&[]).unwrap().starts_with("<svg"));
         let md = paired_markdown(&runs);
         assert!(md.contains("81.00 ± 1.41 %"), "{md}");
         assert!(md.contains("searched − CNet1 = +2.00 points"), "{md}");
