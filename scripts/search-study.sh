@@ -71,6 +71,12 @@ if [ -z "${SKIP_BUILD:-}" ]; then
 fi
 bin="${CARGO_TARGET_DIR:-$repo/target}/release/cryptonas-search"
 mkdir -p "$run" "$results"
+# One study per run directory at a time (a second one would train the same runs twice).
+exec 9>"$run/.lock"
+if ! flock -n 9; then
+  echo "another search-study.sh is running in $run" >&2
+  exit 1
+fi
 say() { echo "[study $(date -u +%H:%M:%S)] $*"; }
 
 # The width C that puts L = 6 at exactly the budget (L·C·1024 ReLUs on 32×32).
