@@ -132,15 +132,18 @@ search_one() {
   cp "$dir/result.json" "$results/study-search-$tag-result.json"
   cp "$dir/supernet/supernet.json" "$results/study-search-$tag-supernet.json"
 }
-pids=()
+declare -A search_pid
 for b in $budgets; do
   search_one "$b" &
-  pids+=($!)
+  search_pid[$b]=$!
 done
-for p in "${pids[@]}"; do wait "$p"; done
+# At most two processes at once, searches included.
+slot() { while (( $(jobs -rp | wc -l) >= 2 )); do wait -n || true; tau_report; done; }
 
-# ---- 2. τ study -------------------------------------------------------------------------------
+# ---- 2. τ study (once its budget's search is done; the other searches go on) ----------------
 tau_tag=$(tag_of "$tau_budget"); tau_c=$(width_of "$tau_budget")
+tau_report() { :; }
+[ -n "${search_pid[$tau_budget]:-}" ] && { wait "${search_pid[$tau_budget]}" || exit 1; }
 tau="$run/tau-$tau_tag"
 mkdir -p "$tau/runs"
 if [ ! -f "$tau/picks.jsonl" ]; then
@@ -167,23 +170,18 @@ tau_report() {
       --out "$results/study-tau-$tau_tag" >/dev/null || true
   fi
 }
-# Two standalone trainings at a time, in the order of the picks.
+# Standalone trainings in the order of the picks, sharing the two slots with the other searches.
 mapfile -t labels < <(sed -n 's/.*"label":"\([^"]*\)".*/\1/p' "$tau/picks.jsonl")
 mapfile -t arcs < <(sed -n 's/.*"arc":"\([^"]*\)".*/\1/p' "$tau/picks.jsonl")
-running=0
 for i in "${!labels[@]}"; do
   d="$tau/runs/${labels[$i]}"
   [ -f "$d/done" ] && continue
+  slot
   # Same short schedule for every architecture: TAU_EPOCHS epochs, one cosine decay.
   train_run "$d" "$tau/runs/${labels[$i]}.log" --arch "${arcs[$i]}" --width "$tau_c" \
     --epochs "$tau_epochs" --t0 "$tau_epochs" --seed 1 &
-  running=$((running + 1))
-  if (( running >= 2 )); then
-    wait -n || true
-    running=$((running - 1))
-    tau_report
-  fi
 done
+# The paired comparison needs every search; the τ trainings finish meanwhile.
 wait || true
 tau_report
 
