@@ -216,7 +216,7 @@ pub fn search_resumable(
         .map_err(|e| SearchError::io(log, e))?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed);
     let start = Stopwatch::start(options.clock)?;
-    // Seconds spent before this process: a loaded supernet's training counts against the limit.
+    // Clock offset that makes `spent_before + start.elapsed()` the search's own time.
     let mut spent_before = 0.0;
     let supernet = match options.method {
         SearchMethod::Supernet => {
@@ -251,7 +251,6 @@ pub fn search_resumable(
                         });
                     }
                     eprintln!("loaded the supernet saved in {}", dir.display());
-                    spent_before = s.seconds;
                     s
                 }
                 Some(dir) => {
@@ -269,6 +268,9 @@ pub fn search_resumable(
         SearchMethod::Proxy => None,
     };
     if let Some(s) = &supernet {
+        // The supernet's training counts against the limit, all of it: loaded, or resumed from
+        // a checkpoint of an earlier process (whose time this process's clock did not see).
+        spent_before = s.seconds - start.elapsed();
         eprintln!(
             "supernet: {:.1} epochs in {:.0}s ({:.0} img/s), last-epoch loss {:.3}",
             s.epochs, s.seconds, s.images_per_s, s.final_loss
