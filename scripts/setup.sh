@@ -43,9 +43,18 @@ if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$wb_version"
   cargo install wasm-bindgen-cli --version "$wb_version" >>"$log" 2>&1
 fi
 
-# 4. Node packages for the page tests (playwright-core drives Debian's Chromium; it downloads nothing).
-if [ -f tests/package.json ] && [ ! -d tests/node_modules/playwright-core ]; then
-  step "npm install (tests/: playwright-core)"
+# 3b. wasm-pack (builds the browser client and runs the wasm crates' browser tests; it uses the
+# wasm-bindgen CLI above and Debian's chromedriver, see scripts/build-wasm.sh).
+wp_version=0.15.1
+if [ "$(wasm-pack --version 2>/dev/null | awk '{print $2}')" != "$wp_version" ]; then
+  step "cargo install wasm-pack $wp_version (a few minutes, once)"
+  cargo install wasm-pack --version "$wp_version" --locked >>"$log" 2>&1
+fi
+
+# 4. Node packages for the page tests (playwright-core drives Debian's Chromium; it downloads
+# nothing) and the npm package's type check (typescript).
+if [ -f tests/package.json ] && { [ ! -d tests/node_modules/playwright-core ] || [ ! -d tests/node_modules/typescript ]; }; then
+  step "npm install (tests/: playwright-core, typescript)"
   (cd tests && npm install --no-audit --no-fund) >>"$log" 2>&1
 fi
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up (idempotently) and runs every test of the project: format, lints, native tests, the trainer's
 # libtorch tests, the wasm32 build and headless-Chromium tests of the shared crates, the benchmark
-# harness in its short mode (native and in headless Chromium), and the Playwright test of the demo
-# page. The README's test command; CI runs it through .ci/run. Prints "N passed, N failed".
+# harness in its short mode (native and in headless Chromium), the Playwright test of the demo
+# page, and the npm package's test (the packed tarball installed into a fresh folder, its example).
+# The README's test command; CI runs it through .ci/run. Prints "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -36,14 +37,24 @@ step "trainer tests (tch)" cargo test -p cryptonas-search --features tch
 step "wasm32 build of the shared crates" cargo build --target wasm32-unknown-unknown \
   -p cryptonas-crypto -p cryptonas-gc -p cryptonas-ot -p cryptonas-model -p cryptonas-he \
   -p cryptonas-protocol -p wasm-client
-for pkg in cryptonas-gc cryptonas-ot cryptonas-he cryptonas-model wasm-client; do
-  step "headless Chromium: $pkg" cargo test --target wasm32-unknown-unknown -p "$pkg" --tests
+# wasm-pack runs each crate's tests with the wasm-bindgen-test-runner installed next to the pinned
+# wasm-bindgen CLI (`--mode no-install`: it fails rather than download one) in Debian's Chromium
+# through Debian's chromedriver (`--chromedriver`: it downloads none). `--lib --test '*'` is what
+# `cargo test --tests` ran before (wasm-pack already passes `--tests` to its `cargo build`, and cargo
+# refuses it twice; without a target selection `cargo test` would build the examples for wasm32 too).
+for dir in crypto gc ot he model wasm-client; do
+  step "headless Chromium (wasm-pack test): $dir" wasm-pack test --headless --chrome \
+    --chromedriver /usr/bin/chromedriver --mode no-install "$dir" --lib --test '*'
 done
-step "build the browser client" scripts/build-wasm.sh
+step "build the browser client (wasm-pack)" scripts/build-wasm.sh
 step "benchmark harness (short mode, native and headless Chromium, asserts correctness)" \
   cargo run -q -p cryptonas-bench -- --short --browser --out "$(mktemp -d)"
 step "ONNX conformance (onnx node tests, light models, onnxruntime references)" scripts/onnx-conformance.sh
 step "demo page in headless Chromium (Playwright)" node tests/browser/demo.spec.mjs
+npm_pack() { tarball=$(scripts/build-npm.sh --no-build) && echo "$tarball"; }
+step "npm package: npm pack" npm_pack
+step "npm package: installed tarball's example (tsc, real server, headless Chromium)" \
+  node tests/browser/embed.spec.mjs "${tarball:-}"
 
 printf '\n'
 for f in "${failures[@]}"; do printf 'FAILED: %s\n' "$f"; done

@@ -1,5 +1,8 @@
-// The demo page: model and image choice, the worker running the private inference, the result and
-// the cost breakdown. No framework, no build step, no third-party requests.
+// The demo page: model and image choice, the result and the cost breakdown, on top of the public
+// API in cryptonas.js only. Choosing a model prepares a session at once (the offline phase does
+// not depend on the image), so the click costs only the online phase; after each answer the next
+// session is prepared in the background. No framework, no build step, no third-party requests.
+import { listModels, PrivateClassifier, SessionExpired, ImageRejected, Cancelled, supported } from './cryptonas.js';
 
 const SAMPLES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 const $ = (id) => document.getElementById(id);
@@ -7,10 +10,11 @@ const $ = (id) => document.getElementById(id);
 const state = {
   models: [],
   image: null, // { bytes: ArrayBuffer, name }
-  worker: null,
-  nextId: 1,
-  pending: new Map(),
+  classifier: null, // the selected model's PrivateClassifier
+  prepared: null, // the last preparation's cost ({ offlineMs, bytes }) while a session is ready
+  answered: false, // an answer is shown for the selected model
   busy: false,
+  progressListeners: new Set(), // (progress) => void, for the benchmark harness
 };
 window.__demo = state; // for the page test and the curious
 
@@ -37,44 +41,13 @@ function fmtRate(r) {
   return r >= 1e6 ? `${(r / 1e6).toFixed(2)} M` : `${(r / 1e3).toFixed(0)} K`;
 }
 
-// ---------- worker ----------
-
-function startWorker() {
-  const w = new Worker('worker.js', { type: 'module' });
-  w.onmessage = (e) => {
-    const m = e.data;
-    const p = state.pending.get(m.id);
-    if (!p) return;
-    if (m.type === 'progress') { p.onProgress && p.onProgress(m); return; }
-    state.pending.delete(m.id);
-    if (m.type === 'error') p.reject(new Error(m.message)); else p.resolve(m);
-  };
-  w.onerror = (e) => {
-    const msg = `the worker failed: ${e.message || 'could not load the WebAssembly client (was scripts/build-wasm.sh run?)'}`;
-    for (const p of state.pending.values()) p.reject(new Error(msg));
-    state.pending.clear();
-    showError(msg);
-  };
-  state.worker = w;
-}
-
-function call(msg, onProgress, transfer = []) {
-  const id = state.nextId++;
-  return new Promise((resolve, reject) => {
-    state.pending.set(id, { resolve, reject, onProgress });
-    state.worker.postMessage({ ...msg, id }, transfer);
-  });
-}
-
 // ---------- models ----------
 
 async function loadModels() {
   const sel = $('model');
   let list;
   try {
-    const r = await fetch('/api/models');
-    if (!r.ok) throw new Error(`HTTP ${r.status}`);
-    list = await r.json();
+    list = await listModels();
   } catch (err) {
     sel.innerHTML = '<option>server unavailable</option>';
     showError(`Cannot reach the server (${err.message}). Is cryptonas-server running?`);
@@ -97,9 +70,10 @@ async function loadModels() {
   // Start with the cheapest model: the fastest first private inference.
   sel.value = list.reduce((a, b) => (a.relus <= b.relus ? a : b)).name;
   sel.disabled = false;
-  sel.onchange = showModelInfo;
+  sel.onchange = () => { showModelInfo(); prepareModel(); };
   showModelInfo();
   updateButton();
+  prepareModel();
 }
 
 function currentModel() { return state.models.find((m) => m.name === $('model').value); }
@@ -215,22 +189,13 @@ function make(tag, props = {}, children = []) {
   return e;
 }
 
-function softmax(v) {
-  const m = Math.max(...v);
-  const e = v.map((x) => Math.exp(x - m));
-  const s = e.reduce((a, b) => a + b, 0);
-  return e.map((x) => x / s);
-}
-
-function showResult(outcome, classes) {
-  const probs = softmax(outcome.logits);
+function showResult(res) {
   const el = $('result-class');
-  el.textContent = classes[outcome.class] ?? `class ${outcome.class}`;
-  el.dataset.class = String(outcome.class);
-  const top = probs.map((p, i) => [p, i]).sort((a, b) => b[0] - a[0]).slice(0, 5);
+  el.textContent = res.label;
+  el.dataset.class = String(res.class);
   // Class names come from the server: text nodes only, never markup.
-  $('top5').replaceChildren(...top.map(([p, i]) => make('li', {}, [
-    make('span', { className: 'name' }, [String(classes[i] ?? i)]),
+  $('top5').replaceChildren(...res.top.map(({ label, p }) => make('li', {}, [
+    make('span', { className: 'name' }, [label]),
     make('span', { className: 'pbar' }, [make('span', { style: `width:${(p * 100).toFixed(1)}%` })]),
     make('span', { className: 'pct' }, [`${(p * 100).toFixed(1)} %`]),
   ])));
@@ -246,6 +211,7 @@ function showTraffic(t, timing, plan, layerEval) {
   $('s-rounds').textContent = String(t.online_rounds);
   if (timing) {
     $('s-offline').textContent = fmtMs(timing.offlineMs);
+    $('s-offline-d').textContent = timing.phases ? phasesText(timing.phases) : 'preprocessing, image-independent, done before the click';
     $('s-online').textContent = timing.onlineMs != null ? fmtMs(timing.onlineMs) : '…';
   }
   drawLayers(t, plan, layerEval);
@@ -276,7 +242,81 @@ function drawLayers(t, plan, layerEval = []) {
   }));
 }
 
-// ---------- run ----------
+// ---------- prepare and run ----------
+
+const STEPS = { connected: 'Connected', plan: 'Received the public plan', he: 'Homomorphic preprocessing',
+  ot: 'Oblivious transfer', garbled: 'Receiving garbled ReLU layers', labels: 'Evaluating ReLU layer',
+  output: 'Decoding the logits' };
+
+function setStatus(text, kind = '') {
+  $('status').textContent = text;
+  $('status').dataset.state = kind;
+}
+
+function readyText(info, prefix = '') {
+  return `${prefix}Ready: the offline phase took ${fmtMs(info.offlineMs)} and ` +
+    `${fmtBytes(info.bytes.offline_down + info.bytes.offline_up)}; a classification now costs only the online phase.`;
+}
+
+const PHASE_NAMES = { connect: 'connect', plan: 'plan', he: 'HE', ot: 'OT', garbled: 'garbled tables' };
+function phasesText(phases) {
+  return (phases || []).map((p) => `${PHASE_NAMES[p.name] || p.name} ${fmtMs(p.ms)}`).join(' · ');
+}
+
+/// The selected model's classifier, connected (a model switch closes the old one, which cancels
+/// its preparation).
+async function classifierFor(model) {
+  if (state.classifier && state.classifier.model.name === model.name && !state.classifier.closed) return state.classifier;
+  if (state.classifier) state.classifier.close();
+  state.classifier = null;
+  state.prepared = null;
+  state.answered = false;
+  const c = await PrivateClassifier.connect({ model: model.name });
+  c.addEventListener('progress', (e) => {
+    for (const l of state.progressListeners) l(e.detail);
+  });
+  c.addEventListener('ready', (e) => {
+    if (state.classifier !== c) return;
+    state.prepared = e.detail;
+    $('s-next').textContent = `ready (${fmtMs(e.detail.offlineMs)})`;
+    // Once an answer is shown, its status line stays; the stats say the next session is ready.
+    if (!state.busy && !state.answered) setStatus(readyText(e.detail), 'ready');
+  });
+  c.addEventListener('lost', (e) => {
+    if (state.classifier !== c) return;
+    state.prepared = null;
+    $('s-next').textContent = 'lost';
+    if (!state.busy) {
+      setStatus(`The prepared session was closed (${e.detail.message}); a new one is prepared when you classify.`, 'lost');
+    }
+  });
+  state.classifier = c;
+  return c;
+}
+
+/// Starts the offline phase for the selected model (errors are shown, not thrown).
+async function prepareModel() {
+  const model = currentModel();
+  if (!model) return;
+  clearError();
+  try {
+    const c = await classifierFor(model);
+    if (c.ready || state.busy) return;
+    setStatus('Preparing (offline phase: homomorphic encryption, oblivious transfer, garbled tables)…', 'preparing');
+    $('bar').style.width = '0%';
+    await c.prepare({
+      onProgress: (p) => {
+        if (state.busy || state.classifier !== c) return;
+        $('bar').style.width = `${(p.fraction * 100).toFixed(1)}%`;
+        setStatus(`Preparing: ${STEPS[p.event] || p.event}…`, 'preparing');
+      },
+    });
+  } catch (err) {
+    if (err instanceof Cancelled) return; // another model was chosen meanwhile
+    setStatus('Not prepared.', 'failed');
+    showError(`Cannot prepare a private session: ${await explain(err, model)}`);
+  }
+}
 
 async function classify() {
   const model = currentModel();
@@ -287,49 +327,54 @@ async function classify() {
   $('result').hidden = true;
   $('plain').hidden = true;
   $('bar').style.width = '0%';
-  $('status').textContent = 'Connecting…';
-  const proto = location.protocol === 'https:' ? 'wss' : 'ws';
-  const wsUrl = `${proto}://${location.host}/api/session/${encodeURIComponent(model.name)}`;
-  const bytes = state.image.bytes.slice(0); // keep ours; the copy is transferred
   let plan = null;
-  const labels = { connected: 'Connected', plan: 'Received the public plan', he: 'Homomorphic preprocessing',
-    ot: 'Oblivious transfer', garbled: 'Receiving garbled ReLU layers', labels: 'Evaluating ReLU layer',
-    output: 'Decoding the logits' };
   try {
-    const res = await call({ type: 'classify', image: bytes, wsUrl }, (p) => {
-      if (p.plan) plan = p.plan;
-      $('bar').style.width = `${(p.fraction * 100).toFixed(1)}%`;
-      const stage = p.event === 'labels' && plan ? ` ${plan.layers.findIndex((l) => l.stage === p.stage) + 1} of ${plan.layers.length}` : '';
-      $('status').textContent = `${p.phase === 'offline' ? 'Offline' : 'Online'}: ${labels[p.event] || p.event}${stage}…`;
-      if (p.traffic) showTraffic(p.traffic, { offlineMs: p.offlineMs, onlineMs: null }, plan);
-    }, [bytes]);
+    const c = await classifierFor(model);
+    const wasReady = c.ready;
+    setStatus(wasReady ? 'Online: sending the masked image…' : 'Preparing first (offline phase)…', 'online');
+    const res = await c.classify(state.image.bytes, {
+      onProgress: (p) => {
+        if (p.plan) plan = p.plan;
+        $('bar').style.width = `${(p.fraction * 100).toFixed(1)}%`;
+        const stage = p.event === 'labels' && plan ? ` ${plan.layers.findIndex((l) => l.stage === p.stage) + 1} of ${plan.layers.length}` : '';
+        setStatus(`${p.phase === 'online' ? 'Online' : 'Offline'}: ${STEPS[p.event] || p.event}${stage}…`, p.phase);
+        if (p.traffic) showTraffic(p.traffic, null, plan);
+      },
+    });
     $('bar').style.width = '100%';
     state.lastRun = res;
-    showResult(res.outcome, model.classes);
-    showTraffic(res.traffic, res.timing, res.plan, res.layerEval);
+    showResult(res);
+    showTraffic(res.traffic, { ...res.timing, phases: res.phases }, res.plan, res.layerEval);
     $('s-gates').textContent = res.andPerSecOnline ? `${fmtRate(res.andPerSecOnline)}/s` : '–';
     $('s-gates-d').textContent = res.evalWorkers
       ? `AND gates/s online, ${res.evalWorkers} worker${res.evalWorkers > 1 ? 's' : ''}` +
         (res.andPerSecPerWorker ? ` (${fmtRate(res.andPerSecPerWorker)}/s each)` : '')
       : 'AND gates/s in the worker';
-    $('status').textContent = `Done in ${fmtMs(res.timing.totalMs)} (offline ${fmtMs(res.timing.offlineMs)}, online ${fmtMs(res.timing.onlineMs)}).`;
+    const t = res.timing;
+    const how = res.reprepared
+      ? `The prepared session was gone (${res.reprepared}), so a new one was prepared first (${fmtMs(t.offlineMs)}). `
+      : wasReady ? `Prepared in advance (${fmtMs(t.offlineMs)} offline). ` : `Prepared first (${fmtMs(t.offlineMs)} offline). `;
+    setStatus(`${how}Answered ${fmtMs(t.onlineMs)} after the image was sent (online phase).`, 'done');
+    state.answered = true;
     if ($('reveal').checked) await revealPlain(model, res.outcome);
   } catch (err) {
-    $('status').textContent = 'Failed.';
-    showError(`Private inference failed: ${await explain(err, model)}`);
+    setStatus('Failed.', 'failed');
+    const what = err instanceof ImageRejected ? 'This image cannot be used' : 'Private inference failed';
+    showError(`${what}: ${await explain(err, model)}`);
   } finally {
     state.busy = false;
     updateButton();
   }
+  // The next session is being prepared in the background (prepareAhead); its 'ready' event says
+  // when it is.
+  if (state.classifier && !state.classifier.ready) $('s-next').textContent = 'preparing…';
 }
 
-// A WebSocket cannot see HTTP statuses: ask the API whether the server is up and hosts the model.
+// Explain a refusal a WebSocket cannot see: ask the API whether the server is up and hosts the model.
 async function explain(err, model) {
-  if (!/unreachable|closed the session/.test(err.message)) return err.message;
+  if (!(err instanceof SessionExpired) && !/unreachable|closed the session|refused/.test(err.message)) return err.message;
   try {
-    const r = await fetch('/api/models');
-    if (!r.ok) return `${err.message} (the server answers HTTP ${r.status})`;
-    const list = await r.json();
+    const list = await listModels();
     if (!list.some((m) => m.name === model.name)) return `the server does not host model "${model.name}" (any more); reload the page`;
     return `${err.message} (the server may be busy: too many sessions or the rate limit; try again shortly)`;
   } catch (_) {
@@ -363,7 +408,7 @@ async function revealPlain(model, outcome) {
 async function runBench() {
   $('bench-out').textContent = 'measuring…';
   try {
-    const r = await call({ type: 'bench', relus: 4096, k: 32 });
+    const r = await PrivateClassifier.bench({ relus: 4096, k: 32 });
     state.lastBench = r;
     $('bench-out').textContent = `${fmtRate(r.andPerSec)} AND gates/s (${r.relus} ReLUs at k = ${r.k}, one worker)`;
   } catch (err) {
@@ -372,13 +417,13 @@ async function runBench() {
 }
 
 function main() {
-  if (typeof WebAssembly !== 'object' || typeof Worker !== 'function') {
-    showError('This browser has no WebAssembly or Web Workers: private inference cannot run here.');
+  if (!supported()) {
+    showError('This browser cannot run private inference here: it needs WebAssembly with SIMD ' +
+      '(Chrome or Edge 91+, Firefox 89+, Safari 16.4+) and module workers.');
     return;
   }
   buildSamples();
   setupDrop();
-  startWorker();
   $('classify').onclick = classify;
   $('bench').onclick = runBench;
   loadModels();

@@ -1,6 +1,7 @@
 // One evaluation message, as every evaluation worker handles it (eval-worker.js, and worker.js's
 // in-place pool when workers cannot start): `store` keeps a chunk's garbled tables (an EvalChunk of
-// this worker's wasm instance), `evaluate` evaluates it on the server's labels and frees it
+// this worker's wasm instance; with `frame`, the tables and decoding bits are cut from the server's
+// frame, transferred here untouched), `evaluate` evaluates it on the server's labels and frees it
 // (material used once), `drop` frees what a session left behind.
 // Returns the reply to post ({type: 'result'|'error', ...}) or null.
 import { EvalChunk } from './pkg/wasm_client.js';
@@ -9,7 +10,9 @@ export function runEvalMessage(chunks, m, wasmBytes) {
   const key = `${m.session}:${m.id}`;
   try {
     if (m.type === 'store') {
-      chunks.set(key, new EvalChunk(m.job));
+      const span = ([start, end]) => new Uint8Array(m.frame, start, end - start);
+      chunks.set(key, m.frame ? EvalChunk.withBulk(m.job, span(m.tables), span(m.decoding))
+        : new EvalChunk(m.job));
     } else if (m.type === 'evaluate') {
       const chunk = chunks.get(key);
       if (!chunk) throw new Error(`evaluation job ${m.id} was never stored`);

@@ -1,6 +1,6 @@
 // One garbled-evaluation worker: its own wasm instance holds the chunks the session worker gives
 // it offline (`store`) and evaluates them when the server's labels arrive (`evaluate`).
-// Messages in:  {type: 'store', session, id, job} | {type: 'evaluate', session, id, labels} |
+// Messages in:  {type: 'store', session, id, job, [frame, tables, decoding]} | {type: 'evaluate', session, id, labels} |
 //               {type: 'drop', session} | {type: 'ping'}
 // Messages out: {type: 'result', session, id, shares, ms, andGates, wasmBytes} | {type: 'ready'} |
 //               {type: 'error', session, id, message}

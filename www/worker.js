@@ -1,10 +1,21 @@
-// The whole private inference runs here, in one dedicated worker, so the page never freezes.
-// The worker owns the WebSocket; the wasm module (www/pkg, built by scripts/build-wasm.sh) owns the
-// protocol. Garbled evaluation is delegated to a pool of evaluation workers (eval-worker.js, one
-// wasm instance each, as many as navigator.hardwareConcurrency): every streamed chunk of garbled
-// tables goes to one of them offline, and online each gets the server's labels for its chunks
+// The private inference runs here, in one dedicated worker, so the page never freezes. The worker
+// owns the WebSockets; the wasm module (www/pkg, built by scripts/build-wasm.sh) owns the protocol.
+// Garbled evaluation is delegated to a pool of evaluation workers (eval-worker.js, one wasm
+// instance each, as many as navigator.hardwareConcurrency): every streamed chunk of garbled tables
+// goes to one of them offline — the frame's buffer is transferred to it, so the tables never pass
+// through this worker's wasm memory — and online each gets the server's labels for its chunks
 // (when they cannot start, this worker evaluates the same jobs itself: localPool).
-// Messages to the page: {type: 'ready'|'progress'|'done'|'bench'|'error', id, ...}.
+//
+// A session is prepared before the image is known (the offline phase does not depend on it) and
+// classifies one image later, so the user's click costs only the online phase.
+//
+// Messages in:  {type: 'prepare', id, wsUrl, evalWorkers} | {type: 'classify', id, handle, image
+//               | normalised} | {type: 'release', handle} | {type: 'cancel', request} (a 'prepare'
+//               under way) | {type: 'bench', id, ...} | {type: 'ping', id}
+// Messages out: {type: 'progress', id, ...} | {type: 'prepared', id, handle, ...} | {type: 'done',
+//               id, ...} | {type: 'lost', handle, code, message} (a prepared session the server
+//               closed: expired, restarted) | {type: 'bench', id, ...} | {type: 'ready', id} |
+//               {type: 'error', id, code, message}
 import init, { PrivateInference, GcBench } from './pkg/wasm_client.js';
 import { runEvalMessage } from './eval-jobs.js';
 
@@ -34,9 +45,10 @@ let pool = null;
 async function evalPool(size) {
   const n = Math.max(1, Math.min(8, size || navigator.hardwareConcurrency || 2));
   if (pool && pool.workers.length === n) return pool;
+  if (pool && pool.busy > 0) return pool; // sessions still use it: keep its size
   if (pool) pool.workers.forEach((w) => w.terminate());
   pool = null;
-  const workers = Array.from({ length: n }, () => new Worker('eval-worker.js', { type: 'module' }));
+  const workers = Array.from({ length: n }, () => new Worker(new URL('./eval-worker.js', import.meta.url), { type: 'module' }));
   const listeners = new Set();
   for (const w of workers) {
     w.onmessage = (e) => { for (const l of listeners) l(e.data); };
@@ -62,42 +74,8 @@ async function evalPool(size) {
   for (const w of workers) {
     w.onerror = (e) => { for (const l of listeners) l({ type: 'error', message: e.message || 'evaluation worker failed' }); };
   }
-  pool = { workers, listeners };
+  pool = { workers, listeners, busy: 0 };
   return pool;
-}
-
-let sessions = 0;
-
-const post = (msg) => self.postMessage(msg);
-const wasmBytes = () => (wasm ? wasm.memory.buffer.byteLength : 0);
-
-self.onmessage = async (e) => {
-  const msg = e.data;
-  try {
-    await boot();
-    if (msg.type === 'classify') {
-      post({ type: 'done', id: msg.id, ...(await classify(msg)) });
-    } else if (msg.type === 'bench') {
-      post({ type: 'bench', id: msg.id, ...bench(msg) });
-    } else if (msg.type === 'ping') {
-      post({ type: 'ready', id: msg.id });
-    }
-  } catch (err) {
-    post({ type: 'error', id: msg.id, message: String((err && err.message) || err) });
-  }
-};
-
-/// Runs one session: start() frames up, every binary frame from the server through handle().
-async function classify(msg) {
-  let workers = null;
-  try {
-    workers = await evalPool(msg.evalWorkers);
-  } catch (err) {
-    // Without evaluation workers the session evaluates here, in this worker.
-    console.warn('evaluation workers unavailable, evaluating in the session worker:', err);
-    workers = localPool();
-  }
-  return run(msg, workers);
 }
 
 /// The jobs evaluated in this worker, through the same messages as eval-worker.js (for browsers
@@ -116,159 +94,326 @@ function localPool() {
     },
     terminate() {},
   };
-  return { workers: [worker], listeners };
+  return { workers: [worker], listeners, busy: 0 };
 }
 
-function run({ id, image, wsUrl }, evalWorkers) {
-  return new Promise((resolve, reject) => {
-    let pi;
-    try {
-      pi = new PrivateInference(new Uint8Array(image));
-    } catch (err) {
-      reject(err);
-      return;
+const post = (msg, transfer = []) => self.postMessage(msg, transfer);
+const wasmBytes = () => (wasm ? wasm.memory.buffer.byteLength : 0);
+
+/// An error the page can act on: `code` is the protocol's error code (`expired`, `version`,
+/// `refused`…) or one of this worker's (`image`, `lost`, `unreachable`, `closed`).
+class SessionError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/// Prepared (and preparing) sessions by handle.
+const sessions = new Map();
+let nextSession = 0;
+
+self.onmessage = async (e) => {
+  const msg = e.data;
+  try {
+    await boot();
+    if (msg.type === 'prepare') {
+      const s = new Session(msg.id, msg.wsUrl);
+      sessions.set(s.handle, s);
+      const info = await s.prepare(msg.evalWorkers);
+      post({ type: 'prepared', id: msg.id, handle: s.handle, ...info });
+    } else if (msg.type === 'classify') {
+      const s = sessions.get(msg.handle);
+      if (!s) throw new SessionError('closed', 'this prepared session was closed; prepare a new one');
+      post({ type: 'done', id: msg.id, ...(await s.classify(msg.id, msg)) });
+    } else if (msg.type === 'release') {
+      const s = sessions.get(msg.handle);
+      if (s) s.close(new SessionError('closed', 'released'));
+    } else if (msg.type === 'cancel') {
+      // A preparation the page no longer wants (the user picked another model).
+      for (const s of sessions.values()) {
+        if (s.requestId === msg.request) s.close(new SessionError('cancelled', 'preparation cancelled'));
+      }
+    } else if (msg.type === 'bench') {
+      post({ type: 'bench', id: msg.id, ...bench(msg) });
+    } else if (msg.type === 'ping') {
+      post({ type: 'ready', id: msg.id });
     }
-    const session = ++sessions;
-    const workers = evalWorkers.workers;
-    const evalJobs = []; // {ms, andGates} of every evaluated chunk
-    let evaluating = null; // {stage, started}: the layer whose labels went to the workers
-    const evalMemory = []; // largest wasm memory seen per evaluation worker
-    const t0 = performance.now();
-    let tOnline = null;
-    let opened = false;
-    let settled = false;
-    let plan = null;
-    const layerEval = []; // {stage, ms} of each online ReLU layer (garbled evaluation + masking)
-    const ws = new WebSocket(wsUrl);
+  } catch (err) {
+    post({ type: 'error', id: msg.id, code: err.code || 'failed', message: String((err && err.message) || err) });
+  }
+};
+
+/// One private inference: `prepare` runs the offline phase, `classify` the online phase.
+class Session {
+  constructor(requestId, wsUrl) {
+    this.handle = ++nextSession;
+    this.requestId = requestId; // progress messages go to the current request
+    this.wsUrl = wsUrl;
+    this.pi = null;
+    this.ws = null;
+    this.plan = null;
+    this.phase = 'connecting';
+    this.pending = null; // {resolve, reject, until: 'ready' | 'done'}
+    this.failure = null;
+    this.evalJobs = []; // {ms, andGates} of every evaluated chunk
+    this.evalMemory = []; // largest wasm memory seen per evaluation worker
+    this.layerEval = []; // {stage, ms} of each online ReLU layer (evaluation + masking)
+    this.evaluating = null; // {stage, started}: the layer whose labels went to the workers
+    this.t0 = performance.now();
+    this.marks = new Map(); // event -> when its last frame was handled (ms after t0)
+    this.tReady = null;
+    this.tClick = null;
+    this.onResult = (m) => this.workerResult(m);
+  }
+
+  async prepare(evalWorkers) {
+    let workers;
+    try {
+      workers = await evalPool(evalWorkers);
+    } catch (err) {
+      // Without evaluation workers the session evaluates here, in this worker.
+      console.warn('evaluation workers unavailable, evaluating in the session worker:', err);
+      workers = localPool();
+    }
+    if (this.failure) throw this.failure; // cancelled while the workers started
+    this.pool = workers;
+    this.pool.busy++;
+    this.pool.listeners.add(this.onResult);
+    this.pi = PrivateInference.prepare();
+    const ready = this.wait('ready');
+    this.open();
+    await ready;
+    this.tReady = performance.now();
+    return { plan: this.plan, traffic: this.pi.traffic(), timing: { offlineMs: this.tReady - this.t0 },
+      phases: this.phases() };
+  }
+
+  /// The offline phase, step by step: each step ends when its last frame was handled.
+  phases() {
+    const steps = [['connect', 'connected'], ['plan', 'plan'], ['he', 'he'], ['ot', 'ot'], ['garbled', 'garbled']];
+    const out = [];
+    let from = 0;
+    for (const [name, event] of steps) {
+      const at = this.marks.get(event);
+      if (at === undefined) continue;
+      out.push({ name, ms: at - from });
+      from = at;
+    }
+    return out;
+  }
+
+  async classify(requestId, { image, normalised }) {
+    if (this.failure) throw this.failure;
+    if (this.phase !== 'ready') throw new SessionError('busy', 'this session is not prepared yet or already classified');
+    this.requestId = requestId;
+    let frames;
+    try {
+      frames = normalised ? this.pi.setNormalised(normalised) : this.pi.setImage(new Uint8Array(image));
+    } catch (err) {
+      // The session stays prepared: another image can be tried.
+      throw new SessionError('image', String((err && err.message) || err));
+    }
+    this.tClick = performance.now();
+    this.phase = 'online';
+    const done = this.wait('done');
+    for (const f of frames) this.ws.send(f);
+    await done;
+    return this.result(performance.now());
+  }
+
+  wait(until) {
+    return new Promise((resolve, reject) => { this.pending = { resolve, reject, until }; });
+  }
+
+  settle(until) {
+    if (this.pending && this.pending.until === until) {
+      const p = this.pending;
+      this.pending = null;
+      p.resolve();
+    }
+  }
+
+  /// Ends the session: frees its chunks and its wasm state, and tells whoever waits.
+  close(err) {
+    if (this.phase === 'closed') return;
+    const wasReady = this.phase === 'ready' && !this.pending;
+    this.phase = 'closed';
+    sessions.delete(this.handle);
+    if (this.pool) {
+      this.pool.busy--;
+      this.pool.listeners.delete(this.onResult);
+      for (const w of this.pool.workers) w.postMessage({ type: 'drop', session: this.handle });
+    }
+    try { this.ws.close(); } catch (_) { /* already closed */ }
+    try { this.pi.free(); } catch (_) { /* freed */ }
+    if (err) {
+      this.failure = err;
+      if (this.pending) {
+        this.pending.reject(err);
+        this.pending = null;
+      } else if (wasReady && err.code !== 'closed') {
+        // Nobody waits: tell the page its prepared session is gone (and why).
+        post({ type: 'lost', handle: this.handle, code: err.code, message: err.message });
+      }
+    }
+  }
+
+  open() {
+    const ws = new WebSocket(this.wsUrl);
+    this.ws = ws;
     ws.binaryType = 'arraybuffer';
-
-    const finish = (err, value) => {
-      if (settled) return;
-      settled = true;
-      evalWorkers.listeners.delete(onResult);
-      for (const w of workers) w.postMessage({ type: 'drop', session });
-      try { ws.close(); } catch (_) { /* already closed */ }
-      try { pi.free(); } catch (_) { /* freed */ }
-      if (err) reject(err); else resolve(value);
-    };
-
-    // A worker's shares for one chunk; the layer's reply goes out with its last chunk.
-    const onResult = (m) => {
-      if (settled || (m.session !== undefined && m.session !== session)) return;
-      if (m.type === 'error') {
-        finish(new Error(`evaluation worker: ${m.message}`));
-        return;
-      }
-      if (m.type !== 'result') return;
-      evalJobs.push({ ms: m.ms, andGates: m.andGates });
-      const wi = m.id % workers.length;
-      evalMemory[wi] = Math.max(evalMemory[wi] || 0, m.wasmBytes || 0);
-      let frames;
-      try {
-        frames = pi.complete(m.id, m.shares);
-        for (const f of frames) ws.send(f);
-      } catch (err) {
-        finish(err);
-        return;
-      }
-      if (frames.length > 0 && evaluating !== null) {
-        layerEval.push({ stage: evaluating.stage, ms: performance.now() - evaluating.started });
-        evaluating = null;
-      }
-    };
-    evalWorkers.listeners.add(onResult);
-
-    /// Hands a step's jobs to the workers: chunk `id` always lives on worker `id mod n`.
-    const dispatch = (jobs, stage) => {
-      for (const job of jobs) {
-        const w = workers[job.id % workers.length];
-        if (job.kind === 'store') {
-          w.postMessage({ type: 'store', session, id: job.id, job: job.job }, [job.job.buffer]);
-        } else {
-          if (evaluating === null) {
-            evaluating = { stage, started: performance.now() };
-          }
-          w.postMessage({ type: 'evaluate', session, id: job.id, labels: job.labels },
-            [job.labels.buffer]);
-        }
-      }
-    };
-
+    let opened = false;
     ws.onopen = () => {
       opened = true;
       try {
-        for (const f of pi.start()) ws.send(f);
+        for (const f of this.pi.start()) ws.send(f);
       } catch (err) {
-        finish(err);
+        this.close(err);
         return;
       }
-      post({ type: 'progress', id, phase: 'offline', event: 'connected', fraction: 0.01 });
+      this.marks.set('connected', performance.now() - this.t0);
+      this.progress({ phase: 'offline', event: 'connected', fraction: 0.01 });
     };
     ws.onerror = () => {
-      finish(new Error(opened ? 'connection to the server was lost'
-        : 'cannot open a session: the server is unreachable or refused it'));
+      this.close(opened ? new SessionError('lost', 'the connection to the server was lost')
+        : new SessionError('unreachable', 'cannot open a session: the server is unreachable or refused it'));
     };
     ws.onclose = (ev) => {
-      if (!settled) {
-        finish(new Error(`the server closed the session early (code ${ev.code}${ev.reason ? ': ' + ev.reason : ''})`));
-      }
+      this.close(new SessionError(ev.code === 4008 ? 'timeout' : 'lost',
+        `the server closed the session (code ${ev.code}${ev.reason ? ': ' + ev.reason : ''})`));
     };
-    ws.onmessage = (ev) => {
-      if (settled) return;
-      if (typeof ev.data === 'string') {
-        finish(new Error('server: ' + ev.data));
-        return;
-      }
-      let step;
-      try {
-        step = pi.handle(new Uint8Array(ev.data));
-      } catch (err) {
-        finish(err);
-        return;
-      }
-      const after = performance.now();
-      try {
-        for (const f of step.frames) ws.send(f);
-        if (step.jobs && step.jobs.length) dispatch(step.jobs, step.stage);
-      } catch (err) {
-        finish(err);
-        return;
-      }
-      if (step.event === 'plan') plan = pi.plan();
-      if (tOnline === null && step.phase !== 'offline') tOnline = after;
-      const traffic = pi.traffic();
-      const fraction = plan ? Math.min(1, step.frames_received / plan.expected_frames) : 0.02;
-      post({
-        type: 'progress', id, phase: step.phase, event: step.event, stage: step.stage,
-        fraction, traffic, plan: step.event === 'plan' ? plan : undefined,
-        elapsedMs: after - t0, offlineMs: tOnline === null ? after - t0 : tOnline - t0,
-      });
-      if (step.done) {
-        const end = performance.now();
-        const outcome = pi.outcome();
-        let ands = 0;
-        let evalMs = 0;
-        for (const l of layerEval) {
-          const p = plan && plan.layers.find((x) => x.stage === l.stage);
-          if (p) { ands += p.and_gates; evalMs += l.ms; }
+    ws.onmessage = (ev) => this.frame(ev.data);
+  }
+
+  /// One server frame. Garbled chunks go to their worker with the frame's own buffer; the session
+  /// sees only the chunk's head (and label corrections).
+  frame(data) {
+    if (this.phase === 'closed') return;
+    if (typeof data === 'string') {
+      this.close(new SessionError('refused', 'server: ' + data));
+      return;
+    }
+    const bytes = new Uint8Array(data);
+    const code = PrivateInference.errorCode(bytes);
+    let step;
+    let layout = null;
+    try {
+      layout = PrivateInference.garbledLayout(bytes.subarray(0, 64), bytes.length);
+      step = layout
+        ? this.pi.handleGarbledHead(bytes.subarray(0, 64),
+          bytes.subarray(layout.corrections[0], layout.corrections[1]), bytes.length)
+        : this.pi.handle(bytes);
+    } catch (err) {
+      this.close(new SessionError(code || 'protocol', String((err && err.message) || err)));
+      return;
+    }
+    const after = performance.now();
+    try {
+      for (const f of step.frames) this.ws.send(f);
+      if (step.jobs && step.jobs.length) this.dispatch(step.jobs, step.stage, layout ? data : null, layout);
+    } catch (err) {
+      this.close(err);
+      return;
+    }
+    if (step.event === 'plan') this.plan = this.pi.plan();
+    if (step.phase !== 'online' && step.phase !== 'done') this.marks.set(step.event, after - this.t0);
+    this.phase = step.phase === 'ready' ? 'ready' : this.phase;
+    const fraction = this.plan ? Math.min(1, step.frames_received / this.plan.expected_frames) : 0.02;
+    this.progress({
+      phase: step.phase, event: step.event, stage: step.stage, fraction,
+      traffic: this.pi.traffic(), plan: step.event === 'plan' ? this.plan : undefined,
+      elapsedMs: after - (this.tClick ?? this.t0),
+    });
+    if (step.phase === 'ready') this.settle('ready');
+    if (step.done) {
+      this.phase = 'done';
+      this.settle('done');
+    }
+  }
+
+  progress(p) {
+    post({ type: 'progress', id: this.requestId, ...p });
+  }
+
+  /// Hands a step's jobs to the workers: chunk `id` always lives on worker `id mod n`. A detached
+  /// chunk's frame buffer is transferred with its job (no copy).
+  dispatch(jobs, stage, frame, layout) {
+    const workers = this.pool.workers;
+    for (const job of jobs) {
+      const w = workers[job.id % workers.length];
+      if (job.kind === 'store') {
+        const m = { type: 'store', session: this.handle, id: job.id, job: job.job };
+        const transfer = [job.job.buffer];
+        if (frame) {
+          Object.assign(m, { frame, tables: layout.tables, decoding: layout.decoding });
+          transfer.push(frame);
+          frame = null; // one chunk per frame
         }
-        // Per worker: AND gates over the time a worker spent on its chunks.
-        const workerAnds = evalJobs.reduce((a, j) => a + j.andGates, 0);
-        const workerMs = evalJobs.reduce((a, j) => a + j.ms, 0);
-        finish(null, {
-          outcome, traffic, plan, layerEval,
-          timing: { offlineMs: tOnline - t0, onlineMs: end - tOnline, totalMs: end - t0 },
-          // Layer wall time from the server's labels to the reply, all workers together.
-          andPerSecOnline: evalMs > 0 ? ands / (evalMs / 1e3) : null,
-          evalWorkers: workers.length,
-          andPerSecPerWorker: workerMs > 0 ? workerAnds / (workerMs / 1e3) : null,
-          wasmMemoryBytes: wasmBytes(),
-          evalWorkersMemoryBytes: evalMemory.reduce((a, b) => a + b, 0),
-          evalJobs, // {ms, andGates} per chunk, in completion order
-        });
+        w.postMessage(m, transfer);
+      } else {
+        if (this.evaluating === null) this.evaluating = { stage, started: performance.now() };
+        w.postMessage({ type: 'evaluate', session: this.handle, id: job.id, labels: job.labels },
+          [job.labels.buffer]);
       }
+    }
+  }
+
+  /// A worker's shares for one chunk; the layer's reply goes out with its last chunk.
+  workerResult(m) {
+    if (this.phase === 'closed' || (m.session !== undefined && m.session !== this.handle)) return;
+    if (m.type === 'error') {
+      this.close(new SessionError('worker', `evaluation worker: ${m.message}`));
+      return;
+    }
+    if (m.type !== 'result') return;
+    this.evalJobs.push({ ms: m.ms, andGates: m.andGates });
+    const wi = m.id % this.pool.workers.length;
+    this.evalMemory[wi] = Math.max(this.evalMemory[wi] || 0, m.wasmBytes || 0);
+    let frames;
+    try {
+      frames = this.pi.complete(m.id, m.shares);
+      for (const f of frames) this.ws.send(f);
+    } catch (err) {
+      this.close(err);
+      return;
+    }
+    if (frames.length > 0 && this.evaluating !== null) {
+      this.layerEval.push({ stage: this.evaluating.stage, ms: performance.now() - this.evaluating.started });
+      this.evaluating = null;
+    }
+  }
+
+  result(end) {
+    const outcome = this.pi.outcome();
+    const traffic = this.pi.traffic();
+    const plan = this.plan;
+    let ands = 0;
+    let evalMs = 0;
+    for (const l of this.layerEval) {
+      const p = plan && plan.layers.find((x) => x.stage === l.stage);
+      if (p) { ands += p.and_gates; evalMs += l.ms; }
+    }
+    // Per worker: AND gates over the time a worker spent on its chunks.
+    const workerAnds = this.evalJobs.reduce((a, j) => a + j.andGates, 0);
+    const workerMs = this.evalJobs.reduce((a, j) => a + j.ms, 0);
+    const value = {
+      outcome, traffic, plan, layerEval: this.layerEval, phases: this.phases(),
+      timing: {
+        offlineMs: this.tReady - this.t0, onlineMs: end - this.tClick,
+        waitedMs: this.tClick - this.tReady, totalMs: end - this.t0,
+      },
+      // Layer wall time from the server's labels to the reply, all workers together.
+      andPerSecOnline: evalMs > 0 ? ands / (evalMs / 1e3) : null,
+      evalWorkers: this.pool.workers.length,
+      andPerSecPerWorker: workerMs > 0 ? workerAnds / (workerMs / 1e3) : null,
+      wasmMemoryBytes: wasmBytes(),
+      evalWorkersMemoryBytes: this.evalMemory.reduce((a, b) => a + b, 0),
+      evalJobs: this.evalJobs, // {ms, andGates} per chunk, in completion order
     };
-  });
+    this.close(null);
+    return value;
+  }
 }
 
 /// AND gates/s of garbled evaluation in this worker (software AES, one thread).

@@ -5,10 +5,12 @@
 //   node bench/browser/drive.mjs '<config JSON>'
 //
 // config: { url, model, samples: [name, ...] (files www/samples/<name>.jpg, clicked in the page),
-//           n, chromium, workers: [1, 2, ...], benchRelus, k, timeoutMs }
+//           n, chromium, workers: [1, 2, ...], benchRelus, k, timeoutMs,
+//           network: null | { latencyMs, throughput (bytes/s, -1: none) } (CDP emulation) }
 // Lines: {type:"ready", browser, hardwareConcurrency, crossOriginIsolated}
 //        {type:"progress", index, phase, event, stage, fraction}
-//        {type:"inference", index, sample, outcome, traffic, plan, timing, layerEval, layerWallMs, ...}
+//        {type:"inference", index, sample, callMs (click → answer in the page), outcome, traffic, plan,
+//         timing (offlineMs: the prepared session's offline phase; onlineMs), layerEval, layerWallMs, ...}
 //        {type:"done", bench, memory}    or    {type:"error", message}
 // Each run starts its own Chromium (fresh profile), so the renderer's peak memory is this model's.
 // Diagnostics go to stderr. Exit code 0 only after "done".
@@ -46,6 +48,15 @@ async function main() {
   page.on('console', (m) => { if (m.type() === 'error') process.stderr.write(`page console: ${m.text()}\n`); });
   const cdp = await context.newCDPSession(page);
   await cdp.send('Performance.enable');
+  if (cfg.network) {
+    // Chromium's own network emulation: the latency is added to every request and WebSocket
+    // message, the throughput caps both directions (bytes/s; -1: no cap).
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', {
+      offline: false, latency: cfg.network.latencyMs,
+      downloadThroughput: cfg.network.throughput, uploadThroughput: cfg.network.throughput,
+    });
+  }
   let jsHeapPeak = 0;
   const sampleHeap = async () => {
     try {
@@ -68,15 +79,12 @@ async function main() {
   await page.selectOption('#model', cfg.model);
   emit({ type: 'ready', browser: browser.version(), ...info });
 
-  // Every progress message of the page's worker, timestamped, next to the page's own handler.
+  // Every progress message of the page's classifier, next to the page's own handler.
   await page.evaluate(() => {
     window.__benchEvents = [];
-    window.__demo.worker.addEventListener('message', (e) => {
-      const d = e.data;
-      if (d && d.type === 'progress') {
-        window.__benchEvents.push({ phase: d.phase, event: d.event, stage: d.stage ?? null,
-          fraction: d.fraction, elapsedMs: d.elapsedMs ?? null });
-      }
+    window.__demo.progressListeners.add((d) => {
+      window.__benchEvents.push({ phase: d.phase, event: d.event, stage: d.stage ?? null,
+        fraction: d.fraction, elapsedMs: d.elapsedMs ?? null });
     });
   });
 
@@ -88,6 +96,12 @@ async function main() {
     await page.click(`.sample[data-sample="${sample}"]`);
     await waitFor(page, (n) => window.__demo.image && window.__demo.image.name.includes(`(${n})`), sample);
     await page.waitForSelector('#classify:not([disabled])', { timeout: 30000 });
+    // The page prepares a session when the model is chosen and after each answer: click once it
+    // is ready, as a user who looks at the page first would (the click then costs the online
+    // phase only; the offline phase is reported from the prepared session).
+    await waitFor(page, () => window.__demo.classifier && window.__demo.classifier.ready, null,
+      { timeout: timeoutMs, polling: 250 });
+    await page.evaluate(() => { window.__benchEvents = []; });
     await page.click('#classify');
     const t0 = Date.now();
     let seen = 0;
@@ -110,12 +124,13 @@ async function main() {
     const events = await page.evaluate(() => window.__benchEvents);
     // Online wall time per ReLU layer, the native client's definition: from the request (masked
     // input, or the previous layer's shares) sent to this layer's labels evaluated. A progress event
-    // is posted once the labels frame is handled; with evaluation workers (evalWorkers > 0) the
-    // evaluation runs after that, and the page's layerEval (labels → reply) is added.
+    // is posted once the labels frame is handled (its elapsedMs counts from the image sent); with
+    // evaluation workers (evalWorkers > 0) the evaluation runs after that, and the page's layerEval
+    // (labels → reply) is added.
     const delegated = (run.evalWorkers || 0) > 0;
     const evalMs = new Map((run.layerEval || []).map((l) => [l.stage, l.ms]));
     const layerWallMs = [];
-    let sent = run.timing.offlineMs;
+    let sent = 0;
     for (const e of events) {
       if (e.event !== 'labels' || e.elapsedMs == null) continue;
       const end = e.elapsedMs + (delegated ? (evalMs.get(e.stage) || 0) : 0);
@@ -125,9 +140,9 @@ async function main() {
     wasmMemory = Math.max(wasmMemory, run.wasmMemoryBytes || 0);
     evalWasmMemory = Math.max(evalWasmMemory, run.evalWorkersMemoryBytes || 0);
     emit({
-      type: 'inference', index: i, sample, wallMs: Date.now() - t0,
+      type: 'inference', index: i, sample, wallMs: Date.now() - t0, callMs: run.timings.callMs,
       outcome: run.outcome, traffic: run.traffic, plan: run.plan, timing: run.timing,
-      layerEval: run.layerEval, layerWallMs, andPerSecOnline: run.andPerSecOnline,
+      layerEval: run.layerEval, layerWallMs, phases: run.phases, andPerSecOnline: run.andPerSecOnline,
       evalWorkers: run.evalWorkers || 0, andPerSecPerWorker: run.andPerSecPerWorker ?? null,
       wasmMemoryBytes: run.wasmMemoryBytes, evalWorkersMemoryBytes: run.evalWorkersMemoryBytes ?? null,
     });

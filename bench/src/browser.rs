@@ -253,10 +253,20 @@ pub struct PlanJs {
 #[derive(Debug, Deserialize, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct TimingJs {
-    /// Socket opened to masked image sent.
+    /// The prepared session's offline phase: socket opened to ready for the image.
     pub offline_ms: f64,
     /// Masked image sent to logits.
     pub online_ms: f64,
+}
+
+/// Milliseconds of one step of the offline phase in the page (`connect`, `plan`, `he`, `ot`,
+/// `garbled`: each until its last frame was handled).
+#[derive(Debug, Deserialize, Serialize, Clone, PartialEq)]
+pub struct PhaseMs {
+    /// Step.
+    pub name: String,
+    /// Milliseconds.
+    pub ms: f64,
 }
 
 /// Milliseconds of one stage.
@@ -276,6 +286,9 @@ pub struct InferenceLine {
     pub index: usize,
     /// Sample clicked.
     pub sample: String,
+    /// Click to answer in the page (`PrivateClassifier.classify`, session prepared before).
+    #[serde(default)]
+    pub call_ms: Option<f64>,
     /// Outcome.
     pub outcome: OutcomeJs,
     /// Traffic.
@@ -286,6 +299,9 @@ pub struct InferenceLine {
     pub timing: TimingJs,
     /// Labels to reply per layer in the page (garbled evaluation + masking).
     pub layer_eval: Vec<StageMs>,
+    /// The offline phase step by step.
+    #[serde(default)]
+    pub phases: Vec<PhaseMs>,
     /// Online wall time per layer (request sent to labels evaluated).
     pub layer_wall_ms: Vec<StageMs>,
     /// AND gates/s of the online evaluation (layer wall time, all workers together).
@@ -419,6 +435,10 @@ pub struct BrowserRun {
     pub online_and_per_s: f64,
     /// Evaluation workers the page ran (0: the session worker evaluated).
     pub eval_workers: u32,
+    /// Mean seconds from the click to the answer in the page (the session prepared before).
+    pub click_to_answer_s: Option<f64>,
+    /// The offline phase step by step (means over the inferences).
+    pub offline_phases: Vec<PhaseMs>,
     /// Mean online AND gates/s of one evaluation worker (over its own evaluation time).
     pub online_and_per_s_per_worker: Option<f64>,
     /// `GcBench` in the page's own worker (after the inferences).
@@ -542,17 +562,16 @@ fn mean(v: &[f64]) -> f64 {
 /// Assembles a model's browser results from the driver's lines (inferences already verified).
 pub fn summarise(
     p: &Prepared,
+    network: &Network,
     ready: &ReadyLine,
     lines: &[InferenceLine],
     done: &DoneLine,
     wall_s: f64,
 ) -> BrowserRun {
-    let mut network = Network::parse("loopback").unwrap_or_else(|_| unreachable!());
-    network.name = "browser".into();
     let run = Run::summarise(
         &p.info.name,
         p.info.relus,
-        network,
+        network.clone(),
         lines.iter().map(InferenceLine::inference).collect(),
     );
     let layers = lines
@@ -603,6 +622,33 @@ pub fn summarise(
                 .collect::<Vec<_>>(),
         ),
         eval_workers: lines.first().map_or(0, |l| l.eval_workers),
+        offline_phases: {
+            let mut names: Vec<&str> = Vec::new();
+            for l in lines {
+                for p in &l.phases {
+                    if !names.contains(&p.name.as_str()) {
+                        names.push(&p.name);
+                    }
+                }
+            }
+            names
+                .into_iter()
+                .map(|name| PhaseMs {
+                    name: name.to_string(),
+                    ms: mean(
+                        &lines
+                            .iter()
+                            .flat_map(|l| l.phases.iter().filter(|p| p.name == name))
+                            .map(|p| p.ms)
+                            .collect::<Vec<_>>(),
+                    ),
+                })
+                .collect()
+        },
+        click_to_answer_s: {
+            let v: Vec<f64> = lines.iter().filter_map(|l| l.call_ms).collect();
+            (!v.is_empty()).then(|| mean(&v) / 1e3)
+        },
         online_and_per_s_per_worker: {
             let v: Vec<f64> = lines
                 .iter()
@@ -633,6 +679,8 @@ pub fn summarise(
 #[serde(rename_all = "camelCase")]
 struct DriverConfig<'a> {
     url: &'a str,
+    /// Chromium's network emulation (`None`: none, loopback).
+    network: Option<Emulation>,
     model: &'a str,
     samples: Vec<&'a str>,
     n: usize,
@@ -643,12 +691,24 @@ struct DriverConfig<'a> {
     timeout_ms: u64,
 }
 
-/// Runs `n` private inferences of `p` in the page at `url` (the server must serve `setup.www`),
-/// verifying each as it arrives; `pb` shows progress and advances once per inference.
+/// CDP `Network.emulateNetworkConditions`: latency added to each request and message, and the
+/// throughput both ways.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Emulation {
+    latency_ms: f64,
+    /// Bytes per second (CDP's unit); -1 disables throttling.
+    throughput: f64,
+}
+
+/// Runs `n` private inferences of `p` in the page at `url` (the server must serve `setup.www`)
+/// under `network` (emulated by Chromium), verifying each as it arrives; `pb` shows progress and
+/// advances once per inference.
 pub fn run_model(
     setup: &BrowserSetup,
     url: &str,
     p: &Prepared,
+    network: &Network,
     n: usize,
     workers: &[usize],
     pb: &ProgressBar,
@@ -661,6 +721,14 @@ pub fn run_model(
     let samples: Vec<&str> = (0..n).map(|i| SAMPLES[i % SAMPLES.len()]).collect();
     let config = DriverConfig {
         url,
+        network: (network.rtt_ms > 0.0 || network.mbit_per_s > 0.0).then(|| Emulation {
+            latency_ms: network.rtt_ms,
+            throughput: if network.mbit_per_s > 0.0 {
+                network.mbit_per_s * 1e6 / 8.0
+            } else {
+                -1.0
+            },
+        }),
         model: &p.info.name,
         samples: samples.clone(),
         n,
@@ -739,6 +807,7 @@ pub fn run_model(
     }
     Ok(summarise(
         p,
+        network,
         &ready,
         &infs,
         &done,
@@ -954,9 +1023,10 @@ mod tests {
         let (Line::Ready(ready), Line::Done(done)) = (ready, done) else {
             panic!("wrong variants")
         };
-        let r = summarise(&p, &ready, &[line.clone(), line], &done, 3.0);
+        let wan = Network::parse("wan").unwrap();
+        let r = summarise(&p, &wan, &ready, &[line.clone(), line], &done, 3.0);
         assert_eq!(r.run.inferences.len(), 2);
-        assert_eq!(r.run.network.name, "browser");
+        assert_eq!(r.run.network.name, "wan");
         assert_eq!(r.run.online_s, 0.5);
         assert_eq!(r.workers[0].and_per_s_per_worker, 2.0e6);
         assert_eq!(r.workers[0].and_per_s_total, 4.0e6);

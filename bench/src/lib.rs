@@ -1,24 +1,4 @@
-//! Benchmark harness: latency, traffic and accuracy against the ReLU budget.
-//!
-//! For every trained model in a directory and a budget sweep of generated CNet1 networks, the
-//! harness starts the real server in-process on 127.0.0.1, runs private inferences with the native
-//! client under simulated network profiles, checks every result bit-exact against the plaintext
-//! fixed-point engine, and writes `results.json`, `results.md` and SVG plots: per-phase time and
-//! bytes, per-ReLU costs, the HE/OT/GC split, where the compute goes, garbling rates, a
-//! least-squares fit of cost against the ReLU count, and ratios against DELPHI's per-ReLU figures.
-//!
-//! ```text
-//! cargo run --release -p cryptonas-bench -- --models models --sweep 2,4,8,14 --inferences 3 \
-//!     --network loopback,lan,wan --out bench/results
-//! cargo run -p cryptonas-bench -- --short --out /tmp/bench   # CI smoke test
-//! # the real page in headless Chromium as well (after scripts/build-wasm.sh):
-//! cargo run --release -p cryptonas-bench -- --models models --no-sweep --browser-only \
-//!     --inferences 3 --out bench/results/browser
-//! ```
-//!
-//! With `--browser` (or `--browser-only`, which skips the native runs) every model is also
-//! classified by the demo page in headless Chromium ([`browser`]), checked bit-exact like the
-//! native runs, and reported next to them.
+#![doc = include_str!("../README.md")]
 
 pub mod browser;
 pub mod fit;
@@ -91,6 +71,11 @@ pub struct Args {
     /// (default 1 and the machine's parallelism).
     #[arg(long, value_delimiter = ',')]
     pub browser_workers: Option<Vec<usize>>,
+    /// Network profiles the browser runs under (Chromium's own network emulation over CDP:
+    /// added latency and bandwidth on the page's traffic, its WebSocket included), comma-separated
+    /// like `--network`; default loopback only.
+    #[arg(long, value_delimiter = ',', default_value = "loopback")]
+    pub browser_network: Vec<String>,
 }
 
 /// The settings a run used (after `--short` defaults).
@@ -122,6 +107,8 @@ pub struct Settings {
     pub www: PathBuf,
     /// Workers of the browser's garbled-evaluation benchmark.
     pub browser_workers: Vec<usize>,
+    /// Networks the browser runs under (emulated by Chromium).
+    pub browser_networks: Vec<Network>,
 }
 
 impl Args {
@@ -188,6 +175,11 @@ impl Args {
             browser_only: self.browser_only,
             www: self.www.clone().unwrap_or_else(browser::default_www),
             browser_workers,
+            browser_networks: self
+                .browser_network
+                .iter()
+                .map(|n| Network::parse(n))
+                .collect::<Result<Vec<_>, _>>()?,
         })
     }
 }
@@ -272,7 +264,7 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
         .build()
         .context("Tokio runtime")?;
 
-    // Garbling rates first, at the widest generated model's ring and truncation.
+    // Garbling rates first, at the widest generated model's first ReLU ring and truncation.
     pb.set_message("garbling and evaluation rates");
     let (k, t) = prepared
         .iter()
@@ -285,7 +277,7 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
                 .stages
                 .iter()
                 .find(|s| s.relu)
-                .map(|s| (p.model.plan().k, s.trunc))
+                .map(|s| (s.k, s.trunc))
         })
         .unwrap_or((32, 0));
     let gates = gates::measure(
@@ -361,25 +353,32 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
                     (r.online_up + r.online_down) / 1e6,
                     r.online_rounds
                 );
-                // Printed even when stdout is not a terminal (CI logs), unlike `pb.println`.
-                pb.suspend(|| println!("{line}"));
+                // Printed even when stderr is not a terminal (CI logs), unlike `pb.println`; stderr keeps
+                // stdout for the results (`cryptonas bench --json`).
+                pb.suspend(|| eprintln!("{line}"));
                 runs.push(r);
             }
-            if let Some(setup) = &browser_setup {
+            for net in browser_setup
+                .iter()
+                .flat_map(|s| settings.browser_networks.iter().map(move |n| (s, n)))
+            {
+                let (setup, net) = net;
                 pb.set_message(format!("{}: starting Chromium", p.info.name));
                 // The driver is a child process; the server keeps serving on the runtime's workers.
                 let b = browser::run_model(
                     setup,
                     &server.url,
                     p,
+                    net,
                     settings.inferences,
                     &settings.browser_workers,
                     &pb,
                 )?;
                 let line = format!(
-                    "{:>12} {:>8} ReLUs  browser: offline {:7.2} s {:8.2} MB, online {:7.3} s {:7.2} MB, {} rounds; all bit-exact; {} eval workers at {} M AND/s each online (GcBench {:.2} M), peak tab memory {:.0} MB",
+                    "{:>12} {:>8} ReLUs  browser {}: offline {:7.2} s {:8.2} MB, online {:7.3} s {:7.2} MB, {} rounds; all bit-exact; {} eval workers at {} M AND/s each online (GcBench {:.2} M), peak tab memory {:.0} MB",
                     b.model,
                     b.relus,
+                    b.run.network.name,
                     b.run.offline_s,
                     (b.run.offline_up + b.run.offline_down) / 1e6,
                     b.run.online_s,
@@ -391,7 +390,7 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
                     b.page_worker_and_per_s / 1e6,
                     b.memory.renderer_peak_rss_bytes.unwrap_or(0.0) / 1e6,
                 );
-                pb.suspend(|| println!("{line}"));
+                pb.suspend(|| eprintln!("{line}"));
                 browser_runs.push(b);
             }
             snapshot(&runs, &compute, &browser_runs, &machine).write()?;

@@ -292,11 +292,12 @@ impl Results {
         self
     }
 
-    /// The native loopback run of `model`, the browser's counterpart (same machine, no delay).
-    fn native_loopback(&self, model: &str) -> Option<&Run> {
+    /// The native run of `model` on `network`, a browser run's counterpart (same machine, same
+    /// network profile: simulated by the native client, emulated by Chromium).
+    fn native_on(&self, model: &str, network: &str) -> Option<&Run> {
         self.runs
             .iter()
-            .find(|r| r.model == model && r.network.name == "loopback")
+            .find(|r| r.model == model && r.network.name == network)
     }
 
     /// Native vs browser: latency, bytes, rounds, per-layer cost, AND/s per worker, tab memory.
@@ -316,24 +317,28 @@ impl Results {
                 s,
                 "The real demo page (`www/`, its Web Worker running the wasm client) in {} with {} hardware threads, \
                  driven by `bench/browser/drive.mjs` (playwright-core over CDP) against the same in-process server over \
-                 127.0.0.1, no simulated delay; native = the native client over `loopback`. The page classified bundled \
+                 127.0.0.1; the browser's network is Chromium's own emulation (CDP `Network.emulateNetworkConditions`: \
+                 latency and throughput, the WebSocket included), the native client's the same profile simulated in process. The page classified bundled \
                  CIFAR-10 samples (clicked in the page); **every browser inference's class and ring logits were checked \
-                 bit-exact against the plaintext fixed-point engine on the same JPEG bytes.** Memory: {MEMORY_METHOD}.\n",
+                 bit-exact against the plaintext fixed-point engine on the same JPEG bytes.** The page prepares each \
+                 session before the click (on model selection, then after each answer) and the driver clicks once it \
+                 is ready: offline = the prepared session's offline phase, online = masked image sent → logits, \
+                 click → answer = the page's `classify()` call. Memory: {MEMORY_METHOD}.\n",
                 b.browser, b.hardware_concurrency
             );
         }
         let _ = writeln!(
             s,
-            "| model | ReLUs | offline s native / browser | online s native / browser | online browser ÷ native | MB ↑ native / browser | MB ↓ native / browser | rounds | online µs/ReLU browser | eval workers | wasm M AND/s online: all workers (per worker) | peak tab memory MB (renderer RSS; wasm: session + eval workers; JS heap) |"
+            "| model | ReLUs | network | offline s native / browser | online s native / browser | click → answer s browser | online browser ÷ native | MB ↑ native / browser | MB ↓ native / browser | rounds | online µs/ReLU browser | eval workers | wasm M AND/s online: all workers (per worker) | peak tab memory MB (renderer RSS; wasm: session + eval workers; JS heap) |"
         );
         let _ = writeln!(
             s,
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         let mb = |v: Option<f64>| v.map_or("–".into(), |v| format!("{:.0}", v / 1e6));
         for b in &browser {
             let r = &b.run;
-            let n = self.native_loopback(&b.model);
+            let n = self.native_on(&b.model, &b.run.network.name);
             let pair = |f: &dyn Fn(&Run) -> f64, prec: usize| {
                 format!(
                     "{} / {:.prec$}",
@@ -343,11 +348,14 @@ impl Results {
             };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {:.2} ({}) | {} ; {} + {} ; {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {:.2} ({}) | {} ; {} + {} ; {} |",
                 b.model,
                 b.relus,
+                b.run.network.name,
                 pair(&|x| x.offline_s, 2),
                 pair(&|x| x.online_s, 3),
+                b.click_to_answer_s
+                    .map_or("–".into(), |v| format!("{v:.3}")),
                 n.map_or("–".into(), |n| format!("{:.1}×", r.online_s / n.online_s.max(1e-12))),
                 pair(&|x| (x.offline_up + x.online_up) / 1e6, 1),
                 pair(&|x| (x.offline_down + x.online_down) / 1e6, 1),
@@ -410,7 +418,7 @@ impl Results {
         );
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for b in &browser {
-            let native = self.native_loopback(&b.model);
+            let native = self.native_on(&b.model, &b.run.network.name);
             for (i, l) in b.layers.iter().enumerate() {
                 let native_ms = native.and_then(|n| {
                     let v: Vec<f64> = n
@@ -475,11 +483,19 @@ impl Results {
         for b in &self.browser {
             let _ = writeln!(
                 s,
-                "{} ({} ReLUs, browser): offline {:.2} s, online {:.3} s, {} eval workers at {} M AND/s each (wasm GcBench {:.2} M), peak tab memory {:.0} MB",
+                "{} ({} ReLUs, browser, {}): offline {:.2} s ({}), online {:.3} s, click → answer {}, {} eval workers at {} M AND/s each (wasm GcBench {:.2} M), peak tab memory {:.0} MB",
                 b.model,
                 b.relus,
+                b.run.network.name,
                 b.run.offline_s,
+                b.offline_phases
+                    .iter()
+                    .map(|p| format!("{} {:.2} s", p.name, p.ms / 1e3))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 b.run.online_s,
+                b.click_to_answer_s
+                    .map_or("–".into(), |v| format!("{v:.3} s")),
                 b.eval_workers,
                 b.online_and_per_s_per_worker
                     .map_or("–".into(), |v| format!("{:.2}", v / 1e6)),
@@ -892,6 +908,7 @@ mod tests {
             browser_only: false,
             www: std::env::temp_dir(),
             browser_workers: vec![1],
+            browser_networks: vec![],
         };
         let gates = GateRates {
             k: 32,

@@ -24,7 +24,9 @@ fn short_mode_measures_checks_and_writes_everything() {
         "stdout:\n{stdout}\nstderr:\n{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    assert!(stdout.contains("all bit-exact"), "{stdout}");
+    // Per-run lines are progress: stderr (stdout is for results, `cryptonas bench --json`).
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("all bit-exact"), "{stderr}");
 
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();

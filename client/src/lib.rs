@@ -1,11 +1,13 @@
 #![doc = include_str!("../README.md")]
 
+pub mod cli;
+
 use cryptonas_crypto::Csprng;
 use cryptonas_protocol::{
     ClientInput, ClientSession, EvalTask, LocalWorkers, MsgKind, Output, Phase, ProtocolError,
     Session, Traffic,
 };
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use serde::Serialize;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -16,6 +18,39 @@ use tokio_tungstenite::tungstenite::Message;
 pub const MAX_FRAME_BYTES: usize = 64 << 20;
 
 pub use cryptonas_protocol::Outcome;
+
+/// The server refused to open a session (or to answer a request): its HTTP status and reason.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("cannot open a session at {url}: HTTP {status}: {reason}{}", retry_after.as_ref().map(|s| format!(" (retry after {s} s)")).unwrap_or_default())]
+pub struct Refused {
+    /// What was asked for.
+    pub url: String,
+    /// HTTP status (503 busy, 429 rate-limited, 404 unknown model, 403 origin, …).
+    pub status: u16,
+    /// The `error` of the server's JSON body.
+    pub reason: String,
+    /// Its `Retry-After`, if any.
+    pub retry_after: Option<String>,
+}
+
+/// A session failed in the protocol: this side's error, or the server's (`Peer`).
+#[derive(Debug, thiserror::Error)]
+#[error("protocol error: {0}")]
+pub struct SessionFailed(pub ProtocolError);
+
+impl SessionFailed {
+    /// The two sides speak different protocol versions (found here, or reported by the server).
+    pub fn is_version_mismatch(&self) -> bool {
+        matches!(
+            &self.0,
+            ProtocolError::Version { .. }
+                | ProtocolError::Peer {
+                    code: cryptonas_protocol::ErrorCode::Version,
+                    ..
+                }
+        )
+    }
+}
 
 /// Simulated network conditions, applied by the client to every frame it sends and receives
 /// (in-process, no root needed): half the round-trip time each way plus size / bandwidth.
@@ -84,13 +119,52 @@ pub struct Report {
     pub relus: usize,
 }
 
-/// Runs one private inference of `input` on `model` at `server` (e.g. `http://127.0.0.1:8080`).
+/// Runs one private inference of `input` on `model` at `server` (e.g. `http://127.0.0.1:8080`):
+/// [`prepare`], then [`Prepared::classify`] at once.
 pub async fn classify(
     server: &str,
     model: &str,
     input: ClientInput,
     network: NetworkProfile,
 ) -> anyhow::Result<Report> {
+    prepare(server, model, network).await?.classify(input).await
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A session whose offline phase is done: it holds the garbled layers and waits for the image,
+/// so [`Prepared::classify`] costs only the online phase. The server keeps it for its
+/// prepared-session time to live (10 minutes by default); after that `classify` fails with the
+/// server's [`ErrorCode::Expired`](cryptonas_protocol::ErrorCode::Expired) and a new one must be
+/// prepared ([`is_expired`]).
+pub struct Prepared {
+    socket: Socket,
+    session: ClientSession,
+    workers: LocalWorkers,
+    model: String,
+    network: NetworkProfile,
+    offline_s: f64,
+    layers: LayerClock,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("model", &self.model)
+            .field("relus", &self.session.relu_count())
+            .field("offline_s", &self.offline_s)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Connects to `server` and runs the offline phase of one inference of `model` (HE, OT, garbled
+/// layers), which does not depend on the image.
+pub async fn prepare(
+    server: &str,
+    model: &str,
+    network: NetworkProfile,
+) -> anyhow::Result<Prepared> {
     let base = server
         .trim_end_matches('/')
         .replacen("http://", "ws://", 1)
@@ -101,103 +175,182 @@ pub async fn classify(
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME_BYTES))
         .max_frame_size(Some(MAX_FRAME_BYTES));
-    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(&url, Some(config), true)
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(&url, Some(config), true)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot open a session at {url}: {}", refusal_text(&e)))?;
-    let mut session = ClientSession::new(input, Csprng::from_entropy()?);
-    let mut workers = LocalWorkers::default();
-    let mut online_started = None;
-    let mut layer_started = None;
-    let mut layers = Vec::new();
-    let failed = |e: ProtocolError| anyhow::anyhow!("protocol error: {e}");
-    'session: loop {
-        // Everything the session has to say, and the evaluation it hands out (a layer's chunks
-        // are evaluated together, in parallel).
-        let mut jobs = Vec::new();
+        .map_err(|e| refusal(&url, e))?;
+    let mut prepared = Prepared {
+        socket,
+        session: ClientSession::prepare(Csprng::from_entropy()?),
+        workers: LocalWorkers::default(),
+        model: model.to_string(),
+        network,
+        offline_s: 0.0,
+        layers: LayerClock::default(),
+    };
+    prepared.drive(Until::Ready).await?;
+    prepared.offline_s = started.elapsed().as_secs_f64();
+    Ok(prepared)
+}
+
+/// Whether `error` is the server's word that a prepared session waited too long for its image.
+pub fn is_expired(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<SessionFailed>(),
+        Some(SessionFailed(ProtocolError::Peer {
+            code: cryptonas_protocol::ErrorCode::Expired,
+            ..
+        }))
+    )
+}
+
+/// Where [`Prepared::drive`] stops.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// The offline phase is done; the session waits for its image.
+    Ready,
+    /// The session finished.
+    Finished,
+}
+
+/// Online time per ReLU layer: from the request that unlocks a layer (the masked image or the
+/// previous layer's reply) to the layer's shares being ready.
+#[derive(Default)]
+struct LayerClock {
+    started: Option<Instant>,
+    layers: Vec<f64>,
+}
+
+impl Prepared {
+    /// ReLUs of the model.
+    pub fn relu_count(&self) -> usize {
+        self.session.relu_count()
+    }
+
+    /// Seconds the offline phase took.
+    pub fn offline_seconds(&self) -> f64 {
+        self.offline_s
+    }
+
+    /// Classifies `input`: the online phase only. A bad image is refused before anything is sent
+    /// and leaves the session prepared; a session classifies one image.
+    pub async fn classify(&mut self, input: ClientInput) -> anyhow::Result<Report> {
+        self.read_pending()?;
+        self.session
+            .set_input(input)
+            .map_err(|e| anyhow::anyhow!("cannot use this image: {e}"))?;
+        let online_started = Instant::now();
+        self.drive(Until::Finished).await?;
+        let done = Instant::now();
+        let _ = self.socket.close(None).await;
+        let session = &self.session;
+        let outcome = session
+            .outcome()
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("session ended without an outcome"))?;
+        let classes = session.classes();
+        Ok(Report {
+            model: self.model.clone(),
+            class: outcome.class,
+            class_name: classes
+                .get(outcome.class)
+                .cloned()
+                .unwrap_or_else(|| outcome.class.to_string()),
+            relus: session.relu_count(),
+            traffic: session.traffic().clone(),
+            timings: Timings {
+                offline_s: self.offline_s,
+                online_s: (done - online_started).as_secs_f64(),
+                online_layers_s: std::mem::take(&mut self.layers.layers),
+            },
+            outcome,
+        })
+    }
+
+    /// Handles what the server sent while the session waited (its expiry, a shutdown), so that
+    /// `classify` reports the server's reason rather than a failed write.
+    fn read_pending(&mut self) -> anyhow::Result<()> {
+        while let Some(next) = self.socket.next().now_or_never() {
+            match next {
+                Some(Ok(Message::Binary(b))) => self.session.handle(&b).map_err(SessionFailed)?,
+                Some(Ok(Message::Close(frame))) => {
+                    let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                    anyhow::bail!("server closed the prepared session: {why}");
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => anyhow::bail!("connection failed: {e}"),
+                None => anyhow::bail!("server went away"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves frames and evaluation jobs until the session reaches `until`.
+    async fn drive(&mut self, until: Until) -> anyhow::Result<()> {
+        let network = self.network;
         loop {
-            let out = match session.poll_output() {
-                Ok(out) => out,
-                Err(e) => return Err(tell_server(&mut socket, e).await),
-            };
-            match out {
-                Some(Output::Frame(frame)) => {
-                    tokio::time::sleep(network.delay(frame.len())).await;
-                    let kind = frame.first().and_then(|&t| MsgKind::from_tag(t));
-                    if matches!(kind, Some(MsgKind::ClientInput | MsgKind::ClientMasked)) {
-                        layer_started = Some(Instant::now());
+            // Everything the session has to say, and the evaluation it hands out (a layer's
+            // chunks are evaluated together, in parallel).
+            let mut jobs = Vec::new();
+            loop {
+                let out = match self.session.poll_output() {
+                    Ok(out) => out,
+                    Err(e) => return Err(tell_server(&mut self.socket, e).await),
+                };
+                match out {
+                    Some(Output::Frame(frame)) => {
+                        tokio::time::sleep(network.delay(frame.len())).await;
+                        let kind = frame.first().and_then(|&t| MsgKind::from_tag(t));
+                        if matches!(kind, Some(MsgKind::ClientInput | MsgKind::ClientMasked)) {
+                            self.layers.started = Some(Instant::now());
+                        }
+                        self.socket.send(Message::binary(frame)).await?;
                     }
-                    socket.send(Message::binary(frame)).await?;
+                    Some(Output::Job(task)) => jobs.push(task),
+                    Some(Output::Finished) => return Ok(()),
+                    None => break,
                 }
-                Some(Output::Job(task)) => jobs.push(task),
-                Some(Output::Finished) => break 'session,
-                None => break,
             }
-        }
-        if online_started.is_none() && session.phase() != Phase::Offline {
-            online_started = Some(Instant::now());
-        }
-        if !jobs.is_empty() {
-            let evaluating = matches!(jobs[0], EvalTask::Evaluate { .. });
-            let results = match workers.run(jobs) {
-                Ok(r) => r,
-                Err(e) => return Err(tell_server(&mut socket, e).await),
+            if !jobs.is_empty() {
+                let evaluating = matches!(jobs[0], EvalTask::Evaluate { .. });
+                let results = match self.workers.run(jobs) {
+                    Ok(r) => r,
+                    Err(e) => return Err(tell_server(&mut self.socket, e).await),
+                };
+                if evaluating {
+                    if let Some(t) = self.layers.started.take() {
+                        self.layers.layers.push(t.elapsed().as_secs_f64());
+                    }
+                }
+                for (id, shares) in results {
+                    if let Err(e) = self.session.complete_job(id, &shares) {
+                        return Err(tell_server(&mut self.socket, e).await);
+                    }
+                }
+                continue;
+            }
+            if until == Until::Ready && self.session.phase() == Phase::Ready {
+                return Ok(());
+            }
+            let frame = match self.socket.next().await {
+                Some(Ok(Message::Binary(b))) => b,
+                Some(Ok(Message::Close(frame))) => {
+                    let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                    anyhow::bail!("server closed the session: {why}");
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => anyhow::bail!("connection failed: {e}"),
+                None => anyhow::bail!("server went away"),
             };
-            if evaluating {
-                if let Some(t) = layer_started.take() {
-                    layers.push(t.elapsed().as_secs_f64());
-                }
+            tokio::time::sleep(network.delay(frame.len())).await;
+            if let Err(e) = self.session.handle(&frame) {
+                // A peer's error is the server's reason; anything else the server must hear.
+                return Err(match e {
+                    ProtocolError::Peer { .. } => SessionFailed(e).into(),
+                    e => tell_server(&mut self.socket, e).await,
+                });
             }
-            for (id, shares) in results {
-                if let Err(e) = session.complete_job(id, &shares) {
-                    return Err(tell_server(&mut socket, e).await);
-                }
-            }
-            continue;
-        }
-        let frame = match socket.next().await {
-            Some(Ok(Message::Binary(b))) => b,
-            Some(Ok(Message::Close(frame))) => {
-                let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
-                anyhow::bail!("server closed the session: {why}");
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => anyhow::bail!("connection failed: {e}"),
-            None => anyhow::bail!("server went away"),
-        };
-        tokio::time::sleep(network.delay(frame.len())).await;
-        if let Err(e) = session.handle(&frame) {
-            // A peer's error is the server's reason; anything else the server must hear.
-            return Err(match e {
-                ProtocolError::Peer { .. } => failed(e),
-                e => tell_server(&mut socket, e).await,
-            });
         }
     }
-    let done = Instant::now();
-    let _ = socket.close(None).await;
-    drop(workers);
-    let outcome = session
-        .outcome()
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("session ended without an outcome"))?;
-    let online_started = online_started.unwrap_or(done);
-    let plan_classes = session.classes().to_vec();
-    Ok(Report {
-        model: model.to_string(),
-        class: outcome.class,
-        class_name: plan_classes
-            .get(outcome.class)
-            .cloned()
-            .unwrap_or_else(|| outcome.class.to_string()),
-        relus: session.relu_count(),
-        traffic: session.traffic().clone(),
-        timings: Timings {
-            offline_s: (online_started - started).as_secs_f64(),
-            online_s: (done - online_started).as_secs_f64(),
-            online_layers_s: layers,
-        },
-        outcome,
-    })
 }
 
 /// Sends the protocol's error frame (the one error channel), closes, and returns the error.
@@ -207,14 +360,14 @@ where
 {
     let _ = socket.send(Message::binary(e.to_frame())).await;
     let _ = socket.close().await;
-    anyhow::anyhow!("protocol error: {e}")
+    SessionFailed(e).into()
 }
 
-/// A refused handshake as the server explained it: its status, the `error` of its JSON body and
-/// its `Retry-After`, if any; other failures as they are.
-fn refusal_text(e: &tokio_tungstenite::tungstenite::Error) -> String {
-    let tokio_tungstenite::tungstenite::Error::Http(resp) = e else {
-        return e.to_string();
+/// A refused handshake as the server explained it ([`Refused`]: its status, the `error` of its
+/// JSON body and its `Retry-After`), other failures as they are.
+fn refusal(url: &str, e: tokio_tungstenite::tungstenite::Error) -> anyhow::Error {
+    let tokio_tungstenite::tungstenite::Error::Http(resp) = &e else {
+        return anyhow::anyhow!("cannot open a session at {url}: {e}");
     };
     let reason = resp
         .body()
@@ -222,11 +375,16 @@ fn refusal_text(e: &tokio_tungstenite::tungstenite::Error) -> String {
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
         .and_then(|v| v.get("error").and_then(|m| m.as_str()).map(str::to_string))
         .unwrap_or_else(|| "no reason given".into());
-    let retry = resp
+    let retry_after = resp
         .headers()
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
-        .map(|s| format!(" (retry after {s} s)"))
-        .unwrap_or_default();
-    format!("HTTP {}: {reason}{retry}", resp.status().as_u16())
+        .map(str::to_string);
+    Refused {
+        url: url.to_string(),
+        status: resp.status().as_u16(),
+        reason,
+        retry_after,
+    }
+    .into()
 }

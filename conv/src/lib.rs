@@ -1,13 +1,4 @@
-//! The integer convolution of docs/ring-spec.md, the only linear primitive of the protocol: its
-//! geometry ([`IntConv`]) and checks, and its reference evaluation in Z_2^k ([`conv_ring`]) and in
-//! f64 ([`conv_f64`]).
-//!
-//! One definition shared by the model crate (plaintext engines, quantisation) and the HE crate
-//! (packing the same convolution into ciphertexts), so the two cannot disagree on a shape.
-//!
-//! The ring evaluation is the server's online path on secret weights: it does the same
-//! multiply-accumulates whatever the weights are (no zero skipping, see [`Mac::SKIP_ZEROS`]), so its
-//! time does not reveal their sparsity.
+#![doc = include_str!("../README.md")]
 
 use serde::{Deserialize, Serialize};
 

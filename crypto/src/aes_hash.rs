@@ -27,6 +27,13 @@ pub enum AesBackend {
     /// software AES in WebAssembly), with the half-gates hash computed in scratch-buffer passes:
     /// the code as shipped before the fused kernels, kept as the reference and the fallback.
     AesCrate,
+    /// Constant-time bitsliced AES (fixslicing, no table lookups), eight blocks per call; TCCR
+    /// keeps π(x) bitsliced between its two encryptions, the half-gates algebra runs in the
+    /// reference's scratch-buffer passes. In WebAssembly with
+    /// `simd128` the eight blocks sit in eight `v128` registers and this is the detected backend;
+    /// elsewhere the same code runs on a portable two-`u64` lane (slower than the `aes` crate
+    /// there: it is never detected natively, only tested).
+    Bitsliced,
     /// Fused kernels on AES-NI, one block per 128-bit register (x86-64).
     AesNi,
     /// Fused kernels on VAES, two blocks per 256-bit register (x86-64 with AVX2 + VAES).
@@ -36,9 +43,10 @@ pub enum AesBackend {
 }
 
 impl AesBackend {
-    /// Every backend, slowest first.
-    pub const ALL: [AesBackend; 4] = [
+    /// Every backend.
+    pub const ALL: [AesBackend; 5] = [
         AesBackend::AesCrate,
+        AesBackend::Bitsliced,
         AesBackend::AesNi,
         AesBackend::Vaes256,
         AesBackend::Vaes512,
@@ -47,7 +55,7 @@ impl AesBackend {
     /// Whether this CPU can run the backend.
     pub fn is_supported(self) -> bool {
         match self {
-            AesBackend::AesCrate => true,
+            AesBackend::AesCrate | AesBackend::Bitsliced => true,
             #[cfg(target_arch = "x86_64")]
             _ => self.level().is_some_and(|l| l.available()),
             #[cfg(not(target_arch = "x86_64"))]
@@ -60,13 +68,16 @@ impl AesBackend {
         Self::ALL.into_iter().filter(|b| b.is_supported()).collect()
     }
 
-    /// The fastest supported backend, detected once per process.
+    /// The fastest supported backend, detected once per process: in WebAssembly with `simd128`
+    /// [`AesBackend::Bitsliced`], natively the widest supported x86 kernel, else the `aes` crate.
     pub fn detected() -> AesBackend {
         static BEST: OnceLock<AesBackend> = OnceLock::new();
         *BEST.get_or_init(|| {
-            Self::ALL
+            if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+                return AesBackend::Bitsliced;
+            }
+            [AesBackend::Vaes512, AesBackend::Vaes256, AesBackend::AesNi]
                 .into_iter()
-                .rev()
                 .find(|b| b.is_supported())
                 .unwrap_or(AesBackend::AesCrate)
         })
@@ -76,7 +87,7 @@ impl AesBackend {
     fn level(self) -> Option<crate::x86::Level> {
         use crate::x86::Level;
         match self {
-            AesBackend::AesCrate => None,
+            AesBackend::AesCrate | AesBackend::Bitsliced => None,
             AesBackend::AesNi => Some(Level::AesNi),
             AesBackend::Vaes256 => Some(Level::Vaes256),
             AesBackend::Vaes512 => Some(Level::Vaes512),
@@ -84,10 +95,17 @@ impl AesBackend {
     }
 }
 
+/// The lane type of the bitsliced backend on this target.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+type BitslicedLane = crate::wasm_simd::V128;
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+type BitslicedLane = crate::fixslice::U64x2;
+
 /// The accelerated form of π: a capability for the kernels plus the expanded round keys.
 #[derive(Clone)]
 enum Fast {
     None,
+    Bitsliced(Box<crate::fixslice::RoundKeys<BitslicedLane>>),
     #[cfg(target_arch = "x86_64")]
     X86(crate::x86::Kernels, crate::x86::RoundKeys),
 }
@@ -108,6 +126,7 @@ impl Drop for FixedKeyAes {
     fn drop(&mut self) {
         match &mut self.fast {
             Fast::None => {}
+            Fast::Bitsliced(rk) => zeroize::Zeroize::zeroize(&mut **rk),
             #[cfg(target_arch = "x86_64")]
             Fast::X86(_, rk) => zeroize::Zeroize::zeroize(rk),
         }
@@ -139,6 +158,7 @@ impl FixedKeyAes {
     pub fn with_backend(key: [u8; 16], backend: AesBackend) -> Option<Self> {
         let fast = match backend {
             AesBackend::AesCrate => Fast::None,
+            AesBackend::Bitsliced => Fast::Bitsliced(Box::new(crate::fixslice::key_schedule(&key))),
             #[cfg(target_arch = "x86_64")]
             _ => {
                 let k = crate::x86::Kernels::new(backend.level()?)?;
@@ -184,6 +204,7 @@ impl FixedKeyAes {
                 self.cipher
                     .encrypt_blocks(Array::cast_slice_from_core_mut(raw));
             }
+            Fast::Bitsliced(rk) => crate::fixslice::encrypt_many(rk, blocks),
             #[cfg(target_arch = "x86_64")]
             Fast::X86(k, rk) => k.permute(rk, blocks),
         }
@@ -215,6 +236,10 @@ impl FixedKeyAes {
     /// If the slices differ in length (a programming error, not an input error).
     pub fn tccr_many(&self, tweaks: &[Block], xs: &mut [Block]) {
         assert_eq!(tweaks.len(), xs.len(), "tccr_many: one tweak per block");
+        if let Fast::Bitsliced(rk) = &self.fast {
+            crate::fixslice::tccr_many(rk, xs, |j| tweaks[j]);
+            return;
+        }
         self.permute_many(xs);
         let mut second: Vec<Block> = xs.iter().zip(tweaks).map(|(p, t)| *p ^ *t).collect();
         self.permute_many(&mut second);
@@ -254,7 +279,9 @@ impl FixedKeyAes {
             "garble_and_batch: tweaks, a, b, out of one length and a table twice as long"
         );
         match &self.fast {
-            Fast::None => reference::garble_and(self, delta, tweaks, a, b, out, table),
+            Fast::None | Fast::Bitsliced(_) => {
+                reference::garble_and(self, delta, tweaks, a, b, out, table)
+            }
             #[cfg(target_arch = "x86_64")]
             Fast::X86(k, rk) => k.garble_and(rk, delta, tweaks, a, b, out, table),
         }
@@ -280,7 +307,7 @@ impl FixedKeyAes {
             "eval_and_batch: tweaks, a, b, out of one length and a table twice as long"
         );
         match &self.fast {
-            Fast::None => reference::eval_and(self, tweaks, a, b, out, table),
+            Fast::None | Fast::Bitsliced(_) => reference::eval_and(self, tweaks, a, b, out, table),
             #[cfg(target_arch = "x86_64")]
             Fast::X86(k, rk) => k.eval_and(rk, tweaks, a, b, out, table),
         }
@@ -289,9 +316,10 @@ impl FixedKeyAes {
 
 /// The half-gates chunk kernels as shipped before the fused ones: wide `permute_many` passes
 /// through scratch buffers (kept as the reference the fused kernels are tested against, and as the
-/// portable fallback).
+/// portable fallback; the bitsliced backend runs them with its own π).
 mod reference {
     use super::FixedKeyAes;
+    use crate::Block;
 
     /// Sub-chunk size of the scratch buffers.
     const SUB: usize = 64;
@@ -322,11 +350,9 @@ mod reference {
         x & bit.wrapping_neg()
     }
 
+    /// π on little-endian `u128`s (a `u128`'s bytes in memory are its `Block`).
     fn permute(aes: &FixedKeyAes, xs: &mut [u128]) {
-        use aes::cipher::{Array, BlockCipherEncrypt};
-        let raw: &mut [[u8; 16]] = bytemuck::cast_slice_mut(xs);
-        aes.cipher
-            .encrypt_blocks(Array::cast_slice_from_core_mut(raw));
+        aes.permute_many(bytemuck::cast_slice_mut(xs));
     }
 
     /// `xs ← TCCR(tweak, xs)` for `halves.len()` regions of `tweaks.len()` blocks; block `i` of
@@ -339,6 +365,13 @@ mod reference {
         halves: &[u128],
     ) {
         let cn = tweaks.len();
+        if let super::Fast::Bitsliced(rk) = &aes.fast {
+            let blocks: &mut [Block] = bytemuck::cast_slice_mut(xs);
+            crate::fixslice::tccr_many(rk, blocks, |j| {
+                Block::from_u128(tweaks[j % cn] ^ halves[j / cn])
+            });
+            return;
+        }
         permute(aes, xs);
         for (r, &half) in halves.iter().enumerate() {
             let (src, dst) = (&xs[r * cn..][..cn], &mut tmp[r * cn..][..cn]);

@@ -82,6 +82,11 @@ mod engine {
     pub(crate) fn variants() -> Vec<Variant> {
         let mut v = Vec::new();
         for b in AesBackend::ALL {
+            // Natively the bitsliced backend runs its portable lane, a test vehicle (its speed is
+            // measured in the browser, `tests/wasm_speed.rs`).
+            if b == AesBackend::Bitsliced {
+                continue;
+            }
             if let Some(pi) = FixedKeyAes::with_backend(FIXED_KEY, b) {
                 let reuse = b != AesBackend::AesCrate;
                 let name = if reuse {

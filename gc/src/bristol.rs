@@ -127,6 +127,15 @@ fn value_list(lines: &mut Lines<'_>, what: &str) -> Result<Vec<usize>, BristolEr
         reason: format!("missing the {what} line"),
     })?;
     let n = num(ln, t[0], what)?;
+    // The old (pre-Fashion) format's second line is `nInputs1 nInputs2 nOutputs` (bit counts,
+    // no value count): say so rather than miscount it.
+    if what == "input values" && t.len() == 3 && n != 2 && lines.last == 2 {
+        return Err(syntax(
+            ln,
+            "this looks like the old Bristol format (`n1 n2 nOut` bit counts on line 2); \
+             convert it to Bristol Fashion (`nValues w_1 … w_n`, then `nOutputValues w_1 …`)",
+        ));
+    }
     if t.len() != n + 1 {
         return Err(syntax(
             ln,
@@ -134,6 +143,36 @@ fn value_list(lines: &mut Lines<'_>, what: &str) -> Result<Vec<usize>, BristolEr
         ));
     }
     t[1..].iter().map(|x| num(ln, x, what)).collect()
+}
+
+/// The bits of an input value given as bytes, in the order [`from_bristol`] assigns them to wires:
+/// the bytes are a big-endian integer and its least significant bit goes on the value's first
+/// wire. `width` bits are returned (the integer must fit: higher bits set is an error).
+pub fn value_bits(bytes: &[u8], width: usize) -> Result<Vec<bool>, BristolError> {
+    let bit = |i: usize| {
+        bytes
+            .len()
+            .checked_sub(1 + i / 8)
+            .is_some_and(|b| (bytes[b] >> (i % 8)) & 1 == 1)
+    };
+    if (width..bytes.len() * 8).any(bit) {
+        return Err(syntax(
+            0,
+            format!("a {}-byte value does not fit {width} bits", bytes.len()),
+        ));
+    }
+    Ok((0..width).map(bit).collect())
+}
+
+/// The inverse of [`value_bits`]: an output value's bits (first wire = least significant bit) as a
+/// big-endian integer of ⌈bits / 8⌉ bytes.
+pub fn value_bytes(bits: &[bool]) -> Vec<u8> {
+    let n = bits.len().div_ceil(8);
+    let mut out = vec![0u8; n];
+    for (i, &b) in bits.iter().enumerate() {
+        out[n - 1 - i / 8] |= u8::from(b) << (i % 8);
+    }
+    out
 }
 
 /// Largest circuit [`from_bristol`] reads (2^24 wires: far beyond any ReLU or AES circuit).
@@ -302,6 +341,18 @@ pub fn from_bristol(text: &str, parties: BristolParties) -> Result<Circuit, Bris
             }
             other => return Err(syntax(ln, format!("unknown gate {other:?}"))),
         };
+        // The builder records a misuse (an AND on a public or garbler-private value) when the gate
+        // is added: name this line and the file's wires, not the builder's internal gate index.
+        if let Some(e) = b.error() {
+            let reason = match e {
+                crate::error::CircuitError::KnownLabelIntoAnd { .. } => format!(
+                    "{op} on wires {ins_w:?} reads a constant or a garbler-private value \
+                     (both inputs of an AND must carry labels the evaluator does not know)"
+                ),
+                other => format!("{op} on wires {ins_w:?}: {other}"),
+            };
+            return Err(syntax(ln, reason));
+        }
         for (&w, r) in outs_w.iter().zip(results) {
             match wires.get_mut(w) {
                 None => {
@@ -351,6 +402,46 @@ mod tests {
             let (x0, x1, y) = (v & 1 == 1, v & 2 == 2, v & 4 == 4);
             let out = c.eval(&[x0, x1], &[y], &[]).unwrap();
             assert_eq!(out, vec![x0 & x1 & x1, !y & y]);
+        }
+    }
+
+    #[test]
+    fn byte_values_round_trip_in_wire_order() {
+        // 0x0102 as a big-endian integer: bit 1 and bit 8 set, least significant first.
+        let bits = value_bits(&[0x01, 0x02], 16).unwrap();
+        assert!(bits[1] && bits[8]);
+        assert_eq!(bits.iter().filter(|b| **b).count(), 2);
+        assert_eq!(value_bytes(&bits), vec![0x01, 0x02]);
+        assert_eq!(
+            value_bits(&[0x00, 0x05], 3).unwrap(),
+            vec![true, false, true]
+        );
+        assert!(value_bits(&[0x01, 0x00], 8).is_err());
+    }
+
+    #[test]
+    fn old_format_and_and_misuse_name_the_line_and_the_file() {
+        let old = "1 3\n32 32 33\n2 1 0 1 2 AND\n";
+        let Err(BristolError::Syntax { line, reason }) =
+            from_bristol(old, BristolParties::default())
+        else {
+            panic!("accepted")
+        };
+        assert_eq!(line, 2);
+        assert!(reason.contains("old Bristol format"), "{reason}");
+        // Line 5: an AND of two garbler-private values — the error names line 5 and the file's
+        // wires, not an internal gate index.
+        let misuse = "2 5\n3 1 1 1\n1 1\n\n2 1 1 2 3 AND\n2 1 0 3 4 XOR\n";
+        let parties = BristolParties {
+            garbler_values: 1,
+            private_values: 2,
+        };
+        match from_bristol(misuse, parties) {
+            Err(BristolError::Syntax { line, reason }) => {
+                assert_eq!(line, 5, "{reason}");
+                assert!(reason.contains("AND on wires [1, 2]"), "{reason}");
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -75,6 +75,12 @@ impl CircuitBuilder {
         Self::default()
     }
 
+    /// The first error recorded so far (a caller that builds from a file can name the line that
+    /// caused it; [`CircuitBuilder::finish`] returns it too).
+    pub fn error(&self) -> Option<&CircuitError> {
+        self.error.as_ref()
+    }
+
     fn fail(&mut self, e: CircuitError) {
         if self.error.is_none() {
             self.error = Some(e);

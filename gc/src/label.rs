@@ -308,6 +308,25 @@ impl DecodingBits {
     pub fn as_bytes(&self) -> &[u8] {
         &self.packed
     }
+    /// Checks that `len` bytes are the decoding bits of `instances` instances of `circuit` (for a
+    /// party that checks a declared size before the bytes themselves arrive).
+    pub fn check_len(circuit: &Circuit, instances: usize, len: usize) -> Result<(), GarbleError> {
+        let expected = circuit
+            .outputs()
+            .len()
+            .saturating_mul(instances)
+            .div_ceil(8);
+        if len != expected {
+            return Err(GarbleError::Length {
+                what: "decoding bits",
+                expected,
+                got: len,
+                unit: "bytes",
+            });
+        }
+        Ok(())
+    }
+
     /// Parses decoding bits for `instances` instances of `circuit`; the length must be exact and
     /// the padding bits zero.
     pub fn from_bytes(
@@ -315,15 +334,8 @@ impl DecodingBits {
         instances: usize,
         bytes: &[u8],
     ) -> Result<Self, GarbleError> {
+        Self::check_len(circuit, instances, bytes.len())?;
         let count = circuit.outputs().len().saturating_mul(instances);
-        if bytes.len() != count.div_ceil(8) {
-            return Err(GarbleError::Length {
-                what: "decoding bits",
-                expected: count.div_ceil(8),
-                got: bytes.len(),
-                unit: "bytes",
-            });
-        }
         if count & 7 != 0 && bytes[count / 8] >> (count & 7) != 0 {
             return Err(GarbleError::Length {
                 what: "decoding bits (non-zero padding)",

@@ -1,11 +1,14 @@
 //! The garbled ReLU of the protocol (docs/ring-spec.md): on shares `a` (garbler) and `b` (evaluator) of
-//! `x = a + b mod 2^k` and the garbler's fresh mask `m`, output `o = (relu_k(x) >> t) − m mod 2^k`
-//! to the evaluator. The garbler's share of the result is `m`. The rounding term `2^(t−1)` is added
-//! to `a` by the protocol before encoding (see [`ReluCircuit::round_term`]).
+//! `x = a + b mod 2^k` and the garbler's fresh mask `m`, output `o = (relu_k(x) >> t) − m mod 2^k'`
+//! to the evaluator, where k' ([`ReluCircuit::k_out`]) is the ring the result is shared in: k
+//! itself, or a wider ring (the protocol runs each ReLU in a ring as narrow as its layer allows and
+//! shares the result in the linear layers' ring). The garbler's share of the result is `m`. The
+//! rounding term `2^(t−1)` is added to `a` by the protocol before encoding (see
+//! [`ReluCircuit::round_term`]).
 //!
-//! Cost at t = 0: `k − 1` (adder) + `k − 1` (zeroing by the sign, the top bit is always 0) +
-//! `k − 1` (subtracting the private mask) = `3k − 3` AND gates, 93 at k = 32; each bit truncated
-//! saves one.
+//! Cost: `k − 1` (adder) + `min(k', k − 1 − t)` (zeroing by the sign; the top bit of a
+//! non-negative value is 0) + `k' − 1` (subtracting the private mask) AND gates: `3k − 3 − t` when
+//! k' = k, 93 at k = 32 and t = 0.
 
 use crate::builder::CircuitBuilder;
 use crate::circuit::Circuit;
@@ -31,6 +34,7 @@ pub enum ReluVariant {
 #[derive(Clone, Debug)]
 pub struct ReluCircuit {
     k: u32,
+    k_out: u32,
     t: u32,
     variant: ReluVariant,
     circuit: Circuit,
@@ -60,6 +64,24 @@ pub fn bits_to_words(bits: &[bool], width: u32) -> Vec<u64> {
 impl ReluCircuit {
     /// Builds the circuit for ring `Z_2^k` (k ∈ [2, 64]) and truncation `t` ∈ [0, k − 1).
     pub fn new(k: u32, t: u32, variant: ReluVariant) -> Result<Self, CircuitError> {
+        Self::with_output_ring(k, k, t, variant)
+    }
+
+    /// Builds the circuit for inputs in `Z_2^k` (k ∈ [2, 64]) and truncation `t` ∈ [0, k − 1)
+    /// whose result, and the mask subtracted from it, are in `Z_2^k_out` (k_out ∈ [2, 64]).
+    pub fn with_output_ring(
+        k: u32,
+        k_out: u32,
+        t: u32,
+        variant: ReluVariant,
+    ) -> Result<Self, CircuitError> {
+        if !(2..=64).contains(&k_out) {
+            return Err(CircuitError::Parameter {
+                name: "k_out",
+                value: k_out as u64,
+                range: "[2, 64]",
+            });
+        }
         if !(2..=64).contains(&k) {
             return Err(CircuitError::Parameter {
                 name: "k",
@@ -88,7 +110,7 @@ impl ReluCircuit {
         let mut b = CircuitBuilder::new();
         let a = b.garbler_input(ku);
         let bb = b.evaluator_input(ku);
-        let m = b.private_input(ku);
+        let m = b.private_input(k_out as usize);
         let x = b.add(&a, &bb);
         let not_sign = b.inv(x[ku - 1]);
         let v = match variant {
@@ -100,8 +122,8 @@ impl ReluCircuit {
                 b.mux_word(gt, &x, &c)
             }
         };
-        // y = (relu(v)) >> t; bit k−1 of a non-negative value is 0.
-        let y: Vec<_> = (0..ku)
+        // y = (relu(v)) >> t in k_out bits; bit k−1 of a non-negative value is 0.
+        let y: Vec<_> = (0..k_out as usize)
             .map(|j| {
                 let src = j + t as usize;
                 if src < ku - 1 {
@@ -115,15 +137,20 @@ impl ReluCircuit {
         b.output(&o);
         Ok(ReluCircuit {
             k,
+            k_out,
             t,
             variant,
             circuit: b.finish()?,
         })
     }
 
-    /// The ring bit width.
+    /// The ring bit width of the inputs.
     pub fn k(&self) -> u32 {
         self.k
+    }
+    /// The ring bit width of the result and the mask.
+    pub fn k_out(&self) -> u32 {
+        self.k_out
     }
     /// The truncation.
     pub fn t(&self) -> u32 {
@@ -133,7 +160,8 @@ impl ReluCircuit {
     pub fn variant(&self) -> ReluVariant {
         self.variant
     }
-    /// The Boolean circuit (garbler input a, evaluator input b, private m; output o; k bits each).
+    /// The Boolean circuit (garbler input a, evaluator input b: k bits each; private m and output
+    /// o: k_out bits each).
     pub fn circuit(&self) -> &Circuit {
         &self.circuit
     }
@@ -146,7 +174,7 @@ impl ReluCircuit {
         }
     }
 
-    /// Plaintext specification: `(act(a + b mod 2^k) >> t) − m mod 2^k`.
+    /// Plaintext specification: `(act(a + b mod 2^k) >> t) − m mod 2^k_out`.
     pub fn reference(&self, a: u64, b: u64, m: u64) -> u64 {
         let mk = mask(self.k);
         let x = a.wrapping_add(b) & mk;
@@ -155,7 +183,7 @@ impl ReluCircuit {
         if let ReluVariant::Clipped { max } = self.variant {
             v = v.min(max);
         }
-        (v >> self.t).wrapping_sub(m) & mk
+        (v >> self.t).wrapping_sub(m) & mask(self.k_out)
     }
 
     /// Garbles `masks.len()` ReLUs with the re-masks `masks` as garbler-private constants.
@@ -190,7 +218,7 @@ impl ReluCircuit {
         evaluator_zero: Option<&[Block]>,
         rng: &mut Csprng,
     ) -> Result<Garbled, GarbleError> {
-        let bits = words_to_bits(masks, self.k)?;
+        let bits = words_to_bits(masks, self.k_out)?;
         Garbler::new(&self.circuit, domain)
             .with_pi(pi.clone())
             .garble(delta, masks.len(), &bits, evaluator_zero, rng)
@@ -220,7 +248,7 @@ impl ReluCircuit {
         labels: &OutputLabels,
         decoding: &DecodingBits,
     ) -> Result<Vec<u64>, GarbleError> {
-        Ok(bits_to_words(&labels.decode(decoding)?, self.k))
+        Ok(bits_to_words(&labels.decode(decoding)?, self.k_out))
     }
 }
 
@@ -246,6 +274,50 @@ mod tests {
                 let c = ReluCircuit::new(k, t, ReluVariant::Relu).unwrap();
                 let expect = 3 * (k as usize - 1) - t as usize;
                 assert_eq!(c.circuit().and_count(), expect, "k={k} t={t}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_wider_output_ring_costs_its_subtraction_only() {
+        for (k, k_out, t) in [(20u32, 32u32, 9u32), (23, 32, 16), (12, 12, 3), (16, 64, 0)] {
+            let c = ReluCircuit::with_output_ring(k, k_out, t, ReluVariant::Relu).unwrap();
+            let zeroing = (k_out as usize).min((k - 1 - t) as usize);
+            let expect = (k as usize - 1) + zeroing + (k_out as usize - 1);
+            assert_eq!(c.circuit().and_count(), expect, "k={k} k'={k_out} t={t}");
+        }
+        assert!(ReluCircuit::with_output_ring(16, 1, 0, ReluVariant::Relu).is_err());
+        assert!(ReluCircuit::with_output_ring(16, 65, 0, ReluVariant::Relu).is_err());
+    }
+
+    #[test]
+    fn plain_circuit_with_a_wider_output_ring_matches_reference_exhaustively() {
+        for variant in [ReluVariant::Relu, ReluVariant::Clipped { max: 13 }] {
+            for (k_out, t) in [(9u32, 0u32), (9, 2), (6, 4), (4, 1)] {
+                let c = ReluCircuit::with_output_ring(6, k_out, t, variant).unwrap();
+                for a in 0..64u64 {
+                    for b in 0..64u64 {
+                        let m = (a * 37 + b * 11) & mask(k_out);
+                        let out = c
+                            .circuit()
+                            .eval(
+                                &words_to_bits(&[a], 6).unwrap(),
+                                &words_to_bits(&[b], 6).unwrap(),
+                                &words_to_bits(&[m], k_out).unwrap(),
+                            )
+                            .unwrap();
+                        let want = c.reference(a, b, m);
+                        assert_eq!(bits_to_words(&out, k_out)[0], want, "{variant:?} t={t}");
+                        // The result is the ReLU of the signed 6-bit value, in the wider ring.
+                        let x = (a + b) & 63;
+                        let relu = if x >> 5 == 1 { 0 } else { x };
+                        let relu = match variant {
+                            ReluVariant::Relu => relu,
+                            ReluVariant::Clipped { max } => relu.min(max),
+                        };
+                        assert_eq!((want + m) & mask(k_out), (relu >> t) & mask(k_out));
+                    }
+                }
             }
         }
     }

@@ -1,7 +1,8 @@
-//! Every AES backend this CPU supports (`AesBackend::supported()`: the `aes` crate reference,
-//! AES-NI, VAES-256, VAES-512) garbles and evaluates random circuits, the ReLU circuit and the
-//! Bristol Fashion AES-128 circuit correctly against the plaintext oracle, and tables garbled on
-//! one backend evaluate on every other (the deployment: native server, browser client).
+//! Every AES backend this CPU supports (`AesBackend::supported()`: the `aes` crate reference, the
+//! bitsliced AES (`v128` in the browser, its portable lane natively), AES-NI, VAES-256, VAES-512)
+//! garbles and evaluates random circuits, the ReLU circuit and the Bristol Fashion AES-128 circuit
+//! correctly against the plaintext oracle, and tables garbled on one backend evaluate on every
+//! other (the deployment: native server, browser client).
 
 use cryptonas_crypto::{AesBackend, Csprng, FixedKeyAes, FIXED_KEY};
 use cryptonas_gc::{

@@ -21,13 +21,18 @@ pub struct StageScales {
     pub f_z: u32,
     /// Fractional bits of each term's weights (f_w ≤ F_Z − f_src; the rest is a left shift).
     pub f_w: Vec<u32>,
+    /// Ring width k_j ≤ k of this stage's ReLU: Z is reduced mod 2^(k_j) before it
+    /// (docs/ring-spec.md §4). Absent: k itself; always absent for the logits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k: Option<u32>,
 }
 
 /// Ring size and every scale of a quantized normal form.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FixedConfig {
-    /// Ring bits k ∈ [8, 64].
+    /// Ring bits k ∈ [8, 64] of the linear layers, the HE plaintexts and the logits (ReLU layers
+    /// may use narrower rings, [`StageScales::k`]).
     pub k: u32,
     /// Fractional bits of the client's normalised input.
     pub f_in: u32,
@@ -94,6 +99,15 @@ pub struct QuantStage {
     pub f_z: u32,
     /// ReLU truncation t = F_Z − f_a (0 for the logits).
     pub trunc: u32,
+    /// Ring width of the ReLU, k_j ≤ k (k for the logits): the ReLU reads Z mod 2^(k_j).
+    pub k: u32,
+}
+
+impl FixedConfig {
+    /// Ring width of stage `j`'s ReLU (k where the stage has none of its own).
+    pub fn relu_k(&self, j: usize) -> u32 {
+        self.stages.get(j).and_then(|s| s.k).unwrap_or(self.k)
+    }
 }
 
 /// A normal form quantized under a [`FixedConfig`]: what the protocol runs.
@@ -156,6 +170,24 @@ impl FixedModel {
                 })?,
                 StageKind::Logits => 0,
             };
+            let width = match (sc.k, &st.kind) {
+                (None, _) => k,
+                (Some(w), StageKind::Relu { .. }) => {
+                    if !(2..=k).contains(&w) || trunc + 1 >= w {
+                        return Err(cfg_err(format!(
+                            "stage {j}: ReLU ring width {w} outside [max(2, t + 2), k] = \
+                             [{}, {k}] (t = {trunc})",
+                            (trunc + 2).max(2)
+                        )));
+                    }
+                    w
+                }
+                (Some(_), StageKind::Logits) => {
+                    return Err(cfg_err(format!(
+                        "stage {j}: the logits have no ReLU ring width (they use k = {k})"
+                    )))
+                }
+            };
             if sc.f_w.len() != st.terms.len() {
                 return Err(cfg_err(format!(
                     "stage {j}: {} weight scales for {} terms",
@@ -205,6 +237,7 @@ impl FixedModel {
                 bias,
                 f_z,
                 trunc,
+                k: width,
             });
         }
         Ok(FixedModel {
@@ -286,9 +319,11 @@ impl FixedModel {
         };
         let mut acts: Vec<Vec<u64>> = Vec::with_capacity(self.stages.len());
         let mut acts_exact: Vec<Vec<i128>> = Vec::new();
-        let lo = -(1i128 << (k - 1));
-        let hi = 1i128 << (k - 1);
         for (j, st) in self.stages.iter().enumerate() {
+            // The stage's values must fit its own ring: the ReLU's (k_j) or the logits' (k).
+            let kj = st.k.clamp(1, k);
+            let lo = -(1i128 << (kj - 1));
+            let hi = 1i128 << (kj - 1);
             let mut z = st.bias.clone();
             for t in &st.terms {
                 let src: &[u64] = match t.source {
@@ -329,7 +364,7 @@ impl FixedModel {
                         },
                         element: e,
                         value: v as f64,
-                        k,
+                        k: kj,
                     });
                 }
                 acts_exact.push(
@@ -350,7 +385,8 @@ impl FixedModel {
             if j + 1 == self.stages.len() {
                 return Ok(z);
             }
-            acts.push(z.iter().map(|&v| relu_trunc(v, st.trunc, k)).collect());
+            // The ReLU reads Z mod 2^(k_j); its output (< 2^(k_j − 1 − t)) is an element of Z_2^k.
+            acts.push(z.iter().map(|&v| relu_trunc(v, st.trunc, kj)).collect());
         }
         unreachable!("a normal form ends with the logits stage")
     }
@@ -466,6 +502,7 @@ impl Calibration {
             stages.push(StageScales {
                 f_z,
                 f_w: f_src.iter().map(|&s| f_z - s).collect(),
+                k: None,
             });
         }
         Ok(FixedConfig {
@@ -532,6 +569,129 @@ impl Calibration {
     /// Smallest ring size for which [`Calibration::config`] succeeds (None if even 64 fails).
     pub fn smallest_k(&self, nf: &NormalForm, p: &CalibrationParams) -> Option<u32> {
         (8..=64).find(|&k| self.config(nf, k, p).is_ok())
+    }
+
+    /// The configuration at ring size `k` whose ReLU stage j has weight precision `precision[j]`
+    /// (fractional bits of the weights of its finest-scale source; entries of the logits stage
+    /// are ignored: it keeps [`Calibration::config`]'s scale) and the narrowest ReLU ring that
+    /// holds its calibrated range with `guard` spare bits: the smallest k_j with
+    /// `max · 2^F_Z < 2^(k_j − 1 − guard)` and `k_j ≥ t + 2` (the ReLU keeps a bit). Errors when
+    /// a stage would need more than `k` bits.
+    pub fn narrow_config(
+        &self,
+        nf: &NormalForm,
+        k: u32,
+        p: &CalibrationParams,
+        precision: &[u32],
+    ) -> Result<FixedConfig> {
+        let mut cfg = self.config(nf, k, p)?;
+        if precision.len() != nf.stages.len() {
+            return Err(cfg_err(format!(
+                "{} weight precisions for {} stages",
+                precision.len(),
+                nf.stages.len()
+            )));
+        }
+        for (j, ((st, sc), &w)) in nf
+            .stages
+            .iter()
+            .zip(cfg.stages.iter_mut())
+            .zip(precision)
+            .enumerate()
+        {
+            if matches!(st.kind, StageKind::Logits) {
+                continue;
+            }
+            let f_src: Vec<u32> = st
+                .terms
+                .iter()
+                .map(|t| match t.source {
+                    Source::Image => p.f_in,
+                    Source::Relu(_) => p.f_a,
+                })
+                .collect();
+            let f_z = (f_src.iter().copied().max().unwrap_or(0) + w).max(p.f_a);
+            let t = f_z - p.f_a;
+            let max = self.stage_max[j];
+            let width = (2..=k)
+                .find(|&kj| {
+                    kj >= t + 2
+                        && kj > p.guard + 1
+                        && max * (f_z as f64).exp2() < 2f64.powi(kj as i32 - 1 - p.guard as i32)
+                })
+                .ok_or_else(|| {
+                    cfg_err(format!(
+                        "stage {j}: range {max:.3e} at F_Z = {f_z} (weights at {w} bits) does not \
+                         fit k = {k} with {} guard bits",
+                        p.guard
+                    ))
+                })?;
+            *sc = StageScales {
+                f_z,
+                f_w: f_src.iter().map(|&s| f_z - s).collect(),
+                k: Some(width),
+            };
+        }
+        Ok(cfg)
+    }
+
+    /// Per ReLU layer, the narrowest ring that `accept` still takes (it judges a configuration,
+    /// typically by fixed-point against float accuracy on test images). First the smallest
+    /// weight precision in `[min_f_w, max_f_w]` shared by every layer that is accepted, then, layer
+    /// by layer, one bit less while still accepted; each layer's width follows from its precision
+    /// ([`Calibration::narrow_config`]). Errors when no shared precision is accepted or fits `k`:
+    /// the model then needs a wider ring or a looser tolerance.
+    pub fn narrowest(
+        &self,
+        nf: &NormalForm,
+        k: u32,
+        p: &CalibrationParams,
+        mut accept: impl FnMut(&FixedConfig) -> Result<bool>,
+    ) -> Result<FixedConfig> {
+        let n = nf.stages.len();
+        let mut found = None;
+        let mut last_err = None;
+        for w in p.min_f_w..=p.max_f_w {
+            match self.narrow_config(nf, k, p, &vec![w; n]) {
+                // A higher precision needs a wider ring still.
+                Err(e) => {
+                    last_err = Some(e);
+                    break;
+                }
+                Ok(cfg) => {
+                    if accept(&cfg)? {
+                        found = Some((w, cfg));
+                        break;
+                    }
+                }
+            }
+        }
+        let Some((w, mut best)) = found else {
+            return Err(cfg_err(format!(
+                "no weight precision in [{}, {}] bits is accepted at k = {k}{}",
+                p.min_f_w,
+                p.max_f_w,
+                last_err.map_or(String::new(), |e| format!(" (the rest do not fit: {e})"))
+            )));
+        };
+        let mut precision = vec![w; n];
+        for j in 0..n {
+            if matches!(nf.stages[j].kind, StageKind::Logits) {
+                continue;
+            }
+            while precision[j] > p.min_f_w {
+                let mut trial = precision.clone();
+                trial[j] -= 1;
+                match self.narrow_config(nf, k, p, &trial) {
+                    Ok(cfg) if accept(&cfg)? => {
+                        precision = trial;
+                        best = cfg;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(best)
     }
 }
 

@@ -360,3 +360,196 @@ fn folded_normalisation_takes_raw_pixels_exactly() {
         assert!(err < 0.05, "max logit error {err}");
     }
 }
+
+/// Weight precision (fractional bits of the finest-scale source's weights) of each stage.
+fn precisions(cfg: &FixedConfig) -> Vec<u32> {
+    cfg.stages
+        .iter()
+        .map(|s| s.f_w.iter().copied().min().unwrap_or(0))
+        .collect()
+}
+
+#[test]
+fn narrow_rings_are_the_smallest_that_hold_each_layer_and_change_nothing_in_range() {
+    let (nf, imgs) = setup(2, 31);
+    let cal = Calibration::run(&nf, imgs.iter().map(|v| v.as_slice())).unwrap();
+    let p = CalibrationParams::default();
+    let n = nf.stages.len();
+    let narrow = cal.narrow_config(&nf, 32, &p, &vec![9; n]).unwrap();
+    let relus = n - 1;
+    for (j, sc) in narrow.stages.iter().enumerate().take(relus) {
+        let kj = sc.k.unwrap();
+        let t = sc.f_z - p.f_a;
+        assert_eq!(sc.f_z, p.f_a + 9, "stage {j}");
+        // Fits with the guard bits, and one bit less would not (or would leave the ReLU no bit).
+        let fits = |k: u32| cal.stage_max[j] * f64::from(sc.f_z).exp2() < 2f64.powi(k as i32 - 3);
+        assert!(fits(kj) && kj >= t + 2, "stage {j}: k = {kj}");
+        assert!(
+            !fits(kj - 1) || kj - 1 < t + 2,
+            "stage {j}: k = {kj} is not the smallest"
+        );
+        assert!(kj < 32, "stage {j}: k = {kj}");
+    }
+    assert_eq!(narrow.stages[relus].k, None, "the logits keep k");
+    // Same scales in a full-width ring: inside the calibrated range the narrow rings give the
+    // same logits, and the checked mode sees no overflow.
+    let mut wide = narrow.clone();
+    wide.stages.iter_mut().for_each(|s| s.k = None);
+    let (fn_, fw) = (
+        FixedModel::quantize(&nf, &narrow).unwrap(),
+        FixedModel::quantize(&nf, &wide).unwrap(),
+    );
+    for x in &imgs {
+        let q = fn_.quantize_input(x).unwrap();
+        let out = fn_.forward_checked(&q).unwrap();
+        assert_eq!(out, fn_.forward(&q).unwrap());
+        assert_eq!(out, fw.forward(&q).unwrap());
+    }
+    // A ring narrower than the range wraps: the checked mode names the stage and its width, and
+    // the ring mode computes the wrapped ReLU exactly as the spec says.
+    let mut tight = narrow.clone();
+    let k1 = tight.stages[1].k.unwrap() - 4;
+    tight.stages[1].k = Some(k1);
+    let ft = FixedModel::quantize(&nf, &tight).unwrap();
+    let q = ft.quantize_input(&imgs[0]).unwrap();
+    match ft.forward_checked(&q).unwrap_err() {
+        ModelError::Overflow { stage, k, .. } => {
+            assert_eq!(k, k1);
+            assert!(stage.starts_with('1'), "{stage}");
+        }
+        e => panic!("{e}"),
+    }
+    let zs = ft.forward_stages(&q).unwrap();
+    let z_wide = fw.forward_stages(&q).unwrap();
+    assert_eq!(
+        zs[1], z_wide[1],
+        "the stage's Z is computed mod 2^k as before"
+    );
+    let st = &ft.stages[1];
+    let a: Vec<u64> = zs[1].iter().map(|&z| relu_trunc(z, st.trunc, k1)).collect();
+    let a_wide: Vec<u64> = zs[1].iter().map(|&z| relu_trunc(z, st.trunc, 32)).collect();
+    assert_ne!(a, a_wide, "a 4-bit narrower ring must wrap somewhere");
+    // Widths the circuit cannot have are refused.
+    for bad in [1, 33, st.trunc + 1] {
+        let mut c = narrow.clone();
+        c.stages[1].k = Some(bad);
+        assert!(
+            matches!(
+                FixedModel::quantize(&nf, &c),
+                Err(ModelError::FixedConfig { .. })
+            ),
+            "k = {bad}"
+        );
+    }
+    let mut c = narrow.clone();
+    c.stages[relus].k = Some(20);
+    assert!(FixedModel::quantize(&nf, &c).is_err(), "logits width");
+    // Old configurations (no per-stage width) still parse, and a width round-trips.
+    let json = serde_json::to_string(&narrow).unwrap();
+    assert_eq!(serde_json::from_str::<FixedConfig>(&json).unwrap(), narrow);
+    let old = serde_json::to_string(&cal.config(&nf, 32, &p).unwrap()).unwrap();
+    assert!(!old.contains("\"k\":null"), "{old}");
+}
+
+#[test]
+fn narrowest_picks_the_least_accepted_precision_of_each_layer() {
+    let (nf, imgs) = setup(2, 32);
+    let cal = Calibration::run(&nf, imgs.iter().map(|v| v.as_slice())).unwrap();
+    let p = CalibrationParams::default();
+    let n = nf.stages.len();
+    // An acceptance rule with a known answer: layer j needs `need[j]` weight bits.
+    let need: Vec<u32> = (0..n).map(|j| [9, 7, 11, 8, 6, 10, 12][j % 7]).collect();
+    let mut calls = 0;
+    let cfg = cal
+        .narrowest(&nf, 32, &p, |c| {
+            calls += 1;
+            Ok(precisions(c)
+                .iter()
+                .zip(&need)
+                .take(n - 1)
+                .all(|(have, need)| have >= need))
+        })
+        .unwrap();
+    let got = precisions(&cfg);
+    assert_eq!(&got[..n - 1], &need[..n - 1]);
+    // Its widths are narrow_config's for those precisions.
+    let mut again = got.clone();
+    again[n - 1] = 0;
+    assert_eq!(cal.narrow_config(&nf, 32, &p, &again).unwrap(), cfg);
+    // Uniform scan up to the largest need, then one refusal per layer plus each bit dropped.
+    let uniform = (need[..n - 1].iter().max().unwrap() - p.min_f_w + 1) as usize;
+    let dropped: u32 = need[..n - 1]
+        .iter()
+        .map(|&w| need[..n - 1].iter().max().unwrap() - w)
+        .sum();
+    let floor = need[..n - 1].iter().filter(|&&w| w == p.min_f_w).count();
+    assert_eq!(calls, uniform + dropped as usize + (n - 1) - floor);
+
+    // A real rule: the fixed point predicts as float does on the calibration images.
+    let want: Vec<usize> = imgs
+        .iter()
+        .map(|x| {
+            let xf: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+            argmax(&nf.logits_f64(&xf).unwrap())
+        })
+        .collect();
+    let cfg = cal
+        .narrowest(&nf, 32, &p, |c| {
+            let fm = FixedModel::quantize(&nf, c)?;
+            Ok(imgs
+                .iter()
+                .zip(&want)
+                .all(|(x, &w)| argmax(&fm.logits(x).unwrap()) == w))
+        })
+        .unwrap();
+    let fm = FixedModel::quantize(&nf, &cfg).unwrap();
+    for x in &imgs {
+        let q = fm.quantize_input(x).unwrap();
+        assert_eq!(fm.forward_checked(&q).unwrap(), fm.forward(&q).unwrap());
+    }
+    println!(
+        "narrowest widths {:?}, weight bits {:?}",
+        cfg.stages.iter().map(|s| s.k).collect::<Vec<_>>(),
+        precisions(&cfg)
+    );
+    assert!(cfg.stages[..n - 1].iter().all(|s| s.k.unwrap() < 32));
+}
+
+#[test]
+fn narrowest_refuses_when_nothing_fits() {
+    let (nf, imgs) = setup(2, 33);
+    let cal = Calibration::run(&nf, imgs.iter().map(|v| v.as_slice())).unwrap();
+    let p = CalibrationParams::default();
+    // Nothing accepted.
+    let mut calls = 0;
+    let e = cal
+        .narrowest(&nf, 32, &p, |_| {
+            calls += 1;
+            Ok(false)
+        })
+        .unwrap_err();
+    assert!(matches!(e, ModelError::FixedConfig { .. }), "{e}");
+    assert!(calls as u32 <= p.max_f_w - p.min_f_w + 1);
+    // Accepted only beyond what the ring holds: the error says which stage does not fit.
+    let e = cal
+        .narrowest(&nf, 32, &p, |c| Ok(precisions(c)[0] >= 40))
+        .unwrap_err();
+    assert!(e.to_string().contains("does not fit"), "{e}");
+    // A ring too small for the input or any stage.
+    assert!(cal.narrowest(&nf, 12, &p, |_| Ok(true)).is_err());
+    // The acceptance rule's own error is passed on.
+    let e = cal
+        .narrowest(&nf, 32, &p, |_| {
+            Err(ModelError::FixedConfig {
+                detail: "judge failed".into(),
+            })
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("judge failed"), "{e}");
+}
+
+fn argmax(v: &[f64]) -> usize {
+    (0..v.len())
+        .max_by(|&a, &b| v[a].total_cmp(&v[b]))
+        .unwrap_or(0)
+}

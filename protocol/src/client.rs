@@ -3,18 +3,25 @@
 //!
 //! | state | waits for | handler | sends (and hands out) | next |
 //! |---|---|---|---|---|
-//! | (new) | — | [`ClientSession::new`] | `ClientHello` | `AwaitPlan` |
+//! | (new) | — | [`ClientSession::new`] or [`ClientSession::prepare`] | `ClientHello` | `AwaitPlan` |
 //! | `AwaitPlan` | `ServerPlan` | `on_plan` | `ClientHeKey`, one `ClientHeMasks` per stage | `AwaitHe` |
 //! | `AwaitHe` | `ServerHeResponse` × stages, in order | `on_he_response` | after the last: `ClientOtSetup` | `AwaitOtChoices` |
 //! | `AwaitOtChoices` | `ServerOtChoices` | `on_ot_choices` | `ClientOtExtend` (KOS on the bits of every ReLU share) | `AwaitOtChallenge` |
 //! | `AwaitOtChallenge` | `ServerOtChallenge` | `on_ot_challenge` | `ClientOtResponse` | `AwaitGarbled` |
-//! | `AwaitGarbled` | `ServerGarbled` chunks, layer by layer, front to back | `on_garbled` | a `Store` job per chunk; after the last: `ClientInput` (x − r) | `AwaitLabels` |
+//! | `AwaitGarbled` | `ServerGarbled` chunks, layer by layer, front to back | `on_garbled` | a `Store` job per chunk; after the last: `ClientInput` (x − r) if the image is known | `AwaitLabels`, or `AwaitImage` |
+//! | `AwaitImage` | the image ([`ClientSession::set_input`]) | `on_image` | `ClientInput` (x − r) | `AwaitLabels` |
 //! | `AwaitLabels` | `ServerLabels` of the next ReLU layer | `on_labels` | an `Evaluate` job per chunk of the layer | `AwaitJobs` |
 //! | `AwaitJobs` | every job's result ([`ClientSession::complete_job`]) | `on_job_result` | after the last: `ClientMasked` (o − r') | `AwaitLabels` or `AwaitOutput` |
 //! | `AwaitOutput` | `ServerOutput` | `on_output` | — (the logits are the client's) | `Done` |
 //!
 //! Any other message, any malformed frame, and a peer's `Error` end the session (`Done`, with the
 //! error returned): the transport sends [`ProtocolError::to_frame`] and closes.
+//!
+//! **Preparing before the image is known.** Nothing before `ClientInput` depends on the image, so
+//! a session made with [`ClientSession::prepare`] runs the whole offline phase, then waits in
+//! `AwaitImage` ([`Phase::Ready`]) until [`ClientSession::set_input`] gives it the image: the
+//! user's click then costs only the online phase. An image that cannot be used (corrupt, wrong
+//! size) is refused by `set_input` without ending the prepared session.
 //!
 //! Garbled evaluation is work the session hands to its transport as [`EvalTask`] jobs, so one code
 //! path serves every transport: the native client and [`crate::run_local`] run them on
@@ -25,7 +32,7 @@ use crate::plan::Plan;
 use crate::session::{he_err, ot_err, Output, Session};
 use crate::{ring_err, ChunkJob, ProtocolError};
 use cryptonas_crypto::{Block, Csprng};
-use cryptonas_gc::{ReluCircuit, ReluVariant};
+use cryptonas_gc::ReluCircuit;
 use cryptonas_he::{ClientKeys, ClientStage, HeParams, ResponseMsg};
 use cryptonas_model::Source;
 use cryptonas_ot::chou_orlandi::ReceiverChoices;
@@ -49,6 +56,8 @@ pub enum ClientInput {
 pub enum Phase {
     /// Preprocessing (independent of the image).
     Offline,
+    /// Preprocessing done; waiting for the image ([`ClientSession::set_input`]).
+    Ready,
     /// From the masked image to the logits.
     Online,
     /// Finished.
@@ -146,8 +155,8 @@ struct Ctx {
     k: RingWidth,
     session_id: u64,
     pi_key: [u8; 16],
-    /// The quantized image x.
-    input: RingVec,
+    /// The quantized image x, once known.
+    input: Option<RingVec>,
     /// r: the image's mask.
     mask_image: RingVec,
     /// r_i: the mask of every ReLU layer's output (empty for the logits stage).
@@ -163,6 +172,41 @@ struct ChunkRef {
     id: u32,
     first: usize,
     count: usize,
+}
+
+/// One `ServerGarbled` chunk as its handler sees it.
+struct GarbledChunk {
+    stage: u32,
+    first: u32,
+    count: u32,
+    bulk: Bulk,
+    corrections: Vec<u8>,
+}
+
+/// A chunk's tables and decoding bits: in the frame, or (a transport moved them straight to the
+/// evaluating worker, [`ClientSession::handle_garbled_head`]) only their declared sizes.
+enum Bulk {
+    Inline { tables: Vec<u8>, decoding: Vec<u8> },
+    Detached { tables: usize, decoding: usize },
+}
+
+/// The sizes of a chunk's tables and decoding bits against its circuit.
+fn check_bulk(
+    circuit: &ReluCircuit,
+    count: usize,
+    tables: usize,
+    decoding: usize,
+) -> Result<(), ProtocolError> {
+    let gc = |what: &'static str| {
+        move |e: cryptonas_gc::GarbleError| ProtocolError::Malformed {
+            what,
+            reason: e.to_string(),
+        }
+    };
+    cryptonas_gc::GarbledTables::check_len(circuit.circuit(), count, tables)
+        .map_err(gc("ServerGarbled tables"))?;
+    cryptonas_gc::DecodingBits::check_len(circuit.circuit(), count, decoding)
+        .map_err(gc("ServerGarbled decoding bits"))
 }
 
 /// Waiting for the HE responses.
@@ -205,6 +249,7 @@ enum State {
     AwaitOtChoices(Box<Ctx>, kos::Receiver<kos::state::BaseSetup>),
     AwaitOtChallenge(Box<Ctx>, kos::Receiver<kos::state::Extended>),
     AwaitGarbled(Box<AwaitGarbled>),
+    AwaitImage(Box<Online>),
     AwaitLabels(Box<Online>),
     AwaitJobs(Box<AwaitJobs>),
     AwaitOutput(Box<Online>),
@@ -220,6 +265,7 @@ impl State {
             State::AwaitOtChoices(..) => "waiting for ServerOtChoices",
             State::AwaitOtChallenge(..) => "waiting for ServerOtChallenge",
             State::AwaitGarbled(_) => "waiting for ServerGarbled",
+            State::AwaitImage(_) => "prepared, waiting for the image",
             State::AwaitLabels(_) => "waiting for ServerLabels",
             State::AwaitJobs(_) => "evaluating a layer",
             State::AwaitOutput(_) => "waiting for ServerOutput",
@@ -228,9 +274,20 @@ impl State {
     }
 }
 
+/// How the image becomes ring elements (known once the plan arrived).
+#[derive(Clone)]
+struct InputFormat {
+    spec: cryptonas_model::InputSpec,
+    len: usize,
+    f_in: u32,
+    k: RingWidth,
+}
+
 /// The client's session for one inference.
 pub struct ClientSession {
+    /// The image given before the plan arrived (quantized once it has).
     input: Option<ClientInput>,
+    format: Option<InputFormat>,
     rng: Csprng,
     state: State,
     outbox: VecDeque<Output>,
@@ -255,8 +312,17 @@ pub(crate) struct ClientRecord {
 impl ClientSession {
     /// A session classifying `input`, with a fresh generator. Its first output is the hello.
     pub fn new(input: ClientInput, rng: Csprng) -> Self {
+        let mut session = Self::prepare(rng);
+        session.input = Some(input);
+        session
+    }
+
+    /// A session that runs the offline phase before it knows the image: it waits in
+    /// [`Phase::Ready`] for [`ClientSession::set_input`]. Its first output is the hello.
+    pub fn prepare(rng: Csprng) -> Self {
         let mut session = ClientSession {
-            input: Some(input),
+            input: None,
+            format: None,
             rng,
             state: State::AwaitPlan,
             outbox: VecDeque::new(),
@@ -288,6 +354,51 @@ impl ClientSession {
             });
         };
         self.state = self.on_job_result(jobs, id, packed)?;
+        Ok(())
+    }
+
+    /// Gives the session its image. A prepared session ([`Phase::Ready`]) sends `ClientInput` at
+    /// once (the next [`Session::poll_output`]); earlier, the image is kept until the offline
+    /// phase ends. An image that cannot be used is refused with the session left as it was, so a
+    /// prepared session survives a bad file; a second image, or one after the end, is refused.
+    pub fn set_input(&mut self, input: ClientInput) -> Result<(), ProtocolError> {
+        let already = ProtocolError::Unexpected {
+            got: "a second image",
+            state: "a session classifies one image",
+        };
+        if self.input.is_some() {
+            return Err(already);
+        }
+        let Some(format) = self.format.clone() else {
+            if matches!(self.state, State::AwaitPlan) {
+                self.input = Some(input);
+                return Ok(());
+            }
+            return Err(ProtocolError::Unexpected {
+                got: "an image",
+                state: self.state.waits_for(),
+            });
+        };
+        let slot = match &mut self.state {
+            State::AwaitHe(he) => &mut he.ctx.input,
+            State::AwaitOtChoices(ctx, _) | State::AwaitOtChallenge(ctx, _) => &mut ctx.input,
+            State::AwaitGarbled(g) => &mut g.ctx.input,
+            State::AwaitImage(online) => &mut online.ctx.input,
+            state => {
+                return Err(ProtocolError::Unexpected {
+                    got: "an image",
+                    state: state.waits_for(),
+                })
+            }
+        };
+        if slot.is_some() {
+            return Err(already);
+        }
+        *slot = Some(quantize_input(&format, input)?);
+        self.state = match std::mem::replace(&mut self.state, State::Done) {
+            State::AwaitImage(online) => self.on_image(*online)?,
+            other => other,
+        };
         Ok(())
     }
 
@@ -372,7 +483,16 @@ impl ClientSession {
                     decoding,
                     corrections,
                 },
-            ) => self.on_garbled(g, stage, first, count, tables, decoding, corrections),
+            ) => self.on_garbled(
+                g,
+                GarbledChunk {
+                    stage,
+                    first,
+                    count,
+                    bulk: Bulk::Inline { tables, decoding },
+                    corrections,
+                },
+            ),
             (State::AwaitLabels(online), Msg::ServerLabels { stage, body }) => {
                 self.on_labels(*online, stage, &body)
             }
@@ -408,7 +528,18 @@ impl ClientSession {
                 ..LayerCost::default()
             })
             .collect();
-        let input = self.quantize_input(&plan, k)?;
+        let format = InputFormat {
+            spec: plan.input.clone(),
+            len: plan.input_len(),
+            f_in: plan.f_in,
+            k,
+        };
+        let input = self
+            .input
+            .take()
+            .map(|raw| quantize_input(&format, raw))
+            .transpose()?;
+        self.format = Some(format);
         let params = HeParams::new(k.bits()).map_err(he_err)?;
         let keys = ClientKeys::generate(&params, &mut self.rng).map_err(he_err)?;
         let rng = &mut self.rng;
@@ -418,19 +549,9 @@ impl ClientSession {
             .iter()
             .map(|s| RingVec::random(k, if s.relu { s.len } else { 0 }, || rng.u64()))
             .collect();
-        let circuits = plan
-            .stages
-            .iter()
-            .map(|s| {
-                s.relu
-                    .then(|| ReluCircuit::new(k.bits(), s.trunc, ReluVariant::Relu))
-                    .transpose()
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ProtocolError::Malformed {
-                what: "ServerPlan",
-                reason: e.to_string(),
-            })?;
+        let circuits = (0..plan.stages.len())
+            .map(|i| plan.circuit(i))
+            .collect::<Result<Vec<_>, _>>()?;
         self.send(Msg::ClientHeKey(keys.public_key().to_bytes(&params)));
         let mut stages = Vec::with_capacity(plan.stages.len());
         for (i, st) in plan.stages.iter().enumerate() {
@@ -509,12 +630,14 @@ impl ClientSession {
     ) -> Result<State, ProtocolError> {
         let choices = ReceiverChoices::from_bytes(bytes).map_err(ot_err)?;
         let receiver = receiver.receive_base_choices(choices).map_err(ot_err)?;
-        let mut bits = Zeroizing::new(Vec::with_capacity(
-            ctx.plan.relu_count() * ctx.k.bits() as usize,
-        ));
+        let mut bits = Zeroizing::new(Vec::with_capacity(ctx.plan.ot_bits()));
         for (share, st) in ctx.shares.iter().zip(&ctx.plan.stages) {
             if st.relu {
-                bits.extend_from_slice(&share.bits());
+                // The share reduced mod 2^(k_l): the layer's ReLU reads Z mod 2^(k_l) only.
+                let narrow = RingWidth::new(st.k)
+                    .map(|w| share.reduced_bits(w))
+                    .map_err(ring_err("HE share"))?;
+                bits.extend_from_slice(&narrow);
             }
         }
         let (matrix, receiver) = receiver.extend(&bits, &mut self.rng).map_err(ot_err)?;
@@ -545,17 +668,18 @@ impl ClientSession {
 
     /// `AwaitGarbled` + `ServerGarbled`: check the chunk's place and sizes, attach the client's
     /// OT labels of its ReLUs, and hand it to a worker.
-    #[allow(clippy::too_many_arguments)]
     fn on_garbled(
         &mut self,
         mut g: Box<AwaitGarbled>,
-        stage: u32,
-        first: u32,
-        count: u32,
-        tables: Vec<u8>,
-        decoding: Vec<u8>,
-        corrections: Vec<u8>,
+        chunk: GarbledChunk,
     ) -> Result<State, ProtocolError> {
+        let GarbledChunk {
+            stage,
+            first,
+            count,
+            bulk,
+            corrections,
+        } = chunk;
         let i = g.stage;
         // Chunks arrive in order: stage by stage, each layer front to back.
         let (Some(circuit), true) = (&g.ctx.circuits[i], stage as usize == i) else {
@@ -576,11 +700,11 @@ impl ClientSession {
                 ),
             });
         }
-        let k = g.ctx.k.bits() as usize;
+        let k = g.ctx.plan.stages[i].k as usize;
         let at = g.ctx.plan.stages[..i].iter().map(|s| s.len).sum::<usize>() + first;
-        let mut client_labels = Zeroizing::new(
-            Block::slice_as_bytes(&g.ot.labels()[at * k..(at + count) * k]).to_vec(),
-        );
+        let bit = g.ctx.plan.ot_offset(i) + first * k;
+        let mut client_labels =
+            Zeroizing::new(Block::slice_as_bytes(&g.ot.labels()[bit..bit + count * k]).to_vec());
         // A pre-garbled chunk: K₀ ⊕ b·Δ ⊕ (W₀ ⊕ K₀) = W₀ ⊕ b·Δ.
         if !corrections.is_empty() {
             if corrections.len() != client_labels.len() {
@@ -595,9 +719,21 @@ impl ClientSession {
                 .zip(&corrections)
                 .for_each(|(l, d)| *l ^= d);
         }
+        // Checked here, so a bad frame fails the session at once rather than in a worker.
+        let (tables, decoding) = match bulk {
+            Bulk::Inline { tables, decoding } => {
+                check_bulk(circuit, count, tables.len(), decoding.len())?;
+                (tables, decoding)
+            }
+            Bulk::Detached { tables, decoding } => {
+                check_bulk(circuit, count, tables, decoding)?;
+                (Vec::new(), Vec::new())
+            }
+        };
         let job = ChunkJob {
             id: self.next_job,
-            k: g.ctx.k.bits(),
+            k: circuit.k(),
+            k_out: circuit.k_out(),
             trunc: circuit.t(),
             pi_key: g.ctx.pi_key,
             session_id: g.ctx.session_id,
@@ -607,8 +743,6 @@ impl ClientSession {
             decoding,
             client_labels,
         };
-        // Checked here, so a bad frame fails the session at once rather than in a worker.
-        job.check_server_parts(circuit)?;
         g.chunks[i].push(ChunkRef {
             id: job.id,
             first,
@@ -625,22 +759,36 @@ impl ClientSession {
     }
 
     /// More chunks to come, or (all layers received; the OT labels now live in the jobs) the
-    /// online phase starts with the masked image x − r.
+    /// online phase starts with the masked image x − r, or waits for the image.
     fn after_chunk(&mut self, g: Box<AwaitGarbled>) -> Result<State, ProtocolError> {
         if g.ctx.plan.stages[g.stage].relu {
             return Ok(State::AwaitGarbled(g));
         }
         let AwaitGarbled { ctx, chunks, .. } = *g;
-        let masked = ctx
-            .input
-            .sub(&ctx.mask_image)
-            .map_err(ring_err("masked image"))?;
-        self.send(Msg::ClientInput(masked.pack()));
-        Ok(self.next_online(Online {
+        let online = Online {
             ctx,
             chunks,
             next: 0,
-        }))
+        };
+        if online.ctx.input.is_some() {
+            self.on_image(online)
+        } else {
+            self.phase = Phase::Ready;
+            Ok(State::AwaitImage(Box::new(online)))
+        }
+    }
+
+    /// `AwaitImage` + the image (or the offline phase's end, when the image came first): send
+    /// x − r; the online phase starts.
+    fn on_image(&mut self, online: Online) -> Result<State, ProtocolError> {
+        let input = online.ctx.input.as_ref().ok_or(ProtocolError::Internal(
+            "the online phase started without an image",
+        ))?;
+        let masked = input
+            .sub(&online.ctx.mask_image)
+            .map_err(ring_err("masked image"))?;
+        self.send(Msg::ClientInput(masked.pack()));
+        Ok(self.next_online(online))
     }
 
     /// Waits for the next ReLU layer's labels, or for the logits after the last layer.
@@ -667,7 +815,7 @@ impl ClientSession {
                 state: "waiting for the next layer's ServerLabels",
             });
         }
-        let per_relu = online.ctx.k.bits() as usize * 16;
+        let per_relu = online.ctx.plan.stages[next].k as usize * 16;
         let n = online.ctx.plan.stages[next].len;
         if body.len() != n * per_relu {
             return Err(ProtocolError::WrongSize {
@@ -774,57 +922,30 @@ impl ClientSession {
             logits_ring: logits.values().to_vec(),
             logits: real,
             class,
-            input_ring: ctx.input.values().to_vec(),
+            input_ring: ctx
+                .input
+                .as_ref()
+                .map(|x| x.values().to_vec())
+                .unwrap_or_default(),
         });
         self.phase = Phase::Done;
         self.outbox.push_back(Output::Finished);
         Ok(State::Done)
     }
 
-    fn quantize_input(&mut self, plan: &Plan, k: RingWidth) -> Result<RingVec, ProtocolError> {
-        let bad = |reason: String| ProtocolError::Malformed {
-            what: "client input",
-            reason,
-        };
-        let x = match self.input.take() {
-            Some(ClientInput::ImageBytes(bytes)) => {
-                cryptonas_model::image::load_input(&bytes, &plan.input)
-                    .map_err(|e| bad(e.to_string()))?
-            }
-            Some(ClientInput::Normalised(x)) => x,
-            None => return Err(ProtocolError::Internal("the input was already used")),
-        };
-        if x.len() != plan.input_len() {
-            return Err(bad(format!(
-                "{} values for a {}-value input",
-                x.len(),
-                plan.input_len()
-            )));
-        }
-        let lim = 2f64.powi(k.bits() as i32 - 1);
-        let mut q = Vec::with_capacity(x.len());
-        for (i, &v) in x.iter().enumerate() {
-            let r = (f64::from(v) * f64::from(plan.f_in).exp2()).round();
-            if !r.is_finite() || r >= lim || r < -lim {
-                // The index, not the value: the image is the client's secret.
-                return Err(bad(format!(
-                    "input element {i} is outside the ring's range at scale 2^{}",
-                    plan.f_in
-                )));
-            }
-            q.push(r as i64);
-        }
-        Ok(RingVec::from_signed(k, &q))
-    }
-
     /// Books a frame's bytes into the traffic counters.
     fn count(&mut self, frame: &[u8], up: bool) {
-        let Some(FrameInfo { kind, stage }) = FrameInfo::of(frame) else {
+        self.count_len(frame, frame.len(), up);
+    }
+
+    /// Books a frame of `len` bytes that starts with `head`.
+    fn count_len(&mut self, head: &[u8], len: usize, up: bool) {
+        let Some(FrameInfo { kind, stage }) = FrameInfo::of(head) else {
             return;
         };
-        let len = frame.len() as u64;
+        let len = len as u64;
         let t = &mut self.traffic;
-        let online = self.phase != Phase::Offline;
+        let online = !matches!(self.phase, Phase::Offline | Phase::Ready);
         match (online, up) {
             (false, true) => t.offline_up += len,
             (false, false) => t.offline_down += len,
@@ -866,17 +987,61 @@ impl ClientSession {
     }
 }
 
-impl Session for ClientSession {
-    fn handle(&mut self, frame: &[u8]) -> Result<(), ProtocolError> {
+impl ClientSession {
+    /// A `ServerGarbled` frame whose tables and decoding bits the transport hands straight to
+    /// the worker that will evaluate them (a browser transfers the socket's buffer, so the bulk
+    /// of the offline bytes never enters this session's memory): the session gets the frame's
+    /// first [`GarbledLayout::HEAD`](crate::GarbledLayout::HEAD) bytes, its label corrections
+    /// and its length, checks them as [`Session::handle`] would check the whole frame, and hands
+    /// out a `Store` job without tables; the transport attaches the frame's tables and decoding
+    /// bits ([`crate::GarbledLayout`]) before the job reaches its evaluator, which checks them.
+    pub fn handle_garbled_head(
+        &mut self,
+        head: &[u8],
+        corrections: &[u8],
+        frame_len: usize,
+    ) -> Result<(), ProtocolError> {
+        self.step(|this, state| {
+            let at = crate::GarbledLayout::read(head, frame_len)?;
+            if corrections.len() != at.corrections.len() {
+                return Err(ProtocolError::WrongSize {
+                    what: "ServerGarbled label corrections",
+                    expected: at.corrections.len(),
+                    got: corrections.len(),
+                });
+            }
+            this.count_len(head, frame_len, false);
+            let State::AwaitGarbled(g) = state else {
+                return Err(ProtocolError::unexpected(
+                    MsgKind::ServerGarbled,
+                    state.waits_for(),
+                ));
+            };
+            let chunk = GarbledChunk {
+                stage: at.stage,
+                first: at.first,
+                count: at.count,
+                bulk: Bulk::Detached {
+                    tables: at.tables.len(),
+                    decoding: at.decoding.len(),
+                },
+                corrections: corrections.to_vec(),
+            };
+            this.on_garbled(g, chunk)
+        })
+    }
+
+    /// Runs one handler on the current state. On error the session stays `Done`: its secrets
+    /// are dropped (and wiped) with the state, and nothing a failed handler queued goes out.
+    fn step(
+        &mut self,
+        handler: impl FnOnce(&mut Self, State) -> Result<State, ProtocolError>,
+    ) -> Result<(), ProtocolError> {
         let state = std::mem::replace(&mut self.state, State::Done);
         if matches!(state, State::Done) {
             return Err(ProtocolError::Closed);
         }
-        self.count(frame, false);
-        // On error the session stays `Done`: its secrets are dropped (and wiped) with the state,
-        // and nothing a failed handler queued goes out.
-        let result = Msg::decode(frame).and_then(|msg| self.dispatch(state, msg));
-        match result {
+        match handler(self, state) {
             Ok(next) => {
                 self.state = next;
                 Ok(())
@@ -887,8 +1052,51 @@ impl Session for ClientSession {
             }
         }
     }
+}
+
+impl Session for ClientSession {
+    fn handle(&mut self, frame: &[u8]) -> Result<(), ProtocolError> {
+        self.step(|this, state| {
+            this.count(frame, false);
+            Msg::decode(frame).and_then(|msg| this.dispatch(state, msg))
+        })
+    }
 
     fn poll_output(&mut self) -> Result<Option<Output>, ProtocolError> {
         Ok(self.outbox.pop_front())
     }
+}
+
+/// The image as ring elements at the plan's input scale.
+fn quantize_input(format: &InputFormat, input: ClientInput) -> Result<RingVec, ProtocolError> {
+    let bad = |reason: String| ProtocolError::Malformed {
+        what: "client input",
+        reason,
+    };
+    let x = match input {
+        ClientInput::ImageBytes(bytes) => cryptonas_model::image::load_input(&bytes, &format.spec)
+            .map_err(|e| bad(e.to_string()))?,
+        ClientInput::Normalised(x) => x,
+    };
+    if x.len() != format.len {
+        return Err(bad(format!(
+            "{} values for a {}-value input",
+            x.len(),
+            format.len
+        )));
+    }
+    let lim = 2f64.powi(format.k.bits() as i32 - 1);
+    let mut q = Vec::with_capacity(x.len());
+    for (i, &v) in x.iter().enumerate() {
+        let r = (f64::from(v) * f64::from(format.f_in).exp2()).round();
+        if !r.is_finite() || r >= lim || r < -lim {
+            // The index, not the value: the image is the client's secret.
+            return Err(bad(format!(
+                "input element {i} is outside the ring's range at scale 2^{}",
+                format.f_in
+            )));
+        }
+        q.push(r as i64);
+    }
+    Ok(RingVec::from_signed(format.k, &q))
 }

@@ -21,8 +21,10 @@ use zeroize::Zeroizing;
 pub struct ChunkJob {
     /// Job id within the session (the chunk's index in arrival order).
     pub id: u32,
-    /// Ring bits.
+    /// Ring bits of the layer's ReLU inputs (k_l).
     pub k: u32,
+    /// Ring bits of the result shares (the plan's k).
+    pub k_out: u32,
     /// ReLU truncation of the layer.
     pub trunc: u32,
     /// The session's π key (the garbling hash, [`crate::Msg::ServerPlan`]).
@@ -56,7 +58,7 @@ impl std::fmt::Debug for ChunkJob {
     }
 }
 
-const HEADER: usize = 4 + 4 + 4 + 16 + 8 + 4 + 4 + 8 + 8;
+const HEADER: usize = 4 + 4 + 4 + 4 + 16 + 8 + 4 + 4 + 8 + 8;
 
 fn malformed(reason: impl Into<String>) -> ProtocolError {
     ProtocolError::Malformed {
@@ -73,19 +75,6 @@ fn gc_err(what: &'static str) -> impl Fn(GarbleError) -> ProtocolError {
 }
 
 impl ChunkJob {
-    /// Checks what came from the server — the tables' length and the decoding bits — as
-    /// [`ChunkEvaluator::new`] does but without copying the tables: the session checks a
-    /// chunk before handing it out, and the worker parses it once. (The client's labels are the
-    /// session's own.)
-    pub(crate) fn check_server_parts(&self, circuit: &ReluCircuit) -> Result<(), ProtocolError> {
-        let count = self.count as usize;
-        GarbledTables::check_len(circuit.circuit(), count, self.tables.len())
-            .map_err(gc_err("tables"))?;
-        DecodingBits::from_bytes(circuit.circuit(), count, &self.decoding)
-            .map_err(gc_err("decoding bits"))?;
-        Ok(())
-    }
-
     /// `[id k trunc: LE][π key: 16][session first count: LE][tables len u64][decoding len u64]`
     /// `[tables][decoding][labels]`.
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -94,6 +83,7 @@ impl ChunkJob {
         );
         out.extend_from_slice(&self.id.to_le_bytes());
         out.extend_from_slice(&self.k.to_le_bytes());
+        out.extend_from_slice(&self.k_out.to_le_bytes());
         out.extend_from_slice(&self.trunc.to_le_bytes());
         out.extend_from_slice(&self.pi_key);
         out.extend_from_slice(&self.session_id.to_le_bytes());
@@ -119,9 +109,9 @@ impl ChunkJob {
         let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
         let rest = &bytes[HEADER..];
         let mut pi_key = [0u8; 16];
-        pi_key.copy_from_slice(&bytes[12..28]);
-        let tables_len = usize::try_from(u64_at(44)).unwrap_or(usize::MAX);
-        let decoding_len = usize::try_from(u64_at(52)).unwrap_or(usize::MAX);
+        pi_key.copy_from_slice(&bytes[16..32]);
+        let tables_len = usize::try_from(u64_at(48)).unwrap_or(usize::MAX);
+        let decoding_len = usize::try_from(u64_at(56)).unwrap_or(usize::MAX);
         if tables_len > rest.len() || decoding_len > rest.len() - tables_len {
             return Err(malformed("declared lengths exceed the job"));
         }
@@ -130,11 +120,12 @@ impl ChunkJob {
         Ok(ChunkJob {
             id: u32_at(0),
             k: u32_at(4),
-            trunc: u32_at(8),
+            k_out: u32_at(8),
+            trunc: u32_at(12),
             pi_key,
-            session_id: u64_at(28),
-            first_instance: u32_at(36),
-            count: u32_at(40),
+            session_id: u64_at(32),
+            first_instance: u32_at(40),
+            count: u32_at(44),
             tables: tables.to_vec(),
             decoding: decoding.to_vec(),
             client_labels: Zeroizing::new(labels.to_vec()),
@@ -162,12 +153,36 @@ impl std::fmt::Debug for ChunkEvaluator {
 impl ChunkEvaluator {
     /// Checks every size of `job` against its circuit.
     pub fn new(job: &ChunkJob) -> Result<ChunkEvaluator, ProtocolError> {
-        let circuit = ReluCircuit::new(job.k, job.trunc, ReluVariant::Relu)
+        Self::from_parts(job, &job.tables, &job.decoding)
+    }
+
+    /// The evaluator of a job handed out without its tables and decoding bits
+    /// ([`crate::ClientSession::handle_garbled_head`]), which the transport delivered here
+    /// separately (the frame's [`crate::GarbledLayout::tables`] and `decoding` ranges).
+    pub fn with_bulk(
+        job: &ChunkJob,
+        tables: &[u8],
+        decoding: &[u8],
+    ) -> Result<ChunkEvaluator, ProtocolError> {
+        if !job.tables.is_empty() || !job.decoding.is_empty() {
+            return Err(malformed(
+                "a job with its own tables was given tables again",
+            ));
+        }
+        Self::from_parts(job, tables, decoding)
+    }
+
+    fn from_parts(
+        job: &ChunkJob,
+        tables: &[u8],
+        decoding: &[u8],
+    ) -> Result<ChunkEvaluator, ProtocolError> {
+        let circuit = ReluCircuit::with_output_ring(job.k, job.k_out, job.trunc, ReluVariant::Relu)
             .map_err(|e| malformed(e.to_string()))?;
         let count = job.count as usize;
-        let tables = GarbledTables::from_bytes(circuit.circuit(), count, &job.tables)
+        let tables = GarbledTables::from_bytes(circuit.circuit(), count, tables)
             .map_err(gc_err("tables"))?;
-        let decoding = DecodingBits::from_bytes(circuit.circuit(), count, &job.decoding)
+        let decoding = DecodingBits::from_bytes(circuit.circuit(), count, decoding)
             .map_err(gc_err("decoding bits"))?;
         let client = ActiveLabels::from_bytes(job.k as usize, count, &job.client_labels)
             .map_err(gc_err("OT labels"))?;
@@ -211,7 +226,7 @@ impl ChunkEvaluator {
     /// [`ChunkEvaluator::evaluate`] with the shares packed as the ring's wire format (what a
     /// worker posts back to [`crate::ClientSession::complete_job`]).
     pub fn evaluate_packed(&self, garbler_labels: &[u8]) -> Result<Vec<u8>, ProtocolError> {
-        let k = RingWidth::new(self.circuit.k()).map_err(ring_err("evaluation job"))?;
+        let k = RingWidth::new(self.circuit.k_out()).map_err(ring_err("evaluation job"))?;
         let shares = RingVec::from_values(k, self.evaluate(garbler_labels)?)
             .map_err(ring_err("evaluated shares"))?;
         Ok(shares.pack())

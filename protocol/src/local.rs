@@ -2,7 +2,9 @@
 //! workspace's tests, tools and benchmarks (no sockets, same bytes as a real transport), with a
 //! [`Tap`] for those that watch, time or tamper with the frames.
 
-use crate::{ClientSession, EvalTask, LocalWorkers, MsgKind, Output, ProtocolError, Session};
+use crate::{
+    ClientSession, EvalTask, LocalWorkers, MsgKind, Output, Phase, ProtocolError, Session,
+};
 use std::collections::VecDeque;
 
 /// A stopwatch for [`Tap::activity`]. `std` has no clock on `wasm32-unknown-unknown` (calling it
@@ -93,7 +95,7 @@ pub trait Tap {
 impl Tap for () {}
 
 /// Runs `client` against `server` until the client finishes. Either side's error ends the run and
-/// is returned with the side.
+/// is returned with the side. (A prepared client: [`run_local_on`].)
 pub fn run_local(
     client: &mut ClientSession,
     server: &mut dyn Session,
@@ -109,8 +111,20 @@ pub fn run_local_with(
     server: &mut dyn Session,
     tap: &mut dyn Tap,
 ) -> Result<LocalTraffic, (Side, ProtocolError)> {
+    run_local_on(client, server, &mut LocalWorkers::default(), tap)
+}
+
+/// [`run_local_with`] on the caller's workers, which keep the stored garbled chunks between
+/// calls: a prepared client ([`ClientSession::prepare`]) stops the run once it is ready for its
+/// image; give it one ([`ClientSession::set_input`]) and run again on the same workers. The
+/// traffic counts this call's frames.
+pub fn run_local_on(
+    client: &mut ClientSession,
+    server: &mut dyn Session,
+    workers: &mut LocalWorkers,
+    tap: &mut dyn Tap,
+) -> Result<LocalTraffic, (Side, ProtocolError)> {
     let mut traffic = LocalTraffic::default();
-    let mut workers = LocalWorkers::default();
     let mut results: Vec<(u32, Vec<u8>)> = Vec::new();
     let client_err = |e| (Side::Client, e);
     let server_err = |e| (Side::Server, e);
@@ -172,6 +186,8 @@ pub fn run_local_with(
                     ProtocolError::Internal("a server handed out a job"),
                 ))
             }
+            // A prepared client waits for its image: the caller gives it one and runs again.
+            None if client.phase() == Phase::Ready => return Ok(traffic),
             Some(Output::Finished) | None => {
                 return Err((
                     Side::Client,

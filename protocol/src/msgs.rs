@@ -7,8 +7,10 @@ use crate::ProtocolError;
 use serde::Serialize;
 
 /// Protocol version spoken by this build. 2: `Error` frames carry an [`ErrorCode`]; `ServerPlan`
-/// carries the session's π key.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// carries the session's π key. 3: every plan stage carries its ReLU ring width k_l (the OT,
+/// the garbled ReLUs and the online labels take k_l bits per ReLU); the `Expired` error code
+/// (prepared sessions).
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// One protocol message.
 #[derive(Clone, PartialEq, Eq)]
@@ -234,10 +236,12 @@ pub enum ErrorCode {
     Refused = 6,
     /// A broken invariant inside the sender: a bug, not the peer's fault.
     Internal = 7,
+    /// A prepared session waited longer for its image than the server keeps it: prepare again.
+    Expired = 8,
 }
 
 impl ErrorCode {
-    const ALL: [ErrorCode; 7] = [
+    const ALL: [ErrorCode; 8] = [
         ErrorCode::Malformed,
         ErrorCode::Unexpected,
         ErrorCode::WrongSize,
@@ -245,6 +249,7 @@ impl ErrorCode {
         ErrorCode::Version,
         ErrorCode::Refused,
         ErrorCode::Internal,
+        ErrorCode::Expired,
     ];
 
     /// The code on the wire.
@@ -267,7 +272,73 @@ impl ErrorCode {
             ErrorCode::Version => "version",
             ErrorCode::Refused => "refused",
             ErrorCode::Internal => "internal",
+            ErrorCode::Expired => "expired",
         }
+    }
+}
+
+/// Where the parts of a `ServerGarbled` frame lie, read from its fixed head alone. A transport
+/// can then move the bulk (tables and decoding bits, ≈ 96 % of the offline bytes) straight to the
+/// worker that will evaluate it, and give the session only the head and the label corrections
+/// ([`crate::ClientSession::handle_garbled_head`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GarbledLayout {
+    /// Stage index.
+    pub stage: u32,
+    /// First ReLU of the chunk within its layer.
+    pub first: u32,
+    /// ReLUs in the chunk.
+    pub count: u32,
+    /// The garbled tables' bytes within the frame.
+    pub tables: std::ops::Range<usize>,
+    /// The decoding bits' bytes within the frame.
+    pub decoding: std::ops::Range<usize>,
+    /// The label corrections' bytes within the frame (empty unless pre-garbled).
+    pub corrections: std::ops::Range<usize>,
+}
+
+impl GarbledLayout {
+    /// Bytes of the head: the tag, stage, first, count and the two lengths.
+    pub const HEAD: usize = 1 + 4 + 4 + 4 + 8 + 8;
+
+    /// Reads the layout of a `ServerGarbled` frame of `frame_len` bytes from (at least) its
+    /// first [`GarbledLayout::HEAD`] bytes; the declared lengths must fit the frame.
+    pub fn read(head: &[u8], frame_len: usize) -> Result<GarbledLayout, ProtocolError> {
+        let what = "ServerGarbled";
+        let head = head
+            .get(..Self::HEAD)
+            .filter(|_| frame_len >= Self::HEAD)
+            .ok_or_else(|| malformed(what, format!("a frame needs {} bytes", Self::HEAD)))?;
+        if head[0] != MsgKind::ServerGarbled.tag() {
+            return Err(malformed(what, format!("tag {:#04x}", head[0])));
+        }
+        let mut r = Reader {
+            what,
+            rest: &head[1..],
+        };
+        let (stage, first, count) = (r.u32()?, r.u32()?, r.u32()?);
+        let (n, d) = (r.u64()?, r.u64()?);
+        let mut at = Self::HEAD;
+        let mut part = |len: u64| {
+            let end = usize::try_from(len)
+                .ok()
+                .and_then(|len| at.checked_add(len))
+                .filter(|&end| end <= frame_len)
+                .ok_or_else(|| malformed(what, format!("length {len} exceeds the frame")))?;
+            let range = at..end;
+            at = end;
+            Ok::<_, ProtocolError>(range)
+        };
+        let tables = part(n)?;
+        let decoding = part(d)?;
+        Ok(GarbledLayout {
+            stage,
+            first,
+            count,
+            tables,
+            decoding,
+            corrections: at..frame_len,
+        })
     }
 }
 
@@ -480,31 +551,14 @@ impl Msg {
             MsgKind::ServerOtChallenge => Msg::ServerOtChallenge(body.to_vec()),
             MsgKind::ClientOtResponse => Msg::ClientOtResponse(body.to_vec()),
             MsgKind::ServerGarbled => {
-                let mut r = r("ServerGarbled");
-                let stage = r.u32()?;
-                let first = r.u32()?;
-                let count = r.u32()?;
-                let n = r.u64()?;
-                let d = r.u64()?;
-                let fits = |n: u64, left: usize| {
-                    usize::try_from(n)
-                        .ok()
-                        .filter(|&n| n <= left)
-                        .ok_or_else(|| {
-                            malformed("ServerGarbled", format!("length {n} exceeds the frame"))
-                        })
-                };
-                let n = fits(n, r.rest.len())?;
-                let tables = r.take(n)?.to_vec();
-                let d = fits(d, r.rest.len())?;
-                let decoding = r.take(d)?.to_vec();
+                let at = GarbledLayout::read(frame, frame.len())?;
                 Msg::ServerGarbled {
-                    stage,
-                    first,
-                    count,
-                    tables,
-                    decoding,
-                    corrections: r.rest(),
+                    stage: at.stage,
+                    first: at.first,
+                    count: at.count,
+                    tables: frame[at.tables].to_vec(),
+                    decoding: frame[at.decoding].to_vec(),
+                    corrections: frame[at.corrections].to_vec(),
                 }
             }
             MsgKind::ClientInput => Msg::ClientInput(body.to_vec()),

@@ -20,6 +20,9 @@ pub struct PlanStage {
     pub len: usize,
     /// ReLU truncation t (0 for the logits).
     pub trunc: u32,
+    /// Ring width k_l ≤ k of the ReLU: both shares of Z are reduced mod 2^(k_l) and the garbled
+    /// circuit, the OT and the online labels take k_l bits per ReLU (k for the logits).
+    pub k: u32,
     /// Scale of Z.
     pub f_z: u32,
     /// Which shared tensor each term reads, and its geometry.
@@ -36,7 +39,7 @@ pub struct Plan {
     pub input: InputSpec,
     /// Class names.
     pub classes: Vec<String>,
-    /// Ring bits.
+    /// Ring bits of the linear layers, the HE plaintexts, every shared tensor and the logits.
     pub k: u32,
     /// Input scale.
     pub f_in: u32,
@@ -60,6 +63,7 @@ impl Plan {
                     relu: matches!(s.kind, StageKind::Relu { .. }),
                     len: s.shape.len(),
                     trunc: s.trunc,
+                    k: s.k,
                     f_z: s.f_z,
                     terms: s.terms.iter().map(|t| (t.source, t.conv)).collect(),
                 })
@@ -85,6 +89,37 @@ impl Plan {
             .map(|s| s.len.div_ceil(crate::GARBLE_CHUNK))
             .sum();
         1 + self.stages.len() + 2 + chunks + relu.count() + 1
+    }
+
+    /// Bits of every ReLU layer's share of Z (`len · k_l` each): one correlated OT per bit.
+    pub fn ot_bits(&self) -> usize {
+        self.stages
+            .iter()
+            .filter(|s| s.relu)
+            .map(|s| s.len * s.k as usize)
+            .sum()
+    }
+
+    /// Where stage `i`'s share bits start among [`Plan::ot_bits`].
+    pub fn ot_offset(&self, i: usize) -> usize {
+        self.stages[..i.min(self.stages.len())]
+            .iter()
+            .filter(|s| s.relu)
+            .map(|s| s.len * s.k as usize)
+            .sum()
+    }
+
+    /// The garbled ReLU of stage `i` (None for the logits): inputs in the stage's ring
+    /// Z_2^(k_l), result in the shares' ring Z_2^k.
+    pub fn circuit(&self, i: usize) -> Result<Option<ReluCircuit>, ProtocolError> {
+        let s = &self.stages[i];
+        s.relu
+            .then(|| ReluCircuit::with_output_ring(s.k, self.k, s.trunc, ReluVariant::Relu))
+            .transpose()
+            .map_err(|e| ProtocolError::Malformed {
+                what: "ServerPlan",
+                reason: format!("stage {i}: {e}"),
+            })
     }
 
     /// Input elements (C·H·W).
@@ -127,7 +162,16 @@ impl Plan {
             return Err(bad("input mean/std do not match the channels".into()));
         }
         for (i, st) in self.stages.iter().enumerate() {
-            if st.relu && st.trunc + 1 >= self.k {
+            if st.relu && !(2..=self.k).contains(&st.k) {
+                return Err(bad(format!(
+                    "stage {i}: ReLU ring width {} outside [2, {}]",
+                    st.k, self.k
+                )));
+            }
+            if !st.relu && st.k != self.k {
+                return Err(bad(format!("the logits' ring width {} is not k", st.k)));
+            }
+            if st.relu && st.trunc + 1 >= st.k {
                 return Err(bad(format!("stage {i}: truncation {} too large", st.trunc)));
             }
             if st.terms.is_empty() {
@@ -244,14 +288,8 @@ impl ServerModel {
                 cryptonas_he::ServerStage::new(&he_params, &terms)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let circuits = plan
-            .stages
-            .iter()
-            .map(|s| {
-                s.relu
-                    .then(|| ReluCircuit::new(plan.k, s.trunc, ReluVariant::Relu))
-                    .transpose()
-            })
+        let circuits = (0..plan.stages.len())
+            .map(|i| plan.circuit(i))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ServerModel {
             plan,
@@ -286,17 +324,17 @@ impl ServerModel {
 
     /// Upper estimate of the memory one server session of this model holds at its peak, in bytes,
     /// for admission control. Held between messages: HE shares and the masked tensors (8 B per
-    /// element each), the client's OT zero-labels and the garbler's input labels (16·k B per ReLU
-    /// each), the re-masks. On top, the largest transient of one step: a streamed chunk of tables
-    /// (built, then copied into its frame), the KOS matrix (16·k B per ReLU, received and
+    /// element each), the client's OT zero-labels and the garbler's input labels (16·k_l B per
+    /// ReLU each), the re-masks. On top, the largest transient of one step: a streamed chunk of
+    /// tables (built, then copied into its frame), the KOS matrix (16·k_l B per ReLU, received and
     /// transposed), or an HE stage (its input and output ciphertexts, three copies each: as
     /// received, in NTT form, and while being multiplied or flooded).
     pub fn session_memory_bytes(&self) -> u64 {
-        let k = u64::from(self.plan.k);
+        let ot_bits = self.plan.ot_bits() as u64;
         let relus = self.plan.relu_count() as u64;
         let elements: u64 = self.plan.stages.iter().map(|s| s.len as u64).sum::<u64>()
             + self.plan.input_len() as u64;
-        let held = 2 * 8 * elements + 2 * 16 * k * relus + 8 * relus;
+        let held = 2 * 8 * elements + 2 * 16 * ot_bits + 8 * relus;
         let chunk = self
             .circuits
             .iter()
@@ -304,7 +342,7 @@ impl ServerModel {
             .map(|c| 2 * (crate::GARBLE_CHUNK * c.circuit().table_bytes()) as u64)
             .max()
             .unwrap_or(0);
-        let kos = 2 * 16 * k * relus;
+        let kos = 2 * 16 * ot_bits;
         let ciphertext = (2 * self.he_params.degree() * self.he_params.moduli().len() * 8) as u64;
         let he = self
             .he_stages

@@ -11,7 +11,7 @@
 use crate::msgs::{Msg, PROTOCOL_VERSION};
 use crate::plan::ServerModel;
 use crate::session::{he_err, ot_err, Output, Session};
-use crate::{ring_err, ProtocolError};
+use crate::{ring_err, Phase, ProtocolError};
 use cryptonas_crypto::{Block, Csprng, FixedKeyAes};
 use cryptonas_gc::{Delta, Encoder, ReluCircuit, TweakDomain};
 use cryptonas_he::{MasksMsg, PublicKey, PublicKeyMsg};
@@ -333,7 +333,6 @@ impl ServerSession {
     fn step(&mut self, msg: Msg) -> Result<Step, ProtocolError> {
         let model = self.model.clone();
         let plan = &model.plan;
-        let k = plan.k;
         let state_name = self.state_name();
         let state = std::mem::replace(&mut self.state, State::Closed);
         let (next, out) = match (state, msg) {
@@ -409,7 +408,7 @@ impl ServerSession {
                 let matrix = ExtendMatrix::from_bytes(&bytes).map_err(ot_err)?;
                 // The session's largest message: free its bytes before the matrix is processed.
                 drop(bytes);
-                let want = plan.relu_count() * k as usize;
+                let want = plan.ot_bits();
                 if matrix.count() != want {
                     return Err(ProtocolError::WrongSize {
                         what: "ClientOtExtend transfers",
@@ -497,7 +496,6 @@ impl ServerSession {
     fn garble_next(&mut self, g: &mut Garbling) -> Result<Msg, ProtocolError> {
         let model = self.model.clone();
         let plan = &model.plan;
-        let k = plan.k as usize;
         let i = g.stage;
         let (Some(circuit), st) = (&model.circuits[i], &plan.stages[i]) else {
             return Err(ProtocolError::Internal(
@@ -522,7 +520,13 @@ impl ServerSession {
         }
         let count = GARBLE_CHUNK.min(st.len - g.first);
         let at = g.offset + g.first;
-        let labels = &g.zero[at * k..(at + count) * k];
+        // The client's share bits of this chunk: k_l per ReLU, layers one after another.
+        let k = st.k as usize;
+        let bit = plan.ot_offset(i) + g.first * k;
+        let labels = g
+            .zero
+            .get(bit..bit + count * k)
+            .ok_or(ProtocolError::Internal("fewer OT labels than share bits"))?;
         let (garbled, corrections) = match g.pooled.as_mut() {
             Some(layers) => {
                 let layer = layers.front_mut().ok_or(POOL_SHORT)?;
@@ -605,7 +609,10 @@ impl ServerSession {
         match &model.circuits[i] {
             Some(circuit) => {
                 a.add_scalar(circuit.round_term());
-                let mut body = Vec::with_capacity(a.len() * k.bits() as usize * 16);
+                // The ReLU reads Z mod 2^(k_l): the server's share is reduced like the client's.
+                let narrow = RingWidth::new(circuit.k()).map_err(ring_err("ReLU ring"))?;
+                let a = RingVec::reduce(narrow, a.values().to_vec());
+                let mut body = Vec::with_capacity(a.len() * circuit.k() as usize * 16);
                 let mut at = 0;
                 for encoder in &encoders {
                     let n = encoder.instances();
@@ -651,7 +658,7 @@ impl ServerModel {
                 .map(|st| 16 + st.plan().input_ciphertexts() * ct)
                 .collect(),
             // The KOS matrix: 128 columns of the (padded) transfer count, 16 B per 128 rows.
-            ot_extend: 16 * (plan.relu_count() * plan.k as usize + 1024),
+            ot_extend: 16 * (plan.ot_bits() + 1024),
             input: 8 * plan.input_len(),
             masked: plan.stages.iter().map(|st| 8 * st.len).collect(),
         }
@@ -699,9 +706,16 @@ impl ServerSession {
         body + FRAME_SLACK
     }
 
-    /// Whether the offline phase is over (the session waits for the online messages).
-    pub fn is_online(&self) -> bool {
-        matches!(self.state, State::Input(_) | State::Masked(_))
+    /// Where the session is, for the transport's timers: offline until the last garbled layer is
+    /// out, then [`Phase::Ready`] while the client holds the prepared session without an image
+    /// (a wait the transport bounds on its own), online from `ClientInput` on.
+    pub fn phase(&self) -> Phase {
+        match self.state {
+            State::Input(_) => Phase::Ready,
+            State::Masked(_) => Phase::Online,
+            State::Closed => Phase::Done,
+            _ => Phase::Offline,
+        }
     }
 
     /// The pooled material of a session that failed before it used it (its first message was

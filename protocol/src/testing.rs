@@ -8,8 +8,8 @@ use cryptonas_model::{Calibration, CalibrationParams, FixedModel, Model, NormalF
 use std::sync::Arc;
 
 /// CNet1's layers (kernels 3,3,3,5,3,3; skips L2←{0,1}, L3←{1}, L4←{0,2}, L5←{2,3}) at width
-/// `channels` on `side`×`side` RGB inputs, random weights from `seed`, calibrated at k = 32 on
-/// random normal images. Returns the model files (JSON, safetensors with `metadata.fixed_point`
+/// `channels` on `side`×`side` RGB inputs, random weights from `seed`, calibrated at k = 32 with
+/// narrow ReLU rings ([`cryptonas_model::Calibration::narrow_config`]) on random normal images. Returns the model files (JSON, safetensors with `metadata.fixed_point`
 /// set), the prepared model and 256 random normalised images.
 pub fn tiny_model(
     channels: usize,
@@ -39,8 +39,15 @@ pub fn tiny_model(
         .collect();
     let cal =
         Calibration::run(&nf, images[..16].iter().map(|v| v.as_slice())).expect("calibration");
+    // Narrow ReLU rings, as the bundled models have: weights at 10 fractional bits, each ReLU
+    // layer in the narrowest ring that holds its calibrated range.
     let cfg = cal
-        .config(&nf, 32, &CalibrationParams::default())
+        .narrow_config(
+            &nf,
+            32,
+            &CalibrationParams::default(),
+            &vec![10; nf.stages.len()],
+        )
         .expect("fits k = 32");
     spec.metadata.fixed_point = Some(cfg.clone());
     spec.metadata.dataset = Some("random weights (test model)".into());
@@ -60,9 +67,11 @@ pub fn tiny_model(
 /// SHA-256 (hex) of [`seeded_transcript`]'s frames. A deliberate change of what goes on the wire
 /// updates it in the same commit and says why. 2026-12 (protocol version 2): `ServerPlan` carries
 /// the session's π key and the tables are hashed under it; then HE-1 (the server subtracts its
-/// share before the modulus switch) changed every `ServerHeResponse`.
+/// share before the modulus switch) changed every `ServerHeResponse`. Protocol version 3: every
+/// plan stage carries its ReLU ring width k_l, and the tiny model runs its ReLUs in narrow rings,
+/// so the OT, the garbled tables and the online labels all changed size.
 pub const SEEDED_TRANSCRIPT_SHA256: &str =
-    "b8860f3158a0789333c3d0e5a290300487a2456636e8cd52058a7b0e8c798d2a";
+    "c71e8d117e58c5708fe94a6889f4bfc4a6fafbe66f8ebfe0037efcb9bda08e38";
 
 /// One whole inference with seeded generators on both sides (tiny model, C = 2, 8×8): SHA-256 over
 /// `[direction: 0 up, 1 down][len u64 LE][frame]` for every frame after the client's hello (whose

@@ -3,8 +3,9 @@
 
 use cryptonas_crypto::Csprng;
 use cryptonas_protocol::{
-    run_local, run_local_with, ClientInput, ClientSession, ErrorCode, Msg, MsgKind, Output,
-    ProtocolError, ServerModel, ServerSession, Session, Side, Tap, PROTOCOL_VERSION,
+    run_local, run_local_on, run_local_with, ChunkEvaluator, ClientInput, ClientSession, ErrorCode,
+    EvalTask, GarbledLayout, LocalWorkers, Msg, MsgKind, Output, Phase, ProtocolError, ServerModel,
+    ServerSession, Session, Side, Tap, PROTOCOL_VERSION,
 };
 use std::sync::Arc;
 
@@ -46,6 +47,166 @@ fn cnet1_shape_at_32x32_is_bit_exact() {
             model.fixed().forward(&out.input_ring).unwrap()
         );
     }
+}
+
+#[test]
+fn prepared_session_takes_its_image_after_the_offline_phase() {
+    let (model, images) = model(2, 8, 4);
+    let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+    let mut client = ClientSession::prepare(Csprng::from_entropy().unwrap());
+    let mut workers = LocalWorkers::default();
+    let offline = run_local_on(&mut client, &mut server, &mut workers, &mut ()).unwrap();
+    assert_eq!(client.phase(), Phase::Ready);
+    assert_eq!(server.phase(), Phase::Ready);
+    assert_eq!(client.traffic().online_up + client.traffic().online_down, 0);
+    // A bad image is refused and the prepared session survives it.
+    let err = client
+        .set_input(ClientInput::Normalised(vec![0.0; 3]))
+        .unwrap_err();
+    assert!(err.to_string().contains("values for a"), "{err}");
+    let err = client
+        .set_input(ClientInput::ImageBytes(b"not an image".to_vec()))
+        .unwrap_err();
+    assert!(matches!(err, ProtocolError::Malformed { .. }), "{err}");
+    assert_eq!(client.phase(), Phase::Ready);
+    client
+        .set_input(ClientInput::Normalised(images[0].clone()))
+        .unwrap();
+    // One image per session.
+    assert!(client
+        .set_input(ClientInput::Normalised(images[1].clone()))
+        .is_err());
+    let online = run_local_on(&mut client, &mut server, &mut workers, &mut ()).unwrap();
+    assert!(offline.bytes_down > online.bytes_down && online.bytes_up > 0);
+    let out = client.outcome().unwrap();
+    assert_eq!(
+        out.logits_ring,
+        model.fixed().forward(&out.input_ring).unwrap()
+    );
+    assert_eq!(
+        out.input_ring,
+        model.fixed().quantize_input(&images[0]).unwrap()
+    );
+    // Same answer as a session given its image up front.
+    assert_eq!(out.logits_ring, infer(&model, &images[0]).logits_ring);
+}
+
+#[test]
+fn an_image_given_mid_offline_is_used_when_the_offline_phase_ends() {
+    let (model, images) = model(2, 8, 5);
+    let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+    let mut client = ClientSession::prepare(Csprng::from_entropy().unwrap());
+    // The hello and the plan: the client now knows the input format.
+    let hello = cryptonas_protocol::testing::pending_frames(&mut client);
+    server.handle(&hello[0]).unwrap();
+    let plan = server.poll_output().unwrap();
+    let Some(Output::Frame(plan)) = plan else {
+        panic!("no plan")
+    };
+    client.handle(&plan).unwrap();
+    client
+        .set_input(ClientInput::Normalised(images[2].clone()))
+        .unwrap();
+    run_local(&mut client, &mut server).unwrap();
+    let out = client.outcome().expect("finished without waiting");
+    assert_eq!(
+        out.logits_ring,
+        model.fixed().forward(&out.input_ring).unwrap()
+    );
+}
+
+/// Drives a session as a browser does: the bulk of every garbled chunk goes straight to the
+/// evaluator ([`ChunkEvaluator::with_bulk`]); the session sees only the head and corrections.
+fn infer_detached(
+    model: &Arc<ServerModel>,
+    server: &mut ServerSession,
+    x: &[f32],
+    tamper: impl Fn(&mut Vec<u8>),
+) -> Result<ClientSession, ProtocolError> {
+    use std::collections::HashMap;
+    let mut client = ClientSession::new(
+        ClientInput::Normalised(x.to_vec()),
+        Csprng::from_entropy().unwrap(),
+    );
+    let _ = model;
+    let mut bulk: Option<(Vec<u8>, Vec<u8>)> = None;
+    let mut stored: HashMap<u32, ChunkEvaluator> = HashMap::new();
+    loop {
+        while let Some(out) = client.poll_output()? {
+            match out {
+                Output::Frame(f) => server.handle(&f)?,
+                Output::Job(EvalTask::Store(job)) => {
+                    assert!(job.tables.is_empty() && job.decoding.is_empty());
+                    let (tables, decoding) = bulk.take().expect("a chunk's bulk");
+                    stored.insert(job.id, ChunkEvaluator::with_bulk(&job, &tables, &decoding)?);
+                }
+                Output::Job(EvalTask::Evaluate { id, garbler_labels }) => {
+                    let shares = stored
+                        .remove(&id)
+                        .unwrap()
+                        .evaluate_packed(&garbler_labels)?;
+                    client.complete_job(id, &shares)?;
+                }
+                Output::Finished => return Ok(client),
+            }
+        }
+        let Some(Output::Frame(mut f)) = server.poll_output()? else {
+            panic!("the server stopped first")
+        };
+        if f[0] == MsgKind::ServerGarbled.tag() {
+            tamper(&mut f);
+            let at = GarbledLayout::read(&f, f.len())?;
+            bulk = Some((
+                f[at.tables.clone()].to_vec(),
+                f[at.decoding.clone()].to_vec(),
+            ));
+            client.handle_garbled_head(&f[..GarbledLayout::HEAD], &f[at.corrections], f.len())?;
+        } else {
+            client.handle(&f)?;
+        }
+    }
+}
+
+#[test]
+fn tables_sent_straight_to_the_evaluator_are_bit_exact_and_checked() {
+    let (model, images) = model(2, 8, 6);
+    for (i, x) in images.iter().take(3).enumerate() {
+        let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+        let client = infer_detached(&model, &mut server, x, |_| {}).unwrap();
+        let out = client.outcome().unwrap();
+        assert_eq!(
+            out.logits_ring,
+            model.fixed().forward(&out.input_ring).unwrap()
+        );
+        // Booked as the whole frames: the same traffic as the inline path.
+        if i == 0 {
+            let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+            let mut inline = ClientSession::new(
+                ClientInput::Normalised(x.clone()),
+                Csprng::from_entropy().unwrap(),
+            );
+            run_local(&mut inline, &mut server).unwrap();
+            assert_eq!(inline.traffic(), client.traffic());
+        }
+    }
+    // A declared table length that disagrees with the plan, and one past the frame's end, are
+    // refused by the session.
+    let lengthen = |f: &mut Vec<u8>| {
+        let n = u64::from_le_bytes(f[13..21].try_into().unwrap()) + 32;
+        f[13..21].copy_from_slice(&n.to_le_bytes());
+        f.extend_from_slice(&[0; 32]);
+    };
+    let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+    let Err(err) = infer_detached(&model, &mut server, &images[0], lengthen) else {
+        panic!("accepted")
+    };
+    assert!(err.to_string().contains("tables"), "{err}");
+    let cut = |f: &mut Vec<u8>| f.truncate(GarbledLayout::HEAD + 5);
+    let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+    let Err(err) = infer_detached(&model, &mut server, &images[0], cut) else {
+        panic!("accepted")
+    };
+    assert!(err.to_string().contains("exceeds the frame"), "{err}");
 }
 
 /// Keeps every frame the server sends.
@@ -424,8 +585,12 @@ fn pooled_offline_material_is_bit_exact() {
         );
         traffic.push(t.bytes_down);
     }
-    // Pooled sessions send the corrections on top: 16·k bytes per ReLU.
-    let extra = 16 * model.plan().k as u64 * model.plan().relu_count() as u64;
+    // Pooled sessions send the corrections on top: 16·k_l bytes per ReLU (one per share bit).
+    let extra = 16 * model.plan().ot_bits() as u64;
+    assert!(
+        model.plan().ot_bits() < 32 * model.plan().relu_count(),
+        "narrow rings"
+    );
     assert_eq!(traffic[0] - traffic[2], extra);
     // Material of another model (other shapes) is refused.
     let (other, _) = self::model(2, 8, 9);

@@ -276,7 +276,14 @@ impl RingVec {
     /// Little-endian bits of every element, k per element (the order of the garbled circuits'
     /// input wires), wiped on drop.
     pub fn bits(&self) -> zeroize::Zeroizing<Vec<bool>> {
-        let k = self.width.0;
+        self.reduced_bits(self.width)
+    }
+
+    /// Little-endian bits of every element reduced mod 2^k' (k' ≤ k: a share of x mod 2^k is a
+    /// share of x mod 2^k', since 2^k' divides 2^k), k' per element, wiped on drop. A k' > k
+    /// is taken as k.
+    pub fn reduced_bits(&self, narrow: RingWidth) -> zeroize::Zeroizing<Vec<bool>> {
+        let k = narrow.0.min(self.width.0);
         let mut out = zeroize::Zeroizing::new(Vec::with_capacity(self.len() * k as usize));
         for &v in &self.values {
             out.extend((0..k).map(|i| (v >> i) & 1 == 1));
@@ -328,6 +335,37 @@ mod tests {
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^ (z >> 31)
+    }
+
+    /// Shares of x mod 2^32 reduced mod 2^k' are shares of x mod 2^k', bit for bit.
+    #[test]
+    fn reduced_shares_still_sum_to_the_value_mod_the_narrow_ring() {
+        let mut seed = 3;
+        let k = RingWidth::new(32).unwrap();
+        let x: Vec<u64> = (0..200).map(|_| splitmix(&mut seed) & k.mask()).collect();
+        let a = RingVec::random(k, x.len(), || splitmix(&mut seed));
+        let b = RingVec::from_values(k, x.clone()).unwrap().sub(&a).unwrap();
+        for narrow in [1u32, 8, 17, 23, 31, 32] {
+            let w = RingWidth::new(narrow).unwrap();
+            let n = narrow as usize;
+            let (ab, bb) = (a.reduced_bits(w), b.reduced_bits(w));
+            assert_eq!(ab.len(), x.len() * n);
+            let word = |bits: &[bool]| -> u64 {
+                bits.iter()
+                    .enumerate()
+                    .map(|(i, &b)| u64::from(b) << i)
+                    .sum()
+            };
+            for (i, &v) in x.iter().enumerate() {
+                let (sa, sb) = (word(&ab[i * n..][..n]), word(&bb[i * n..][..n]));
+                assert_eq!(
+                    sa.wrapping_add(sb) & w.mask(),
+                    v & w.mask(),
+                    "k' = {narrow}"
+                );
+            }
+        }
+        assert_eq!(a.reduced_bits(RingWidth::new(40).unwrap()), a.bits());
     }
 
     #[test]

@@ -169,6 +169,10 @@ pub struct FixedCheck {
     pub disagreements: usize,
     /// `|fixed − float| ≤ 0.3` points.
     pub within_0_3_points: bool,
+    /// Ring width k_l of every ReLU layer, in stage order (k where the layer has no narrower
+    /// ring of its own).
+    #[serde(default)]
+    pub relu_k: Vec<u32>,
 }
 
 fn argmax(v: &[f64]) -> usize {
@@ -225,7 +229,6 @@ fn check_compiled(
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<FixedCheck, SearchError> {
     use cryptonas_model::FixedModel;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     let name = model.spec.name.clone();
     let err = |e: cryptonas_model::ModelError| model_err(Path::new(&name), e);
     let cfg = model
@@ -237,45 +240,16 @@ fn check_compiled(
             what: format!("{name} has no fixed-point configuration (export it first)"),
         })?;
     let fm = FixedModel::quantize(nf, &cfg).map_err(err)?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let done = AtomicUsize::new(0);
-    // (float right, fixed right, disagreements) over one slice of the test images.
-    let tally = |part: &[(Vec<f32>, u8)]| -> Result<[usize; 3], SearchError> {
-        let mut t = [0usize; 3];
-        for (x, label) in part {
-            let xf: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
-            let pf = argmax(&nf.logits_f64(&xf).map_err(err)?);
-            let pq = argmax(&fm.logits(x).map_err(err)?);
-            t[0] += usize::from(pf == usize::from(*label));
-            t[1] += usize::from(pq == usize::from(*label));
-            t[2] += usize::from(pf != pq);
-            progress(done.fetch_add(1, Ordering::Relaxed) + 1);
-        }
-        Ok(t)
-    };
-    let parts: Vec<Result<[usize; 3], SearchError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = test
-            .chunks(test.len().div_ceil(threads).max(1))
-            .map(|part| scope.spawn(move || tally(part)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(SearchError::Invalid {
-                        what: "fixed-point check worker panicked".into(),
-                    })
-                })
-            })
-            .collect()
-    });
-    let mut sum = [0usize; 3];
-    for part in parts {
-        for (s, t) in sum.iter_mut().zip(part?) {
-            *s += t;
-        }
-    }
-    let [ok_float, ok_fixed, differ] = sum;
+    let [ok_float, ok_fixed, differ] = tally(test, progress, |x, label| {
+        let xf: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        let pf = argmax(&nf.logits_f64(&xf).map_err(err)?);
+        let pq = argmax(&fm.logits(x).map_err(err)?);
+        Ok([
+            usize::from(pf == usize::from(label)),
+            usize::from(pq == usize::from(label)),
+            usize::from(pf != pq),
+        ])
+    })?;
     let n = test.len().max(1) as f64;
     let check = FixedCheck {
         images: test.len(),
@@ -284,6 +258,12 @@ fn check_compiled(
         fixed_accuracy: ok_fixed as f64 / n,
         disagreements: differ,
         within_0_3_points: (ok_fixed as f64 - ok_float as f64).abs() / n * 100.0 <= 0.3,
+        relu_k: fm
+            .stages
+            .iter()
+            .filter(|s| matches!(s.kind, cryptonas_model::StageKind::Relu { .. }))
+            .map(|s| s.k)
+            .collect(),
     };
     let m = &mut model.spec.metadata;
     if whole_test_set {
@@ -296,6 +276,128 @@ fn check_compiled(
         })?,
     );
     Ok(check)
+}
+
+/// Sums `count` over `test` on every core; `progress` gets the number of images done so far.
+fn tally<const N: usize>(
+    test: &[(Vec<f32>, u8)],
+    progress: &(dyn Fn(usize) + Sync),
+    count: impl Fn(&[f32], u8) -> Result<[usize; N], SearchError> + Sync,
+) -> Result<[usize; N], SearchError> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let done = AtomicUsize::new(0);
+    let part = |part: &[(Vec<f32>, u8)]| -> Result<[usize; N], SearchError> {
+        let mut t = [0usize; N];
+        for (x, label) in part {
+            for (t, c) in t.iter_mut().zip(count(x, *label)?) {
+                *t += c;
+            }
+            progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+        }
+        Ok(t)
+    };
+    let parts: Vec<Result<[usize; N], SearchError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = test
+            .chunks(test.len().div_ceil(threads).max(1))
+            .map(|p| scope.spawn(move || part(p)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(SearchError::Invalid {
+                        what: "fixed-point check worker panicked".into(),
+                    })
+                })
+            })
+            .collect()
+    });
+    let mut sum = [0usize; N];
+    for p in parts {
+        for (s, t) in sum.iter_mut().zip(p?) {
+            *s += t;
+        }
+    }
+    Ok(sum)
+}
+
+/// Narrow rings: calibrates the ranges on `calib`, then lets [`cryptonas_model::Calibration::narrowest`]
+/// pick, per ReLU layer, the narrowest ring (and least weight precision) whose fixed-point
+/// accuracy on `search` stays within `tolerance_points` of float accuracy there; the linear
+/// layers and the logits keep ring size `k`. Stores the configuration in the model's metadata
+/// and returns it. `progress` gets (configurations tried, that configuration's accuracy gap in
+/// points).
+pub fn narrow_fixed_point(
+    model: &mut Model,
+    calib: &[Vec<f32>],
+    search: &[(Vec<f32>, u8)],
+    k: u32,
+    tolerance_points: f64,
+    progress: &dyn Fn(usize, f64),
+) -> Result<cryptonas_model::FixedConfig, SearchError> {
+    use cryptonas_model::{Calibration, CalibrationParams, FixedModel, NormalForm};
+    let name = model.spec.name.clone();
+    let err = |e: cryptonas_model::ModelError| model_err(Path::new(&name), e);
+    if search.is_empty() {
+        return Err(SearchError::Invalid {
+            what: "narrowing the rings needs test images".into(),
+        });
+    }
+    let nf = NormalForm::compile(model).map_err(err)?;
+    let cal = Calibration::run(&nf, calib.iter().map(|v| v.as_slice())).map_err(err)?;
+    let [ok_float] = tally(search, &|_| {}, |x, label| {
+        let xf: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        let pf = argmax(&nf.logits_f64(&xf).map_err(err)?);
+        Ok([usize::from(pf == usize::from(label))])
+    })?;
+    let n = search.len() as f64;
+    let mut tried = 0;
+    let cfg = cal
+        .narrowest(&nf, k, &CalibrationParams::default(), |cfg| {
+            let fm = FixedModel::quantize(&nf, cfg)?;
+            let [ok_fixed] = tally(search, &|_| {}, |x, label| {
+                let pq = argmax(&fm.logits(x).map_err(err)?);
+                Ok([usize::from(pq == usize::from(label))])
+            })
+            .map_err(|e| cryptonas_model::ModelError::FixedConfig {
+                detail: e.to_string(),
+            })?;
+            let gap = (ok_fixed as f64 - ok_float as f64) / n * 100.0;
+            tried += 1;
+            progress(tried, gap);
+            Ok(gap.abs() <= tolerance_points)
+        })
+        .map_err(err)?;
+    model.spec.metadata.fixed_point = Some(cfg.clone());
+    Ok(cfg)
+}
+
+/// Narrow rings at one weight precision: calibrates the ranges on `calib` and gives every ReLU
+/// layer `weight_bits` fractional weight bits and the narrowest ring that holds its range
+/// ([`cryptonas_model::Calibration::narrow_config`]), without a search. Stores the configuration
+/// in the model's metadata and returns it.
+pub fn narrow_fixed_point_at(
+    model: &mut Model,
+    calib: &[Vec<f32>],
+    k: u32,
+    weight_bits: u32,
+) -> Result<cryptonas_model::FixedConfig, SearchError> {
+    use cryptonas_model::{Calibration, CalibrationParams, NormalForm};
+    let name = model.spec.name.clone();
+    let err = |e: cryptonas_model::ModelError| model_err(Path::new(&name), e);
+    let nf = NormalForm::compile(model).map_err(err)?;
+    let cal = Calibration::run(&nf, calib.iter().map(|v| v.as_slice())).map_err(err)?;
+    let cfg = cal
+        .narrow_config(
+            &nf,
+            k,
+            &CalibrationParams::default(),
+            &vec![weight_bits; nf.stages.len()],
+        )
+        .map_err(err)?;
+    model.spec.metadata.fixed_point = Some(cfg.clone());
+    Ok(cfg)
 }
 
 /// Rewrites a model's JSON (after metadata changes).

@@ -1,16 +1,7 @@
-//! CryptoNAS search space, ReLU counting and budgeting, training, search and export.
-//!
-//! - [`arch`]: the ENAS macro space with the CryptoNAS layer, `arc` strings, CNet1/2/3.
-//! - [`clock`]: wall or process-CPU time for budgets on a shared machine.
-//! - [`count`]: exact ReLU and MAC counts, budget solving into (depth, width) pairs.
-//! - [`data`]: CIFAR-10 (JPEG tar.gz) and Fashion-MNIST (gzip IDX), class-balanced splits, augmentation.
-//! - [`pareto`]: accuracy-vs-ReLU plot (SVG) and Markdown table.
-//! - [`export`]: the model format written for the model crate (arch JSON + safetensors).
-//! - [`study`]: the searched-vs-released study's selection, Kendall's τ and paired tables.
-//! - `train`, `supernet`, `search` (cargo feature `tch`): libtorch training, the weight-sharing
-//!   supernet and the decoupled search.
+#![doc = include_str!("../README.md")]
 
 pub mod arch;
+pub mod cli;
 pub mod clock;
 pub mod count;
 pub mod data;

@@ -187,6 +187,28 @@ fn check_fixed_measures_the_test_set_and_rejects_bad_models() {
     let stored = &m.extra["fixed_point_check"];
     assert_eq!(stored["images"], 30);
     assert_eq!(m.test_accuracy, stored["fixed_accuracy"].as_f64());
+    assert!(out.contains("k_l = [32, "), "{out}");
+
+    // Narrow rings: any gap accepted, so the least precision (6 weight bits) in every layer,
+    // each layer in the smallest ring that holds it; reported per layer and stored.
+    let (ok, out, err) = check(&[&path("good.json"), "--narrow", "--tolerance", "100"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("narrowest rings per ReLU layer"), "{err}");
+    let m = meta("good.json");
+    let cfg = m.fixed_point.unwrap();
+    let relu_k: Vec<u32> = cfg.stages.iter().filter_map(|s| s.k).collect();
+    assert_eq!(relu_k.len(), cfg.stages.len() - 1);
+    assert!(relu_k.iter().all(|&k| k < 32), "{relu_k:?}");
+    assert!(out.contains(&format!("k_l = {relu_k:?}")), "{out}");
+    assert_eq!(
+        m.extra["fixed_point_check"]["relu_k"],
+        serde_json::json!(relu_k)
+    );
+    // Nothing is accepted: refused, the file unchanged.
+    let before = std::fs::read(dir.join("good.json")).unwrap();
+    let (ok, _, err) = check(&[&path("good.json"), "--narrow", "--tolerance=-1"]);
+    assert!(!ok && err.contains("no weight precision"), "{err}");
+    assert_eq!(std::fs::read(dir.join("good.json")).unwrap(), before);
 
     write_model(&dir, "uncalibrated", InputShape::FASHION, false);
     let (ok, _, err) = check(&[&path("uncalibrated.json")]);

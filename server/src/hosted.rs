@@ -5,7 +5,7 @@ use cryptonas_crypto::Csprng;
 use cryptonas_model::image::ImageLimits;
 use cryptonas_model::Model;
 use cryptonas_protocol::{
-    OfflineMaterial, Output, ProtocolError, ServerModel, ServerSession, Session,
+    OfflineMaterial, Output, Phase, ProtocolError, ServerModel, ServerSession, Session,
 };
 use std::collections::VecDeque;
 use std::path::Path;
@@ -159,8 +159,8 @@ impl ServedSession for HostedSession {
         })
     }
 
-    fn is_online(&self) -> bool {
-        self.inner.as_ref().is_some_and(|s| s.is_online())
+    fn phase(&self) -> Phase {
+        self.inner.as_ref().map_or(Phase::Offline, |s| s.phase())
     }
 }
 

@@ -1,9 +1,6 @@
-//! The CryptoNAS server: hosts models, runs the server half of private inference over WebSocket binary
-//! frames, and serves the demo page.
-//!
-//! `app(state)` builds the router shared by `main` and the tests. The protocol itself lives in
-//! `cryptonas-protocol` (sans-IO); this crate only moves frames, enforces limits and logs.
+#![doc = include_str!("../README.md")]
 
+pub mod cli;
 mod error;
 mod hosted;
 mod limits;
@@ -76,9 +73,13 @@ pub struct Config {
     /// The whole offline phase of a session must end within this long.
     #[arg(long, env = "CRYPTONAS_OFFLINE_DEADLINE_SECS", default_value_t = 900)]
     pub offline_deadline_secs: u64,
-    /// The whole online phase of a session must end within this long.
+    /// The whole online phase of a session must end within this long after its image came.
     #[arg(long, env = "CRYPTONAS_ONLINE_DEADLINE_SECS", default_value_t = 300)]
     pub online_deadline_secs: u64,
+    /// A prepared session (offline phase done, waiting for the user's image) is kept this long,
+    /// its memory counted in the budget; then it is closed and the client prepares a new one.
+    #[arg(long, env = "CRYPTONAS_PREPARED_TTL_SECS", default_value_t = 600)]
+    pub prepared_ttl_secs: u64,
     /// On SIGTERM, running sessions get this long to finish before they are closed.
     #[arg(long, env = "CRYPTONAS_DRAIN_SECS", default_value_t = 60)]
     pub drain_secs: u64,
@@ -135,6 +136,7 @@ impl Config {
             send_timeout: Duration::from_secs(self.send_timeout_secs),
             offline_deadline: Duration::from_secs(self.offline_deadline_secs),
             online_deadline: Duration::from_secs(self.online_deadline_secs),
+            prepared_ttl: Duration::from_secs(self.prepared_ttl_secs),
             sessions_per_minute: self.sessions_per_minute,
             max_session_memory: self.max_session_memory_mb << 20,
             memory_budget: self.memory_budget_mb << 20,

@@ -22,8 +22,15 @@ pub struct Limits {
     pub send_timeout: Duration,
     /// The whole offline phase (HE, OT, garbled layers) must end within this long.
     pub offline_deadline: Duration,
-    /// The whole online phase must end within this long after the offline phase.
+    /// The whole online phase must end within this long after the client sent its image.
     pub online_deadline: Duration,
+    /// A prepared session (offline phase done, no image yet) is closed after waiting this long;
+    /// its memory stays counted in [`Limits::memory_budget`] until then.
+    pub prepared_ttl: Duration,
+    /// How often a prepared session pings its client: reverse proxies close connections that
+    /// carry nothing for a while (nginx's default `proxy_read_timeout` is a minute), and a
+    /// prepared session may wait minutes for its image.
+    pub keepalive: Duration,
     /// Sessions per client address per minute (plaintext classifications count too).
     pub sessions_per_minute: u32,
     /// Largest per-session memory (the model's estimate plus the transport's buffers) the server
@@ -52,6 +59,8 @@ impl Default for Limits {
             send_timeout: Duration::from_secs(60),
             offline_deadline: Duration::from_secs(900),
             online_deadline: Duration::from_secs(300),
+            prepared_ttl: Duration::from_secs(600),
+            keepalive: Duration::from_secs(20),
             sessions_per_minute: 60,
             max_session_memory: 2 << 30,
             memory_budget: 8 << 30,

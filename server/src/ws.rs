@@ -2,7 +2,7 @@
 
 use crate::Limits;
 use axum::extract::ws::{CloseFrame, Message};
-use cryptonas_protocol::{ErrorCode, Msg, Output, ProtocolError, Session};
+use cryptonas_protocol::{ErrorCode, Msg, Output, Phase, ProtocolError, Session};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -14,10 +14,10 @@ pub trait ServedSession: Session {
     fn max_frame_bytes(&self) -> Option<usize> {
         None
     }
-    /// Whether the offline phase is over (switches the session from the offline to the online
-    /// deadline).
-    fn is_online(&self) -> bool {
-        false
+    /// The session's phase: each has its own deadline ([`Limits`]); a session that never leaves
+    /// [`Phase::Offline`] is held to the offline deadline.
+    fn phase(&self) -> Phase {
+        Phase::Offline
     }
 }
 
@@ -34,6 +34,8 @@ pub struct SessionStats {
     pub bytes_out: u64,
     /// Length of the offline phase, once it is over.
     pub offline: Option<Duration>,
+    /// How long the prepared session waited for its image (0 when the client sent it at once).
+    pub prepared_wait: Option<Duration>,
     /// Length of the online phase, once it is over.
     pub online: Option<Duration>,
 }
@@ -64,6 +66,9 @@ pub enum PumpError {
     /// The client did not take a frame in time (it stopped reading).
     #[error("timeout: the client did not read for {0:?}")]
     SendTimeout(Duration),
+    /// A prepared session got no image within the server's time to live for prepared sessions.
+    #[error("the prepared session expired: no image within {0:?}; prepare a new session")]
+    Expired(Duration),
     /// A phase ran past its deadline.
     #[error("timeout: the {phase} phase took longer than {limit:?}")]
     Deadline {
@@ -92,7 +97,10 @@ impl PumpError {
             PumpError::Protocol(_) => 1008,
             PumpError::FrameTooLarge { .. } | PumpError::TooLargeForModel(_) => 1009,
             PumpError::TextFrame => 1003,
-            PumpError::Idle(_) | PumpError::SendTimeout(_) | PumpError::Deadline { .. } => 4008,
+            PumpError::Idle(_)
+            | PumpError::SendTimeout(_)
+            | PumpError::Deadline { .. }
+            | PumpError::Expired(_) => 4008,
             PumpError::Shutdown => 1001,
             PumpError::Connection(_) | PumpError::Internal => 1011,
         }
@@ -108,6 +116,7 @@ impl PumpError {
                 ErrorCode::WrongSize
             }
             PumpError::TextFrame => ErrorCode::Malformed,
+            PumpError::Expired(_) => ErrorCode::Expired,
             PumpError::Idle(_)
             | PumpError::SendTimeout(_)
             | PumpError::Deadline { .. }
@@ -133,6 +142,7 @@ impl PumpError {
             PumpError::Idle(_) | PumpError::SendTimeout(_) | PumpError::Deadline { .. } => {
                 "timeout"
             }
+            PumpError::Expired(_) => "expired",
             PumpError::Connection(_) | PumpError::Shutdown => "disconnect",
             PumpError::Internal => "internal",
         }
@@ -197,7 +207,7 @@ where
     let mut clock = Clock {
         limits,
         phase_start: started,
-        online: false,
+        phase: Phase::Offline,
         last_heard: started,
     };
     let mut session = Some(session);
@@ -212,7 +222,7 @@ where
                     clock.check_deadline()?;
                 }
                 Some(Output::Finished) => {
-                    if clock.online {
+                    if clock.phase == Phase::Online {
                         stats.online = Some(clock.phase_start.elapsed());
                     }
                     return Ok(());
@@ -225,17 +235,22 @@ where
                 None => break,
             }
         }
-        let online = session.as_ref().is_some_and(|s| s.is_online());
-        if online && !clock.online {
-            stats.offline = Some(clock.phase_start.elapsed());
-            clock.online = true;
-            clock.phase_start = Instant::now();
-        }
+        let phase = session.as_ref().map_or(Phase::Offline, |s| s.phase());
+        clock.enter(phase, stats);
         clock.check_deadline()?;
         let frame = loop {
-            let next = tokio::time::timeout_at(clock.read_deadline(), rx.next())
-                .await
-                .map_err(|_| clock.read_timeout())?;
+            let deadline = clock.read_deadline();
+            let wake = match clock.phase {
+                Phase::Ready => deadline.min(Instant::now() + clock.limits.keepalive),
+                _ => deadline,
+            };
+            let Ok(next) = tokio::time::timeout_at(wake, rx.next()).await else {
+                if wake < deadline {
+                    send_ping(tx, &clock).await?;
+                    continue;
+                }
+                return Err(clock.read_timeout());
+            };
             match next {
                 None => return Err(PumpError::Connection("client closed the socket".into())),
                 Some(Err(e)) => return Err(read_error(e.to_string())),
@@ -280,27 +295,56 @@ fn read_error(text: String) -> PumpError {
 /// The session's timers: the current phase's deadline and the client's last data frame.
 struct Clock<'a> {
     limits: &'a Limits,
+    phase: Phase,
     phase_start: Instant,
-    online: bool,
     last_heard: Instant,
 }
 
 impl Clock<'_> {
-    fn phase(&self) -> (&'static str, Duration) {
-        if self.online {
-            ("online", self.limits.online_deadline)
-        } else {
-            ("offline", self.limits.offline_deadline)
+    /// Follows the session into `phase`, booking the phase it leaves.
+    fn enter(&mut self, phase: Phase, stats: &mut SessionStats) {
+        if phase == self.phase {
+            return;
+        }
+        let spent = Some(self.phase_start.elapsed());
+        match self.phase {
+            Phase::Offline => stats.offline = spent,
+            Phase::Ready => stats.prepared_wait = spent,
+            Phase::Online | Phase::Done => {}
+        }
+        // A client that sends its image at once never waits prepared.
+        if phase == Phase::Online && stats.prepared_wait.is_none() {
+            stats.prepared_wait = Some(Duration::ZERO);
+        }
+        self.phase = phase;
+        self.phase_start = Instant::now();
+    }
+
+    fn limit(&self) -> Duration {
+        match self.phase {
+            Phase::Offline => self.limits.offline_deadline,
+            Phase::Ready => self.limits.prepared_ttl,
+            Phase::Online | Phase::Done => self.limits.online_deadline,
         }
     }
 
     fn deadline(&self) -> Instant {
-        self.phase_start + self.phase().1
+        self.phase_start + self.limit()
     }
 
     fn deadline_error(&self) -> PumpError {
-        let (phase, limit) = self.phase();
-        PumpError::Deadline { phase, limit }
+        let limit = self.limit();
+        match self.phase {
+            Phase::Ready => PumpError::Expired(limit),
+            Phase::Offline => PumpError::Deadline {
+                phase: "offline",
+                limit,
+            },
+            Phase::Online | Phase::Done => PumpError::Deadline {
+                phase: "online",
+                limit,
+            },
+        }
     }
 
     fn check_deadline(&self) -> Result<(), PumpError> {
@@ -311,8 +355,13 @@ impl Clock<'_> {
         }
     }
 
+    /// When to give up reading: a prepared session waits for its user, so only its time to live
+    /// bounds it; otherwise the idle timeout too.
     fn read_deadline(&self) -> Instant {
-        (self.last_heard + self.limits.idle_timeout).min(self.deadline())
+        match self.phase {
+            Phase::Ready => self.deadline(),
+            _ => (self.last_heard + self.limits.idle_timeout).min(self.deadline()),
+        }
     }
 
     fn read_timeout(&self) -> PumpError {
@@ -321,6 +370,19 @@ impl Clock<'_> {
         } else {
             PumpError::Idle(self.limits.idle_timeout)
         }
+    }
+}
+
+/// A keep-alive ping, within the send timeout.
+async fn send_ping<T>(tx: &mut T, clock: &Clock<'_>) -> Result<(), PumpError>
+where
+    T: Sink<Message> + Unpin,
+    T::Error: std::fmt::Display,
+{
+    let send = tx.send(Message::Ping(Vec::new().into()));
+    match tokio::time::timeout(clock.limits.send_timeout, send).await {
+        Ok(r) => r.map_err(|e| PumpError::Connection(e.to_string())),
+        Err(_) => Err(PumpError::SendTimeout(clock.limits.send_timeout)),
     }
 }
 

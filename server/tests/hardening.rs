@@ -4,7 +4,7 @@
 
 use axum::http::StatusCode;
 use cryptonas_model::image::ImageLimits;
-use cryptonas_protocol::{Output, ProtocolError, Session};
+use cryptonas_protocol::{ErrorCode, Msg, Output, Phase, ProtocolError, Session};
 use cryptonas_server::{
     sanitize_for_log, serve, AppError, AppState, HostedModel, Limits, ModelSummary, PlainAnswer,
     PlainPolicy, ServeOptions, ServedSession,
@@ -17,12 +17,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::{self, Message};
 
 /// Echoes frames reversed; `end` finishes; `bad` is a protocol error; `flood` streams 400 frames of
-/// 256 KiB; `online` moves to the online phase; `panic` panics (a server bug). Its states accept
+/// 256 KiB; `ready` and `online` move to those phases; `panic` panics (a server bug). Its states accept
 /// frames up to 32 KiB, its model's largest message is 64 KiB.
 struct Toy {
     outbox: VecDeque<Output>,
     flood: u32,
-    online: bool,
+    phase: Phase,
 }
 
 impl Default for Toy {
@@ -30,7 +30,7 @@ impl Default for Toy {
         Toy {
             outbox: VecDeque::from([Output::Frame(b"hello".to_vec())]),
             flood: 0,
-            online: false,
+            phase: Phase::Offline,
         }
     }
 }
@@ -50,8 +50,12 @@ impl Session for Toy {
                 })
             }
             b"flood" => self.flood = 400,
+            b"ready" => {
+                self.phase = Phase::Ready;
+                reply(self, b"ok".to_vec());
+            }
             b"online" => {
-                self.online = true;
+                self.phase = Phase::Online;
                 reply(self, b"ok".to_vec());
             }
             b"panic" => panic!("toy server bug"),
@@ -75,8 +79,8 @@ impl ServedSession for Toy {
     fn max_frame_bytes(&self) -> Option<usize> {
         Some(32 << 10)
     }
-    fn is_online(&self) -> bool {
-        self.online
+    fn phase(&self) -> Phase {
+        self.phase
     }
 }
 
@@ -586,6 +590,61 @@ async fn phase_deadlines_bound_busy_sessions() {
             "{reason}"
         );
     }
+}
+
+#[tokio::test]
+async fn prepared_sessions_wait_past_the_idle_timeout_then_expire() {
+    // A prepared session (offline done, waiting for the user's image) is not idle: it outlives
+    // the idle timeout, is pinged so proxies keep it, and is closed at its time to live with the
+    // protocol's `Expired` error, freeing its slot.
+    let s = start(
+        Limits {
+            idle_timeout: Duration::from_millis(200),
+            prepared_ttl: Duration::from_millis(900),
+            keepalive: Duration::from_millis(100),
+            max_sessions: 1,
+            ..small_limits()
+        },
+        PlainPolicy::default(),
+        vec![],
+        ServeOptions::default(),
+    )
+    .await;
+    let mut ws = open(&s.addr).await.unwrap();
+    ws.send(Message::binary(b"ready".to_vec())).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::binary(b"ok".to_vec())
+    );
+    let t0 = Instant::now();
+    let mut pings = 0;
+    let (error, close) = loop {
+        match tokio::time::timeout(Duration::from_secs(3), ws.next()).await {
+            Ok(Some(Ok(Message::Ping(_)))) => pings += 1,
+            Ok(Some(Ok(Message::Binary(b)))) => {
+                let Ok(Msg::Error { code, message }) = Msg::decode(&b) else {
+                    panic!("not an error frame: {b:?}")
+                };
+                let Some(Ok(Message::Close(Some(f)))) = ws.next().await else {
+                    panic!("no close frame after the error")
+                };
+                break ((code, message), u16::from(f.code));
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(800),
+        "expired after {waited:?}"
+    );
+    assert!(pings >= 3, "{pings} keep-alive pings in {waited:?}");
+    assert_eq!(error.0, ErrorCode::Expired);
+    assert!(error.1.contains("prepared session expired"), "{}", error.1);
+    assert_eq!(close, 4008);
+    // The only slot is free again.
+    drop(ws);
+    open(&s.addr).await.unwrap();
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! sessions that fail (disconnects, truncated or wrong frames, unknown models, replays) without
 //! harming the others.
 
-use cryptonas_client::{classify, NetworkProfile};
+use cryptonas_client::{classify, is_expired, prepare, NetworkProfile};
 use cryptonas_protocol::{testing::tiny_model, ClientInput, Msg, ServerModel, PROTOCOL_VERSION};
 use cryptonas_server::{app, AppState, HostedModel, Limits, ProtocolModel};
 use futures_util::{SinkExt, StreamExt};
@@ -14,10 +14,17 @@ async fn serve(model: Arc<ServerModel>) -> String {
 }
 
 async fn serve_hosted(hosted: Arc<dyn HostedModel>) -> String {
-    let limits = Limits {
-        sessions_per_minute: 0,
-        ..Limits::default()
-    };
+    serve_with(
+        hosted,
+        Limits {
+            sessions_per_minute: 0,
+            ..Limits::default()
+        },
+    )
+    .await
+}
+
+async fn serve_with(hosted: Arc<dyn HostedModel>, limits: Limits) -> String {
     let state = AppState::new(vec![hosted], limits, std::env::temp_dir());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -52,6 +59,62 @@ async fn private_inference_over_the_server_is_bit_exact() {
         let per_relu = r.traffic.online_down as f64 / r.relus as f64;
         assert!(per_relu <= 520.0, "{per_relu} B/ReLU online down");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepared_sessions_classify_later_and_expire_clearly() {
+    let (_, _, model, images) = tiny_model(2, 8, 15);
+    let limits = Limits {
+        sessions_per_minute: 0,
+        prepared_ttl: std::time::Duration::from_secs(2),
+        ..Limits::default()
+    };
+    let url = serve_with(Arc::new(ProtocolModel::new(model.clone())), limits).await;
+    // Prepared, then classified after a wait longer than the idle timeout would matter for.
+    let mut prepared = prepare(&url, "tiny", NetworkProfile::LOOPBACK)
+        .await
+        .unwrap();
+    assert!(prepared.offline_seconds() > 0.0);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let r = prepared
+        .classify(ClientInput::Normalised(images[0].clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.outcome.logits_ring,
+        model.fixed().forward(&r.outcome.input_ring).unwrap()
+    );
+    // One image per session.
+    let again = prepared.classify(ClientInput::Normalised(images[1].clone()));
+    assert!(again.await.is_err());
+    // A bad image is refused before anything is sent, and the session stays prepared.
+    let mut prepared = prepare(&url, "tiny", NetworkProfile::LOOPBACK)
+        .await
+        .unwrap();
+    let err = prepared
+        .classify(ClientInput::Normalised(vec![0.0; 5]))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot use this image"), "{err}");
+    let r = prepared
+        .classify(ClientInput::Normalised(images[2].clone()))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.outcome.logits_ring,
+        model.fixed().forward(&r.outcome.input_ring).unwrap()
+    );
+    // Past the server's time to live: the server's own reason, recognisable.
+    let mut prepared = prepare(&url, "tiny", NetworkProfile::LOOPBACK)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let err = prepared
+        .classify(ClientInput::Normalised(images[1].clone()))
+        .await
+        .unwrap_err();
+    assert!(is_expired(&err), "{err:#}");
+    assert!(err.to_string().contains("expired"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,7 +162,14 @@ async fn pooled_offline_material_is_used_refilled_and_bit_exact() {
     )
     .await
     .unwrap();
-    let corrections = 16 * model.plan().k as u64 * model.plan().relu_count() as u64;
+    // 16 B per share bit: k_l bits per ReLU of each layer's ring.
+    let corrections: u64 = model
+        .plan()
+        .stages
+        .iter()
+        .filter(|s| s.relu)
+        .map(|s| 16 * u64::from(s.k) * s.len as u64)
+        .sum();
     assert_eq!(down[0] - r.traffic.offline_down, corrections, "{down:?}");
     assert!(full(2).await, "pool not refilled");
 }

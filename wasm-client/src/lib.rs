@@ -1,23 +1,10 @@
-//! Browser client: a thin wasm-bindgen shell over the protocol's client session.
-//!
-//! All protocol logic lives in `cryptonas-protocol`; this crate only converts between JavaScript and
-//! Rust values and adds what a page needs to show progress: the public plan (ReLU layers, expected
-//! frame count) and a per-frame event. JavaScript owns the WebSocket (in a dedicated Web Worker, see
-//! `www/worker.js`): it sends the frames [`PrivateInference::start`] returns, feeds every binary
-//! frame it receives to [`PrivateInference::handle`], and sends what that returns.
-//!
-//! The session hands garbled evaluation out as jobs: the page's session worker gives each streamed
-//! chunk to one of several evaluation workers, each running its own instance of this module with
-//! an [`EvalChunk`] per chunk, and feeds their shares back through [`PrivateInference::complete`].
-//!
-//! [`GcBench`] measures garbled-circuit evaluation speed (AND gates/s) in the calling thread, so the
-//! page can report the speed of its worker.
+#![doc = include_str!("../README.md")]
 
 use cryptonas_crypto::{Csprng, FixedKeyAes};
 use cryptonas_gc::{Delta, ReluCircuit, ReluVariant, TweakDomain};
 use cryptonas_protocol::{
-    ChunkEvaluator, ChunkJob, ClientInput, ClientSession, EvalTask, FrameInfo, Msg, MsgKind,
-    Output, Phase, Plan, Session,
+    ChunkEvaluator, ChunkJob, ClientInput, ClientSession, EvalTask, FrameInfo, GarbledLayout, Msg,
+    MsgKind, Output, Phase, Plan, Session,
 };
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -39,6 +26,7 @@ fn frames_to_js(frames: Vec<Vec<u8>>) -> js_sys::Array {
 fn phase_name(p: Phase) -> &'static str {
     match p {
         Phase::Offline => "offline",
+        Phase::Ready => "ready",
         Phase::Online => "online",
         Phase::Done => "done",
     }
@@ -104,9 +92,11 @@ impl PlanInfo {
             .enumerate()
             .filter(|(_, s)| s.relu)
             .map(|(i, s)| {
-                let ands = ReluCircuit::new(plan.k, s.trunc, ReluVariant::Relu)
-                    .map(|c| c.circuit().and_count() as u64)
-                    .unwrap_or(0);
+                let ands = plan
+                    .circuit(i)
+                    .ok()
+                    .flatten()
+                    .map_or(0, |c| c.circuit().and_count() as u64);
                 PlanLayer {
                     stage: i,
                     relus: s.len,
@@ -135,6 +125,9 @@ pub enum ClientError {
     /// The image was empty.
     #[error("empty image")]
     EmptyImage,
+    /// The image was given in a state that cannot take it.
+    #[error("this session cannot take an image now: {0}")]
+    ImageRefused(cryptonas_protocol::ProtocolError),
     /// `start` was called twice.
     #[error("session already started")]
     AlreadyStarted,
@@ -161,7 +154,8 @@ pub struct FrameStep {
     pub tasks: Vec<EvalTask>,
     /// The session finished: close the socket.
     pub done: bool,
-    /// `"offline"`, `"online"` or `"done"` after this frame.
+    /// `"offline"`, `"ready"` (prepared: waiting for the image), `"online"` or `"done"` after
+    /// this frame.
     pub phase: &'static str,
     /// What the frame was: `plan`, `he`, `ot`, `garbled`, `labels`, `output`.
     pub event: &'static str,
@@ -188,6 +182,51 @@ struct OutcomeJs<'a> {
     logits_ring: Vec<String>,
 }
 
+/// A step as JavaScript gets it: the step's fields, `frames` as `Uint8Array`s and `jobs` as
+/// `{ kind: "store", id, job }` / `{ kind: "evaluate", id, labels }`.
+fn step_to_js(mut step: FrameStep) -> Result<JsValue, JsError> {
+    let info = to_js(&step)?;
+    let set = |key: &str, value: &JsValue| {
+        js_sys::Reflect::set(&info, &key.into(), value)
+            .map(|_| ())
+            .map_err(|_| JsError::new("cannot build the step object"))
+    };
+    set(
+        "frames",
+        &frames_to_js(std::mem::take(&mut step.frames)).into(),
+    )?;
+    let jobs = js_sys::Array::new();
+    for task in step.tasks {
+        let job = js_sys::Object::new();
+        let field = |key: &str, value: JsValue| {
+            js_sys::Reflect::set(&job, &key.into(), &value)
+                .map(|_| ())
+                .map_err(|_| JsError::new("cannot build a job object"))
+        };
+        match task {
+            EvalTask::Store(chunk) => {
+                field("kind", "store".into())?;
+                field("id", chunk.id.into())?;
+                field(
+                    "job",
+                    js_sys::Uint8Array::from(chunk.to_bytes().as_slice()).into(),
+                )?;
+            }
+            EvalTask::Evaluate { id, garbler_labels } => {
+                field("kind", "evaluate".into())?;
+                field("id", id.into())?;
+                field(
+                    "labels",
+                    js_sys::Uint8Array::from(garbler_labels.as_slice()).into(),
+                )?;
+            }
+        }
+        jobs.push(&job);
+    }
+    set("jobs", &jobs.into())?;
+    Ok(info)
+}
+
 /// One private inference, driven frame by frame by JavaScript.
 #[wasm_bindgen]
 pub struct PrivateInference {
@@ -201,13 +240,33 @@ pub struct PrivateInference {
 impl PrivateInference {
     /// A session classifying `input`, with fresh randomness from the platform.
     pub fn with_input(input: ClientInput) -> Result<PrivateInference, ClientError> {
+        let mut pi = Self::prepared()?;
+        pi.session.set_input(input)?;
+        Ok(pi)
+    }
+
+    /// A session that runs the offline phase before it has the image
+    /// ([`PrivateInference::set_input`]).
+    pub fn prepared() -> Result<PrivateInference, ClientError> {
         let rng = Csprng::from_entropy().map_err(|e| ClientError::NoRandomness(e.to_string()))?;
         Ok(PrivateInference {
-            session: ClientSession::new(input, rng),
+            session: ClientSession::prepare(rng),
             plan: None,
             received: 0,
             started: false,
         })
+    }
+
+    /// Gives the session its image; returns the frames to send (the masked image once the
+    /// session is prepared). A refused image leaves the session as it was.
+    pub fn set_input(&mut self, input: ClientInput) -> Result<Vec<Vec<u8>>, ClientError> {
+        self.session
+            .set_input(input)
+            .map_err(ClientError::ImageRefused)?;
+        if !self.started {
+            return Ok(Vec::new());
+        }
+        Ok(self.drain()?.frames)
     }
 
     /// The frames to send first (the hello).
@@ -244,6 +303,37 @@ impl PrivateInference {
         }
         let (event, stage) = frame_event(frame);
         self.session.handle(frame)?;
+        let Drained {
+            frames,
+            tasks,
+            done,
+        } = self.drain()?;
+        Ok(FrameStep {
+            frames,
+            tasks,
+            done,
+            phase: phase_name(self.session.phase()),
+            event,
+            stage,
+            frames_received: self.received,
+        })
+    }
+
+    /// A `ServerGarbled` frame given as its head and label corrections only (the transport sends
+    /// its tables and decoding bits straight to the evaluation worker).
+    pub fn handle_garbled_head_frame(
+        &mut self,
+        head: &[u8],
+        corrections: &[u8],
+        frame_len: usize,
+    ) -> Result<FrameStep, ClientError> {
+        if !self.started {
+            return Err(ClientError::NotStarted);
+        }
+        self.received += 1;
+        let (event, stage) = frame_event(head);
+        self.session
+            .handle_garbled_head(head, corrections, frame_len)?;
         let Drained {
             frames,
             tasks,
@@ -300,6 +390,45 @@ impl PrivateInference {
         Self::with_input(ClientInput::Normalised(x)).map_err(js_err)
     }
 
+    /// A session without its image: it runs the whole offline phase (phase `"ready"` once done)
+    /// and waits for [`PrivateInference::set_image`], so the user's click costs only the online
+    /// phase.
+    #[wasm_bindgen(js_name = prepare)]
+    pub fn prepare_js() -> Result<PrivateInference, JsError> {
+        Self::prepared().map_err(js_err)
+    }
+
+    /// Gives a prepared session its encoded image (PNG or JPEG bytes); returns the frames to
+    /// send (`Uint8Array[]`). Throws, leaving the session prepared, if the image cannot be used.
+    #[wasm_bindgen(js_name = setImage)]
+    pub fn set_image(&mut self, image: &[u8]) -> Result<js_sys::Array, JsError> {
+        if image.is_empty() {
+            return Err(js_err(ClientError::EmptyImage));
+        }
+        let frames = self
+            .set_input(ClientInput::ImageBytes(image.to_vec()))
+            .map_err(js_err)?;
+        Ok(frames_to_js(frames))
+    }
+
+    /// [`PrivateInference::set_image`] for an already normalised CHW image (`Float32Array`).
+    #[wasm_bindgen(js_name = setNormalised)]
+    pub fn set_normalised(&mut self, x: Vec<f32>) -> Result<js_sys::Array, JsError> {
+        let frames = self.set_input(ClientInput::Normalised(x)).map_err(js_err)?;
+        Ok(frames_to_js(frames))
+    }
+
+    /// The protocol error code (`"expired"`, `"version"`, `"refused"`…) of a server `Error`
+    /// frame, or `null` for any other frame: lets JavaScript tell an expired prepared session
+    /// from other failures without parsing messages.
+    #[wasm_bindgen(js_name = errorCode)]
+    pub fn error_code(frame: &[u8]) -> Option<String> {
+        match Msg::decode(frame) {
+            Ok(Msg::Error { code, .. }) => Some(code.name().to_string()),
+            _ => None,
+        }
+    }
+
     /// The frames to send first (`Uint8Array[]`). Call once, right after the socket opens.
     pub fn start(&mut self) -> Result<js_sys::Array, JsError> {
         Ok(frames_to_js(self.start_frames().map_err(js_err)?))
@@ -313,47 +442,51 @@ impl PrivateInference {
     /// or `{ kind: "evaluate", id, labels: Uint8Array }` (evaluate job `id` there and pass the
     /// result to [`PrivateInference::complete`]).
     pub fn handle(&mut self, frame: &[u8]) -> Result<JsValue, JsError> {
-        let mut step = self.handle_frame(frame).map_err(js_err)?;
-        let info = to_js(&step)?;
-        let set = |key: &str, value: &JsValue| {
-            js_sys::Reflect::set(&info, &key.into(), value)
-                .map(|_| ())
-                .map_err(|_| JsError::new("cannot build the step object"))
-        };
-        set(
-            "frames",
-            &frames_to_js(std::mem::take(&mut step.frames)).into(),
-        )?;
-        let jobs = js_sys::Array::new();
-        for task in step.tasks {
-            let job = js_sys::Object::new();
-            let field = |key: &str, value: JsValue| {
-                js_sys::Reflect::set(&job, &key.into(), &value)
-                    .map(|_| ())
-                    .map_err(|_| JsError::new("cannot build a job object"))
-            };
-            match task {
-                EvalTask::Store(chunk) => {
-                    field("kind", "store".into())?;
-                    field("id", chunk.id.into())?;
-                    field(
-                        "job",
-                        js_sys::Uint8Array::from(chunk.to_bytes().as_slice()).into(),
-                    )?;
-                }
-                EvalTask::Evaluate { id, garbler_labels } => {
-                    field("kind", "evaluate".into())?;
-                    field("id", id.into())?;
-                    field(
-                        "labels",
-                        js_sys::Uint8Array::from(garbler_labels.as_slice()).into(),
-                    )?;
-                }
-            }
-            jobs.push(&job);
+        let step = self.handle_frame(frame).map_err(js_err)?;
+        step_to_js(step)
+    }
+
+    /// Where the parts of a `ServerGarbled` frame lie, from its first bytes (pass at least 64)
+    /// and its length: `{ tables: [start, end], decoding: [start, end], corrections: [start,
+    /// end] }`, or `null` for any other frame (and for a malformed one: give that to
+    /// [`PrivateInference::handle`], which reports why).
+    #[wasm_bindgen(js_name = garbledLayout)]
+    pub fn garbled_layout(head: &[u8], frame_len: usize) -> Result<JsValue, JsError> {
+        #[derive(Serialize)]
+        struct LayoutJs {
+            tables: [usize; 2],
+            decoding: [usize; 2],
+            corrections: [usize; 2],
         }
-        set("jobs", &jobs.into())?;
-        Ok(info)
+        if head.first() != Some(&MsgKind::ServerGarbled.tag()) {
+            return Ok(JsValue::NULL);
+        }
+        let Ok(at) = GarbledLayout::read(head, frame_len) else {
+            return Ok(JsValue::NULL);
+        };
+        to_js(&LayoutJs {
+            tables: [at.tables.start, at.tables.end],
+            decoding: [at.decoding.start, at.decoding.end],
+            corrections: [at.corrections.start, at.corrections.end],
+        })
+    }
+
+    /// [`PrivateInference::handle`] for a `ServerGarbled` frame whose tables and decoding bits
+    /// go straight to the evaluation worker: pass the frame's head (its first 64 bytes), its
+    /// label corrections (the `corrections` range of [`PrivateInference::garbled_layout`]) and
+    /// its length. The step's one `store` job then carries no tables: post it with the frame's
+    /// buffer to the worker, which builds the chunk with [`EvalChunk::with_bulk`].
+    #[wasm_bindgen(js_name = handleGarbledHead)]
+    pub fn handle_garbled_head(
+        &mut self,
+        head: &[u8],
+        corrections: &[u8],
+        frame_len: usize,
+    ) -> Result<JsValue, JsError> {
+        let step = self
+            .handle_garbled_head_frame(head, corrections, frame_len)
+            .map_err(js_err)?;
+        step_to_js(step)
     }
 
     /// A worker's result for job `id` (the bytes [`EvalChunk::evaluate`] returned); returns the
@@ -362,7 +495,7 @@ impl PrivateInference {
         Ok(frames_to_js(self.complete_job(id, shares).map_err(js_err)?))
     }
 
-    /// `"offline"`, `"online"` or `"done"`.
+    /// `"offline"`, `"ready"`, `"online"` or `"done"`.
     pub fn phase(&self) -> String {
         phase_name(self.session.phase()).to_string()
     }
@@ -408,12 +541,29 @@ impl EvalChunk {
     /// Parses and checks a `store` job's bytes.
     #[wasm_bindgen(constructor)]
     pub fn new(job: &[u8]) -> Result<EvalChunk, JsError> {
+        Self::build(job, None)
+    }
+
+    /// A `store` job handed out without its tables
+    /// ([`PrivateInference::handle_garbled_head`]), with the tables and decoding bits cut from
+    /// the frame (its layout's `tables` and `decoding` ranges).
+    #[wasm_bindgen(js_name = withBulk)]
+    pub fn with_bulk(job: &[u8], tables: &[u8], decoding: &[u8]) -> Result<EvalChunk, JsError> {
+        Self::build(job, Some((tables, decoding)))
+    }
+
+    fn build(job: &[u8], bulk: Option<(&[u8], &[u8])>) -> Result<EvalChunk, JsError> {
         let err = |e: cryptonas_protocol::ProtocolError| JsError::new(&e.to_string());
         let job = ChunkJob::from_bytes(job).map_err(err)?;
-        let evaluator = ChunkEvaluator::new(&job).map_err(err)?;
-        let per_relu = ReluCircuit::new(job.k, job.trunc, ReluVariant::Relu)
-            .map(|c| c.circuit().and_count())
-            .unwrap_or(0);
+        let evaluator = match bulk {
+            None => ChunkEvaluator::new(&job),
+            Some((tables, decoding)) => ChunkEvaluator::with_bulk(&job, tables, decoding),
+        }
+        .map_err(err)?;
+        let per_relu =
+            ReluCircuit::with_output_ring(job.k, job.k_out, job.trunc, ReluVariant::Relu)
+                .map(|c| c.circuit().and_count())
+                .unwrap_or(0);
         Ok(EvalChunk {
             and_gates: (per_relu * evaluator.count()) as f64,
             evaluator,
@@ -483,6 +633,7 @@ impl GcBench {
         let job = ChunkJob {
             id: 0,
             k,
+            k_out: k,
             trunc: 0,
             pi_key,
             session_id: domain.session_id,

@@ -1,6 +1,7 @@
 //! The JavaScript-facing API in headless Chromium: `Uint8Array` frames, step objects, the outcome
 //! object, a JPEG decoded in wasm, and garbled-evaluation speed in the browser thread.
-//! Run: `CHROMEDRIVER=/usr/bin/chromedriver cargo test --target wasm32-unknown-unknown -p wasm-client --tests`
+//! Run (from the repository root): `wasm-pack test --headless --chrome --chromedriver
+//! /usr/bin/chromedriver --mode no-install wasm-client --lib --test '*'`
 #![cfg(target_arch = "wasm32")]
 
 use cryptonas_crypto::Csprng;

@@ -57,6 +57,86 @@ fn drive(client: &mut PrivateInference, server: &mut ServerSession) -> Vec<&'sta
     }
 }
 
+/// The page's path: a prepared session (no image until the offline phase is done), garbled chunks
+/// whose tables go straight to the evaluator (the session reads only each chunk's head).
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn prepared_session_with_tables_sent_to_the_evaluator_is_bit_exact() {
+    use cryptonas_protocol::{ChunkEvaluator, GarbledLayout, MsgKind};
+    use std::collections::HashMap;
+    let (_, _, model, images) = tiny_model(2, 8, 12);
+    let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+    let mut client = PrivateInference::prepared().unwrap();
+    let mut up: VecDeque<Vec<u8>> = client.start_frames().unwrap().into();
+    let mut stored: HashMap<u32, ChunkEvaluator> = HashMap::new();
+    let mut image_given = false;
+    'run: loop {
+        let mut down = VecDeque::new();
+        while let Some(f) = up.pop_front() {
+            server.handle(&f).unwrap();
+            down.extend(pending_frames(&mut server));
+        }
+        if down.is_empty() && !image_given {
+            // Prepared: the server waits for the image, and so does the client.
+            assert_eq!(server.phase(), cryptonas_protocol::Phase::Ready);
+            assert!(client
+                .set_input(ClientInput::Normalised(vec![1.0; 3]))
+                .is_err());
+            up.extend(
+                client
+                    .set_input(ClientInput::Normalised(images[0].clone()))
+                    .unwrap(),
+            );
+            image_given = true;
+            continue;
+        }
+        assert!(!down.is_empty(), "server went quiet");
+        while let Some(f) = down.pop_front() {
+            let mut bulk = None;
+            let step = if f[0] == MsgKind::ServerGarbled.tag() {
+                let at = GarbledLayout::read(&f[..64.min(f.len())], f.len()).unwrap();
+                bulk = Some((
+                    f[at.tables.clone()].to_vec(),
+                    f[at.decoding.clone()].to_vec(),
+                ));
+                client
+                    .handle_garbled_head_frame(&f[..64], &f[at.corrections], f.len())
+                    .unwrap()
+            } else {
+                client.handle_frame(&f).unwrap()
+            };
+            up.extend(step.frames);
+            for task in step.tasks {
+                match task {
+                    EvalTask::Store(job) => {
+                        let job = ChunkJob::from_bytes(&job.to_bytes()).unwrap();
+                        let (tables, decoding) = bulk.take().expect("one chunk per frame");
+                        let chunk = ChunkEvaluator::with_bulk(&job, &tables, &decoding).unwrap();
+                        stored.insert(job.id, chunk);
+                    }
+                    EvalTask::Evaluate { id, garbler_labels } => {
+                        let shares = stored
+                            .remove(&id)
+                            .unwrap()
+                            .evaluate_packed(&garbler_labels)
+                            .unwrap();
+                        up.extend(client.complete_job(id, &shares).unwrap());
+                    }
+                }
+            }
+            if step.done {
+                break 'run;
+            }
+        }
+    }
+    assert!(image_given && stored.is_empty());
+    let out = client.outcome_rust().expect("finished");
+    assert_eq!(
+        out.logits_ring,
+        model.fixed().forward(&out.input_ring).unwrap()
+    );
+}
+
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 fn private_logits_equal_fixed_point_engine_and_plan_predicts_frames() {
@@ -176,6 +256,7 @@ fn native_chunk_fixture_is_what_the_native_garbler_makes() {
     let job = ChunkJob {
         id: 3,
         k: 32,
+        k_out: 32,
         trunc: 0,
         pi_key,
         session_id: domain.session_id,

@@ -1,5 +1,5 @@
-//! `cryptonas-export-onnx model.json model.safetensors out.onnx`: a project model as ONNX
-//! (opset 17), for onnxruntime and other tools (stands in for `cryptonas export --onnx`).
+//! `cryptonas-export-onnx model.json model.safetensors out.onnx`: an alias of `cryptonas export
+//! --onnx out.onnx model.json` (the body lives in [`cryptonas_onnx::cli`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,11 +20,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let a = Args::parse();
-    let r = cryptonas_model::Model::load(&a.json, &a.safetensors)
-        .map_err(|e| e.to_string())
-        .and_then(|m| cryptonas_onnx::export_onnx(&m))
-        .and_then(|b| std::fs::write(&a.out, b).map_err(|e| format!("{}: {e}", a.out.display())));
-    match r {
+    match cryptonas_onnx::cli::export_onnx_file(&a.json, Some(&a.safetensors), &a.out) {
         Ok(()) => {
             eprintln!("wrote {}", a.out.display());
             ExitCode::SUCCESS

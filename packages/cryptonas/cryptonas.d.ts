@@ -1,0 +1,240 @@
+// Type declarations of cryptonas.js, the package's only public module (written by hand from it;
+// tests/browser/embed.spec.mjs type-checks examples/embed/ against this file with `tsc --noEmit`).
+
+/** What a server hosts (`GET /api/models`). */
+export interface ModelInfo {
+  /** Model name, as `connect({ model })` takes it. */
+  name: string;
+  /** ReLUs in the network: the online cost grows with them. */
+  relus: number;
+  /** Test accuracy, when the server knows it. */
+  accuracy: number | null;
+  /** Input shape `[channels, height, width]`. */
+  input: [number, number, number];
+  /** Class names in logit order. */
+  classes: string[];
+  description: string;
+}
+
+/** Options of {@link PrivateClassifier.connect}. */
+export interface ConnectOptions {
+  /** The server's URL (default: this page's origin). Its `/api/*` endpoints must be reachable from the page (same origin, or CORS and CSP `connect-src` allowing it). */
+  server?: string | URL;
+  /** A model the server hosts (see {@link listModels}). */
+  model: string;
+  /** Evaluation workers for the garbled circuits (default: one per hardware thread, at most 8). */
+  workers?: number;
+  /** After each classification, prepare the next session in the background (default: true). */
+  prepareAhead?: boolean;
+}
+
+/** The client's byte counts of one session, per phase and direction. */
+export interface Traffic {
+  offline_up: number;
+  offline_down: number;
+  online_up: number;
+  online_down: number;
+  /** HE bytes (part of the offline totals). */
+  he_up: number;
+  he_down: number;
+  /** OT bytes (part of the offline totals). */
+  ot_up: number;
+  ot_down: number;
+  /** Online round trips: one per ReLU layer plus the output. */
+  online_rounds: number;
+  /** Per ReLU layer. */
+  layers: Array<{ stage: number; relus: number; offline_down: number; online_down: number; online_up: number }>;
+}
+
+/** The public facts of the session's model, known after the server's first frame. */
+export interface Plan {
+  model: string;
+  classes: string[];
+  /** Ring bits. */
+  k: number;
+  relus: number;
+  layers: Array<{ stage: number; relus: number; and_gates: number }>;
+  /** Frames the server sends in a complete session (for a progress bar). */
+  expected_frames: number;
+}
+
+/** The offline phase's cost, as `prepare()` resolves it and the `ready` event carries it. */
+export interface PreparedInfo {
+  offlineMs: number;
+  bytes: Traffic;
+  plan: Plan;
+  /** Each offline step until its last frame was handled, in order. */
+  phases: Array<{ name: 'connect' | 'plan' | 'he' | 'ot' | 'garbled'; ms: number }>;
+}
+
+/** The detail of a `progress` event (and the argument of `onProgress`). */
+export interface Progress {
+  phase: 'offline' | 'ready' | 'online' | 'done';
+  /** What just happened: the socket opened, or the kind of server frame handled. */
+  event: 'connected' | 'plan' | 'he' | 'ot' | 'garbled' | 'labels' | 'output' | 'error' | 'unknown';
+  stage?: number | null;
+  /** 0..1 of the session's frames. */
+  fraction: number;
+  traffic?: Traffic;
+  /** Only with `event: 'plan'`. */
+  plan?: Plan;
+  elapsedMs?: number;
+}
+
+/** One of the most probable classes. */
+export interface TopClass {
+  index: number;
+  label: string;
+  /** Softmax probability of the logits. */
+  p: number;
+}
+
+/** One ReLU layer of a classification. */
+export interface LayerResult {
+  stage: number;
+  relus: number;
+  andGates: number;
+  offlineBytes: number;
+  /** Wall time from the server's labels to the reply, all workers together (null if unmeasured). */
+  onlineMs: number | null;
+}
+
+export interface Timings {
+  /** The offline phase (done before the call unless `reprepared`). */
+  offlineMs: number;
+  /** Image sent → logits. */
+  onlineMs: number;
+  /** Between the end of the offline phase and the image. */
+  waitedMs: number;
+  totalMs: number;
+  /** This call, as the user waits for it: online, plus offline when nothing was prepared. */
+  callMs: number;
+}
+
+/** What `classify()` resolves with. */
+export interface ClassifyResult {
+  /** The predicted class index. */
+  class: number;
+  label: string;
+  /** The five most probable classes, most probable first. */
+  top: TopClass[];
+  /** Logits (fixed-point values as numbers), in class order. */
+  logits: number[];
+  timings: Timings;
+  bytes: Traffic;
+  layers: LayerResult[];
+  /** Why the session had to be prepared again during this call (it expired, the server restarted), else null. */
+  reprepared: string | null;
+  /** The raw outcome; `logits_ring` holds the ring values as decimal strings (they may exceed 2^53). */
+  outcome: { class: number; label: string | null; logits: number[]; logits_ring: string[] };
+  plan: Plan;
+  phases: Array<{ name: string; ms: number }>;
+  /** Garbled AND gates per second online, and per evaluation worker (null if unmeasured). */
+  andPerSecOnline: number | null;
+  andPerSecPerWorker: number | null;
+  evalWorkers: number;
+  /** WebAssembly memory of the session worker and of the evaluation workers, in bytes. */
+  wasmMemoryBytes: number;
+  evalWorkersMemoryBytes: number;
+}
+
+/** What `classify()` takes: encoded PNG/JPEG bytes, pixels, or an already normalised CHW tensor of the model's input size. */
+export type ImageInput =
+  | Blob
+  | ArrayBuffer
+  | Uint8Array
+  | ImageBitmap
+  | ImageData
+  | HTMLCanvasElement
+  | OffscreenCanvas
+  | HTMLImageElement
+  | Float32Array;
+
+export interface CallOptions {
+  onProgress?: (p: Progress) => void;
+}
+
+/** Why a call failed; `code` is the machine-readable reason. */
+export type ErrorCode =
+  | 'expired' | 'timeout' | 'lost' | 'closed'
+  | 'unreachable' | 'refused'
+  | 'version'
+  | 'image'
+  | 'cancelled'
+  | 'worker' | 'failed'
+  | 'unsupported'
+  | (string & {});
+
+/** Base class of every error the module throws. */
+export class CryptoNasError extends Error {
+  constructor(code: ErrorCode, message: string);
+  readonly code: ErrorCode;
+}
+/** The server's prepared session expired (or the server restarted) before the image came. */
+export class SessionExpired extends CryptoNasError {}
+/** The server refused: unreachable, busy (limits, rate limit), or it does not host the model. */
+export class ServerRefused extends CryptoNasError {}
+/** The server speaks another protocol version: reload the page (or update the package). */
+export class ProtocolVersion extends CryptoNasError {}
+/** The image could not be used; the prepared session is kept, so another image can be tried. */
+export class ImageRejected extends CryptoNasError {}
+/** The classifier was closed (or the model switched) while this call waited. */
+export class Cancelled extends CryptoNasError {}
+/** A protocol failure: a malformed frame, a failed check, a worker that failed. */
+export class ProtocolFailure extends CryptoNasError {}
+
+/** The models a server hosts (default: this page's origin). Rejects with {@link ServerRefused}. */
+export function listModels(server?: string | URL): Promise<ModelInfo[]>;
+
+/** Whether this browser can run the client: WebAssembly with SIMD and module workers. */
+export function supported(): boolean;
+
+export interface PrivateClassifierEventMap {
+  progress: CustomEvent<Progress>;
+  ready: CustomEvent<PreparedInfo>;
+  /** The prepared session was lost (expired, server restarted); the next `classify` prepares again. */
+  lost: CustomEvent<CryptoNasError>;
+}
+
+/** Private classification with one model of one server. */
+export class PrivateClassifier extends EventTarget {
+  /** Connects to `server` for `model` (reads its model list; nothing is prepared yet). */
+  static connect(options: ConnectOptions): Promise<PrivateClassifier>;
+  /** Garbled AND gates per second in the session worker (a quick speed check). */
+  static bench(options?: { relus?: number; k?: number }): Promise<Record<string, unknown>>;
+
+  private constructor();
+
+  /** The model, as the server describes it. */
+  readonly model: ModelInfo;
+  /** Whether a prepared session waits for an image (a classification then costs only the online phase). */
+  readonly ready: boolean;
+
+  /** Runs the offline phase now; idempotent (returns the preparation under way or done). */
+  prepare(options?: CallOptions): Promise<PreparedInfo>;
+  /** Classifies `image` privately; prepares first if nothing is prepared. */
+  classify(image: ImageInput, options?: CallOptions): Promise<ClassifyResult>;
+  /** Releases the prepared session and stops a preparation under way (its `prepare()` rejects with {@link Cancelled}). */
+  close(): void;
+
+  addEventListener<K extends keyof PrivateClassifierEventMap>(
+    type: K,
+    listener: (this: PrivateClassifier, ev: PrivateClassifierEventMap[K]) => unknown,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  removeEventListener<K extends keyof PrivateClassifierEventMap>(
+    type: K,
+    listener: (this: PrivateClassifier, ev: PrivateClassifierEventMap[K]) => unknown,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | EventListenerOptions,
+  ): void;
+}
