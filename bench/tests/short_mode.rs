@@ -44,9 +44,10 @@ fn short_mode_measures_checks_and_writes_everything() {
         assert_eq!(r["network"]["name"], "loopback");
         assert_eq!(r["inferences"].as_array().unwrap().len(), 2);
         let relus = r["relus"].as_f64().unwrap();
-        // Online: the server's labels are k × 16 B per ReLU, plus small masked shares.
+        // Online: the server's labels are k_l × 16 B per ReLU (each layer's ring, 16 ≤ k_l ≤ 32),
+        // plus small masked shares.
         let online = r["online_kb_per_relu"].as_f64().unwrap();
-        assert!((0.5..0.6).contains(&online), "{online} KB/ReLU online");
+        assert!((0.25..0.6).contains(&online), "{online} KB/ReLU online");
         for i in r["inferences"].as_array().unwrap() {
             assert!(i["offline_s"].as_f64().unwrap() > 0.0);
             assert!(i["online_s"].as_f64().unwrap() > 0.0);
