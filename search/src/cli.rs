@@ -45,6 +45,108 @@ pub enum Command {
     /// Fixed-point accuracy of exported models on the whole test set, compared image by image
     /// with the float model and written into their metadata (`--images N`: a quick look at N).
     CheckFixed(CheckFixedArgs),
+    /// Score architectures with a supernet saved by `search --supernet-dir` (needs feature `tch`).
+    Score(ScoreArgs),
+    /// The searched-vs-released study's steps (scripts/search-study.sh): pick, tau, paired.
+    #[command(subcommand)]
+    Study(StudyCmd),
+}
+
+/// `score`: supernet scores of given architectures.
+#[derive(Args, Debug)]
+pub struct ScoreArgs {
+    /// Directory of the saved supernet (`supernet.json` + `supernet.safetensors`).
+    #[arg(long)]
+    pub supernet: PathBuf,
+    /// JSON lines with an `arc` (and optionally a `label`) each, e.g. `study pick`'s output.
+    #[arg(long)]
+    pub arcs: PathBuf,
+    /// Output JSON lines: the input lines with `val_acc` (the supernet score) added.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Torch intra-op threads.
+    #[arg(long)]
+    pub threads: Option<i32>,
+    #[allow(missing_docs)]
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+/// The study's steps.
+#[derive(Subcommand, Debug)]
+pub enum StudyCmd {
+    /// Architectures for the τ study: evenly spread over a search log's score range (best and
+    /// worst included), random draws from the search space's prior, and CNet1 (JSON lines).
+    Pick(PickArgs),
+    /// Kendall's τ between supernet scores and standalone training runs: Markdown + SVG.
+    Tau(TauArgs),
+    /// The paired comparison table (searched vs CNet1) of exported models: Markdown.
+    Paired(PairedArgs),
+}
+
+/// `study pick`.
+#[derive(Args, Debug)]
+pub struct PickArgs {
+    /// The search's JSON-lines log.
+    #[arg(long)]
+    pub log: PathBuf,
+    /// Architectures spread over the score range (the best and the worst included).
+    #[arg(long, default_value_t = 8)]
+    pub spread: usize,
+    /// Architectures drawn at random from the search space's prior.
+    #[arg(long, default_value_t = 3)]
+    pub random: usize,
+    /// Seed of the random draws.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Only dense convs (as `search --dense-only`): random draws use conv3/conv5 and CNet1 is
+    /// added in its dense form (the form the supernet can score).
+    #[arg(long)]
+    pub dense_only: bool,
+    /// Leave CNet1 out.
+    #[arg(long)]
+    pub no_cnet1: bool,
+    /// Output JSON lines (`label`, `arc`).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `study tau`.
+#[derive(Args, Debug)]
+pub struct TauArgs {
+    /// `score`'s output: JSON lines with `label`, `arc`, `val_acc`.
+    #[arg(long)]
+    pub scores: PathBuf,
+    /// Directory holding one training run per label (`<runs>/<label>/state.json`); labels
+    /// without a finished run are left out and listed.
+    #[arg(long)]
+    pub runs: PathBuf,
+    /// Output stem: writes `<out>.md`, `<out>.svg` and `<out>.json` (the rows and τ).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Title of the table and plot.
+    #[arg(long, default_value = "Supernet ranking")]
+    pub title: String,
+    /// Bootstrap resamples.
+    #[arg(long, default_value_t = 10_000)]
+    pub resamples: usize,
+    /// Bootstrap seed.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// `study paired`.
+#[derive(Args, Debug)]
+pub struct PairedArgs {
+    /// Exported model JSON files named `<arm>-<relus>-s<seed>.json` (arm: searched or cnet1).
+    #[arg(required = true)]
+    pub models: Vec<PathBuf>,
+    /// Output Markdown file.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also plot the runs into this SVG file.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
 }
 
 /// Which dataset, and where it is.
@@ -117,6 +219,10 @@ pub struct TrainArgs {
     /// further along, and training stops (annealed) when the time is spent.
     #[arg(long)]
     pub time_budget: Option<f64>,
+    /// The clock --time-budget counts: wall time, or this process's CPU time (equal compute for
+    /// runs that share a busy machine at low priority).
+    #[arg(long, value_enum, default_value = "wall")]
+    pub clock: crate::clock::Clock,
     /// Run directory for checkpoints (`checkpoint.safetensors`, `state.json`).
     #[arg(long)]
     pub out: PathBuf,
@@ -142,6 +248,9 @@ pub struct TrainArgs {
     /// Validation images per class held out of training.
     #[arg(long, default_value_t = 500)]
     pub val_per_class: usize,
+    /// Train on at most this many images per class (quick runs and smoke tests) [default: all].
+    #[arg(long)]
+    pub train_per_class: Option<usize>,
     /// Seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -171,9 +280,12 @@ pub struct SearchArgs {
     /// ReLU budget; the search runs at the depth of the best (depth, width) pair.
     #[arg(long)]
     pub budget: u64,
-    /// Wall-clock limit in seconds.
+    /// Time limit in seconds (on --clock).
     #[arg(long, default_value_t = 3600.0)]
     pub time_limit: f64,
+    /// The clock --time-limit counts: wall time, or this process's CPU time.
+    #[arg(long, value_enum, default_value = "wall")]
+    pub clock: crate::clock::Clock,
     /// Search at this depth instead of the budget solver's choice.
     #[arg(long)]
     pub depth: Option<usize>,
@@ -220,6 +332,13 @@ pub struct SearchArgs {
     /// Seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Save the trained supernet here, or load it from here when it is already there (a rerun
+    /// then skips supernet training; `score` scores other architectures with it).
+    #[arg(long)]
+    pub supernet_dir: Option<PathBuf>,
+    /// Continue the search logged in --log (interrupted): replay its candidates, then go on.
+    #[arg(long)]
+    pub resume: bool,
     /// Torch intra-op threads.
     #[arg(long)]
     pub threads: Option<i32>,
@@ -328,6 +447,10 @@ pub fn run(cmd: Command) -> Result<()> {
         Command::Export(a) => run_export(&a.run, &a.options),
         Command::Pareto(a) => run_pareto(&a),
         Command::CheckFixed(a) => run_check_fixed(&a),
+        Command::Score(a) => run_score(&a),
+        Command::Study(StudyCmd::Pick(a)) => run_pick(&a),
+        Command::Study(StudyCmd::Tau(a)) => run_tau(&a),
+        Command::Study(StudyCmd::Paired(a)) => run_paired(&a),
     }
 }
 
@@ -654,6 +777,216 @@ pub fn run_train(a: &TrainArgs) -> Result<()> {
     Err(e)
 }
 
+/// `score`: reports [`NeedsTch`].
+#[cfg(not(feature = "tch"))]
+pub fn run_score(_a: &ScoreArgs) -> Result<()> {
+    Err(NeedsTch { command: "score" }.into())
+}
+
+/// `score`: supernet scores of given architectures.
+#[cfg(feature = "tch")]
+pub fn run_score(a: &ScoreArgs) -> Result<()> {
+    with_tch::run_score(a)
+}
+
+/// The lines of a JSON-lines file, parsed.
+fn read_jsonl<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<Vec<T>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).with_context(|| format!("{} line {}", path.display(), i + 1))
+        })
+        .collect()
+}
+
+fn write_jsonl<T: serde::Serialize>(path: &std::path::Path, rows: &[T]) -> Result<()> {
+    let mut text = String::new();
+    for r in rows {
+        text += &serde_json::to_string(r)?;
+        text.push('\n');
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// `study pick`.
+pub fn run_pick(a: &PickArgs) -> Result<()> {
+    use crate::study::{pick_random, pick_spread, Pick, Scored};
+    let log: Vec<Scored> = read_jsonl(&a.log)?;
+    let first = log
+        .first()
+        .with_context(|| format!("{} has no candidates", a.log.display()))?;
+    let depth = Arch::from_arc(&first.arc)?.depth();
+    let ops: Vec<crate::Op> = if a.dense_only {
+        vec![crate::Op::Conv3, crate::Op::Conv5]
+    } else {
+        crate::Op::ALL.to_vec()
+    };
+    let mut picks = pick_spread(&log, a.spread);
+    if !a.no_cnet1 {
+        let cnet1 = Arch::builtin("cnet1")?;
+        if cnet1.depth() != depth {
+            bail!(
+                "the search ran at depth {depth}, CNet1 has depth {}: search with --depth {}",
+                cnet1.depth(),
+                cnet1.depth()
+            );
+        }
+        let cnet1 = if a.dense_only {
+            cnet1.densified()
+        } else {
+            cnet1
+        };
+        picks.push(Pick {
+            label: "cnet1".into(),
+            arc: cnet1.to_arc(),
+        });
+    }
+    let taken: Vec<String> = picks
+        .iter()
+        .map(|p| p.arc.clone())
+        .chain(log.iter().map(|c| c.arc.clone()))
+        .collect();
+    picks.extend(pick_random(a.seed, depth, &ops, a.random, &taken)?);
+    // A spread pick can coincide with CNet1: it stays once, under its spread label.
+    let mut seen = std::collections::HashSet::new();
+    picks.retain(|p| seen.insert(p.arc.clone()));
+    write_jsonl(&a.out, &picks)?;
+    for p in &picks {
+        println!("{:10} {}", p.label, p.arc);
+    }
+    Ok(())
+}
+
+/// What the τ study reads of a training run's `state.json` (no libtorch needed).
+#[derive(serde::Deserialize)]
+struct RunState {
+    history: Vec<RunEpoch>,
+    #[serde(default)]
+    test_acc: Option<f64>,
+}
+
+#[derive(serde::Deserialize)]
+struct RunEpoch {
+    val_acc: f64,
+    #[serde(default = "one")]
+    fraction: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// `study tau`.
+pub fn run_tau(a: &TauArgs) -> Result<()> {
+    use crate::study::{tau_markdown, tau_svg, tau_with_ci, TauRow};
+    #[derive(serde::Deserialize)]
+    struct ScoreLine {
+        label: String,
+        arc: String,
+        val_acc: f64,
+    }
+    let scores: Vec<ScoreLine> = read_jsonl(&a.scores)?;
+    let mut rows = Vec::new();
+    let mut missing = Vec::new();
+    for s in scores {
+        let state = a.runs.join(&s.label).join("state.json");
+        // Only finished runs: the test accuracy is measured after the last epoch.
+        let run: Option<RunState> = std::fs::read_to_string(&state)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .filter(|r: &RunState| r.test_acc.is_some() && !r.history.is_empty());
+        match run {
+            Some(r) => rows.push(TauRow {
+                label: s.label,
+                arc: s.arc,
+                score: s.val_acc,
+                val_acc: r.history.iter().map(|h| h.val_acc).fold(0.0, f64::max),
+                test_acc: r.test_acc,
+                epochs: Some(r.history.iter().map(|h| h.fraction).sum()),
+            }),
+            None => missing.push(s.label),
+        }
+    }
+    if !missing.is_empty() {
+        eprintln!("not trained (yet), left out: {}", missing.join(", "));
+    }
+    let x: Vec<f64> = rows.iter().map(|r| r.score).collect();
+    let y: Vec<f64> = rows.iter().map(|r| r.val_acc).collect();
+    let est = tau_with_ci(&x, &y, a.resamples, 0.95, a.seed)?;
+    let mut md = tau_markdown(&rows, &est, &a.title);
+    if !missing.is_empty() {
+        md += &format!(
+            "\nNot trained yet (left out of τ): {}.\n",
+            missing.join(", ")
+        );
+    }
+    let svg = tau_svg(&rows, &est, &a.title)?;
+    let json = serde_json::to_string_pretty(&serde_json::json!({
+        "title": &a.title, "tau": est, "rows": rows, "missing": missing,
+    }))?;
+    for (ext, text) in [("md", &md), ("svg", &svg), ("json", &json)] {
+        let p = a.out.with_extension(ext);
+        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+    }
+    print!("{md}");
+    Ok(())
+}
+
+/// `study paired`.
+pub fn run_paired(a: &PairedArgs) -> Result<()> {
+    use crate::study::{paired_markdown, paired_svg, PairedRun};
+    let mut runs = Vec::new();
+    for path in &a.models {
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let parts: Vec<&str> = stem.split('-').collect();
+        let (arm, seed) = match parts[..] {
+            [arm, _, seed] if seed.starts_with('s') => (arm, seed[1..].parse::<u64>().ok()),
+            _ => ("", None),
+        };
+        let Some(seed) = seed else {
+            bail!(
+                "{}: expected a name <arm>-<relus>-s<seed>.json",
+                path.display()
+            );
+        };
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        // The metadata's `extra` map is flattened into it.
+        let m = &v["metadata"];
+        let extra = m;
+        let check = &extra["fixed_point_check"];
+        runs.push(PairedRun {
+            relus: m["relu_count"]
+                .as_u64()
+                .with_context(|| format!("{}: no relu_count", path.display()))?,
+            arm: arm.to_string(),
+            seed,
+            fixed_acc: check["fixed_accuracy"].as_f64(),
+            fixed_images: check["images"].as_u64().map(|n| n as usize),
+            float_acc: m["float_accuracy"].as_f64(),
+            epochs: m["epochs"].as_f64(),
+            seconds: extra["train_seconds"].as_f64(),
+            arc: extra["arc"].as_str().unwrap_or("").to_string(),
+        });
+    }
+    let md = paired_markdown(&runs);
+    std::fs::write(&a.out, &md).with_context(|| format!("writing {}", a.out.display()))?;
+    if let Some(svg_path) = &a.svg {
+        std::fs::write(svg_path, paired_svg(&runs)?)
+            .with_context(|| format!("writing {}", svg_path.display()))?;
+    }
+    print!("{md}");
+    Ok(())
+}
+
 /// `search`: checks the budget, then reports [`NeedsTch`].
 #[cfg(not(feature = "tch"))]
 pub fn run_search(a: &SearchArgs) -> Result<()> {
@@ -677,7 +1010,7 @@ pub fn run_export(run: &Path, _options: &ExportOptions) -> Result<()> {
 mod with_tch {
     use super::*;
     use crate::data::Dataset;
-    use crate::search::{search, SearchOptions};
+    use crate::search::{search_resumable, SearchOptions};
     use crate::train::{
         export_tensors, load_run, train, NetConfig, Progress, Recipe, TrainOptions, Trained,
     };
@@ -746,7 +1079,8 @@ mod with_tch {
                     .recipe
                     .time_budget_s
                     .map_or(String::new(), |b| format!(
-                        " (schedule over a {b:.0} s time budget)"
+                        " (schedule over a {b:.0} {} time budget)",
+                        st.options.recipe.clock.unit()
                     ))
             ),
             train_seconds: Some(st.total_seconds()),
@@ -817,6 +1151,7 @@ mod with_tch {
                 epochs: a.epochs,
                 batch_size: a.batch_size,
                 time_budget_s: a.time_budget,
+                clock: a.clock,
                 lr_max: a.lr_max,
                 t0: a.t0,
                 dropout: a.dropout,
@@ -824,7 +1159,7 @@ mod with_tch {
                 ..Recipe::default()
             },
             val_per_class: a.val_per_class,
-            train_per_class: None,
+            train_per_class: a.train_per_class,
             seed: a.seed,
             test: true,
             warm_start: a.warm_start.clone(),
@@ -912,10 +1247,19 @@ mod with_tch {
             population: a.population,
             tournament: a.tournament,
             time_limit_s: a.time_limit,
+            clock: a.clock,
             max_candidates: a.max_candidates,
             seed: a.seed,
+            supernet_dir: a.supernet_dir.clone(),
         };
-        let res = search(&data, &opts, pair, &a.log, Device::cuda_if_available())?;
+        let res = search_resumable(
+            &data,
+            &opts,
+            pair,
+            &a.log,
+            Device::cuda_if_available(),
+            a.resume,
+        )?;
         let result = serde_json::json!({
             "budget": a.budget,
             "pair": res.pair,
@@ -948,6 +1292,28 @@ mod with_tch {
             pair.width
         );
         Ok(())
+    }
+
+    pub(super) fn run_score(a: &ScoreArgs) -> Result<()> {
+        use crate::supernet::TrainedSupernet;
+        if let Some(n) = a.threads {
+            tch::set_num_threads(n);
+        }
+        let lines: Vec<serde_json::Map<String, serde_json::Value>> = read_jsonl(&a.arcs)?;
+        let data = load_data(&a.data)?;
+        let sup = TrainedSupernet::load(&a.supernet, &data, Device::cuda_if_available())?;
+        let mut out = Vec::with_capacity(lines.len());
+        for mut l in lines {
+            let arc = l
+                .get("arc")
+                .and_then(|v| v.as_str())
+                .with_context(|| format!("{}: a line without an arc", a.arcs.display()))?;
+            let score = sup.score(&data, &Arch::parse_any(arc)?)?;
+            eprintln!("val {:.2}%  arc {arc}", 100.0 * score);
+            l.insert("val_acc".into(), score.into());
+            out.push(l);
+        }
+        write_jsonl(&a.out, &out)
     }
 
     pub(super) fn run_export(run: &Path, a: &ExportOptions) -> Result<()> {

@@ -2,12 +2,14 @@
 
 pub mod arch;
 pub mod cli;
+pub mod clock;
 pub mod count;
 pub mod data;
 pub mod export;
 pub mod pareto;
 #[cfg(feature = "tch")]
 pub mod search;
+pub mod study;
 #[cfg(feature = "tch")]
 pub mod supernet;
 #[cfg(feature = "tch")]

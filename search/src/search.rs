@@ -9,16 +9,18 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
 use crate::arch::{Arch, Op};
+use crate::clock::{Clock, Stopwatch};
 use crate::count::{relu_count, BudgetPair};
 use crate::data::Dataset;
-use crate::supernet::{train_supernet, SupernetOptions};
+use crate::supernet::{
+    train_supernet, train_supernet_checkpointed, SupernetOptions, TrainedSupernet,
+};
 use crate::train::{train, NetConfig, Progress, Recipe, TrainOptions};
 use crate::{SearchError, SearchMethod};
 
@@ -50,12 +52,19 @@ pub struct SearchOptions {
     pub population: usize,
     /// Tournament size for parent selection.
     pub tournament: usize,
-    /// Wall-clock limit in seconds.
+    /// Time limit in seconds (supernet training and scoring together), on `clock`.
     pub time_limit_s: f64,
+    /// The clock the time limit counts.
+    #[serde(default)]
+    pub clock: Clock,
     /// Hard cap on candidates.
     pub max_candidates: usize,
     /// Seed.
     pub seed: u64,
+    /// Where the trained supernet is saved, and loaded from when it is already there (a rerun of
+    /// a search then skips supernet training; its options must match).
+    #[serde(default)]
+    pub supernet_dir: Option<std::path::PathBuf>,
 }
 
 /// One evaluated candidate (one line of the JSON-lines log).
@@ -71,16 +80,17 @@ pub struct Candidate {
     pub val_acc: f64,
     /// Final training loss of the proxy run (`null` for supernet scoring).
     pub train_loss: f64,
-    /// Seconds spent on this candidate.
+    /// Seconds spent on this candidate, on the search's clock.
     pub seconds: f64,
-    /// Seconds since the search started.
+    /// Seconds since the search started (a loaded supernet's training included), on the
+    /// search's clock.
     pub elapsed_s: f64,
 }
 
 /// How the supernet was trained.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SupernetReport {
-    /// Wall seconds of training.
+    /// Seconds of training, on the search's clock.
     pub seconds: f64,
     /// Epochs trained.
     pub epochs: f64,
@@ -105,7 +115,7 @@ pub struct SearchResult {
     pub final_arch: Arch,
     /// The (depth, width) meeting the budget.
     pub pair: BudgetPair,
-    /// Wall seconds.
+    /// Seconds, on the search's clock.
     pub seconds: f64,
 }
 
@@ -116,6 +126,61 @@ pub fn search(
     pair: BudgetPair,
     log: &Path,
     device: Device,
+) -> Result<SearchResult, SearchError> {
+    search_resumable(data, options, pair, log, device, false)
+}
+
+/// A logged candidate as read back (a supernet score's `train_loss` is logged as `null`).
+#[derive(Deserialize)]
+struct LoggedCandidate {
+    index: usize,
+    arc: String,
+    val_acc: f64,
+    #[serde(default)]
+    train_loss: Option<f64>,
+    seconds: f64,
+    elapsed_s: f64,
+}
+
+/// The candidates of an interrupted search's log; a torn last line (the process was killed
+/// while writing it) is dropped from the file.
+fn read_log(log: &Path) -> Result<Vec<LoggedCandidate>, SearchError> {
+    let text = match std::fs::read_to_string(log) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(SearchError::io(log, e)),
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut out = Vec::with_capacity(lines.len());
+    for (i, l) in lines.iter().enumerate() {
+        match serde_json::from_str::<LoggedCandidate>(l) {
+            Ok(c) => out.push(c),
+            Err(_) if i + 1 == lines.len() => {
+                let keep: String = lines[..i].iter().map(|l| format!("{l}\n")).collect();
+                std::fs::write(log, keep).map_err(|e| SearchError::io(log, e))?;
+            }
+            Err(e) => {
+                return Err(SearchError::Invalid {
+                    what: format!("{} line {}: {e}", log.display(), i + 1),
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// [`search`] that, with `resume`, continues the search logged in `log`: the evolution is
+/// replayed from the log (the same random stream proposes the same candidates, whose logged
+/// scores and times are taken instead of scoring them again) and goes on from the last one.
+/// Needs the supernet saved in `options.supernet_dir` (the one that scored the log) for
+/// supernet scoring; a log of another search (seed, options) is refused.
+pub fn search_resumable(
+    data: &Dataset,
+    options: &SearchOptions,
+    pair: BudgetPair,
+    log: &Path,
+    device: Device,
+    resume: bool,
 ) -> Result<SearchResult, SearchError> {
     if options.depth != pair.depth {
         return Err(SearchError::Invalid {
@@ -128,32 +193,84 @@ pub fn search(
     if let Some(dir) = log.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| SearchError::io(dir, e))?;
     }
+    let replay = if resume { read_log(log)? } else { Vec::new() };
+    if !replay.is_empty()
+        && options.method == SearchMethod::Supernet
+        && !options
+            .supernet_dir
+            .as_deref()
+            .is_some_and(TrainedSupernet::saved_in)
+    {
+        return Err(SearchError::Invalid {
+            what: format!(
+                "{} holds candidates scored by a supernet that was not saved: resuming needs \
+                 the --supernet-dir it was saved in",
+                log.display()
+            ),
+        });
+    }
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(log)
         .map_err(|e| SearchError::io(log, e))?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed);
-    let start = Instant::now();
+    let start = Stopwatch::start(options.clock)?;
+    // Clock offset that makes `spent_before + start.elapsed()` the search's own time.
+    let mut spent_before = 0.0;
     let supernet = match options.method {
-        SearchMethod::Supernet => Some(train_supernet(
-            data,
-            &SupernetOptions {
+        SearchMethod::Supernet => {
+            let sopts = SupernetOptions {
                 depth: options.depth,
                 width: options.proxy_width,
                 ops: options.ops.clone(),
                 epochs: options.supernet_epochs.max(1),
                 time_limit_s: options.time_limit_s * options.supernet_fraction.clamp(0.0, 1.0),
+                clock: options.clock,
                 train_per_class: None,
                 val_per_class: options.val_per_class,
                 seed: options.seed,
                 progress: true,
-            },
-            device,
-        )?),
+            };
+            Some(match &options.supernet_dir {
+                Some(dir) if TrainedSupernet::saved_in(dir) => {
+                    let s = TrainedSupernet::load(dir, data, device)?;
+                    let mut want = sopts.clone();
+                    // The time limit may differ: a saved supernet is reused as trained.
+                    want.time_limit_s = s.options.time_limit_s;
+                    // Not saved: how training was displayed.
+                    want.progress = s.options.progress;
+                    if s.options != want {
+                        return Err(SearchError::Invalid {
+                            what: format!(
+                                "the supernet saved in {} was trained with other options \
+                                 ({:?}); use another --supernet-dir",
+                                dir.display(),
+                                s.options
+                            ),
+                        });
+                    }
+                    eprintln!("loaded the supernet saved in {}", dir.display());
+                    s
+                }
+                Some(dir) => {
+                    let s = train_supernet_checkpointed(data, &sopts, device, dir, None)?.ok_or(
+                        SearchError::Invalid {
+                            what: "supernet training stopped early".into(),
+                        },
+                    )?;
+                    s.save(dir)?;
+                    s
+                }
+                None => train_supernet(data, &sopts, device)?,
+            })
+        }
         SearchMethod::Proxy => None,
     };
     if let Some(s) = &supernet {
+        // The supernet's training counts against the limit, all of it: loaded, or resumed from
+        // a checkpoint of an earlier process (whose time this process's clock did not see).
+        spent_before = s.seconds - start.elapsed();
         eprintln!(
             "supernet: {:.1} epochs in {:.0}s ({:.0} img/s), last-epoch loss {:.3}",
             s.epochs, s.seconds, s.images_per_s, s.final_loss
@@ -165,8 +282,11 @@ pub fn search(
         fit_last_cycle: true,
         ..Recipe::default()
     };
+    // Time on the clock before `start`: a loaded supernet's training, then (after a replay) the
+    // replayed candidates' time as logged.
+    let mut offset = spent_before;
     while cands.len() < options.max_candidates.max(1) {
-        let elapsed = start.elapsed().as_secs_f64();
+        let elapsed = offset + start.elapsed();
         // Stop when the next candidate would likely overrun the limit.
         let mean = if cands.is_empty() {
             0.0
@@ -197,7 +317,36 @@ pub fn search(
                 Some(recent[b].1.index),
             )
         };
-        let t = Instant::now();
+        if let Some(r) = replay.get(cands.len()) {
+            let arc = arch.to_arc();
+            if r.arc != arc || r.index != cands.len() {
+                return Err(SearchError::Invalid {
+                    what: format!(
+                        "{}: candidate {} is `{}`, this search proposes `{arc}` (another seed \
+                         or other options)",
+                        log.display(),
+                        cands.len(),
+                        r.arc
+                    ),
+                });
+            }
+            let cand = Candidate {
+                index: cands.len(),
+                arc,
+                parent,
+                val_acc: r.val_acc,
+                train_loss: r.train_loss.unwrap_or(f64::NAN),
+                seconds: r.seconds,
+                elapsed_s: r.elapsed_s,
+            };
+            offset = r.elapsed_s - start.elapsed();
+            cands.push((arch, cand));
+            if cands.len() == replay.len() {
+                eprintln!("replayed {} logged candidates", cands.len());
+            }
+            continue;
+        }
+        let t = Stopwatch::start(options.clock)?;
         let (val_acc, train_loss) = match &supernet {
             Some(s) => (s.score(data, &arch)?, f64::NAN),
             None => proxy_score(data, options, &recipe, &arch, device)?,
@@ -208,8 +357,8 @@ pub fn search(
             parent,
             val_acc,
             train_loss,
-            seconds: t.elapsed().as_secs_f64(),
-            elapsed_s: start.elapsed().as_secs_f64(),
+            seconds: t.elapsed(),
+            elapsed_s: offset + start.elapsed(),
         };
         let line = serde_json::to_string(&cand).map_err(|e| SearchError::Invalid {
             what: e.to_string(),
@@ -248,7 +397,7 @@ pub fn search(
         best_val_acc: best_c.val_acc,
         final_arch,
         pair,
-        seconds: start.elapsed().as_secs_f64(),
+        seconds: offset + start.elapsed(),
     })
 }
 

@@ -13,14 +13,13 @@
 //! the batch's statistics: running statistics averaged over many sampled children describe none
 //! of them.
 
-use std::time::Instant;
-
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
 use crate::arch::{Arch, Op};
+use crate::clock::{Clock, Stopwatch};
 use crate::count::{layer_stages, nodes_used_from, reduction_points, stages, InputShape};
 use crate::data::{Augment, Dataset, Normalization, Split};
 use crate::train::{
@@ -200,7 +199,7 @@ impl SuperNet {
 }
 
 /// How the supernet is trained.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SupernetOptions {
     /// Depth L.
     pub depth: usize,
@@ -210,8 +209,11 @@ pub struct SupernetOptions {
     pub ops: Vec<Op>,
     /// Epochs over the training split (the time limit may end it earlier, annealed).
     pub epochs: usize,
-    /// Wall-clock limit in seconds.
+    /// Time limit in seconds, on `clock`.
     pub time_limit_s: f64,
+    /// The clock the time limit counts.
+    #[serde(default)]
+    pub clock: Clock,
     /// Training images per class (`None`: all).
     pub train_per_class: Option<usize>,
     /// Validation images per class (what candidates are scored on).
@@ -219,18 +221,44 @@ pub struct SupernetOptions {
     /// Seed of the split, the initialisation, the sampling and the augmentation.
     pub seed: u64,
     /// Show a progress bar.
+    #[serde(skip)]
     pub progress: bool,
+}
+
+/// Weights file of a saved supernet (in its directory).
+pub const SUPERNET_WEIGHTS: &str = "supernet.safetensors";
+/// State file of a saved supernet: [`SupernetState`] as JSON.
+pub const SUPERNET_STATE: &str = "supernet.json";
+
+/// What a saved supernet records beside its weights: enough to rebuild the network and the exact
+/// validation split it scores on (the split is a function of the options' seed).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SupernetState {
+    /// How it was trained.
+    pub options: SupernetOptions,
+    /// Input normalisation fitted on its training split.
+    pub norm: Normalization,
+    /// Seconds spent training, on the options' clock.
+    pub seconds: f64,
+    /// Epochs trained.
+    pub epochs: f64,
+    /// Training throughput.
+    pub images_per_s: f64,
+    /// Mean loss over the last epoch's steps.
+    pub final_loss: f64,
 }
 
 /// A trained supernet with its data split, ready to score candidates.
 pub struct TrainedSupernet {
+    /// How it was trained.
+    pub options: SupernetOptions,
     /// The supernet (its variables live in `vs`).
     pub net: SuperNet,
     /// The variables.
     pub vs: nn::VarStore,
     split: Split,
     norm: Normalization,
-    /// Wall seconds spent training.
+    /// Seconds spent training, on the options' clock.
     pub seconds: f64,
     /// Epochs trained (fractional when the time limit ended one).
     pub epochs: f64,
@@ -247,6 +275,74 @@ pub fn train_supernet(
     options: &SupernetOptions,
     device: Device,
 ) -> Result<TrainedSupernet, SearchError> {
+    train_supernet_inner(data, options, device, None, None)?.ok_or(SearchError::Invalid {
+        what: "supernet training stopped early".into(),
+    })
+}
+
+/// Weights of an unfinished supernet training (in its directory).
+pub const PROGRESS_WEIGHTS: &str = "progress.safetensors";
+/// Position of an unfinished supernet training: [`SupernetProgress`] as JSON.
+pub const PROGRESS_STATE: &str = "progress.json";
+
+/// Where an unfinished supernet training stands (written every quarter epoch).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SupernetProgress {
+    /// The training's options (a resume must match them).
+    pub options: SupernetOptions,
+    /// Steps done.
+    pub done_steps: usize,
+    /// Images seen.
+    pub seen: usize,
+    /// Seconds spent so far, on the options' clock.
+    pub seconds: f64,
+    /// Wall seconds spent so far.
+    pub wall_seconds: f64,
+    /// Loss sum and steps of the current epoch.
+    pub epoch_loss: (f64, usize),
+}
+
+/// [`train_supernet`] that checkpoints into `dir` every quarter epoch and resumes from the
+/// checkpoint found there (weights, step, time spent; SGD momentum restarts from zero, and the
+/// sampling stream is reseeded from the step, so a resumed run is a different draw of the same
+/// procedure). `stop_after_steps` ends it early (`Ok(None)`), as an interruption would.
+pub fn train_supernet_checkpointed(
+    data: &Dataset,
+    options: &SupernetOptions,
+    device: Device,
+    dir: &std::path::Path,
+    stop_after_steps: Option<usize>,
+) -> Result<Option<TrainedSupernet>, SearchError> {
+    train_supernet_inner(data, options, device, Some(dir), stop_after_steps)
+}
+
+fn write_progress(
+    dir: &std::path::Path,
+    vs: &nn::VarStore,
+    p: &SupernetProgress,
+) -> Result<(), SearchError> {
+    std::fs::create_dir_all(dir).map_err(|e| SearchError::io(dir, e))?;
+    let tmp_w = dir.join("progress.tmp.safetensors");
+    vs.save(&tmp_w)
+        .map_err(|e| tch_err("saving supernet progress", e))?;
+    let w = dir.join(PROGRESS_WEIGHTS);
+    std::fs::rename(&tmp_w, &w).map_err(|e| SearchError::io(&w, e))?;
+    let text = serde_json::to_string_pretty(p).map_err(|e| SearchError::Invalid {
+        what: e.to_string(),
+    })?;
+    let st = dir.join(PROGRESS_STATE);
+    let tmp_s = dir.join("progress.json.tmp");
+    std::fs::write(&tmp_s, text).map_err(|e| SearchError::io(&tmp_s, e))?;
+    std::fs::rename(&tmp_s, &st).map_err(|e| SearchError::io(&st, e))
+}
+
+fn train_supernet_inner(
+    data: &Dataset,
+    options: &SupernetOptions,
+    device: Device,
+    dir: Option<&std::path::Path>,
+    stop_after_steps: Option<usize>,
+) -> Result<Option<TrainedSupernet>, SearchError> {
     tch::manual_seed(options.seed as i64);
     let (split, norm) = split_and_normalization(
         data,
@@ -254,7 +350,7 @@ pub fn train_supernet(
         options.train_per_class,
         options.seed,
     )?;
-    let vs = nn::VarStore::new(device);
+    let mut vs = nn::VarStore::new(device);
     let net = SuperNet::new(
         &vs.root(),
         options.depth,
@@ -268,27 +364,85 @@ pub fn train_supernet(
         t0: options.epochs.max(1) as f64,
         ..Recipe::default()
     };
+    let mut progress = SupernetProgress {
+        options: options.clone(),
+        done_steps: 0,
+        seen: 0,
+        seconds: 0.0,
+        wall_seconds: 0.0,
+        epoch_loss: (0.0, 0),
+    };
+    if let Some(d) = dir.filter(|d| d.join(PROGRESS_STATE).is_file()) {
+        let st = d.join(PROGRESS_STATE);
+        let text = std::fs::read_to_string(&st).map_err(|e| SearchError::io(&st, e))?;
+        let old: SupernetProgress =
+            serde_json::from_str(&text).map_err(|e| SearchError::Model {
+                path: st.display().to_string(),
+                msg: e.to_string(),
+            })?;
+        let mut want = options.clone();
+        want.progress = old.options.progress;
+        if old.options != want {
+            return Err(SearchError::Invalid {
+                what: format!(
+                    "the unfinished supernet in {} was trained with other options ({:?}); \
+                     use another directory",
+                    d.display(),
+                    old.options
+                ),
+            });
+        }
+        vs.load(d.join(PROGRESS_WEIGHTS))
+            .map_err(|e| tch_err("loading supernet progress", e))?;
+        progress = SupernetProgress {
+            options: options.clone(),
+            ..old
+        };
+        if options.progress {
+            eprintln!(
+                "supernet: resuming at step {} ({:.0} s spent)",
+                progress.done_steps, progress.seconds
+            );
+        }
+    }
     let mut opt = sgd(&vs, &recipe)?;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed ^ 0x50be);
-    let steps = split.train.len().div_ceil(recipe.batch_size);
+    // Children and augmentation; reseeded from the step on a resume.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(
+        options.seed ^ 0x50be ^ (progress.done_steps as u64).rotate_left(24),
+    );
+    let steps = split.train.len().div_ceil(recipe.batch_size).max(1);
+    let every = steps.div_ceil(4);
     let bar = progress_bar(
         steps * recipe.epochs,
         "supernet [{elapsed_precise}] {bar:30} {pos}/{len} steps {msg}",
         options.progress,
     );
+    bar.inc(progress.done_steps as u64);
     // Without a terminal indicatif draws nothing: log plain lines (10 per epoch) instead.
     let plain = options.progress && !std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let start = Instant::now();
-    let (mut seen, mut done_steps) = (0usize, 0usize);
-    let mut last_epoch_loss = (0f64, 0usize);
-    'epochs: for epoch in 0..recipe.epochs {
+    let start = Stopwatch::start(options.clock)?;
+    let first_epoch = progress.done_steps / steps;
+    let mut stopped = false;
+    'epochs: for epoch in first_epoch..recipe.epochs {
+        // The epoch's order depends on the epoch only, so a resume skips exactly the batches done.
         let mut order = split.train.clone();
-        order.shuffle(&mut rng);
-        last_epoch_loss = (0.0, 0);
-        for (s, chunk) in order.chunks(recipe.batch_size).enumerate() {
+        order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(
+            options.seed ^ 0x50be_0000 ^ ((epoch as u64) << 32),
+        ));
+        let skip = if epoch == first_epoch {
+            progress.done_steps % steps
+        } else {
+            progress.epoch_loss = (0.0, 0);
+            0
+        };
+        for (s, chunk) in order.chunks(recipe.batch_size).enumerate().skip(skip) {
             let by_epoch = (epoch as f64 + s as f64 / steps as f64) / recipe.epochs as f64;
-            let by_time = start.elapsed().as_secs_f64() / options.time_limit_s.max(1e-9);
+            let by_time = (progress.seconds + start.elapsed()) / options.time_limit_s.max(1e-9);
             if by_time >= 1.0 {
+                break 'epochs;
+            }
+            if stop_after_steps.is_some_and(|n| progress.done_steps >= n) {
+                stopped = true;
                 break 'epochs;
             }
             opt.set_lr(recipe.lr_at(by_epoch.max(by_time) * recipe.epochs as f64));
@@ -312,41 +466,151 @@ pub fn train_supernet(
             let l = loss.double_value(&[]);
             if !l.is_finite() {
                 return Err(SearchError::Invalid {
-                    what: format!("supernet training diverged at step {done_steps} (loss {l})"),
+                    what: format!(
+                        "supernet training diverged at step {} (loss {l})",
+                        progress.done_steps
+                    ),
                 });
             }
-            last_epoch_loss.0 += l;
-            last_epoch_loss.1 += 1;
-            seen += chunk.len();
-            done_steps += 1;
+            progress.epoch_loss.0 += l;
+            progress.epoch_loss.1 += 1;
+            progress.seen += chunk.len();
+            progress.done_steps += 1;
+            let wall = progress.wall_seconds + start.wall();
             let msg = format!(
                 "epoch {} loss {:.3} {:.0} img/s",
                 epoch + 1,
-                last_epoch_loss.0 / last_epoch_loss.1 as f64,
-                seen as f64 / start.elapsed().as_secs_f64().max(1e-9)
+                progress.epoch_loss.0 / progress.epoch_loss.1 as f64,
+                progress.seen as f64 / wall.max(1e-9)
             );
             if plain && (s + 1) % steps.div_ceil(10) == 0 {
                 eprintln!("supernet step {}/{}: {msg}", s + 1, steps);
             }
             bar.inc(1);
             bar.set_message(msg);
+            if let (Some(d), true) = (dir, progress.done_steps.is_multiple_of(every)) {
+                let mut p = progress.clone();
+                p.seconds += start.elapsed();
+                p.wall_seconds += start.wall();
+                write_progress(d, &vs, &p)?;
+            }
         }
     }
     bar.finish();
-    let seconds = start.elapsed().as_secs_f64();
-    Ok(TrainedSupernet {
+    if stopped {
+        if let Some(d) = dir {
+            let mut p = progress.clone();
+            p.seconds += start.elapsed();
+            p.wall_seconds += start.wall();
+            write_progress(d, &vs, &p)?;
+        }
+        return Ok(None);
+    }
+    let seconds = progress.seconds + start.elapsed();
+    let wall = progress.wall_seconds + start.wall();
+    Ok(Some(TrainedSupernet {
+        options: options.clone(),
         net,
         vs,
         split,
         norm,
         seconds,
-        epochs: done_steps as f64 / steps.max(1) as f64,
-        images_per_s: seen as f64 / seconds.max(1e-9),
-        final_loss: last_epoch_loss.0 / last_epoch_loss.1.max(1) as f64,
-    })
+        epochs: progress.done_steps as f64 / steps as f64,
+        images_per_s: progress.seen as f64 / wall.max(1e-9),
+        final_loss: progress.epoch_loss.0 / progress.epoch_loss.1.max(1) as f64,
+    }))
+}
+
+fn tch_err(what: &str, e: tch::TchError) -> SearchError {
+    SearchError::Invalid {
+        what: format!("{what}: {e}"),
+    }
 }
 
 impl TrainedSupernet {
+    /// Writes `supernet.safetensors` and `supernet.json` into `dir` (each via a rename, so a
+    /// killed process leaves either the old pair or a complete new file, never a torn one; the
+    /// state is written last, and [`TrainedSupernet::load`] needs both).
+    pub fn save(&self, dir: &std::path::Path) -> Result<(), SearchError> {
+        std::fs::create_dir_all(dir).map_err(|e| SearchError::io(dir, e))?;
+        let tmp_w = dir.join("supernet.tmp.safetensors");
+        self.vs
+            .save(&tmp_w)
+            .map_err(|e| tch_err("saving supernet", e))?;
+        let w = dir.join(SUPERNET_WEIGHTS);
+        std::fs::rename(&tmp_w, &w).map_err(|e| SearchError::io(&w, e))?;
+        let state = SupernetState {
+            options: self.options.clone(),
+            norm: self.norm.clone(),
+            seconds: self.seconds,
+            epochs: self.epochs,
+            images_per_s: self.images_per_s,
+            final_loss: self.final_loss,
+        };
+        let text = serde_json::to_string_pretty(&state).map_err(|e| SearchError::Invalid {
+            what: e.to_string(),
+        })?;
+        let s = dir.join(SUPERNET_STATE);
+        let tmp_s = dir.join("supernet.json.tmp");
+        std::fs::write(&tmp_s, text).map_err(|e| SearchError::io(&tmp_s, e))?;
+        std::fs::rename(&tmp_s, &s).map_err(|e| SearchError::io(&s, e))
+    }
+
+    /// Whether `dir` holds a complete saved supernet.
+    pub fn saved_in(dir: &std::path::Path) -> bool {
+        dir.join(SUPERNET_STATE).is_file() && dir.join(SUPERNET_WEIGHTS).is_file()
+    }
+
+    /// Loads a supernet saved by [`TrainedSupernet::save`], rebuilding its validation split from
+    /// the recorded seed; refuses one trained on other data (the normalisation fitted on the
+    /// rebuilt training split must match the recorded one).
+    pub fn load(
+        dir: &std::path::Path,
+        data: &Dataset,
+        device: Device,
+    ) -> Result<TrainedSupernet, SearchError> {
+        let s = dir.join(SUPERNET_STATE);
+        let text = std::fs::read_to_string(&s).map_err(|e| SearchError::io(&s, e))?;
+        let state: SupernetState = serde_json::from_str(&text).map_err(|e| SearchError::Model {
+            path: s.display().to_string(),
+            msg: e.to_string(),
+        })?;
+        let o = &state.options;
+        let (split, norm) =
+            split_and_normalization(data, o.val_per_class, o.train_per_class, o.seed)?;
+        let close = |a: &[f32], b: &[f32]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-4)
+        };
+        if !close(&norm.mean, &state.norm.mean) || !close(&norm.std, &state.norm.std) {
+            return Err(SearchError::Model {
+                path: s.display().to_string(),
+                msg: "the supernet was trained on other data (normalisation differs)".into(),
+            });
+        }
+        let mut vs = nn::VarStore::new(device);
+        let net = SuperNet::new(
+            &vs.root(),
+            o.depth,
+            o.width,
+            data.shape,
+            data.classes,
+            &o.ops,
+        )?;
+        vs.load(dir.join(SUPERNET_WEIGHTS))
+            .map_err(|e| tch_err("loading supernet", e))?;
+        Ok(TrainedSupernet {
+            options: state.options,
+            net,
+            vs,
+            split,
+            norm: state.norm,
+            seconds: state.seconds,
+            epochs: state.epochs,
+            images_per_s: state.images_per_s,
+            final_loss: state.final_loss,
+        })
+    }
+
     /// Validation accuracy of the child `arch` with the shared weights (no training).
     pub fn score(&self, data: &Dataset, arch: &Arch) -> Result<f64, SearchError> {
         let _guard = tch::no_grad_guard();

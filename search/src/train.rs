@@ -13,6 +13,7 @@ use tch::nn::{self, ModuleT, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
 use crate::arch::{Arch, Op};
+use crate::clock::{process_cpu_seconds, Clock, Stopwatch};
 use crate::count::{layer_stages, nodes_used_from, stages, InputShape};
 use crate::data::{
     balanced_split, make_batch, Augment, Dataset, DatasetKind, Images, Normalization, Split,
@@ -271,6 +272,10 @@ pub struct Recipe {
     /// a shared machine still ends annealed at `lr_min`.
     #[serde(default)]
     pub time_budget_s: Option<f64>,
+    /// The clock `time_budget_s` counts: wall time, or this process's CPU time (fair budgets
+    /// for low-priority runs on a shared machine).
+    #[serde(default)]
+    pub clock: Clock,
 }
 
 impl Default for Recipe {
@@ -288,6 +293,7 @@ impl Default for Recipe {
             cutout: 0,
             fit_last_cycle: true,
             time_budget_s: None,
+            clock: Clock::Wall,
         }
     }
 }
@@ -372,6 +378,20 @@ pub struct EpochStats {
     /// Fraction of the epoch trained (below 1 when a time budget cut it short).
     #[serde(default = "one")]
     pub fraction: f64,
+    /// CPU seconds of the epoch (this process, all threads; `None` where unreadable).
+    #[serde(default)]
+    pub cpu_seconds: Option<f64>,
+}
+
+impl EpochStats {
+    /// Seconds of this epoch on `clock` (a CPU-time figure missing from an old state counts
+    /// the wall time, which is never less for one thread).
+    pub fn seconds_on(&self, clock: Clock) -> f64 {
+        match clock {
+            Clock::Wall => self.seconds,
+            Clock::Cpu => self.cpu_seconds.unwrap_or(self.seconds),
+        }
+    }
 }
 
 fn one() -> f64 {
@@ -630,8 +650,12 @@ pub fn train(
     };
     let steps = split.train.len().div_ceil(recipe.batch_size);
     let start_epoch = state.history.len();
-    let spent_before: f64 = state.history.iter().map(|h| h.seconds).sum();
-    let t_run = Instant::now();
+    let spent_before: f64 = state
+        .history
+        .iter()
+        .map(|h| h.seconds_on(recipe.clock))
+        .sum();
+    let t_run = Stopwatch::start(recipe.clock)?;
     let mut out_of_time = state.history.last().is_some_and(|h| h.fraction < 1.0);
     let plain = progress == Progress::Bars && !std::io::IsTerminal::is_terminal(&std::io::stderr());
     for epoch in start_epoch..recipe.epochs {
@@ -639,6 +663,7 @@ pub fn train(
             break;
         }
         let t_epoch = Instant::now();
+        let cpu_epoch = process_cpu_seconds().ok();
         let mut order = split.train.clone();
         order.shuffle(&mut rng);
         let bar = progress_bar(
@@ -651,9 +676,9 @@ pub fn train(
         let mut lr = recipe.lr_max;
         for (s, chunk) in order.chunks(recipe.batch_size).enumerate() {
             let by_epoch = (epoch as f64 + s as f64 / steps as f64) / recipe.epochs as f64;
-            let by_time = recipe.time_budget_s.map_or(0.0, |b| {
-                (spent_before + t_run.elapsed().as_secs_f64()) / b.max(1e-9)
-            });
+            let by_time = recipe
+                .time_budget_s
+                .map_or(0.0, |b| (spent_before + t_run.elapsed()) / b.max(1e-9));
             if by_time >= 1.0 {
                 out_of_time = true;
                 break;
@@ -712,6 +737,9 @@ pub fn train(
             images_per_s: seen as f64 / train_secs.max(1e-9),
             seconds: t_epoch.elapsed().as_secs_f64(),
             fraction: seen as f64 / split.train.len().max(1) as f64,
+            cpu_seconds: cpu_epoch
+                .zip(process_cpu_seconds().ok())
+                .map(|(a, b)| b - a),
         };
         let msg = format!(
             "loss {:.3} train {:.1}% val {:.2}% {:.0} img/s {:.0}s",

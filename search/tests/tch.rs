@@ -369,10 +369,15 @@ fn search_with(method: SearchMethod) {
         population: 2,
         tournament: 2,
         time_limit_s: 600.0,
+        clock: cryptonas_search::clock::Clock::Wall,
         max_candidates: 4,
         seed: 9,
+        supernet_dir: None,
     };
-    let log = std::env::temp_dir().join(format!("search-log-{}.jsonl", std::process::id()));
+    let log = std::env::temp_dir().join(format!(
+        "search-log-{}-{method:?}.jsonl",
+        std::process::id()
+    ));
     let _ = std::fs::remove_file(&log);
     let res = search(&data, &opts, pair, &log, Device::Cpu).unwrap();
     assert_eq!(res.candidates.len(), 4);
@@ -406,6 +411,114 @@ fn search_with(method: SearchMethod) {
 }
 
 #[test]
+fn a_saved_supernet_is_reloaded_and_scores_the_same() {
+    use cryptonas_search::search::{search, SearchOptions};
+    let data = Dataset {
+        kind: DatasetKind::Cifar10,
+        shape: InputShape::CIFAR,
+        classes: 10,
+        train: synthetic(100, 7),
+        test: synthetic(10, 8),
+    };
+    let pair = cryptonas_search::solve_budget(3 * 2 * 1024, InputShape::CIFAR, 3).unwrap()[0];
+    let dir = std::env::temp_dir().join(format!("supernet-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut opts = SearchOptions {
+        method: SearchMethod::Supernet,
+        supernet_epochs: 1,
+        supernet_fraction: 0.5,
+        depth: 3,
+        proxy_width: 1,
+        proxy_epochs: 1,
+        proxy_per_class: 5,
+        val_per_class: 2,
+        ops: Op::ALL.to_vec(),
+        population: 2,
+        tournament: 2,
+        time_limit_s: 600.0,
+        clock: cryptonas_search::clock::Clock::Cpu,
+        max_candidates: 5,
+        seed: 3,
+        supernet_dir: Some(dir.clone()),
+    };
+    let log = dir.join("log.jsonl");
+    let first = search(&data, &opts, pair, &log, Device::Cpu).unwrap();
+    assert!(cryptonas_search::supernet::TrainedSupernet::saved_in(&dir));
+    // The rerun loads the supernet (no training) and evolves the same candidates to the same
+    // scores: the evolution's random stream does not depend on the supernet's.
+    let again = search(&data, &opts, pair, &dir.join("log2.jsonl"), Device::Cpu).unwrap();
+    let key = |r: &cryptonas_search::search::SearchResult| -> Vec<(String, f64)> {
+        r.candidates
+            .iter()
+            .map(|c| (c.arc.clone(), c.val_acc))
+            .collect()
+    };
+    assert_eq!(key(&first), key(&again));
+    assert_eq!(
+        first.supernet.as_ref().unwrap().seconds,
+        again.supernet.as_ref().unwrap().seconds,
+        "the report names the saved supernet's training"
+    );
+    let loaded =
+        cryptonas_search::supernet::TrainedSupernet::load(&dir, &data, Device::Cpu).unwrap();
+    let arch = Arch::from_arc(&first.candidates[0].arc).unwrap();
+    assert_eq!(
+        loaded.score(&data, &arch).unwrap(),
+        first.candidates[0].val_acc
+    );
+    // An interrupted evolution (3 of 5 candidates logged, the 4th torn mid-write) resumes: the
+    // replay proposes the logged candidates, the rest are scored, the log ends complete.
+    let log4 = dir.join("log4.jsonl");
+    let text = std::fs::read_to_string(dir.join("log2.jsonl")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let torn = &lines[3][..lines[3].len() / 2];
+    std::fs::write(
+        &log4,
+        format!("{}\n{}\n{}\n{torn}", lines[0], lines[1], lines[2]),
+    )
+    .unwrap();
+    let resumed =
+        cryptonas_search::search::search_resumable(&data, &opts, pair, &log4, Device::Cpu, true)
+            .unwrap();
+    assert_eq!(key(&resumed), key(&first));
+    let text4 = std::fs::read_to_string(&log4).unwrap();
+    assert_eq!(text4.lines().count(), 5);
+    assert_eq!(text4.lines().take(3).collect::<Vec<_>>(), lines[..3]);
+    // A log of another search (another seed proposes other candidates) is refused before
+    // anything is scored.
+    let mut other_seed = opts.clone();
+    other_seed.seed = 4;
+    other_seed.method = SearchMethod::Proxy;
+    other_seed.supernet_dir = None;
+    let resume = |o: &SearchOptions| {
+        cryptonas_search::search::search_resumable(&data, o, pair, &log4, Device::Cpu, true)
+            .err()
+            .unwrap()
+            .to_string()
+    };
+    let err = resume(&other_seed);
+    assert!(err.contains("another seed"), "{err}");
+    // Supernet scores without the saved supernet that produced them are refused too.
+    let mut unsaved = opts.clone();
+    unsaved.supernet_dir = Some(dir.join("elsewhere"));
+    let err = resume(&unsaved);
+    assert!(err.contains("not saved"), "{err}");
+    // A saved supernet trained with other options is refused, not silently reused.
+    opts.supernet_epochs = 2;
+    let err = search(&data, &opts, pair, &dir.join("log3.jsonl"), Device::Cpu)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("other options"), "{err}");
+    // Other data: the recorded normalisation does not match.
+    let other = Dataset {
+        train: synthetic(100, 99),
+        ..data
+    };
+    assert!(cryptonas_search::supernet::TrainedSupernet::load(&dir, &other, Device::Cpu).is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn sgdr_schedule_restarts_and_ends_annealed() {
     let r = Recipe {
         epochs: 30,
@@ -434,4 +547,65 @@ fn sgdr_schedule_restarts_and_ends_annealed() {
     let full = Recipe::default();
     assert!((full.lr_at(150.0) - 0.05).abs() < 1e-12);
     assert!((full.lr_at(309.999) - 0.001).abs() < 1e-6);
+}
+
+#[test]
+fn supernet_training_resumes_from_its_checkpoint() {
+    use cryptonas_search::supernet::{
+        train_supernet_checkpointed, SupernetOptions, SupernetProgress, PROGRESS_STATE,
+    };
+    let data = Dataset {
+        kind: DatasetKind::Cifar10,
+        shape: InputShape::CIFAR,
+        classes: 10,
+        train: synthetic(400, 7),
+        test: synthetic(10, 8),
+    };
+    let dir = std::env::temp_dir().join(format!("supernet-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let opts = SupernetOptions {
+        depth: 3,
+        width: 1,
+        ops: vec![Op::Conv3, Op::Conv5],
+        epochs: 2,
+        time_limit_s: 600.0,
+        clock: cryptonas_search::clock::Clock::Cpu,
+        train_per_class: None,
+        val_per_class: 2,
+        seed: 4,
+        progress: false,
+    };
+    // 380 training images, batch 100: 4 steps per epoch, a checkpoint after every step.
+    let stopped = train_supernet_checkpointed(&data, &opts, Device::Cpu, &dir, Some(3)).unwrap();
+    assert!(stopped.is_none(), "stopped after 3 of 8 steps");
+    let p: SupernetProgress =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(PROGRESS_STATE)).unwrap()).unwrap();
+    assert_eq!((p.done_steps, p.seen), (3, 300));
+    // Resuming continues at step 3 (the rest of epoch 1, then epoch 2), not from scratch.
+    let done = train_supernet_checkpointed(&data, &opts, Device::Cpu, &dir, None)
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.epochs, 2.0);
+    assert!(done.seconds >= p.seconds && done.final_loss.is_finite());
+    let p: SupernetProgress =
+        serde_json::from_str(&std::fs::read_to_string(dir.join(PROGRESS_STATE)).unwrap()).unwrap();
+    assert_eq!((p.done_steps, p.seen), (8, 760));
+    let arch = Arch::random(
+        &mut rand_chacha::ChaCha8Rng::seed_from_u64(1),
+        3,
+        &opts.ops,
+        0.4,
+    )
+    .unwrap();
+    assert!((0.0..=1.0).contains(&done.score(&data, &arch).unwrap()));
+    // A checkpoint of other options is refused.
+    let other = SupernetOptions {
+        width: 2,
+        ..opts.clone()
+    };
+    let err = train_supernet_checkpointed(&data, &other, Device::Cpu, &dir, None)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("other options"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
