@@ -301,8 +301,13 @@ impl PrivateInference {
         if self.plan.is_none() && info.is_some_and(|i| i.kind == MsgKind::ServerPlan) {
             self.plan = PlanInfo::from_frame(frame);
         }
-        let (event, stage) = frame_event(frame);
         self.session.handle(frame)?;
+        self.step_after(frame)
+    }
+
+    /// What the session has to say after handling the frame that starts with `head`.
+    fn step_after(&mut self, head: &[u8]) -> Result<FrameStep, ClientError> {
+        let (event, stage) = frame_event(head);
         let Drained {
             frames,
             tasks,
@@ -331,23 +336,9 @@ impl PrivateInference {
             return Err(ClientError::NotStarted);
         }
         self.received += 1;
-        let (event, stage) = frame_event(head);
         self.session
             .handle_garbled_head(head, corrections, frame_len)?;
-        let Drained {
-            frames,
-            tasks,
-            done,
-        } = self.drain()?;
-        Ok(FrameStep {
-            frames,
-            tasks,
-            done,
-            phase: phase_name(self.session.phase()),
-            event,
-            stage,
-            frames_received: self.received,
-        })
+        self.step_after(head)
     }
 
     /// A job's shares (packed); the frames to send (the layer's reply once complete).
