@@ -204,9 +204,9 @@ fn check_bulk(
         }
     };
     cryptonas_gc::GarbledTables::check_len(circuit.circuit(), count, tables)
-        .map_err(gc("ServerGarbled tables"))?;
+        .map_err(gc("tables"))?;
     cryptonas_gc::DecodingBits::check_len(circuit.circuit(), count, decoding)
-        .map_err(gc("ServerGarbled decoding bits"))
+        .map_err(gc("decoding bits"))
 }
 
 /// Waiting for the HE responses.
