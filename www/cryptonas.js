@@ -173,11 +173,8 @@ export class PrivateClassifier extends EventTarget {
     if (this.closed) return Promise.reject(new Cancelled('cancelled', 'the classifier is closed'));
     if (this.prepared) return Promise.resolve(this.prepared.info);
     if (!this.preparing) {
-      const progress = (p) => {
-        this.dispatchEvent(new CustomEvent('progress', { detail: p }));
-        if (onProgress) onProgress(p);
-      };
-      const req = rpc.request({ type: 'prepare', wsUrl: this.wsUrl, evalWorkers: this.workers }, progress);
+      const req = rpc.request({ type: 'prepare', wsUrl: this.wsUrl, evalWorkers: this.workers },
+        this.progressTo(onProgress));
       this.preparingId = req.id;
       this.preparing = req.done
         .then((m) => {
@@ -216,10 +213,7 @@ export class PrivateClassifier extends EventTarget {
       const { handle, info } = this.prepared;
       this.prepared = null; // one image per session
       rpc.owners.delete(handle);
-      const progress = (p) => {
-        this.dispatchEvent(new CustomEvent('progress', { detail: p }));
-        if (onProgress) onProgress(p);
-      };
+      const progress = this.progressTo(onProgress);
       const payload = input.normalised ? { normalised: input.normalised.slice() } : { image: input.bytes.slice(0) };
       const transfer = [payload.normalised ? payload.normalised.buffer : payload.image];
       let m;
@@ -243,6 +237,14 @@ export class PrivateClassifier extends EventTarget {
       }
       return this.result(m, reprepared, performance.now() - called);
     }
+  }
+
+  /// A progress handler: the `progress` event, then the caller's `onProgress`.
+  progressTo(onProgress) {
+    return (p) => {
+      this.dispatchEvent(new CustomEvent('progress', { detail: p }));
+      if (onProgress) onProgress(p);
+    };
   }
 
   result(m, reprepared, callMs) {

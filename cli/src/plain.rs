@@ -82,13 +82,7 @@ pub(crate) fn run(a: &PlainArgs) -> anyhow::Result<()> {
         "model {}: {} ReLUs, {} normal-form stages, ring Z_2^{k}, f_in = {}, f_a = {}",
         r.model, r.relus, r.stages, r.f_in, r.f_a
     );
-    println!("{:>12} {:>10} {:>10}", "class", "f32", "fixed");
-    for (i, name) in r.classes.iter().enumerate() {
-        println!(
-            "{name:>12} {:>10.4} {:>10.4}",
-            r.f32_logits[i], r.fixed_logits[i]
-        );
-    }
+    print!("{}", r.logits_table());
     println!(
         "class (fixed point, what private inference returns): {} ({})",
         r.fixed_class_name(),

@@ -110,6 +110,18 @@ impl PlainReport {
             .get(self.fixed_class)
             .map_or("?", String::as_str)
     }
+
+    /// Both engines' logits side by side, a line per class (with a header line).
+    pub fn logits_table(&self) -> String {
+        let mut out = format!("{:>12} {:>10} {:>10}\n", "class", "f32", "fixed");
+        for (i, name) in self.classes.iter().enumerate() {
+            out += &format!(
+                "{name:>12} {:>10.4} {:>10.4}\n",
+                self.f32_logits[i], self.fixed_logits[i]
+            );
+        }
+        out
+    }
 }
 
 fn argmax(v: &[f64]) -> usize {

@@ -106,18 +106,6 @@ fn bundled_models_use_narrow_rings_bit_exactly() {
 
 /// `n` CIFAR-10 test images per class (JPEG → the model's normalised input), with their labels.
 fn cifar10_test(per_class: usize, input: &cryptonas_model::InputSpec) -> Vec<(Vec<f32>, usize)> {
-    const CLASSES: [&str; 10] = [
-        "airplane",
-        "automobile",
-        "bird",
-        "cat",
-        "deer",
-        "dog",
-        "frog",
-        "horse",
-        "ship",
-        "truck",
-    ];
     let path = std::env::var_os("CIFAR10_JPEG")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("../shared/data/cifar10-jpeg.tar.gz"));
@@ -131,7 +119,10 @@ fn cifar10_test(per_class: usize, input: &cryptonas_model::InputSpec) -> Vec<(Ve
         let [_, "test", class, file] = parts[..] else {
             continue;
         };
-        let Some(label) = CLASSES.iter().position(|c| *c == class) else {
+        let Some(label) = cryptonas_model::zoo::CIFAR10_CLASSES
+            .iter()
+            .position(|c| *c == class)
+        else {
             continue;
         };
         let index: usize = file.trim_end_matches(".jpg").parse().unwrap_or(usize::MAX);
