@@ -208,10 +208,11 @@ paired_report() {
     cat "$run/paired-table.md"
   } >"$results/study-paired.md"
 }
-for b in $budgets; do
-  c=$(width_of "$b"); tag=$(tag_of "$b")
-  searched=$(sed -n 's/.*"final_arc": "\([^"]*\)".*/\1/p' "$run/search-$tag/result.json")
-  for s in $seeds; do
+# Seeds outermost: every budget gets its first pair before any budget gets a second.
+for s in $seeds; do
+  for b in $budgets; do
+    c=$(width_of "$b"); tag=$(tag_of "$b")
+    searched=$(sed -n 's/.*"final_arc": "\([^"]*\)".*/\1/p' "$run/search-$tag/result.json")
     for arm in searched cnet1; do
       name="$arm-$b-s$s"
       arch=$searched; [ "$arm" = cnet1 ] && arch=cnet1
