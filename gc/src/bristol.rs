@@ -9,28 +9,45 @@
 //! ```
 //! Input values occupy the first wires in order, output values the last wires; within a value
 //! bit 0 (the least significant) is the first wire. Input values are assigned to the parties by
-//! [`BristolParties`]: garbler values first, then evaluator values, then garbler-private constants
-//! (the order [`to_bristol`] writes them in).
+//! [`BristolParties`]: by position (garbler values first, then evaluator values, then
+//! garbler-private constants: the order [`to_bristol`] writes them in) or one owner per value.
 
 use crate::builder::{CircuitBuilder, Wire};
 use crate::circuit::{Circuit, Gate};
 use crate::error::BristolError;
 use std::fmt::Write;
 
-/// How the input values of a Bristol file map to the parties.
+/// Whose one input value of a Bristol file is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BristolParties {
-    /// The first `garbler_values` input values are the garbler's.
-    pub garbler_values: usize,
-    /// The last `private_values` input values are garbler-private constants; the rest belong to the
-    /// evaluator.
-    pub private_values: usize,
+pub enum ValueOwner {
+    /// The garbler's input (its labels are sent online).
+    Garbler,
+    /// The evaluator's input (its labels come by oblivious transfer).
+    Evaluator,
+    /// A garbler-private constant, fixed when garbling ([`CircuitBuilder::private_input`]).
+    GarblerPrivate,
+}
+
+/// How the input values of a Bristol file map to the parties.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BristolParties {
+    /// By position: the first `garbler_values` values are the garbler's, the last
+    /// `private_values` garbler-private constants, the rest the evaluator's (the order
+    /// [`to_bristol`] writes them in).
+    Positional {
+        /// Leading garbler values.
+        garbler_values: usize,
+        /// Trailing garbler-private values.
+        private_values: usize,
+    },
+    /// One owner per input value, in the file's order (e.g. a garbler-private value first).
+    PerValue(Vec<ValueOwner>),
 }
 
 impl Default for BristolParties {
     /// Two-party convention of the collections: value 1 is the garbler's, the rest the evaluator's.
     fn default() -> Self {
-        BristolParties {
+        BristolParties::Positional {
             garbler_values: 1,
             private_values: 0,
         }
@@ -40,9 +57,39 @@ impl Default for BristolParties {
 impl BristolParties {
     /// The parties of a circuit written by [`to_bristol`].
     pub fn of(c: &Circuit) -> Self {
-        BristolParties {
+        BristolParties::Positional {
             garbler_values: c.garbler_groups().len(),
             private_values: c.private_groups().len(),
+        }
+    }
+
+    /// The owner of each of `values` input values, or why this assignment does not fit the file.
+    fn owners(&self, values: usize) -> Result<Vec<ValueOwner>, String> {
+        match self {
+            BristolParties::Positional {
+                garbler_values,
+                private_values,
+            } => {
+                let (g, p) = (*garbler_values, *private_values);
+                if g.saturating_add(p) > values {
+                    return Err(format!(
+                        "{g} garbler + {p} private values requested, the file has {values} input \
+                         values"
+                    ));
+                }
+                Ok((0..values)
+                    .map(|v| match v {
+                        v if v < g => ValueOwner::Garbler,
+                        v if v >= values - p => ValueOwner::GarblerPrivate,
+                        _ => ValueOwner::Evaluator,
+                    })
+                    .collect())
+            }
+            BristolParties::PerValue(owners) if owners.len() == values => Ok(owners.clone()),
+            BristolParties::PerValue(owners) => Err(format!(
+                "{} owners given, the file has {values} input values",
+                owners.len()
+            )),
         }
     }
 }
@@ -227,27 +274,17 @@ pub fn from_bristol(text: &str, parties: BristolParties) -> Result<Circuit, Bris
             ),
         ));
     }
-    if parties.garbler_values + parties.private_values > ins.len() {
-        return Err(syntax(
-            in_line,
-            format!(
-                "{} garbler + {} private values requested, the file has {} input values",
-                parties.garbler_values,
-                parties.private_values,
-                ins.len()
-            ),
-        ));
-    }
+    let owners = parties
+        .owners(ins.len())
+        .map_err(|reason| syntax(in_line, reason))?;
     let mut b = CircuitBuilder::new();
     let mut wires: Vec<Option<Wire>> = vec![None; n_wires];
     let mut next = 0;
-    for (v, &w) in ins.iter().enumerate() {
-        let ws = if v < parties.garbler_values {
-            b.garbler_input(w)
-        } else if v >= ins.len() - parties.private_values {
-            b.private_input(w)
-        } else {
-            b.evaluator_input(w)
+    for (&w, owner) in ins.iter().zip(owners) {
+        let ws = match owner {
+            ValueOwner::Garbler => b.garbler_input(w),
+            ValueOwner::Evaluator => b.evaluator_input(w),
+            ValueOwner::GarblerPrivate => b.private_input(w),
         };
         for x in ws {
             wires[next] = Some(x);
@@ -420,6 +457,31 @@ mod tests {
     }
 
     #[test]
+    fn owners_per_value_put_a_private_value_first() {
+        // Values: v0 (1 bit), v1 (1 bit), v2 (1 bit); output (v0 ⊕ v2) ∧ v1.
+        let text = "2 5\n3 1 1 1\n1 1\n\n2 1 0 2 3 XOR\n2 1 3 1 4 AND\n";
+        use ValueOwner::*;
+        let parties = BristolParties::PerValue(vec![GarblerPrivate, Garbler, Evaluator]);
+        let c = from_bristol(text, parties).unwrap();
+        assert_eq!((c.garbler_inputs(), c.evaluator_inputs()), (1, 1));
+        for v in 0..8u8 {
+            let (v0, v1, v2) = (v & 1 == 1, v & 2 == 2, v & 4 == 4);
+            assert_eq!(c.eval(&[v1], &[v2], &[v0]).unwrap(), vec![(v0 ^ v2) & v1]);
+        }
+        // One owner short: a clear error on the input-values line.
+        match from_bristol(text, BristolParties::PerValue(vec![Garbler, Evaluator])) {
+            Err(BristolError::Syntax { line, reason }) => {
+                assert_eq!(line, 2);
+                assert!(
+                    reason.contains("2 owners given, the file has 3"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn old_format_and_and_misuse_name_the_line_and_the_file() {
         let old = "1 3\n32 32 33\n2 1 0 1 2 AND\n";
         let Err(BristolError::Syntax { line, reason }) =
@@ -432,7 +494,7 @@ mod tests {
         // Line 5: an AND of two garbler-private values — the error names line 5 and the file's
         // wires, not an internal gate index.
         let misuse = "2 5\n3 1 1 1\n1 1\n\n2 1 1 2 3 AND\n2 1 0 3 4 XOR\n";
-        let parties = BristolParties {
+        let parties = BristolParties::Positional {
             garbler_values: 1,
             private_values: 2,
         };
@@ -448,7 +510,7 @@ mod tests {
     #[test]
     fn malformed_files_name_the_line() {
         let p = BristolParties::default();
-        let line_of = |text: &str| match from_bristol(text, p) {
+        let line_of = |text: &str| match from_bristol(text, p.clone()) {
             Err(BristolError::Syntax { line, .. }) => line,
             other => panic!("expected a syntax error, got {other:?}"),
         };
@@ -463,11 +525,11 @@ mod tests {
         assert_eq!(line_of("1 3\n2 1 1\n1 1\n\n1 1 0 2 EQ 7\n"), 5);
         assert_eq!(line_of("1 999999999\n2 1 1\n1 1\n\n2 1 0 1 2 AND\n"), 1);
         assert!(matches!(
-            from_bristol("2 4\n2 1 1\n1 1\n\n2 1 0 1 2 AND\n", p),
+            from_bristol("2 4\n2 1 1\n1 1\n\n2 1 0 1 2 AND\n", p.clone()),
             Err(BristolError::Truncated { line: 5, .. })
         ));
         assert!(matches!(
-            from_bristol("", p),
+            from_bristol("", p.clone()),
             Err(BristolError::Truncated { .. })
         ));
     }
@@ -479,7 +541,7 @@ mod tests {
         let p = BristolParties::default();
         let huge = "1 100000000000000\n2 50000000000000 50000000000000\n1 1\n\n2 1 0 1 2 AND\n";
         assert!(matches!(
-            from_bristol(huge, p),
+            from_bristol(huge, p.clone()),
             Err(BristolError::Syntax { .. })
         ));
         let overflow = format!(
@@ -487,6 +549,6 @@ mod tests {
             usize::MAX,
             usize::MAX
         );
-        assert!(from_bristol(&overflow, p).is_err());
+        assert!(from_bristol(&overflow, p.clone()).is_err());
     }
 }

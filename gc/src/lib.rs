@@ -12,7 +12,9 @@ mod garble;
 mod label;
 mod relu;
 
-pub use bristol::{from_bristol, to_bristol, value_bits, value_bytes, BristolParties, MAX_WIRES};
+pub use bristol::{
+    from_bristol, to_bristol, value_bits, value_bytes, BristolParties, ValueOwner, MAX_WIRES,
+};
 pub use builder::{CircuitBuilder, Wire};
 pub use circuit::{Circuit, Gate, GateCounts, WireId};
 pub use error::{BristolError, CircuitError, GarbleError};
