@@ -14,6 +14,12 @@ pub struct Machine {
     pub available_parallelism: usize,
     /// Whether the CPU advertises AES-NI (garbling and OT hashing depend on it).
     pub aes_ni: bool,
+    /// The CPU features the garbling kernels dispatch on, those advertised of `aes`, `vaes`,
+    /// `avx2`, `avx512f` (from `/proc/cpuinfo`).
+    pub cpu_features: Vec<String>,
+    /// The AES backend chosen at run time for garbling, evaluation and OT hashing (the native
+    /// side; the browser's wasm always runs the bitsliced one).
+    pub aes_backend: String,
     /// Total memory in GiB.
     pub memory_gib: f64,
     /// Kernel release.
@@ -63,7 +69,14 @@ impl Machine {
             .lines()
             .filter(|l| l.split(':').next().is_some_and(|k| k.trim() == "processor"))
             .count();
-        let aes_ni = field("flags").is_some_and(|f| f.split_whitespace().any(|x| x == "aes"));
+        let flags = field("flags").unwrap_or_default();
+        let has = |name: &str| flags.split_whitespace().any(|x| x == name);
+        let aes_ni = has("aes");
+        let cpu_features = ["aes", "vaes", "avx2", "avx512f"]
+            .into_iter()
+            .filter(|f| has(f))
+            .map(String::from)
+            .collect();
         let memory_gib = read("/proc/meminfo")
             .lines()
             .find_map(|l| l.strip_prefix("MemTotal:"))
@@ -75,6 +88,8 @@ impl Machine {
             logical_cpus,
             available_parallelism: std::thread::available_parallelism().map_or(1, |n| n.get()),
             aes_ni,
+            cpu_features,
+            aes_backend: format!("{:?}", cryptonas_crypto::AesBackend::detected()),
             memory_gib,
             kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
             load_at_start: load,

@@ -566,12 +566,17 @@ impl Results {
         );
         let _ = writeln!(
             s,
-            "**Machine:** {} ({} logical CPUs, {} usable threads, AES-NI: {}), {:.1} GiB RAM, Linux {}, {} build on {}. \
+            "**Machine:** {} ({} logical CPUs, {} usable threads; CPU features {}; AES backend {} chosen at run time), {:.1} GiB RAM, Linux {}, {} build on {} (portable: no `target-cpu`). \
              Load average at start {:.2} / {:.2} / {:.2}, at end {:.2} / {:.2} / {:.2} (1/5/15 min; a shared machine slows every time below).\n",
             m.cpu,
             m.logical_cpus,
             m.available_parallelism,
-            if m.aes_ni { "yes" } else { "no" },
+            if m.cpu_features.is_empty() {
+                "none of aes, vaes, avx2, avx512f".to_string()
+            } else {
+                m.cpu_features.join(", ")
+            },
+            m.aes_backend,
             m.memory_gib,
             m.kernel,
             m.profile,
