@@ -401,7 +401,10 @@ mod tests {
         ));
         assert_eq!(
             Arch::dense([(3, vec![]), (4, vec![])]),
-            Err(ArchError::BadKernel { layer: 1, kernel: 4 })
+            Err(ArchError::BadKernel {
+                layer: 1,
+                kernel: 4
+            })
         );
         assert_eq!(
             Arch::dense([(3, vec![]), (3, vec![1])]),
