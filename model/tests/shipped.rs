@@ -3,10 +3,14 @@
 //! and width (no dead node, no unused tensor).
 #![cfg(not(target_arch = "wasm32"))]
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use cryptonas_arch::{Arch, InputShape, Net};
+use cryptonas_model::format::read_safetensors;
 use cryptonas_model::image::load_input;
-use cryptonas_model::{plain, Model};
+use cryptonas_model::zoo::model_spec;
+use cryptonas_model::{plain, Model, ModelSpec};
 
 const MODELS: [&str; 3] = ["cnet1-c4", "cnet1-c8", "cnet1-c14"];
 const IMAGES: [&str; 2] = ["cifar10-test-cat-0000.jpg", "cifar10-test-ship-0000.jpg"];
@@ -65,4 +69,50 @@ fn shipped_logits_are_pinned() {
     }
     let want: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(got, want);
+}
+
+/// The network a shipped file records (`metadata.arc`, `metadata.width`, its input and classes).
+fn recorded_net(spec: &ModelSpec) -> Net {
+    let extra = &spec.metadata.extra;
+    Net {
+        arch: Arch::from_arc(extra["arc"].as_str().unwrap()).unwrap(),
+        width: extra["width"].as_u64().unwrap() as usize,
+        classes: spec.classes.len(),
+        input: InputShape {
+            channels: spec.input.channels,
+            height: spec.input.height,
+            width: spec.input.width,
+        },
+    }
+}
+
+#[test]
+fn shipped_graphs_are_what_the_zoo_draws() {
+    for name in MODELS {
+        let (json, st) = files(name);
+        let spec = ModelSpec::from_json(&json).unwrap();
+        let net = recorded_net(&spec);
+        let drawn = model_spec(&net, name).unwrap();
+        assert_eq!(spec.nodes, drawn.nodes, "{name}");
+        assert_eq!(spec.output, drawn.output);
+        assert_eq!(spec.metadata.relu_count, drawn.metadata.relu_count);
+        assert_eq!(spec.metadata.macs, drawn.metadata.macs, "{name}");
+        assert_eq!(
+            spec.metadata.extra["cryptonas"],
+            drawn.metadata.extra["cryptonas"]
+        );
+        assert_eq!(spec.metadata.relu_count, Some(net.relu_count().unwrap()));
+        assert_eq!(spec.metadata.macs, Some(net.macs().unwrap().total()));
+        assert_eq!(spec.clone().prune_dead_nodes(), Vec::<String>::new());
+        // Exactly the tensors the graph uses, none left over.
+        let graph = spec.validate().unwrap();
+        let mut want: Vec<String> = spec
+            .expected_tensors(&graph)
+            .into_iter()
+            .map(|(_, n, _)| n)
+            .collect();
+        want.sort();
+        let have: BTreeMap<_, _> = read_safetensors(&st).unwrap().into_iter().collect();
+        assert_eq!(have.keys().cloned().collect::<Vec<_>>(), want, "{name}");
+    }
 }
