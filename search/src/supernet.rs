@@ -18,15 +18,16 @@ use rand::SeedableRng;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
-use crate::arch::{Arch, Op};
 use crate::clock::{Clock, Stopwatch};
-use crate::count::{layer_stages, nodes_used_from, reduction_points, stages, InputShape};
 use crate::data::{Augment, Dataset, Normalization, Split};
 use crate::train::{
     batch_tensors, bn, conv, correct_count, progress_bar, sgd, split_and_normalization, Body,
     Recipe, Reduce,
 };
 use crate::SearchError;
+use cryptonas_arch::{
+    layer_stages, nodes_used_from, reduction_points, stages, Arch, ArchError, InputShape, Op,
+};
 
 /// One searchable layer: a body and BN per op, and the widest skip projection.
 struct SuperLayer {
@@ -72,13 +73,10 @@ impl SuperNet {
         ops: &[Op],
     ) -> Result<SuperNet, SearchError> {
         if ops.is_empty() {
-            return Err(SearchError::NoOps);
+            return Err(ArchError::NoOps.into());
         }
         if width == 0 {
-            return Err(SearchError::ZeroWidth);
-        }
-        if depth < 3 {
-            return Err(SearchError::TooShallow { depth });
+            return Err(ArchError::ZeroWidth.into());
         }
         let st = stages(width, input);
         let stage_of = layer_stages(depth);
@@ -108,7 +106,7 @@ impl SuperNet {
                 }
             })
             .collect();
-        let after = reduction_points(depth);
+        let after = reduction_points(depth).ok_or(SearchError::TooShallow { depth })?;
         let reductions = [0, 1].map(|r| {
             (0..=after[r] + 1)
                 .map(|j| {
@@ -147,7 +145,9 @@ impl SuperNet {
                 ),
             });
         }
-        let after = arch.reduction_after();
+        let after = arch.reduction_after().ok_or(SearchError::TooShallow {
+            depth: arch.depth(),
+        })?;
         let used = after.map(|a| nodes_used_from(arch, a + 1));
         let mut nodes = vec![self.stem_bn.forward_t(&x.apply(&self.stem), true)];
         for (i, (l, layer)) in self.layers.iter().zip(&arch.layers).enumerate() {
