@@ -57,7 +57,8 @@ impl Op {
         Op::ALL.get(usize::from(id)).copied()
     }
 
-    /// The name used in JSON (`conv3`, `sep5`, `avg_pool3`, …).
+    /// The name used in JSON and in the supernet's variable names (`layers.{i}.{name}.…`):
+    /// `conv3`, `sep5`, `avg_pool3`, ….
     pub fn name(self) -> &'static str {
         match self {
             Op::Conv3 => "conv3",

@@ -48,18 +48,6 @@ pub struct SuperNet {
     fc: nn::Linear,
 }
 
-/// Variable-name fragment of an op (`layers.{i}.{op}.…`).
-pub fn op_name(op: Op) -> &'static str {
-    match op {
-        Op::Conv3 => "conv3",
-        Op::Sep3 => "sep3",
-        Op::Conv5 => "conv5",
-        Op::Sep5 => "sep5",
-        Op::AvgPool3 => "avg_pool3",
-        Op::MaxPool3 => "max_pool3",
-    }
-}
-
 impl SuperNet {
     /// Creates the shared variables under `root`. Names follow the trainer's network, with the op
     /// inserted: `layers.{i}.{op}.conv.weight`, `layers.{i}.{op}.bn.*`, `layers.{i}.proj.weight`
@@ -89,7 +77,7 @@ impl SuperNet {
                 let bodies = ops
                     .iter()
                     .map(|&op| {
-                        let q = &p / op_name(op);
+                        let q = &p / op.name();
                         (op, Body::new(&q, op, c), bn(&q / "bn", c))
                     })
                     .collect();
