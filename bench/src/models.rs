@@ -2,8 +2,9 @@
 //! protocol's tests) for the budget sweep, the tiny test model, and trained models from a directory.
 
 use anyhow::Context;
+use cryptonas_arch::cnet1;
 use cryptonas_model::rng::SplitMix64;
-use cryptonas_model::zoo::{cnet1, random_init};
+use cryptonas_model::zoo::{model_spec, random_init};
 use cryptonas_model::{Calibration, CalibrationParams, FixedModel, Metadata, Model, NormalForm};
 use cryptonas_protocol::ServerModel;
 use serde::Serialize;
@@ -105,8 +106,7 @@ fn info(
 pub fn sweep_model(channels: usize, seed: u64, images: usize) -> anyhow::Result<Prepared> {
     let started = Instant::now();
     let name = format!("sweep-c{channels}");
-    let spec = cnet1(channels)
-        .to_model_spec(&name)
+    let spec = model_spec(&cnet1(channels), &name)
         .with_context(|| format!("CNet1 spec at C = {channels}"))?;
     let weights = random_init(&spec, seed)?;
     let m = Model::from_bytes(spec.to_json().as_bytes(), &weights)?;

@@ -2,13 +2,14 @@
 //! engine and the f64 normal form. Run: `cargo bench -p cryptonas-model --bench fixed_point`.
 
 use criterion::{criterion_main, Criterion, Throughput};
+use cryptonas_arch::cnet1;
 use cryptonas_model::rng::SplitMix64;
-use cryptonas_model::zoo::{cnet1, random_init};
+use cryptonas_model::zoo::{model_spec, random_init};
 use cryptonas_model::{Calibration, CalibrationParams, FixedModel, Model, NormalForm};
 use ndarray::Array4;
 
 fn bench(c: &mut Criterion) {
-    let spec = cnet1(8).to_model_spec("cnet1-c8").unwrap();
+    let spec = model_spec(&cnet1(8), "cnet1-c8").unwrap();
     let w = random_init(&spec, 1).unwrap();
     let model = Model::from_bytes(spec.to_json().as_bytes(), &w).unwrap();
     let nf = NormalForm::compile(&model).unwrap();

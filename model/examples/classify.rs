@@ -8,8 +8,9 @@
 
 use std::process::ExitCode;
 
+use cryptonas_arch::cnet1;
 use cryptonas_model::image::load_input;
-use cryptonas_model::zoo::{cnet1, random_init};
+use cryptonas_model::zoo::{model_spec, random_init};
 use cryptonas_model::{plain, Model};
 
 const DEMO_IMAGE: &[u8] = include_bytes!("../tests/fixtures/cifar10-test-cat-0000.jpg");
@@ -39,7 +40,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.as_slice() {
         [demo] if demo == "--demo" => (|| {
-            let spec = cnet1(8).to_model_spec("cnet1-c8-random")?;
+            let spec = model_spec(&cnet1(8), "cnet1-c8-random")?;
             let weights = random_init(&spec, 1)?;
             let model = Model::from_bytes(spec.to_json().as_bytes(), &weights)?;
             run(&model, DEMO_IMAGE, 32)

@@ -188,12 +188,9 @@ pub enum ModelError {
         /// Ring bits.
         k: u32,
     },
-    /// A zoo network description is invalid.
-    #[error("invalid CryptoNAS spec: {detail}")]
-    Zoo {
-        /// What is wrong.
-        detail: String,
-    },
+    /// A network of the family ([`cryptonas_arch::Net`]) that the zoo cannot draw.
+    #[error("invalid CryptoNAS network: {0}")]
+    Zoo(#[from] cryptonas_arch::ArchError),
 }
 
 /// Result alias of this crate.

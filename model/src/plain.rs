@@ -186,7 +186,7 @@ mod tests {
     use crate::zoo;
 
     fn tiny() -> Model {
-        let spec = zoo::cnet1(1).to_model_spec("tiny").unwrap();
+        let spec = zoo::model_spec(&cryptonas_arch::cnet1(1), "tiny").unwrap();
         let weights = zoo::random_init(&spec, 3).unwrap();
         Model::from_bytes(spec.to_json().as_bytes(), &weights).unwrap()
     }

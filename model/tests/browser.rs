@@ -2,8 +2,9 @@
 //! as the float normal form. Browser: `CHROMEDRIVER=/usr/bin/chromedriver cargo test --target
 //! wasm32-unknown-unknown -p cryptonas-model --tests`.
 
+use cryptonas_arch::cnet1;
 use cryptonas_model::rng::SplitMix64;
-use cryptonas_model::zoo::{cnet1, random_init};
+use cryptonas_model::zoo::{model_spec, random_init};
 use cryptonas_model::{
     conv_ring, Calibration, CalibrationParams, FixedModel, IntConv, Model, NormalForm,
 };
@@ -36,7 +37,7 @@ fn ring_conv_wraps_the_same_everywhere() {
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 fn fixed_point_cnet1_matches_float() {
-    let spec = cnet1(1).to_model_spec("t").unwrap();
+    let spec = model_spec(&cnet1(1), "t").unwrap();
     let w = random_init(&spec, 3).unwrap();
     let m = Model::from_bytes(spec.to_json().as_bytes(), &w).unwrap();
     let nf = NormalForm::compile(&m).unwrap();

@@ -228,7 +228,7 @@ fn factorized_reduction_paths() {
 
 #[test]
 fn batches_are_independent_and_bad_input_shape_is_an_error() {
-    let spec = cryptonas_model::zoo::cnet1(2).to_model_spec("t").unwrap();
+    let spec = cryptonas_model::zoo::model_spec(&cryptonas_arch::cnet1(2), "t").unwrap();
     let w = cryptonas_model::zoo::random_init(&spec, 3).unwrap();
     let m = Model::from_bytes(spec.to_json().as_bytes(), &w).unwrap();
     let mut rng = cryptonas_model::rng::SplitMix64::new(5);

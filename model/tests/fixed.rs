@@ -1,9 +1,10 @@
 //! Bit-exact ring arithmetic and fixed-point agreement with the float engine.
 #![cfg(not(target_arch = "wasm32"))]
 
+use cryptonas_arch::cnet1;
 use cryptonas_model::fixed::{from_signed, relu_trunc, to_signed};
 use cryptonas_model::rng::SplitMix64;
-use cryptonas_model::zoo::{cnet1, random_init};
+use cryptonas_model::zoo::{model_spec, random_init};
 use cryptonas_model::{
     conv_ring, Calibration, CalibrationParams, FixedConfig, FixedModel, IntConv, Model, ModelError,
     NormalForm,
@@ -129,7 +130,7 @@ fn relu_trunc_rounds_to_nearest_like_the_circuit() {
 }
 
 fn setup(c: usize, seed: u64) -> (NormalForm, Vec<Vec<f32>>) {
-    let spec = cnet1(c).to_model_spec("t").unwrap();
+    let spec = model_spec(&cnet1(c), "t").unwrap();
     let w = random_init(&spec, seed).unwrap();
     let m = Model::from_bytes(spec.to_json().as_bytes(), &w).unwrap();
     let nf = NormalForm::compile(&m).unwrap();
@@ -302,7 +303,7 @@ fn fixed_config_round_trips_in_model_metadata() {
     let (nf, imgs) = setup(2, 4);
     let cal = Calibration::run(&nf, imgs.iter().take(2).map(|v| v.as_slice())).unwrap();
     let cfg = cal.config(&nf, 32, &CalibrationParams::default()).unwrap();
-    let mut spec = cnet1(2).to_model_spec("t").unwrap();
+    let mut spec = model_spec(&cnet1(2), "t").unwrap();
     spec.metadata.fixed_point = Some(cfg.clone());
     let back = cryptonas_model::ModelSpec::from_json(spec.to_json().as_bytes()).unwrap();
     assert_eq!(back.metadata.fixed_point, Some(cfg));
@@ -314,7 +315,7 @@ fn fixed_config_round_trips_in_model_metadata() {
 fn folded_normalisation_takes_raw_pixels_exactly() {
     use cryptonas_model::image::{load_input, load_raw_input};
     use cryptonas_model::InputEncoding;
-    let spec = cnet1(2).to_model_spec("t").unwrap();
+    let spec = model_spec(&cnet1(2), "t").unwrap();
     let w = random_init(&spec, 12).unwrap();
     let m = Model::from_bytes(spec.to_json().as_bytes(), &w).unwrap();
     let nf = NormalForm::compile(&m).unwrap();

@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use cryptonas_arch::cnet1;
 use cryptonas_model::format::{read_safetensors, write_safetensors};
-use cryptonas_model::zoo::{cnet1, random_init};
+use cryptonas_model::zoo::{model_spec, random_init};
 use cryptonas_model::{Model, ModelError, ModelSpec, Tensor};
 
 fn tiny() -> (ModelSpec, Vec<u8>) {
-    let spec = cnet1(2).to_model_spec("tiny").unwrap();
+    let spec = model_spec(&cnet1(2), "tiny").unwrap();
     let w = random_init(&spec, 1).unwrap();
     (spec, w)
 }

@@ -188,7 +188,7 @@ fn normalisation_is_chw_per_channel() {
 
 #[test]
 fn jpeg_to_model_input() {
-    let spec = cryptonas_model::zoo::cnet1(2).to_model_spec("t").unwrap();
+    let spec = cryptonas_model::zoo::model_spec(&cryptonas_arch::cnet1(2), "t").unwrap();
     let x = load_input(CAT, &spec.input).unwrap();
     assert_eq!(x.len(), 3 * 32 * 32);
     assert!(x.iter().all(|v| v.is_finite() && v.abs() < 3.0));

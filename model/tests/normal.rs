@@ -1,13 +1,14 @@
 //! The normal form evaluated over the reals equals the f32 graph engine.
 #![cfg(not(target_arch = "wasm32"))]
 
+use cryptonas_arch::{cnet1, Arch, InputShape, Net};
 use cryptonas_model::rng::SplitMix64;
-use cryptonas_model::zoo::{cnet1, random_init, CryptoNasSpec, LayerSpec};
+use cryptonas_model::zoo::{model_spec, random_init};
 use cryptonas_model::{Model, ModelError, NormalForm, Source, StageKind};
 use ndarray::Array4;
 
-fn model(spec: &CryptoNasSpec, seed: u64) -> Model {
-    let s = spec.to_model_spec("t").unwrap();
+fn model(net: &Net, seed: u64) -> Model {
+    let s = model_spec(net, "t").unwrap();
     let w = random_init(&s, seed).unwrap();
     Model::from_bytes(s.to_json().as_bytes(), &w).unwrap()
 }
@@ -79,17 +80,17 @@ fn cnet1_normal_form_matches_the_graph() {
 #[test]
 fn dense_skips_and_small_images_also_match() {
     // Every layer skips to every earlier node; 3 pools on 8x8 inputs.
-    let layers = (0..6)
-        .map(|i| LayerSpec {
-            kernel: if i % 2 == 0 { 5 } else { 3 },
-            skips: (0..i).collect(),
-        })
-        .collect();
-    let spec = CryptoNasSpec {
-        layers,
-        channels: 2,
-        num_classes: 3,
-        input: (1, 8, 8),
+    let arch =
+        Arch::dense((0..6).map(|i| (if i % 2 == 0 { 5 } else { 3 }, (0..i).collect()))).unwrap();
+    let spec = Net {
+        arch,
+        width: 2,
+        classes: 3,
+        input: InputShape {
+            channels: 1,
+            height: 8,
+            width: 8,
+        },
     };
     let m = model(&spec, 5);
     let nf = NormalForm::compile(&m).unwrap();
@@ -107,11 +108,13 @@ fn dense_skips_and_small_images_also_match() {
 
 #[test]
 fn odd_factorized_reduction_is_unsupported() {
-    let spec = CryptoNasSpec {
-        layers: cnet1(2).layers,
-        channels: 2,
-        num_classes: 10,
-        input: (3, 30, 30), // 30 -> 15 (odd) -> second reduction fails
+    let spec = Net {
+        input: InputShape {
+            channels: 3,
+            height: 30, // 30 -> 15 (odd) -> second reduction fails
+            width: 30,
+        },
+        ..cnet1(2)
     };
     let m = model(&spec, 1);
     match NormalForm::compile(&m).unwrap_err() {
@@ -123,7 +126,7 @@ fn odd_factorized_reduction_is_unsupported() {
 #[test]
 fn padded_conv_over_composed_map_is_unsupported() {
     // conv3x3(pad 1) directly after conv3x3(pad 1) with no ReLU in between.
-    let mut spec = cnet1(2).to_model_spec("t").unwrap();
+    let mut spec = model_spec(&cnet1(2), "t").unwrap();
     let relu = spec.node_index("layers.0.relu").unwrap();
     spec.nodes[relu].op = cryptonas_model::Op::Dropout { p: 0.0 };
     let w = random_init(&spec, 1).unwrap();

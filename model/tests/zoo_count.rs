@@ -1,12 +1,14 @@
-//! The zoo builds the released CryptoNAS nets and the counter reproduces their ReLU budgets.
+//! The zoo draws the released CryptoNAS nets and the counter reproduces their ReLU budgets.
 #![cfg(not(target_arch = "wasm32"))]
 
-use cryptonas_model::zoo::{cnet1, cnet2, cnet3, random_init, CryptoNasSpec, LayerSpec};
+use cryptonas_arch::{cnet1, cnet2, cnet3, Arch, ArchError, InputShape, Layer, Net};
+use cryptonas_model::zoo::{model_spec, random_init};
+use cryptonas_model::ModelError;
 use cryptonas_model::{macs, relu_count, Model, Op};
 
 #[test]
 fn cnet_relu_counts_match_the_paper() {
-    let count = |s: CryptoNasSpec| relu_count(&s.to_model_spec("t").unwrap()).unwrap();
+    let count = |n: Net| relu_count(&model_spec(&n, "t").unwrap()).unwrap();
     assert_eq!(count(cnet1(14)), 86_016);
     assert_eq!(count(cnet1(8)), 49_152);
     assert_eq!(count(cnet1(16)), 98_304);
@@ -16,7 +18,7 @@ fn cnet_relu_counts_match_the_paper() {
 
 #[test]
 fn cnet1_graph_has_the_contract_names_and_shapes() {
-    let spec = cnet1(8).to_model_spec("cnet1-c8").unwrap();
+    let spec = model_spec(&cnet1(8), "cnet1-c8").unwrap();
     let g = spec.validate().unwrap();
     let shape = |id: &str| g.shapes[spec.node_index(id).unwrap()];
     let s = shape("stem.bn");
@@ -55,17 +57,17 @@ fn cnet1_graph_has_the_contract_names_and_shapes() {
 
 #[test]
 fn macs_of_a_single_conv_layer() {
-    let spec = CryptoNasSpec {
-        layers: vec![LayerSpec {
-            kernel: 3,
-            skips: vec![],
-        }],
-        channels: 4,
-        num_classes: 2,
-        input: (1, 6, 6),
-    }
-    .to_model_spec("one")
-    .unwrap();
+    let net = Net {
+        arch: Arch::dense([(3, vec![])]).unwrap(),
+        width: 4,
+        classes: 2,
+        input: InputShape {
+            channels: 1,
+            height: 6,
+            width: 6,
+        },
+    };
+    let spec = model_spec(&net, "one").unwrap();
     // stem 4x1x3x3 on 6x6 + layer 4x4x3x3 on 6x6 + fc 2x4.
     assert_eq!(macs(&spec).unwrap(), 36 * 4 * 9 + 36 * 4 * 4 * 9 + 8);
     let table = cryptonas_model::summary(&spec).unwrap();
@@ -83,7 +85,7 @@ fn macs_of_a_single_conv_layer() {
 
 #[test]
 fn random_init_round_trips_through_the_loader() {
-    let spec = cnet1(2).to_model_spec("tiny").unwrap();
+    let spec = model_spec(&cnet1(2), "tiny").unwrap();
     let w = random_init(&spec, 7).unwrap();
     let m = Model::from_bytes(spec.to_json().as_bytes(), &w).unwrap();
     assert_eq!(m.weights_bytes().unwrap(), w);
@@ -92,27 +94,34 @@ fn random_init_round_trips_through_the_loader() {
 }
 
 #[test]
-fn zoo_rejects_bad_layers() {
-    let bad_kernel = CryptoNasSpec::cifar10(
-        vec![LayerSpec {
-            kernel: 4,
-            skips: vec![],
-        }],
-        4,
-    );
-    assert!(bad_kernel.to_model_spec("x").is_err());
-    let bad_skip = CryptoNasSpec::cifar10(
-        vec![
-            LayerSpec {
-                kernel: 3,
-                skips: vec![],
-            },
-            LayerSpec {
-                kernel: 3,
-                skips: vec![1],
-            },
+fn zoo_rejects_bad_networks() {
+    let draw = |arch: Arch| model_spec(&Net::cifar10(arch, 4), "x");
+    let layer = |op, skips: Vec<usize>| Layer { op, skips };
+    let bad_skip = Arch {
+        layers: vec![
+            layer(cryptonas_arch::Op::Conv3, vec![]),
+            layer(cryptonas_arch::Op::Conv3, vec![1]),
         ],
-        4,
-    );
-    assert!(bad_skip.to_model_spec("x").is_err());
+    };
+    assert!(matches!(
+        draw(bad_skip),
+        Err(ModelError::Zoo(ArchError::BadSkip { layer: 1, skip: 1 }))
+    ));
+    // Final networks are dense: a separable op must be densified first.
+    let sep = Arch {
+        layers: vec![layer(cryptonas_arch::Op::Sep3, vec![])],
+    };
+    assert!(matches!(
+        draw(sep),
+        Err(ModelError::Zoo(ArchError::NotDense { layer: 0, .. }))
+    ));
+    assert!(matches!(
+        draw(Arch { layers: vec![] }),
+        Err(ModelError::Zoo(ArchError::Empty))
+    ));
+    let zero_width = Net::cifar10(Arch::dense([(3, vec![])]).unwrap(), 0);
+    assert!(matches!(
+        model_spec(&zero_width, "x"),
+        Err(ModelError::Zoo(ArchError::ZeroWidth))
+    ));
 }

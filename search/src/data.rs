@@ -11,8 +11,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::count::InputShape;
 use crate::SearchError;
+use cryptonas_arch::InputShape;
 
 /// Default location of the CIFAR-10 JPEG archive, relative to the repository root.
 pub const DEFAULT_CIFAR: &str = "../shared/data/cifar10-jpeg.tar.gz";

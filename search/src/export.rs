@@ -1,4 +1,4 @@
-//! Export to the model crate's format: `<name>.json` (graph from `cryptonas_model::zoo`, with
+//! Export to the model crate's format: `<name>.json` (graph drawn by `cryptonas_model::zoo`, with
 //! our input normalisation and measured metadata) + `<name>.safetensors` (BN kept; the model
 //! crate folds it).
 
@@ -6,13 +6,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use cryptonas_model::format::{write_safetensors, Model, ModelSpec, Tensor};
-use cryptonas_model::zoo::{CryptoNasSpec, LayerSpec};
 use serde::{Deserialize, Serialize};
 
-use crate::arch::Arch;
-use crate::count::InputShape;
 use crate::data::{DatasetKind, Normalization};
 use crate::SearchError;
+use cryptonas_arch::{Arch, InputShape, Net};
 
 /// What an export records besides the weights.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -41,20 +39,14 @@ pub struct ExportInfo {
     pub train_seconds: Option<f64>,
 }
 
-/// The model crate's `CryptoNasSpec` for an architecture at a width.
-pub fn zoo_spec(arch: &Arch, width: usize, input: InputShape, classes: usize) -> CryptoNasSpec {
-    CryptoNasSpec {
-        layers: arch
-            .layers
-            .iter()
-            .map(|l| LayerSpec {
-                kernel: l.op.final_kernel(),
-                skips: l.skips.clone(),
-            })
-            .collect(),
-        channels: width,
-        num_classes: classes,
-        input: (input.channels, input.height, input.width),
+/// The deployed network of a searched architecture: densified (separable convs dense, pools
+/// 3×3 convs) at `width`.
+pub fn final_net(arch: &Arch, width: usize, input: InputShape, classes: usize) -> Net {
+    Net {
+        arch: arch.densified(),
+        width,
+        classes,
+        input,
     }
 }
 
@@ -68,9 +60,8 @@ fn model_err(path: &Path, e: impl std::fmt::Display) -> SearchError {
 /// Builds the graph JSON with normalisation and metadata filled in.
 pub fn model_spec(info: &ExportInfo) -> Result<ModelSpec, SearchError> {
     let input = info.dataset.shape();
-    let zoo = zoo_spec(&info.arch.densified(), info.width, input, info.classes);
-    let mut spec = zoo
-        .to_model_spec(&info.name)
+    let net = final_net(&info.arch, info.width, input, info.classes);
+    let mut spec = cryptonas_model::zoo::model_spec(&net, &info.name)
         .map_err(|e| model_err(Path::new(&info.name), e))?;
     spec.input.mean = info.norm.mean.clone();
     spec.input.std = info.norm.std.clone();
@@ -450,9 +441,8 @@ mod tests {
     fn small_model_and_images(n: usize) -> (Model, Vec<Vec<f32>>) {
         use rand::{Rng, SeedableRng};
         let arch = Arch::parse_any("cnet1").unwrap();
-        let spec = zoo_spec(&arch, 1, InputShape::FASHION, 10)
-            .to_model_spec("small")
-            .unwrap();
+        let net = final_net(&arch, 1, InputShape::FASHION, 10);
+        let spec = cryptonas_model::zoo::model_spec(&net, "small").unwrap();
         let weights = cryptonas_model::zoo::random_init(&spec, 3).unwrap();
         let model = Model::from_bytes(spec.to_json().as_bytes(), &weights).unwrap();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
@@ -518,28 +508,62 @@ mod tests {
         assert_eq!(seen, (1..=40).collect::<Vec<_>>());
     }
 
-    /// Our exact counts agree with the model crate's shape inference on random architectures.
+    /// Export and the zoo draw the same graph: the search's CNet1 arc (with its separable ops)
+    /// exports exactly the zoo's CNet1 at several widths, and random arcs of depths 3..=12
+    /// export the zoo's graph of their densified form, with the family's closed-form counts.
     #[test]
-    fn relu_counts_agree_with_model_crate() {
+    fn export_draws_the_zoo_graph() {
         use rand::{Rng, SeedableRng};
+        let info = |arch: Arch, width: usize, dataset: DatasetKind| ExportInfo {
+            name: "t".into(),
+            arch,
+            width,
+            classes: 10,
+            dataset,
+            norm: Normalization {
+                mean: vec![0.5; dataset.shape().channels],
+                std: vec![0.25; dataset.shape().channels],
+            },
+            float_test_accuracy: None,
+            val_accuracy: None,
+            epochs: 1,
+            recipe: "test".into(),
+            train_seconds: None,
+        };
+        let search_cnet1 = Arch::from_arc(cryptonas_arch::CNET1_ARC).unwrap();
+        for width in [1, 4, 8, 14] {
+            let exported =
+                model_spec(&info(search_cnet1.clone(), width, DatasetKind::Cifar10)).unwrap();
+            let zoo = cryptonas_model::zoo::model_spec(&cryptonas_arch::cnet1(width), "t").unwrap();
+            assert_eq!(exported.nodes, zoo.nodes, "width {width}");
+            assert_eq!(exported.output, zoo.output);
+            assert_eq!(exported.metadata.relu_count, zoo.metadata.relu_count);
+            assert_eq!(exported.metadata.relu_count, Some(6 * 1024 * width as u64));
+            assert_eq!(exported.metadata.macs, zoo.metadata.macs);
+        }
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-        for _ in 0..20 {
-            let depth = rng.random_range(3..14);
+        for depth in 3..=12 {
             let width = rng.random_range(1..6);
             let arch = Arch::random(&mut rng, depth, &crate::Op::ALL, 0.4).unwrap();
-            let input = if rng.random_bool(0.5) {
-                InputShape::CIFAR
+            let dataset = if rng.random_bool(0.5) {
+                DatasetKind::Cifar10
             } else {
-                InputShape::FASHION
+                DatasetKind::FashionMnist
             };
-            let spec = zoo_spec(&arch, width, input, 10)
-                .to_model_spec("r")
-                .unwrap();
-            let ours = crate::count::relu_count(depth, width, input).unwrap();
-            assert_eq!(spec.metadata.relu_count, Some(ours), "{}", arch.to_arc());
-            // The model crate also counts reductions of nodes no later layer reads.
-            let m = crate::count::macs(&arch.densified(), width, input, 10).unwrap();
-            assert!(spec.metadata.macs.unwrap() >= m.total());
+            let input = dataset.shape();
+            let exported = model_spec(&info(arch.clone(), width, dataset)).unwrap();
+            let net = final_net(&arch, width, input, 10);
+            let zoo = cryptonas_model::zoo::model_spec(&net, "t").unwrap();
+            assert_eq!(exported.nodes, zoo.nodes, "{}", arch.to_arc());
+            let relus = crate::relu_count(depth, width, input).unwrap();
+            assert_eq!(
+                exported.metadata.relu_count,
+                Some(relus),
+                "{}",
+                arch.to_arc()
+            );
+            let macs = net.macs().unwrap().total();
+            assert_eq!(exported.metadata.macs, Some(macs), "{}", arch.to_arc());
         }
     }
 

@@ -1,6 +1,5 @@
 #![doc = include_str!("../README.md")]
 
-pub mod arch;
 pub mod cli;
 pub mod clock;
 pub mod count;
@@ -15,8 +14,8 @@ pub mod supernet;
 #[cfg(feature = "tch")]
 pub mod train;
 
-pub use arch::{Arch, Layer, Op};
-pub use count::{macs, relu_count, solve_budget, BudgetPair, InputShape, Macs};
+pub use count::{solve_budget, BudgetPair};
+pub use cryptonas_arch::{macs, relu_count, Arch, ArchError, InputShape, Layer, Macs, Op};
 
 /// How candidates are scored.
 #[derive(
@@ -42,68 +41,16 @@ pub enum SearchMethod {
 /// Errors of the search crate.
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
-    /// Depth below 3: the two reductions need three stages.
-    #[error("depth {depth} is too shallow: CryptoNAS nets need at least 3 layers")]
+    /// An architecture, `arc` string or network the family refuses.
+    #[error(transparent)]
+    Arch(#[from] ArchError),
+    /// Depth below 3: the trainer and the supernet build the two reductions of the search
+    /// space, which need three stages (the family itself allows shallower nets, with none).
+    #[error("depth {depth} is too shallow: the search space needs at least 3 layers")]
     TooShallow {
         /// The depth given.
         depth: usize,
     },
-    /// Width 0.
-    #[error("width (channels C) must be at least 1")]
-    ZeroWidth,
-    /// A skip that is not strictly increasing or not before the layer.
-    #[error(
-        "layer {layer}: skip {skip} must point at an earlier node (< {layer}) in increasing order"
-    )]
-    BadSkip {
-        /// Layer index.
-        layer: usize,
-        /// Offending skip.
-        skip: usize,
-    },
-    /// A token of an `arc` string is not an integer.
-    #[error("arc string: {token:?} is not a small non-negative integer")]
-    ArcToken {
-        /// The token.
-        token: String,
-    },
-    /// Unknown op id in an `arc` string.
-    #[error("arc string: layer {layer} has op id {id}; valid ids are 0..=5")]
-    ArcOp {
-        /// Layer index.
-        layer: usize,
-        /// The id read.
-        id: u8,
-    },
-    /// A skip bit that is neither 0 nor 1.
-    #[error("arc string: layer {layer} has skip bit {bit}; bits are 0 or 1")]
-    ArcBit {
-        /// Layer index.
-        layer: usize,
-        /// The value read.
-        bit: u8,
-    },
-    /// An `arc` string that ends inside a layer.
-    #[error("arc string of {len} numbers ends inside a layer (layer i needs 1 + i numbers)")]
-    ArcLength {
-        /// Number of integers read.
-        len: usize,
-    },
-    /// An unknown built-in name.
-    #[error("unknown architecture {name:?}: use cnet1, cnet2, cnet3, an arc string or arch JSON")]
-    UnknownArch {
-        /// The name given.
-        name: String,
-    },
-    /// Malformed arch JSON.
-    #[error("arch JSON: {msg}")]
-    ArchJson {
-        /// Parser message.
-        msg: String,
-    },
-    /// Random generation without ops.
-    #[error("no ops to choose from")]
-    NoOps,
     /// A budget below the smallest network.
     #[error(
         "budget {budget} ReLUs is below the smallest network ({min} ReLUs at depth 3, width 1)"

@@ -14,7 +14,6 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
-use crate::arch::{Arch, Op};
 use crate::clock::{Clock, Stopwatch};
 use crate::count::{relu_count, BudgetPair};
 use crate::data::Dataset;
@@ -23,6 +22,7 @@ use crate::supernet::{
 };
 use crate::train::{train, NetConfig, Progress, Recipe, TrainOptions};
 use crate::{SearchError, SearchMethod};
+use cryptonas_arch::{Arch, Op};
 
 /// Search options.
 #[derive(Clone, Debug, Serialize, Deserialize)]

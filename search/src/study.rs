@@ -11,8 +11,8 @@ use plotters::prelude::*;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::arch::{Arch, Op};
 use crate::SearchError;
+use cryptonas_arch::{Arch, Op};
 
 /// An architecture with its supernet score (a line of the search log, or of `score`'s output).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -622,7 +622,7 @@ mod tests {
     #[test]
     fn random_picks_are_distinct_valid_and_seeded() {
         let ops = [Op::Conv3, Op::Conv5];
-        let excl = vec![crate::arch::CNET1_ARC.to_string()];
+        let excl = vec![cryptonas_arch::CNET1_ARC.to_string()];
         let a = pick_random(5, 6, &ops, 4, &excl).unwrap();
         assert_eq!(a, pick_random(5, 6, &ops, 4, &excl).unwrap());
         assert_ne!(a, pick_random(6, 6, &ops, 4, &excl).unwrap());

@@ -18,15 +18,16 @@ use rand::SeedableRng;
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
-use crate::arch::{Arch, Op};
 use crate::clock::{Clock, Stopwatch};
-use crate::count::{layer_stages, nodes_used_from, reduction_points, stages, InputShape};
 use crate::data::{Augment, Dataset, Normalization, Split};
 use crate::train::{
     batch_tensors, bn, conv, correct_count, progress_bar, sgd, split_and_normalization, Body,
     Recipe, Reduce,
 };
 use crate::SearchError;
+use cryptonas_arch::{
+    layer_stages, nodes_used_from, reduction_points, stages, Arch, ArchError, InputShape, Op,
+};
 
 /// One searchable layer: a body and BN per op, and the widest skip projection.
 struct SuperLayer {
@@ -47,18 +48,6 @@ pub struct SuperNet {
     fc: nn::Linear,
 }
 
-/// Variable-name fragment of an op (`layers.{i}.{op}.…`).
-pub fn op_name(op: Op) -> &'static str {
-    match op {
-        Op::Conv3 => "conv3",
-        Op::Sep3 => "sep3",
-        Op::Conv5 => "conv5",
-        Op::Sep5 => "sep5",
-        Op::AvgPool3 => "avg_pool3",
-        Op::MaxPool3 => "max_pool3",
-    }
-}
-
 impl SuperNet {
     /// Creates the shared variables under `root`. Names follow the trainer's network, with the op
     /// inserted: `layers.{i}.{op}.conv.weight`, `layers.{i}.{op}.bn.*`, `layers.{i}.proj.weight`
@@ -72,13 +61,10 @@ impl SuperNet {
         ops: &[Op],
     ) -> Result<SuperNet, SearchError> {
         if ops.is_empty() {
-            return Err(SearchError::NoOps);
+            return Err(ArchError::NoOps.into());
         }
         if width == 0 {
-            return Err(SearchError::ZeroWidth);
-        }
-        if depth < 3 {
-            return Err(SearchError::TooShallow { depth });
+            return Err(ArchError::ZeroWidth.into());
         }
         let st = stages(width, input);
         let stage_of = layer_stages(depth);
@@ -91,7 +77,7 @@ impl SuperNet {
                 let bodies = ops
                     .iter()
                     .map(|&op| {
-                        let q = &p / op_name(op);
+                        let q = &p / op.name();
                         (op, Body::new(&q, op, c), bn(&q / "bn", c))
                     })
                     .collect();
@@ -108,7 +94,7 @@ impl SuperNet {
                 }
             })
             .collect();
-        let after = reduction_points(depth);
+        let after = reduction_points(depth).ok_or(SearchError::TooShallow { depth })?;
         let reductions = [0, 1].map(|r| {
             (0..=after[r] + 1)
                 .map(|j| {
@@ -147,7 +133,9 @@ impl SuperNet {
                 ),
             });
         }
-        let after = arch.reduction_after();
+        let after = arch.reduction_after().ok_or(SearchError::TooShallow {
+            depth: arch.depth(),
+        })?;
         let used = after.map(|a| nodes_used_from(arch, a + 1));
         let mut nodes = vec![self.stem_bn.forward_t(&x.apply(&self.stem), true)];
         for (i, (l, layer)) in self.layers.iter().zip(&arch.layers).enumerate() {

@@ -12,13 +12,12 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, ModuleT, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
-use crate::arch::{Arch, Op};
 use crate::clock::{process_cpu_seconds, Clock, Stopwatch};
-use crate::count::{layer_stages, nodes_used_from, stages, InputShape};
 use crate::data::{
     balanced_split, make_batch, Augment, Dataset, DatasetKind, Images, Normalization, Split,
 };
 use crate::SearchError;
+use cryptonas_arch::{layer_stages, nodes_used_from, stages, Arch, ArchError, InputShape, Op};
 
 /// Shape of a network: architecture, width, input and classes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -156,7 +155,7 @@ impl Net {
     pub fn new(root: &nn::Path, config: NetConfig, dropout: f64) -> Result<Net, SearchError> {
         config.arch.validate()?;
         if config.width == 0 {
-            return Err(SearchError::ZeroWidth);
+            return Err(ArchError::ZeroWidth.into());
         }
         let st = stages(config.width, config.input);
         let stage_of = layer_stages(config.arch.depth());
@@ -181,7 +180,12 @@ impl Net {
                 skips: l.skips.clone(),
             });
         }
-        let after = config.arch.reduction_after();
+        let after = config
+            .arch
+            .reduction_after()
+            .ok_or(SearchError::TooShallow {
+                depth: config.arch.depth(),
+            })?;
         let mut reductions: [Vec<Reduce>; 2] = [Vec::new(), Vec::new()];
         let mut used: [Vec<bool>; 2] = [Vec::new(), Vec::new()];
         for r in 0..2 {
@@ -225,7 +229,7 @@ impl Net {
                 None => h,
             };
             nodes.push(out);
-            if let Some(r) = after.iter().position(|&a| a == i) {
+            if let Some(r) = after.iter().flatten().position(|&a| a == i) {
                 for (j, red) in self.reductions[r].iter().enumerate() {
                     if self.used[r][j] {
                         nodes[j] = red.forward(&nodes[j], train);

@@ -119,9 +119,8 @@ fn write_model(
     use cryptonas_model::Model;
     use cryptonas_search::{export, Arch};
     let arch = Arch::parse_any("cnet1").unwrap();
-    let spec = export::zoo_spec(&arch, 1, input, 10)
-        .to_model_spec(name)
-        .unwrap();
+    let spec =
+        cryptonas_model::zoo::model_spec(&export::final_net(&arch, 1, input, 10), name).unwrap();
     let weights = cryptonas_model::zoo::random_init(&spec, 5).unwrap();
     let mut model = Model::from_bytes(spec.to_json().as_bytes(), &weights).unwrap();
     if calibrate {

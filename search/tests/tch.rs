@@ -289,7 +289,7 @@ fn train_checkpoints_and_resumes() {
 /// gives the same logits.
 #[test]
 fn supernet_computes_exactly_the_sampled_child() {
-    use cryptonas_search::supernet::{op_name, SuperNet};
+    use cryptonas_search::supernet::SuperNet;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
     tch::manual_seed(21);
     let (depth, width, input) = (6, 2, InputShape::CIFAR);
@@ -307,7 +307,7 @@ fn supernet_computes_exactly_the_sampled_child() {
             let layer = || parts[1].parse::<usize>().unwrap();
             let src = match (parts[0], parts.get(2).copied()) {
                 ("layers", Some("conv" | "dw" | "pw" | "bn")) => {
-                    let op = op_name(arch.layers[layer()].op);
+                    let op = arch.layers[layer()].op.name();
                     shared[&format!("layers.{}.{op}.{}", layer(), parts[2..].join("."))]
                         .shallow_clone()
                 }
