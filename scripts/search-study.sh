@@ -20,6 +20,7 @@
 #
 #   scripts/search-study.sh [RUN_DIR]       # state in RUN_DIR (default runs/search-study)
 #   BUDGET_S=3600 SEEDS="1 2 3" scripts/search-study.sh /work/study-runs
+#   ORDER="paired tau" scripts/search-study.sh /work/study-runs   # comparison before the τ runs
 #
 # Rerunning the same command resumes: a finished step is skipped (its output exists), a search
 # reuses its saved supernet, a training run continues from its last epoch checkpoint. Results
@@ -51,6 +52,8 @@ tau_epochs=${TAU_EPOCHS:-4}
 budget_s=${BUDGET_S:-1800}        # training budget of each paired run, in seconds on CLOCK
 clock=${CLOCK:-cpu}               # cpu: budgets count each process's CPU time; wall: wall time
 seeds=${SEEDS:-1 2}
+order=${ORDER:-tau paired}        # the steps after the searches, in order ("paired tau" puts the
+                                  # comparison first when time is short)
 depth=6                           # CNet1's depth
 # Extra arguments of every search and training, e.g. a smoke test of the whole pipeline:
 #   SEARCH_ARGS="--val-per-class 20" TRAIN_ARGS="--train-per-class 20 --val-per-class 10"
@@ -137,104 +140,125 @@ for b in $budgets; do
   search_one "$b" &
   search_pid[$b]=$!
 done
+# Waits for the search at budget $1 (once; a finished search's pid is forgotten).
+wait_search() {
+  [ -n "${search_pid[$1]:-}" ] || return 0
+  wait "${search_pid[$1]}" || exit 1
+  search_pid[$1]=
+}
 # At most two processes at once, searches included.
 slot() { while (( $(jobs -rp | wc -l) >= 2 )); do wait -n || true; tau_report; done; }
 
 # ---- 2. τ study (once its budget's search is done; the other searches go on) ----------------
 tau_tag=$(tag_of "$tau_budget"); tau_c=$(width_of "$tau_budget")
 tau_report() { :; }
-[ -n "${search_pid[$tau_budget]:-}" ] && { wait "${search_pid[$tau_budget]}" || exit 1; }
-tau="$run/tau-$tau_tag"
-mkdir -p "$tau/runs"
-if [ ! -f "$tau/picks.jsonl" ]; then
-  # shellcheck disable=SC2086
-  "$bin" study pick --log "$run/search-$tau_tag/log.jsonl" --spread "$tau_spread" \
-    --random "$tau_random" --seed "$tau_seed" $ops_flag --out "$tau/picks.tmp.jsonl"
-  mv "$tau/picks.tmp.jsonl" "$tau/picks.jsonl"
-fi
-if [ ! -f "$tau/scores.jsonl" ]; then
-  "$bin" score --supernet "$run/search-$tau_tag/supernet" --arcs "$tau/picks.jsonl" \
-    --threads 1 --out "$tau/scores.tmp.jsonl" 2>>"$tau/score.log"
-  mv "$tau/scores.tmp.jsonl" "$tau/scores.jsonl"
-fi
-cp "$tau/picks.jsonl" "$results/study-tau-$tau_tag-picks.jsonl"
-cp "$tau/scores.jsonl" "$results/study-tau-$tau_tag-scores.jsonl"
-tau_report() {
-  local n_done n_all title
-  n_all=$(grep -c . "$tau/picks.jsonl")
-  n_done=$(find "$tau/runs" -name done | wc -l)
-  title="Supernet ranking at $tau_budget ReLUs (L = $depth, C = $tau_c, $tau_epochs epochs each)"
-  (( n_done < n_all )) && title="PARTIAL ($n_done of $n_all trained): $title"
-  if (( n_done >= 3 )); then
-    "$bin" study tau --scores "$tau/scores.jsonl" --runs "$tau/runs" --title "$title" \
-      --out "$results/study-tau-$tau_tag" >/dev/null || true
+tau_step() {
+  wait_search "$tau_budget"
+  tau="$run/tau-$tau_tag"
+  mkdir -p "$tau/runs"
+  if [ ! -f "$tau/picks.jsonl" ]; then
+    # shellcheck disable=SC2086
+    "$bin" study pick --log "$run/search-$tau_tag/log.jsonl" --spread "$tau_spread" \
+      --random "$tau_random" --seed "$tau_seed" $ops_flag --out "$tau/picks.tmp.jsonl"
+    mv "$tau/picks.tmp.jsonl" "$tau/picks.jsonl"
   fi
+  if [ ! -f "$tau/scores.jsonl" ]; then
+    "$bin" score --supernet "$run/search-$tau_tag/supernet" --arcs "$tau/picks.jsonl" \
+      --threads 1 --out "$tau/scores.tmp.jsonl" 2>>"$tau/score.log"
+    mv "$tau/scores.tmp.jsonl" "$tau/scores.jsonl"
+  fi
+  cp "$tau/picks.jsonl" "$results/study-tau-$tau_tag-picks.jsonl"
+  cp "$tau/scores.jsonl" "$results/study-tau-$tau_tag-scores.jsonl"
+  tau_report() {
+    local n_done n_all title
+    n_all=$(grep -c . "$tau/picks.jsonl")
+    n_done=$(find "$tau/runs" -name done | wc -l)
+    title="Supernet ranking at $tau_budget ReLUs (L = $depth, C = $tau_c, $tau_epochs epochs each)"
+    (( n_done < n_all )) && title="PARTIAL ($n_done of $n_all trained): $title"
+    if (( n_done >= 3 )); then
+      "$bin" study tau --scores "$tau/scores.jsonl" --runs "$tau/runs" --title "$title" \
+        --out "$results/study-tau-$tau_tag" >/dev/null || true
+    fi
+  }
+  # Standalone trainings in the order of the picks, sharing the two slots with the other searches.
+  mapfile -t labels < <(sed -n 's/.*"label":"\([^"]*\)".*/\1/p' "$tau/picks.jsonl")
+  mapfile -t arcs < <(sed -n 's/.*"arc":"\([^"]*\)".*/\1/p' "$tau/picks.jsonl")
+  for i in "${!labels[@]}"; do
+    d="$tau/runs/${labels[$i]}"
+    [ -f "$d/done" ] && continue
+    slot
+    # Same short schedule for every architecture: TAU_EPOCHS epochs, one cosine decay.
+    train_run "$d" "$tau/runs/${labels[$i]}.log" --arch "${arcs[$i]}" --width "$tau_c" \
+      --epochs "$tau_epochs" --t0 "$tau_epochs" --seed 1 &
+  done
+  # The paired comparison needs every search; the τ trainings finish meanwhile.
+  wait || true
+  tau_report
 }
-# Standalone trainings in the order of the picks, sharing the two slots with the other searches.
-mapfile -t labels < <(sed -n 's/.*"label":"\([^"]*\)".*/\1/p' "$tau/picks.jsonl")
-mapfile -t arcs < <(sed -n 's/.*"arc":"\([^"]*\)".*/\1/p' "$tau/picks.jsonl")
-for i in "${!labels[@]}"; do
-  d="$tau/runs/${labels[$i]}"
-  [ -f "$d/done" ] && continue
-  slot
-  # Same short schedule for every architecture: TAU_EPOCHS epochs, one cosine decay.
-  train_run "$d" "$tau/runs/${labels[$i]}.log" --arch "${arcs[$i]}" --width "$tau_c" \
-    --epochs "$tau_epochs" --t0 "$tau_epochs" --seed 1 &
-done
-# The paired comparison needs every search; the τ trainings finish meanwhile.
-wait || true
-tau_report
 
 # ---- 3. paired comparison ---------------------------------------------------------------------
-models="$run/models"
-mkdir -p "$models"
-paired_report() {
-  local files=("$models"/*-s*.json) n_done n_all title
-  [ -e "${files[0]}" ] || return 0
-  n_all=$(( $(wc -w <<<"$budgets") * $(wc -w <<<"$seeds") * 2 ))
-  n_done=$(find "$run/paired" -name checked | wc -l)
-  "$bin" study paired "${files[@]}" --out "$run/paired-table.md" \
-    --svg "$results/study-paired.svg" >/dev/null || return 0
-  {
-    echo "## Searched vs CNet1 at equal budgets"
-    echo
-    if (( n_done < n_all )); then echo "**PARTIAL: $n_done of $n_all runs finished.**"; echo; fi
-    echo "Each run: L = $depth, same recipe (SGD Nesterov, one cosine decay of lr 0.05 → 0.001"
-    echo "over the time budget, wd 2e-4, dropout 0.5, batch 100, pad-crop + flip), $budget_s s"
-    echo "($clock clock) of training, one thread, from scratch; searched and CNet1 of one seed side"
-    echo "by side. \"train s\" is wall time; epochs are rounded."
-    echo "Fixed point: k = 32 at the exported calibration; \"on images\" 10000 = the whole test set."
-    echo
-    cat "$run/paired-table.md"
-  } >"$results/study-paired.md"
-}
-# Seeds outermost: every budget gets its first pair before any budget gets a second.
-for s in $seeds; do
-  for b in $budgets; do
-    c=$(width_of "$b"); tag=$(tag_of "$b")
-    searched=$(sed -n 's/.*"final_arc": "\([^"]*\)".*/\1/p' "$run/search-$tag/result.json")
-    for arm in searched cnet1; do
-      name="$arm-$b-s$s"
-      arch=$searched; [ "$arm" = cnet1 ] && arch=cnet1
-      # Time decides the schedule: one cosine decay over BUDGET_S (--epochs is only an upper
-      # bound that the budget never lets the run reach).
-      train_run "$run/paired/$name" "$run/paired/$name.log" --arch "$arch" --width "$c" \
-        --epochs 1000 --t0 1000 --time-budget "$budget_s" --clock "$clock" --seed "$s" \
-        --export "$models" --name "$name" --fixed-images 200 &
+paired_step() {
+  # Every search must be done (the τ trainings may still run when the paired step comes first).
+  for b in $budgets; do wait_search "$b"; done
+  models="$run/models"
+  mkdir -p "$models"
+  paired_report() {
+    local files=("$models"/*-s*.json) n_done n_all title
+    [ -e "${files[0]}" ] || return 0
+    n_all=$(( $(wc -w <<<"$budgets") * $(wc -w <<<"$seeds") * 2 ))
+    n_done=$(find "$run/paired" -name checked | wc -l)
+    "$bin" study paired "${files[@]}" --out "$run/paired-table.md" \
+      --svg "$results/study-paired.svg" >/dev/null || return 0
+    {
+      echo "## Searched vs CNet1 at equal budgets"
+      echo
+      if (( n_done < n_all )); then echo "**PARTIAL: $n_done of $n_all runs finished.**"; echo; fi
+      echo "Each run: L = $depth, same recipe (SGD Nesterov, one cosine decay of lr 0.05 → 0.001"
+      echo "over the time budget, wd 2e-4, dropout 0.5, batch 100, pad-crop + flip), $budget_s s"
+      echo "($clock clock) of training, one thread, from scratch; searched and CNet1 of one seed side"
+      echo "by side. \"train s\" is wall time; epochs are rounded."
+      echo "Fixed point: k = 32 at the exported calibration; \"on images\" 10000 = the whole test set."
+      echo
+      cat "$run/paired-table.md"
+    } >"$results/study-paired.md"
+  }
+  # Seeds outermost: every budget gets its first pair before any budget gets a second.
+  for s in $seeds; do
+    for b in $budgets; do
+      c=$(width_of "$b"); tag=$(tag_of "$b")
+      searched=$(sed -n 's/.*"final_arc": "\([^"]*\)".*/\1/p' "$run/search-$tag/result.json")
+      for arm in searched cnet1; do
+        name="$arm-$b-s$s"
+        arch=$searched; [ "$arm" = cnet1 ] && arch=cnet1
+        # Time decides the schedule: one cosine decay over BUDGET_S (--epochs is only an upper
+        # bound that the budget never lets the run reach).
+        train_run "$run/paired/$name" "$run/paired/$name.log" --arch "$arch" --width "$c" \
+          --epochs 1000 --t0 1000 --time-budget "$budget_s" --clock "$clock" --seed "$s" \
+          --export "$models" --name "$name" --fixed-images 200 &
+      done
+      wait || true
+      for arm in searched cnet1; do
+        name="$arm-$b-s$s"
+        d="$run/paired/$name"
+        if [ -f "$d/done" ] && [ ! -f "$d/checked" ]; then
+          say "check-fixed $name (whole test set)"
+          "$bin" check-fixed "$models/$name.json" >>"$d.log" 2>&1 && touch "$d/checked"
+        fi
+      done
+      paired_report
     done
-    wait || true
-    for arm in searched cnet1; do
-      name="$arm-$b-s$s"
-      d="$run/paired/$name"
-      if [ -f "$d/done" ] && [ ! -f "$d/checked" ]; then
-        say "check-fixed $name (whole test set)"
-        "$bin" check-fixed "$models/$name.json" >>"$d.log" 2>&1 && touch "$d/checked"
-      fi
-    done
-    paired_report
   done
+  paired_report
+}
+
+# ---- the steps, in ORDER ----------------------------------------------------------------------
+for step in $order; do
+  case $step in
+    tau) tau_step ;;
+    paired) paired_step ;;
+    *) echo "unknown step '$step' in ORDER (tau, paired)" >&2; exit 1 ;;
+  esac
 done
-paired_report
 say "study complete: $results"
 exit 0
 }
