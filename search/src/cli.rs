@@ -82,6 +82,9 @@ pub enum StudyCmd {
     Tau(TauArgs),
     /// The paired comparison table (searched vs CNet1) of exported models: Markdown.
     Paired(PairedArgs),
+    /// Copies a searched network's exported model under its bundled name, its metadata naming
+    /// the search that found it (result, log, scorer); run `check-fixed --narrow` on it next.
+    Bundle(BundleArgs),
 }
 
 /// `study pick`.
@@ -147,6 +150,27 @@ pub struct PairedArgs {
     /// Also plot the runs into this SVG file.
     #[arg(long)]
     pub svg: Option<PathBuf>,
+}
+
+/// `study bundle`.
+#[derive(Args, Debug)]
+pub struct BundleArgs {
+    /// The exported model JSON (`<name>.safetensors` beside it).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The bundled name (e.g. `searched-25k`).
+    #[arg(long)]
+    pub name: String,
+    /// The search's `result.json` (its final architecture must be the model's).
+    #[arg(long)]
+    pub search_result: PathBuf,
+    /// Where the search's log is kept, as recorded in the metadata (e.g. the committed
+    /// `search/results/study-search-24576-log.jsonl`).
+    #[arg(long)]
+    pub search_log: String,
+    /// Output directory (`<name>.json` + `<name>.safetensors`).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// Which dataset, and where it is.
@@ -451,6 +475,7 @@ pub fn run(cmd: Command) -> Result<()> {
         Command::Study(StudyCmd::Pick(a)) => run_pick(&a),
         Command::Study(StudyCmd::Tau(a)) => run_tau(&a),
         Command::Study(StudyCmd::Paired(a)) => run_paired(&a),
+        Command::Study(StudyCmd::Bundle(a)) => run_bundle(&a),
     }
 }
 
@@ -984,6 +1009,72 @@ pub fn run_paired(a: &PairedArgs) -> Result<()> {
             .with_context(|| format!("writing {}", svg_path.display()))?;
     }
     print!("{md}");
+    Ok(())
+}
+
+/// `study bundle`.
+pub fn run_bundle(a: &BundleArgs) -> Result<()> {
+    let read_json = |p: &Path| -> Result<serde_json::Value> {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))
+    };
+    let mut model = read_json(&a.model)?;
+    let result = read_json(&a.search_result)?;
+    let arc = model["metadata"]["arc"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let final_arc = result["final_arc"].as_str().unwrap_or_default();
+    if arc.is_empty() || arc != final_arc {
+        bail!(
+            "{} has arc {arc:?}, the search in {} chose {final_arc:?}",
+            a.model.display(),
+            a.search_result.display()
+        );
+    }
+    let options = &result["options"];
+    let supernet = &result["supernet"];
+    let scorer = format!(
+        "supernet (weight sharing) validation accuracy: width {}, {} epochs over {} s ({} clock), \
+         {} validation images per class; regularized evolution, population {}, {} candidates, seed {}",
+        options["proxy_width"],
+        supernet["epochs"],
+        supernet["seconds"],
+        options["clock"].as_str().unwrap_or("wall"),
+        options["val_per_class"]
+            .as_u64()
+            .map_or("all".to_string(), |n| n.to_string()),
+        options["population"],
+        result["candidates"],
+        options["seed"],
+    );
+    let search = serde_json::json!({
+        "budget": result["budget"],
+        "result": a.search_result.file_name().map(|f| f.to_string_lossy()),
+        "log": a.search_log,
+        "scorer": scorer,
+        "best_score": result["best_val_acc"],
+        "search_seconds": result["seconds"],
+        "trained_as": a.model.file_stem().map(|f| f.to_string_lossy()),
+    });
+    let Some(metadata) = model["metadata"].as_object_mut() else {
+        bail!("{}: no metadata", a.model.display());
+    };
+    metadata.insert("search".into(), search);
+    model["name"] = serde_json::Value::String(a.name.clone());
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let json = a.out.join(format!("{}.json", a.name));
+    let mut text = serde_json::to_string_pretty(&model)?;
+    text.push('\n');
+    std::fs::write(&json, text).with_context(|| format!("writing {}", json.display()))?;
+    let weights = a.model.with_extension("safetensors");
+    std::fs::copy(&weights, json.with_extension("safetensors"))
+        .with_context(|| format!("copying {}", weights.display()))?;
+    // The copy must still load as a model (name, graph and tensors agree).
+    cryptonas_model::Model::load(&json, json.with_extension("safetensors"))
+        .with_context(|| format!("loading {}", json.display()))?;
+    println!("{}", json.display());
     Ok(())
 }
 

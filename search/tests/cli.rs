@@ -227,3 +227,69 @@ fn check_fixed_measures_the_test_set_and_rejects_bad_models() {
     assert!(!ok && err.contains("bad.json"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn study_bundle_names_the_search_and_refuses_another_arc() {
+    let dir = std::env::temp_dir().join(format!("cryptonas-bundle-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let models = concat!(env!("CARGO_MANIFEST_DIR"), "/../models");
+    for ext in ["json", "safetensors"] {
+        std::fs::copy(
+            format!("{models}/cnet1-c4.{ext}"),
+            dir.join(format!("searched-24576-s1.{ext}")),
+        )
+        .unwrap();
+    }
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("searched-24576-s1.json")).unwrap())
+            .unwrap();
+    let arc = spec["metadata"]["arc"].as_str().unwrap().to_string();
+    let result = |final_arc: &str| {
+        serde_json::json!({
+            "budget": 24576, "final_arc": final_arc, "best_val_acc": 0.565, "candidates": 400,
+            "seconds": 1321.8, "supernet": {"epochs": 10.0, "seconds": 960.8},
+            "options": {"proxy_width": 4, "clock": "cpu", "val_per_class": 200,
+                        "population": 20, "seed": 1},
+        })
+        .to_string()
+    };
+    let result_path = dir.join("result.json");
+    std::fs::write(&result_path, result(&arc)).unwrap();
+    let out_dir = dir.join("models");
+    let args = |result: &std::path::Path| {
+        vec![
+            "study".to_string(),
+            "bundle".into(),
+            "--model".into(),
+            dir.join("searched-24576-s1.json").display().to_string(),
+            "--name".into(),
+            "searched-25k".into(),
+            "--search-result".into(),
+            result.display().to_string(),
+            "--search-log".into(),
+            "search/results/study-search-24576-log.jsonl".into(),
+            "--out".into(),
+            out_dir.display().to_string(),
+        ]
+    };
+    let a = args(&result_path);
+    let (ok, _, err) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(ok, "{err}");
+    let bundled: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("searched-25k.json")).unwrap())
+            .unwrap();
+    assert_eq!(bundled["name"], "searched-25k");
+    let search = &bundled["metadata"]["search"];
+    assert_eq!(search["log"], "search/results/study-search-24576-log.jsonl");
+    assert_eq!(search["trained_as"], "searched-24576-s1");
+    assert!(search["scorer"].as_str().unwrap().contains("width 4, 10.0 epochs"), "{search}");
+    assert!(out_dir.join("searched-25k.safetensors").is_file());
+    // A search that chose another architecture is not this model's.
+    std::fs::write(&result_path, result("0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0")).unwrap();
+    let a = args(&result_path);
+    let (ok, _, err) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(!ok);
+    assert!(err.contains("the search in"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
