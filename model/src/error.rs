@@ -179,12 +179,25 @@ pub enum ModelError {
         "overflow at stage {stage}, element {element}: value {value} outside signed {k}-bit range"
     )]
     Overflow {
-        /// Stage index and node (or "input").
+        /// Stage index and node.
         stage: String,
         /// Flat element index within the stage.
         element: usize,
         /// The exact value (at the stage's scale).
         value: f64,
+        /// Ring bits.
+        k: u32,
+    },
+    /// An input element the client cannot encode: not finite, or outside the signed k-bit range
+    /// at the input scale. The value is left out: it is the client's secret image, and error
+    /// texts end up in logs and on screens.
+    #[error(
+        "input element {element} cannot be encoded: not finite or outside the signed {k}-bit \
+         range at the input scale (check the image's normalisation)"
+    )]
+    InputRange {
+        /// Flat CHW index of the element.
+        element: usize,
         /// Ring bits.
         k: u32,
     },

@@ -248,7 +248,8 @@ impl FixedModel {
     }
 
     /// The client's encoding of a normalised CHW image: `round(x·2^f_in) mod 2^k`.
-    /// Errors on non-finite values or values outside the signed k-bit range.
+    /// Errors ([`ModelError::InputRange`], which does not repeat the value) on non-finite values
+    /// or values outside the signed k-bit range.
     pub fn quantize_input(&self, x: &[f32]) -> Result<Vec<u64>> {
         if x.len() != self.input.len() {
             return Err(ModelError::InputShape {
@@ -263,12 +264,7 @@ impl FixedModel {
             .map(|(i, &v)| {
                 let r = (f64::from(v) * (self.config.f_in as f64).exp2()).round();
                 if !r.is_finite() || r >= lim || r < -lim {
-                    Err(ModelError::Overflow {
-                        stage: "input".into(),
-                        element: i,
-                        value: r,
-                        k,
-                    })
+                    Err(ModelError::InputRange { element: i, k })
                 } else {
                     Ok(from_signed(r as i64, k))
                 }
