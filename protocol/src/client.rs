@@ -29,10 +29,10 @@
 
 use crate::msgs::{FrameInfo, Msg, MsgKind, PROTOCOL_VERSION};
 use crate::plan::Plan;
+use crate::plan::{PlanStage, StageCircuit};
 use crate::session::{he_err, ot_err, Output, Session};
 use crate::{ring_err, ChunkJob, ProtocolError};
 use cryptonas_crypto::{Block, Csprng};
-use cryptonas_gc::ReluCircuit;
 use cryptonas_he::{ClientKeys, ClientStage, HeParams, ResponseMsg};
 use cryptonas_model::Source;
 use cryptonas_ot::chou_orlandi::ReceiverChoices;
@@ -161,7 +161,7 @@ struct Ctx {
     mask_image: RingVec,
     /// r_i: the mask of every ReLU layer's output (empty for the logits stage).
     mask_relu: Vec<RingVec>,
-    circuits: Vec<Option<ReluCircuit>>,
+    circuits: Vec<Option<StageCircuit>>,
     /// c_i: the client's share of every stage (from HE).
     shares: Vec<RingVec>,
 }
@@ -192,7 +192,7 @@ enum Bulk {
 
 /// The sizes of a chunk's tables and decoding bits against its circuit.
 fn check_bulk(
-    circuit: &ReluCircuit,
+    circuit: &StageCircuit,
     count: usize,
     tables: usize,
     decoding: usize,
@@ -521,10 +521,10 @@ impl ClientSession {
             .stages
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.relu)
+            .filter(|(_, s)| s.garbled())
             .map(|(stage, s)| LayerCost {
                 stage,
-                relus: s.len,
+                relus: s.instances(),
                 ..LayerCost::default()
             })
             .collect();
@@ -547,7 +547,7 @@ impl ClientSession {
         let mask_relu: Vec<RingVec> = plan
             .stages
             .iter()
-            .map(|s| RingVec::random(k, if s.relu { s.len } else { 0 }, || rng.u64()))
+            .map(|s| RingVec::random(k, s.instances(), || rng.u64()))
             .collect();
         let circuits = (0..plan.stages.len())
             .map(|i| plan.circuit(i))
@@ -632,12 +632,12 @@ impl ClientSession {
         let receiver = receiver.receive_base_choices(choices).map_err(ot_err)?;
         let mut bits = Zeroizing::new(Vec::with_capacity(ctx.plan.ot_bits()));
         for (share, st) in ctx.shares.iter().zip(&ctx.plan.stages) {
-            if st.relu {
-                // The share reduced mod 2^(k_l): the layer's ReLU reads Z mod 2^(k_l) only.
-                let narrow = RingWidth::new(st.k)
-                    .map(|w| share.reduced_bits(w))
-                    .map_err(ring_err("HE share"))?;
-                bits.extend_from_slice(&narrow);
+            if st.garbled() {
+                // The share words reduced mod 2^(k_l): the layer reads Z mod 2^(k_l) only. The
+                // client's share of a padding cell is 0 (the server's stands for the cell).
+                let narrow = RingWidth::new(st.k).map_err(ring_err("HE share"))?;
+                let words = RingVec::reduce(narrow, st.gather(share.values(), 0));
+                bits.extend_from_slice(&words.bits());
             }
         }
         let (matrix, receiver) = receiver.extend(&bits, &mut self.rng).map_err(ot_err)?;
@@ -689,22 +689,27 @@ impl ClientSession {
             });
         };
         let (first, count) = (first as usize, count as usize);
-        let len = g.ctx.plan.stages[i].len;
+        let len = g.ctx.plan.stages[i].instances();
         if first != g.received || count == 0 || count > len - g.received {
             return Err(ProtocolError::Malformed {
                 what: "ServerGarbled",
                 reason: format!(
-                    "chunk {first}..{} of a {len}-ReLU layer, expected one starting at {}",
+                    "chunk {first}..{} of a {len}-instance layer, expected one starting at {}",
                     first.saturating_add(count),
                     g.received
                 ),
             });
         }
-        let k = g.ctx.plan.stages[i].k as usize;
-        let at = g.ctx.plan.stages[..i].iter().map(|s| s.len).sum::<usize>() + first;
-        let bit = g.ctx.plan.ot_offset(i) + first * k;
+        // Label blocks per instance: k_l per share word.
+        let per = g.ctx.plan.stages[i].k as usize * circuit.window();
+        let at = g.ctx.plan.stages[..i]
+            .iter()
+            .map(PlanStage::instances)
+            .sum::<usize>()
+            + first;
+        let bit = g.ctx.plan.ot_offset(i) + first * per;
         let mut client_labels =
-            Zeroizing::new(Block::slice_as_bytes(&g.ot.labels()[bit..bit + count * k]).to_vec());
+            Zeroizing::new(Block::slice_as_bytes(&g.ot.labels()[bit..bit + count * per]).to_vec());
         // A pre-garbled chunk: K₀ ⊕ b·Δ ⊕ (W₀ ⊕ K₀) = W₀ ⊕ b·Δ.
         if !corrections.is_empty() {
             if corrections.len() != client_labels.len() {
@@ -732,9 +737,7 @@ impl ClientSession {
         };
         let job = ChunkJob {
             id: self.next_job,
-            k: circuit.k(),
-            k_out: circuit.k_out(),
-            trunc: circuit.t(),
+            circuit: circuit.spec(),
             pi_key: g.ctx.pi_key,
             session_id: g.ctx.session_id,
             first_instance: at as u32,
@@ -761,7 +764,7 @@ impl ClientSession {
     /// More chunks to come, or (all layers received; the OT labels now live in the jobs) the
     /// online phase starts with the masked image x − r, or waits for the image.
     fn after_chunk(&mut self, g: Box<AwaitGarbled>) -> Result<State, ProtocolError> {
-        if g.ctx.plan.stages[g.stage].relu {
+        if g.ctx.plan.stages[g.stage].garbled() {
             return Ok(State::AwaitGarbled(g));
         }
         let AwaitGarbled { ctx, chunks, .. } = *g;
@@ -793,7 +796,7 @@ impl ClientSession {
 
     /// Waits for the next ReLU layer's labels, or for the logits after the last layer.
     fn next_online(&mut self, online: Online) -> State {
-        if online.ctx.plan.stages[online.next].relu {
+        if online.ctx.plan.stages[online.next].garbled() {
             State::AwaitLabels(Box::new(online))
         } else {
             State::AwaitOutput(Box::new(online))
@@ -815,12 +818,14 @@ impl ClientSession {
                 state: "waiting for the next layer's ServerLabels",
             });
         }
-        let per_relu = online.ctx.plan.stages[next].k as usize * 16;
-        let n = online.ctx.plan.stages[next].len;
-        if body.len() != n * per_relu {
+        let st = &online.ctx.plan.stages[next];
+        // Label bytes per instance: 16 per bit of its share words.
+        let per = st.k as usize * st.window() * 16;
+        let n = st.instances();
+        if body.len() != n * per {
             return Err(ProtocolError::WrongSize {
                 what: "ServerLabels bytes",
-                expected: n * per_relu,
+                expected: n * per,
                 got: body.len(),
             });
         }
@@ -829,7 +834,7 @@ impl ClientSession {
         for c in &chunks {
             self.hand_out(EvalTask::Evaluate {
                 id: c.id,
-                garbler_labels: body[c.first * per_relu..(c.first + c.count) * per_relu].to_vec(),
+                garbler_labels: body[c.first * per..(c.first + c.count) * per].to_vec(),
             });
         }
         Ok(State::AwaitJobs(Box::new(AwaitJobs {

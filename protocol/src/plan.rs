@@ -5,28 +5,295 @@
 //! biases stay in [`ServerModel`].
 
 use crate::ProtocolError;
-use cryptonas_gc::{ReluCircuit, ReluVariant};
+use cryptonas_crypto::{Block, Csprng, FixedKeyAes};
+use cryptonas_gc::{
+    ActiveLabels, CircuitError, DecodingBits, Delta, Encoder, GarbleError, Garbled, OutputLabels,
+    ReluCircuit, ReluVariant, TweakDomain,
+};
 use cryptonas_he::HeParams;
 use cryptonas_model::{FixedModel, InputSpec, IntConv, Model, NormalForm, Source, StageKind};
 use serde::{Deserialize, Serialize};
+
+/// What a stage does with its output Z: a garbled layer that turns the shares of Z into shares
+/// of the next shared tensor, or the logits, whose share the server sends in the clear.
+///
+/// Each garbled op determines its circuit ([`PlanStage::circuit_spec`]); a new kind of garbled
+/// stage is one more variant here, one more [`CircuitKind`] and one more [`StageCircuit`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum StageOp {
+    /// ReLU of every element of Z (one circuit instance per element).
+    Relu {
+        /// `min(relu(Z), clip)` (ReLU6 and other `Clip(0, c)`): the bound in the circuit's scale
+        /// (Z's scale plus the rounding term 2^(t−1)); absent for a plain ReLU.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        clip: Option<u64>,
+    },
+    /// The model's logits (always the last stage): no circuit.
+    Logits,
+}
 
 /// One stage as the client sees it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlanStage {
-    /// True for a ReLU layer's input, false for the logits (always last).
-    pub relu: bool,
-    /// Elements of Z (= ReLUs of this layer).
+    /// What follows Z: a garbled layer or the logits (always last).
+    pub op: StageOp,
+    /// Elements of Z (= ReLUs of a ReLU layer).
     pub len: usize,
-    /// ReLU truncation t (0 for the logits).
+    /// Truncation t of the garbled layer (0 for the logits).
     pub trunc: u32,
-    /// Ring width k_l ≤ k of the ReLU: both shares of Z are reduced mod 2^(k_l) and the garbled
-    /// circuit, the OT and the online labels take k_l bits per ReLU (k for the logits).
+    /// Ring width k_l ≤ k of the garbled layer: both shares of Z are reduced mod 2^(k_l) and the
+    /// garbled circuit, the OT and the online labels take k_l bits per share word (k for the
+    /// logits).
     pub k: u32,
     /// Scale of Z.
     pub f_z: u32,
     /// Which shared tensor each term reads, and its geometry.
     pub terms: Vec<(Source, IntConv)>,
+}
+
+impl PlanStage {
+    /// Whether the stage ends in a garbled layer (every stage but the logits).
+    pub fn garbled(&self) -> bool {
+        !matches!(self.op, StageOp::Logits)
+    }
+
+    /// Circuit instances of the garbled layer = elements of the shared tensor it outputs (0 for
+    /// the logits).
+    pub fn instances(&self) -> usize {
+        match self.op {
+            StageOp::Relu { .. } => self.len,
+            StageOp::Logits => 0,
+        }
+    }
+
+    /// Share words (of k_l bits) each circuit instance reads from each party.
+    pub fn window(&self) -> usize {
+        match self.op {
+            StageOp::Relu { .. } => 1,
+            StageOp::Logits => 0,
+        }
+    }
+
+    /// Share words the garbled layer reads from each party: one OT per bit of the client's,
+    /// `k_l` labels per word of the server's.
+    pub fn share_words(&self) -> usize {
+        self.instances() * self.window()
+    }
+
+    /// The share words the garbled layer reads from one party's share `z` of Z, instance after
+    /// instance (`window` each). `pad` stands for a cell outside Z (a max pool's padding).
+    pub fn gather(&self, z: &[u64], pad: u64) -> Vec<u64> {
+        let _ = pad;
+        match self.op {
+            StageOp::Relu { .. } => z.to_vec(),
+            StageOp::Logits => Vec::new(),
+        }
+    }
+
+    /// The garbled circuit of the stage (None for the logits), its results shared in Z_2^k_out.
+    pub fn circuit_spec(&self, k_out: u32) -> Option<CircuitSpec> {
+        let kind = match self.op {
+            StageOp::Relu { clip } => CircuitKind::Relu { clip },
+            StageOp::Logits => return None,
+        };
+        Some(CircuitSpec {
+            k: self.k,
+            k_out,
+            t: self.trunc,
+            kind,
+        })
+    }
+}
+
+/// Which garbled circuit a stage runs, with its parameters beyond the rings and the truncation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CircuitKind {
+    /// [`ReluCircuit`]: `Relu` or, with a bound, `Clipped`.
+    Relu {
+        /// The clipping bound in the circuit's scale.
+        clip: Option<u64>,
+    },
+}
+
+/// Everything public that determines a garbled layer's circuit: what a worker needs to rebuild
+/// it ([`crate::ChunkJob`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CircuitSpec {
+    /// Ring bits of the share words the circuit reads (k_l).
+    pub k: u32,
+    /// Ring bits of the result shares (the plan's k).
+    pub k_out: u32,
+    /// Truncation.
+    pub t: u32,
+    /// The circuit.
+    pub kind: CircuitKind,
+}
+
+/// Bytes of [`CircuitSpec::to_bytes`].
+pub(crate) const CIRCUIT_SPEC_BYTES: usize = 4 * 4 + 8;
+
+impl CircuitSpec {
+    /// `[k k_out t kind: u32 LE][argument: u64 LE]`; kind 0: ReLU (argument 0), 1: clipped ReLU
+    /// (argument: the bound).
+    pub(crate) fn to_bytes(self) -> [u8; CIRCUIT_SPEC_BYTES] {
+        let (kind, arg) = match self.kind {
+            CircuitKind::Relu { clip: None } => (0u32, 0u64),
+            CircuitKind::Relu { clip: Some(max) } => (1, max),
+        };
+        let mut out = [0u8; CIRCUIT_SPEC_BYTES];
+        for (i, v) in [self.k, self.k_out, self.t, kind].into_iter().enumerate() {
+            out[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        out[16..].copy_from_slice(&arg.to_le_bytes());
+        out
+    }
+
+    /// Parses [`CircuitSpec::to_bytes`] (the circuit itself is checked by [`CircuitSpec::build`]).
+    pub(crate) fn from_bytes(b: &[u8; CIRCUIT_SPEC_BYTES]) -> Result<CircuitSpec, String> {
+        let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+        let arg = u64::from_le_bytes(b[16..].try_into().expect("8 bytes"));
+        let kind = match u32_at(12) {
+            0 => CircuitKind::Relu { clip: None },
+            1 => CircuitKind::Relu { clip: Some(arg) },
+            other => return Err(format!("unknown circuit kind {other}")),
+        };
+        Ok(CircuitSpec {
+            k: u32_at(0),
+            k_out: u32_at(4),
+            t: u32_at(8),
+            kind,
+        })
+    }
+
+    /// Builds the circuit (errors on parameters it cannot take).
+    pub fn build(self) -> Result<StageCircuit, CircuitError> {
+        Ok(match self.kind {
+            CircuitKind::Relu { clip } => {
+                let variant = match clip {
+                    None => ReluVariant::Relu,
+                    Some(max) => ReluVariant::Clipped { max },
+                };
+                StageCircuit::Relu(ReluCircuit::with_output_ring(
+                    self.k, self.k_out, self.t, variant,
+                )?)
+            }
+        })
+    }
+}
+
+/// The garbled circuit of one stage, with the word-level operations the sessions need. Each
+/// instance reads [`StageCircuit::window`] share words of k bits from each party, the garbler's
+/// fresh mask (k_out bits), and outputs the evaluator's share of one element (k_out bits).
+#[derive(Clone, Debug)]
+pub enum StageCircuit {
+    /// ReLU (or clipped ReLU) of one element.
+    Relu(ReluCircuit),
+}
+
+impl StageCircuit {
+    /// What rebuilds it.
+    pub fn spec(&self) -> CircuitSpec {
+        match self {
+            StageCircuit::Relu(c) => CircuitSpec {
+                k: c.k(),
+                k_out: c.k_out(),
+                t: c.t(),
+                kind: CircuitKind::Relu {
+                    clip: match c.variant() {
+                        ReluVariant::Relu => None,
+                        ReluVariant::Clipped { max } => Some(max),
+                    },
+                },
+            },
+        }
+    }
+
+    /// The Boolean circuit of one instance.
+    pub fn circuit(&self) -> &cryptonas_gc::Circuit {
+        match self {
+            StageCircuit::Relu(c) => c.circuit(),
+        }
+    }
+
+    /// Ring bits of the share words read.
+    pub fn k(&self) -> u32 {
+        match self {
+            StageCircuit::Relu(c) => c.k(),
+        }
+    }
+
+    /// Ring bits of the result and the mask.
+    pub fn k_out(&self) -> u32 {
+        match self {
+            StageCircuit::Relu(c) => c.k_out(),
+        }
+    }
+
+    /// Share words per instance and party.
+    pub fn window(&self) -> usize {
+        match self {
+            StageCircuit::Relu(_) => 1,
+        }
+    }
+
+    /// The rounding term the garbler adds to each of its share words before encoding.
+    pub fn round_term(&self) -> u64 {
+        match self {
+            StageCircuit::Relu(c) => c.round_term(),
+        }
+    }
+
+    /// Garbles `masks.len()` instances (see [`ReluCircuit::garble_with_pi`]).
+    pub fn garble_with_pi(
+        &self,
+        pi: &FixedKeyAes,
+        delta: Delta,
+        domain: TweakDomain,
+        masks: &[u64],
+        evaluator_zero: Option<&[Block]>,
+        rng: &mut Csprng,
+    ) -> Result<Garbled, GarbleError> {
+        match self {
+            StageCircuit::Relu(c) => {
+                c.garble_with_pi(pi, delta, domain, masks, evaluator_zero, rng)
+            }
+        }
+    }
+
+    /// The garbler's active labels of its share words (`window` per instance, in order).
+    pub fn encode_garbler(
+        &self,
+        encoder: &Encoder,
+        a: &[u64],
+    ) -> Result<ActiveLabels, GarbleError> {
+        match self {
+            StageCircuit::Relu(c) => c.encode_garbler(encoder, a),
+        }
+    }
+
+    /// The evaluator's active labels (ideal OT; tests and benchmarks).
+    pub fn encode_evaluator(
+        &self,
+        encoder: &Encoder,
+        b: &[u64],
+    ) -> Result<ActiveLabels, GarbleError> {
+        match self {
+            StageCircuit::Relu(c) => c.encode_evaluator(encoder, b),
+        }
+    }
+
+    /// The evaluator's result shares from its output labels.
+    pub fn decode(
+        &self,
+        labels: &OutputLabels,
+        decoding: &DecodingBits,
+    ) -> Result<Vec<u64>, GarbleError> {
+        match self {
+            StageCircuit::Relu(c) => c.decode(labels, decoding),
+        }
+    }
 }
 
 /// Everything public about one model's inference.
@@ -60,7 +327,10 @@ impl Plan {
                 .stages
                 .iter()
                 .map(|s| PlanStage {
-                    relu: matches!(s.kind, StageKind::Relu { .. }),
+                    op: match s.kind {
+                        StageKind::Relu { .. } => StageOp::Relu { clip: None },
+                        StageKind::Logits => StageOp::Logits,
+                    },
                     len: s.shape.len(),
                     trunc: s.trunc,
                     k: s.k,
@@ -80,41 +350,37 @@ impl Plan {
     }
 
     /// Frames the server sends in a whole session: the plan, one HE response per stage, two OT
-    /// messages, the garbled chunks of every ReLU layer, one labels frame per ReLU layer and the
-    /// output (what a progress bar counts to).
+    /// messages, the garbled chunks of every garbled layer, one labels frame per garbled layer
+    /// and the output (what a progress bar counts to).
     pub fn server_frames(&self) -> usize {
-        let relu = self.stages.iter().filter(|s| s.relu);
-        let chunks: usize = relu
+        let garbled = self.stages.iter().filter(|s| s.garbled());
+        let chunks: usize = garbled
             .clone()
-            .map(|s| s.len.div_ceil(crate::GARBLE_CHUNK))
+            .map(|s| s.instances().div_ceil(crate::GARBLE_CHUNK))
             .sum();
-        1 + self.stages.len() + 2 + chunks + relu.count() + 1
+        1 + self.stages.len() + 2 + chunks + garbled.count() + 1
     }
 
-    /// Bits of every ReLU layer's share of Z (`len · k_l` each): one correlated OT per bit.
+    /// Bits of the client's share words of every garbled layer (`share_words · k_l` each): one
+    /// correlated OT per bit.
     pub fn ot_bits(&self) -> usize {
-        self.stages
-            .iter()
-            .filter(|s| s.relu)
-            .map(|s| s.len * s.k as usize)
-            .sum()
+        self.ot_offset(self.stages.len())
     }
 
     /// Where stage `i`'s share bits start among [`Plan::ot_bits`].
     pub fn ot_offset(&self, i: usize) -> usize {
         self.stages[..i.min(self.stages.len())]
             .iter()
-            .filter(|s| s.relu)
-            .map(|s| s.len * s.k as usize)
+            .map(|s| s.share_words() * s.k as usize)
             .sum()
     }
 
-    /// The garbled ReLU of stage `i` (None for the logits): inputs in the stage's ring
+    /// The garbled circuit of stage `i` (None for the logits): inputs in the stage's ring
     /// Z_2^(k_l), result in the shares' ring Z_2^k.
-    pub fn circuit(&self, i: usize) -> Result<Option<ReluCircuit>, ProtocolError> {
-        let s = &self.stages[i];
-        s.relu
-            .then(|| ReluCircuit::with_output_ring(s.k, self.k, s.trunc, ReluVariant::Relu))
+    pub fn circuit(&self, i: usize) -> Result<Option<StageCircuit>, ProtocolError> {
+        self.stages[i]
+            .circuit_spec(self.k)
+            .map(CircuitSpec::build)
             .transpose()
             .map_err(|e| ProtocolError::Malformed {
                 what: "ServerPlan",
@@ -127,16 +393,17 @@ impl Plan {
         self.input.channels * self.input.height * self.input.width
     }
 
-    /// Number of ReLUs one inference evaluates.
+    /// Number of garbled circuit instances one inference evaluates (its ReLUs when every garbled
+    /// layer is a ReLU layer).
     pub fn relu_count(&self) -> usize {
-        self.stages.iter().filter(|s| s.relu).map(|s| s.len).sum()
+        self.stages.iter().map(PlanStage::instances).sum()
     }
 
     /// Elements of a shared tensor.
     pub fn source_len(&self, s: Source) -> usize {
         match s {
             Source::Image => self.input_len(),
-            Source::Relu(j) => self.stages[j].len,
+            Source::Relu(j) => self.stages[j].instances(),
         }
     }
 
@@ -151,9 +418,12 @@ impl Plan {
             return Err(bad(format!("k = {} outside [8, 64]", self.k)));
         }
         let n = self.stages.len();
-        if n == 0 || self.stages[n - 1].relu || self.stages[..n - 1].iter().any(|s| !s.relu) {
+        if n == 0
+            || self.stages[n - 1].garbled()
+            || self.stages[..n - 1].iter().any(|s| !s.garbled())
+        {
             return Err(bad(
-                "stages must be ReLU layers followed by the logits".into()
+                "stages must be garbled layers followed by the logits".into()
             ));
         }
         if self.input.mean.len() != self.input.channels
@@ -162,16 +432,16 @@ impl Plan {
             return Err(bad("input mean/std do not match the channels".into()));
         }
         for (i, st) in self.stages.iter().enumerate() {
-            if st.relu && !(2..=self.k).contains(&st.k) {
+            if st.garbled() && !(2..=self.k).contains(&st.k) {
                 return Err(bad(format!(
-                    "stage {i}: ReLU ring width {} outside [2, {}]",
+                    "stage {i}: garbled layer's ring width {} outside [2, {}]",
                     st.k, self.k
                 )));
             }
-            if !st.relu && st.k != self.k {
+            if !st.garbled() && st.k != self.k {
                 return Err(bad(format!("the logits' ring width {} is not k", st.k)));
             }
-            if st.relu && st.trunc + 1 >= st.k {
+            if st.garbled() && st.trunc + 1 >= st.k {
                 return Err(bad(format!("stage {i}: truncation {} too large", st.trunc)));
             }
             if st.terms.is_empty() {
@@ -181,6 +451,8 @@ impl Plan {
             if st.len == 0 {
                 return Err(bad(format!("stage {i} is empty")));
             }
+            // The circuit must build (a clipping bound within the ring, …).
+            self.circuit(i)?;
             for (src, conv) in &st.terms {
                 if let Source::Relu(j) = src {
                     if *j >= i {
@@ -206,7 +478,7 @@ pub struct ServerModel {
     pub(crate) fixed: FixedModel,
     pub(crate) he_params: HeParams,
     pub(crate) he_stages: Vec<cryptonas_he::ServerStage>,
-    pub(crate) circuits: Vec<Option<ReluCircuit>>,
+    pub(crate) circuits: Vec<Option<StageCircuit>>,
     accuracy: Option<f64>,
     description: String,
 }
@@ -223,8 +495,8 @@ pub enum ModelLoadError {
     /// HE precomputation failed (e.g. weights too large for the noise budget).
     #[error("HE setup: {0}")]
     He(#[from] cryptonas_he::HeError),
-    /// A ReLU circuit could not be built for the stage's parameters.
-    #[error("ReLU circuit: {0}")]
+    /// A garbled circuit could not be built for the stage's parameters.
+    #[error("garbled circuit: {0}")]
     Circuit(#[from] cryptonas_gc::CircuitError),
     /// The plan is inconsistent.
     #[error(transparent)]

@@ -69,9 +69,11 @@ pub fn tiny_model(
 /// the session's π key and the tables are hashed under it; then HE-1 (the server subtracts its
 /// share before the modulus switch) changed every `ServerHeResponse`. Protocol version 3: every
 /// plan stage carries its ReLU ring width k_l, and the tiny model runs its ReLUs in narrow rings,
-/// so the OT, the garbled tables and the online labels all changed size.
+/// so the OT, the garbled tables and the online labels all changed size. Protocol version 4: the
+/// hello's version and the plan's stages (`"op": {"relu": {}}` / `"logits"` in place of
+/// `"relu": true/false`); every other frame is unchanged.
 pub const SEEDED_TRANSCRIPT_SHA256: &str =
-    "c71e8d117e58c5708fe94a6889f4bfc4a6fafbe66f8ebfe0037efcb9bda08e38";
+    "fd779b65478fd6896f669b5ad2f72596f2feb2e5908bd2cb5cb2a47789537649";
 
 /// One whole inference with seeded generators on both sides (tiny model, C = 2, 8×8): SHA-256 over
 /// `[direction: 0 up, 1 down][len u64 LE][frame]` for every frame after the client's hello (whose

@@ -88,7 +88,7 @@ pub fn verify_local(
                 outcome,
             });
         }
-        if model.plan().stages[i].relu {
+        if model.plan().stages[i].garbled() {
             let trunc = model.plan().stages[i].trunc;
             let want_y: Vec<u64> = want.iter().map(|&z| relu_trunc(z, trunc, k)).collect();
             let got_y: Vec<u64> = c.relu_shares[relu_index]

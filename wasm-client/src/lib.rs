@@ -4,7 +4,7 @@ use cryptonas_crypto::{Csprng, FixedKeyAes};
 use cryptonas_gc::{Delta, ReluCircuit, ReluVariant, TweakDomain};
 use cryptonas_protocol::{
     ChunkEvaluator, ChunkJob, ClientInput, ClientSession, EvalTask, FrameInfo, GarbledLayout, Msg,
-    MsgKind, Output, Phase, Plan, Session,
+    MsgKind, Output, Phase, Plan, Session, StageCircuit,
 };
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -90,7 +90,7 @@ impl PlanInfo {
             .stages
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.relu)
+            .filter(|(_, s)| s.garbled())
             .map(|(i, s)| {
                 let ands = plan
                     .circuit(i)
@@ -99,8 +99,8 @@ impl PlanInfo {
                     .map_or(0, |c| c.circuit().and_count() as u64);
                 PlanLayer {
                     stage: i,
-                    relus: s.len,
-                    and_gates: ands * s.len as u64,
+                    relus: s.instances(),
+                    and_gates: ands * s.instances() as u64,
                 }
             })
             .collect();
@@ -551,12 +551,8 @@ impl EvalChunk {
             Some((tables, decoding)) => ChunkEvaluator::with_bulk(&job, tables, decoding),
         }
         .map_err(err)?;
-        let per_relu =
-            ReluCircuit::with_output_ring(job.k, job.k_out, job.trunc, ReluVariant::Relu)
-                .map(|c| c.circuit().and_count())
-                .unwrap_or(0);
         Ok(EvalChunk {
-            and_gates: (per_relu * evaluator.count()) as f64,
+            and_gates: evaluator.and_gates() as f64,
             evaluator,
         })
     }
@@ -623,9 +619,7 @@ impl GcBench {
         let evaluator = relu.encode_evaluator(&g.encoder, &b).map_err(err)?;
         let job = ChunkJob {
             id: 0,
-            k,
-            k_out: k,
-            trunc: 0,
+            circuit: StageCircuit::Relu(relu.clone()).spec(),
             pi_key,
             session_id: domain.session_id,
             first_instance: domain.first_instance,
