@@ -11,6 +11,7 @@ mod error;
 mod garble;
 mod label;
 mod relu;
+mod topk;
 
 pub use bristol::{from_bristol, to_bristol, value_bits, value_bytes, BristolParties, MAX_WIRES};
 pub use builder::{CircuitBuilder, Wire};
@@ -21,3 +22,4 @@ pub use label::{
     ActiveLabels, DecodingBits, Delta, Encoder, GarbledTables, Label, OutputLabels, TweakDomain,
 };
 pub use relu::{bits_to_words, words_to_bits, ReluCircuit, ReluVariant};
+pub use topk::{TopKCircuit, MAX_TOPK_CLASSES};
