@@ -53,6 +53,20 @@ pub fn from_signed(v: i64, k: u32) -> u64 {
     (v as u64) & ring_mask(k)
 }
 
+/// The indices of the `top` largest ring logits (k-bit two's complement), largest first; equal
+/// logits rank by the lower index first. This is THE ranking rule of the project: the plaintext
+/// engines' arg-max (`rank_logits(..)[0]`), the client's class under the `logits` output policy
+/// and the garbled top-k circuit (`cryptonas_gc::TopKCircuit`) all follow it, so a private
+/// class or top-k is bit-exact with the plaintext fixed-point engine. `top` is clamped to the
+/// number of logits.
+pub fn rank_logits(logits: &[u64], k: u32, top: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    // A stable sort keeps equal logits in index order.
+    order.sort_by_key(|&i| std::cmp::Reverse(to_signed(logits[i], k)));
+    order.truncate(top);
+    order
+}
+
 /// `relu_trunc_t(z) = relu_k(z + 2^(t−1) mod 2^k) >> t` (no rounding term when t = 0);
 /// k is clamped to [1, 64], and t ≥ k gives 0.
 pub fn relu_trunc(z: u64, t: u32, k: u32) -> u64 {

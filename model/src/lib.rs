@@ -15,7 +15,8 @@ pub mod zoo;
 pub use count::{macs, max_pool_comparisons, relu_count, summary};
 pub use error::{ModelError, Result};
 pub use fixed::{
-    Calibration, CalibrationParams, FixedConfig, FixedModel, QuantStage, QuantTerm, StageScales,
+    rank_logits, Calibration, CalibrationParams, FixedConfig, FixedModel, QuantStage, QuantTerm,
+    StageScales,
 };
 pub use format::{Graph, InputSpec, Metadata, Model, ModelSpec, Node, NodeId, Op, Shape, Tensor};
 pub use intconv::{conv_ring, IntConv};
