@@ -10,6 +10,7 @@ mod circuit;
 mod error;
 mod garble;
 mod label;
+mod maxpool;
 mod relu;
 
 pub use bristol::{from_bristol, to_bristol, value_bits, value_bytes, BristolParties, MAX_WIRES};
@@ -20,4 +21,5 @@ pub use garble::{Evaluator, Garbled, Garbler, CHUNK};
 pub use label::{
     ActiveLabels, DecodingBits, Delta, Encoder, GarbledTables, Label, OutputLabels, TweakDomain,
 };
+pub use maxpool::{MaxPoolCircuit, MAX_WINDOW};
 pub use relu::{bits_to_words, words_to_bits, ReluCircuit, ReluVariant};
