@@ -10,6 +10,7 @@ mod circuit;
 mod error;
 mod garble;
 mod label;
+mod maxpool;
 mod relu;
 mod topk;
 
@@ -21,5 +22,6 @@ pub use garble::{Evaluator, Garbled, Garbler, CHUNK};
 pub use label::{
     ActiveLabels, DecodingBits, Delta, Encoder, GarbledTables, Label, OutputLabels, TweakDomain,
 };
+pub use maxpool::{MaxPoolCircuit, MAX_WINDOW};
 pub use relu::{bits_to_words, words_to_bits, ReluCircuit, ReluVariant};
 pub use topk::{TopKCircuit, MAX_TOPK_CLASSES};

@@ -20,4 +20,6 @@ pub use fixed::{
 };
 pub use format::{Graph, InputSpec, Metadata, Model, ModelSpec, Node, NodeId, Op, Shape, Tensor};
 pub use intconv::{conv_ring, IntConv};
-pub use normal::{InputEncoding, NormalForm, Source, Stage, StageKind, Term};
+pub use normal::{
+    InputEncoding, NormalForm, Pool, Source, Stage, StageKind, Term, MAX_POOL_WINDOW,
+};

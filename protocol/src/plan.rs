@@ -7,11 +7,11 @@
 use crate::ProtocolError;
 use cryptonas_crypto::{Block, Csprng, FixedKeyAes};
 use cryptonas_gc::{
-    ActiveLabels, CircuitError, DecodingBits, Delta, Encoder, GarbleError, Garbled, OutputLabels,
-    ReluCircuit, ReluVariant, TweakDomain,
+    ActiveLabels, CircuitError, DecodingBits, Delta, Encoder, GarbleError, Garbled, MaxPoolCircuit,
+    OutputLabels, ReluCircuit, ReluVariant, TweakDomain,
 };
 use cryptonas_he::HeParams;
-use cryptonas_model::{FixedModel, InputSpec, IntConv, Model, NormalForm, Source, StageKind};
+use cryptonas_model::{FixedModel, InputSpec, IntConv, Model, NormalForm, Pool, Source, StageKind};
 use serde::{Deserialize, Serialize};
 
 /// What a stage does with its output Z: a garbled layer that turns the shares of Z into shares
@@ -28,6 +28,14 @@ pub enum StageOp {
         /// (Z's scale plus the rounding term 2^(t−1)); absent for a plain ReLU.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         clip: Option<u64>,
+    },
+    /// Max over each window of Z (one circuit instance per output element; padding cells are
+    /// excluded), with a ReLU fused when the model has one right before or after the pool.
+    MaxPool {
+        /// The windows (`pool.input` is Z's shape).
+        pool: Pool,
+        /// Whether the ReLU is fused.
+        relu: bool,
     },
     /// The model's logits (always the last stage): no circuit.
     Logits,
@@ -64,6 +72,7 @@ impl PlanStage {
     pub fn instances(&self) -> usize {
         match self.op {
             StageOp::Relu { .. } => self.len,
+            StageOp::MaxPool { pool, .. } => pool.output().len(),
             StageOp::Logits => 0,
         }
     }
@@ -72,6 +81,7 @@ impl PlanStage {
     pub fn window(&self) -> usize {
         match self.op {
             StageOp::Relu { .. } => 1,
+            StageOp::MaxPool { pool, .. } => pool.window(),
             StageOp::Logits => 0,
         }
     }
@@ -84,10 +94,15 @@ impl PlanStage {
 
     /// The share words the garbled layer reads from one party's share `z` of Z, instance after
     /// instance (`window` each). `pad` stands for a cell outside Z (a max pool's padding).
+    /// Overlapping windows (stride < kernel) read a cell once per window: each copy is its own
+    /// share word (its own OT bits and labels).
     pub fn gather(&self, z: &[u64], pad: u64) -> Vec<u64> {
-        let _ = pad;
         match self.op {
             StageOp::Relu { .. } => z.to_vec(),
+            StageOp::MaxPool { pool, .. } => pool
+                .cells()
+                .map(|c| c.and_then(|i| z.get(i).copied()).unwrap_or(pad))
+                .collect(),
             StageOp::Logits => Vec::new(),
         }
     }
@@ -96,6 +111,10 @@ impl PlanStage {
     pub fn circuit_spec(&self, k_out: u32) -> Option<CircuitSpec> {
         let kind = match self.op {
             StageOp::Relu { clip } => CircuitKind::Relu { clip },
+            StageOp::MaxPool { pool, relu } => CircuitKind::MaxPool {
+                window: pool.window(),
+                relu,
+            },
             StageOp::Logits => return None,
         };
         Some(CircuitSpec {
@@ -114,6 +133,13 @@ pub enum CircuitKind {
     Relu {
         /// The clipping bound in the circuit's scale.
         clip: Option<u64>,
+    },
+    /// [`MaxPoolCircuit`] over `window` cells.
+    MaxPool {
+        /// Cells per window.
+        window: usize,
+        /// Whether the ReLU is fused.
+        relu: bool,
     },
 }
 
@@ -136,11 +162,12 @@ pub(crate) const CIRCUIT_SPEC_BYTES: usize = 4 * 4 + 8;
 
 impl CircuitSpec {
     /// `[k k_out t kind: u32 LE][argument: u64 LE]`; kind 0: ReLU (argument 0), 1: clipped ReLU
-    /// (argument: the bound).
+    /// (argument: the bound), 2: max pool (argument: the window), 3: max pool with the ReLU.
     pub(crate) fn to_bytes(self) -> [u8; CIRCUIT_SPEC_BYTES] {
         let (kind, arg) = match self.kind {
             CircuitKind::Relu { clip: None } => (0u32, 0u64),
             CircuitKind::Relu { clip: Some(max) } => (1, max),
+            CircuitKind::MaxPool { window, relu } => (2 + u32::from(relu), window as u64),
         };
         let mut out = [0u8; CIRCUIT_SPEC_BYTES];
         for (i, v) in [self.k, self.k_out, self.t, kind].into_iter().enumerate() {
@@ -157,6 +184,11 @@ impl CircuitSpec {
         let kind = match u32_at(12) {
             0 => CircuitKind::Relu { clip: None },
             1 => CircuitKind::Relu { clip: Some(arg) },
+            kind @ (2 | 3) => CircuitKind::MaxPool {
+                // An absurd window is refused by `build`.
+                window: usize::try_from(arg).unwrap_or(usize::MAX),
+                relu: kind == 3,
+            },
             other => return Err(format!("unknown circuit kind {other}")),
         };
         Ok(CircuitSpec {
@@ -179,6 +211,9 @@ impl CircuitSpec {
                     self.k, self.k_out, self.t, variant,
                 )?)
             }
+            CircuitKind::MaxPool { window, relu } => StageCircuit::MaxPool(MaxPoolCircuit::new(
+                self.k, self.k_out, self.t, window, relu,
+            )?),
         })
     }
 }
@@ -190,6 +225,8 @@ impl CircuitSpec {
 pub enum StageCircuit {
     /// ReLU (or clipped ReLU) of one element.
     Relu(ReluCircuit),
+    /// Max (and ReLU) of one window.
+    MaxPool(MaxPoolCircuit),
 }
 
 impl StageCircuit {
@@ -207,6 +244,15 @@ impl StageCircuit {
                     },
                 },
             },
+            StageCircuit::MaxPool(c) => CircuitSpec {
+                k: c.k(),
+                k_out: c.k_out(),
+                t: c.t(),
+                kind: CircuitKind::MaxPool {
+                    window: c.window(),
+                    relu: c.relu(),
+                },
+            },
         }
     }
 
@@ -214,6 +260,7 @@ impl StageCircuit {
     pub fn circuit(&self) -> &cryptonas_gc::Circuit {
         match self {
             StageCircuit::Relu(c) => c.circuit(),
+            StageCircuit::MaxPool(c) => c.circuit(),
         }
     }
 
@@ -221,6 +268,7 @@ impl StageCircuit {
     pub fn k(&self) -> u32 {
         match self {
             StageCircuit::Relu(c) => c.k(),
+            StageCircuit::MaxPool(c) => c.k(),
         }
     }
 
@@ -228,6 +276,7 @@ impl StageCircuit {
     pub fn k_out(&self) -> u32 {
         match self {
             StageCircuit::Relu(c) => c.k_out(),
+            StageCircuit::MaxPool(c) => c.k_out(),
         }
     }
 
@@ -235,6 +284,7 @@ impl StageCircuit {
     pub fn window(&self) -> usize {
         match self {
             StageCircuit::Relu(_) => 1,
+            StageCircuit::MaxPool(c) => c.window(),
         }
     }
 
@@ -242,6 +292,7 @@ impl StageCircuit {
     pub fn round_term(&self) -> u64 {
         match self {
             StageCircuit::Relu(c) => c.round_term(),
+            StageCircuit::MaxPool(c) => c.round_term(),
         }
     }
 
@@ -259,6 +310,9 @@ impl StageCircuit {
             StageCircuit::Relu(c) => {
                 c.garble_with_pi(pi, delta, domain, masks, evaluator_zero, rng)
             }
+            StageCircuit::MaxPool(c) => {
+                c.garble_with_pi(pi, delta, domain, masks, evaluator_zero, rng)
+            }
         }
     }
 
@@ -270,6 +324,7 @@ impl StageCircuit {
     ) -> Result<ActiveLabels, GarbleError> {
         match self {
             StageCircuit::Relu(c) => c.encode_garbler(encoder, a),
+            StageCircuit::MaxPool(c) => c.encode_garbler(encoder, a),
         }
     }
 
@@ -281,6 +336,7 @@ impl StageCircuit {
     ) -> Result<ActiveLabels, GarbleError> {
         match self {
             StageCircuit::Relu(c) => c.encode_evaluator(encoder, b),
+            StageCircuit::MaxPool(c) => c.encode_evaluator(encoder, b),
         }
     }
 
@@ -292,6 +348,7 @@ impl StageCircuit {
     ) -> Result<Vec<u64>, GarbleError> {
         match self {
             StageCircuit::Relu(c) => c.decode(labels, decoding),
+            StageCircuit::MaxPool(c) => c.decode(labels, decoding),
         }
     }
 }
@@ -327,8 +384,13 @@ impl Plan {
                 .stages
                 .iter()
                 .map(|s| PlanStage {
-                    op: match s.kind {
+                    op: match &s.kind {
                         StageKind::Relu { .. } => StageOp::Relu { clip: None },
+                        StageKind::Clip { .. } => StageOp::Relu { clip: s.clip },
+                        StageKind::MaxPool { pool, relu, .. } => StageOp::MaxPool {
+                            pool: *pool,
+                            relu: *relu,
+                        },
                         StageKind::Logits => StageOp::Logits,
                     },
                     len: s.shape.len(),
@@ -450,6 +512,16 @@ impl Plan {
             // An empty ReLU layer would have no chunk to wait for and no job to complete.
             if st.len == 0 {
                 return Err(bad(format!("stage {i} is empty")));
+            }
+            if let StageOp::MaxPool { pool, .. } = &st.op {
+                pool.check().map_err(|e| bad(format!("stage {i}: {e}")))?;
+                if pool.input.len() != st.len {
+                    return Err(bad(format!(
+                        "stage {i}: the max pool reads {} elements of a {}-element Z",
+                        pool.input.len(),
+                        st.len
+                    )));
+                }
             }
             // The circuit must build (a clipping bound within the ring, …).
             self.circuit(i)?;

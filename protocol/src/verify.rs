@@ -6,7 +6,6 @@ use crate::{
     run_local, ClientInput, ClientSession, Outcome, ProtocolError, ServerModel, ServerSession,
 };
 use cryptonas_crypto::Csprng;
-use cryptonas_model::fixed::relu_trunc;
 use cryptonas_model::intconv::ring_mask;
 use serde::Serialize;
 use std::sync::Arc;
@@ -16,7 +15,7 @@ use std::sync::Arc;
 pub struct Divergence {
     /// Stage index.
     pub stage: usize,
-    /// "stage output" (a ReLU input or the logits) or "ReLU output".
+    /// "stage output" (a ReLU input or the logits) or "garbled layer output" (a ReLU, clip or max pool output).
     pub what: &'static str,
     /// Element index within the stage.
     pub index: usize,
@@ -73,12 +72,13 @@ pub fn verify_local(
             got.iter()
                 .zip(want)
                 .position(|(g, w)| g != w)
+                .or((got.len() != want.len()).then(|| got.len().min(want.len())))
                 .map(|index| Divergence {
                     stage: i,
                     what,
                     index,
-                    got: got[index],
-                    expected: want[index],
+                    got: got.get(index).copied().unwrap_or(0),
+                    expected: want.get(index).copied().unwrap_or(0),
                 })
         };
         if let Some(d) = diff("stage output", &got, want) {
@@ -89,15 +89,15 @@ pub fn verify_local(
             });
         }
         if model.plan().stages[i].garbled() {
-            let trunc = model.plan().stages[i].trunc;
-            let want_y: Vec<u64> = want.iter().map(|&z| relu_trunc(z, trunc, k)).collect();
+            // The stage's layer as the plaintext engine computes it (in its own ring k_l).
+            let want_y = fixed.stages[i].activate(want, k);
             let got_y: Vec<u64> = c.relu_shares[relu_index]
                 .iter()
                 .zip(&s.remasks[relu_index])
                 .map(|(o, m)| o.wrapping_add(*m) & mask)
                 .collect();
             relu_index += 1;
-            if let Some(d) = diff("ReLU output", &got_y, &want_y) {
+            if let Some(d) = diff("garbled layer output", &got_y, &want_y) {
                 return Ok(VerifyReport {
                     stages_checked: i,
                     first_divergence: Some(d),
