@@ -12,7 +12,11 @@
 //! | `AwaitImage` | the image ([`ClientSession::set_input`]) | `on_image` | `ClientInput` (x − r) | `AwaitLabels` |
 //! | `AwaitLabels` | `ServerLabels` of the next ReLU layer | `on_labels` | an `Evaluate` job per chunk of the layer | `AwaitJobs` |
 //! | `AwaitJobs` | every job's result ([`ClientSession::complete_job`]) | `on_job_result` | after the last: `ClientMasked` (o − r') | `AwaitLabels` or `AwaitOutput` |
-//! | `AwaitOutput` | `ServerOutput` | `on_output` | — (the logits are the client's) | `Done` |
+//! | `AwaitOutput` | `ServerOutput` (output policy `logits`) | `on_output` | — (the logits are the client's) | `Done` |
+//!
+//! Under the `class` and `top-k` output policies the last stage is a garbled top-k like any
+//! garbled layer: its job's result is the revealed class indices (`on_ranked`), and the session
+//! ends there, without `ServerOutput`.
 //!
 //! Any other message, any malformed frame, and a peer's `Error` end the session (`Done`, with the
 //! error returned): the transport sends [`ProtocolError::to_frame`] and closes.
@@ -28,7 +32,7 @@
 //! [`crate::LocalWorkers`] (a layer's chunks in parallel), a browser on its Web Workers.
 
 use crate::msgs::{FrameInfo, Msg, MsgKind, PROTOCOL_VERSION};
-use crate::plan::Plan;
+use crate::plan::{OutputPolicy, Plan};
 use crate::plan::{PlanStage, StageCircuit};
 use crate::session::{he_err, ot_err, Output, Session};
 use crate::{ring_err, ChunkJob, ProtocolError};
@@ -64,12 +68,12 @@ pub enum Phase {
     Done,
 }
 
-/// Bytes of one ReLU layer.
+/// Bytes of one garbled layer (a ReLU or max-pool layer, or the output's top-k).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerCost {
     /// Stage index.
     pub stage: usize,
-    /// ReLUs in the layer.
+    /// ReLUs in the layer (0 for the output's top-k).
     pub relus: usize,
     /// Garbled tables and decoding bits received offline.
     pub offline_down: u64,
@@ -105,17 +109,46 @@ pub struct Traffic {
     pub layers: Vec<LayerCost>,
 }
 
-/// The result of a private inference.
+/// The result of a private inference: what the model's [`OutputPolicy`] let the client learn
+/// ([`Outcome::revealed`]).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Outcome {
-    /// Logits as ring elements at scale `f_z` (bit-exact with the plaintext fixed-point engine).
+    /// What the server let the client learn.
+    pub policy: OutputPolicy,
+    /// Class indices the client learned, most likely first (equal logits: lower index first):
+    /// every class under `logits`, the top k under `top-k`, one under `class`.
+    pub ranked: Vec<usize>,
+    /// Logits as ring elements at scale `f_z` (bit-exact with the plaintext fixed-point engine);
+    /// empty unless the policy is `logits`.
     pub logits_ring: Vec<u64>,
-    /// Logits as reals.
+    /// Logits as reals; empty unless the policy is `logits`.
     pub logits: Vec<f64>,
-    /// Arg-max class.
+    /// Arg-max class (`ranked[0]`).
     pub class: usize,
     /// The quantized image the client used (for checking against the plaintext engine).
     pub input_ring: Vec<u64>,
+}
+
+/// What a private inference revealed, as its policy shapes it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Revealed<'a> {
+    /// The logits (reals; the ring values are [`Outcome::logits_ring`]).
+    Logits(&'a [f64]),
+    /// The indices of the most likely classes, most likely first.
+    TopK(&'a [usize]),
+    /// The most likely class.
+    Class(usize),
+}
+
+impl Outcome {
+    /// What the inference revealed.
+    pub fn revealed(&self) -> Revealed<'_> {
+        match self.policy {
+            OutputPolicy::Logits => Revealed::Logits(&self.logits),
+            OutputPolicy::TopK(_) => Revealed::TopK(&self.ranked),
+            OutputPolicy::Class => Revealed::Class(self.class),
+        }
+    }
 }
 
 /// Evaluation work for the transport's workers ([`Output::Job`]).
@@ -524,7 +557,7 @@ impl ClientSession {
             .filter(|(_, s)| s.garbled())
             .map(|(stage, s)| LayerCost {
                 stage,
-                relus: s.instances(),
+                relus: s.relus(),
                 ..LayerCost::default()
             })
             .collect();
@@ -764,7 +797,12 @@ impl ClientSession {
     /// More chunks to come, or (all layers received; the OT labels now live in the jobs) the
     /// online phase starts with the masked image x − r, or waits for the image.
     fn after_chunk(&mut self, g: Box<AwaitGarbled>) -> Result<State, ProtocolError> {
-        if g.ctx.plan.stages[g.stage].garbled() {
+        if g.ctx
+            .plan
+            .stages
+            .get(g.stage)
+            .is_some_and(PlanStage::garbled)
+        {
             return Ok(State::AwaitGarbled(g));
         }
         let AwaitGarbled { ctx, chunks, .. } = *g;
@@ -865,8 +903,11 @@ impl ClientSession {
             return Err(unexpected("second result of a job"));
         }
         let k = jobs.online.ctx.k;
-        let shares =
-            RingVec::unpack(k, packed, jobs.chunks[slot].count).map_err(ring_err("job result"))?;
+        let outputs = jobs.online.ctx.circuits[jobs.stage]
+            .as_ref()
+            .map_or(1, StageCircuit::outputs);
+        let shares = RingVec::unpack(k, packed, jobs.chunks[slot].count * outputs)
+            .map_err(ring_err("job result"))?;
         jobs.results[slot] = Some(shares);
         if jobs.results.iter().any(Option::is_none) {
             return Ok(State::AwaitJobs(jobs));
@@ -880,6 +921,9 @@ impl ClientSession {
         let mut o = RingVec::zeros(k, 0);
         for r in results.iter().flatten() {
             o.extend(r).map_err(ring_err("job result"))?;
+        }
+        if online.ctx.plan.stages[stage].is_output() {
+            return self.on_ranked(online, o.values());
         }
         let masked = o
             .sub(&online.ctx.mask_relu[stage])
@@ -895,6 +939,54 @@ impl ClientSession {
         Ok(self.next_online(online))
     }
 
+    /// The garbled top-k's result: the revealed class indices, checked (a server could decode
+    /// anything); the session ends.
+    fn on_ranked(&mut self, online: Online, indices: &[u64]) -> Result<State, ProtocolError> {
+        let ctx = &online.ctx;
+        let classes = ctx.plan.stages[ctx.plan.stages.len() - 1].len;
+        let ranked: Vec<usize> = indices.iter().map(|&i| i as usize).collect();
+        let mut seen = vec![false; classes];
+        for &i in &ranked {
+            if i >= classes || std::mem::replace(&mut seen[i], true) {
+                return Err(ProtocolError::Malformed {
+                    what: "top-k result",
+                    reason: format!("class indices {ranked:?} of {classes} classes"),
+                });
+            }
+        }
+        let class = ranked.first().copied().unwrap_or(0);
+        self.finish(ctx, ranked, Vec::new(), Vec::new(), class);
+        Ok(State::Done)
+    }
+
+    /// Records the outcome and ends the session.
+    fn finish(
+        &mut self,
+        ctx: &Ctx,
+        ranked: Vec<usize>,
+        logits_ring: Vec<u64>,
+        logits: Vec<f64>,
+        class: usize,
+    ) {
+        if let Some(r) = self.record.as_mut() {
+            r.stage_shares = ctx.shares.iter().map(|s| s.values().to_vec()).collect();
+        }
+        self.outcome = Some(Outcome {
+            policy: ctx.plan.output(),
+            ranked,
+            logits_ring,
+            logits,
+            class,
+            input_ring: ctx
+                .input
+                .as_ref()
+                .map(|x| x.values().to_vec())
+                .unwrap_or_default(),
+        });
+        self.phase = Phase::Done;
+        self.outbox.push_back(Output::Finished);
+    }
+
     /// `AwaitOutput` + `ServerOutput`: the logits are the server's share plus the client's.
     fn on_output(&mut self, online: Online, body: &[u8]) -> Result<State, ProtocolError> {
         let ctx = &online.ctx;
@@ -908,33 +1000,10 @@ impl ClientSession {
             .into_iter()
             .map(|v| v as f64 / f64::from(last.f_z).exp2())
             .collect();
-        // The first of equal maxima, as the plaintext engines pick it.
-        let class = real
-            .iter()
-            .enumerate()
-            .fold((0, f64::NEG_INFINITY), |best, (i, &v)| {
-                if v > best.1 {
-                    (i, v)
-                } else {
-                    best
-                }
-            })
-            .0;
-        if let Some(r) = self.record.as_mut() {
-            r.stage_shares = ctx.shares.iter().map(|s| s.values().to_vec()).collect();
-        }
-        self.outcome = Some(Outcome {
-            logits_ring: logits.values().to_vec(),
-            logits: real,
-            class,
-            input_ring: ctx
-                .input
-                .as_ref()
-                .map(|x| x.values().to_vec())
-                .unwrap_or_default(),
-        });
-        self.phase = Phase::Done;
-        self.outbox.push_back(Output::Finished);
+        // The project's ranking rule (ties to the lower index), as the garbled top-k ranks.
+        let ranked = cryptonas_model::fixed::rank_logits(logits.values(), ctx.k.bits(), last.len);
+        let class = ranked.first().copied().unwrap_or(0);
+        self.finish(ctx, ranked, logits.values().to_vec(), real, class);
         Ok(State::Done)
     }
 

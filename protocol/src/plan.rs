@@ -8,7 +8,7 @@ use crate::ProtocolError;
 use cryptonas_crypto::{Block, Csprng, FixedKeyAes};
 use cryptonas_gc::{
     ActiveLabels, CircuitError, DecodingBits, Delta, Encoder, GarbleError, Garbled, MaxPoolCircuit,
-    OutputLabels, ReluCircuit, ReluVariant, TweakDomain,
+    OutputLabels, ReluCircuit, ReluVariant, TopKCircuit, TweakDomain,
 };
 use cryptonas_he::HeParams;
 use cryptonas_model::{FixedModel, InputSpec, IntConv, Model, NormalForm, Pool, Source, StageKind};
@@ -37,8 +37,107 @@ pub enum StageOp {
         /// Whether the ReLU is fused.
         relu: bool,
     },
-    /// The model's logits (always the last stage): no circuit.
+    /// The model's logits (always the last stage): no circuit; the server sends its share and
+    /// the client learns the logits.
     Logits,
+    /// The model's logits (always the last stage) ranked inside a garbled circuit
+    /// ([`TopKCircuit`]): the client learns the indices of the `top` largest, largest first,
+    /// and nothing else about the logits.
+    TopK {
+        /// Indices revealed (1: the class only).
+        top: u32,
+    },
+}
+
+/// What a client learns from an inference: set per hosted model by the server operator, public
+/// in the plan ([`Plan::output`]) so the client knows it before it starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputPolicy {
+    /// The logits (full precision, fixed point): the richest answer and the richest oracle.
+    #[default]
+    Logits,
+    /// The indices of the k most likely classes, most likely first (k ≥ 2; `top-1` is `Class`).
+    TopK(u32),
+    /// The most likely class only.
+    Class,
+}
+
+impl OutputPolicy {
+    /// The last stage's op under this policy.
+    pub fn stage_op(self) -> StageOp {
+        match self {
+            OutputPolicy::Logits => StageOp::Logits,
+            OutputPolicy::Class => StageOp::TopK { top: 1 },
+            OutputPolicy::TopK(top) => StageOp::TopK { top },
+        }
+    }
+
+    /// What a stage op reveals (None for a garbled layer that is not an output).
+    pub fn of_op(op: &StageOp) -> Option<OutputPolicy> {
+        match op {
+            StageOp::Logits => Some(OutputPolicy::Logits),
+            StageOp::TopK { top: 1 } => Some(OutputPolicy::Class),
+            StageOp::TopK { top } => Some(OutputPolicy::TopK(*top)),
+            StageOp::Relu { .. } | StageOp::MaxPool { .. } => None,
+        }
+    }
+
+    /// Class indices the client learns of a model with `classes` classes (all of them, ranked
+    /// by their logits, under `logits`).
+    pub fn revealed_classes(self, classes: usize) -> usize {
+        match self {
+            OutputPolicy::Logits => classes,
+            OutputPolicy::Class => 1,
+            OutputPolicy::TopK(k) => (k as usize).min(classes),
+        }
+    }
+
+    /// In words, for pages and terminals: "logits", "class only", "top-3 classes".
+    pub fn describe(self) -> String {
+        match self {
+            OutputPolicy::Logits => "logits".into(),
+            OutputPolicy::Class => "class only".into(),
+            OutputPolicy::TopK(k) => format!("top-{k} classes"),
+        }
+    }
+}
+
+impl std::fmt::Display for OutputPolicy {
+    /// `logits`, `class`, `top-3` (what [`OutputPolicy::from_str`](std::str::FromStr) parses).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutputPolicy::Logits => f.write_str("logits"),
+            OutputPolicy::Class => f.write_str("class"),
+            OutputPolicy::TopK(k) => write!(f, "top-{k}"),
+        }
+    }
+}
+
+impl std::str::FromStr for OutputPolicy {
+    type Err = String;
+
+    /// `logits`, `class`, or `top-N` with N ≥ 1 (`top-1` is `class`).
+    fn from_str(s: &str) -> Result<OutputPolicy, String> {
+        match s {
+            "logits" => Ok(OutputPolicy::Logits),
+            "class" => Ok(OutputPolicy::Class),
+            _ => {
+                let n = s
+                    .strip_prefix("top-")
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .filter(|&n| n >= 1)
+                    .ok_or_else(|| {
+                        format!("unknown output policy '{s}' (logits, class or top-N with N ≥ 1)")
+                    })?;
+                Ok(if n == 1 {
+                    OutputPolicy::Class
+                } else {
+                    OutputPolicy::TopK(n)
+                })
+            }
+        }
+    }
 }
 
 /// One stage as the client sees it.
@@ -62,9 +161,14 @@ pub struct PlanStage {
 }
 
 impl PlanStage {
-    /// Whether the stage ends in a garbled layer (every stage but the logits).
+    /// Whether the stage ends in a garbled circuit (every stage but logits revealed in the clear).
     pub fn garbled(&self) -> bool {
         !matches!(self.op, StageOp::Logits)
+    }
+
+    /// Whether the stage is the model's output (the logits, revealed or ranked): always the last.
+    pub fn is_output(&self) -> bool {
+        matches!(self.op, StageOp::Logits | StageOp::TopK { .. })
     }
 
     /// Circuit instances of the garbled layer = elements of the shared tensor it outputs (0 for
@@ -73,7 +177,18 @@ impl PlanStage {
         match self.op {
             StageOp::Relu { .. } => self.len,
             StageOp::MaxPool { pool, .. } => pool.output().len(),
+            StageOp::TopK { .. } => 1,
             StageOp::Logits => 0,
+        }
+    }
+
+    /// Garbled activations of the stage (its instances; 0 for the output, which is no ReLU
+    /// layer even when a garbled top-k ranks it).
+    pub fn relus(&self) -> usize {
+        if self.is_output() {
+            0
+        } else {
+            self.instances()
         }
     }
 
@@ -82,6 +197,7 @@ impl PlanStage {
         match self.op {
             StageOp::Relu { .. } => 1,
             StageOp::MaxPool { pool, .. } => pool.window(),
+            StageOp::TopK { .. } => self.len,
             StageOp::Logits => 0,
         }
     }
@@ -98,7 +214,7 @@ impl PlanStage {
     /// share word (its own OT bits and labels).
     pub fn gather(&self, z: &[u64], pad: u64) -> Vec<u64> {
         match self.op {
-            StageOp::Relu { .. } => z.to_vec(),
+            StageOp::Relu { .. } | StageOp::TopK { .. } => z.to_vec(),
             StageOp::MaxPool { pool, .. } => pool
                 .cells()
                 .map(|c| c.and_then(|i| z.get(i).copied()).unwrap_or(pad))
@@ -115,12 +231,18 @@ impl PlanStage {
                 window: pool.window(),
                 relu,
             },
+            StageOp::TopK { top } => CircuitKind::TopK {
+                classes: u32::try_from(self.len).unwrap_or(u32::MAX),
+                top,
+            },
             StageOp::Logits => return None,
         };
+        // The logits are ranked as they are: no truncation.
+        let t = if self.is_output() { 0 } else { self.trunc };
         Some(CircuitSpec {
             k: self.k,
             k_out,
-            t: self.trunc,
+            t,
             kind,
         })
     }
@@ -140,6 +262,13 @@ pub enum CircuitKind {
         window: usize,
         /// Whether the ReLU is fused.
         relu: bool,
+    },
+    /// [`TopKCircuit`]: the indices of the `top` largest of `classes` logits.
+    TopK {
+        /// Logits.
+        classes: u32,
+        /// Indices revealed.
+        top: u32,
     },
 }
 
@@ -162,12 +291,14 @@ pub(crate) const CIRCUIT_SPEC_BYTES: usize = 4 * 4 + 8;
 
 impl CircuitSpec {
     /// `[k k_out t kind: u32 LE][argument: u64 LE]`; kind 0: ReLU (argument 0), 1: clipped ReLU
-    /// (argument: the bound), 2: max pool (argument: the window), 3: max pool with the ReLU.
+    /// (argument: the bound), 2: max pool (argument: the window), 3: max pool with the ReLU,
+    /// 8: top-k (argument: classes | top << 32).
     pub(crate) fn to_bytes(self) -> [u8; CIRCUIT_SPEC_BYTES] {
         let (kind, arg) = match self.kind {
             CircuitKind::Relu { clip: None } => (0u32, 0u64),
             CircuitKind::Relu { clip: Some(max) } => (1, max),
             CircuitKind::MaxPool { window, relu } => (2 + u32::from(relu), window as u64),
+            CircuitKind::TopK { classes, top } => (8, u64::from(classes) | u64::from(top) << 32),
         };
         let mut out = [0u8; CIRCUIT_SPEC_BYTES];
         for (i, v) in [self.k, self.k_out, self.t, kind].into_iter().enumerate() {
@@ -188,6 +319,10 @@ impl CircuitSpec {
                 // An absurd window is refused by `build`.
                 window: usize::try_from(arg).unwrap_or(usize::MAX),
                 relu: kind == 3,
+            },
+            8 => CircuitKind::TopK {
+                classes: arg as u32,
+                top: (arg >> 32) as u32,
             },
             other => return Err(format!("unknown circuit kind {other}")),
         };
@@ -214,19 +349,49 @@ impl CircuitSpec {
             CircuitKind::MaxPool { window, relu } => StageCircuit::MaxPool(MaxPoolCircuit::new(
                 self.k, self.k_out, self.t, window, relu,
             )?),
+            CircuitKind::TopK { classes, top } => {
+                if !(2..=64).contains(&self.k_out) || self.t != 0 {
+                    return Err(CircuitError::Parameter {
+                        name: "top-k k_out / t",
+                        value: u64::from(self.k_out.max(self.t)),
+                        range: "k_out in [2, 64], t = 0",
+                    });
+                }
+                let circuit = TopKCircuit::new(self.k, classes as usize, top as usize)?;
+                if circuit.index_bits() > self.k_out {
+                    return Err(CircuitError::Parameter {
+                        name: "k_out",
+                        value: u64::from(self.k_out),
+                        range: "wide enough for a class index",
+                    });
+                }
+                StageCircuit::TopK {
+                    circuit,
+                    k_out: self.k_out,
+                }
+            }
         })
     }
 }
 
 /// The garbled circuit of one stage, with the word-level operations the sessions need. Each
-/// instance reads [`StageCircuit::window`] share words of k bits from each party, the garbler's
-/// fresh mask (k_out bits), and outputs the evaluator's share of one element (k_out bits).
+/// instance reads [`StageCircuit::window`] share words of k bits from each party and outputs
+/// [`StageCircuit::outputs`] words of at most k_out bits to the evaluator: for a ReLU, from the
+/// garbler's fresh mask (k_out bits), the evaluator's share of one element; for the top-k, the
+/// revealed class indices.
 #[derive(Clone, Debug)]
 pub enum StageCircuit {
     /// ReLU (or clipped ReLU) of one element.
     Relu(ReluCircuit),
     /// Max (and ReLU) of one window.
     MaxPool(MaxPoolCircuit),
+    /// The top-k of the logits (one instance per inference).
+    TopK {
+        /// The circuit.
+        circuit: TopKCircuit,
+        /// The ring the indices are packed in for the session (the plan's k).
+        k_out: u32,
+    },
 }
 
 impl StageCircuit {
@@ -253,6 +418,15 @@ impl StageCircuit {
                     relu: c.relu(),
                 },
             },
+            StageCircuit::TopK { circuit, k_out } => CircuitSpec {
+                k: circuit.k(),
+                k_out: *k_out,
+                t: 0,
+                kind: CircuitKind::TopK {
+                    classes: circuit.classes() as u32,
+                    top: circuit.top() as u32,
+                },
+            },
         }
     }
 
@@ -261,6 +435,7 @@ impl StageCircuit {
         match self {
             StageCircuit::Relu(c) => c.circuit(),
             StageCircuit::MaxPool(c) => c.circuit(),
+            StageCircuit::TopK { circuit, .. } => circuit.circuit(),
         }
     }
 
@@ -269,6 +444,7 @@ impl StageCircuit {
         match self {
             StageCircuit::Relu(c) => c.k(),
             StageCircuit::MaxPool(c) => c.k(),
+            StageCircuit::TopK { circuit, .. } => circuit.k(),
         }
     }
 
@@ -277,6 +453,7 @@ impl StageCircuit {
         match self {
             StageCircuit::Relu(c) => c.k_out(),
             StageCircuit::MaxPool(c) => c.k_out(),
+            StageCircuit::TopK { k_out, .. } => *k_out,
         }
     }
 
@@ -285,6 +462,16 @@ impl StageCircuit {
         match self {
             StageCircuit::Relu(_) => 1,
             StageCircuit::MaxPool(c) => c.window(),
+            StageCircuit::TopK { circuit, .. } => circuit.classes(),
+        }
+    }
+
+    /// Result words per instance (the evaluator's shares, or the revealed indices).
+    pub fn outputs(&self) -> usize {
+        match self {
+            StageCircuit::Relu(_) => 1,
+            StageCircuit::MaxPool(_) => 1,
+            StageCircuit::TopK { circuit, .. } => circuit.top(),
         }
     }
 
@@ -293,10 +480,12 @@ impl StageCircuit {
         match self {
             StageCircuit::Relu(c) => c.round_term(),
             StageCircuit::MaxPool(c) => c.round_term(),
+            StageCircuit::TopK { .. } => 0,
         }
     }
 
-    /// Garbles `masks.len()` instances (see [`ReluCircuit::garble_with_pi`]).
+    /// Garbles `masks.len()` instances (see [`ReluCircuit::garble_with_pi`]); the top-k reveals
+    /// its indices unmasked and ignores the masks' values.
     pub fn garble_with_pi(
         &self,
         pi: &FixedKeyAes,
@@ -313,6 +502,9 @@ impl StageCircuit {
             StageCircuit::MaxPool(c) => {
                 c.garble_with_pi(pi, delta, domain, masks, evaluator_zero, rng)
             }
+            StageCircuit::TopK { circuit, .. } => {
+                circuit.garble_with_pi(pi, delta, domain, masks.len(), evaluator_zero, rng)
+            }
         }
     }
 
@@ -325,6 +517,7 @@ impl StageCircuit {
         match self {
             StageCircuit::Relu(c) => c.encode_garbler(encoder, a),
             StageCircuit::MaxPool(c) => c.encode_garbler(encoder, a),
+            StageCircuit::TopK { circuit, .. } => circuit.encode_garbler(encoder, a),
         }
     }
 
@@ -337,6 +530,7 @@ impl StageCircuit {
         match self {
             StageCircuit::Relu(c) => c.encode_evaluator(encoder, b),
             StageCircuit::MaxPool(c) => c.encode_evaluator(encoder, b),
+            StageCircuit::TopK { circuit, .. } => circuit.encode_evaluator(encoder, b),
         }
     }
 
@@ -349,6 +543,7 @@ impl StageCircuit {
         match self {
             StageCircuit::Relu(c) => c.decode(labels, decoding),
             StageCircuit::MaxPool(c) => c.decode(labels, decoding),
+            StageCircuit::TopK { circuit, .. } => circuit.decode(labels, decoding),
         }
     }
 }
@@ -413,14 +608,23 @@ impl Plan {
 
     /// Frames the server sends in a whole session: the plan, one HE response per stage, two OT
     /// messages, the garbled chunks of every garbled layer, one labels frame per garbled layer
-    /// and the output (what a progress bar counts to).
+    /// and the output in the clear under the `logits` policy (what a progress bar counts to).
     pub fn server_frames(&self) -> usize {
         let garbled = self.stages.iter().filter(|s| s.garbled());
         let chunks: usize = garbled
             .clone()
             .map(|s| s.instances().div_ceil(crate::GARBLE_CHUNK))
             .sum();
-        1 + self.stages.len() + 2 + chunks + garbled.count() + 1
+        let output = usize::from(self.output() == OutputPolicy::Logits);
+        1 + self.stages.len() + 2 + chunks + garbled.count() + output
+    }
+
+    /// What the client learns (from the last stage).
+    pub fn output(&self) -> OutputPolicy {
+        self.stages
+            .last()
+            .and_then(|s| OutputPolicy::of_op(&s.op))
+            .unwrap_or_default()
     }
 
     /// Bits of the client's share words of every garbled layer (`share_words · k_l` each): one
@@ -458,7 +662,7 @@ impl Plan {
     /// Number of garbled circuit instances one inference evaluates (its ReLUs when every garbled
     /// layer is a ReLU layer).
     pub fn relu_count(&self) -> usize {
-        self.stages.iter().map(PlanStage::instances).sum()
+        self.stages.iter().map(PlanStage::relus).sum()
     }
 
     /// Elements of a shared tensor.
@@ -481,12 +685,22 @@ impl Plan {
         }
         let n = self.stages.len();
         if n == 0
-            || self.stages[n - 1].garbled()
-            || self.stages[..n - 1].iter().any(|s| !s.garbled())
+            || !self.stages[n - 1].is_output()
+            || self.stages[..n - 1]
+                .iter()
+                .any(|s| s.is_output() || !s.garbled())
         {
             return Err(bad(
                 "stages must be garbled layers followed by the logits".into()
             ));
+        }
+        if let StageOp::TopK { top } = self.stages[n - 1].op {
+            let classes = self.stages[n - 1].len;
+            if top == 0 || top as usize > classes || classes < 2 {
+                return Err(bad(format!(
+                    "top-{top} of {classes} logits: needs 2 or more logits and 1 ≤ top ≤ logits"
+                )));
+            }
         }
         if self.input.mean.len() != self.input.channels
             || self.input.std.len() != self.input.channels
@@ -494,16 +708,16 @@ impl Plan {
             return Err(bad("input mean/std do not match the channels".into()));
         }
         for (i, st) in self.stages.iter().enumerate() {
-            if st.garbled() && !(2..=self.k).contains(&st.k) {
+            if !st.is_output() && !(2..=self.k).contains(&st.k) {
                 return Err(bad(format!(
                     "stage {i}: garbled layer's ring width {} outside [2, {}]",
                     st.k, self.k
                 )));
             }
-            if !st.garbled() && st.k != self.k {
+            if st.is_output() && st.k != self.k {
                 return Err(bad(format!("the logits' ring width {} is not k", st.k)));
             }
-            if st.garbled() && st.trunc + 1 >= st.k {
+            if !st.is_output() && st.trunc + 1 >= st.k {
                 return Err(bad(format!("stage {i}: truncation {} too large", st.trunc)));
             }
             if st.terms.is_empty() {
@@ -644,6 +858,24 @@ impl ServerModel {
             accuracy,
             description,
         })
+    }
+
+    /// Sets what clients learn ([`OutputPolicy`]): the last stage reveals the logits or becomes
+    /// a garbled top-k. Errors (and leaves the model as it was) when the policy asks for more
+    /// classes than the model has.
+    pub fn set_output(&mut self, policy: OutputPolicy) -> Result<(), ModelLoadError> {
+        let mut plan = self.plan.clone();
+        let last = plan.stages.len() - 1;
+        plan.stages[last].op = policy.stage_op();
+        plan.validate()?;
+        self.circuits[last] = plan.circuit(last)?;
+        self.plan = plan;
+        Ok(())
+    }
+
+    /// What clients learn.
+    pub fn output(&self) -> OutputPolicy {
+        self.plan.output()
     }
 
     /// The public plan.

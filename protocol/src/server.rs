@@ -6,7 +6,9 @@
 //! transport has sent the previous one, so the server never holds a layer's tables, only the
 //! garbler's input labels it needs online.
 //! Online: per stage, its share a_i = Σ W·(src − r) + bias + s_i (the client sent the masked sources);
-//! for a ReLU layer it sends the labels of a_i (rounding term added), for the logits it sends a_i.
+//! for a garbled layer it sends the labels of a_i (rounding term added); for the logits it sends
+//! a_i under the `logits` output policy, and under `class` / `top-k` the labels of a_i for the
+//! garbled top-k, whose result only the client learns (the server never sees the answer).
 
 use crate::msgs::{Msg, PROTOCOL_VERSION};
 use crate::plan::{ServerModel, StageCircuit};
@@ -776,8 +778,11 @@ impl Session for ServerSession {
         let result = self.garble_next(&mut g);
         self.state = match &result {
             Err(_) => State::Closed,
-            // The logits stage has nothing to garble: the offline phase is over.
-            Ok(_) if self.model.circuits[g.stage].is_none() => State::Input(Box::new(g.online)),
+            // The logits stage has nothing to garble: the offline phase is over
+            // (a top-k output stage is garbled too: then the offline phase ends after it).
+            Ok(_) if self.model.circuits.get(g.stage).is_none_or(Option::is_none) => {
+                State::Input(Box::new(g.online))
+            }
             Ok(_) => State::Garbling(g),
         };
         result.map(|m| Some(Output::Frame(m.encode())))

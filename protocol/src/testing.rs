@@ -193,17 +193,27 @@ pub fn pool_model(
 /// plan stage carries its ReLU ring width k_l, and the tiny model runs its ReLUs in narrow rings,
 /// so the OT, the garbled tables and the online labels all changed size. Protocol version 4: the
 /// plan's stages (`"op": {"relu": {}}` / `"logits"` in place of `"relu": true/false`); every
-/// other frame is unchanged.
+/// other frame is unchanged. Protocol version 5 (output policies) left the `logits` transcript
+/// as it was: the hello, whose version changed, is not hashed.
 pub const SEEDED_TRANSCRIPT_SHA256: &str =
     "fd779b65478fd6896f669b5ad2f72596f2feb2e5908bd2cb5cb2a47789537649";
 
-/// One whole inference with seeded generators on both sides (tiny model, C = 2, 8×8): SHA-256 over
+/// [`SEEDED_TRANSCRIPT_SHA256`] of the same model served under the `class` output policy
+/// (protocol version 5): the plan's last stage is `{"top_k": {"top": 1}}`, the OT and the
+/// garbled layers take the logits' share bits and the top-k circuit, the last `ServerLabels`
+/// carries the labels of the server's logit share, and there is no `ServerOutput`.
+pub const SEEDED_CLASS_TRANSCRIPT_SHA256: &str =
+    "f3c102f27305381e5de5ec92507d8724687919406f54897fe2e851175a479199";
+
+/// One whole inference with seeded generators on both sides (tiny model, C = 2, 8×8, served
+/// under `policy`): SHA-256 over
 /// `[direction: 0 up, 1 down][len u64 LE][frame]` for every frame after the client's hello (whose
 /// version field changes with the protocol version), and the number of frames. Panics if the
-/// run fails or its logits differ from the plaintext fixed-point engine's. Natively every AES
+/// run fails or its answer (logits, or ranked classes) differs from the plaintext fixed-point
+/// engine's. Natively every AES
 /// backend gives the same digest; wasm draws the garbler's random labels differently (ChaCha12
 /// instead of AES in counter mode), so its transcript differs from the garbling on.
-pub fn seeded_transcript() -> (String, usize) {
+pub fn seeded_transcript(policy: crate::OutputPolicy) -> (String, usize) {
     use crate::{run_local_with, ClientInput, ClientSession, ServerSession, Side, Tap};
     use cryptonas_crypto::Csprng;
     use sha2::{Digest, Sha256};
@@ -222,6 +232,9 @@ pub fn seeded_transcript() -> (String, usize) {
         }
     }
     let (_, _, model, images) = tiny_model(2, 8, 11);
+    let mut model = Arc::into_inner(model).expect("a fresh model");
+    model.set_output(policy).expect("the policy fits the model");
+    let model = Arc::new(model);
     let mut server = ServerSession::new(model.clone(), Csprng::from_seed([1; 32]));
     let mut client = ClientSession::new(
         ClientInput::Normalised(images[0].clone()),
@@ -230,11 +243,18 @@ pub fn seeded_transcript() -> (String, usize) {
     let mut t = Transcript(Sha256::new(), 0);
     run_local_with(&mut client, &mut server, &mut t).expect("a seeded inference runs");
     let out = client.outcome().expect("finished");
-    assert_eq!(
-        out.logits_ring,
-        model.fixed().forward(&out.input_ring).expect("fixed point"),
-        "private logits equal the plaintext fixed-point engine's"
-    );
+    let logits = model.fixed().forward(&out.input_ring).expect("fixed point");
+    match policy {
+        crate::OutputPolicy::Logits => assert_eq!(
+            out.logits_ring, logits,
+            "private logits equal the plaintext fixed-point engine's"
+        ),
+        crate::OutputPolicy::Class | crate::OutputPolicy::TopK(_) => assert_eq!(
+            out.ranked,
+            cryptonas_model::rank_logits(&logits, model.plan().k, policy.revealed_classes(10)),
+            "the private ranking equals the plaintext fixed-point engine's"
+        ),
+    }
     let digest = t.0.finalize().iter().map(|b| format!("{b:02x}")).collect();
     (digest, t.1)
 }

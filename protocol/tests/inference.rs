@@ -625,7 +625,7 @@ fn max_pool_and_clip_models_are_bit_exact() {
                 StageOp::Relu { clip: Some(_) } => Some("clip"),
                 StageOp::MaxPool { relu: true, .. } => Some("pool+relu"),
                 StageOp::MaxPool { relu: false, .. } => Some("pool"),
-                StageOp::Logits => None,
+                StageOp::Logits | StageOp::TopK { .. } => None,
             })
             .collect();
         assert_eq!(ops, want_ops, "{case:?}");
