@@ -50,9 +50,10 @@ pub enum StageOp {
 }
 
 /// What a client learns from an inference: set per hosted model by the server operator, public
-/// in the plan ([`Plan::output`]) so the client knows it before it starts.
+/// in the plan ([`Plan::output`]) so the client knows it before it starts. In JSON (APIs,
+/// reports) it is its text form: `"logits"`, `"class"`, `"top-3"`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(try_from = "String", into = "String")]
 pub enum OutputPolicy {
     /// The logits (full precision, fixed point): the richest answer and the richest oracle.
     #[default]
@@ -111,6 +112,20 @@ impl std::fmt::Display for OutputPolicy {
             OutputPolicy::Class => f.write_str("class"),
             OutputPolicy::TopK(k) => write!(f, "top-{k}"),
         }
+    }
+}
+
+impl From<OutputPolicy> for String {
+    fn from(p: OutputPolicy) -> String {
+        p.to_string()
+    }
+}
+
+impl TryFrom<String> for OutputPolicy {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<OutputPolicy, String> {
+        s.parse()
     }
 }
 

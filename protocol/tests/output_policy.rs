@@ -233,6 +233,14 @@ fn policies_parse_display_and_fit_the_model() {
         assert_eq!(s.parse::<OutputPolicy>().unwrap(), p);
     }
     assert_eq!(OutputPolicy::TopK(3).to_string(), "top-3");
+    assert_eq!(
+        serde_json::to_string(&OutputPolicy::TopK(3)).unwrap(),
+        "\"top-3\""
+    );
+    assert_eq!(
+        serde_json::from_str::<OutputPolicy>("\"class\"").unwrap(),
+        OutputPolicy::Class
+    );
     assert_eq!(OutputPolicy::Class.describe(), "class only");
     for bad in ["top-0", "top-", "top-x", "argmax", ""] {
         assert!(bad.parse::<OutputPolicy>().is_err(), "{bad}");
