@@ -24,4 +24,4 @@ pub use label::{
 };
 pub use maxpool::{MaxPoolCircuit, MAX_WINDOW};
 pub use relu::{bits_to_words, words_to_bits, ReluCircuit, ReluVariant};
-pub use topk::{TopKCircuit, MAX_TOPK_CLASSES};
+pub use topk::{TopKCircuit, MAX_TOPK_CLASSES, MAX_TOPK_PAIRS};

@@ -29,6 +29,12 @@ use cryptonas_ring::mask;
 /// Most logits a top-k circuit takes (a bound on the circuit's size; far above any class count).
 pub const MAX_TOPK_CLASSES: usize = 1 << 16;
 
+/// Most `top · classes` a top-k circuit takes: its comparisons grow with the product, so this
+/// bounds what a plan from a server can make a client build (at most about 7.4 M AND gates at
+/// k = 32, the size of a large model's ReLU layers): e.g. the top 10 of 6,553 classes, a full
+/// ranking of 256, the top 65 of ImageNet's 1,000.
+pub const MAX_TOPK_PAIRS: usize = 1 << 16;
+
 /// The top-k circuit for one `(k, n, top)`, with word-level helpers.
 #[derive(Clone, Debug)]
 pub struct TopKCircuit {
@@ -68,6 +74,13 @@ impl TopKCircuit {
                 name: "top",
                 value: top as u64,
                 range: "[1, classes]",
+            });
+        }
+        if top.saturating_mul(classes) > MAX_TOPK_PAIRS {
+            return Err(CircuitError::Parameter {
+                name: "top × classes",
+                value: top.saturating_mul(classes) as u64,
+                range: "[2, 65536]",
             });
         }
         let ku = k as usize;
@@ -267,6 +280,10 @@ mod tests {
         assert!(TopKCircuit::new(16, 10, 0).is_err());
         assert!(TopKCircuit::new(16, 10, 11).is_err());
         assert!(TopKCircuit::new(16, 10, 10).is_ok());
+        // A circuit's size is bounded before anything is built (a plan comes from the server).
+        assert!(TopKCircuit::new(32, MAX_TOPK_CLASSES, MAX_TOPK_CLASSES).is_err());
+        assert!(TopKCircuit::new(32, 1000, 66).is_err());
+        assert!(TopKCircuit::new(32, MAX_TOPK_CLASSES + 1, 1).is_err());
         assert_eq!(TopKCircuit::index_bits_for(2), 1);
         assert_eq!(TopKCircuit::index_bits_for(10), 4);
         assert_eq!(TopKCircuit::index_bits_for(16), 4);

@@ -262,4 +262,17 @@ fn policies_parse_display_and_fit_the_model() {
     assert_eq!(m.plan().relu_count(), before.relu_count());
     m.set_output(OutputPolicy::Logits).unwrap();
     assert_eq!(m.plan(), &before);
+    // A plan (or a worker's job) asking for a huge top-k is refused before anything is built.
+    let huge = cryptonas_protocol::CircuitSpec {
+        k: 32,
+        k_out: 32,
+        t: 0,
+        kind: cryptonas_protocol::CircuitKind::TopK {
+            classes: 1 << 16,
+            top: 1 << 16,
+        },
+    };
+    let started = std::time::Instant::now();
+    assert!(huge.build().is_err());
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
 }
