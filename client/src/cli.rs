@@ -188,10 +188,15 @@ pub fn print_report(r: &Report) {
         t.online_rounds
     );
     for (l, s) in t.layers.iter().zip(r.timings.online_layers_s.iter()) {
+        // The garbled arg-max of a class or top-k model is the one layer without ReLUs.
+        let what = if l.relus == 0 {
+            "arg-max    ".to_string()
+        } else {
+            format!("{:>6} ReLUs", l.relus)
+        };
         println!(
-            "  layer {:>2}: {:>6} ReLUs  online {:>7.1} ms  up {:>9}  down {:>10}  (offline tables {})",
+            "  layer {:>2}: {what}  online {:>7.1} ms  up {:>9}  down {:>10}  (offline tables {})",
             l.stage,
-            l.relus,
             s * 1000.0,
             kb(l.online_up),
             kb(l.online_down),

@@ -276,3 +276,24 @@ fn policies_parse_display_and_fit_the_model() {
     assert!(huge.build().is_err());
     assert!(started.elapsed() < std::time::Duration::from_secs(1));
 }
+
+/// A pool's pre-garbled material includes the top-k (fresh Δ per inference, like the ReLUs).
+#[test]
+fn pooled_material_of_a_class_model_is_bit_exact() {
+    let (_, _, model, images) = tiny_model(2, 8, 12);
+    let m = serve(model, OutputPolicy::TopK(3));
+    let mut rng = Csprng::from_entropy().unwrap();
+    for x in images.iter().take(2) {
+        let material = m.prepare_offline(&mut rng).unwrap();
+        let mut server =
+            ServerSession::with_material(m.clone(), Csprng::from_entropy().unwrap(), material)
+                .unwrap();
+        let mut client = ClientSession::new(
+            ClientInput::Normalised(x.clone()),
+            Csprng::from_entropy().unwrap(),
+        );
+        cryptonas_protocol::run_local(&mut client, &mut server).unwrap();
+        let out = client.outcome().unwrap();
+        assert_eq!(out.ranked, want(&m, out, 3));
+    }
+}
