@@ -83,7 +83,8 @@ function showModelInfo() {
   if (!m) return;
   const [c, h, w] = m.input;
   $('model-info').textContent = `${m.relus.toLocaleString('en')} ReLUs · input ${c}×${h}×${w} · ` +
-    `${m.classes.length} classes${m.description ? ' · ' + m.description : ''}`;
+    `${m.classes.length} classes · this model reveals: ${m.reveals || 'logits'}` +
+    `${m.description ? ' · ' + m.description : ''}`;
 }
 
 // ---------- images ----------
@@ -193,12 +194,17 @@ function showResult(res) {
   const el = $('result-class');
   el.textContent = res.label;
   el.dataset.class = String(res.class);
-  // Class names come from the server: text nodes only, never markup.
-  $('top5').replaceChildren(...res.top.map(({ label, p }) => make('li', {}, [
-    make('span', { className: 'name' }, [label]),
-    make('span', { className: 'pbar' }, [make('span', { style: `width:${(p * 100).toFixed(1)}%` })]),
-    make('span', { className: 'pct' }, [`${(p * 100).toFixed(1)} %`]),
-  ])));
+  $('reveals').textContent = `This model reveals: ${res.reveals}.`;
+  // Class names come from the server: text nodes only, never markup. Without logits there are
+  // no probabilities to show: the revealed classes, ranked (none beyond the answer for `class`).
+  const ranked = res.top.length > 1 ? res.top : [];
+  $('top5').replaceChildren(...ranked.map(({ index, label, p }) => make('li', { dataset: { class: String(index) } }, p == null
+    ? [make('span', { className: 'name' }, [label])]
+    : [
+      make('span', { className: 'name' }, [label]),
+      make('span', { className: 'pbar' }, [make('span', { style: `width:${(p * 100).toFixed(1)}%` })]),
+      make('span', { className: 'pct' }, [`${(p * 100).toFixed(1)} %`]),
+    ])));
   $('result').hidden = false;
 }
 
@@ -229,7 +235,9 @@ function drawLayers(t, plan, layerEval = []) {
     const c = cost.get(l.stage) || { offline_down: 0 };
     const ms = evalMs.get(l.stage);
     return make('div', { className: 'layer' }, [
-      make('span', { className: 'lname' }, [`ReLU ${i + 1}`, make('small', {}, [`${Number(l.relus).toLocaleString('en')} ReLUs`])]),
+      make('span', { className: 'lname' }, l.output
+        ? ['Arg-max', make('small', {}, ['garbled top-k'])]
+        : [`ReLU ${i + 1}`, make('small', {}, [`${Number(l.relus).toLocaleString('en')} ReLUs`])]),
       make('span', { className: 'lbar off' }, [
         make('span', { style: `width:${(100 * c.offline_down / maxBytes).toFixed(1)}%` }),
         make('em', {}, [fmtBytes(c.offline_down)]),
@@ -247,6 +255,8 @@ function drawLayers(t, plan, layerEval = []) {
 const STEPS = { connected: 'Connected', plan: 'Received the public plan', he: 'Homomorphic preprocessing',
   ot: 'Oblivious transfer', garbled: 'Receiving garbled ReLU layers', labels: 'Evaluating ReLU layer',
   output: 'Decoding the logits' };
+// The last layer of a class or top-k model is the garbled arg-max, not a ReLU layer.
+const isOutputStage = (plan, stage) => !!plan && plan.layers.some((l) => l.stage === stage && l.output);
 
 function setStatus(text, kind = '') {
   $('status').textContent = text;
@@ -336,8 +346,10 @@ async function classify() {
       onProgress: (p) => {
         if (p.plan) plan = p.plan;
         $('bar').style.width = `${(p.fraction * 100).toFixed(1)}%`;
-        const stage = p.event === 'labels' && plan ? ` ${plan.layers.findIndex((l) => l.stage === p.stage) + 1} of ${plan.layers.length}` : '';
-        setStatus(`${p.phase === 'online' ? 'Online' : 'Offline'}: ${STEPS[p.event] || p.event}${stage}…`, p.phase);
+        const argmax = p.event === 'labels' && isOutputStage(plan, p.stage);
+        const stage = p.event === 'labels' && plan && !argmax ? ` ${plan.layers.findIndex((l) => l.stage === p.stage) + 1} of ${plan.layers.length}` : '';
+        const step = argmax ? 'Evaluating the garbled arg-max' : STEPS[p.event] || p.event;
+        setStatus(`${p.phase === 'online' ? 'Online' : 'Offline'}: ${step}${stage}…`, p.phase);
         if (p.traffic) showTraffic(p.traffic, null, plan);
       },
     });

@@ -8,7 +8,9 @@
 //
 // The protocol runs in a dedicated worker (worker.js, with its pool of evaluation workers), so
 // the page never freezes. The image never leaves the browser in the clear: the server sees a
-// masked image and learns nothing about it; the browser learns the class and the logits only.
+// masked image and learns nothing about it; the browser learns what the model's output policy
+// reveals (`model.reveals`): the logits, the top k classes or the class only, the last two
+// computed inside the garbled circuit.
 // After each classification the next session is prepared in the background (`prepareAhead`).
 
 /// Base class of every error this module throws; `code` says what happened.
@@ -107,7 +109,8 @@ export function supported() {
   return typeof WebAssembly === 'object' && typeof Worker === 'function' && WebAssembly.validate(simd);
 }
 
-/// The models a server hosts: `[{ name, relus, accuracy, input: [c, h, w], classes, description }]`.
+/// The models a server hosts: `[{ name, relus, accuracy, input: [c, h, w], classes, description,
+/// output, reveals }]` (`output`: `"logits"`, `"class"` or `"top-N"`; `reveals`: the same in words).
 export async function listModels(server) {
   const base = new URL(server || location.href, location.href);
   let r;
@@ -151,7 +154,7 @@ export class PrivateClassifier extends EventTarget {
     const base = new URL(server || location.href, location.href);
     const ws = base.protocol === 'https:' ? 'wss:' : 'ws:';
     this.wsUrl = `${ws}//${base.host}/api/session/${encodeURIComponent(info.name)}`;
-    /// The model: `{ name, relus, accuracy, input, classes, description }`.
+    /// The model: `{ name, relus, accuracy, input, classes, description, output, reveals }`.
     this.model = info;
     this.workers = workers;
     this.prepareAhead = prepareAhead;
@@ -198,8 +201,10 @@ export class PrivateClassifier extends EventTarget {
   /// and resized in the worker exactly as the native client does), pixels (ImageBitmap,
   /// ImageData, a canvas: drawn at the model's input size), or an already normalised CHW
   /// Float32Array. Prepares first if nothing is prepared (`reprepared` then says why).
-  /// Resolves with `{ class, label, top: [{ label, p }], logits, timings: { offlineMs, onlineMs,
-  /// callMs }, bytes, layers, reprepared, ... }`.
+  /// Resolves with `{ class, label, reveals, top: [{ index, label, p }], logits, timings: {
+  /// offlineMs, onlineMs, callMs }, bytes, layers, reprepared, ... }`. `p` (softmax
+  /// probability) and `logits` only when the model reveals its logits; otherwise `top` holds the
+  /// revealed classes, most likely first, with `p: null`, and `logits` is empty.
   async classify(image, { onProgress } = {}) {
     if (this.closed) throw new Cancelled('cancelled', 'the classifier is closed');
     const called = performance.now();
@@ -249,15 +254,19 @@ export class PrivateClassifier extends EventTarget {
 
   result(m, reprepared, callMs) {
     const classes = this.model.classes;
-    const probs = softmax(m.outcome.logits);
-    const top = probs.map((p, i) => ({ index: i, label: classes[i] ?? String(i), p }))
-      .sort((a, b) => b.p - a.p).slice(0, 5);
+    const o = m.outcome;
+    const named = (i, p) => ({ index: i, label: classes[i] ?? String(i), p });
+    // Probabilities only from revealed logits; a class or top-k answer is the ranking alone.
+    const top = o.logits.length
+      ? softmax(o.logits).map((p, i) => named(i, p)).sort((a, b) => b.p - a.p).slice(0, 5)
+      : o.ranked.map((i) => named(i, null));
     const evalMs = new Map((m.layerEval || []).map((l) => [l.stage, l.ms]));
     const cost = new Map(m.traffic.layers.map((l) => [l.stage, l]));
     return {
       ...m,
       class: m.outcome.class,
       label: classes[m.outcome.class] ?? String(m.outcome.class),
+      reveals: o.reveals,
       top,
       logits: m.outcome.logits,
       // offlineMs (done before the call unless `reprepared`), onlineMs (image sent → logits),
@@ -265,7 +274,7 @@ export class PrivateClassifier extends EventTarget {
       timings: { ...m.timing, callMs },
       bytes: m.traffic,
       layers: (m.plan ? m.plan.layers : []).map((l) => ({
-        stage: l.stage, relus: l.relus, andGates: l.and_gates,
+        stage: l.stage, relus: l.relus, output: l.output, andGates: l.and_gates,
         offlineBytes: (cost.get(l.stage) || {}).offline_down || 0,
         onlineMs: evalMs.get(l.stage) ?? null,
       })),

@@ -378,9 +378,16 @@ class Session {
       this.close(err);
       return;
     }
-    if (frames.length > 0 && this.evaluating !== null) {
+    // A layer is done when its reply goes out, or (the garbled arg-max of a class or top-k
+    // model) when the session finishes with it: then no frame follows.
+    const done = this.pi.phase() === 'done';
+    if ((frames.length > 0 || done) && this.evaluating !== null) {
       this.layerEval.push({ stage: this.evaluating.stage, ms: performance.now() - this.evaluating.started });
       this.evaluating = null;
+    }
+    if (done) {
+      this.phase = 'done';
+      this.settle('done');
     }
   }
 

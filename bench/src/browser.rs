@@ -948,7 +948,7 @@ mod tests {
                 "logits_ring": o.logits_ring.iter().map(u64::to_string).collect::<Vec<_>>() },
             "traffic": t,
             "plan": { "relus": plan.relu_count(), "layers": plan.stages.iter().enumerate()
-                .filter(|(_, s)| s.relu).map(|(i, s)| serde_json::json!({
+                .filter(|(_, s)| s.garbled()).map(|(i, s)| serde_json::json!({
                     "stage": i, "relus": s.len, "and_gates": 75 * s.len })).collect::<Vec<_>>() },
             "timing": { "offlineMs": 1500.0, "onlineMs": 500.0, "totalMs": 2000.0 },
             "layerEval": [{ "stage": 0, "ms": 20.0 }],

@@ -276,7 +276,7 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
                 .plan()
                 .stages
                 .iter()
-                .find(|s| s.relu)
+                .find(|s| matches!(s.op, cryptonas_protocol::StageOp::Relu { .. }))
                 .map(|s| (s.k, s.trunc))
         })
         .unwrap_or((32, 0));

@@ -90,7 +90,7 @@ fn info(
         relus: plan.relu_count(),
         k: plan.k,
         stages: plan.stages.len(),
-        relu_layers: plan.stages.iter().filter(|s| s.relu).count(),
+        relu_layers: plan.stages.iter().filter(|s| s.garbled()).count(),
         accuracy: model.accuracy(),
         fixed_accuracy: meta.and_then(|m| m.test_accuracy),
         float_accuracy: meta.and_then(|m| m.float_accuracy),

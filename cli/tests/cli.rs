@@ -197,9 +197,10 @@ fn training_without_libtorch_says_how_to_rebuild() {
 struct Server(Child, String);
 
 impl Server {
-    fn start(models: &Path) -> Server {
+    fn start(models: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cryptonas"))
             .args(["serve", "--bind", "127.0.0.1:0", "--allow-plaintext"])
+            .args(extra)
             .args(["--models", s(models), "--www", s(&repo().join("www"))])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -231,15 +232,17 @@ fn private_classification_matches_the_plaintext_engine_bit_for_bit() {
     let dir = temp_dir("classify");
     let models = dir.join("models");
     std::fs::create_dir_all(&models).unwrap();
-    for ext in ["json", "safetensors"] {
-        std::fs::copy(
-            model().with_extension(ext),
-            models.join(format!("cnet1-c4.{ext}")),
-        )
-        .unwrap();
+    for name in ["cnet1-c4", "top3"] {
+        for ext in ["json", "safetensors"] {
+            std::fs::copy(
+                model().with_extension(ext),
+                models.join(format!("{name}.{ext}")),
+            )
+            .unwrap();
+        }
     }
     let raw = raw_f32_file(&dir);
-    let server = Server::start(&models);
+    let server = Server::start(&models, &["--output", "top3=top-3"]);
     let plain = json(&cryptonas(&["plain", s(&model()), s(&image()), "--json"]));
     let base = [
         "classify", "--server", &server.1, "--model", "cnet1-c4", "--json",
@@ -252,6 +255,27 @@ fn private_classification_matches_the_plaintext_engine_bit_for_bit() {
     assert_eq!(private["revealed"]["class"], plain["fixed_class"]);
     let private_raw = json(&cryptonas(&[&base[..], &["--raw-f32", s(&raw)]].concat()));
     assert_eq!(private_raw["outcome"]["logits_ring"], plain["fixed_ring"]);
+    // A top-3 model: the terminal says what it reveals and shows no logits; `--reveal` checks
+    // the ranking against the server's plaintext engine under the same policy.
+    let out = cryptonas(&[
+        "classify",
+        "--server",
+        &server.1,
+        "--model",
+        "top3",
+        "--reveal",
+        s(&image()),
+    ]);
+    let printed = text(&out.stdout);
+    assert!(out.status.success(), "{printed}{}", text(&out.stderr));
+    assert!(
+        printed.contains("this model reveals: top-3 classes"),
+        "{printed}"
+    );
+    assert!(printed.contains("top 3: "), "{printed}");
+    assert!(!printed.contains("logits"), "{printed}");
+    let fixed_class = plain["fixed_class"].as_u64().unwrap();
+    assert!(printed.contains(&format!("({fixed_class})")), "{printed}");
     // An unknown model: the server's refusal, status 3.
     let out = cryptonas(&[
         "classify",

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use cryptonas_protocol::ClientInput;
+use cryptonas_protocol::{ClientInput, Revealed as Answer};
 use serde::Serialize;
 
 use crate::{classify, NetworkProfile, Report};
@@ -71,6 +71,9 @@ pub fn read_input_file(path: &Path) -> anyhow::Result<Vec<u8>> {
 pub struct Revealed {
     /// Its class.
     pub class: usize,
+    /// The classes the model's output policy reveals, most likely first.
+    #[serde(default)]
+    pub ranked: Vec<usize>,
     /// Its logits, when the server reveals them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logits: Option<Vec<f64>>,
@@ -131,6 +134,13 @@ pub async fn run(args: &ClassifyArgs) -> anyhow::Result<()> {
             ))
             .into());
         }
+        if !r.ranked.is_empty() && r.ranked != report.outcome.ranked {
+            return Err(CheckFailed(format!(
+                "the server's plaintext engine ranks {:?}, the private inference {:?}",
+                r.ranked, report.outcome.ranked
+            ))
+            .into());
+        }
     }
     Ok(())
 }
@@ -142,9 +152,23 @@ fn kb(b: u64) -> String {
 /// The report as text.
 pub fn print_report(r: &Report) {
     let t = &r.traffic;
+    println!("this model reveals: {}", r.outcome.policy.describe());
     println!("class: {} ({})", r.class_name, r.class);
-    let logits: Vec<String> = r.outcome.logits.iter().map(|v| format!("{v:.3}")).collect();
-    println!("logits: [{}]", logits.join(", "));
+    match r.outcome.revealed() {
+        Answer::Logits(logits) => {
+            let logits: Vec<String> = logits.iter().map(|v| format!("{v:.3}")).collect();
+            println!("logits: [{}]", logits.join(", "));
+        }
+        Answer::TopK(ranked) => {
+            let named: Vec<String> = ranked
+                .iter()
+                .zip(&r.ranked_names)
+                .map(|(c, name)| format!("{name} ({c})"))
+                .collect();
+            println!("top {}: {}", ranked.len(), named.join(", "));
+        }
+        Answer::Class(_) => {}
+    }
     println!("ReLUs: {}", r.relus);
     println!(
         "offline: {:.3} s, up {} down {} (HE {} / {}, OT {} / {})",
@@ -164,10 +188,15 @@ pub fn print_report(r: &Report) {
         t.online_rounds
     );
     for (l, s) in t.layers.iter().zip(r.timings.online_layers_s.iter()) {
+        // The garbled arg-max of a class or top-k model is the one layer without ReLUs.
+        let what = if l.relus == 0 {
+            "arg-max    ".to_string()
+        } else {
+            format!("{:>6} ReLUs", l.relus)
+        };
         println!(
-            "  layer {:>2}: {:>6} ReLUs  online {:>7.1} ms  up {:>9}  down {:>10}  (offline tables {})",
+            "  layer {:>2}: {what}  online {:>7.1} ms  up {:>9}  down {:>10}  (offline tables {})",
             l.stage,
-            l.relus,
             s * 1000.0,
             kb(l.online_up),
             kb(l.online_down),

@@ -109,7 +109,12 @@ pub struct Report {
     pub class: usize,
     /// Its name.
     pub class_name: String,
-    /// The outcome (logits, ring values, quantized input).
+    /// What the model revealed, in words ("logits", "class only", "top-3 classes").
+    pub reveals: String,
+    /// Names of the revealed classes ([`Outcome::ranked`]), most likely first.
+    pub ranked_names: Vec<String>,
+    /// The outcome (policy, ranked classes; logits and ring values under `logits`; the
+    /// quantized input).
     pub outcome: Outcome,
     /// Bytes and rounds.
     pub traffic: Traffic,
@@ -255,6 +260,12 @@ impl Prepared {
                 .get(outcome.class)
                 .cloned()
                 .unwrap_or_else(|| outcome.class.to_string()),
+            reveals: outcome.policy.describe(),
+            ranked_names: outcome
+                .ranked
+                .iter()
+                .map(|&c| classes.get(c).cloned().unwrap_or_else(|| c.to_string()))
+                .collect(),
             relus: session.relu_count(),
             traffic: session.traffic().clone(),
             timings: Timings {

@@ -29,8 +29,10 @@ try {
     show('Classifying…', 'classifying');
     try {
       const r = await classifier.classify(file);
-      const top = r.top[0];
-      show(`${r.label} (${(top.p * 100).toFixed(1)} %), in ${Math.round(r.timings.onlineMs)} ms`, 'done');
+      // A probability only when the model reveals its logits (`r.reveals`: "logits", "class only", …).
+      const p = r.top[0].p;
+      const how = p === null ? `this model reveals: ${r.reveals}` : `${(p * 100).toFixed(1)} %`;
+      show(`${r.label} (${how}), in ${Math.round(r.timings.onlineMs)} ms`, 'done');
       // For scripts reading the page (the package's test compares these with the server's plaintext answer).
       result.dataset.class = String(r.class);
       result.dataset.logits = JSON.stringify(r.logits);

@@ -10,7 +10,9 @@ mod circuit;
 mod error;
 mod garble;
 mod label;
+mod maxpool;
 mod relu;
+mod topk;
 
 pub use bristol::{
     from_bristol, to_bristol, value_bits, value_bytes, BristolParties, ValueOwner, MAX_WIRES,
@@ -22,4 +24,6 @@ pub use garble::{Evaluator, Garbled, Garbler, CHUNK};
 pub use label::{
     ActiveLabels, DecodingBits, Delta, Encoder, GarbledTables, Label, OutputLabels, TweakDomain,
 };
+pub use maxpool::{MaxPoolCircuit, MAX_WINDOW};
 pub use relu::{bits_to_words, words_to_bits, ReluCircuit, ReluVariant};
+pub use topk::{TopKCircuit, MAX_TOPK_CLASSES, MAX_TOPK_PAIRS};

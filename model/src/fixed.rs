@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ModelError, Result};
 use crate::format::Shape;
 use crate::intconv::{conv_acc, conv_ring_acc, ring_mask, IntConv};
-use crate::normal::{NormalForm, Source, StageKind};
+use crate::normal::{NormalForm, Pool, Source, StageKind};
 
 /// Scales of one stage: output scale F_Z and the weight scale of each term.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +53,20 @@ pub fn from_signed(v: i64, k: u32) -> u64 {
     (v as u64) & ring_mask(k)
 }
 
+/// The indices of the `top` largest ring logits (k-bit two's complement), largest first; equal
+/// logits rank by the lower index first. This is THE ranking rule of the project: the plaintext
+/// engines' arg-max (`rank_logits(..)[0]`), the client's class under the `logits` output policy
+/// and the garbled top-k circuit (`cryptonas_gc::TopKCircuit`) all follow it, so a private
+/// class or top-k is bit-exact with the plaintext fixed-point engine. `top` is clamped to the
+/// number of logits.
+pub fn rank_logits(logits: &[u64], k: u32, top: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    // A stable sort keeps equal logits in index order.
+    order.sort_by_key(|&i| std::cmp::Reverse(to_signed(logits[i], k)));
+    order.truncate(top);
+    order
+}
+
 /// `relu_trunc_t(z) = relu_k(z + 2^(t−1) mod 2^k) >> t` (no rounding term when t = 0);
 /// k is clamped to [1, 64], and t ≥ k gives 0.
 pub fn relu_trunc(z: u64, t: u32, k: u32) -> u64 {
@@ -71,6 +85,52 @@ pub fn relu_trunc(z: u64, t: u32, k: u32) -> u64 {
     } else {
         v >> t
     }
+}
+
+/// `min(relu_k(z + 2^(t−1) mod 2^k), max) >> t`: the clipped ReLU exactly as
+/// `cryptonas_gc::ReluCircuit` with `Clipped { max }` computes it (`max` in the circuit's scale:
+/// the bound at Z's scale plus the rounding term); k is clamped to [1, 64], t ≥ k gives 0.
+pub fn clip_trunc(z: u64, t: u32, k: u32, max: u64) -> u64 {
+    let k = k.clamp(1, 64);
+    if t >= k {
+        return 0;
+    }
+    let m = ring_mask(k);
+    let v = if t == 0 {
+        z & m
+    } else {
+        z.wrapping_add(1u64 << (t - 1)) & m
+    };
+    if v >> (k - 1) & 1 == 1 {
+        0
+    } else {
+        v.min(max) >> t
+    }
+}
+
+/// The max pool of a ring tensor exactly as `cryptonas_gc::MaxPoolCircuit` computes it: per
+/// window, the signed maximum of `z + 2^(t−1) mod 2^kj` over its real cells (a padding cell is the
+/// most negative value and never wins), the ReLU if fused, an arithmetic shift by t, the result
+/// in Z_2^k.
+pub fn max_pool_trunc(z: &[u64], pool: &Pool, relu: bool, t: u32, kj: u32, k: u32) -> Vec<u64> {
+    let kj = kj.clamp(2, 64);
+    let round = if t == 0 { 0 } else { 1u64 << (t - 1) };
+    let cells: Vec<Option<usize>> = pool.cells().collect();
+    cells
+        .chunks(pool.window())
+        .map(|w| {
+            let max = w
+                .iter()
+                .map(|c| match c {
+                    Some(i) => to_signed(z[*i].wrapping_add(round) & ring_mask(kj), kj),
+                    None => i64::MIN >> (64 - kj),
+                })
+                .max()
+                .unwrap_or(0);
+            let v = if relu { max.max(0) } else { max };
+            from_signed(v >> t.min(63), k)
+        })
+        .collect()
 }
 
 /// One quantized term: exact integer weights (alignment shift included).
@@ -101,6 +161,62 @@ pub struct QuantStage {
     pub trunc: u32,
     /// Ring width of the ReLU, k_j ≤ k (k for the logits): the ReLU reads Z mod 2^(k_j).
     pub k: u32,
+    /// A clip stage's bound in the circuit's scale (the bound at Z's scale plus the rounding
+    /// term, at most 2^(k_j − 1) − 1); None for every other kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip: Option<u64>,
+}
+
+impl QuantStage {
+    /// The stage's non-linear layer on Z (ring elements): the next shared tensor, in Z_2^k.
+    /// The logits are returned as they are.
+    pub fn activate(&self, z: &[u64], k: u32) -> Vec<u64> {
+        let kj = self.k.clamp(1, k);
+        match &self.kind {
+            StageKind::Relu { .. } => z.iter().map(|&v| relu_trunc(v, self.trunc, kj)).collect(),
+            StageKind::Clip { .. } => {
+                let max = self.clip.unwrap_or(u64::MAX);
+                z.iter()
+                    .map(|&v| clip_trunc(v, self.trunc, kj, max))
+                    .collect()
+            }
+            StageKind::MaxPool { pool, relu, .. } => {
+                max_pool_trunc(z, pool, *relu, self.trunc, kj, k)
+            }
+            StageKind::Logits => z.to_vec(),
+        }
+    }
+
+    /// [`QuantStage::activate`] over exact integers (no wrap-around), for overflow checking.
+    fn activate_exact(&self, ze: &[i128]) -> Vec<i128> {
+        let round = if self.trunc > 0 {
+            1i128 << (self.trunc - 1)
+        } else {
+            0
+        };
+        let t = self.trunc;
+        match &self.kind {
+            StageKind::Relu { .. } => ze.iter().map(|&v| (v + round).max(0) >> t).collect(),
+            StageKind::Clip { .. } => {
+                let max = self.clip.map_or(i128::MAX, i128::from);
+                ze.iter()
+                    .map(|&v| (v + round).max(0).min(max) >> t)
+                    .collect()
+            }
+            StageKind::MaxPool { pool, relu, .. } => {
+                let cells: Vec<Option<usize>> = pool.cells().collect();
+                cells
+                    .chunks(pool.window())
+                    .map(|w| {
+                        let max = w.iter().flatten().map(|&i| ze[i] + round).max();
+                        let max = max.unwrap_or(0);
+                        (if *relu { max.max(0) } else { max }) >> t
+                    })
+                    .collect()
+            }
+            StageKind::Logits => ze.to_vec(),
+        }
+    }
 }
 
 impl FixedConfig {
@@ -161,18 +277,19 @@ impl FixedModel {
             if f_z >= 63 {
                 return Err(cfg_err(format!("stage {j}: F_Z = {f_z} must be < 63")));
             }
-            let trunc = match st.kind {
-                StageKind::Relu { .. } => f_z.checked_sub(config.f_a).ok_or_else(|| {
+            let trunc = if st.kind.is_nonlinear() {
+                f_z.checked_sub(config.f_a).ok_or_else(|| {
                     cfg_err(format!(
                         "stage {j}: F_Z = {f_z} below the ReLU output scale f_a = {}",
                         config.f_a
                     ))
-                })?,
-                StageKind::Logits => 0,
+                })?
+            } else {
+                0
             };
-            let width = match (sc.k, &st.kind) {
+            let width = match (sc.k, st.kind.is_nonlinear()) {
                 (None, _) => k,
-                (Some(w), StageKind::Relu { .. }) => {
+                (Some(w), true) => {
                     if !(2..=k).contains(&w) || trunc + 1 >= w {
                         return Err(cfg_err(format!(
                             "stage {j}: ReLU ring width {w} outside [max(2, t + 2), k] = \
@@ -182,11 +299,28 @@ impl FixedModel {
                     }
                     w
                 }
-                (Some(_), StageKind::Logits) => {
+                (Some(_), false) => {
                     return Err(cfg_err(format!(
                         "stage {j}: the logits have no ReLU ring width (they use k = {k})"
                     )))
                 }
+            };
+            if trunc + 1 >= width && st.kind.is_nonlinear() {
+                return Err(cfg_err(format!(
+                    "stage {j}: truncation {trunc} leaves no bit of the {width}-bit ring"
+                )));
+            }
+            // The clip bound in the circuit's scale: round(max · 2^F_Z) plus the rounding term,
+            // saturated below 2^(k_j − 1) (a non-negative value of the ring never exceeds it, so
+            // saturating changes nothing).
+            let clip = match &st.kind {
+                StageKind::Clip { max, .. } => {
+                    let c = round_scaled(*max, f_z, &format!("stage {j} clip bound"))?;
+                    let r = if trunc == 0 { 0 } else { 1i64 << (trunc - 1) };
+                    let top = (1i64 << (width - 1).min(62)) - 1;
+                    Some(c.saturating_add(r).clamp(0, top) as u64)
+                }
+                _ => None,
             };
             if sc.f_w.len() != st.terms.len() {
                 return Err(cfg_err(format!(
@@ -238,6 +372,7 @@ impl FixedModel {
                 f_z,
                 trunc,
                 k: width,
+                clip,
             });
         }
         Ok(FixedModel {
@@ -355,7 +490,9 @@ impl FixedModel {
                 {
                     return Err(ModelError::Overflow {
                         stage: match &st.kind {
-                            StageKind::Relu { node } => format!("{j} ({node})"),
+                            StageKind::Relu { node }
+                            | StageKind::Clip { node, .. }
+                            | StageKind::MaxPool { node, .. } => format!("{j} ({node})"),
                             StageKind::Logits => format!("{j} (logits)"),
                         },
                         element: e,
@@ -363,17 +500,7 @@ impl FixedModel {
                         k: kj,
                     });
                 }
-                acts_exact.push(
-                    ze.iter()
-                        .map(|&v| {
-                            if v + round < 0 {
-                                0
-                            } else {
-                                (v + round) >> st.trunc
-                            }
-                        })
-                        .collect(),
-                );
+                acts_exact.push(st.activate_exact(&ze));
             }
             if let Some(keep) = keep.as_mut() {
                 keep.push(z.clone());
@@ -381,8 +508,8 @@ impl FixedModel {
             if j + 1 == self.stages.len() {
                 return Ok(z);
             }
-            // The ReLU reads Z mod 2^(k_j); its output (< 2^(k_j − 1 − t)) is an element of Z_2^k.
-            acts.push(z.iter().map(|&v| relu_trunc(v, st.trunc, kj)).collect());
+            // The layer reads Z mod 2^(k_j); its output is an element of Z_2^k.
+            acts.push(st.activate(&z, k));
         }
         unreachable!("a normal form ends with the logits stage")
     }
@@ -483,10 +610,8 @@ impl Calibration {
                 .collect();
             let min_src = f_src.iter().copied().min().unwrap_or(0);
             let cap = (min_src + max_f_w).min(62);
-            let need = (f_src.iter().copied().max().unwrap_or(0) + min_f_w).max(match st.kind {
-                StageKind::Relu { .. } => f_a,
-                StageKind::Logits => 0,
-            });
+            let need = (f_src.iter().copied().max().unwrap_or(0) + min_f_w)
+                .max(if st.kind.is_nonlinear() { f_a } else { 0 });
             let f_z = Self::largest_scale(max, k, guard, cap)
                 .filter(|&f| f >= need)
                 .ok_or_else(|| {

@@ -15,8 +15,11 @@ pub mod zoo;
 pub use count::{macs, max_pool_comparisons, relu_count, summary};
 pub use error::{ModelError, Result};
 pub use fixed::{
-    Calibration, CalibrationParams, FixedConfig, FixedModel, QuantStage, QuantTerm, StageScales,
+    rank_logits, Calibration, CalibrationParams, FixedConfig, FixedModel, QuantStage, QuantTerm,
+    StageScales,
 };
 pub use format::{Graph, InputSpec, Metadata, Model, ModelSpec, Node, NodeId, Op, Shape, Tensor};
 pub use intconv::{conv_ring, IntConv};
-pub use normal::{InputEncoding, NormalForm, Source, Stage, StageKind, Term};
+pub use normal::{
+    InputEncoding, NormalForm, Pool, Source, Stage, StageKind, Term, MAX_POOL_WINDOW,
+};

@@ -36,18 +36,148 @@ pub struct Term {
 }
 
 /// What a stage's output feeds.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum StageKind {
     /// The input of this ReLU node.
     Relu {
         /// Id of the ReLU node.
         node: NodeId,
     },
+    /// The input of this `Clip(0, max)` node (ReLU6 at max = 6): `min(relu(Z), max)`.
+    Clip {
+        /// Id of the clip node.
+        node: NodeId,
+        /// The upper bound (> 0, finite).
+        max: f64,
+    },
+    /// The input of this max-pool node: the stage outputs `max` over each window of Z (padding
+    /// cells excluded), with a ReLU fused when one directly precedes or follows the pool
+    /// (`relu ∘ max = max ∘ relu`).
+    MaxPool {
+        /// Id of the max-pool node.
+        node: NodeId,
+        /// The windows.
+        pool: Pool,
+        /// Whether a ReLU is fused.
+        relu: bool,
+    },
     /// The model's logits.
     Logits,
 }
 
-/// `Z = Σ terms + bias`.
+impl StageKind {
+    /// Whether the stage ends in a non-linear layer (every stage but the logits).
+    pub fn is_nonlinear(&self) -> bool {
+        !matches!(self, StageKind::Logits)
+    }
+}
+
+/// Largest max-pool window (kernel²) the normal form compiles: bounds the garbled circuit.
+pub const MAX_POOL_WINDOW: usize = 256;
+
+/// The windows of a max pool over a C × H × W tensor: kernel k × k, stride, padding before
+/// (top, left) and after (bottom, right). Windows read only cells of their own channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pool {
+    /// The pooled tensor.
+    pub input: Shape,
+    /// Window side.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Padding at the top and left.
+    pub padding: usize,
+    /// Padding at the bottom and right.
+    pub padding_end: usize,
+}
+
+impl Pool {
+    /// Checks the geometry: kernel², stride ≥ 1, padding < kernel, a window that fits, and at
+    /// most [`MAX_POOL_WINDOW`] cells per window (so every window holds a real cell).
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let Pool {
+            input,
+            kernel,
+            stride,
+            padding,
+            padding_end,
+        } = *self;
+        if kernel == 0 || stride == 0 || padding >= kernel || padding_end >= kernel {
+            return Err(format!(
+                "max pool kernel {kernel}, stride {stride}: need kernel, stride >= 1 and \
+                 padding {padding}/{padding_end} < kernel"
+            ));
+        }
+        if kernel.saturating_mul(kernel) > MAX_POOL_WINDOW {
+            return Err(format!(
+                "max pool window {kernel}x{kernel} has more than {MAX_POOL_WINDOW} cells"
+            ));
+        }
+        let len = input
+            .c
+            .checked_mul(input.h)
+            .and_then(|n| n.checked_mul(input.w));
+        if !len.is_some_and(|n| n > 0 && n as u64 <= 1 << 40)
+            || input.h + padding + padding_end < kernel
+            || input.w + padding + padding_end < kernel
+        {
+            return Err(format!(
+                "max pool window {kernel} with padding {padding}/{padding_end} does not fit \
+                 {}x{}x{}",
+                input.c, input.h, input.w
+            ));
+        }
+        Ok(())
+    }
+
+    /// Cells per window (kernel²).
+    pub fn window(&self) -> usize {
+        self.kernel * self.kernel
+    }
+
+    /// Shape of the pooled output (valid after [`Pool::check`]).
+    pub fn output(&self) -> Shape {
+        let out = |n: usize| (n + self.padding + self.padding_end - self.kernel) / self.stride + 1;
+        Shape {
+            c: self.input.c,
+            h: out(self.input.h),
+            w: out(self.input.w),
+        }
+    }
+
+    /// Every window's cells, output element after output element (CHW order), each window row
+    /// major: the index of the cell in the (CHW) input, or `None` for a padding cell.
+    pub fn cells(&self) -> impl Iterator<Item = Option<usize>> + '_ {
+        let o = self.output();
+        let (h, w, k) = (self.input.h, self.input.w, self.kernel);
+        (0..o.len()).flat_map(move |e| {
+            let (c, i, j) = (e / (o.h * o.w), (e / o.w) % o.h, e % o.w);
+            (0..k * k).map(move |uv| {
+                let y = (i * self.stride + uv / k).checked_sub(self.padding)?;
+                let x = (j * self.stride + uv % k).checked_sub(self.padding)?;
+                (y < h && x < w).then_some((c * h + y) * w + x)
+            })
+        })
+    }
+
+    /// The max pool of real values (padding cells excluded).
+    pub fn apply_f64(&self, z: &[f64]) -> Vec<f64> {
+        let win = self.window();
+        let cells: Vec<Option<usize>> = self.cells().collect();
+        cells
+            .chunks(win)
+            .map(|w| {
+                w.iter()
+                    .flatten()
+                    .map(|&i| z[i])
+                    .fold(f64::NEG_INFINITY, f64::max)
+            })
+            .collect()
+    }
+}
+
+/// `Z = Σ terms + bias`, then the stage's non-linear layer ([`StageKind`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Stage {
     /// ReLU input or logits.
@@ -58,6 +188,34 @@ pub struct Stage {
     pub terms: Vec<Term>,
     /// Per-element bias (len = `shape.len()`).
     pub bias: Vec<f64>,
+}
+
+impl Stage {
+    /// Shape of the shared tensor the stage outputs (Z's for element-wise layers, the pooled one
+    /// for a max pool).
+    pub fn output_shape(&self) -> Shape {
+        match &self.kind {
+            StageKind::MaxPool { pool, .. } => pool.output(),
+            _ => self.shape,
+        }
+    }
+
+    /// The stage's non-linear layer over the reals on Z (Z itself for the logits).
+    pub fn activate_f64(&self, z: &[f64]) -> Vec<f64> {
+        match &self.kind {
+            StageKind::Relu { .. } => z.iter().map(|v| v.max(0.0)).collect(),
+            StageKind::Clip { max, .. } => z.iter().map(|v| v.max(0.0).min(*max)).collect(),
+            StageKind::MaxPool { pool, relu, .. } => {
+                let y = pool.apply_f64(z);
+                if *relu {
+                    y.into_iter().map(|v| v.max(0.0)).collect()
+                } else {
+                    y
+                }
+            }
+            StageKind::Logits => z.to_vec(),
+        }
+    }
 }
 
 /// What the image terms read.
@@ -73,6 +231,7 @@ pub enum InputEncoding {
 }
 
 /// The compiled model: stages in evaluation order, the last one producing the logits.
+/// Stage j's output (its ReLU, clip or max pool) is the shared tensor [`Source::Relu`]`(j)`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NormalForm {
     /// Image shape.
@@ -451,6 +610,24 @@ impl NormalForm {
             }
         }
         uses[g.output] += 1;
+        let mut consumers: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for (i, ins) in g.inputs.iter().enumerate() {
+            for &j in ins {
+                consumers[j].push(i);
+            }
+        }
+        // The only consumer of node i, when there is exactly one and i is not the output.
+        let sole = |i: usize| -> Option<&Op> {
+            match consumers[i].as_slice() {
+                [c] if i != g.output => Some(&spec.nodes[*c].op),
+                _ => None,
+            }
+        };
+        // A ReLU whose only consumer is a max pool is fused into the pool's stage: its value is
+        // the affine ReLU input. A max pool whose only consumer is a ReLU fuses it: that ReLU
+        // passes the (non-negative) pool output through.
+        let mut relu_deferred = vec![false; n];
+        let mut relu_fused_after = vec![false; n];
         let mut stages = Vec::new();
         let input = g.shapes[g.input];
         for &i in &g.order {
@@ -521,6 +698,15 @@ impl NormalForm {
             };
             let v = match op {
                 Op::Input => identity(Source::Image, input),
+                Op::Relu if relu_fused_after[first.expect("validated arity")] => {
+                    drop(ins);
+                    owned(&mut vals, &mut uses)
+                }
+                Op::Relu if matches!(sole(i), Some(Op::MaxPool { .. })) => {
+                    relu_deferred[i] = true;
+                    drop(ins);
+                    owned(&mut vals, &mut uses)
+                }
                 Op::Relu => {
                     let a = ins[0];
                     stages.push(Stage {
@@ -610,21 +796,57 @@ impl NormalForm {
                     Affine::concat(&[&y1, &y2]).channel_affine(&sc, &sh)
                 }
                 Op::GlobalAvgPool => unreachable!("handled above"),
-                Op::MaxPool { .. } => {
-                    return Err(unsupported(
-                        id,
-                        "max pooling is not supported in private inference yet (it needs a \
-                         garbled comparison circuit); the f32 engine and the counting support it",
-                    ))
+                Op::MaxPool {
+                    kernel,
+                    stride,
+                    padding,
+                    padding_end,
+                } => {
+                    let a = ins[0];
+                    let pool = Pool {
+                        input: a.shape,
+                        kernel: *kernel,
+                        stride: *stride,
+                        padding: *padding,
+                        padding_end: *padding_end,
+                    };
+                    pool.check().map_err(|e| unsupported(id, e))?;
+                    let before = relu_deferred[first.expect("validated arity")];
+                    let after = matches!(sole(i), Some(Op::Relu));
+                    relu_fused_after[i] = after;
+                    stages.push(Stage {
+                        kind: StageKind::MaxPool {
+                            node: node.id.clone(),
+                            pool,
+                            relu: before || after,
+                        },
+                        shape: a.shape,
+                        terms: a.terms.clone(),
+                        bias: a.bias.clone(),
+                    });
+                    identity(Source::Relu(stages.len() - 1), pool.output())
                 }
                 Op::Clip { min, max } => {
-                    return Err(unsupported(
-                        id,
-                        format!(
-                            "clip to [{min}, {max}] is not linear and has no private-inference \
-                             circuit in the normal form yet; replace it with relu and fine-tune"
-                        ),
-                    ))
+                    if *min != 0.0 || !(max.is_finite() && *max > 0.0) {
+                        return Err(unsupported(
+                            id,
+                            format!(
+                                "clip to [{min}, {max}]: private inference takes Clip(0, c) with \
+                                 a finite c > 0 (ReLU6); replace it with relu and fine-tune"
+                            ),
+                        ));
+                    }
+                    let a = ins[0];
+                    stages.push(Stage {
+                        kind: StageKind::Clip {
+                            node: node.id.clone(),
+                            max: f64::from(*max),
+                        },
+                        shape: a.shape,
+                        terms: a.terms.clone(),
+                        bias: a.bias.clone(),
+                    });
+                    identity(Source::Relu(stages.len() - 1), a.shape)
                 }
                 Op::AvgPool {
                     kernel,
@@ -798,15 +1020,16 @@ impl NormalForm {
     pub fn source_shape(&self, s: Source) -> Shape {
         match s {
             Source::Image => self.input,
-            Source::Relu(j) => self.stages[j].shape,
+            Source::Relu(j) => self.stages[j].output_shape(),
         }
     }
 
-    /// Number of ReLUs (elements of every stage but the logits).
+    /// Number of garbled circuit instances: ReLUs and clips (elements of their stages) and max
+    /// pool outputs.
     pub fn relu_count(&self) -> usize {
         self.stages[..self.stages.len() - 1]
             .iter()
-            .map(|s| s.shape.len())
+            .map(|s| s.output_shape().len())
             .sum()
     }
 
@@ -820,7 +1043,7 @@ impl NormalForm {
     }
 
     /// Evaluates every stage over the reals on one normalised CHW image; returns each stage's Z
-    /// (pre-ReLU values; the last is the logits).
+    /// (the input of its ReLU, clip or max pool; the last is the logits).
     pub fn eval_f64(&self, x: &[f64]) -> Result<Vec<Vec<f64>>> {
         if x.len() != self.input.len() {
             return Err(ModelError::InputShape {
@@ -839,7 +1062,7 @@ impl NormalForm {
                 };
                 conv_f64_acc(&t.conv, &t.weights, src, &mut z);
             }
-            acts.push(z.iter().map(|v| v.max(0.0)).collect());
+            acts.push(st.activate_f64(&z));
             zs.push(z);
         }
         Ok(zs)

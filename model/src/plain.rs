@@ -124,10 +124,9 @@ impl PlainReport {
     }
 }
 
+/// The first of equal maxima (the project's tie rule, [`crate::fixed::rank_logits`]).
 fn argmax(v: &[f64]) -> usize {
-    (0..v.len())
-        .max_by(|&a, &b| v[a].total_cmp(&v[b]))
-        .unwrap_or(0)
+    (0..v.len()).fold(0, |best, i| if v[i] > v[best] { i } else { best })
 }
 
 /// Classifies a normalised CHW input (the model's input shape) with both engines at ring size
@@ -172,7 +171,10 @@ pub fn classify(model: &Model, x: &[f32], k: u32) -> Result<PlainReport> {
         calibrated_on_input,
         classes: spec.classes.clone(),
         f32_class: argmax(&f32_logits),
-        fixed_class: argmax(&fixed_logits),
+        fixed_class: crate::fixed::rank_logits(&ring, fixed.config.k, 1)
+            .first()
+            .copied()
+            .unwrap_or(0),
         f32_logits,
         fixed_logits,
         fixed_ring: ring,

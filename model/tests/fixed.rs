@@ -561,3 +561,18 @@ fn argmax(v: &[f64]) -> usize {
         .max_by(|&a, &b| v[a].total_cmp(&v[b]))
         .unwrap_or(0)
 }
+
+#[test]
+fn rank_logits_orders_signed_values_and_breaks_ties_by_lower_index() {
+    use cryptonas_model::fixed::{from_signed, rank_logits};
+    let k = 16;
+    let v: Vec<u64> = [-3i64, 7, 7, -32768, 32767, 7]
+        .iter()
+        .map(|&x| from_signed(x, k))
+        .collect();
+    assert_eq!(rank_logits(&v, k, 6), vec![4, 1, 2, 5, 0, 3]);
+    assert_eq!(rank_logits(&v, k, 1), vec![4]);
+    assert_eq!(rank_logits(&v[..4], k, 2), vec![1, 2]);
+    assert_eq!(rank_logits(&v, k, 99).len(), 6);
+    assert!(rank_logits(&[], k, 1).is_empty());
+}

@@ -88,8 +88,11 @@ fn max_pool_ignores_padding_and_counts_comparisons() {
     // Real cells per window 1, 2, 2, 4: 0 + 1 + 1 + 3 comparisons.
     assert_eq!(max_pool_comparisons(&m.spec).unwrap(), 5);
     assert_eq!(relu_count(&m.spec).unwrap(), 0);
-    let e = NormalForm::compile(&m).unwrap_err().to_string();
-    assert!(e.contains("mp") && e.contains("max pooling"), "{e}");
+    // The normal form pools the same windows over the reals (padding excluded: no ReLU here).
+    let nf = NormalForm::compile(&m).unwrap();
+    let xf: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+    assert_eq!(nf.logits_f64(&xf).unwrap(), vec![-1.0, -2.0, -4.0, -5.0]);
+    assert_eq!(nf.relu_count(), 4);
 }
 
 #[test]
@@ -149,11 +152,21 @@ fn clip_channel_affine_flatten() {
         node("aff", Op::ChannelAffine, &["input"]),
         node("clip", Op::Clip { min: 0.0, max: 6.0 }, &["aff"]),
     ];
-    let m = model((2, 1, 2), nodes, "clip", 4, w);
+    let m = model((2, 1, 2), nodes, "clip", 4, w.clone());
     // ch0: 2x+0.5 on [1, 4] -> [2.5, 8.5] -> clip [2.5, 6]; ch1: -x+1 on [3, -7] -> [-2, 8] -> [0, 6].
     assert_eq!(run(&m, &[1.0, 4.0, 3.0, -7.0]), vec![2.5, 6.0, 0.0, 6.0]);
-    let e = NormalForm::compile(&m).unwrap_err().to_string();
-    assert!(e.contains("clip"), "{e}");
+    let nf = NormalForm::compile(&m).unwrap();
+    let got = nf.logits_f64(&[1.0, 4.0, 3.0, -7.0]).unwrap();
+    assert_eq!(got, vec![2.5, 6.0, 0.0, 6.0]);
+    // Only Clip(0, c) has a circuit: another lower bound is refused, naming the node.
+    let mut other = m.spec.clone();
+    other.nodes[2].op = Op::Clip {
+        min: -1.0,
+        max: 6.0,
+    };
+    let other = model((2, 1, 2), other.nodes[1..3].to_vec(), "clip", 4, w);
+    let e = NormalForm::compile(&other).unwrap_err().to_string();
+    assert!(e.contains("clip") && e.contains("Clip(0, c)"), "{e}");
     // JSON: infinite bounds are written as strings and read back.
     let mut s = m.spec.clone();
     s.nodes[2].op = Op::Clip {

@@ -1158,8 +1158,16 @@ impl Builder {
                     return Err(bad(format!("Clip with min {lo} > max {hi}")));
                 } else {
                     let id = self.emit(&base, Op::Clip { min: lo, max: hi }, vec![a.node.clone()]);
-                    (out(Value::Act(Act { node: id, ..a })), Status::Converted,
-                        format!("clip [{lo}, {hi}] (f32 engine only: not supported in private inference; replace ReLU6 with ReLU and fine-tune)"))
+                    let private = if lo == 0.0 && hi.is_finite() && hi > 0.0 {
+                        "private inference: a garbled clipped ReLU"
+                    } else {
+                        "f32 engine only: private inference takes Clip(0, c) with c > 0; replace it with ReLU and fine-tune"
+                    };
+                    (
+                        out(Value::Act(Act { node: id, ..a })),
+                        Status::Converted,
+                        format!("clip [{lo}, {hi}] ({private})"),
+                    )
                 }
             }
             "BatchNormalization" => {
@@ -1417,7 +1425,7 @@ impl Builder {
                 let (mop, d) = if op == "MaxPool" {
                     (
                         Op::MaxPool { kernel: k, stride: s, padding: p, padding_end: pe },
-                        format!("max_pool {k}x{k} stride {s} {pd} (f32 engine only: private inference does not support max pooling yet)"),
+                        format!("max_pool {k}x{k} stride {s} {pd} (private inference: a garbled max per window, ReLU fused when adjacent)"),
                     )
                 } else {
                     let counted = match (p + pe > 0, cip) {
@@ -1474,7 +1482,7 @@ impl Builder {
                             padding: 0,
                             padding_end: 0,
                         },
-                        format!("max_pool {0}x{0} (global; f32 engine only)", s.h),
+                        format!("max_pool {0}x{0} (global; private inference: a garbled max per window of at most {1} cells)", s.h, cryptonas_model::MAX_POOL_WINDOW),
                     )
                 } else {
                     return Err(bad(format!(

@@ -62,7 +62,10 @@ pub struct LayerCost {
     pub relus: u64,
     /// Max-pool comparisons.
     pub comparisons: u64,
-    /// AND gates (ReLUs: 3k − 3 − t each; comparisons: estimated like a ReLU).
+    /// AND gates: ReLUs 3k − 3 − t each (0 for a ReLU fused into a max pool); a max pool, its
+    /// output elements times the garbled max-pool circuit's AND gates (ReLU fused when the model
+    /// has one right before or after it); a clip, the clipped-ReLU circuit's with the bound at
+    /// scale 0 (the real bound is c·2^F_Z: its constant bits move the count by a few gates).
     pub and_gates: u64,
     /// Multiply-accumulates.
     pub macs: u64,
@@ -92,7 +95,7 @@ pub struct Costs {
     pub relus: u64,
     /// Total max-pool comparisons.
     pub comparisons: u64,
-    /// Elements through `clip` nodes (no private circuit: not in the estimates).
+    /// Elements through `clip` nodes (garbled clipped ReLUs, in the estimates).
     pub clip_elements: u64,
     /// Total AND gates.
     pub and_gates: u64,
@@ -182,13 +185,18 @@ pub struct NodeSummary {
     pub skipped: usize,
 }
 
-/// Per-stage truncation `t = F_Z − f_a` of each ReLU node under a fixed-point configuration.
+/// Per-stage truncation `t = F_Z − f_a` of each ReLU, clip and max-pool node under a
+/// fixed-point configuration.
 fn truncations(nf: &NormalForm, cfg: &FixedConfig) -> std::collections::HashMap<String, u32> {
     nf.stages
         .iter()
         .zip(&cfg.stages)
         .filter_map(|(st, sc)| match &st.kind {
-            StageKind::Relu { node } => Some((node.clone(), sc.f_z.saturating_sub(cfg.f_a))),
+            StageKind::Relu { node }
+            | StageKind::Clip { node, .. }
+            | StageKind::MaxPool { node, .. } => {
+                Some((node.clone(), sc.f_z.saturating_sub(cfg.f_a)))
+            }
             StageKind::Logits => None,
         })
         .collect()
@@ -204,25 +212,90 @@ pub fn costs(
     let g = spec.validate().ok()?;
     let ku = u64::from(k);
     let relu_ands = 3 * ku - 3;
+    // ReLUs fused into a max pool (the normal form's rule: a ReLU whose only consumer is the
+    // pool, or the pool's only consumer): they cost nothing of their own.
+    let n = spec.nodes.len();
+    let mut consumers = vec![Vec::new(); n];
+    for (i, ins) in g.inputs.iter().enumerate() {
+        for &j in ins {
+            consumers[j].push(i);
+        }
+    }
+    let sole = |i: usize| match consumers[i].as_slice() {
+        [c] if i != g.output => Some(*c),
+        _ => None,
+    };
+    let is = |i: usize, relu: bool| {
+        if relu {
+            spec.nodes[i].op == Op::Relu
+        } else {
+            matches!(spec.nodes[i].op, Op::MaxPool { .. })
+        }
+    };
+    let mut fused_relu = vec![false; n];
+    let mut pool_relu = vec![false; n];
+    for &i in &g.order {
+        if !is(i, false) {
+            continue;
+        }
+        if let Some(&j) = g.inputs[i].first() {
+            if is(j, true) && sole(j) == Some(i) {
+                fused_relu[j] = true;
+                pool_relu[i] = true;
+            }
+        }
+        if let Some(c) = sole(i).filter(|&c| is(c, true)) {
+            fused_relu[c] = true;
+            pool_relu[i] = true;
+        }
+    }
     let mut layers = Vec::new();
     let (mut relus, mut comparisons, mut clip, mut ands, mut macs) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    // Words of the client's shares the garbled layers read (OT bits and labels: k each).
+    let mut share_words = 0u64;
+    let mut instances = 0u64;
     let mut nonlinear = 0;
     for &i in &g.order {
-        let n = &spec.nodes[i];
+        let node = &spec.nodes[i];
         let out = g.shapes[i];
         let x = g.inputs[i].first().map(|&j| g.shapes[j]);
-        let r = if n.op == Op::Relu {
+        let r = if node.op == Op::Relu {
             out.len() as u64
         } else {
             0
         };
-        let c = x.map_or(0, |x| node_comparisons(&n.op, x, out));
-        if matches!(n.op, Op::Clip { .. }) {
-            clip += out.len() as u64;
+        let c = x.map_or(0, |x| node_comparisons(&node.op, x, out));
+        let t = trunc.get(&node.id).copied().unwrap_or(0);
+        let mut a = if fused_relu[i] {
+            0
+        } else {
+            r * relu_ands.saturating_sub(u64::from(t))
+        };
+        let mut garbled = if fused_relu[i] { 0 } else { r };
+        let mut words = garbled;
+        match &node.op {
+            Op::Clip { max, .. } => {
+                clip += out.len() as u64;
+                let bound = cryptonas_gc::ReluVariant::Clipped {
+                    max: (f64::from(*max).max(0.0) as u64).min((1 << (k - 1)) - 1),
+                };
+                let per = cryptonas_gc::ReluCircuit::new(k, t.min(k - 2), bound)
+                    .map_or(relu_ands, |c| c.circuit().and_count() as u64);
+                a = out.len() as u64 * per;
+                garbled = out.len() as u64;
+                words = garbled;
+            }
+            Op::MaxPool { kernel, .. } => {
+                let w = kernel * kernel;
+                let per = cryptonas_gc::MaxPoolCircuit::new(k, k, t.min(k - 2), w, pool_relu[i])
+                    .map_or(0, |c| c.circuit().and_count() as u64);
+                a = out.len() as u64 * per;
+                garbled = out.len() as u64;
+                words = garbled * w as u64;
+            }
+            _ => {}
         }
-        let t = u64::from(trunc.get(&n.id).copied().unwrap_or(0));
-        let a = r * relu_ands.saturating_sub(t) + c * relu_ands;
-        let m = match (&n.op, x) {
+        let m = match (&node.op, x) {
             (Op::Conv2d { kernel, groups, .. }, Some(x)) => {
                 (out.len() * (x.c / groups) * kernel * kernel) as u64
             }
@@ -230,16 +303,18 @@ pub fn costs(
             (Op::Linear { out_features }, Some(x)) => (out_features * x.len()) as u64,
             _ => 0,
         };
-        if r + c > 0 {
+        if garbled > 0 {
             nonlinear += 1;
         }
         relus += r;
         comparisons += c;
         ands += a;
         macs += m;
+        share_words += words;
+        instances += garbled;
         layers.push(LayerCost {
-            node: n.id.clone(),
-            op: n.op.name(),
+            node: node.id.clone(),
+            op: node.op.name(),
             output: format!("{}x{}x{}", out.c, out.h, out.w),
             relus: r,
             comparisons: c,
@@ -248,9 +323,9 @@ pub fn costs(
         });
     }
     let cst = MEASURED;
-    // ReLU-equivalents: comparisons are estimated at one ReLU circuit each; bytes and time scale
-    // with the ring size.
-    let units = (relus + comparisons) as f64 * f64::from(k) / f64::from(cst.k);
+    // ReLU-equivalents: the measured constants are per ReLU at ring k = 32 (93 AND gates); the
+    // garbled layers count by their AND gates (tables dominate the bytes and the time).
+    let units = ands as f64 / (3.0 * f64::from(cst.k) - 3.0);
     let offline_bytes = units * cst.offline_bytes_per_relu;
     let online_bytes = units * cst.online_bytes_per_relu;
     let offline_rounds = nonlinear as f64 + 6.0;
@@ -279,12 +354,13 @@ pub fn costs(
         })
         .collect();
     // protocol::plan::ServerModel::session_memory_bytes without the HE-stage transient:
-    // held shares and masked tensors (16 B per element), OT labels (32·k B per ReLU), re-masks
-    // (8 B per ReLU), plus the KOS matrix (32·k B per ReLU).
-    let n_relu = relus + comparisons;
+    // held shares and masked tensors (16 B per element), OT labels (32·k B per share word a
+    // garbled layer reads: one per ReLU, a window's per max-pool output), re-masks (8 B per
+    // circuit instance), plus the KOS matrix (32·k B per share word).
     let input = g.shapes[g.input].len() as u64;
-    let elements = n_relu + input + g.shapes[g.output].len() as u64;
-    let server_memory_bytes = 16 * elements + 32 * ku * n_relu + 8 * n_relu + 32 * ku * n_relu;
+    let elements = share_words + instances + input + g.shapes[g.output].len() as u64;
+    let server_memory_bytes =
+        16 * elements + 32 * ku * share_words + 8 * instances + 32 * ku * share_words;
     Some(Costs {
         layers,
         relus,
@@ -305,23 +381,15 @@ pub fn costs(
 
 /// Why private inference cannot run this model, naming the node (or Ok with what it runs).
 pub fn private_check(model: &Model) -> Result<(NormalForm, String), String> {
-    if let Some(n) = model
-        .spec
-        .nodes
-        .iter()
-        .find(|n| matches!(n.op, Op::MaxPool { .. } | Op::Clip { .. }))
-    {
-        // Same message as the normal-form compiler, without composing the layers before it.
-        let why = if matches!(n.op, Op::MaxPool { .. }) {
-            "max pooling is not supported in private inference yet (it needs a garbled comparison circuit); the f32 engine and the counting support it"
-        } else {
-            "clip is not linear and has no private-inference circuit in the normal form yet; replace it with relu and fine-tune"
-        };
-        return Err(format!("node '{}' ({}): {why}", n.id, n.op.name()));
-    }
     let nf = NormalForm::compile(model).map_err(|e| e.to_string())?;
+    let pools = nf
+        .stages
+        .iter()
+        .filter(|s| matches!(s.kind, StageKind::MaxPool { .. }))
+        .count();
     let d = format!(
-        "supported: {} ReLU stages, {} ReLUs, {} composed MACs",
+        "supported: {} ReLU stages ({pools} of them max pools), {} garbled ReLUs and pool \
+         outputs, {} composed MACs",
         nf.stages.len() - 1,
         nf.relu_count(),
         nf.macs()

@@ -209,18 +209,37 @@ fn a_small_cnn_imports_and_runs_privately_after_calibration() {
 }
 
 #[test]
-fn max_pool_imports_but_private_inference_refuses_it_by_name() {
+fn max_pool_imports_runs_privately_and_reports_the_real_circuit() {
     let a = analyze(&cnn(true, 13).encode_to_vec(), &ImportOptions::new("cnn")).unwrap();
-    let model = a.model.clone().unwrap();
-    let e = report::private_check(&model).unwrap_err();
-    assert!(e.contains("'pool'") && e.contains("max pooling"), "{e}");
-    // The normal-form compiler itself refuses it the same way.
-    let e = cryptonas_model::NormalForm::compile(&model)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("pool") && e.contains("max pooling"), "{e}");
-    let rep = report::build(&a, Err(e), None, None);
-    assert_eq!(rep.costs.unwrap().comparisons, 4 * 16 * 3);
+    let mut model = a.model.clone().unwrap();
+    let (nf, d) = report::private_check(&model).unwrap();
+    assert!(d.contains("1 ReLU stages (1 of them max pools)"), "{d}");
+    // relu → pool: the ReLU is fused into the pool's stage.
+    assert!(matches!(
+        nf.stages[0].kind,
+        cryptonas_model::StageKind::MaxPool { relu: true, .. }
+    ));
+    let imgs: Vec<Vec<f32>> = (0..8)
+        .map(|s| det(192, 100 + s).iter().map(|v| v * 4.0).collect())
+        .collect();
+    let cal = calibrate(&mut model, &nf, &imgs, 32).unwrap();
+    assert_eq!(cal.argmax_agreement, 8);
+    let cfg = model.spec.metadata.fixed_point.clone().unwrap();
+    let fm = cryptonas_model::FixedModel::quantize(&nf, &cfg).unwrap();
+    let rep = report::build(&a, Ok(d), Some(Ok(cal)), Some((&nf, &cfg)));
+    let c = rep.costs.unwrap();
+    assert_eq!(c.comparisons, 4 * 16 * 3);
+    // The report's AND gates are the garbled max pool's, for each of its 4·4·4 outputs, at the
+    // stage's ring and truncation; the fused ReLU costs nothing of its own.
+    let st = &fm.stages[0];
+    let circuit = cryptonas_gc::MaxPoolCircuit::new(st.k, cfg.k, st.trunc, 4, true).unwrap();
+    let layer = |id: &str| c.layers.iter().find(|l| l.node == id).unwrap();
+    assert_eq!(
+        layer("pool").and_gates,
+        64 * circuit.circuit().and_count() as u64
+    );
+    assert_eq!(layer("relu").and_gates, 0);
+    assert_eq!(c.and_gates, layer("pool").and_gates);
 }
 
 #[test]

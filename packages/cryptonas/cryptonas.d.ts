@@ -14,6 +14,10 @@ export interface ModelInfo {
   /** Class names in logit order. */
   classes: string[];
   description: string;
+  /** What a classification reveals, set by the server's operator: the logits, the `top-N` classes or the class only (the last two computed inside the garbled circuit). */
+  output: 'logits' | 'class' | `top-${number}`;
+  /** The same in words: "logits", "class only", "top-3 classes". */
+  reveals: string;
 }
 
 /** Options of {@link PrivateClassifier.connect}. */
@@ -42,7 +46,7 @@ export interface Traffic {
   ot_down: number;
   /** Online round trips: one per ReLU layer plus the output. */
   online_rounds: number;
-  /** Per ReLU layer. */
+  /** Per garbled layer (ReLU layers, and the garbled arg-max of a class or top-k model with 0 ReLUs). */
   layers: Array<{ stage: number; relus: number; offline_down: number; online_down: number; online_up: number }>;
 }
 
@@ -53,7 +57,11 @@ export interface Plan {
   /** Ring bits. */
   k: number;
   relus: number;
-  layers: Array<{ stage: number; relus: number; and_gates: number }>;
+  /** Garbled layers; `output` marks the arg-max of a class or top-k model. */
+  layers: Array<{ stage: number; relus: number; output: boolean; and_gates: number }>;
+  /** What the model reveals, as {@link ModelInfo.output} and {@link ModelInfo.reveals}. */
+  output: string;
+  reveals: string;
   /** Frames the server sends in a complete session (for a progress bar). */
   expected_frames: number;
 }
@@ -85,14 +93,16 @@ export interface Progress {
 export interface TopClass {
   index: number;
   label: string;
-  /** Softmax probability of the logits. */
-  p: number;
+  /** Softmax probability of the logits; null when the model reveals classes only. */
+  p: number | null;
 }
 
-/** One ReLU layer of a classification. */
+/** One garbled layer of a classification. */
 export interface LayerResult {
   stage: number;
   relus: number;
+  /** The garbled arg-max of a class or top-k model. */
+  output: boolean;
   andGates: number;
   offlineBytes: number;
   /** Wall time from the server's labels to the reply, all workers together (null if unmeasured). */
@@ -116,9 +126,11 @@ export interface ClassifyResult {
   /** The predicted class index. */
   class: number;
   label: string;
-  /** The five most probable classes, most probable first. */
+  /** What the model reveals, in words ("logits", "class only", "top-3 classes"). */
+  reveals: string;
+  /** With logits: the five most probable classes, most probable first. Otherwise the revealed classes, most likely first, with `p: null` (one under "class only"). */
   top: TopClass[];
-  /** Logits (fixed-point values as numbers), in class order. */
+  /** Logits (fixed-point values as numbers), in class order; empty unless the model reveals them. */
   logits: number[];
   timings: Timings;
   bytes: Traffic;
@@ -126,7 +138,16 @@ export interface ClassifyResult {
   /** Why the session had to be prepared again during this call (it expired, the server restarted), else null. */
   reprepared: string | null;
   /** The raw outcome; `logits_ring` holds the ring values as decimal strings (they may exceed 2^53). */
-  outcome: { class: number; label: string | null; logits: number[]; logits_ring: string[] };
+  outcome: {
+    output: string;
+    reveals: string;
+    class: number;
+    label: string | null;
+    /** The revealed classes, most likely first (every class when the logits are revealed). */
+    ranked: number[];
+    logits: number[];
+    logits_ring: string[];
+  };
   plan: Plan;
   phases: Array<{ name: string; ms: number }>;
   /** Garbled AND gates per second online, and per evaluation worker (null if unmeasured). */

@@ -12,7 +12,11 @@
 //! | `AwaitImage` | the image ([`ClientSession::set_input`]) | `on_image` | `ClientInput` (x − r) | `AwaitLabels` |
 //! | `AwaitLabels` | `ServerLabels` of the next ReLU layer | `on_labels` | an `Evaluate` job per chunk of the layer | `AwaitJobs` |
 //! | `AwaitJobs` | every job's result ([`ClientSession::complete_job`]) | `on_job_result` | after the last: `ClientMasked` (o − r') | `AwaitLabels` or `AwaitOutput` |
-//! | `AwaitOutput` | `ServerOutput` | `on_output` | — (the logits are the client's) | `Done` |
+//! | `AwaitOutput` | `ServerOutput` (output policy `logits`) | `on_output` | — (the logits are the client's) | `Done` |
+//!
+//! Under the `class` and `top-k` output policies the last stage is a garbled top-k like any
+//! garbled layer: its job's result is the revealed class indices (`on_ranked`), and the session
+//! ends there, without `ServerOutput`.
 //!
 //! Any other message, any malformed frame, and a peer's `Error` end the session (`Done`, with the
 //! error returned): the transport sends [`ProtocolError::to_frame`] and closes.
@@ -28,11 +32,11 @@
 //! [`crate::LocalWorkers`] (a layer's chunks in parallel), a browser on its Web Workers.
 
 use crate::msgs::{FrameInfo, Msg, MsgKind, PROTOCOL_VERSION};
-use crate::plan::Plan;
+use crate::plan::{OutputPolicy, Plan};
+use crate::plan::{PlanStage, StageCircuit};
 use crate::session::{he_err, ot_err, Output, Session};
 use crate::{ring_err, ChunkJob, ProtocolError};
 use cryptonas_crypto::{Block, Csprng};
-use cryptonas_gc::ReluCircuit;
 use cryptonas_he::{ClientKeys, ClientStage, HeParams, ResponseMsg};
 use cryptonas_model::Source;
 use cryptonas_ot::chou_orlandi::ReceiverChoices;
@@ -64,12 +68,12 @@ pub enum Phase {
     Done,
 }
 
-/// Bytes of one ReLU layer.
+/// Bytes of one garbled layer (a ReLU or max-pool layer, or the output's top-k).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LayerCost {
     /// Stage index.
     pub stage: usize,
-    /// ReLUs in the layer.
+    /// ReLUs in the layer (0 for the output's top-k).
     pub relus: usize,
     /// Garbled tables and decoding bits received offline.
     pub offline_down: u64,
@@ -105,17 +109,46 @@ pub struct Traffic {
     pub layers: Vec<LayerCost>,
 }
 
-/// The result of a private inference.
+/// The result of a private inference: what the model's [`OutputPolicy`] let the client learn
+/// ([`Outcome::revealed`]).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Outcome {
-    /// Logits as ring elements at scale `f_z` (bit-exact with the plaintext fixed-point engine).
+    /// What the server let the client learn.
+    pub policy: OutputPolicy,
+    /// Class indices the client learned, most likely first (equal logits: lower index first):
+    /// every class under `logits`, the top k under `top-k`, one under `class`.
+    pub ranked: Vec<usize>,
+    /// Logits as ring elements at scale `f_z` (bit-exact with the plaintext fixed-point engine);
+    /// empty unless the policy is `logits`.
     pub logits_ring: Vec<u64>,
-    /// Logits as reals.
+    /// Logits as reals; empty unless the policy is `logits`.
     pub logits: Vec<f64>,
-    /// Arg-max class.
+    /// Arg-max class (`ranked[0]`).
     pub class: usize,
     /// The quantized image the client used (for checking against the plaintext engine).
     pub input_ring: Vec<u64>,
+}
+
+/// What a private inference revealed, as its policy shapes it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Revealed<'a> {
+    /// The logits (reals; the ring values are [`Outcome::logits_ring`]).
+    Logits(&'a [f64]),
+    /// The indices of the most likely classes, most likely first.
+    TopK(&'a [usize]),
+    /// The most likely class.
+    Class(usize),
+}
+
+impl Outcome {
+    /// What the inference revealed.
+    pub fn revealed(&self) -> Revealed<'_> {
+        match self.policy {
+            OutputPolicy::Logits => Revealed::Logits(&self.logits),
+            OutputPolicy::TopK(_) => Revealed::TopK(&self.ranked),
+            OutputPolicy::Class => Revealed::Class(self.class),
+        }
+    }
 }
 
 /// Evaluation work for the transport's workers ([`Output::Job`]).
@@ -161,7 +194,7 @@ struct Ctx {
     mask_image: RingVec,
     /// r_i: the mask of every ReLU layer's output (empty for the logits stage).
     mask_relu: Vec<RingVec>,
-    circuits: Vec<Option<ReluCircuit>>,
+    circuits: Vec<Option<StageCircuit>>,
     /// c_i: the client's share of every stage (from HE).
     shares: Vec<RingVec>,
 }
@@ -192,7 +225,7 @@ enum Bulk {
 
 /// The sizes of a chunk's tables and decoding bits against its circuit.
 fn check_bulk(
-    circuit: &ReluCircuit,
+    circuit: &StageCircuit,
     count: usize,
     tables: usize,
     decoding: usize,
@@ -521,10 +554,10 @@ impl ClientSession {
             .stages
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.relu)
+            .filter(|(_, s)| s.garbled())
             .map(|(stage, s)| LayerCost {
                 stage,
-                relus: s.len,
+                relus: s.relus(),
                 ..LayerCost::default()
             })
             .collect();
@@ -547,7 +580,7 @@ impl ClientSession {
         let mask_relu: Vec<RingVec> = plan
             .stages
             .iter()
-            .map(|s| RingVec::random(k, if s.relu { s.len } else { 0 }, || rng.u64()))
+            .map(|s| RingVec::random(k, s.instances(), || rng.u64()))
             .collect();
         let circuits = (0..plan.stages.len())
             .map(|i| plan.circuit(i))
@@ -632,12 +665,12 @@ impl ClientSession {
         let receiver = receiver.receive_base_choices(choices).map_err(ot_err)?;
         let mut bits = Zeroizing::new(Vec::with_capacity(ctx.plan.ot_bits()));
         for (share, st) in ctx.shares.iter().zip(&ctx.plan.stages) {
-            if st.relu {
-                // The share reduced mod 2^(k_l): the layer's ReLU reads Z mod 2^(k_l) only.
-                let narrow = RingWidth::new(st.k)
-                    .map(|w| share.reduced_bits(w))
-                    .map_err(ring_err("HE share"))?;
-                bits.extend_from_slice(&narrow);
+            if st.garbled() {
+                // The share words reduced mod 2^(k_l): the layer reads Z mod 2^(k_l) only. The
+                // client's share of a padding cell is 0 (the server's stands for the cell).
+                let narrow = RingWidth::new(st.k).map_err(ring_err("HE share"))?;
+                let words = RingVec::reduce(narrow, st.gather(share.values(), 0));
+                bits.extend_from_slice(&words.bits());
             }
         }
         let (matrix, receiver) = receiver.extend(&bits, &mut self.rng).map_err(ot_err)?;
@@ -689,22 +722,27 @@ impl ClientSession {
             });
         };
         let (first, count) = (first as usize, count as usize);
-        let len = g.ctx.plan.stages[i].len;
+        let len = g.ctx.plan.stages[i].instances();
         if first != g.received || count == 0 || count > len - g.received {
             return Err(ProtocolError::Malformed {
                 what: "ServerGarbled",
                 reason: format!(
-                    "chunk {first}..{} of a {len}-ReLU layer, expected one starting at {}",
+                    "chunk {first}..{} of a {len}-instance layer, expected one starting at {}",
                     first.saturating_add(count),
                     g.received
                 ),
             });
         }
-        let k = g.ctx.plan.stages[i].k as usize;
-        let at = g.ctx.plan.stages[..i].iter().map(|s| s.len).sum::<usize>() + first;
-        let bit = g.ctx.plan.ot_offset(i) + first * k;
+        // Label blocks per instance: k_l per share word.
+        let per = g.ctx.plan.stages[i].k as usize * circuit.window();
+        let at = g.ctx.plan.stages[..i]
+            .iter()
+            .map(PlanStage::instances)
+            .sum::<usize>()
+            + first;
+        let bit = g.ctx.plan.ot_offset(i) + first * per;
         let mut client_labels =
-            Zeroizing::new(Block::slice_as_bytes(&g.ot.labels()[bit..bit + count * k]).to_vec());
+            Zeroizing::new(Block::slice_as_bytes(&g.ot.labels()[bit..bit + count * per]).to_vec());
         // A pre-garbled chunk: K₀ ⊕ b·Δ ⊕ (W₀ ⊕ K₀) = W₀ ⊕ b·Δ.
         if !corrections.is_empty() {
             if corrections.len() != client_labels.len() {
@@ -732,9 +770,7 @@ impl ClientSession {
         };
         let job = ChunkJob {
             id: self.next_job,
-            k: circuit.k(),
-            k_out: circuit.k_out(),
-            trunc: circuit.t(),
+            circuit: circuit.spec(),
             pi_key: g.ctx.pi_key,
             session_id: g.ctx.session_id,
             first_instance: at as u32,
@@ -761,7 +797,12 @@ impl ClientSession {
     /// More chunks to come, or (all layers received; the OT labels now live in the jobs) the
     /// online phase starts with the masked image x − r, or waits for the image.
     fn after_chunk(&mut self, g: Box<AwaitGarbled>) -> Result<State, ProtocolError> {
-        if g.ctx.plan.stages[g.stage].relu {
+        if g.ctx
+            .plan
+            .stages
+            .get(g.stage)
+            .is_some_and(PlanStage::garbled)
+        {
             return Ok(State::AwaitGarbled(g));
         }
         let AwaitGarbled { ctx, chunks, .. } = *g;
@@ -793,7 +834,7 @@ impl ClientSession {
 
     /// Waits for the next ReLU layer's labels, or for the logits after the last layer.
     fn next_online(&mut self, online: Online) -> State {
-        if online.ctx.plan.stages[online.next].relu {
+        if online.ctx.plan.stages[online.next].garbled() {
             State::AwaitLabels(Box::new(online))
         } else {
             State::AwaitOutput(Box::new(online))
@@ -815,12 +856,14 @@ impl ClientSession {
                 state: "waiting for the next layer's ServerLabels",
             });
         }
-        let per_relu = online.ctx.plan.stages[next].k as usize * 16;
-        let n = online.ctx.plan.stages[next].len;
-        if body.len() != n * per_relu {
+        let st = &online.ctx.plan.stages[next];
+        // Label bytes per instance: 16 per bit of its share words.
+        let per = st.k as usize * st.window() * 16;
+        let n = st.instances();
+        if body.len() != n * per {
             return Err(ProtocolError::WrongSize {
                 what: "ServerLabels bytes",
-                expected: n * per_relu,
+                expected: n * per,
                 got: body.len(),
             });
         }
@@ -829,7 +872,7 @@ impl ClientSession {
         for c in &chunks {
             self.hand_out(EvalTask::Evaluate {
                 id: c.id,
-                garbler_labels: body[c.first * per_relu..(c.first + c.count) * per_relu].to_vec(),
+                garbler_labels: body[c.first * per..(c.first + c.count) * per].to_vec(),
             });
         }
         Ok(State::AwaitJobs(Box::new(AwaitJobs {
@@ -860,8 +903,11 @@ impl ClientSession {
             return Err(unexpected("second result of a job"));
         }
         let k = jobs.online.ctx.k;
-        let shares =
-            RingVec::unpack(k, packed, jobs.chunks[slot].count).map_err(ring_err("job result"))?;
+        let outputs = jobs.online.ctx.circuits[jobs.stage]
+            .as_ref()
+            .map_or(1, StageCircuit::outputs);
+        let shares = RingVec::unpack(k, packed, jobs.chunks[slot].count * outputs)
+            .map_err(ring_err("job result"))?;
         jobs.results[slot] = Some(shares);
         if jobs.results.iter().any(Option::is_none) {
             return Ok(State::AwaitJobs(jobs));
@@ -875,6 +921,9 @@ impl ClientSession {
         let mut o = RingVec::zeros(k, 0);
         for r in results.iter().flatten() {
             o.extend(r).map_err(ring_err("job result"))?;
+        }
+        if online.ctx.plan.stages[stage].is_output() {
+            return self.on_ranked(online, o.values());
         }
         let masked = o
             .sub(&online.ctx.mask_relu[stage])
@@ -890,6 +939,54 @@ impl ClientSession {
         Ok(self.next_online(online))
     }
 
+    /// The garbled top-k's result: the revealed class indices, checked (a server could decode
+    /// anything); the session ends.
+    fn on_ranked(&mut self, online: Online, indices: &[u64]) -> Result<State, ProtocolError> {
+        let ctx = &online.ctx;
+        let classes = ctx.plan.stages[ctx.plan.stages.len() - 1].len;
+        let ranked: Vec<usize> = indices.iter().map(|&i| i as usize).collect();
+        let mut seen = vec![false; classes];
+        for &i in &ranked {
+            if i >= classes || std::mem::replace(&mut seen[i], true) {
+                return Err(ProtocolError::Malformed {
+                    what: "top-k result",
+                    reason: format!("class indices {ranked:?} of {classes} classes"),
+                });
+            }
+        }
+        let class = ranked.first().copied().unwrap_or(0);
+        self.finish(ctx, ranked, Vec::new(), Vec::new(), class);
+        Ok(State::Done)
+    }
+
+    /// Records the outcome and ends the session.
+    fn finish(
+        &mut self,
+        ctx: &Ctx,
+        ranked: Vec<usize>,
+        logits_ring: Vec<u64>,
+        logits: Vec<f64>,
+        class: usize,
+    ) {
+        if let Some(r) = self.record.as_mut() {
+            r.stage_shares = ctx.shares.iter().map(|s| s.values().to_vec()).collect();
+        }
+        self.outcome = Some(Outcome {
+            policy: ctx.plan.output(),
+            ranked,
+            logits_ring,
+            logits,
+            class,
+            input_ring: ctx
+                .input
+                .as_ref()
+                .map(|x| x.values().to_vec())
+                .unwrap_or_default(),
+        });
+        self.phase = Phase::Done;
+        self.outbox.push_back(Output::Finished);
+    }
+
     /// `AwaitOutput` + `ServerOutput`: the logits are the server's share plus the client's.
     fn on_output(&mut self, online: Online, body: &[u8]) -> Result<State, ProtocolError> {
         let ctx = &online.ctx;
@@ -903,33 +1000,10 @@ impl ClientSession {
             .into_iter()
             .map(|v| v as f64 / f64::from(last.f_z).exp2())
             .collect();
-        // The first of equal maxima, as the plaintext engines pick it.
-        let class = real
-            .iter()
-            .enumerate()
-            .fold((0, f64::NEG_INFINITY), |best, (i, &v)| {
-                if v > best.1 {
-                    (i, v)
-                } else {
-                    best
-                }
-            })
-            .0;
-        if let Some(r) = self.record.as_mut() {
-            r.stage_shares = ctx.shares.iter().map(|s| s.values().to_vec()).collect();
-        }
-        self.outcome = Some(Outcome {
-            logits_ring: logits.values().to_vec(),
-            logits: real,
-            class,
-            input_ring: ctx
-                .input
-                .as_ref()
-                .map(|x| x.values().to_vec())
-                .unwrap_or_default(),
-        });
-        self.phase = Phase::Done;
-        self.outbox.push_back(Output::Finished);
+        // The project's ranking rule (ties to the lower index), as the garbled top-k ranks.
+        let ranked = cryptonas_model::fixed::rank_logits(logits.values(), ctx.k.bits(), last.len);
+        let class = ranked.first().copied().unwrap_or(0);
+        self.finish(ctx, ranked, logits.values().to_vec(), real, class);
         Ok(State::Done)
     }
 

@@ -6,41 +6,38 @@
 //! crosses the worker boundary as bytes; the worker keeps the parsed [`ChunkEvaluator`] until the
 //! labels arrive, evaluates, and returns the client's output shares.
 
+use crate::plan::{CircuitSpec, StageCircuit, CIRCUIT_SPEC_BYTES};
 use crate::{ring_err, EvalTask, ProtocolError};
 use cryptonas_crypto::FixedKeyAes;
 use cryptonas_gc::{
-    ActiveLabels, DecodingBits, Evaluator, GarbleError, GarbledTables, ReluCircuit, ReluVariant,
-    TweakDomain,
+    ActiveLabels, DecodingBits, Evaluator, GarbleError, GarbledTables, TweakDomain,
 };
 use cryptonas_ring::{RingVec, RingWidth};
 use std::collections::HashMap;
 use zeroize::Zeroizing;
 
-/// One garbled chunk of ReLUs and the client's OT labels for it, serialisable for a worker.
+/// One garbled chunk of a layer's circuit instances and the client's OT labels for it,
+/// serialisable for a worker.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ChunkJob {
     /// Job id within the session (the chunk's index in arrival order).
     pub id: u32,
-    /// Ring bits of the layer's ReLU inputs (k_l).
-    pub k: u32,
-    /// Ring bits of the result shares (the plan's k).
-    pub k_out: u32,
-    /// ReLU truncation of the layer.
-    pub trunc: u32,
+    /// The layer's circuit (what the worker rebuilds it from).
+    pub circuit: CircuitSpec,
     /// The session's π key (the garbling hash, [`crate::Msg::ServerPlan`]).
     pub pi_key: [u8; 16],
     /// The session's garbling tweak domain: session id …
     pub session_id: u64,
-    /// … and the chunk's first ReLU counted over the whole inference.
+    /// … and the chunk's first circuit instance counted over the whole inference.
     pub first_instance: u32,
-    /// ReLUs in the chunk.
+    /// Circuit instances in the chunk.
     pub count: u32,
     /// Garbled tables as sent by the server.
     pub tables: Vec<u8>,
     /// Output-decoding bits as sent by the server.
     pub decoding: Vec<u8>,
-    /// The client's active labels of its share bits (from the OT), `count · k` blocks; wiped on
-    /// drop.
+    /// The client's active labels of its share bits (from the OT), `count · window · k` blocks;
+    /// wiped on drop.
     pub client_labels: Zeroizing<Vec<u8>>,
 }
 
@@ -49,8 +46,9 @@ impl std::fmt::Debug for ChunkJob {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "ChunkJob(id {}, {} ReLUs from {}, {} B of tables)",
+            "ChunkJob(id {}, {:?}, {} instances from {}, {} B of tables)",
             self.id,
+            self.circuit,
             self.count,
             self.first_instance,
             self.tables.len()
@@ -58,7 +56,9 @@ impl std::fmt::Debug for ChunkJob {
     }
 }
 
-const HEADER: usize = 4 + 4 + 4 + 4 + 16 + 8 + 4 + 4 + 8 + 8;
+const HEADER: usize = 4 + CIRCUIT_SPEC_BYTES + 16 + 8 + 4 + 4 + 8 + 8;
+/// Where the fields after the circuit start.
+const PI_AT: usize = 4 + CIRCUIT_SPEC_BYTES;
 
 fn malformed(reason: impl Into<String>) -> ProtocolError {
     ProtocolError::Malformed {
@@ -75,16 +75,14 @@ fn gc_err(what: &'static str) -> impl Fn(GarbleError) -> ProtocolError {
 }
 
 impl ChunkJob {
-    /// `[id k trunc: LE][π key: 16][session first count: LE][tables len u64][decoding len u64]`
-    /// `[tables][decoding][labels]`.
+    /// `[id: u32 LE][circuit: CircuitSpec][π key: 16][session first count: LE][tables len u64]`
+    /// `[decoding len u64][tables][decoding][labels]`.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(
             HEADER + self.tables.len() + self.decoding.len() + self.client_labels.len(),
         );
         out.extend_from_slice(&self.id.to_le_bytes());
-        out.extend_from_slice(&self.k.to_le_bytes());
-        out.extend_from_slice(&self.k_out.to_le_bytes());
-        out.extend_from_slice(&self.trunc.to_le_bytes());
+        out.extend_from_slice(&self.circuit.to_bytes());
         out.extend_from_slice(&self.pi_key);
         out.extend_from_slice(&self.session_id.to_le_bytes());
         out.extend_from_slice(&self.first_instance.to_le_bytes());
@@ -109,9 +107,11 @@ impl ChunkJob {
         let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
         let rest = &bytes[HEADER..];
         let mut pi_key = [0u8; 16];
-        pi_key.copy_from_slice(&bytes[16..32]);
-        let tables_len = usize::try_from(u64_at(48)).unwrap_or(usize::MAX);
-        let decoding_len = usize::try_from(u64_at(56)).unwrap_or(usize::MAX);
+        pi_key.copy_from_slice(&bytes[PI_AT..PI_AT + 16]);
+        let circuit = CircuitSpec::from_bytes(bytes[4..PI_AT].try_into().expect("spec bytes"))
+            .map_err(malformed)?;
+        let tables_len = usize::try_from(u64_at(PI_AT + 32)).unwrap_or(usize::MAX);
+        let decoding_len = usize::try_from(u64_at(PI_AT + 40)).unwrap_or(usize::MAX);
         if tables_len > rest.len() || decoding_len > rest.len() - tables_len {
             return Err(malformed("declared lengths exceed the job"));
         }
@@ -119,13 +119,11 @@ impl ChunkJob {
         let (decoding, labels) = rest.split_at(decoding_len);
         Ok(ChunkJob {
             id: u32_at(0),
-            k: u32_at(4),
-            k_out: u32_at(8),
-            trunc: u32_at(12),
+            circuit,
             pi_key,
-            session_id: u64_at(32),
-            first_instance: u32_at(40),
-            count: u32_at(44),
+            session_id: u64_at(PI_AT + 16),
+            first_instance: u32_at(PI_AT + 24),
+            count: u32_at(PI_AT + 28),
             tables: tables.to_vec(),
             decoding: decoding.to_vec(),
             client_labels: Zeroizing::new(labels.to_vec()),
@@ -135,7 +133,7 @@ impl ChunkJob {
 
 /// A validated chunk, waiting for the server's labels.
 pub struct ChunkEvaluator {
-    circuit: ReluCircuit,
+    circuit: StageCircuit,
     pi: FixedKeyAes,
     domain: TweakDomain,
     count: usize,
@@ -146,7 +144,7 @@ pub struct ChunkEvaluator {
 
 impl std::fmt::Debug for ChunkEvaluator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ChunkEvaluator({} ReLUs)", self.count)
+        write!(f, "ChunkEvaluator({} instances)", self.count)
     }
 }
 
@@ -177,14 +175,14 @@ impl ChunkEvaluator {
         tables: &[u8],
         decoding: &[u8],
     ) -> Result<ChunkEvaluator, ProtocolError> {
-        let circuit = ReluCircuit::with_output_ring(job.k, job.k_out, job.trunc, ReluVariant::Relu)
-            .map_err(|e| malformed(e.to_string()))?;
+        let circuit = job.circuit.build().map_err(|e| malformed(e.to_string()))?;
         let count = job.count as usize;
         let tables = GarbledTables::from_bytes(circuit.circuit(), count, tables)
             .map_err(gc_err("tables"))?;
         let decoding = DecodingBits::from_bytes(circuit.circuit(), count, decoding)
             .map_err(gc_err("decoding bits"))?;
-        let client = ActiveLabels::from_bytes(job.k as usize, count, &job.client_labels)
+        let bits = circuit.k() as usize * circuit.window();
+        let client = ActiveLabels::from_bytes(bits, count, &job.client_labels)
             .map_err(gc_err("OT labels"))?;
         let domain = TweakDomain {
             session_id: job.session_id,
@@ -201,19 +199,24 @@ impl ChunkEvaluator {
         })
     }
 
-    /// ReLUs in the chunk.
+    /// Circuit instances in the chunk.
     pub fn count(&self) -> usize {
         self.count
     }
 
-    /// Evaluates the chunk on the server's active labels of its shares (`count · k` blocks as sent
-    /// in `ServerLabels`) and returns the client's output shares o. Never inlined: benchmarks and
+    /// AND gates of the chunk.
+    pub fn and_gates(&self) -> usize {
+        self.count * self.circuit.circuit().and_count()
+    }
+
+    /// Evaluates the chunk on the server's active labels of its shares (`count · window · k`
+    /// blocks as sent in `ServerLabels`) and returns the client's output shares o. Never inlined: benchmarks and
     /// warm-ups must run this very function (see `wasm-client`'s `GcBench`).
     #[inline(never)]
     pub fn evaluate(&self, garbler_labels: &[u8]) -> Result<Vec<u64>, ProtocolError> {
-        let k = self.circuit.k() as usize;
+        let bits = self.circuit.k() as usize * self.circuit.window();
         let server =
-            ActiveLabels::from_bytes(k, self.count, garbler_labels).map_err(gc_err("labels"))?;
+            ActiveLabels::from_bytes(bits, self.count, garbler_labels).map_err(gc_err("labels"))?;
         let out = Evaluator::new(self.circuit.circuit(), self.domain)
             .with_pi(self.pi.clone())
             .evaluate(&self.tables, &server, &self.client)

@@ -11,11 +11,16 @@ mod session;
 pub mod testing;
 mod verify;
 
-pub use client::{ClientInput, ClientSession, EvalTask, LayerCost, Outcome, Phase, Traffic};
+pub use client::{
+    ClientInput, ClientSession, EvalTask, LayerCost, Outcome, Phase, Revealed, Traffic,
+};
 pub use eval::{ChunkEvaluator, ChunkJob, LocalWorkers};
 pub use local::{run_local, run_local_on, run_local_with, Activity, LocalTraffic, Side, Tap};
 pub use msgs::{ErrorCode, FrameInfo, GarbledLayout, Msg, MsgKind, PROTOCOL_VERSION};
-pub use plan::{ModelLoadError, Plan, PlanStage, ServerModel};
+pub use plan::{
+    CircuitKind, CircuitSpec, ModelLoadError, OutputPolicy, Plan, PlanStage, ServerModel,
+    StageCircuit, StageOp,
+};
 pub use server::{OfflineMaterial, ServerSession, GARBLE_CHUNK};
 pub(crate) use session::ring_err;
 pub use session::{Output, ProtocolError, Session};

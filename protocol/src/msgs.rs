@@ -9,8 +9,11 @@ use serde::Serialize;
 /// Protocol version spoken by this build. 2: `Error` frames carry an [`ErrorCode`]; `ServerPlan`
 /// carries the session's π key. 3: every plan stage carries its ReLU ring width k_l (the OT,
 /// the garbled ReLUs and the online labels take k_l bits per ReLU); the `Expired` error code
-/// (prepared sessions).
-pub const PROTOCOL_VERSION: u16 = 3;
+/// (prepared sessions). 4: a plan stage names its op (`relu` with an optional clipping bound,
+/// `max_pool` with its window, `logits`) instead of a ReLU flag; a garbled layer's instances
+/// read `window` share words each (OT, labels). 5: output policies (`top_k` as the last stage's
+/// op: a garbled top-k whose revealed indices end the session, no `ServerOutput`).
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// One protocol message.
 #[derive(Clone, PartialEq, Eq)]

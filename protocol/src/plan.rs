@@ -5,28 +5,562 @@
 //! biases stay in [`ServerModel`].
 
 use crate::ProtocolError;
-use cryptonas_gc::{ReluCircuit, ReluVariant};
+use cryptonas_crypto::{Block, Csprng, FixedKeyAes};
+use cryptonas_gc::{
+    ActiveLabels, CircuitError, DecodingBits, Delta, Encoder, GarbleError, Garbled, MaxPoolCircuit,
+    OutputLabels, ReluCircuit, ReluVariant, TopKCircuit, TweakDomain,
+};
 use cryptonas_he::HeParams;
-use cryptonas_model::{FixedModel, InputSpec, IntConv, Model, NormalForm, Source, StageKind};
+use cryptonas_model::{FixedModel, InputSpec, IntConv, Model, NormalForm, Pool, Source, StageKind};
 use serde::{Deserialize, Serialize};
+
+/// What a stage does with its output Z: a garbled layer that turns the shares of Z into shares
+/// of the next shared tensor, or the logits, whose share the server sends in the clear.
+///
+/// Each garbled op determines its circuit ([`PlanStage::circuit_spec`]); a new kind of garbled
+/// stage is one more variant here, one more [`CircuitKind`] and one more [`StageCircuit`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum StageOp {
+    /// ReLU of every element of Z (one circuit instance per element).
+    Relu {
+        /// `min(relu(Z), clip)` (ReLU6 and other `Clip(0, c)`): the bound in the circuit's scale
+        /// (Z's scale plus the rounding term 2^(t−1)); absent for a plain ReLU.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        clip: Option<u64>,
+    },
+    /// Max over each window of Z (one circuit instance per output element; padding cells are
+    /// excluded), with a ReLU fused when the model has one right before or after the pool.
+    MaxPool {
+        /// The windows (`pool.input` is Z's shape).
+        pool: Pool,
+        /// Whether the ReLU is fused.
+        relu: bool,
+    },
+    /// The model's logits (always the last stage): no circuit; the server sends its share and
+    /// the client learns the logits.
+    Logits,
+    /// The model's logits (always the last stage) ranked inside a garbled circuit
+    /// ([`TopKCircuit`]): the client learns the indices of the `top` largest, largest first,
+    /// and nothing else about the logits.
+    TopK {
+        /// Indices revealed (1: the class only).
+        top: u32,
+    },
+}
+
+/// What a client learns from an inference: set per hosted model by the server operator, public
+/// in the plan ([`Plan::output`]) so the client knows it before it starts. In JSON (APIs,
+/// reports) it is its text form: `"logits"`, `"class"`, `"top-3"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum OutputPolicy {
+    /// The logits (full precision, fixed point): the richest answer and the richest oracle.
+    #[default]
+    Logits,
+    /// The indices of the k most likely classes, most likely first (k ≥ 2; `top-1` is `Class`).
+    TopK(u32),
+    /// The most likely class only.
+    Class,
+}
+
+impl OutputPolicy {
+    /// The last stage's op under this policy.
+    pub fn stage_op(self) -> StageOp {
+        match self {
+            OutputPolicy::Logits => StageOp::Logits,
+            OutputPolicy::Class => StageOp::TopK { top: 1 },
+            OutputPolicy::TopK(top) => StageOp::TopK { top },
+        }
+    }
+
+    /// What a stage op reveals (None for a garbled layer that is not an output).
+    pub fn of_op(op: &StageOp) -> Option<OutputPolicy> {
+        match op {
+            StageOp::Logits => Some(OutputPolicy::Logits),
+            StageOp::TopK { top: 1 } => Some(OutputPolicy::Class),
+            StageOp::TopK { top } => Some(OutputPolicy::TopK(*top)),
+            StageOp::Relu { .. } | StageOp::MaxPool { .. } => None,
+        }
+    }
+
+    /// Class indices the client learns of a model with `classes` classes (all of them, ranked
+    /// by their logits, under `logits`).
+    pub fn revealed_classes(self, classes: usize) -> usize {
+        match self {
+            OutputPolicy::Logits => classes,
+            OutputPolicy::Class => 1,
+            OutputPolicy::TopK(k) => (k as usize).min(classes),
+        }
+    }
+
+    /// In words, for pages and terminals: "logits", "class only", "top-3 classes".
+    pub fn describe(self) -> String {
+        match self {
+            OutputPolicy::Logits => "logits".into(),
+            OutputPolicy::Class => "class only".into(),
+            OutputPolicy::TopK(k) => format!("top-{k} classes"),
+        }
+    }
+}
+
+impl std::fmt::Display for OutputPolicy {
+    /// `logits`, `class`, `top-3` (what [`OutputPolicy::from_str`](std::str::FromStr) parses).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutputPolicy::Logits => f.write_str("logits"),
+            OutputPolicy::Class => f.write_str("class"),
+            OutputPolicy::TopK(k) => write!(f, "top-{k}"),
+        }
+    }
+}
+
+impl From<OutputPolicy> for String {
+    fn from(p: OutputPolicy) -> String {
+        p.to_string()
+    }
+}
+
+impl TryFrom<String> for OutputPolicy {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<OutputPolicy, String> {
+        s.parse()
+    }
+}
+
+impl std::str::FromStr for OutputPolicy {
+    type Err = String;
+
+    /// `logits`, `class`, or `top-N` with N ≥ 1 (`top-1` is `class`).
+    fn from_str(s: &str) -> Result<OutputPolicy, String> {
+        match s {
+            "logits" => Ok(OutputPolicy::Logits),
+            "class" => Ok(OutputPolicy::Class),
+            _ => {
+                let n = s
+                    .strip_prefix("top-")
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .filter(|&n| n >= 1)
+                    .ok_or_else(|| {
+                        format!("unknown output policy '{s}' (logits, class or top-N with N ≥ 1)")
+                    })?;
+                Ok(if n == 1 {
+                    OutputPolicy::Class
+                } else {
+                    OutputPolicy::TopK(n)
+                })
+            }
+        }
+    }
+}
 
 /// One stage as the client sees it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PlanStage {
-    /// True for a ReLU layer's input, false for the logits (always last).
-    pub relu: bool,
-    /// Elements of Z (= ReLUs of this layer).
+    /// What follows Z: a garbled layer or the logits (always last).
+    pub op: StageOp,
+    /// Elements of Z (= ReLUs of a ReLU layer).
     pub len: usize,
-    /// ReLU truncation t (0 for the logits).
+    /// Truncation t of the garbled layer (0 for the logits).
     pub trunc: u32,
-    /// Ring width k_l ≤ k of the ReLU: both shares of Z are reduced mod 2^(k_l) and the garbled
-    /// circuit, the OT and the online labels take k_l bits per ReLU (k for the logits).
+    /// Ring width k_l ≤ k of the garbled layer: both shares of Z are reduced mod 2^(k_l) and the
+    /// garbled circuit, the OT and the online labels take k_l bits per share word (k for the
+    /// logits).
     pub k: u32,
     /// Scale of Z.
     pub f_z: u32,
     /// Which shared tensor each term reads, and its geometry.
     pub terms: Vec<(Source, IntConv)>,
+}
+
+impl PlanStage {
+    /// Whether the stage ends in a garbled circuit (every stage but logits revealed in the clear).
+    pub fn garbled(&self) -> bool {
+        !matches!(self.op, StageOp::Logits)
+    }
+
+    /// Whether the stage is the model's output (the logits, revealed or ranked): always the last.
+    pub fn is_output(&self) -> bool {
+        matches!(self.op, StageOp::Logits | StageOp::TopK { .. })
+    }
+
+    /// Circuit instances of the garbled layer = elements of the shared tensor it outputs (0 for
+    /// the logits).
+    pub fn instances(&self) -> usize {
+        match self.op {
+            StageOp::Relu { .. } => self.len,
+            StageOp::MaxPool { pool, .. } => pool.output().len(),
+            StageOp::TopK { .. } => 1,
+            StageOp::Logits => 0,
+        }
+    }
+
+    /// Garbled activations of the stage (its instances; 0 for the output, which is no ReLU
+    /// layer even when a garbled top-k ranks it).
+    pub fn relus(&self) -> usize {
+        if self.is_output() {
+            0
+        } else {
+            self.instances()
+        }
+    }
+
+    /// Share words (of k_l bits) each circuit instance reads from each party.
+    pub fn window(&self) -> usize {
+        match self.op {
+            StageOp::Relu { .. } => 1,
+            StageOp::MaxPool { pool, .. } => pool.window(),
+            StageOp::TopK { .. } => self.len,
+            StageOp::Logits => 0,
+        }
+    }
+
+    /// Share words the garbled layer reads from each party: one OT per bit of the client's,
+    /// `k_l` labels per word of the server's.
+    pub fn share_words(&self) -> usize {
+        self.instances() * self.window()
+    }
+
+    /// The share words the garbled layer reads from one party's share `z` of Z, instance after
+    /// instance (`window` each). `pad` stands for a cell outside Z (a max pool's padding).
+    /// Overlapping windows (stride < kernel) read a cell once per window: each copy is its own
+    /// share word (its own OT bits and labels).
+    pub fn gather(&self, z: &[u64], pad: u64) -> Vec<u64> {
+        match self.op {
+            StageOp::Relu { .. } | StageOp::TopK { .. } => z.to_vec(),
+            StageOp::MaxPool { pool, .. } => pool
+                .cells()
+                .map(|c| c.and_then(|i| z.get(i).copied()).unwrap_or(pad))
+                .collect(),
+            StageOp::Logits => Vec::new(),
+        }
+    }
+
+    /// The garbled circuit of the stage (None for the logits), its results shared in Z_2^k_out.
+    pub fn circuit_spec(&self, k_out: u32) -> Option<CircuitSpec> {
+        let kind = match self.op {
+            StageOp::Relu { clip } => CircuitKind::Relu { clip },
+            StageOp::MaxPool { pool, relu } => CircuitKind::MaxPool {
+                window: pool.window(),
+                relu,
+            },
+            StageOp::TopK { top } => CircuitKind::TopK {
+                classes: u32::try_from(self.len).unwrap_or(u32::MAX),
+                top,
+            },
+            StageOp::Logits => return None,
+        };
+        // The logits are ranked as they are: no truncation.
+        let t = if self.is_output() { 0 } else { self.trunc };
+        Some(CircuitSpec {
+            k: self.k,
+            k_out,
+            t,
+            kind,
+        })
+    }
+}
+
+/// Which garbled circuit a stage runs, with its parameters beyond the rings and the truncation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CircuitKind {
+    /// [`ReluCircuit`]: `Relu` or, with a bound, `Clipped`.
+    Relu {
+        /// The clipping bound in the circuit's scale.
+        clip: Option<u64>,
+    },
+    /// [`MaxPoolCircuit`] over `window` cells.
+    MaxPool {
+        /// Cells per window.
+        window: usize,
+        /// Whether the ReLU is fused.
+        relu: bool,
+    },
+    /// [`TopKCircuit`]: the indices of the `top` largest of `classes` logits.
+    TopK {
+        /// Logits.
+        classes: u32,
+        /// Indices revealed.
+        top: u32,
+    },
+}
+
+/// Everything public that determines a garbled layer's circuit: what a worker needs to rebuild
+/// it ([`crate::ChunkJob`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CircuitSpec {
+    /// Ring bits of the share words the circuit reads (k_l).
+    pub k: u32,
+    /// Ring bits of the result shares (the plan's k).
+    pub k_out: u32,
+    /// Truncation.
+    pub t: u32,
+    /// The circuit.
+    pub kind: CircuitKind,
+}
+
+/// Bytes of [`CircuitSpec::to_bytes`].
+pub(crate) const CIRCUIT_SPEC_BYTES: usize = 4 * 4 + 8;
+
+impl CircuitSpec {
+    /// `[k k_out t kind: u32 LE][argument: u64 LE]`; kind 0: ReLU (argument 0), 1: clipped ReLU
+    /// (argument: the bound), 2: max pool (argument: the window), 3: max pool with the ReLU,
+    /// 8: top-k (argument: classes | top << 32).
+    pub(crate) fn to_bytes(self) -> [u8; CIRCUIT_SPEC_BYTES] {
+        let (kind, arg) = match self.kind {
+            CircuitKind::Relu { clip: None } => (0u32, 0u64),
+            CircuitKind::Relu { clip: Some(max) } => (1, max),
+            CircuitKind::MaxPool { window, relu } => (2 + u32::from(relu), window as u64),
+            CircuitKind::TopK { classes, top } => (8, u64::from(classes) | u64::from(top) << 32),
+        };
+        let mut out = [0u8; CIRCUIT_SPEC_BYTES];
+        for (i, v) in [self.k, self.k_out, self.t, kind].into_iter().enumerate() {
+            out[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        out[16..].copy_from_slice(&arg.to_le_bytes());
+        out
+    }
+
+    /// Parses [`CircuitSpec::to_bytes`] (the circuit itself is checked by [`CircuitSpec::build`]).
+    pub(crate) fn from_bytes(b: &[u8; CIRCUIT_SPEC_BYTES]) -> Result<CircuitSpec, String> {
+        let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+        let arg = u64::from_le_bytes(b[16..].try_into().expect("8 bytes"));
+        let kind = match u32_at(12) {
+            0 => CircuitKind::Relu { clip: None },
+            1 => CircuitKind::Relu { clip: Some(arg) },
+            kind @ (2 | 3) => CircuitKind::MaxPool {
+                // An absurd window is refused by `build`.
+                window: usize::try_from(arg).unwrap_or(usize::MAX),
+                relu: kind == 3,
+            },
+            8 => CircuitKind::TopK {
+                classes: arg as u32,
+                top: (arg >> 32) as u32,
+            },
+            other => return Err(format!("unknown circuit kind {other}")),
+        };
+        Ok(CircuitSpec {
+            k: u32_at(0),
+            k_out: u32_at(4),
+            t: u32_at(8),
+            kind,
+        })
+    }
+
+    /// Builds the circuit (errors on parameters it cannot take).
+    pub fn build(self) -> Result<StageCircuit, CircuitError> {
+        Ok(match self.kind {
+            CircuitKind::Relu { clip } => {
+                let variant = match clip {
+                    None => ReluVariant::Relu,
+                    Some(max) => ReluVariant::Clipped { max },
+                };
+                StageCircuit::Relu(ReluCircuit::with_output_ring(
+                    self.k, self.k_out, self.t, variant,
+                )?)
+            }
+            CircuitKind::MaxPool { window, relu } => StageCircuit::MaxPool(MaxPoolCircuit::new(
+                self.k, self.k_out, self.t, window, relu,
+            )?),
+            CircuitKind::TopK { classes, top } => {
+                if !(2..=64).contains(&self.k_out) || self.t != 0 {
+                    return Err(CircuitError::Parameter {
+                        name: "top-k k_out / t",
+                        value: u64::from(self.k_out.max(self.t)),
+                        range: "k_out in [2, 64], t = 0",
+                    });
+                }
+                let circuit = TopKCircuit::new(self.k, classes as usize, top as usize)?;
+                if circuit.index_bits() > self.k_out {
+                    return Err(CircuitError::Parameter {
+                        name: "k_out",
+                        value: u64::from(self.k_out),
+                        range: "wide enough for a class index",
+                    });
+                }
+                StageCircuit::TopK {
+                    circuit,
+                    k_out: self.k_out,
+                }
+            }
+        })
+    }
+}
+
+/// The garbled circuit of one stage, with the word-level operations the sessions need. Each
+/// instance reads [`StageCircuit::window`] share words of k bits from each party and outputs
+/// [`StageCircuit::outputs`] words of at most k_out bits to the evaluator: for a ReLU, from the
+/// garbler's fresh mask (k_out bits), the evaluator's share of one element; for the top-k, the
+/// revealed class indices.
+#[derive(Clone, Debug)]
+pub enum StageCircuit {
+    /// ReLU (or clipped ReLU) of one element.
+    Relu(ReluCircuit),
+    /// Max (and ReLU) of one window.
+    MaxPool(MaxPoolCircuit),
+    /// The top-k of the logits (one instance per inference).
+    TopK {
+        /// The circuit.
+        circuit: TopKCircuit,
+        /// The ring the indices are packed in for the session (the plan's k).
+        k_out: u32,
+    },
+}
+
+impl StageCircuit {
+    /// What rebuilds it.
+    pub fn spec(&self) -> CircuitSpec {
+        match self {
+            StageCircuit::Relu(c) => CircuitSpec {
+                k: c.k(),
+                k_out: c.k_out(),
+                t: c.t(),
+                kind: CircuitKind::Relu {
+                    clip: match c.variant() {
+                        ReluVariant::Relu => None,
+                        ReluVariant::Clipped { max } => Some(max),
+                    },
+                },
+            },
+            StageCircuit::MaxPool(c) => CircuitSpec {
+                k: c.k(),
+                k_out: c.k_out(),
+                t: c.t(),
+                kind: CircuitKind::MaxPool {
+                    window: c.window(),
+                    relu: c.relu(),
+                },
+            },
+            StageCircuit::TopK { circuit, k_out } => CircuitSpec {
+                k: circuit.k(),
+                k_out: *k_out,
+                t: 0,
+                kind: CircuitKind::TopK {
+                    classes: circuit.classes() as u32,
+                    top: circuit.top() as u32,
+                },
+            },
+        }
+    }
+
+    /// The Boolean circuit of one instance.
+    pub fn circuit(&self) -> &cryptonas_gc::Circuit {
+        match self {
+            StageCircuit::Relu(c) => c.circuit(),
+            StageCircuit::MaxPool(c) => c.circuit(),
+            StageCircuit::TopK { circuit, .. } => circuit.circuit(),
+        }
+    }
+
+    /// Ring bits of the share words read.
+    pub fn k(&self) -> u32 {
+        match self {
+            StageCircuit::Relu(c) => c.k(),
+            StageCircuit::MaxPool(c) => c.k(),
+            StageCircuit::TopK { circuit, .. } => circuit.k(),
+        }
+    }
+
+    /// Ring bits of the result and the mask.
+    pub fn k_out(&self) -> u32 {
+        match self {
+            StageCircuit::Relu(c) => c.k_out(),
+            StageCircuit::MaxPool(c) => c.k_out(),
+            StageCircuit::TopK { k_out, .. } => *k_out,
+        }
+    }
+
+    /// Share words per instance and party.
+    pub fn window(&self) -> usize {
+        match self {
+            StageCircuit::Relu(_) => 1,
+            StageCircuit::MaxPool(c) => c.window(),
+            StageCircuit::TopK { circuit, .. } => circuit.classes(),
+        }
+    }
+
+    /// Result words per instance (the evaluator's shares, or the revealed indices).
+    pub fn outputs(&self) -> usize {
+        match self {
+            StageCircuit::Relu(_) => 1,
+            StageCircuit::MaxPool(_) => 1,
+            StageCircuit::TopK { circuit, .. } => circuit.top(),
+        }
+    }
+
+    /// The rounding term the garbler adds to each of its share words before encoding.
+    pub fn round_term(&self) -> u64 {
+        match self {
+            StageCircuit::Relu(c) => c.round_term(),
+            StageCircuit::MaxPool(c) => c.round_term(),
+            StageCircuit::TopK { .. } => 0,
+        }
+    }
+
+    /// Garbles `masks.len()` instances (see [`ReluCircuit::garble_with_pi`]); the top-k reveals
+    /// its indices unmasked and ignores the masks' values.
+    pub fn garble_with_pi(
+        &self,
+        pi: &FixedKeyAes,
+        delta: Delta,
+        domain: TweakDomain,
+        masks: &[u64],
+        evaluator_zero: Option<&[Block]>,
+        rng: &mut Csprng,
+    ) -> Result<Garbled, GarbleError> {
+        match self {
+            StageCircuit::Relu(c) => {
+                c.garble_with_pi(pi, delta, domain, masks, evaluator_zero, rng)
+            }
+            StageCircuit::MaxPool(c) => {
+                c.garble_with_pi(pi, delta, domain, masks, evaluator_zero, rng)
+            }
+            StageCircuit::TopK { circuit, .. } => {
+                circuit.garble_with_pi(pi, delta, domain, masks.len(), evaluator_zero, rng)
+            }
+        }
+    }
+
+    /// The garbler's active labels of its share words (`window` per instance, in order).
+    pub fn encode_garbler(
+        &self,
+        encoder: &Encoder,
+        a: &[u64],
+    ) -> Result<ActiveLabels, GarbleError> {
+        match self {
+            StageCircuit::Relu(c) => c.encode_garbler(encoder, a),
+            StageCircuit::MaxPool(c) => c.encode_garbler(encoder, a),
+            StageCircuit::TopK { circuit, .. } => circuit.encode_garbler(encoder, a),
+        }
+    }
+
+    /// The evaluator's active labels (ideal OT; tests and benchmarks).
+    pub fn encode_evaluator(
+        &self,
+        encoder: &Encoder,
+        b: &[u64],
+    ) -> Result<ActiveLabels, GarbleError> {
+        match self {
+            StageCircuit::Relu(c) => c.encode_evaluator(encoder, b),
+            StageCircuit::MaxPool(c) => c.encode_evaluator(encoder, b),
+            StageCircuit::TopK { circuit, .. } => circuit.encode_evaluator(encoder, b),
+        }
+    }
+
+    /// The evaluator's result shares from its output labels.
+    pub fn decode(
+        &self,
+        labels: &OutputLabels,
+        decoding: &DecodingBits,
+    ) -> Result<Vec<u64>, GarbleError> {
+        match self {
+            StageCircuit::Relu(c) => c.decode(labels, decoding),
+            StageCircuit::MaxPool(c) => c.decode(labels, decoding),
+            StageCircuit::TopK { circuit, .. } => circuit.decode(labels, decoding),
+        }
+    }
 }
 
 /// Everything public about one model's inference.
@@ -60,7 +594,15 @@ impl Plan {
                 .stages
                 .iter()
                 .map(|s| PlanStage {
-                    relu: matches!(s.kind, StageKind::Relu { .. }),
+                    op: match &s.kind {
+                        StageKind::Relu { .. } => StageOp::Relu { clip: None },
+                        StageKind::Clip { .. } => StageOp::Relu { clip: s.clip },
+                        StageKind::MaxPool { pool, relu, .. } => StageOp::MaxPool {
+                            pool: *pool,
+                            relu: *relu,
+                        },
+                        StageKind::Logits => StageOp::Logits,
+                    },
                     len: s.shape.len(),
                     trunc: s.trunc,
                     k: s.k,
@@ -80,41 +622,46 @@ impl Plan {
     }
 
     /// Frames the server sends in a whole session: the plan, one HE response per stage, two OT
-    /// messages, the garbled chunks of every ReLU layer, one labels frame per ReLU layer and the
-    /// output (what a progress bar counts to).
+    /// messages, the garbled chunks of every garbled layer, one labels frame per garbled layer
+    /// and the output in the clear under the `logits` policy (what a progress bar counts to).
     pub fn server_frames(&self) -> usize {
-        let relu = self.stages.iter().filter(|s| s.relu);
-        let chunks: usize = relu
+        let garbled = self.stages.iter().filter(|s| s.garbled());
+        let chunks: usize = garbled
             .clone()
-            .map(|s| s.len.div_ceil(crate::GARBLE_CHUNK))
+            .map(|s| s.instances().div_ceil(crate::GARBLE_CHUNK))
             .sum();
-        1 + self.stages.len() + 2 + chunks + relu.count() + 1
+        let output = usize::from(self.output() == OutputPolicy::Logits);
+        1 + self.stages.len() + 2 + chunks + garbled.count() + output
     }
 
-    /// Bits of every ReLU layer's share of Z (`len · k_l` each): one correlated OT per bit.
-    pub fn ot_bits(&self) -> usize {
+    /// What the client learns (from the last stage).
+    pub fn output(&self) -> OutputPolicy {
         self.stages
-            .iter()
-            .filter(|s| s.relu)
-            .map(|s| s.len * s.k as usize)
-            .sum()
+            .last()
+            .and_then(|s| OutputPolicy::of_op(&s.op))
+            .unwrap_or_default()
+    }
+
+    /// Bits of the client's share words of every garbled layer (`share_words · k_l` each): one
+    /// correlated OT per bit.
+    pub fn ot_bits(&self) -> usize {
+        self.ot_offset(self.stages.len())
     }
 
     /// Where stage `i`'s share bits start among [`Plan::ot_bits`].
     pub fn ot_offset(&self, i: usize) -> usize {
         self.stages[..i.min(self.stages.len())]
             .iter()
-            .filter(|s| s.relu)
-            .map(|s| s.len * s.k as usize)
+            .map(|s| s.share_words() * s.k as usize)
             .sum()
     }
 
-    /// The garbled ReLU of stage `i` (None for the logits): inputs in the stage's ring
+    /// The garbled circuit of stage `i` (None for the logits): inputs in the stage's ring
     /// Z_2^(k_l), result in the shares' ring Z_2^k.
-    pub fn circuit(&self, i: usize) -> Result<Option<ReluCircuit>, ProtocolError> {
-        let s = &self.stages[i];
-        s.relu
-            .then(|| ReluCircuit::with_output_ring(s.k, self.k, s.trunc, ReluVariant::Relu))
+    pub fn circuit(&self, i: usize) -> Result<Option<StageCircuit>, ProtocolError> {
+        self.stages[i]
+            .circuit_spec(self.k)
+            .map(CircuitSpec::build)
             .transpose()
             .map_err(|e| ProtocolError::Malformed {
                 what: "ServerPlan",
@@ -127,16 +674,17 @@ impl Plan {
         self.input.channels * self.input.height * self.input.width
     }
 
-    /// Number of ReLUs one inference evaluates.
+    /// Number of garbled circuit instances one inference evaluates (its ReLUs when every garbled
+    /// layer is a ReLU layer).
     pub fn relu_count(&self) -> usize {
-        self.stages.iter().filter(|s| s.relu).map(|s| s.len).sum()
+        self.stages.iter().map(PlanStage::relus).sum()
     }
 
     /// Elements of a shared tensor.
     pub fn source_len(&self, s: Source) -> usize {
         match s {
             Source::Image => self.input_len(),
-            Source::Relu(j) => self.stages[j].len,
+            Source::Relu(j) => self.stages[j].instances(),
         }
     }
 
@@ -151,10 +699,23 @@ impl Plan {
             return Err(bad(format!("k = {} outside [8, 64]", self.k)));
         }
         let n = self.stages.len();
-        if n == 0 || self.stages[n - 1].relu || self.stages[..n - 1].iter().any(|s| !s.relu) {
+        if n == 0
+            || !self.stages[n - 1].is_output()
+            || self.stages[..n - 1]
+                .iter()
+                .any(|s| s.is_output() || !s.garbled())
+        {
             return Err(bad(
-                "stages must be ReLU layers followed by the logits".into()
+                "stages must be garbled layers followed by the logits".into()
             ));
+        }
+        if let StageOp::TopK { top } = self.stages[n - 1].op {
+            let classes = self.stages[n - 1].len;
+            if top == 0 || top as usize > classes || classes < 2 {
+                return Err(bad(format!(
+                    "top-{top} of {classes} logits: needs 2 or more logits and 1 ≤ top ≤ logits"
+                )));
+            }
         }
         if self.input.mean.len() != self.input.channels
             || self.input.std.len() != self.input.channels
@@ -162,16 +723,16 @@ impl Plan {
             return Err(bad("input mean/std do not match the channels".into()));
         }
         for (i, st) in self.stages.iter().enumerate() {
-            if st.relu && !(2..=self.k).contains(&st.k) {
+            if !st.is_output() && !(2..=self.k).contains(&st.k) {
                 return Err(bad(format!(
-                    "stage {i}: ReLU ring width {} outside [2, {}]",
+                    "stage {i}: garbled layer's ring width {} outside [2, {}]",
                     st.k, self.k
                 )));
             }
-            if !st.relu && st.k != self.k {
+            if st.is_output() && st.k != self.k {
                 return Err(bad(format!("the logits' ring width {} is not k", st.k)));
             }
-            if st.relu && st.trunc + 1 >= st.k {
+            if !st.is_output() && st.trunc + 1 >= st.k {
                 return Err(bad(format!("stage {i}: truncation {} too large", st.trunc)));
             }
             if st.terms.is_empty() {
@@ -181,6 +742,18 @@ impl Plan {
             if st.len == 0 {
                 return Err(bad(format!("stage {i} is empty")));
             }
+            if let StageOp::MaxPool { pool, .. } = &st.op {
+                pool.check().map_err(|e| bad(format!("stage {i}: {e}")))?;
+                if pool.input.len() != st.len {
+                    return Err(bad(format!(
+                        "stage {i}: the max pool reads {} elements of a {}-element Z",
+                        pool.input.len(),
+                        st.len
+                    )));
+                }
+            }
+            // The circuit must build (a clipping bound within the ring, …).
+            self.circuit(i)?;
             for (src, conv) in &st.terms {
                 if let Source::Relu(j) = src {
                     if *j >= i {
@@ -206,7 +779,7 @@ pub struct ServerModel {
     pub(crate) fixed: FixedModel,
     pub(crate) he_params: HeParams,
     pub(crate) he_stages: Vec<cryptonas_he::ServerStage>,
-    pub(crate) circuits: Vec<Option<ReluCircuit>>,
+    pub(crate) circuits: Vec<Option<StageCircuit>>,
     accuracy: Option<f64>,
     description: String,
 }
@@ -223,8 +796,8 @@ pub enum ModelLoadError {
     /// HE precomputation failed (e.g. weights too large for the noise budget).
     #[error("HE setup: {0}")]
     He(#[from] cryptonas_he::HeError),
-    /// A ReLU circuit could not be built for the stage's parameters.
-    #[error("ReLU circuit: {0}")]
+    /// A garbled circuit could not be built for the stage's parameters.
+    #[error("garbled circuit: {0}")]
     Circuit(#[from] cryptonas_gc::CircuitError),
     /// The plan is inconsistent.
     #[error(transparent)]
@@ -300,6 +873,24 @@ impl ServerModel {
             accuracy,
             description,
         })
+    }
+
+    /// Sets what clients learn ([`OutputPolicy`]): the last stage reveals the logits or becomes
+    /// a garbled top-k. Errors (and leaves the model as it was) when the policy asks for more
+    /// classes than the model has.
+    pub fn set_output(&mut self, policy: OutputPolicy) -> Result<(), ModelLoadError> {
+        let mut plan = self.plan.clone();
+        let last = plan.stages.len() - 1;
+        plan.stages[last].op = policy.stage_op();
+        plan.validate()?;
+        self.circuits[last] = plan.circuit(last)?;
+        self.plan = plan;
+        Ok(())
+    }
+
+    /// What clients learn.
+    pub fn output(&self) -> OutputPolicy {
+        self.plan.output()
     }
 
     /// The public plan.

@@ -6,14 +6,16 @@
 //! transport has sent the previous one, so the server never holds a layer's tables, only the
 //! garbler's input labels it needs online.
 //! Online: per stage, its share a_i = Σ W·(src − r) + bias + s_i (the client sent the masked sources);
-//! for a ReLU layer it sends the labels of a_i (rounding term added), for the logits it sends a_i.
+//! for a garbled layer it sends the labels of a_i (rounding term added); for the logits it sends
+//! a_i under the `logits` output policy, and under `class` / `top-k` the labels of a_i for the
+//! garbled top-k, whose result only the client learns (the server never sees the answer).
 
 use crate::msgs::{Msg, PROTOCOL_VERSION};
-use crate::plan::ServerModel;
+use crate::plan::{ServerModel, StageCircuit};
 use crate::session::{he_err, ot_err, Output, Session};
 use crate::{ring_err, Phase, ProtocolError};
 use cryptonas_crypto::{Block, Csprng, FixedKeyAes};
-use cryptonas_gc::{Delta, Encoder, ReluCircuit, TweakDomain};
+use cryptonas_gc::{Delta, Encoder, TweakDomain};
 use cryptonas_he::{MasksMsg, PublicKey, PublicKeyMsg};
 use cryptonas_model::{conv_ring, Source};
 use cryptonas_ot::chou_orlandi::SenderSetup;
@@ -149,17 +151,18 @@ impl ServerModel {
         let mut offset = 0usize;
         for (circuit, st) in self.circuits.iter().zip(&self.plan.stages) {
             let Some(circuit) = circuit else { continue };
-            let remask = RingVec::random(self.plan.ring()?, st.len, || rng.u64());
+            let n = st.instances();
+            let remask = RingVec::random(self.plan.ring()?, n, || rng.u64());
             let mut chunks = std::collections::VecDeque::new();
             let mut first = 0;
-            while first < st.len {
-                let count = GARBLE_CHUNK.min(st.len - first);
+            while first < n {
+                let count = GARBLE_CHUNK.min(n - first);
                 let masks = &remask.values()[first..first + count];
                 let at = offset + first;
                 chunks.push_back(garble_chunk(circuit, &keys, &delta, at, masks, None, rng)?);
                 first += count;
             }
-            offset += st.len;
+            offset += n;
             layers.push_back(PooledLayer { remask, chunks });
         }
         Ok(OfflineMaterial {
@@ -174,7 +177,7 @@ impl ServerModel {
 /// Garbles the ReLUs of one chunk, the first being ReLU `at` of the inference (its tweaks), with
 /// the client's input zero-labels from the OT or, ahead of any client, fresh ones.
 fn garble_chunk(
-    circuit: &ReluCircuit,
+    circuit: &StageCircuit,
     keys: &SessionKeys,
     delta: &Delta,
     at: usize,
@@ -183,7 +186,7 @@ fn garble_chunk(
     rng: &mut Csprng,
 ) -> Result<cryptonas_gc::Garbled, ProtocolError> {
     let first_instance = u32::try_from(at).map_err(|_| ProtocolError::WrongSize {
-        what: "ReLUs per inference",
+        what: "circuit instances per inference",
         expected: u32::MAX as usize,
         got: at,
     })?;
@@ -282,17 +285,17 @@ impl ServerSession {
         rng: Csprng,
         material: OfflineMaterial,
     ) -> Result<Self, ProtocolError> {
-        let relu_stages = model.plan.stages.iter().filter(|s| s.relu);
+        let garbled = model.plan.stages.iter().filter(|s| s.garbled());
         let fits = material.model == model.plan.model
-            && material.layers.len() == relu_stages.clone().count()
-            && material.layers.iter().zip(relu_stages).all(|(l, st)| {
-                l.remask.len() == st.len
-                    && l.chunks.len() == st.len.div_ceil(GARBLE_CHUNK)
+            && material.layers.len() == garbled.clone().count()
+            && material.layers.iter().zip(garbled).all(|(l, st)| {
+                l.remask.len() == st.instances()
+                    && l.chunks.len() == st.instances().div_ceil(GARBLE_CHUNK)
                     && l.chunks
                         .iter()
                         .map(|g| g.encoder.instances())
                         .sum::<usize>()
-                        == st.len
+                        == st.instances()
             });
         if !fits {
             return Err(ProtocolError::Check(format!(
@@ -470,7 +473,7 @@ impl ServerSession {
                     });
                 }
                 // y_j − r_j = (o_j − r_j) + m_j.
-                let mut masked = RingVec::unpack(online.k, &body, plan.stages[j].len)
+                let mut masked = RingVec::unpack(online.k, &body, plan.stages[j].instances())
                     .map_err(ring_err("ClientMasked"))?;
                 masked
                     .add_assign(&online.remasks[j])
@@ -510,7 +513,7 @@ impl ServerSession {
                 }
                 None => {
                     let rng = &mut self.rng;
-                    RingVec::random(g.online.k, st.len, || rng.u64())
+                    RingVec::random(g.online.k, st.instances(), || rng.u64())
                 }
             };
             if let Some(r) = self.record.as_mut() {
@@ -518,14 +521,16 @@ impl ServerSession {
             }
             g.online.remasks.push(m);
         }
-        let count = GARBLE_CHUNK.min(st.len - g.first);
+        let n = st.instances();
+        let count = GARBLE_CHUNK.min(n - g.first);
         let at = g.offset + g.first;
-        // The client's share bits of this chunk: k_l per ReLU, layers one after another.
-        let k = st.k as usize;
-        let bit = plan.ot_offset(i) + g.first * k;
+        // The client's share bits of this chunk: k_l per share word, `window` words per instance,
+        // layers one after another.
+        let per = st.k as usize * circuit.window();
+        let bit = plan.ot_offset(i) + g.first * per;
         let labels = g
             .zero
-            .get(bit..bit + count * k)
+            .get(bit..bit + count * per)
             .ok_or(ProtocolError::Internal("fewer OT labels than share bits"))?;
         let (garbled, corrections) = match g.pooled.as_mut() {
             Some(layers) => {
@@ -573,8 +578,8 @@ impl ServerSession {
             corrections,
         };
         g.first += count;
-        if g.first == st.len {
-            g.offset += st.len;
+        if g.first == n {
+            g.offset += n;
             g.first = 0;
             g.stage += 1;
         }
@@ -609,13 +614,17 @@ impl ServerSession {
         match &model.circuits[i] {
             Some(circuit) => {
                 a.add_scalar(circuit.round_term());
-                // The ReLU reads Z mod 2^(k_l): the server's share is reduced like the client's.
-                let narrow = RingWidth::new(circuit.k()).map_err(ring_err("ReLU ring"))?;
-                let a = RingVec::reduce(narrow, a.values().to_vec());
+                // The layer reads Z mod 2^(k_l): the server's share is reduced like the client's.
+                let narrow = RingWidth::new(circuit.k()).map_err(ring_err("garbled layer ring"))?;
+                // A padding cell's word is the ring's most negative value (the client's is 0):
+                // it never wins a max.
+                let pad = 1u64 << (circuit.k() - 1);
+                let a = RingVec::reduce(narrow, model.plan.stages[i].gather(a.values(), pad));
+                let w = circuit.window();
                 let mut body = Vec::with_capacity(a.len() * circuit.k() as usize * 16);
                 let mut at = 0;
                 for encoder in &encoders {
-                    let n = encoder.instances();
+                    let n = encoder.instances() * w;
                     let labels = circuit
                         .encode_garbler(encoder, &a.values()[at..at + n])
                         .map_err(|e| ProtocolError::Check(format!("encoding: {e}")))?;
@@ -660,7 +669,7 @@ impl ServerModel {
             // The KOS matrix: 128 columns of the (padded) transfer count, 16 B per 128 rows.
             ot_extend: 16 * (plan.ot_bits() + 1024),
             input: 8 * plan.input_len(),
-            masked: plan.stages.iter().map(|st| 8 * st.len).collect(),
+            masked: plan.stages.iter().map(|st| 8 * st.instances()).collect(),
         }
     }
 
@@ -769,8 +778,11 @@ impl Session for ServerSession {
         let result = self.garble_next(&mut g);
         self.state = match &result {
             Err(_) => State::Closed,
-            // The logits stage has nothing to garble: the offline phase is over.
-            Ok(_) if self.model.circuits[g.stage].is_none() => State::Input(Box::new(g.online)),
+            // The logits stage has nothing to garble: the offline phase is over
+            // (a top-k output stage is garbled too: then the offline phase ends after it).
+            Ok(_) if self.model.circuits.get(g.stage).is_none_or(Option::is_none) => {
+                State::Input(Box::new(g.online))
+            }
             Ok(_) => State::Garbling(g),
         };
         result.map(|m| Some(Output::Frame(m.encode())))

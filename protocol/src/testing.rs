@@ -61,22 +61,156 @@ pub fn tiny_model(
     (spec.to_json().into_bytes(), weights, Arc::new(sm), images)
 }
 
+/// The small models with max pools and clips of [`pool_model`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolCase {
+    /// conv → ReLU → 2×2/2 max pool (ReLU fused before) → conv → ReLU → linear.
+    ReluBefore,
+    /// conv → 3×3/2 max pool, padding 1 (overlapping windows) → ReLU (fused after) → linear.
+    ReluAfter,
+    /// conv → 3×3/1 max pool, padding 1 at the end only, no ReLU → conv → Clip(0, 6) → linear.
+    NoReluThenClip,
+    /// conv → ReLU, read by a 2×2/2 max pool (its own stage over the ReLU output) and by a
+    /// strided conv; their sum → ReLU → linear.
+    SharedRelu,
+}
+
+/// A small model (3 × 8 × 8 input, 4 channels) with a max pool or a clip ([`PoolCase`]), random
+/// weights from `seed`, calibrated at k = 32 with narrow rings on random normal images. Returns
+/// the model files (JSON, safetensors with `metadata.fixed_point`), the prepared model and 64
+/// random normalised images.
+pub fn pool_model(
+    case: PoolCase,
+    seed: u64,
+) -> (Vec<u8>, Vec<u8>, Arc<ServerModel>, Vec<Vec<f32>>) {
+    use cryptonas_model::format::FORMAT_VERSION;
+    use cryptonas_model::{InputSpec, Metadata, ModelSpec, Node, Op};
+    let node = |id: &str, op: Op, inputs: &[&str]| Node {
+        id: id.into(),
+        op,
+        inputs: inputs.iter().map(|s| s.to_string()).collect(),
+    };
+    let conv = |stride: usize| Op::Conv2d {
+        out_channels: 4,
+        kernel: 3,
+        stride,
+        padding: 1,
+        groups: 1,
+        bias: true,
+    };
+    let pool = |kernel, stride, padding, padding_end| Op::MaxPool {
+        kernel,
+        stride,
+        padding,
+        padding_end,
+    };
+    let fc = Op::Linear { out_features: 10 };
+    let mut nodes = vec![
+        node("input", Op::Input, &[]),
+        node("c1", conv(1), &["input"]),
+    ];
+    nodes.extend(match case {
+        PoolCase::ReluBefore => vec![
+            node("r1", Op::Relu, &["c1"]),
+            node("mp", pool(2, 2, 0, 0), &["r1"]),
+            node("c2", conv(1), &["mp"]),
+            node("r2", Op::Relu, &["c2"]),
+            node("fc", fc, &["r2"]),
+        ],
+        PoolCase::ReluAfter => vec![
+            node("mp", pool(3, 2, 1, 1), &["c1"]),
+            node("r1", Op::Relu, &["mp"]),
+            node("fc", fc, &["r1"]),
+        ],
+        PoolCase::NoReluThenClip => vec![
+            node("mp", pool(3, 1, 0, 2), &["c1"]),
+            node("c2", conv(1), &["mp"]),
+            node("r6", Op::Clip { min: 0.0, max: 6.0 }, &["c2"]),
+            node("fc", fc, &["r6"]),
+        ],
+        PoolCase::SharedRelu => vec![
+            node("r1", Op::Relu, &["c1"]),
+            node("mp", pool(2, 2, 0, 0), &["r1"]),
+            node("c2", conv(2), &["r1"]),
+            node("sum", Op::Add, &["mp", "c2"]),
+            node("r2", Op::Relu, &["sum"]),
+            node("fc", fc, &["r2"]),
+        ],
+    });
+    let mut spec = ModelSpec {
+        format_version: FORMAT_VERSION,
+        name: "pool".into(),
+        input: InputSpec {
+            channels: 3,
+            height: 8,
+            width: 8,
+            mean: vec![0.0; 3],
+            std: vec![1.0; 3],
+        },
+        classes: (0..10).map(|i| format!("class {i}")).collect(),
+        nodes,
+        output: "fc".into(),
+        metadata: Metadata::default(),
+    };
+    let weights = random_init(&spec, seed).expect("random weights");
+    let m = Model::from_bytes(spec.to_json().as_bytes(), &weights).expect("valid model");
+    let nf = NormalForm::compile(&m).expect("normal form");
+    let mut rng = SplitMix64::new(seed);
+    let images: Vec<Vec<f32>> = (0..64)
+        .map(|_| (0..3 * 64).map(|_| rng.normal()).collect())
+        .collect();
+    let cal =
+        Calibration::run(&nf, images[..16].iter().map(|v| v.as_slice())).expect("calibration");
+    let cfg = cal
+        .narrow_config(
+            &nf,
+            32,
+            &CalibrationParams::default(),
+            &vec![10; nf.stages.len()],
+        )
+        .expect("fits k = 32");
+    spec.metadata.fixed_point = Some(cfg.clone());
+    let fixed = FixedModel::quantize(&nf, &cfg).expect("quantize");
+    let sm = ServerModel::from_fixed(
+        "pool",
+        &m.spec.input,
+        &m.spec.classes,
+        fixed,
+        None,
+        String::new(),
+    )
+    .expect("servable");
+    (spec.to_json().into_bytes(), weights, Arc::new(sm), images)
+}
+
 /// SHA-256 (hex) of [`seeded_transcript`]'s frames. A deliberate change of what goes on the wire
 /// updates it in the same commit and says why. 2026-12 (protocol version 2): `ServerPlan` carries
 /// the session's π key and the tables are hashed under it; then HE-1 (the server subtracts its
 /// share before the modulus switch) changed every `ServerHeResponse`. Protocol version 3: every
 /// plan stage carries its ReLU ring width k_l, and the tiny model runs its ReLUs in narrow rings,
-/// so the OT, the garbled tables and the online labels all changed size.
+/// so the OT, the garbled tables and the online labels all changed size. Protocol version 4: the
+/// plan's stages (`"op": {"relu": {}}` / `"logits"` in place of `"relu": true/false`); every
+/// other frame is unchanged. Protocol version 5 (output policies) left the `logits` transcript
+/// as it was: the hello, whose version changed, is not hashed.
 pub const SEEDED_TRANSCRIPT_SHA256: &str =
-    "c71e8d117e58c5708fe94a6889f4bfc4a6fafbe66f8ebfe0037efcb9bda08e38";
+    "fd779b65478fd6896f669b5ad2f72596f2feb2e5908bd2cb5cb2a47789537649";
 
-/// One whole inference with seeded generators on both sides (tiny model, C = 2, 8×8): SHA-256 over
+/// [`SEEDED_TRANSCRIPT_SHA256`] of the same model served under the `class` output policy
+/// (protocol version 5): the plan's last stage is `{"top_k": {"top": 1}}`, the OT and the
+/// garbled layers take the logits' share bits and the top-k circuit, the last `ServerLabels`
+/// carries the labels of the server's logit share, and there is no `ServerOutput`.
+pub const SEEDED_CLASS_TRANSCRIPT_SHA256: &str =
+    "f3c102f27305381e5de5ec92507d8724687919406f54897fe2e851175a479199";
+
+/// One whole inference with seeded generators on both sides (tiny model, C = 2, 8×8, served
+/// under `policy`): SHA-256 over
 /// `[direction: 0 up, 1 down][len u64 LE][frame]` for every frame after the client's hello (whose
 /// version field changes with the protocol version), and the number of frames. Panics if the
-/// run fails or its logits differ from the plaintext fixed-point engine's. Natively every AES
+/// run fails or its answer (logits, or ranked classes) differs from the plaintext fixed-point
+/// engine's. Natively every AES
 /// backend gives the same digest; wasm draws the garbler's random labels differently (ChaCha12
 /// instead of AES in counter mode), so its transcript differs from the garbling on.
-pub fn seeded_transcript() -> (String, usize) {
+pub fn seeded_transcript(policy: crate::OutputPolicy) -> (String, usize) {
     use crate::{run_local_with, ClientInput, ClientSession, ServerSession, Side, Tap};
     use cryptonas_crypto::Csprng;
     use sha2::{Digest, Sha256};
@@ -95,6 +229,9 @@ pub fn seeded_transcript() -> (String, usize) {
         }
     }
     let (_, _, model, images) = tiny_model(2, 8, 11);
+    let mut model = Arc::into_inner(model).expect("a fresh model");
+    model.set_output(policy).expect("the policy fits the model");
+    let model = Arc::new(model);
     let mut server = ServerSession::new(model.clone(), Csprng::from_seed([1; 32]));
     let mut client = ClientSession::new(
         ClientInput::Normalised(images[0].clone()),
@@ -103,11 +240,18 @@ pub fn seeded_transcript() -> (String, usize) {
     let mut t = Transcript(Sha256::new(), 0);
     run_local_with(&mut client, &mut server, &mut t).expect("a seeded inference runs");
     let out = client.outcome().expect("finished");
-    assert_eq!(
-        out.logits_ring,
-        model.fixed().forward(&out.input_ring).expect("fixed point"),
-        "private logits equal the plaintext fixed-point engine's"
-    );
+    let logits = model.fixed().forward(&out.input_ring).expect("fixed point");
+    match policy {
+        crate::OutputPolicy::Logits => assert_eq!(
+            out.logits_ring, logits,
+            "private logits equal the plaintext fixed-point engine's"
+        ),
+        crate::OutputPolicy::Class | crate::OutputPolicy::TopK(_) => assert_eq!(
+            out.ranked,
+            cryptonas_model::rank_logits(&logits, model.plan().k, policy.revealed_classes(10)),
+            "the private ranking equals the plaintext fixed-point engine's"
+        ),
+    }
     let digest = t.0.finalize().iter().map(|b| format!("{b:02x}")).collect();
     (digest, t.1)
 }

@@ -6,8 +6,8 @@ use crate::{
     run_local, ClientInput, ClientSession, Outcome, ProtocolError, ServerModel, ServerSession,
 };
 use cryptonas_crypto::Csprng;
-use cryptonas_model::fixed::relu_trunc;
 use cryptonas_model::intconv::ring_mask;
+use cryptonas_model::rank_logits;
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -16,7 +16,8 @@ use std::sync::Arc;
 pub struct Divergence {
     /// Stage index.
     pub stage: usize,
-    /// "stage output" (a ReLU input or the logits) or "ReLU output".
+    /// "stage output" (a ReLU input or the logits), "garbled layer output" (a ReLU, clip or max
+    /// pool output) or "revealed class index" (the output's top-k; values are class indices).
     pub what: &'static str,
     /// Element index within the stage.
     pub index: usize,
@@ -73,12 +74,13 @@ pub fn verify_local(
             got.iter()
                 .zip(want)
                 .position(|(g, w)| g != w)
+                .or((got.len() != want.len()).then(|| got.len().min(want.len())))
                 .map(|index| Divergence {
                     stage: i,
                     what,
                     index,
-                    got: got[index],
-                    expected: want[index],
+                    got: got.get(index).copied().unwrap_or(0),
+                    expected: want.get(index).copied().unwrap_or(0),
                 })
         };
         if let Some(d) = diff("stage output", &got, want) {
@@ -88,16 +90,40 @@ pub fn verify_local(
                 outcome,
             });
         }
-        if model.plan().stages[i].relu {
-            let trunc = model.plan().stages[i].trunc;
-            let want_y: Vec<u64> = want.iter().map(|&z| relu_trunc(z, trunc, k)).collect();
+        let st = &model.plan().stages[i];
+        if let crate::StageOp::TopK { top } = st.op {
+            // The garbled top-k: the revealed ranking against the plaintext logits'.
+            let want_ranked = rank_logits(want, k, top as usize);
+            if outcome.ranked != want_ranked {
+                let index = outcome
+                    .ranked
+                    .iter()
+                    .zip(&want_ranked)
+                    .position(|(g, w)| g != w)
+                    .unwrap_or(0);
+                let at = |r: &[usize]| r.get(index).map_or(u64::MAX, |&c| c as u64);
+                return Ok(VerifyReport {
+                    stages_checked: i,
+                    first_divergence: Some(Divergence {
+                        stage: i,
+                        what: "revealed class index",
+                        index,
+                        got: at(&outcome.ranked),
+                        expected: at(&want_ranked),
+                    }),
+                    outcome,
+                });
+            }
+        } else if st.garbled() {
+            // The stage's layer as the plaintext engine computes it (in its own ring k_l).
+            let want_y = fixed.stages[i].activate(want, k);
             let got_y: Vec<u64> = c.relu_shares[relu_index]
                 .iter()
                 .zip(&s.remasks[relu_index])
                 .map(|(o, m)| o.wrapping_add(*m) & mask)
                 .collect();
             relu_index += 1;
-            if let Some(d) = diff("ReLU output", &got_y, &want_y) {
+            if let Some(d) = diff("garbled layer output", &got_y, &want_y) {
                 return Ok(VerifyReport {
                     stages_checked: i,
                     first_divergence: Some(d),

@@ -87,7 +87,12 @@ fn bundled_models_use_narrow_rings_bit_exactly() {
         let name = name.as_str();
         let (model, served) = load(name);
         let plan = served.plan();
-        let widths: Vec<u32> = plan.stages.iter().filter(|s| s.relu).map(|s| s.k).collect();
+        let widths: Vec<u32> = plan
+            .stages
+            .iter()
+            .filter(|s| s.garbled())
+            .map(|s| s.k)
+            .collect();
         assert!(widths.iter().all(|&k| k < plan.k), "{name}: {widths:?}");
         let mut rng = cryptonas_model::rng::SplitMix64::new(5);
         let x: Vec<f32> = (0..plan.input_len()).map(|_| rng.normal()).collect();

@@ -599,3 +599,73 @@ fn pooled_offline_material_is_bit_exact() {
         ServerSession::with_material(model.clone(), Csprng::from_entropy().unwrap(), material);
     assert!(matches!(refused, Err(ProtocolError::Check(_))));
 }
+
+/// Max pools (ReLU fused before or after, none; overlapping windows; padding at both ends or at
+/// the end only; a pool over a ReLU output that another layer reads too) and a Clip(0, 6):
+/// private logits equal the fixed-point engine's bit for bit, every garbled layer's output too
+/// (the per-layer diff harness), and the fixed-point logits stay near the float ones.
+#[test]
+fn max_pool_and_clip_models_are_bit_exact() {
+    use cryptonas_model::StageKind;
+    use cryptonas_protocol::testing::{pool_model, PoolCase};
+    use cryptonas_protocol::{verify_local, StageOp};
+    for (case, want_ops) in [
+        (PoolCase::ReluBefore, vec!["pool+relu", "relu"]),
+        (PoolCase::ReluAfter, vec!["pool+relu"]),
+        (PoolCase::NoReluThenClip, vec!["pool", "clip"]),
+        (PoolCase::SharedRelu, vec!["relu", "pool", "relu"]),
+    ] {
+        let (json, weights, model, images) = pool_model(case, 11);
+        let ops: Vec<&str> = model
+            .plan()
+            .stages
+            .iter()
+            .filter_map(|s| match s.op {
+                StageOp::Relu { clip: None } => Some("relu"),
+                StageOp::Relu { clip: Some(_) } => Some("clip"),
+                StageOp::MaxPool { relu: true, .. } => Some("pool+relu"),
+                StageOp::MaxPool { relu: false, .. } => Some("pool"),
+                StageOp::Logits | StageOp::TopK { .. } => None,
+            })
+            .collect();
+        assert_eq!(ops, want_ops, "{case:?}");
+        let m = cryptonas_model::Model::from_bytes(&json, &weights).unwrap();
+        let nf = cryptonas_model::NormalForm::compile(&m).unwrap();
+        for x in images.iter().take(3) {
+            let out = infer(&model, x);
+            assert_eq!(
+                out.logits_ring,
+                model.fixed().forward(&out.input_ring).unwrap(),
+                "{case:?}"
+            );
+            // The float engine agrees with the normal form (the pools and clips over the reals)…
+            let xv = ndarray::ArrayView4::from_shape((1, 3, 8, 8), x.as_slice()).unwrap();
+            let engine: Vec<f32> = m.forward(xv).unwrap().iter().copied().collect();
+            let xf: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+            let float = nf.logits_f64(&xf).unwrap();
+            for (a, b) in engine.iter().zip(&float) {
+                assert!((f64::from(*a) - b).abs() < 1e-3, "{case:?}: {a} vs {b}");
+            }
+            // … and fixed point stays close to it (10-bit weights, 8-bit activations).
+            let fixed = model.fixed().logits(x).unwrap();
+            for (a, b) in fixed.iter().zip(&float) {
+                assert!((a - b).abs() < 0.1, "{case:?}: fixed {a} vs float {b}");
+            }
+        }
+        let report = verify_local(&model, ClientInput::Normalised(images[5].clone())).unwrap();
+        assert!(report.first_divergence.is_none(), "{case:?}: {report:?}");
+        // The clip bites on some images (else the test would not test it).
+        if case == PoolCase::NoReluThenClip {
+            let st = &model.fixed().stages[1];
+            assert!(matches!(st.kind, StageKind::Clip { .. }));
+            let clip = st.clip.unwrap();
+            let clipped = images.iter().take(16).any(|x| {
+                let q = model.fixed().quantize_input(x).unwrap();
+                let z = &model.fixed().forward_stages(&q).unwrap()[1];
+                z.iter()
+                    .any(|&v| cryptonas_model::fixed::to_signed(v, 32) > clip as i64)
+            });
+            assert!(clipped, "no element reached the clip bound {clip}");
+        }
+    }
+}

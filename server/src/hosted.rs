@@ -5,9 +5,10 @@ use cryptonas_crypto::Csprng;
 use cryptonas_model::image::ImageLimits;
 use cryptonas_model::Model;
 use cryptonas_protocol::{
-    OfflineMaterial, Output, Phase, ProtocolError, ServerModel, ServerSession, Session,
+    OfflineMaterial, Output, OutputPolicy, Phase, ProtocolError, ServerModel, ServerSession,
+    Session,
 };
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
@@ -231,7 +232,13 @@ impl HostedModel for ProtocolModel {
             input: [plan.input.channels, plan.input.height, plan.input.width],
             classes: plan.classes.clone(),
             description: self.model.description().to_string(),
+            output: plan.output(),
+            reveals: plan.output().describe(),
         }
+    }
+
+    fn output(&self) -> OutputPolicy {
+        self.model.output()
     }
 
     fn new_session(&self) -> Result<Box<dyn ServedSession>, AppError> {
@@ -268,20 +275,73 @@ impl HostedModel for ProtocolModel {
             AppError::Internal
         })?;
         let logits = fixed.dequantize_logits(&ring);
-        let class = (0..logits.len())
-            .max_by(|&a, &b| logits[a].total_cmp(&logits[b]))
-            .unwrap_or(0);
+        // The one ranking rule, as the private top-k and the client rank.
+        let ranked = cryptonas_model::rank_logits(&ring, plan.k, ring.len());
         Ok(PlainAnswer {
-            class,
+            output: OutputPolicy::Logits,
+            class: ranked.first().copied().unwrap_or(0),
+            ranked,
             logits: Some(logits),
         })
     }
 }
 
+/// What each hosted model reveals (`--output`): a default and per-model choices.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OutputPolicies {
+    /// For models not named in `models`.
+    pub default: OutputPolicy,
+    /// By model name.
+    pub models: BTreeMap<String, OutputPolicy>,
+}
+
+impl OutputPolicies {
+    /// Parses `--output` entries: `POLICY` (the default; at most one) or `MODEL=POLICY`.
+    pub fn parse(entries: &[String]) -> anyhow::Result<OutputPolicies> {
+        let mut out = OutputPolicies::default();
+        let mut default_set = false;
+        for entry in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+            let bad = |e: String| anyhow::anyhow!("--output {entry}: {e}");
+            match entry.split_once('=') {
+                Some((model, policy)) => {
+                    let policy = policy.trim().parse().map_err(bad)?;
+                    if out
+                        .models
+                        .insert(model.trim().to_string(), policy)
+                        .is_some()
+                    {
+                        anyhow::bail!("--output names model '{}' twice", model.trim());
+                    }
+                }
+                None => {
+                    if std::mem::replace(&mut default_set, true) {
+                        anyhow::bail!(
+                            "--output gives two defaults (use MODEL=POLICY for one model)"
+                        );
+                    }
+                    out.default = entry.parse().map_err(bad)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The policy of model `name`.
+    pub fn of(&self, name: &str) -> OutputPolicy {
+        self.models.get(name).copied().unwrap_or(self.default)
+    }
+}
+
 /// Loads every `<name>.json` + `<name>.safetensors` pair of `dir`, each with a pool of `pool`
-/// pre-garbled inferences. A model that fails to load is reported and skipped, so one corrupt
-/// file never takes the others down; an unreadable directory is an error.
-pub fn load_models(dir: &Path, pool: usize) -> anyhow::Result<Vec<Arc<dyn HostedModel>>> {
+/// pre-garbled inferences and its output policy. A model that fails to load is reported and
+/// skipped, so one corrupt file never takes the others down; an unreadable directory, an
+/// `--output` naming a model that is not there, or a policy a model cannot take (top-11 of 10
+/// classes) is an error: the operator asked for something the server would not do.
+pub fn load_models(
+    dir: &Path,
+    pool: usize,
+    outputs: &OutputPolicies,
+) -> anyhow::Result<Vec<Arc<dyn HostedModel>>> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| anyhow::anyhow!("cannot read models directory {}: {e}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -301,9 +361,14 @@ pub fn load_models(dir: &Path, pool: usize) -> anyhow::Result<Vec<Arc<dyn Hosted
             .map_err(anyhow::Error::from)
             .and_then(|m| ServerModel::new(&name, &m).map_err(anyhow::Error::from));
         match loaded {
-            Ok(m) => {
+            Ok(mut m) => {
+                let policy = outputs.of(&name);
+                m.set_output(policy).map_err(|e| {
+                    anyhow::anyhow!("model '{name}' cannot use --output {policy}: {e}")
+                })?;
                 tracing::info!(
                     model = %name,
+                    output = %policy,
                     relus = m.plan().relu_count(),
                     k = m.plan().k,
                     session_mb = m.session_memory_bytes() >> 20,
@@ -314,6 +379,14 @@ pub fn load_models(dir: &Path, pool: usize) -> anyhow::Result<Vec<Arc<dyn Hosted
             }
             Err(e) => tracing::error!(model = %name, error = %e, "model skipped"),
         }
+    }
+    let loaded: Vec<String> = models.iter().map(|m| m.summary().name).collect();
+    if let Some(missing) = outputs.models.keys().find(|n| !loaded.contains(n)) {
+        anyhow::bail!(
+            "--output names model '{missing}', which is not served from {} (models: {})",
+            dir.display(),
+            loaded.join(", ")
+        );
     }
     Ok(models)
 }

@@ -16,6 +16,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cryptonas_model::image::ImageLimits;
+use cryptonas_protocol::OutputPolicy;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -28,7 +29,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tracing::Instrument;
 
 pub use error::AppError;
-pub use hosted::{load_models, ProtocolModel};
+pub use hosted::{load_models, OutputPolicies, ProtocolModel};
 pub use limits::{AddressSlots, Limits, RateLimiter};
 pub use metrics::Metrics;
 pub use serve::{serve, ServeOptions};
@@ -95,9 +96,18 @@ pub struct Config {
     /// Serve `POST /api/plain/{model}` (the image is revealed to the server): off by default.
     #[arg(long, env = "CRYPTONAS_ALLOW_PLAINTEXT")]
     pub allow_plaintext: bool,
-    /// With `--allow-plaintext`, answer the logits too, not only the class.
-    #[arg(long, env = "CRYPTONAS_PLAINTEXT_LOGITS")]
-    pub plaintext_logits: bool,
+    /// What clients learn from each model, private sessions and `/api/plain` alike:
+    /// `logits` (the default: full-precision logits, the richest extraction oracle), `class`
+    /// (the arg-max only) or `top-N` (the N most likely classes, ranked), computed inside the
+    /// garbled circuit. `POLICY` sets the default for every model, `MODEL=POLICY` one model;
+    /// repeat the flag or separate with commas (`--output class,cnet1-c4=top-3`).
+    #[arg(
+        long,
+        env = "CRYPTONAS_OUTPUT",
+        value_delimiter = ',',
+        value_name = "[MODEL=]POLICY"
+    )]
+    pub output: Vec<String>,
     /// Plaintext classifications running at once (more are refused with 503).
     #[arg(long, env = "CRYPTONAS_PLAINTEXT_CONCURRENCY", default_value_t = 2)]
     pub plaintext_concurrency: usize,
@@ -148,7 +158,6 @@ impl Config {
     pub fn plain(&self) -> PlainPolicy {
         PlainPolicy {
             enabled: self.allow_plaintext,
-            logits: self.plaintext_logits,
             concurrency: self.plaintext_concurrency,
             image: ImageLimits {
                 max_bytes: PLAIN_BODY_LIMIT,
@@ -171,14 +180,13 @@ impl Config {
 /// Largest request body of `POST /api/plain/{model}`.
 pub const PLAIN_BODY_LIMIT: usize = 4 << 20;
 
-/// What `POST /api/plain/{model}` does.
+/// What `POST /api/plain/{model}` does. What its answers reveal is the model's output policy
+/// ([`HostedModel::output`]), the same as its private sessions.
 #[derive(Debug, Clone)]
 pub struct PlainPolicy {
     /// Whether the endpoint exists at all (off by default: it reveals the image to the server and
     /// is an oracle for model extraction).
     pub enabled: bool,
-    /// Whether answers carry the logits (otherwise the class only).
-    pub logits: bool,
     /// Classifications at once.
     pub concurrency: usize,
     /// Bounds on the uploaded image.
@@ -189,7 +197,6 @@ impl Default for PlainPolicy {
     fn default() -> Self {
         PlainPolicy {
             enabled: false,
-            logits: false,
             concurrency: 2,
             image: ImageLimits {
                 max_bytes: PLAIN_BODY_LIMIT,
@@ -215,23 +222,50 @@ pub struct ModelSummary {
     pub classes: Vec<String>,
     /// Free-form description (dataset, training).
     pub description: String,
+    /// What a client learns from an inference (`"logits"`, `"class"`, `"top-3"`).
+    pub output: OutputPolicy,
+    /// The same in words, for pages: "logits", "class only", "top-3 classes".
+    pub reveals: String,
 }
 
-/// The plaintext answer for the page's "reveal for comparison" box.
+/// The plaintext answer for the page's "reveal for comparison" box: what the model's output
+/// policy reveals, as a private session would.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PlainAnswer {
-    /// Predicted class index.
+    /// The policy the answer follows.
+    pub output: OutputPolicy,
+    /// Predicted class index (the fixed-point engine's, ties to the lower index).
     pub class: usize,
-    /// Fixed-point logits (as f64, already divided by their scale); only when the server is
-    /// configured to reveal them.
+    /// Revealed class indices, most likely first: the class alone under `class`, the top k under
+    /// `top-k`, every class under `logits`.
+    pub ranked: Vec<usize>,
+    /// Fixed-point logits (as f64, already divided by their scale); under `logits` only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logits: Option<Vec<f64>>,
+}
+
+impl PlainAnswer {
+    /// The answer cut down to what `policy` reveals (a full answer has every class ranked and
+    /// the logits).
+    pub fn revealing(self, policy: OutputPolicy) -> PlainAnswer {
+        let top = policy.revealed_classes(self.ranked.len());
+        let mut ranked = self.ranked;
+        ranked.truncate(top);
+        PlainAnswer {
+            output: policy,
+            class: self.class,
+            ranked,
+            logits: self.logits.filter(|_| policy == OutputPolicy::Logits),
+        }
+    }
 }
 
 /// A model the server can run sessions for.
 pub trait HostedModel: Send + Sync {
     /// Public description.
     fn summary(&self) -> ModelSummary;
+    /// What clients learn from an inference, private or plaintext.
+    fn output(&self) -> OutputPolicy;
     /// A fresh server session (fresh randomness, nothing shared with other sessions).
     fn new_session(&self) -> Result<Box<dyn ServedSession>, AppError>;
     /// Upper estimate of the memory one session holds at its peak, in bytes (without the
@@ -243,7 +277,8 @@ pub trait HostedModel: Send + Sync {
         None
     }
     /// Plaintext classification of an uploaded image under `limits` (only when the server allows
-    /// it and the user asks for it).
+    /// it and the user asks for it): every class ranked and the logits; the server cuts the
+    /// answer down to [`HostedModel::output`] ([`PlainAnswer::revealing`]).
     fn classify_plain(&self, image: &[u8], limits: &ImageLimits) -> Result<PlainAnswer, AppError>;
 }
 
@@ -311,7 +346,8 @@ impl AppState {
 
     /// Loads every model of `config.models`.
     pub fn load(config: &Config) -> anyhow::Result<Self> {
-        let models = load_models(&config.models, config.pool)?;
+        let outputs = OutputPolicies::parse(&config.output)?;
+        let models = load_models(&config.models, config.pool, &outputs)?;
         Ok(Self::with_policy(
             models,
             config.limits(),
@@ -466,6 +502,7 @@ async fn classify_plain(
         })
     })?;
     let model = state.model(&name).map_err(|e| state.refuse(e))?;
+    let policy = model.output();
     let peer = peer_of(&state, &headers, &extensions);
     // A plaintext answer is a query like a session: the same per-address budget.
     if let Some(ip) = peer {
@@ -485,8 +522,7 @@ async fn classify_plain(
     .await
     .map_err(|_| AppError::Internal)??;
     state.metrics.plain_answered();
-    let logits = answer.logits.filter(|_| state.plain.logits);
-    Ok(Json(PlainAnswer { logits, ..answer }))
+    Ok(Json(answer.revealing(policy)))
 }
 
 /// Whether a browser page of `origin` may open a session: the server's own origin (same Host)

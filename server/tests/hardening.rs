@@ -4,7 +4,7 @@
 
 use axum::http::StatusCode;
 use cryptonas_model::image::ImageLimits;
-use cryptonas_protocol::{ErrorCode, Msg, Output, Phase, ProtocolError, Session};
+use cryptonas_protocol::{ErrorCode, Msg, Output, OutputPolicy, Phase, ProtocolError, Session};
 use cryptonas_server::{
     sanitize_for_log, serve, AppError, AppState, HostedModel, Limits, ModelSummary, PlainAnswer,
     PlainPolicy, ServeOptions, ServedSession,
@@ -87,6 +87,7 @@ impl ServedSession for Toy {
 struct ToyModel {
     memory: u64,
     plain_delay: Duration,
+    output: OutputPolicy,
 }
 
 impl HostedModel for ToyModel {
@@ -98,7 +99,12 @@ impl HostedModel for ToyModel {
             input: [3, 32, 32],
             classes: vec!["a".into(), "b".into()],
             description: "test".into(),
+            output: self.output,
+            reveals: self.output.describe(),
         }
+    }
+    fn output(&self) -> OutputPolicy {
+        self.output
     }
     fn new_session(&self) -> Result<Box<dyn ServedSession>, AppError> {
         Ok(Box::new(Toy::default()))
@@ -114,7 +120,9 @@ impl HostedModel for ToyModel {
         cryptonas_model::image::decode_with(image, limits)
             .map_err(|e| AppError::BadRequest(e.to_string()))?;
         Ok(PlainAnswer {
+            output: OutputPolicy::Logits,
             class: 1,
+            ranked: vec![1, 0],
             logits: Some(vec![0.5, 1.5]),
         })
     }
@@ -145,6 +153,7 @@ async fn start(
         ToyModel {
             memory: 10 << 20,
             plain_delay: Duration::ZERO,
+            output: OutputPolicy::Class,
         },
         limits,
         plain,
@@ -275,7 +284,8 @@ async fn plaintext_is_off_by_default_class_only_rate_limited_and_bounded() {
         enabled: true,
         ..PlainPolicy::default()
     };
-    // Class only unless configured; rate-limited with the sessions, refusals in JSON.
+    // What the model's output policy reveals (here: the class only), as its private sessions;
+    // rate-limited with the sessions, refusals in JSON.
     let limits = Limits {
         sessions_per_minute: 2,
         ..small_limits()
@@ -283,7 +293,7 @@ async fn plaintext_is_off_by_default_class_only_rate_limited_and_bounded() {
     let s = start(limits.clone(), on.clone(), vec![], ServeOptions::default()).await;
     let (status, _, body) = http(&s.addr, "POST", "/api/plain/toy", &png).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body, "{\"class\":1}");
+    assert_eq!(body, "{\"output\":\"class\",\"class\":1,\"ranked\":[1]}");
     let _ = http(&s.addr, "POST", "/api/plain/toy", &png).await;
     let (status, head, body) = http(&s.addr, "POST", "/api/plain/toy", &png).await;
     assert_eq!(status, 429, "{body}");
@@ -292,19 +302,24 @@ async fn plaintext_is_off_by_default_class_only_rate_limited_and_bounded() {
     // The plaintext answers spent the address's session budget too.
     assert_eq!(refusal(open(&s.addr).await).0, 429);
 
-    // Logits when configured; 413 in JSON; an image bomb refused by the image limits.
-    let s = start(
-        small_limits(),
-        PlainPolicy {
-            logits: true,
-            ..on.clone()
+    // Logits under a `logits` model; 413 in JSON; an image bomb refused by the image limits.
+    let s = start_model(
+        ToyModel {
+            memory: 10 << 20,
+            plain_delay: Duration::ZERO,
+            output: OutputPolicy::Logits,
         },
+        small_limits(),
+        on.clone(),
         vec![],
         ServeOptions::default(),
     )
     .await;
     let (_, _, body) = http(&s.addr, "POST", "/api/plain/toy", &png).await;
-    assert_eq!(body, "{\"class\":1,\"logits\":[0.5,1.5]}");
+    assert_eq!(
+        body,
+        "{\"output\":\"logits\",\"class\":1,\"ranked\":[1,0],\"logits\":[0.5,1.5]}"
+    );
     let (status, _, body) =
         http(&s.addr, "POST", "/api/plain/toy", &vec![0u8; (4 << 20) + 1]).await;
     assert_eq!(status, 413);
@@ -332,6 +347,7 @@ async fn plaintext_is_off_by_default_class_only_rate_limited_and_bounded() {
         ToyModel {
             memory: 10 << 20,
             plain_delay: Duration::from_millis(600),
+            output: OutputPolicy::Class,
         },
         Limits {
             sessions_per_minute: 2,
@@ -836,6 +852,7 @@ async fn a_trusted_proxy_names_the_client() {
             vec![Arc::new(ToyModel {
                 memory: 10 << 20,
                 plain_delay: Duration::ZERO,
+                output: OutputPolicy::Class,
             })],
             limits.clone(),
             PlainPolicy::default(),

@@ -2,7 +2,7 @@
 //! routing, COOP/COEP headers, limits, errors, and sessions that fail without harming others.
 
 use cryptonas_model::image::ImageLimits;
-use cryptonas_protocol::{ErrorCode, Msg, Output, ProtocolError, Session};
+use cryptonas_protocol::{ErrorCode, Msg, Output, OutputPolicy, ProtocolError, Session};
 use cryptonas_server::{
     app, AppError, AppState, HostedModel, Limits, ModelSummary, PlainAnswer, ServedSession,
 };
@@ -82,7 +82,12 @@ impl HostedModel for Toy {
             input: [3, 32, 32],
             classes: vec!["a".into()],
             description: "test".into(),
+            output: OutputPolicy::Logits,
+            reveals: "logits".into(),
         }
+    }
+    fn output(&self) -> OutputPolicy {
+        OutputPolicy::Logits
     }
     fn new_session(&self) -> Result<Box<dyn ServedSession>, AppError> {
         Ok(Box::new(Reverse::default()))

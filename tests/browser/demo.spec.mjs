@@ -98,11 +98,12 @@ function nativeClassify(bin, base, model, file) {
   return { class: JSON.parse(r.stdout).class, ring: ring[1].split(',').map((x) => x.trim()) };
 }
 
-async function startServer(bin, models, port) {
+async function startServer(bin, models, port, extra = []) {
   const log = [];
-  // The test compares with the server's plaintext answer: that endpoint is off unless enabled.
+  // The test compares with the server's plaintext answer: that endpoint is off unless enabled (it
+  // reveals what the model's output policy reveals: the logits by default).
   const child = spawn(bin, ['--models', models, '--www', join(root, 'www'), '--bind', `127.0.0.1:${port}`,
-    '--allow-plaintext', '--plaintext-logits'],
+    '--allow-plaintext', ...extra],
     { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   child.stdout.on('data', (d) => log.push(String(d)));
@@ -117,6 +118,43 @@ async function startServer(bin, models, port) {
     await sleep(200);
   }
   throw new Error(`server did not come up in 120 s:\n${log.join('')}`);
+}
+
+/// A second server whose models reveal the class only (`--output class`): the page says so, shows
+/// the class without probabilities, and the class equals the plaintext fixed-point class.
+async function classOnlyPage(context, bin, models, modelName) {
+  const port = await freePort();
+  const server = await startServer(bin, models, port, ['--output', 'class']);
+  const page = await context.newPage();
+  try {
+    await page.goto(`${server.base}/`);
+    await page.waitForSelector('#model:not([disabled])', { timeout: 30000 });
+    await page.selectOption('#model', modelName);
+    const info = await page.locator('#model-info').textContent();
+    check('class-only model: the page says what it reveals before the click', /this model reveals: class only/.test(info), info);
+    await waitFor(page, () => ['ready', 'failed'].includes(document.getElementById('status').dataset.state),
+      null, { timeout: 570000, polling: 200 });
+    await page.click(`.sample[data-sample="${sample}"]`);
+    await waitFor(page, () => window.__demo.image !== null);
+    await page.click('#classify');
+    await waitFor(page, () => window.__demo.lastRun || !document.getElementById('banner').hidden,
+      null, { timeout: 570000, polling: 200 });
+    const r = await page.evaluate(() => window.__demo.lastRun);
+    const plain = await plainAnswer(server.base, modelName, join(root, 'www', 'samples', `${sample}.jpg`));
+    const shown = Number(await page.locator('#result-class').getAttribute('data-class'));
+    check('class-only model: shown class = plaintext fixed-point class, no logits anywhere',
+      r && shown === plain.class && r.outcome.logits.length === 0 && r.outcome.logits_ring.length === 0 &&
+      plain.output === 'class' && plain.logits === undefined && r.top.every((t) => t.p === null),
+      `private ${shown}, plaintext ${plain.class} (${JSON.stringify(plain)})`);
+    const reveals = await page.locator('#reveals').textContent();
+    check('class-only model: the answer says "this model reveals: class only", no probability bars',
+      /reveals: class only/.test(reveals) && (await page.locator('#top5 li').count()) === 0 &&
+      (await page.locator('.layer').last().textContent()).startsWith('Arg-max'), reveals);
+    await page.screenshot({ path: join(out, 'demo-class-only.png'), fullPage: true });
+  } finally {
+    await page.close().catch(() => {});
+    killGroup(server.child);
+  }
 }
 
 async function main() {
@@ -286,6 +324,8 @@ async function main() {
     await waitFor(page, () => !document.getElementById('banner').hidden, null, { timeout: 30000 });
     const err = await page.locator('#banner').textContent();
     check('missing model shows a clear error', /does not host model/.test(err), err.trim());
+
+    await classOnlyPage(context, bin, models, model.name);
 
     await page.setViewportSize({ width: 390, height: 844 });
     const phoneWidth = await page.evaluate(() => document.documentElement.scrollWidth);

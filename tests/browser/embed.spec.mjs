@@ -58,7 +58,7 @@ async function startServer(bin, www) {
   const port = await freePort();
   const log = [];
   const child = spawn(bin, ['--models', process.env.CRYPTONAS_TEST_MODELS || join(root, 'models'),
-    '--www', www, '--bind', `127.0.0.1:${port}`, '--allow-plaintext', '--plaintext-logits'],
+    '--www', www, '--bind', `127.0.0.1:${port}`, '--allow-plaintext'],
   { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.on('data', (d) => log.push(String(d)));
   child.stderr.on('data', (d) => log.push(String(d)));

@@ -31,6 +31,12 @@ struct Target {
 
 async fn start() -> Target {
     let (_, _, model, images) = tiny_model(1, 8, 21);
+    // Served as a public deployment should be: clients learn the class only.
+    let mut model = Arc::into_inner(model).unwrap();
+    model
+        .set_output(cryptonas_protocol::OutputPolicy::Class)
+        .unwrap();
+    let model = Arc::new(model);
     let hosted = Arc::new(ProtocolModel::with_pool(model.clone(), 1));
     for _ in 0..600 {
         if hosted.pooled() == 1 {
@@ -264,7 +270,11 @@ async fn hostile_clients_are_refused_and_a_normal_session_still_completes() {
     assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
     let (status, body) = http(addr, "POST", "/api/plain/tiny", CAT).await;
     assert_eq!(status, 200, "{body}");
-    assert!(!body.contains("logits"), "{body}");
+    // The plaintext endpoint reveals what a session of the model reveals: the class only.
+    assert!(
+        body.contains("\"output\":\"class\"") && !body.contains("logits"),
+        "{body}"
+    );
 
     // Everything was freed; a normal session completes bit-exact (and uses the pooled material).
     for _ in 0..100 {
@@ -282,10 +292,12 @@ async fn hostile_clients_are_refused_and_a_normal_session_still_completes() {
     )
     .await
     .unwrap();
+    let logits = t.model.fixed().forward(&r.outcome.input_ring).unwrap();
     assert_eq!(
-        r.outcome.logits_ring,
-        t.model.fixed().forward(&r.outcome.input_ring).unwrap()
+        r.outcome.ranked,
+        cryptonas_model::rank_logits(&logits, t.model.plan().k, 1)
     );
+    assert!(r.outcome.logits_ring.is_empty());
     assert_eq!(
         metric(addr, "cryptonas_sessions_ended_total{outcome=\"ok\"}").await,
         1

@@ -167,8 +167,7 @@ async fn pooled_offline_material_is_used_refilled_and_bit_exact() {
         .plan()
         .stages
         .iter()
-        .filter(|s| s.relu)
-        .map(|s| 16 * u64::from(s.k) * s.len as u64)
+        .map(|s| 16 * u64::from(s.k) * s.share_words() as u64)
         .sum();
     assert_eq!(down[0] - r.traffic.offline_down, corrections, "{down:?}");
     assert!(full(2).await, "pool not refilled");
@@ -318,4 +317,109 @@ async fn broken_sessions_end_with_clear_errors_while_others_complete() {
         r.outcome.logits_ring,
         model.fixed().forward(&r.outcome.input_ring).unwrap()
     );
+}
+
+/// `--output`: the operator's policy per model governs private sessions, `/api/models` and
+/// `/api/plain` alike; under `class` the native client learns the fixed-point arg-max and no
+/// logits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_policy_per_model_governs_sessions_listing_and_plaintext() {
+    use cryptonas_server::{load_models, OutputPolicies, PlainPolicy};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const CAT: &[u8] = include_bytes!("../../www/samples/cat.jpg");
+    let (json, weights, model, _) = tiny_model(2, 8, 11);
+    let dir = std::env::temp_dir().join(format!("cryptonas-output-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["tiny", "tiny3"] {
+        std::fs::write(dir.join(format!("{name}.json")), &json).unwrap();
+        std::fs::write(dir.join(format!("{name}.safetensors")), &weights).unwrap();
+    }
+    // Configuration errors are refused at start, naming what is wrong.
+    for (flags, why) in [
+        (vec!["tiny=argmax"], "unknown output policy"),
+        (vec!["class", "logits"], "two defaults"),
+        (vec!["nosuch=class"], "nosuch"),
+        (vec!["tiny=top-11"], "top-11"),
+    ] {
+        let flags: Vec<String> = flags.into_iter().map(String::from).collect();
+        let err = OutputPolicies::parse(&flags)
+            .and_then(|o| load_models(&dir, 0, &o))
+            .err()
+            .unwrap_or_else(|| panic!("{flags:?} accepted"));
+        assert!(err.to_string().contains(why), "{flags:?}: {err}");
+    }
+    let outputs = OutputPolicies::parse(&["class".into(), "tiny3=top-3".into()]).unwrap();
+    let models = load_models(&dir, 0, &outputs).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let plain = PlainPolicy {
+        enabled: true,
+        ..PlainPolicy::default()
+    };
+    let limits = Limits {
+        sessions_per_minute: 0,
+        ..Limits::default()
+    };
+    let state = AppState::with_policy(models, limits, plain, vec![], std::env::temp_dir());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    let http = |method: &'static str, path: String, body: &'static [u8]| {
+        let addr = addr.clone();
+        async move {
+            let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let head = format!(
+                "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            s.write_all(head.as_bytes()).await.unwrap();
+            s.write_all(body).await.unwrap();
+            let mut buf = Vec::new();
+            let _ = s.read_to_end(&mut buf).await;
+            let text = String::from_utf8_lossy(&buf).to_string();
+            let body = text.split_once("\r\n\r\n").unwrap().1.to_string();
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()
+        }
+    };
+    let listed = http("GET", "/api/models".into(), b"").await;
+    let policy_of = |name: &str| {
+        let m = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap();
+        (m["output"].clone(), m["reveals"].clone())
+    };
+    assert_eq!(policy_of("tiny"), ("class".into(), "class only".into()));
+    assert_eq!(policy_of("tiny3"), ("top-3".into(), "top-3 classes".into()));
+    let url = format!("http://{addr}");
+    let classes = model.plan().classes.len();
+    for (name, top) in [("tiny", 1), ("tiny3", 3)] {
+        let r = classify(
+            &url,
+            name,
+            ClientInput::ImageBytes(CAT.to_vec()),
+            NetworkProfile::LOOPBACK,
+        )
+        .await
+        .unwrap();
+        let logits = model.fixed().forward(&r.outcome.input_ring).unwrap();
+        let want = cryptonas_model::rank_logits(&logits, model.plan().k, classes);
+        assert_eq!(r.outcome.ranked, want[..top], "{name}");
+        assert_eq!(r.class, want[0]);
+        assert!(r.outcome.logits.is_empty() && r.outcome.logits_ring.is_empty());
+        // The plaintext endpoint reveals what the session revealed, and agrees with it.
+        let p = http("POST", format!("/api/plain/{name}"), CAT).await;
+        assert_eq!(p["output"], if top == 1 { "class" } else { "top-3" });
+        assert_eq!(p["class"], want[0]);
+        assert_eq!(p["ranked"], serde_json::json!(want[..top]));
+        assert!(p.get("logits").is_none(), "{p}");
+    }
 }

@@ -4,7 +4,7 @@ use cryptonas_crypto::{Csprng, FixedKeyAes};
 use cryptonas_gc::{Delta, ReluCircuit, ReluVariant, TweakDomain};
 use cryptonas_protocol::{
     ChunkEvaluator, ChunkJob, ClientInput, ClientSession, EvalTask, FrameInfo, GarbledLayout, Msg,
-    MsgKind, Output, Phase, Plan, Session,
+    MsgKind, Output, Phase, Plan, Session, StageCircuit,
 };
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -50,13 +50,15 @@ fn frame_event(frame: &[u8]) -> (&'static str, Option<u32>) {
     (event, stage)
 }
 
-/// One ReLU layer of the public plan.
+/// One garbled layer of the public plan (a ReLU or max-pool layer, or the output's top-k).
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct PlanLayer {
     /// Stage index (as in the traffic's per-layer costs).
     pub stage: usize,
-    /// ReLUs in the layer.
+    /// ReLUs in the layer (0 for the output's top-k).
     pub relus: usize,
+    /// Whether the layer is the output's garbled top-k (policies `class` and `top-k`).
+    pub output: bool,
     /// AND gates the client evaluates for this layer online.
     pub and_gates: u64,
 }
@@ -72,8 +74,12 @@ pub struct PlanInfo {
     pub k: u32,
     /// Total ReLUs.
     pub relus: usize,
-    /// ReLU layers in order.
+    /// Garbled layers in order.
     pub layers: Vec<PlanLayer>,
+    /// What the model reveals (`"logits"`, `"class"`, `"top-3"`): the server's output policy.
+    pub output: String,
+    /// The same in words ("logits", "class only", "top-3 classes").
+    pub reveals: String,
     /// Frames the server sends in a complete session (for a progress bar).
     pub expected_frames: u32,
 }
@@ -90,7 +96,7 @@ impl PlanInfo {
             .stages
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.relu)
+            .filter(|(_, s)| s.garbled())
             .map(|(i, s)| {
                 let ands = plan
                     .circuit(i)
@@ -99,8 +105,9 @@ impl PlanInfo {
                     .map_or(0, |c| c.circuit().and_count() as u64);
                 PlanLayer {
                     stage: i,
-                    relus: s.len,
-                    and_gates: ands * s.len as u64,
+                    relus: s.relus(),
+                    output: s.is_output(),
+                    and_gates: ands * s.instances() as u64,
                 }
             })
             .collect();
@@ -111,6 +118,8 @@ impl PlanInfo {
             k: plan.k,
             relus: plan.relu_count(),
             layers,
+            output: plan.output().to_string(),
+            reveals: plan.output().describe(),
             expected_frames,
         })
     }
@@ -176,8 +185,14 @@ struct Drained {
 /// The result for JavaScript: ring logits as decimal strings (they may exceed 2^53).
 #[derive(Serialize)]
 struct OutcomeJs<'a> {
+    /// What the model revealed (`"logits"`, `"class"`, `"top-3"`) and in words.
+    output: String,
+    reveals: String,
     class: usize,
     label: Option<&'a str>,
+    /// The revealed classes, most likely first (every class under `logits`).
+    ranked: &'a [usize],
+    /// Empty unless the output is `logits`.
     logits: &'a [f64],
     logits_ring: Vec<String>,
 }
@@ -341,7 +356,9 @@ impl PrivateInference {
         self.step_after(head)
     }
 
-    /// A job's shares (packed); the frames to send (the layer's reply once complete).
+    /// A job's shares (packed); the frames to send (the layer's reply once complete). The last
+    /// job of a class or top-k model's garbled arg-max finishes the session instead: no frame,
+    /// and [`PrivateInference::phase`] is `"done"`.
     pub fn complete_job(&mut self, id: u32, shares: &[u8]) -> Result<Vec<Vec<u8>>, ClientError> {
         self.session.complete_job(id, shares)?;
         Ok(self.drain()?.frames)
@@ -481,7 +498,9 @@ impl PrivateInference {
     }
 
     /// A worker's result for job `id` (the bytes [`EvalChunk::evaluate`] returned); returns the
-    /// frames to send (`Uint8Array[]`, the layer's reply once its last job is in).
+    /// frames to send (`Uint8Array[]`, the layer's reply once its last job is in). After the
+    /// garbled arg-max of a class or top-k model the session is over instead (`phase()` is
+    /// `"done"`, no frame).
     pub fn complete(&mut self, id: u32, shares: &[u8]) -> Result<js_sys::Array, JsError> {
         Ok(frames_to_js(self.complete_job(id, shares).map_err(js_err)?))
     }
@@ -501,7 +520,8 @@ impl PrivateInference {
         to_js(self.session.traffic())
     }
 
-    /// `{ class, label, logits, logits_ring }` once done, else `null`.
+    /// `{ output, reveals, class, label, ranked, logits, logits_ring }` once done, else `null`
+    /// (`logits` and `logits_ring` empty unless the model reveals its logits).
     pub fn outcome(&self) -> Result<JsValue, JsError> {
         let Some(o) = self.session.outcome() else {
             return Ok(JsValue::NULL);
@@ -512,8 +532,11 @@ impl PrivateInference {
             .and_then(|p| p.classes.get(o.class))
             .map(String::as_str);
         to_js(&OutcomeJs {
+            output: o.policy.to_string(),
+            reveals: o.policy.describe(),
             class: o.class,
             label,
+            ranked: &o.ranked,
             logits: &o.logits,
             logits_ring: o.logits_ring.iter().map(u64::to_string).collect(),
         })
@@ -551,12 +574,8 @@ impl EvalChunk {
             Some((tables, decoding)) => ChunkEvaluator::with_bulk(&job, tables, decoding),
         }
         .map_err(err)?;
-        let per_relu =
-            ReluCircuit::with_output_ring(job.k, job.k_out, job.trunc, ReluVariant::Relu)
-                .map(|c| c.circuit().and_count())
-                .unwrap_or(0);
         Ok(EvalChunk {
-            and_gates: (per_relu * evaluator.count()) as f64,
+            and_gates: evaluator.and_gates() as f64,
             evaluator,
         })
     }
@@ -623,9 +642,7 @@ impl GcBench {
         let evaluator = relu.encode_evaluator(&g.encoder, &b).map_err(err)?;
         let job = ChunkJob {
             id: 0,
-            k,
-            k_out: k,
-            trunc: 0,
+            circuit: StageCircuit::Relu(relu.clone()).spec(),
             pi_key,
             session_id: domain.session_id,
             first_instance: domain.first_instance,

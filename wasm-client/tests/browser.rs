@@ -50,6 +50,10 @@ fn run_js(client: &mut PrivateInference, server: &mut ServerSession) -> JsValue 
                     let chunk = chunks.remove(&id).expect("stored before evaluated");
                     let shares = chunk.evaluate(&bytes("labels")).unwrap();
                     up.extend(frames(&client.complete(id, &shares).unwrap()));
+                    // The garbled arg-max of a class or top-k model ends the session here.
+                    if client.phase() == "done" {
+                        return client.outcome().unwrap();
+                    }
                 }
             }
             if get(&step, "done").as_bool().unwrap() {
@@ -105,6 +109,55 @@ fn js_api_classifies_a_jpeg_bit_exactly() {
     let traffic = client.traffic().unwrap();
     assert_eq!(get(&traffic, "online_rounds").as_f64().unwrap(), 7.0);
     assert_eq!(client.phase(), "done");
+}
+
+/// A model served under `class` (and `top-3`): the outcome object holds the revealed classes,
+/// bit-exact with the plaintext fixed-point ranking, and no logits; the plan says what the model
+/// reveals and marks the garbled arg-max layer.
+#[wasm_bindgen_test]
+fn js_api_class_model_reveals_the_class_only() {
+    use cryptonas_protocol::OutputPolicy;
+    for (policy, top) in [(OutputPolicy::Class, 1), (OutputPolicy::TopK(3), 3)] {
+        let (_, _, model, _) = tiny_model(2, 8, 23);
+        let mut m = std::sync::Arc::into_inner(model).unwrap();
+        m.set_output(policy).unwrap();
+        let model = std::sync::Arc::new(m);
+        let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+        let mut client = PrivateInference::new(CAT).unwrap();
+        let out = run_js(&mut client, &mut server);
+        let x = cryptonas_model::image::load_input(CAT, &model.plan().input).unwrap();
+        let q = model.fixed().quantize_input(&x).unwrap();
+        let logits = model.fixed().forward(&q).unwrap();
+        let want = cryptonas_model::rank_logits(&logits, model.plan().k, top);
+        let ranked: Vec<usize> = get(&out, "ranked")
+            .dyn_into::<Array>()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as usize)
+            .collect();
+        assert_eq!(ranked, want, "{policy}");
+        assert_eq!(get(&out, "class").as_f64().unwrap() as usize, want[0]);
+        assert_eq!(
+            get(&out, "label").as_string().unwrap(),
+            model.plan().classes[want[0]]
+        );
+        for key in ["logits", "logits_ring"] {
+            assert_eq!(get(&out, key).dyn_into::<Array>().unwrap().length(), 0);
+        }
+        assert_eq!(get(&out, "output").as_string().unwrap(), policy.to_string());
+        assert_eq!(get(&out, "reveals").as_string().unwrap(), policy.describe());
+        let plan = client.plan().unwrap();
+        assert_eq!(
+            get(&plan, "reveals").as_string().unwrap(),
+            policy.describe()
+        );
+        assert_eq!(get(&plan, "relus").as_f64().unwrap() as usize, 768);
+        let layers = get(&plan, "layers").dyn_into::<Array>().unwrap();
+        let last = layers.get(layers.length() - 1);
+        assert_eq!(get(&last, "output").as_bool(), Some(true));
+        assert_eq!(get(&last, "relus").as_f64().unwrap(), 0.0);
+        assert_eq!(client.phase(), "done");
+    }
 }
 
 #[wasm_bindgen_test]

@@ -255,9 +255,7 @@ fn native_chunk_fixture_is_what_the_native_garbler_makes() {
     let evaluator = relu.encode_evaluator(&g.encoder, &b).unwrap();
     let job = ChunkJob {
         id: 3,
-        k: 32,
-        k_out: 32,
-        trunc: 0,
+        circuit: cryptonas_protocol::StageCircuit::Relu(relu.clone()).spec(),
         pi_key,
         session_id: domain.session_id,
         first_instance: domain.first_instance,
