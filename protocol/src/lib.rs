@@ -16,7 +16,8 @@ pub use eval::{ChunkEvaluator, ChunkJob, LocalWorkers};
 pub use local::{run_local, run_local_on, run_local_with, Activity, LocalTraffic, Side, Tap};
 pub use msgs::{ErrorCode, FrameInfo, GarbledLayout, Msg, MsgKind, PROTOCOL_VERSION};
 pub use plan::{
-    CircuitKind, CircuitSpec, ModelLoadError, Plan, PlanStage, ServerModel, StageCircuit, StageOp,
+    CircuitKind, CircuitSpec, ModelLoadError, Plan, PlanStage, ServerModel, SessionEstimate,
+    StageCircuit, StageOp,
 };
 pub use server::{OfflineMaterial, ServerSession, GARBLE_CHUNK};
 pub(crate) use session::ring_err;

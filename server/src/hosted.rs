@@ -280,8 +280,14 @@ impl HostedModel for ProtocolModel {
 
 /// Loads every `<name>.json` + `<name>.safetensors` pair of `dir`, each with a pool of `pool`
 /// pre-garbled inferences. A model that fails to load is reported and skipped, so one corrupt
-/// file never takes the others down; an unreadable directory is an error.
-pub fn load_models(dir: &Path, pool: usize) -> anyhow::Result<Vec<Arc<dyn HostedModel>>> {
+/// file never takes the others down; an unreadable directory is an error. A model whose one
+/// session needs more than `session_limit` bytes (its estimate from the plan, checked before the
+/// HE precomputation) is refused with the estimate and the limit in the log.
+pub fn load_models(
+    dir: &Path,
+    pool: usize,
+    session_limit: u64,
+) -> anyhow::Result<Vec<Arc<dyn HostedModel>>> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| anyhow::anyhow!("cannot read models directory {}: {e}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -299,7 +305,9 @@ pub fn load_models(dir: &Path, pool: usize) -> anyhow::Result<Vec<Arc<dyn Hosted
         let started = std::time::Instant::now();
         let loaded = Model::load(&json, &weights)
             .map_err(anyhow::Error::from)
-            .and_then(|m| ServerModel::new(&name, &m).map_err(anyhow::Error::from));
+            .and_then(|m| {
+                ServerModel::new_within(&name, &m, session_limit).map_err(anyhow::Error::from)
+            });
         match loaded {
             Ok(m) => {
                 tracing::info!(
