@@ -314,7 +314,8 @@ pub fn load_models(
                     model = %name,
                     relus = m.plan().relu_count(),
                     k = m.plan().k,
-                    session_mb = m.session_memory_bytes() >> 20,
+                    // Rounded up, as the refusal and `cryptonas import` state it.
+                    session_mb = m.session_memory_bytes().div_ceil(1 << 20),
                     ms = started.elapsed().as_millis() as u64,
                     "model ready"
                 );
