@@ -118,7 +118,7 @@ impl Pool {
             .c
             .checked_mul(input.h)
             .and_then(|n| n.checked_mul(input.w));
-        if !len.is_some_and(|n| n > 0 && n <= 1 << 40)
+        if !len.is_some_and(|n| n > 0 && n as u64 <= 1 << 40)
             || input.h + padding + padding_end < kernel
             || input.w + padding + padding_end < kernel
         {
