@@ -162,13 +162,13 @@ async fn pooled_offline_material_is_used_refilled_and_bit_exact() {
     )
     .await
     .unwrap();
-    // 16 B per share bit: k_l bits per ReLU of each layer's ring.
+    // 16 B per share bit: k_l bits per share word a garbled layer reads (one per ReLU).
     let corrections: u64 = model
         .plan()
         .stages
         .iter()
-        .filter(|s| s.relu)
-        .map(|s| 16 * u64::from(s.k) * s.len as u64)
+        .filter(|s| s.garbled())
+        .map(|s| 16 * u64::from(s.k) * (s.instances() * s.window()) as u64)
         .sum();
     assert_eq!(down[0] - r.traffic.offline_down, corrections, "{down:?}");
     assert!(full(2).await, "pool not refilled");
