@@ -217,6 +217,9 @@ function showTraffic(t, timing, plan, layerEval) {
   drawLayers(t, plan, layerEval);
 }
 
+/// What each garbled layer computes, as the plan names it.
+const LAYER_NAMES = { relu: 'ReLU', clip: 'Clipped ReLU', max_pool: 'Max pool' };
+
 function drawLayers(t, plan, layerEval = []) {
   const layers = plan ? plan.layers : [];
   if (!layers.length) return;
@@ -229,7 +232,8 @@ function drawLayers(t, plan, layerEval = []) {
     const c = cost.get(l.stage) || { offline_down: 0 };
     const ms = evalMs.get(l.stage);
     return make('div', { className: 'layer' }, [
-      make('span', { className: 'lname' }, [`ReLU ${i + 1}`, make('small', {}, [`${Number(l.relus).toLocaleString('en')} ReLUs`])]),
+      make('span', { className: 'lname' }, [`${LAYER_NAMES[l.op] || 'Layer'} ${i + 1}`,
+        make('small', {}, [`${Number(l.relus).toLocaleString('en')} ${l.op === 'max_pool' ? 'outputs' : 'ReLUs'}`])]),
       make('span', { className: 'lbar off' }, [
         make('span', { style: `width:${(100 * c.offline_down / maxBytes).toFixed(1)}%` }),
         make('em', {}, [fmtBytes(c.offline_down)]),
@@ -245,7 +249,7 @@ function drawLayers(t, plan, layerEval = []) {
 // ---------- prepare and run ----------
 
 const STEPS = { connected: 'Connected', plan: 'Received the public plan', he: 'Homomorphic preprocessing',
-  ot: 'Oblivious transfer', garbled: 'Receiving garbled ReLU layers', labels: 'Evaluating ReLU layer',
+  ot: 'Oblivious transfer', garbled: 'Receiving garbled layers', labels: 'Evaluating garbled layer',
   output: 'Decoding the logits' };
 
 function setStatus(text, kind = '') {

@@ -89,9 +89,12 @@ export interface TopClass {
   p: number;
 }
 
-/** One ReLU layer of a classification. */
+/** One garbled layer of a classification. */
 export interface LayerResult {
   stage: number;
+  /** What the layer computes (a max pool has a neighbouring ReLU fused in). */
+  op: 'relu' | 'clip' | 'max_pool';
+  /** Garbled circuit instances: one per ReLU, or per max-pool output. */
   relus: number;
   andGates: number;
   offlineBytes: number;

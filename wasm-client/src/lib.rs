@@ -4,7 +4,7 @@ use cryptonas_crypto::{Csprng, FixedKeyAes};
 use cryptonas_gc::{Delta, ReluCircuit, ReluVariant, TweakDomain};
 use cryptonas_protocol::{
     ChunkEvaluator, ChunkJob, ClientInput, ClientSession, EvalTask, FrameInfo, GarbledLayout, Msg,
-    MsgKind, Output, Phase, Plan, Session, StageCircuit,
+    MsgKind, Output, Phase, Plan, Session, StageCircuit, StageOp,
 };
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -50,12 +50,15 @@ fn frame_event(frame: &[u8]) -> (&'static str, Option<u32>) {
     (event, stage)
 }
 
-/// One ReLU layer of the public plan.
+/// One garbled layer of the public plan.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct PlanLayer {
     /// Stage index (as in the traffic's per-layer costs).
     pub stage: usize,
-    /// ReLUs in the layer.
+    /// What the layer computes: `"relu"`, `"clip"` (a clipped ReLU such as ReLU6) or
+    /// `"max_pool"` (a ReLU before or after it fused in).
+    pub op: &'static str,
+    /// Garbled circuit instances in the layer: one per ReLU, or per max-pool output.
     pub relus: usize,
     /// AND gates the client evaluates for this layer online.
     pub and_gates: u64,
@@ -70,9 +73,9 @@ pub struct PlanInfo {
     pub classes: Vec<String>,
     /// Ring bits.
     pub k: u32,
-    /// Total ReLUs.
+    /// Total garbled circuit instances (ReLUs and max-pool outputs).
     pub relus: usize,
-    /// ReLU layers in order.
+    /// Garbled layers in order.
     pub layers: Vec<PlanLayer>,
     /// Frames the server sends in a complete session (for a progress bar).
     pub expected_frames: u32,
@@ -99,6 +102,12 @@ impl PlanInfo {
                     .map_or(0, |c| c.circuit().and_count() as u64);
                 PlanLayer {
                     stage: i,
+                    op: match s.op {
+                        StageOp::Relu { clip: None } => "relu",
+                        StageOp::Relu { clip: Some(_) } => "clip",
+                        StageOp::MaxPool { .. } => "max_pool",
+                        StageOp::Logits => "logits",
+                    },
                     relus: s.instances(),
                     and_gates: ands * s.instances() as u64,
                 }

@@ -105,6 +105,13 @@ fn max_pool_and_clip_layers_are_bit_exact_in_the_shell() {
         );
         for l in &plan.layers {
             let circuit = model.plan().circuit(l.stage).unwrap().unwrap();
+            let op = match stages[l.stage].op {
+                StageOp::Relu { clip: None } => "relu",
+                StageOp::Relu { clip: Some(_) } => "clip",
+                StageOp::MaxPool { .. } => "max_pool",
+                StageOp::Logits => "logits",
+            };
+            assert_eq!(l.op, op, "{case:?}");
             assert_eq!(l.relus, stages[l.stage].instances(), "{case:?}");
             assert_eq!(
                 l.and_gates,
@@ -215,7 +222,7 @@ fn private_logits_equal_fixed_point_engine_and_plan_predicts_frames() {
         assert!(plan
             .layers
             .iter()
-            .all(|l| l.relus == 2 * 64 && l.and_gates > 0));
+            .all(|l| l.op == "relu" && l.relus == 2 * 64 && l.and_gates > 0));
         assert_eq!(plan.expected_frames as usize, events.len());
         assert_eq!(events.first(), Some(&"plan"));
         assert_eq!(events.last(), Some(&"output"));
