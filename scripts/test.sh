@@ -51,6 +51,17 @@ step "benchmark harness (short mode, native and headless Chromium, asserts corre
   cargo run -q -p cryptonas-bench -- --short --browser --out "$(mktemp -d)"
 step "ONNX conformance (onnx node tests, light models, onnxruntime references)" scripts/onnx-conformance.sh
 step "demo page in headless Chromium (Playwright)" node tests/browser/demo.spec.mjs
+# A user's ONNX model with max pools and a ReLU6 (tests/data/maxpool_cnn.onnx), imported with the
+# `cryptonas` tool and classified privately in the page, logits bit-exact with the server's plaintext
+# fixed point (CRYPTONAS_QUICK: one sample and the second click; the run above covers the rest of
+# the page, and tests/tests/onnx_maxpool.rs the native client on this model).
+maxpool_page() {
+  local dir=target/e2e-maxpool-models
+  cargo run -q -p cryptonas-cli -- import tests/data/maxpool_cnn.onnx --out "$dir/maxpool_cnn" \
+    --calibration www/samples >"$dir.report.txt" &&
+    CRYPTONAS_QUICK=1 CRYPTONAS_TEST_MODELS="$PWD/$dir" node tests/browser/demo.spec.mjs
+}
+step "demo page with an imported max-pool model (ONNX import, Playwright)" maxpool_page
 npm_pack() { tarball=$(scripts/build-npm.sh --no-build) && echo "$tarball"; }
 step "npm package: npm pack" npm_pack
 step "npm package: installed tarball's example (tsc, real server, headless Chromium)" \

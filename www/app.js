@@ -223,6 +223,9 @@ function showTraffic(t, timing, plan, layerEval) {
   drawLayers(t, plan, layerEval);
 }
 
+/// What each garbled layer computes, as the plan names it.
+const LAYER_NAMES = { relu: 'ReLU', clip: 'Clipped ReLU', max_pool: 'Max pool' };
+
 function drawLayers(t, plan, layerEval = []) {
   const layers = plan ? plan.layers : [];
   if (!layers.length) return;
@@ -237,7 +240,8 @@ function drawLayers(t, plan, layerEval = []) {
     return make('div', { className: 'layer' }, [
       make('span', { className: 'lname' }, l.output
         ? ['Arg-max', make('small', {}, ['garbled top-k'])]
-        : [`ReLU ${i + 1}`, make('small', {}, [`${Number(l.relus).toLocaleString('en')} ReLUs`])]),
+        : [`${LAYER_NAMES[l.op] || 'Layer'} ${i + 1}`,
+          make('small', {}, [`${Number(l.relus).toLocaleString('en')} ${l.op === 'max_pool' ? 'outputs' : 'ReLUs'}`])]),
       make('span', { className: 'lbar off' }, [
         make('span', { style: `width:${(100 * c.offline_down / maxBytes).toFixed(1)}%` }),
         make('em', {}, [fmtBytes(c.offline_down)]),
@@ -253,7 +257,7 @@ function drawLayers(t, plan, layerEval = []) {
 // ---------- prepare and run ----------
 
 const STEPS = { connected: 'Connected', plan: 'Received the public plan', he: 'Homomorphic preprocessing',
-  ot: 'Oblivious transfer', garbled: 'Receiving garbled ReLU layers', labels: 'Evaluating ReLU layer',
+  ot: 'Oblivious transfer', garbled: 'Receiving garbled layers', labels: 'Evaluating garbled layer',
   output: 'Decoding the logits' };
 // The last layer of a class or top-k model is the garbled arg-max, not a ReLU layer.
 const isOutputStage = (plan, stage) => !!plan && plan.layers.some((l) => l.stage === stage && l.output);

@@ -274,7 +274,7 @@ export class PrivateClassifier extends EventTarget {
       timings: { ...m.timing, callMs },
       bytes: m.traffic,
       layers: (m.plan ? m.plan.layers : []).map((l) => ({
-        stage: l.stage, relus: l.relus, output: l.output, andGates: l.and_gates,
+        stage: l.stage, op: l.op, relus: l.relus, output: l.output, andGates: l.and_gates,
         offlineBytes: (cost.get(l.stage) || {}).offline_down || 0,
         onlineMs: evalMs.get(l.stage) ?? null,
       })),

@@ -115,6 +115,17 @@ pub fn run_import(args: &ImportArgs) -> Result<bool, String> {
         calibration,
         nf_cfg.as_ref().zip(cfg.as_ref()),
     );
+    if let Some(m) = model
+        .as_ref()
+        .filter(|m| m.spec.metadata.fixed_point.is_some())
+    {
+        match cryptonas_protocol::SessionEstimate::of(&m.spec.name, m) {
+            Ok(e) => rep.set_server_session(e),
+            Err(e) => rep
+                .notes
+                .push(format!("the server would not load this model: {e}")),
+        }
+    }
     if uncalibrated {
         rep.notes.push(
             "no fixed-point configuration: the server skips models without one; pass \

@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use cryptonas_model::count::node_comparisons;
 use cryptonas_model::{FixedConfig, Model, ModelSpec, NormalForm, Op, StageKind};
+use cryptonas_protocol::SessionEstimate;
 use serde::Serialize;
 
 use crate::import::{Analysis, NodeReport, SourceInfo, Status};
@@ -109,8 +110,13 @@ pub struct Costs {
     pub offline_bytes: f64,
     /// Estimated online bytes.
     pub online_bytes: f64,
-    /// Estimated peak server memory of one session (bytes).
+    /// Estimated peak server memory of one session (bytes): the server's own estimate
+    /// (`server_session`) once the model is calibrated, else an approximation from the
+    /// architecture at ring k.
     pub server_memory_bytes: u64,
+    /// The server's own estimate ([`SessionEstimate`], from the calibrated plan): the numbers it
+    /// states when it refuses the model. None before calibration.
+    pub server_session: Option<SessionEstimate>,
     /// Whether that fits the server's default per-session limit.
     pub fits_default_server_limit: bool,
     /// Estimated latency per network.
@@ -353,7 +359,8 @@ pub fn costs(
             }
         })
         .collect();
-    // protocol::plan::ServerModel::session_memory_bytes without the HE-stage transient:
+    // Before calibration there is no plan: protocol::Plan::session_memory_bytes without the
+    // HE-stage transient (`Report::set_server_session` replaces it by the server's own estimate):
     // held shares and masked tensors (16 B per element), OT labels (32·k B per share word a
     // garbled layer reads: one per ReLU, a window's per max-pool output), re-masks (8 B per
     // circuit instance), plus the KOS matrix (32·k B per share word).
@@ -373,6 +380,7 @@ pub fn costs(
         offline_bytes,
         online_bytes,
         server_memory_bytes,
+        server_session: None,
         fits_default_server_limit: server_memory_bytes <= DEFAULT_SESSION_LIMIT_BYTES,
         latency,
         constants: cst,
@@ -464,6 +472,16 @@ fn si(v: f64, unit: &str) -> String {
 }
 
 impl Report {
+    /// Replaces the architecture's memory approximation by the server's own estimate for the
+    /// calibrated model (what a server checks when it loads it).
+    pub fn set_server_session(&mut self, estimate: SessionEstimate) {
+        if let Some(c) = self.costs.as_mut() {
+            c.server_memory_bytes = estimate.bytes;
+            c.server_session = Some(estimate);
+            c.fits_default_server_limit = estimate.bytes <= DEFAULT_SESSION_LIMIT_BYTES;
+        }
+    }
+
     /// JSON for tools.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
@@ -546,7 +564,7 @@ impl Report {
             for l in c
                 .layers
                 .iter()
-                .filter(|l| l.relus + l.comparisons + l.macs > 0)
+                .filter(|l| l.relus + l.comparisons + l.and_gates + l.macs > 0)
             {
                 let mut name = l.node.clone();
                 if name.chars().count() > 28 {
@@ -566,7 +584,7 @@ impl Report {
             if c.clip_elements > 0 {
                 let _ = writeln!(
                     s,
-                    "clip: {} elements (no private circuit; not in the estimates)",
+                    "clip: {} elements (garbled clipped ReLUs: in the AND gates and the estimates)",
                     c.clip_elements
                 );
             }
@@ -581,17 +599,25 @@ impl Report {
                 si(c.offline_bytes, "B"),
                 si(c.online_bytes, "B")
             );
-            let _ = writeln!(
-                s,
-                "  server memory per session ~{} (default limit {} MiB: {})",
-                si(c.server_memory_bytes as f64, "B"),
-                DEFAULT_SESSION_LIMIT_BYTES >> 20,
-                if c.fits_default_server_limit {
-                    "fits"
-                } else {
-                    "the server would REFUSE it"
-                }
-            );
+            let verdict = if c.fits_default_server_limit {
+                "fits"
+            } else {
+                "the server would REFUSE it"
+            };
+            let limit = DEFAULT_SESSION_LIMIT_BYTES >> 20;
+            let _ = match &c.server_session {
+                Some(e) => writeln!(
+                    s,
+                    "  server memory: {e}, as the server checks at load; default per-session \
+                     limit {limit} MiB: {verdict}"
+                ),
+                None => writeln!(
+                    s,
+                    "  server memory per session ~{} (approximate until calibrated; default \
+                     per-session limit {limit} MiB: {verdict})",
+                    si(c.server_memory_bytes as f64, "B"),
+                ),
+            };
             for l in &c.latency {
                 let net = if l.mbit_per_s > 0.0 {
                     format!(
@@ -608,7 +634,7 @@ impl Report {
                 );
             }
             let _ = writeln!(s, "  constants: {}", c.constants.source);
-            let _ = writeln!(s, "  model: time = per-ReLU loopback time + bytes / bandwidth + round trips x RTT (offline: garbled layers + 6 round trips, online: garbled layers + 1); ReLU AND gates 3k-3-t (t = truncated bits, 0 where not calibrated); a max-pool comparison is estimated at one ReLU circuit (no such circuit exists yet); memory from the protocol's admission formula without the HE-stage transient");
+            let _ = writeln!(s, "  model: time = per-ReLU loopback time + bytes / bandwidth + round trips x RTT (offline: garbled layers + 6 round trips, online: garbled layers + 1); ReLU AND gates 3k-3-t (t = truncated bits, 0 where not calibrated); a max pool costs its garbled circuit's AND gates per output (a ReLU before or after it fused, free), a clip the clipped-ReLU circuit's per element; memory: the server's own estimate once calibrated");
         }
         match &self.calibration {
             None => {}

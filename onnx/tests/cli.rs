@@ -88,3 +88,61 @@ fn export_then_import_with_the_command_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a valid ONNX model"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `import` states the server's own per-session memory estimate for a calibrated model, and the
+/// server, given a lower limit, refuses the imported model with the very same numbers.
+#[test]
+fn the_report_and_the_servers_refusal_state_the_same_numbers() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = std::env::temp_dir().join(format!("cryptonas-onnx-session-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let onnx = root.join("tests/data/maxpool_cnn.onnx");
+    let calibration = root.join("www/samples");
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_cryptonas-import"))
+            .arg(&onnx)
+            .arg("--calibration")
+            .arg(&calibration)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let rep: serde_json::Value = serde_json::from_str(&run(&["--dry-run", "--json"])).unwrap();
+    let session = &rep["costs"]["server_session"];
+    let estimate = cryptonas_protocol::SessionEstimate {
+        bytes: session["bytes"].as_u64().unwrap(),
+        instances: session["instances"].as_u64().unwrap() as usize,
+    };
+    assert_eq!(rep["costs"]["server_memory_bytes"], estimate.bytes);
+    assert_eq!(estimate.instances, 2048 + 2048 + 512);
+    let out = dir.join("maxpool_cnn");
+    let text = run(&["--out", out.to_str().unwrap()]);
+    assert!(
+        text.contains(&format!(
+            "server memory: {estimate}, as the server checks at load"
+        )),
+        "{text}"
+    );
+    let m = cryptonas_model::Model::load(
+        out.with_extension("json"),
+        out.with_extension("safetensors"),
+    )
+    .unwrap();
+    let refused =
+        cryptonas_protocol::ServerModel::new_within("maxpool_cnn", &m, estimate.bytes - 1)
+            .err()
+            .expect("refused")
+            .to_string();
+    assert!(
+        refused.contains(&format!("'maxpool_cnn' needs {estimate}")),
+        "{refused}"
+    );
+    assert!(cryptonas_protocol::ServerModel::new_within("maxpool_cnn", &m, estimate.bytes).is_ok());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -58,7 +58,7 @@ export interface Plan {
   k: number;
   relus: number;
   /** Garbled layers; `output` marks the arg-max of a class or top-k model. */
-  layers: Array<{ stage: number; relus: number; output: boolean; and_gates: number }>;
+  layers: Array<{ stage: number; op: 'relu' | 'clip' | 'max_pool' | 'top_k'; relus: number; output: boolean; and_gates: number }>;
   /** What the model reveals, as {@link ModelInfo.output} and {@link ModelInfo.reveals}. */
   output: string;
   reveals: string;
@@ -100,6 +100,9 @@ export interface TopClass {
 /** One garbled layer of a classification. */
 export interface LayerResult {
   stage: number;
+  /** What the layer computes (a max pool has a neighbouring ReLU fused in; `top_k` is the output's arg-max). */
+  op: 'relu' | 'clip' | 'max_pool' | 'top_k';
+  /** Garbled circuit instances: one per ReLU, or per max-pool output (0 for the arg-max). */
   relus: number;
   /** The garbled arg-max of a class or top-k model. */
   output: boolean;

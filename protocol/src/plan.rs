@@ -688,6 +688,68 @@ impl Plan {
         }
     }
 
+    /// Upper estimate of the memory one server session of this plan holds at its peak, in bytes,
+    /// computed from the plan alone (the HE stage geometry, no weights): what a server checks
+    /// before it precomputes a model. Held between messages: HE shares and the masked tensors
+    /// (8 B per element each), the client's OT zero-labels and the garbler's input labels (16 B
+    /// per share bit each), the re-masks (8 B per circuit instance). On top, the largest transient
+    /// of one step: a streamed chunk of tables (built, then copied into its frame), the KOS matrix
+    /// (16 B per share bit, received and transposed), or an HE stage (its input and output
+    /// ciphertexts, three copies each: as received, in NTT form, and while being multiplied or
+    /// flooded).
+    pub fn session_memory_bytes(&self) -> Result<u64, ProtocolError> {
+        let bad = |e: String| ProtocolError::Malformed {
+            what: "ServerPlan",
+            reason: e,
+        };
+        let params = HeParams::new(self.k).map_err(|e| bad(e.to_string()))?;
+        let stages = self
+            .stages
+            .iter()
+            .map(|st| {
+                let convs: Vec<IntConv> = st.terms.iter().map(|(_, c)| *c).collect();
+                cryptonas_he::ClientStage::new(&params, &convs).map_err(|e| bad(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let circuits = (0..self.stages.len())
+            .map(|i| self.circuit(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let plans: Vec<&cryptonas_he::StagePlan> = stages.iter().map(|s| s.plan()).collect();
+        Ok(self.session_memory_with(&params, &plans, &circuits))
+    }
+
+    fn session_memory_with(
+        &self,
+        he_params: &HeParams,
+        he_stages: &[&cryptonas_he::StagePlan],
+        circuits: &[Option<StageCircuit>],
+    ) -> u64 {
+        let ot_bits = self.ot_bits() as u64;
+        let instances = self.relu_count() as u64;
+        // Per stage its share of Z and its masked output (a max pool's is smaller than Z).
+        let elements: u64 = self
+            .stages
+            .iter()
+            .map(|s| s.len.max(s.instances()) as u64)
+            .sum::<u64>()
+            + self.input_len() as u64;
+        let held = 2 * 8 * elements + 2 * 16 * ot_bits + 8 * instances;
+        let chunk = circuits
+            .iter()
+            .flatten()
+            .map(|c| 2 * (crate::GARBLE_CHUNK * c.circuit().table_bytes()) as u64)
+            .max()
+            .unwrap_or(0);
+        let kos = 2 * 16 * ot_bits;
+        let ciphertext = (2 * he_params.degree() * he_params.moduli().len() * 8) as u64;
+        let he = he_stages
+            .iter()
+            .map(|p| 3 * ciphertext * (p.input_ciphertexts() + p.output_ciphertexts()) as u64)
+            .max()
+            .unwrap_or(0);
+        held + chunk.max(kos).max(he)
+    }
+
     /// Checks internal consistency (a client must not trust sizes blindly: a wrong plan would make
     /// it allocate or index wrongly).
     pub fn validate(&self) -> Result<(), ProtocolError> {
@@ -802,19 +864,108 @@ pub enum ModelLoadError {
     /// The plan is inconsistent.
     #[error(transparent)]
     Plan(#[from] ProtocolError),
+    /// One session of the model would need more memory than the server admits per session.
+    #[error(
+        "model '{model}' needs {need}, more than the server's per-session limit of {limit_mb} \
+         MiB: refused (raise --max-session-memory-mb, or choose a smaller model)"
+    )]
+    TooLarge {
+        /// Model name.
+        model: String,
+        /// What one session needs.
+        need: SessionEstimate,
+        /// The limit, MiB (rounded down).
+        limit_mb: u64,
+    },
+}
+
+/// What one server session of a model needs, from its plan alone (no HE precomputation): what the
+/// server checks when it loads a model and what `cryptonas import` reports, so that both state
+/// the same numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct SessionEstimate {
+    /// Peak bytes ([`Plan::session_memory_bytes`]).
+    pub bytes: u64,
+    /// Garbled circuit instances of one inference (ReLUs, clipped ReLUs and pool outputs).
+    pub instances: usize,
+}
+
+impl SessionEstimate {
+    /// The estimate for a calibrated model (its `metadata.fixed_point`).
+    pub fn of(name: &str, model: &Model) -> Result<SessionEstimate, ModelLoadError> {
+        let (_, plan) = quantized_plan(name, model)?;
+        Self::of_plan(&plan)
+    }
+
+    fn of_plan(plan: &Plan) -> Result<SessionEstimate, ModelLoadError> {
+        Ok(SessionEstimate {
+            bytes: plan.session_memory_bytes()?,
+            instances: plan.relu_count(),
+        })
+    }
+
+    /// [`SessionEstimate::bytes`] in MiB, rounded up (the unit both the server and the report
+    /// print).
+    pub fn mib(&self) -> u64 {
+        self.bytes.div_ceil(1 << 20)
+    }
+}
+
+impl std::fmt::Display for SessionEstimate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "an estimated {} MiB per session ({} garbled ReLUs and pool outputs)",
+            self.mib(),
+            self.instances
+        )
+    }
+}
+
+/// The quantized model and its validated plan.
+fn quantized_plan(name: &str, model: &Model) -> Result<(FixedModel, Plan), ModelLoadError> {
+    let config = model
+        .spec
+        .metadata
+        .fixed_point
+        .clone()
+        .ok_or_else(|| ModelLoadError::NotCalibrated(name.to_string()))?;
+    let nf = NormalForm::compile(model)?;
+    let fixed = FixedModel::quantize(&nf, &config)?;
+    let plan = Plan::of(name, &model.spec.input, &model.spec.classes, &fixed);
+    plan.validate()?;
+    Ok((fixed, plan))
+}
+
+/// [`SessionEstimate::of_plan`] against a per-session limit in bytes.
+fn plan_within(plan: &Plan, limit: u64) -> Result<(), ModelLoadError> {
+    let need = SessionEstimate::of_plan(plan)?;
+    if need.bytes > limit {
+        return Err(ModelLoadError::TooLarge {
+            model: plan.model.clone(),
+            need,
+            limit_mb: limit >> 20,
+        });
+    }
+    Ok(())
 }
 
 impl ServerModel {
     /// Prepares a loaded model with its calibrated fixed-point configuration.
     pub fn new(name: &str, model: &Model) -> Result<ServerModel, ModelLoadError> {
-        let config = model
-            .spec
-            .metadata
-            .fixed_point
-            .clone()
-            .ok_or_else(|| ModelLoadError::NotCalibrated(name.to_string()))?;
-        let nf = NormalForm::compile(model)?;
-        let fixed = FixedModel::quantize(&nf, &config)?;
+        Self::new_within(name, model, u64::MAX)
+    }
+
+    /// [`ServerModel::new`] for a server that admits at most `limit` bytes per session: a model
+    /// whose session would need more ([`SessionEstimate`], from the plan alone) is refused with
+    /// [`ModelLoadError::TooLarge`] before its HE weights are precomputed.
+    pub fn new_within(
+        name: &str,
+        model: &Model,
+        limit: u64,
+    ) -> Result<ServerModel, ModelLoadError> {
+        let (fixed, plan) = quantized_plan(name, model)?;
+        plan_within(&plan, limit)?;
         let mut description = String::new();
         if let Some(d) = &model.spec.metadata.dataset {
             description.push_str(d);
@@ -888,6 +1039,13 @@ impl ServerModel {
         Ok(())
     }
 
+    /// Refuses ([`ModelLoadError::TooLarge`]) a model whose one session, under its current
+    /// output policy, would need more than `limit` bytes: [`ServerModel::new_within`]'s check,
+    /// again after [`ServerModel::set_output`] (a top-k adds its labels).
+    pub fn check_within(&self, limit: u64) -> Result<(), ModelLoadError> {
+        plan_within(&self.plan, limit)
+    }
+
     /// What clients learn.
     pub fn output(&self) -> OutputPolicy {
         self.plan.output()
@@ -914,36 +1072,11 @@ impl ServerModel {
     }
 
     /// Upper estimate of the memory one server session of this model holds at its peak, in bytes,
-    /// for admission control. Held between messages: HE shares and the masked tensors (8 B per
-    /// element each), the client's OT zero-labels and the garbler's input labels (16·k_l B per
-    /// ReLU each), the re-masks. On top, the largest transient of one step: a streamed chunk of
-    /// tables (built, then copied into its frame), the KOS matrix (16·k_l B per ReLU, received and
-    /// transposed), or an HE stage (its input and output ciphertexts, three copies each: as
-    /// received, in NTT form, and while being multiplied or flooded).
+    /// for admission control ([`Plan::session_memory_bytes`] with this model's HE stages).
     pub fn session_memory_bytes(&self) -> u64 {
-        let ot_bits = self.plan.ot_bits() as u64;
-        let relus = self.plan.relu_count() as u64;
-        let elements: u64 = self.plan.stages.iter().map(|s| s.len as u64).sum::<u64>()
-            + self.plan.input_len() as u64;
-        let held = 2 * 8 * elements + 2 * 16 * ot_bits + 8 * relus;
-        let chunk = self
-            .circuits
-            .iter()
-            .flatten()
-            .map(|c| 2 * (crate::GARBLE_CHUNK * c.circuit().table_bytes()) as u64)
-            .max()
-            .unwrap_or(0);
-        let kos = 2 * 16 * ot_bits;
-        let ciphertext = (2 * self.he_params.degree() * self.he_params.moduli().len() * 8) as u64;
-        let he = self
-            .he_stages
-            .iter()
-            .map(|st| {
-                let p = st.plan();
-                3 * ciphertext * (p.input_ciphertexts() + p.output_ciphertexts()) as u64
-            })
-            .max()
-            .unwrap_or(0);
-        held + chunk.max(kos).max(he)
+        let stages: Vec<&cryptonas_he::StagePlan> =
+            self.he_stages.iter().map(|s| s.plan()).collect();
+        self.plan
+            .session_memory_with(&self.he_params, &stages, &self.circuits)
     }
 }

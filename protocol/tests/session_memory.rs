@@ -70,3 +70,47 @@ fn session_memory_estimate_bounds_the_measured_peak() {
         assert!(slack <= max_slack, "estimate {slack:.2}× the measured peak");
     }
 }
+
+#[test]
+fn max_pool_sessions_stay_within_the_estimate() {
+    use cryptonas_protocol::testing::{pool_model, PoolCase};
+    // Overlapping windows OT every copy of a cell: the estimate counts share words, not ReLUs.
+    for case in [PoolCase::ReluAfter, PoolCase::NoReluThenClip] {
+        let (_, _, model, images) = pool_model(case, 11);
+        let estimate = model.session_memory_bytes() as usize;
+        let measured = server_peak(&model, &images[0]);
+        eprintln!("{case:?}: measured peak {measured} B, estimate {estimate} B");
+        assert!(
+            measured <= estimate,
+            "{case:?}: {measured} B > estimate {estimate} B"
+        );
+    }
+}
+
+#[test]
+fn a_model_whose_session_exceeds_the_limit_is_refused_with_the_numbers() {
+    let (json, weights, model, _) = cryptonas_protocol::testing::tiny_model(2, 16, 11);
+    let m = cryptonas_model::Model::from_bytes(&json, &weights).unwrap();
+    let need = model.session_memory_bytes();
+    // The estimate from the plan alone (what the server checks before the HE precomputation)
+    // is the prepared model's.
+    assert_eq!(model.plan().session_memory_bytes().unwrap(), need);
+    let estimate = cryptonas_protocol::SessionEstimate::of("tiny", &m).unwrap();
+    assert_eq!(estimate.bytes, need);
+    assert_eq!(estimate.instances, model.plan().relu_count());
+    let limit = need - (1 << 20);
+    let e = cryptonas_protocol::ServerModel::new_within("tiny", &m, limit)
+        .err()
+        .expect("refused");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&format!(
+            "needs an estimated {} MiB per session ({} garbled ReLUs",
+            need.div_ceil(1 << 20),
+            estimate.instances
+        )) && msg.contains(&format!("limit of {} MiB", limit >> 20))
+            && msg.contains("'tiny'"),
+        "{msg}"
+    );
+    assert!(cryptonas_protocol::ServerModel::new_within("tiny", &m, need).is_ok());
+}

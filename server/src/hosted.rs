@@ -334,13 +334,16 @@ impl OutputPolicies {
 
 /// Loads every `<name>.json` + `<name>.safetensors` pair of `dir`, each with a pool of `pool`
 /// pre-garbled inferences and its output policy. A model that fails to load is reported and
-/// skipped, so one corrupt file never takes the others down; an unreadable directory, an
-/// `--output` naming a model that is not there, or a policy a model cannot take (top-11 of 10
-/// classes) is an error: the operator asked for something the server would not do.
+/// skipped, so one corrupt file never takes the others down, and so is a model whose one session
+/// needs more than `session_limit` bytes under its policy (its estimate from the plan, checked
+/// before the HE precomputation, logged with the limit); an unreadable directory, an `--output`
+/// naming a model that is not there, or a policy a model cannot take (top-11 of 10 classes) is an
+/// error: the operator asked for something the server would not do.
 pub fn load_models(
     dir: &Path,
     pool: usize,
     outputs: &OutputPolicies,
+    session_limit: u64,
 ) -> anyhow::Result<Vec<Arc<dyn HostedModel>>> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| anyhow::anyhow!("cannot read models directory {}: {e}", dir.display()))?
@@ -359,19 +362,26 @@ pub fn load_models(
         let started = std::time::Instant::now();
         let loaded = Model::load(&json, &weights)
             .map_err(anyhow::Error::from)
-            .and_then(|m| ServerModel::new(&name, &m).map_err(anyhow::Error::from));
+            .and_then(|m| {
+                ServerModel::new_within(&name, &m, session_limit).map_err(anyhow::Error::from)
+            });
         match loaded {
             Ok(mut m) => {
                 let policy = outputs.of(&name);
                 m.set_output(policy).map_err(|e| {
                     anyhow::anyhow!("model '{name}' cannot use --output {policy}: {e}")
                 })?;
+                if let Err(e) = m.check_within(session_limit) {
+                    tracing::error!(model = %name, error = %e, "model skipped");
+                    continue;
+                }
                 tracing::info!(
                     model = %name,
                     output = %policy,
                     relus = m.plan().relu_count(),
                     k = m.plan().k,
-                    session_mb = m.session_memory_bytes() >> 20,
+                    // Rounded up, as the refusal and `cryptonas import` state it.
+                    session_mb = m.session_memory_bytes().div_ceil(1 << 20),
                     ms = started.elapsed().as_millis() as u64,
                     "model ready"
                 );

@@ -347,7 +347,11 @@ impl AppState {
     /// Loads every model of `config.models`.
     pub fn load(config: &Config) -> anyhow::Result<Self> {
         let outputs = OutputPolicies::parse(&config.output)?;
-        let models = load_models(&config.models, config.pool, &outputs)?;
+        let limits = config.limits();
+        // A model whose one session cannot fit is refused here (its sessions would all be
+        // refused with 507 anyway); the transport's buffers are added per session on admission.
+        let session_limit = limits.max_session_memory.min(limits.memory_budget);
+        let models = load_models(&config.models, config.pool, &outputs, session_limit)?;
         Ok(Self::with_policy(
             models,
             config.limits(),

@@ -888,3 +888,37 @@ async fn a_trusted_proxy_names_the_client() {
         assert_eq!(b.is_ok(), trusted, "trusted = {trusted}");
     }
 }
+
+/// At start-up a model whose one session cannot fit the per-session memory limit is refused
+/// (logged with its estimate and the limit), the others are served.
+#[test]
+fn models_whose_session_cannot_fit_are_refused_at_load() {
+    let dir = std::env::temp_dir().join(format!(
+        "cryptonas-too-large-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (json, weights, small, _) = cryptonas_protocol::testing::tiny_model(1, 8, 31);
+    std::fs::write(dir.join("small.json"), &json).unwrap();
+    std::fs::write(dir.join("small.safetensors"), &weights).unwrap();
+    let (json, weights, big, _) = cryptonas_protocol::testing::tiny_model(4, 32, 31);
+    std::fs::write(dir.join("big.json"), &json).unwrap();
+    std::fs::write(dir.join("big.safetensors"), &weights).unwrap();
+    let (need_small, need_big) = (small.session_memory_bytes(), big.session_memory_bytes());
+    assert!(need_small < need_big);
+    let limit = (need_small + need_big) / 2;
+    let models = cryptonas_server::load_models(&dir, 0, &Default::default(), limit).unwrap();
+    let names: Vec<String> = models.iter().map(|m| m.summary().name).collect();
+    assert_eq!(names, vec!["small".to_string()]);
+    assert_eq!(
+        cryptonas_server::load_models(&dir, 0, &Default::default(), need_big)
+            .unwrap()
+            .len(),
+        2
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -162,7 +162,7 @@ async fn pooled_offline_material_is_used_refilled_and_bit_exact() {
     )
     .await
     .unwrap();
-    // 16 B per share bit: k_l bits per ReLU of each layer's ring.
+    // 16 B per share bit: k_l bits per share word a garbled layer reads (one per ReLU).
     let corrections: u64 = model
         .plan()
         .stages
@@ -343,13 +343,13 @@ async fn output_policy_per_model_governs_sessions_listing_and_plaintext() {
     ] {
         let flags: Vec<String> = flags.into_iter().map(String::from).collect();
         let err = OutputPolicies::parse(&flags)
-            .and_then(|o| load_models(&dir, 0, &o))
+            .and_then(|o| load_models(&dir, 0, &o, u64::MAX))
             .err()
             .unwrap_or_else(|| panic!("{flags:?} accepted"));
         assert!(err.to_string().contains(why), "{flags:?}: {err}");
     }
     let outputs = OutputPolicies::parse(&["class".into(), "tiny3=top-3".into()]).unwrap();
-    let models = load_models(&dir, 0, &outputs).unwrap();
+    let models = load_models(&dir, 0, &outputs, u64::MAX).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     let plain = PlainPolicy {
         enabled: true,

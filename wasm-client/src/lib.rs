@@ -4,7 +4,7 @@ use cryptonas_crypto::{Csprng, FixedKeyAes};
 use cryptonas_gc::{Delta, ReluCircuit, ReluVariant, TweakDomain};
 use cryptonas_protocol::{
     ChunkEvaluator, ChunkJob, ClientInput, ClientSession, EvalTask, FrameInfo, GarbledLayout, Msg,
-    MsgKind, Output, Phase, Plan, Session, StageCircuit,
+    MsgKind, Output, Phase, Plan, Session, StageCircuit, StageOp,
 };
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -55,7 +55,11 @@ fn frame_event(frame: &[u8]) -> (&'static str, Option<u32>) {
 pub struct PlanLayer {
     /// Stage index (as in the traffic's per-layer costs).
     pub stage: usize,
-    /// ReLUs in the layer (0 for the output's top-k).
+    /// What the layer computes: `"relu"`, `"clip"` (a clipped ReLU such as ReLU6), `"max_pool"`
+    /// (a ReLU before or after it fused in) or `"top_k"` (the output's ranking).
+    pub op: &'static str,
+    /// Garbled circuit instances in the layer: one per ReLU, or per max-pool output (0 for the
+    /// output's top-k).
     pub relus: usize,
     /// Whether the layer is the output's garbled top-k (policies `class` and `top-k`).
     pub output: bool,
@@ -72,7 +76,7 @@ pub struct PlanInfo {
     pub classes: Vec<String>,
     /// Ring bits.
     pub k: u32,
-    /// Total ReLUs.
+    /// Total garbled circuit instances (ReLUs and max-pool outputs).
     pub relus: usize,
     /// Garbled layers in order.
     pub layers: Vec<PlanLayer>,
@@ -105,6 +109,13 @@ impl PlanInfo {
                     .map_or(0, |c| c.circuit().and_count() as u64);
                 PlanLayer {
                     stage: i,
+                    op: match s.op {
+                        StageOp::Relu { clip: None } => "relu",
+                        StageOp::Relu { clip: Some(_) } => "clip",
+                        StageOp::MaxPool { .. } => "max_pool",
+                        StageOp::TopK { .. } => "top_k",
+                        StageOp::Logits => "logits",
+                    },
                     relus: s.relus(),
                     output: s.is_output(),
                     and_gates: ands * s.instances() as u64,

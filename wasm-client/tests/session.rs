@@ -62,9 +62,73 @@ fn drive(client: &mut PrivateInference, server: &mut ServerSession) -> Vec<&'sta
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 fn prepared_session_with_tables_sent_to_the_evaluator_is_bit_exact() {
+    let (_, _, model, images) = tiny_model(2, 8, 12);
+    run_prepared_with_bulk(&model, &images[0]);
+}
+
+/// Max pools (ReLU fused before or after, overlapping windows with padding, none) and Clip(0, 6):
+/// every job carries its layer's circuit, which the evaluation worker rebuilds from the job's
+/// bytes alone; the plan shown counts one instance per pool output with the pool circuit's gates.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn max_pool_and_clip_layers_are_bit_exact_in_the_shell() {
+    use cryptonas_protocol::testing::{pool_model, PoolCase};
+    use cryptonas_protocol::StageOp;
+    let cases = [
+        PoolCase::ReluBefore,
+        PoolCase::ReluAfter,
+        PoolCase::NoReluThenClip,
+        PoolCase::SharedRelu,
+    ];
+    for (i, case) in cases.into_iter().enumerate() {
+        let (_, _, model, images) = pool_model(case, 40 + i as u64);
+        let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+        let mut client =
+            PrivateInference::with_input(ClientInput::Normalised(images[0].clone())).unwrap();
+        drive(&mut client, &mut server);
+        let out = client.outcome_rust().expect("finished").clone();
+        assert_eq!(
+            out.logits_ring,
+            model.fixed().forward(&out.input_ring).unwrap(),
+            "{case:?}"
+        );
+        let plan = client.plan_info().expect("plan seen");
+        let stages = &model.plan().stages;
+        assert!(
+            stages
+                .iter()
+                .any(|s| matches!(s.op, StageOp::MaxPool { .. }))
+                || stages
+                    .iter()
+                    .any(|s| matches!(s.op, StageOp::Relu { clip: Some(_) })),
+            "{case:?}"
+        );
+        for l in &plan.layers {
+            let circuit = model.plan().circuit(l.stage).unwrap().unwrap();
+            let op = match stages[l.stage].op {
+                StageOp::Relu { clip: None } => "relu",
+                StageOp::Relu { clip: Some(_) } => "clip",
+                StageOp::MaxPool { .. } => "max_pool",
+                StageOp::Logits => "logits",
+            };
+            assert_eq!(l.op, op, "{case:?}");
+            assert_eq!(l.relus, stages[l.stage].instances(), "{case:?}");
+            assert_eq!(
+                l.and_gates,
+                (l.relus * circuit.circuit().and_count()) as u64,
+                "{case:?}"
+            );
+        }
+        // The page's path (tables cut from the frame) on the first image as well.
+        run_prepared_with_bulk(&model, &images[1]);
+    }
+}
+
+/// One prepared session where each garbled chunk's tables go to the evaluator straight from the
+/// frame (the page's path); asserts the logits equal the fixed-point engine's.
+fn run_prepared_with_bulk(model: &std::sync::Arc<cryptonas_protocol::ServerModel>, x: &[f32]) {
     use cryptonas_protocol::{ChunkEvaluator, GarbledLayout, MsgKind};
     use std::collections::HashMap;
-    let (_, _, model, images) = tiny_model(2, 8, 12);
     let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
     let mut client = PrivateInference::prepared().unwrap();
     let mut up: VecDeque<Vec<u8>> = client.start_frames().unwrap().into();
@@ -84,7 +148,7 @@ fn prepared_session_with_tables_sent_to_the_evaluator_is_bit_exact() {
                 .is_err());
             up.extend(
                 client
-                    .set_input(ClientInput::Normalised(images[0].clone()))
+                    .set_input(ClientInput::Normalised(x.to_vec()))
                     .unwrap(),
             );
             image_given = true;
@@ -158,7 +222,7 @@ fn private_logits_equal_fixed_point_engine_and_plan_predicts_frames() {
         assert!(plan
             .layers
             .iter()
-            .all(|l| l.relus == 2 * 64 && l.and_gates > 0));
+            .all(|l| l.op == "relu" && l.relus == 2 * 64 && l.and_gates > 0));
         assert_eq!(plan.expected_frames as usize, events.len());
         assert_eq!(events.first(), Some(&"plan"));
         assert_eq!(events.last(), Some(&"output"));
