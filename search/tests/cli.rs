@@ -283,10 +283,20 @@ fn study_bundle_names_the_search_and_refuses_another_arc() {
     let search = &bundled["metadata"]["search"];
     assert_eq!(search["log"], "search/results/study-search-24576-log.jsonl");
     assert_eq!(search["trained_as"], "searched-24576-s1");
-    assert!(search["scorer"].as_str().unwrap().contains("width 4, 10.0 epochs"), "{search}");
+    assert!(
+        search["scorer"]
+            .as_str()
+            .unwrap()
+            .contains("width 4, 10.0 epochs"),
+        "{search}"
+    );
     assert!(out_dir.join("searched-25k.safetensors").is_file());
     // A search that chose another architecture is not this model's.
-    std::fs::write(&result_path, result("0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0")).unwrap();
+    std::fs::write(
+        &result_path,
+        result("0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0"),
+    )
+    .unwrap();
     let a = args(&result_path);
     let (ok, _, err) = run(&a.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(!ok);
