@@ -27,7 +27,10 @@ pub struct CostConstants {
     pub source: &'static str,
 }
 
-/// The constants of the last committed benchmark run (`bench/results/results.md`).
+/// The constants of the committed benchmark run of 2026-11-27 (`bench/results/results.md` then),
+/// every layer at k = 32. The run of 2026-12-06 that replaced that file agrees on its k = 32
+/// sweep (least-squares slopes: 3,141 B and 516 B per ReLU, 2.58 µs per ReLU online on
+/// loopback); its bundled models run narrow rings, so their per-ReLU figures are lower.
 pub const MEASURED: CostConstants = CostConstants {
     offline_bytes_per_relu: 3134.0,
     online_bytes_per_relu: 516.0,
