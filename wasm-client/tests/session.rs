@@ -109,13 +109,14 @@ fn max_pool_and_clip_layers_are_bit_exact_in_the_shell() {
                 StageOp::Relu { clip: None } => "relu",
                 StageOp::Relu { clip: Some(_) } => "clip",
                 StageOp::MaxPool { .. } => "max_pool",
+                StageOp::TopK { .. } => "top_k",
                 StageOp::Logits => "logits",
             };
             assert_eq!(l.op, op, "{case:?}");
-            assert_eq!(l.relus, stages[l.stage].instances(), "{case:?}");
+            assert_eq!(l.relus, stages[l.stage].relus(), "{case:?}");
             assert_eq!(
                 l.and_gates,
-                (l.relus * circuit.circuit().and_count()) as u64,
+                (stages[l.stage].instances() * circuit.circuit().and_count()) as u64,
                 "{case:?}"
             );
         }
