@@ -12,7 +12,7 @@ use cryptonas_model::image::load_input;
 use cryptonas_model::zoo::model_spec;
 use cryptonas_model::{plain, Model, ModelSpec};
 
-const MODELS: [&str; 3] = ["cnet1-c4", "cnet1-c8", "cnet1-c14"];
+const MODELS: [&str; 4] = ["cnet1-c4", "cnet1-c8", "cnet1-c14", "searched-25k"];
 const IMAGES: [&str; 2] = ["cifar10-test-cat-0000.jpg", "cifar10-test-ship-0000.jpg"];
 /// Pinned logits: `{model: [{f32_bits: [u32], fixed_ring: [u64]} per image]}`.
 const GOLDEN: &str = "tests/fixtures/shipped-logits.json";

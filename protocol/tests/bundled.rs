@@ -15,7 +15,7 @@ use cryptonas_protocol::{run_local, ClientInput, ClientSession, ServerModel, Ser
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-const MODELS: [&str; 3] = ["cnet1-c4", "cnet1-c8", "cnet1-c14"];
+const MODELS: [&str; 4] = ["cnet1-c4", "cnet1-c8", "cnet1-c14", "searched-25k"];
 
 /// The models to run: all, or those named in `BUNDLED_MODELS` (comma-separated).
 fn models() -> Vec<String> {
