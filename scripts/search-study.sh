@@ -140,11 +140,15 @@ for b in $budgets; do
   search_one "$b" &
   search_pid[$b]=$!
 done
-# Waits for the search at budget $1 (once; a finished search's pid is forgotten).
+# Waits for the search at budget $1 and stops the study if it failed. A pid is waited for once;
+# one that a plain `wait` already reaped (the τ step waits for everything) reads as 127, and its
+# result.json is what the next step checks.
 wait_search() {
-  [ -n "${search_pid[$1]:-}" ] || return 0
-  wait "${search_pid[$1]}" || exit 1
+  local pid=${search_pid[$1]:-} rc=0
+  [ -n "$pid" ] || return 0
   search_pid[$1]=
+  wait "$pid" 2>/dev/null || rc=$?
+  (( rc == 0 || rc == 127 )) || exit 1
 }
 # At most two processes at once, searches included.
 slot() { while (( $(jobs -rp | wc -l) >= 2 )); do wait -n || true; tau_report; done; }
