@@ -7,28 +7,10 @@
 use cryptonas_client::{classify, NetworkProfile};
 use cryptonas_model::StageKind;
 use cryptonas_protocol::{ClientInput, ServerModel, StageOp};
-use cryptonas_server::{app, AppState, HostedModel, Limits};
 use std::path::Path;
-use std::sync::Arc;
 
-async fn serve(hosted: Arc<dyn HostedModel>) -> String {
-    let limits = Limits {
-        sessions_per_minute: 0,
-        ..Limits::default()
-    };
-    let state = AppState::new(vec![hosted], limits, std::env::temp_dir());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    format!("http://{addr}")
-}
+mod common;
+use common::serve_hosted;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imported_max_pool_model_is_classified_privately_bit_exactly() {
@@ -87,7 +69,7 @@ async fn imported_max_pool_model_is_classified_privately_bit_exactly() {
     // The server's own loader, as `cryptonas serve --models DIR` runs it.
     let hosted = cryptonas_server::load_models(&dir, 0, &Default::default(), 2 << 30).unwrap();
     assert_eq!(hosted.len(), 1);
-    let url = serve(hosted[0].clone()).await;
+    let url = serve_hosted(hosted[0].clone()).await;
     for sample in ["cat", "ship", "frog"] {
         let bytes = std::fs::read(root.join(format!("www/samples/{sample}.jpg"))).unwrap();
         let r = classify(

@@ -4,39 +4,16 @@
 
 use cryptonas_client::{classify, is_expired, prepare, NetworkProfile};
 use cryptonas_protocol::{testing::tiny_model, ClientInput, Msg, ServerModel, PROTOCOL_VERSION};
-use cryptonas_server::{app, AppState, HostedModel, Limits, ProtocolModel};
+use cryptonas_server::{AppState, Limits, ProtocolModel};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use tokio_tungstenite::tungstenite::Message;
 
+mod common;
+use common::{serve_hosted, serve_state, serve_with};
+
 async fn serve(model: Arc<ServerModel>) -> String {
     serve_hosted(Arc::new(ProtocolModel::new(model))).await
-}
-
-async fn serve_hosted(hosted: Arc<dyn HostedModel>) -> String {
-    serve_with(
-        hosted,
-        Limits {
-            sessions_per_minute: 0,
-            ..Limits::default()
-        },
-    )
-    .await
-}
-
-async fn serve_with(hosted: Arc<dyn HostedModel>, limits: Limits) -> String {
-    let state = AppState::new(vec![hosted], limits, std::env::temp_dir());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
-    format!("http://{addr}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -360,16 +337,7 @@ async fn output_policy_per_model_governs_sessions_listing_and_plaintext() {
         ..Limits::default()
     };
     let state = AppState::with_policy(models, limits, plain, vec![], std::env::temp_dir());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let addr = serve_state(state).await.to_string();
     let http = |method: &'static str, path: String, body: &'static [u8]| {
         let addr = addr.clone();
         async move {
