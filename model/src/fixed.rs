@@ -70,21 +70,8 @@ pub fn rank_logits(logits: &[u64], k: u32, top: usize) -> Vec<usize> {
 /// `relu_trunc_t(z) = relu_k(z + 2^(t−1) mod 2^k) >> t` (no rounding term when t = 0);
 /// k is clamped to [1, 64], and t ≥ k gives 0.
 pub fn relu_trunc(z: u64, t: u32, k: u32) -> u64 {
-    let k = k.clamp(1, 64);
-    if t >= k {
-        return 0;
-    }
-    let m = ring_mask(k);
-    let v = if t == 0 {
-        z & m
-    } else {
-        z.wrapping_add(1u64 << (t - 1)) & m
-    };
-    if v >> (k - 1) & 1 == 1 {
-        0
-    } else {
-        v >> t
-    }
+    // No bound: a non-negative k-bit value never exceeds u64::MAX.
+    clip_trunc(z, t, k, u64::MAX)
 }
 
 /// `min(relu_k(z + 2^(t−1) mod 2^k), max) >> t`: the clipped ReLU exactly as
