@@ -5,7 +5,7 @@ use crate::ServerModel;
 use cryptonas_arch::{cnet1, InputShape, Net};
 use cryptonas_model::rng::SplitMix64;
 use cryptonas_model::zoo::{model_spec, random_init};
-use cryptonas_model::{Calibration, CalibrationParams, FixedModel, Model, NormalForm};
+use cryptonas_model::{Calibration, CalibrationParams, FixedModel, Model, ModelSpec, NormalForm};
 use std::sync::Arc;
 
 /// CNet1 ([`cryptonas_arch::cnet1`]: kernels 3,3,3,5,3,3; skips L2←{0,1}, L3←{1}, L4←{0,2},
@@ -26,18 +26,30 @@ pub fn tiny_model(
         },
         ..cnet1(channels)
     };
-    let mut spec = model_spec(&net, "tiny").expect("valid spec");
+    let spec = model_spec(&net, "tiny").expect("valid spec");
+    prepared(spec, seed, 256, Some("random weights (test model)"))
+}
+
+/// A test model's files and prepared server model: weights drawn from `seed`, `images` random
+/// normal images (from the same seed), calibrated on the first 16 at k = 32 with narrow ReLU
+/// rings (weights at 10 fractional bits, each ReLU layer in the narrowest ring that holds its
+/// calibrated range, as the bundled models have).
+fn prepared(
+    mut spec: ModelSpec,
+    seed: u64,
+    images: usize,
+    dataset: Option<&str>,
+) -> (Vec<u8>, Vec<u8>, Arc<ServerModel>, Vec<Vec<f32>>) {
     let weights = random_init(&spec, seed).expect("random weights");
     let m = Model::from_bytes(spec.to_json().as_bytes(), &weights).expect("valid model");
     let nf = NormalForm::compile(&m).expect("normal form");
     let mut rng = SplitMix64::new(seed);
-    let images: Vec<Vec<f32>> = (0..256)
-        .map(|_| (0..3 * side * side).map(|_| rng.normal()).collect())
+    let len = spec.input.channels * spec.input.height * spec.input.width;
+    let images: Vec<Vec<f32>> = (0..images)
+        .map(|_| (0..len).map(|_| rng.normal()).collect())
         .collect();
     let cal =
         Calibration::run(&nf, images[..16].iter().map(|v| v.as_slice())).expect("calibration");
-    // Narrow ReLU rings, as the bundled models have: weights at 10 fractional bits, each ReLU
-    // layer in the narrowest ring that holds its calibrated range.
     let cfg = cal
         .narrow_config(
             &nf,
@@ -47,10 +59,10 @@ pub fn tiny_model(
         )
         .expect("fits k = 32");
     spec.metadata.fixed_point = Some(cfg.clone());
-    spec.metadata.dataset = Some("random weights (test model)".into());
+    spec.metadata.dataset = dataset.map(String::from);
     let fixed = FixedModel::quantize(&nf, &cfg).expect("quantize");
     let sm = ServerModel::from_fixed(
-        "tiny",
+        &spec.name,
         &m.spec.input,
         &m.spec.classes,
         fixed,
@@ -84,7 +96,7 @@ pub fn pool_model(
     seed: u64,
 ) -> (Vec<u8>, Vec<u8>, Arc<ServerModel>, Vec<Vec<f32>>) {
     use cryptonas_model::format::FORMAT_VERSION;
-    use cryptonas_model::{InputSpec, Metadata, ModelSpec, Node, Op};
+    use cryptonas_model::{InputSpec, Metadata, Node, Op};
     let node = |id: &str, op: Op, inputs: &[&str]| Node {
         id: id.into(),
         op,
@@ -137,7 +149,7 @@ pub fn pool_model(
             node("fc", fc, &["r2"]),
         ],
     });
-    let mut spec = ModelSpec {
+    let spec = ModelSpec {
         format_version: FORMAT_VERSION,
         name: "pool".into(),
         input: InputSpec {
@@ -152,35 +164,7 @@ pub fn pool_model(
         output: "fc".into(),
         metadata: Metadata::default(),
     };
-    let weights = random_init(&spec, seed).expect("random weights");
-    let m = Model::from_bytes(spec.to_json().as_bytes(), &weights).expect("valid model");
-    let nf = NormalForm::compile(&m).expect("normal form");
-    let mut rng = SplitMix64::new(seed);
-    let images: Vec<Vec<f32>> = (0..64)
-        .map(|_| (0..3 * 64).map(|_| rng.normal()).collect())
-        .collect();
-    let cal =
-        Calibration::run(&nf, images[..16].iter().map(|v| v.as_slice())).expect("calibration");
-    let cfg = cal
-        .narrow_config(
-            &nf,
-            32,
-            &CalibrationParams::default(),
-            &vec![10; nf.stages.len()],
-        )
-        .expect("fits k = 32");
-    spec.metadata.fixed_point = Some(cfg.clone());
-    let fixed = FixedModel::quantize(&nf, &cfg).expect("quantize");
-    let sm = ServerModel::from_fixed(
-        "pool",
-        &m.spec.input,
-        &m.spec.classes,
-        fixed,
-        None,
-        String::new(),
-    )
-    .expect("servable");
-    (spec.to_json().into_bytes(), weights, Arc::new(sm), images)
+    prepared(spec, seed, 64, None)
 }
 
 /// SHA-256 (hex) of [`seeded_transcript`]'s frames. A deliberate change of what goes on the wire
