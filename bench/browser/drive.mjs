@@ -1,6 +1,7 @@
 // Browser mode of the benchmark harness: drives the REAL demo page (www/) in headless Debian
-// Chromium through npm playwright-core (from tests/node_modules; no downloads) and reports, as JSON
-// lines on stdout, what the harness measures natively. Spawned by `cryptonas-bench --browser`:
+// Chromium over its DevTools protocol (bench/browser/cdp.mjs: one page, no worker attached, so the
+// driver adds no per-frame cost to the page's WebSocket) and reports, as JSON lines on stdout, what
+// the harness measures natively. Spawned by `cryptonas-bench --browser`:
 //
 //   node bench/browser/drive.mjs '<config JSON>'
 //
@@ -15,15 +16,15 @@
 // Each run starts its own Chromium (fresh profile), so the renderer's peak memory is this model's.
 // Diagnostics go to stderr. Exit code 0 only after "done".
 
-import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launchChromium, rendererPeakRss, waitFor } from '../../tests/browser/chromium.mjs';
+import { rendererPeakRss, startChromium } from '../../tests/browser/chromium.mjs';
+import { openPage } from './cdp.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-// playwright-core lives in tests/node_modules (scripts/setup.sh installs it there).
+// playwright-core lives in tests/node_modules (scripts/setup.sh installs it there); only its
+// bundled WebSocket client is used, on a Node without its own.
 const modules = process.env.CRYPTONAS_NODE_MODULES || join(root, 'tests', 'node_modules');
-const { chromium } = createRequire(join(modules, '..', 'package.json'))('playwright-core');
 
 const emit = (obj) => process.stdout.write(JSON.stringify(obj) + '\n');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -39,23 +40,36 @@ async function main() {
     if (cfg[k] == null) throw new Error(`config is missing "${k}"`);
   }
   const timeoutMs = cfg.timeoutMs || 600000;
-  chromiumRun = await launchChromium(chromium, { bin: cfg.chromium || '/usr/bin/chromium', prefix: 'cryptonas-bench-chromium-' });
-  const { browser } = chromiumRun;
-  const context = browser.contexts()[0] || await browser.newContext();
-  const page = await context.newPage();
+  chromiumRun = await startChromium({ bin: cfg.chromium || '/usr/bin/chromium', prefix: 'cryptonas-bench-chromium-' });
+  const page = await openPage(chromiumRun.wsUrl, { modulesDir: modules });
   const pageErrors = [];
-  page.on('pageerror', (e) => pageErrors.push(e.message));
-  page.on('console', (m) => { if (m.type() === 'error') process.stderr.write(`page console: ${m.text()}\n`); });
-  const cdp = await context.newCDPSession(page);
+  page.on('Runtime.exceptionThrown', (p) => pageErrors.push(
+    (p.exceptionDetails.exception && p.exceptionDetails.exception.description) || p.exceptionDetails.text));
+  page.on('Runtime.consoleAPICalled', (p) => {
+    if (p.type === 'error') process.stderr.write(`page console: ${p.args.map((a) => a.value ?? a.description).join(' ')}\n`);
+  });
+  const cdp = page;
   await cdp.send('Performance.enable');
   if (cfg.network) {
     // Chromium's own network emulation: the latency is added to every request and WebSocket
-    // message, the throughput caps both directions (bytes/s; -1: no cap).
-    await cdp.send('Network.enable');
-    await cdp.send('Network.emulateNetworkConditions', {
+    // message, the throughput caps both directions (bytes/s; -1: no cap). The page's WebSocket
+    // lives in its session worker, a target of its own: the conditions are set there too, before
+    // the worker runs (it waits for the debugger until then).
+    const conditions = {
       offline: false, latency: cfg.network.latencyMs,
       downloadThroughput: cfg.network.throughput, uploadThroughput: cfg.network.throughput,
+    };
+    page.on('Target.attachedToTarget', ({ sessionId, targetInfo, waitingForDebugger }) => {
+      const emulate = targetInfo.type === 'worker'
+        ? page.sendTo(sessionId, 'Network.enable')
+          .then(() => page.sendTo(sessionId, 'Network.emulateNetworkConditions', conditions))
+        : Promise.resolve();
+      emulate.catch((e) => process.stderr.write(`network emulation in a worker: ${e.message}\n`))
+        .finally(() => { if (waitingForDebugger) page.sendTo(sessionId, 'Runtime.runIfWaitingForDebugger').catch(() => {}); });
     });
+    await cdp.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: true, flatten: true });
+    await cdp.send('Network.enable');
+    await cdp.send('Network.emulateNetworkConditions', conditions);
   }
   let jsHeapPeak = 0;
   const sampleHeap = async () => {
@@ -77,7 +91,7 @@ async function main() {
     throw new Error(`the page does not list model "${cfg.model}" (it lists ${info.models.join(', ')})`);
   }
   await page.selectOption('#model', cfg.model);
-  emit({ type: 'ready', browser: browser.version(), ...info });
+  emit({ type: 'ready', browser: page.version(), ...info });
 
   // Every progress message of the page's classifier, next to the page's own handler.
   await page.evaluate(() => {
@@ -94,12 +108,12 @@ async function main() {
     const sample = cfg.samples[i % cfg.samples.length];
     await page.evaluate(() => { window.__demo.lastRun = null; window.__benchEvents = []; document.getElementById('reveal').checked = false; });
     await page.click(`.sample[data-sample="${sample}"]`);
-    await waitFor(page, (n) => window.__demo.image && window.__demo.image.name.includes(`(${n})`), sample);
+    await page.waitFor((n) => window.__demo.image && window.__demo.image.name.includes(`(${n})`), sample);
     await page.waitForSelector('#classify:not([disabled])', { timeout: 30000 });
     // The page prepares a session when the model is chosen and after each answer: click once it
     // is ready, as a user who looks at the page first would (the click then costs the online
     // phase only; the offline phase is reported from the prepared session).
-    await waitFor(page, () => window.__demo.classifier && window.__demo.classifier.ready, null,
+    await page.waitFor(() => window.__demo.classifier && window.__demo.classifier.ready, null,
       { timeout: timeoutMs, polling: 250 });
     await page.evaluate(() => { window.__benchEvents = []; });
     await page.click('#classify');
@@ -161,7 +175,7 @@ async function main() {
   // Garbled-evaluation speed: the page's own worker (its benchmark button), then W fresh workers
   // evaluating at the same time (AND gates/s per worker).
   await page.click('#bench');
-  await waitFor(page, () => window.__demo.lastBench, null, { timeout: 300000 });
+  await page.waitFor(() => window.__demo.lastBench, null, { timeout: 300000 });
   const pageBench = await page.evaluate(() => window.__demo.lastBench);
   const parallel = [];
   for (const w of cfg.workers || [1]) {
@@ -195,7 +209,7 @@ async function main() {
       wasmMemoryBytes: wasmMemory || null, evalWorkersWasmBytes: evalWasmMemory || null,
       uaSpecificBytes: uaMemory },
   });
-  await browser.close().catch(() => {});
+  page.close();
 }
 
 // Spawned by the harness with a pipe on stdin: when the harness stops the run (a failed check,

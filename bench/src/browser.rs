@@ -1,6 +1,8 @@
 //! Browser mode: the real demo page (`www/`) in headless Chromium, driven by
-//! `bench/browser/drive.mjs` (npm `playwright-core` from `tests/node_modules`), measured like the
-//! native client and checked bit-exact against the plaintext fixed-point engine.
+//! `bench/browser/drive.mjs` over Chromium's DevTools protocol (`bench/browser/cdp.mjs`: one page
+//! session and no worker attached on loopback, so the driver adds no per-frame cost; Node's
+//! WebSocket, or the one bundled in npm `playwright-core` from `tests/node_modules`), measured like
+//! the native client and checked bit-exact against the plaintext fixed-point engine.
 //!
 //! For each model the harness spawns the driver once (`node drive.mjs <config JSON>`); the driver
 //! starts its own Chromium with a fresh profile, opens the page served by the in-process server,

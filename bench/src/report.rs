@@ -316,7 +316,7 @@ impl Results {
             let _ = writeln!(
                 s,
                 "The real demo page (`www/`, its Web Worker running the wasm client) in {} with {} hardware threads, \
-                 driven by `bench/browser/drive.mjs` (playwright-core over CDP) against the same in-process server over \
+                 driven by `bench/browser/drive.mjs` over CDP (one page session; no DevTools session in the workers except, for emulated networks, the session worker's) against the same in-process server over \
                  127.0.0.1; the browser's network is Chromium's own emulation (CDP `Network.emulateNetworkConditions`: \
                  latency and throughput, the WebSocket included), the native client's the same profile simulated in process. The page classified bundled \
                  CIFAR-10 samples (clicked in the page); **every browser inference's class and ring logits were checked \

@@ -32,7 +32,7 @@ fn short_browser_mode_checks_every_page_inference_and_reports_both_columns() {
     );
     // Per-run lines are progress: stderr (stdout is for results, `cryptonas bench --json`).
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(stderr.contains("browser: offline"), "{stderr}");
+    assert!(stderr.contains("browser loopback: offline"), "{stderr}");
 
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();

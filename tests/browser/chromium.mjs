@@ -20,10 +20,10 @@ export function killGroup(child) {
   try { process.kill(-child.pid, 'SIGKILL'); } catch (_) { try { child.kill('SIGKILL'); } catch (_) { /* gone */ } }
 }
 
-/// Starts `bin` with a fresh profile and connects Playwright (`chromium` from playwright-core) over
-/// CDP. Returns `{ browser, child, userDataDir, kill }`; `kill()` ends the process group and
-/// removes the profile, and is safe to call more than once.
-export async function launchChromium(chromium, { bin = '/usr/bin/chromium', prefix = 'cryptonas-chromium-', timeoutMs = 60000 } = {}) {
+/// Starts `bin` headless with a fresh profile and DevTools on a free port. Returns
+/// `{ child, userDataDir, wsUrl, kill }`; `kill()` ends the process group and removes the profile,
+/// and is safe to call more than once.
+export async function startChromium({ bin = '/usr/bin/chromium', prefix = 'cryptonas-chromium-', timeoutMs = 60000 } = {}) {
   const userDataDir = mkdtempSync(join(tmpdir(), prefix));
   const child = spawn(bin, [...CHROMIUM_ARGS, `--user-data-dir=${userDataDir}`, '--remote-debugging-port=0',
     'about:blank'], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -32,21 +32,40 @@ export async function launchChromium(chromium, { bin = '/usr/bin/chromium', pref
     rmSync(userDataDir, { recursive: true, force: true });
   };
   try {
-    const ws = await new Promise((res, rej) => {
+    const wsUrl = await new Promise((res, rej) => {
       let buf = '';
       const t = setTimeout(() => rej(new Error(`chromium did not start in ${timeoutMs / 1000} s:\n${buf}`)), timeoutMs);
-      child.stderr.on('data', (d) => {
+      const onData = (d) => {
         buf += String(d);
         const m = buf.match(/DevTools listening on (ws:\/\/\S+)/);
-        if (m) { clearTimeout(t); res(m[1]); }
-      });
+        if (m) {
+          clearTimeout(t);
+          // Found: keep draining stderr (a full pipe would block Chromium) without keeping it.
+          child.stderr.off('data', onData);
+          child.stderr.resume();
+          res(m[1]);
+        }
+      };
+      child.stderr.on('data', onData);
       child.once('error', (e) => { clearTimeout(t); rej(new Error(`cannot run ${bin}: ${e.message}`)); });
       child.once('exit', (c) => { clearTimeout(t); rej(new Error(`chromium exited (${c}):\n${buf}`)); });
     });
-    const browser = await chromium.connectOverCDP(ws);
-    return { browser, child, userDataDir, kill };
+    return { child, userDataDir, wsUrl, kill };
   } catch (e) {
     kill();
+    throw e;
+  }
+}
+
+/// [`startChromium`] and Playwright connected over CDP (`chromium` from playwright-core). Returns
+/// `{ browser, child, userDataDir, kill }`.
+export async function launchChromium(chromium, opts = {}) {
+  const run = await startChromium(opts);
+  try {
+    const browser = await chromium.connectOverCDP(run.wsUrl);
+    return { browser, child: run.child, userDataDir: run.userDataDir, kill: run.kill };
+  } catch (e) {
+    run.kill();
     throw e;
   }
 }
