@@ -36,6 +36,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
+# Started under setsid (as search/README.md's resume line does), the study is a session of its
+# own, so a kernel autogroup of its own, and Linux shares the CPU between autogroups before nice
+# applies inside them: `nice -n 19` alone still left the study half of this 2-core machine and
+# slowed every benchmark beside it 2x. As its session's leader the script lowers the whole
+# autogroup instead (only then: it must not renice a terminal session it merely runs in).
+if [ "$(ps -o sid= -p $$ | tr -d ' ')" = "$$" ] && [ -w /proc/self/autogroup ]; then
+  echo 19 >/proc/self/autogroup 2>/dev/null || true
+fi
 run=$(realpath -m "${1:-runs/search-study}")
 results=$(realpath -m "${RESULTS:-search/results}")
 budgets=${BUDGETS:-24576 49152}   # ReLU budgets of the searches and the paired comparison
