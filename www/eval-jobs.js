@@ -1,32 +1,59 @@
 // One evaluation message, as every evaluation worker handles it (eval-worker.js, and worker.js's
-// in-place pool when workers cannot start): `store` keeps a chunk's garbled tables (an EvalChunk of
-// this worker's wasm instance; with `frame`, the tables and decoding bits are cut from the server's
-// frame, transferred here untouched), `evaluate` evaluates it on the server's labels and frees it
-// (material used once), `drop` frees what a session left behind.
+// in-place pool when workers cannot start): `store` keeps a chunk until its labels arrive,
+// `evaluate` evaluates it on the server's labels and frees it (material used once), `drop` frees
+// what a session left behind.
+//
+// A chunk stored with its server `frame` (the tables and decoding bits cut from it, transferred
+// here untouched) stays in that JavaScript buffer until its labels arrive: it is copied into this
+// worker's wasm memory only to be evaluated, and freed right after. A wasm memory never shrinks,
+// so holding every stored chunk there made the evaluation workers' memory the size of all the
+// garbled tables of an inference (233 MB at 86K ReLUs) on top of the buffers they came in; now it
+// is the size of one chunk. A chunk without a frame (tables inside the job) is parsed at once.
 // Returns the reply to post ({type: 'result'|'error', ...}) or null.
 import { EvalChunk } from './pkg/wasm_client.js';
+
+/// Wipes a buffer that held the client's OT labels (the JavaScript copy; wasm wipes its own).
+const wipe = (bytes) => { if (bytes && bytes.buffer) new Uint8Array(bytes.buffer).fill(0); };
 
 export function runEvalMessage(chunks, m, wasmBytes) {
   const key = `${m.session}:${m.id}`;
   try {
     if (m.type === 'store') {
-      const span = ([start, end]) => new Uint8Array(m.frame, start, end - start);
-      chunks.set(key, m.frame ? EvalChunk.withBulk(m.job, span(m.tables), span(m.decoding))
-        : new EvalChunk(m.job));
+      if (m.frame) {
+        chunks.set(key, { job: m.job, frame: m.frame, tables: m.tables, decoding: m.decoding });
+      } else {
+        const chunk = new EvalChunk(m.job);
+        wipe(m.job);
+        chunks.set(key, { chunk });
+      }
     } else if (m.type === 'evaluate') {
-      const chunk = chunks.get(key);
-      if (!chunk) throw new Error(`evaluation job ${m.id} was never stored`);
+      const stored = chunks.get(key);
+      if (!stored) throw new Error(`evaluation job ${m.id} was never stored`);
       chunks.delete(key);
       const t = performance.now();
-      const shares = chunk.evaluate(m.labels);
-      const ms = performance.now() - t;
-      const andGates = chunk.andGates();
-      chunk.free();
-      return { type: 'result', session: m.session, id: m.id, shares, ms, andGates,
-        wasmBytes: wasmBytes() };
+      let chunk = stored.chunk;
+      if (!chunk) {
+        const span = ([start, end]) => new Uint8Array(stored.frame, start, end - start);
+        try {
+          chunk = EvalChunk.withBulk(stored.job, span(stored.tables), span(stored.decoding));
+        } finally {
+          wipe(stored.job);
+        }
+      }
+      try {
+        const shares = chunk.evaluate(m.labels);
+        const ms = performance.now() - t;
+        return { type: 'result', session: m.session, id: m.id, shares, ms, andGates: chunk.andGates(),
+          wasmBytes: wasmBytes() };
+      } finally {
+        chunk.free();
+      }
     } else if (m.type === 'drop') {
       for (const [k, c] of chunks) {
-        if (k.startsWith(`${m.session}:`)) { c.free(); chunks.delete(k); }
+        if (k.startsWith(`${m.session}:`)) {
+          if (c.chunk) c.chunk.free(); else wipe(c.job);
+          chunks.delete(k);
+        }
       }
     }
   } catch (err) {
