@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Old vs new garbling in the browser, in one run: builds gc's `wasm_speed` test and wasm-client's
+# GcBench browser test for wasm32 twice, from the tree at commit $1 (default b81dda0: main before
+# the bitsliced v128 AES, built as it shipped, without simd128) and from this checkout (simd128,
+# `AesBackend::Bitsliced`), then runs them alternately ROUNDS times each in headless Chromium
+# (wasm-bindgen-test-runner + Debian's chromedriver) and prints every line and the medians.
+# Usage: gc/benches/compare-wasm.sh [old-commit] [rounds]    (from the repository root)
+# Wall-clock figures (the browser's Date.now): run it on a quiet machine and read `uptime`.
+set -euo pipefail
+old_commit=${1:-b81dda0}
+rounds=${2:-5}
+export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
+# The old tree and its build stay under target/ (a rerun rebuilds nothing).
+work=$PWD/target/compare-wasm/$old_commit
+if [ ! -f "$work/Cargo.toml" ]; then
+  mkdir -p "$work" && git archive "$old_commit" | tar -x -C "$work"
+fi
+# The same benchmark source on both sides.
+cp gc/tests/wasm_speed.rs "$work/gc/tests/wasm_speed.rs"
+# The old tree as it shipped: no simd128 (its own .cargo/config.toml).
+build() { # dir target-dir -> prints the two test .wasm paths (absolute)
+  local t
+  for t in "cryptonas-gc --test wasm_speed" "wasm-client --test browser"; do
+    # shellcheck disable=SC2086 # $t is two words on purpose
+    (cd "$1" && CARGO_TARGET_DIR="$2" nice -n 5 cargo test --release --target wasm32-unknown-unknown \
+        -p $t --no-run 2>&1) | sed -n 's/.*Executable .*(\(.*\))/\1/p' | sed "s|^\([^/]\)|$1/\1|"
+  done
+}
+mapfile -t old < <(build "$work" "$work/target")
+mapfile -t new < <(build "$PWD" "$PWD/target")
+[ "${#old[@]}" = 2 ] && [ "${#new[@]}" = 2 ] || { echo "build failed: old=${old[*]} new=${new[*]}" >&2; exit 1; }
+grep -m1 'model name' /proc/cpuinfo
+echo "Chromium: $(chromium --version 2>/dev/null); wasm-bindgen-test-runner $(wasm-bindgen-test-runner --version 2>/dev/null | awk '{print $2}')"
+echo "rustc: $(rustc --version); release profile (thin LTO, 4 codegen units); old: $old_commit as shipped; new: $(git rev-parse --short HEAD)"
+uptime
+run() { # label wasm [filter]
+  wasm-bindgen-test-runner "$2" ${3:+"$3"} --nocapture 2>&1 | grep -E 'AES|AND/s' | sed "s/^/$1 /"
+}
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+for ((i = 1; i <= rounds; i++)); do
+  for side in old new; do
+    if [ $side = old ]; then w=("${old[@]}"); else w=("${new[@]}"); fi
+    run "$side" "${w[0]}" | tee -a "$out"
+    run "$side" "${w[1]}" garbled_evaluation_speed | tee -a "$out"
+  done
+done
+uptime
+python3 - "$out" <<'PY'
+import re, statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    side, rest = line.split(' ', 1)
+    for name, pat in [('aes (M blocks/s)', r'fixed-key AES ([\d.]+) M'), ('garble (M AND/s)', r'garble ([\d.]+) M AND'),
+                      ('evaluate (M AND/s)', r'evaluate ([\d.]+) M AND'), ('GcBench (M AND/s)', r'GcBench.*?([\d.]+) M AND')]:
+        m = re.search(pat, rest)
+        if m: rows.setdefault(name, {}).setdefault(side, []).append(float(m.group(1)))
+print('median (range) over rounds, old vs new:')
+for name, d in rows.items():
+    o, n = d.get('old', []), d.get('new', [])
+    if o and n:
+        print(f'  {name:20} old {statistics.median(o):6.2f} ({min(o):.2f}-{max(o):.2f})  new {statistics.median(n):6.2f} ({min(n):.2f}-{max(n):.2f})  ratio of medians {statistics.median(n)/statistics.median(o):.1f}x  (n={len(o)}/{len(n)})')
+PY
