@@ -290,16 +290,17 @@ fn native_chunk_parts(bytes: &[u8]) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     (job, labels, bytes[at..].to_vec())
 }
 
-#[cfg(not(target_arch = "wasm32"))]
-#[test]
-fn native_chunk_fixture_is_what_the_native_garbler_makes() {
-    use cryptonas_crypto::{Csprng, FixedKeyAes};
+/// A chunk of `n` ReLUs (k = 32) garbled on this target from the seed `[seed; 32]`: the fixture's
+/// bytes `[u32 LE len][job][u32 LE len][server labels][shares]`, where the shares are this
+/// target's evaluation, checked here against the plaintext ReLU.
+fn garbled_fixture(seed: u8, n: usize) -> Vec<u8> {
+    use cryptonas_crypto::FixedKeyAes;
     use cryptonas_gc::{Delta, ReluCircuit, ReluVariant, TweakDomain};
     use cryptonas_protocol::ChunkEvaluator;
     let relu = ReluCircuit::new(32, 0, ReluVariant::Relu).unwrap();
-    let mut rng = Csprng::from_seed([7; 32]);
+    let mut rng = Csprng::from_seed([seed; 32]);
     let pi_key = rng.block().0;
-    let word = |rng: &mut Csprng| (0..64).map(|_| rng.u64() & 0xffff_ffff).collect::<Vec<_>>();
+    let word = |rng: &mut Csprng| (0..n).map(|_| rng.u64() & 0xffff_ffff).collect::<Vec<_>>();
     let (masks, a, b) = (word(&mut rng), word(&mut rng), word(&mut rng));
     let domain = TweakDomain {
         session_id: 99,
@@ -324,21 +325,30 @@ fn native_chunk_fixture_is_what_the_native_garbler_makes() {
         pi_key,
         session_id: domain.session_id,
         first_instance: domain.first_instance,
-        count: 64,
+        count: n as u32,
         tables: g.tables.as_bytes().to_vec(),
         decoding: g.decoding.as_bytes().to_vec(),
         client_labels: evaluator.as_bytes().to_vec().into(),
     };
-    let shares = ChunkEvaluator::new(&job)
-        .unwrap()
-        .evaluate_packed(garbler.as_bytes())
-        .unwrap();
+    let chunk = ChunkEvaluator::new(&job).unwrap();
+    let plain: Vec<u64> = (0..n)
+        .map(|i| relu.reference(a[i], b[i], masks[i]))
+        .collect();
+    assert_eq!(chunk.evaluate(garbler.as_bytes()).unwrap(), plain);
+    let shares = chunk.evaluate_packed(garbler.as_bytes()).unwrap();
     let mut bytes = Vec::new();
     for part in [job.to_bytes(), garbler.as_bytes().to_vec()] {
         bytes.extend_from_slice(&(part.len() as u32).to_le_bytes());
         bytes.extend_from_slice(&part);
     }
     bytes.extend_from_slice(&shares);
+    bytes
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn native_chunk_fixture_is_what_the_native_garbler_makes() {
+    let bytes = garbled_fixture(7, 64);
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/native-chunk.bin");
     if std::env::var_os("REGENERATE_FIXTURES").is_some() {
         std::fs::write(path, &bytes).unwrap();
@@ -347,6 +357,40 @@ fn native_chunk_fixture_is_what_the_native_garbler_makes() {
         bytes == NATIVE_CHUNK,
         "the native garbler changed its output; rerun with REGENERATE_FIXTURES=1 if deliberate"
     );
+}
+
+/// The reverse direction: 16 ReLUs garbled in headless Chromium (wasm's garbler: ChaCha12 labels,
+/// the bitsliced `v128` AES), in the same layout as [`NATIVE_CHUNK`], with the shares the browser
+/// evaluated and checked against the plaintext ReLU. Natively the test evaluates it on
+/// AES-NI/VAES; in the browser it checks the fixture is still what the wasm garbler makes. To
+/// regenerate after a deliberate change (the browser cannot write files, so it prints the bytes):
+/// `CHROMEDRIVER=/usr/bin/chromedriver cargo test --release --target wasm32-unknown-unknown -p
+/// wasm-client --test session -- --nocapture wasm_chunk 2>&1 | sed -n 's/.*WASM_CHUNK_HEX //p' |
+/// xxd -r -p > wasm-client/tests/data/wasm-chunk.bin`.
+const WASM_CHUNK: &[u8] = include_bytes!("data/wasm-chunk.bin");
+
+#[cfg(target_arch = "wasm32")]
+#[wasm_bindgen_test]
+fn wasm_chunk_fixture_is_what_the_wasm_garbler_makes() {
+    let bytes = garbled_fixture(8, 16);
+    if bytes != WASM_CHUNK {
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        wasm_bindgen_test::console_log!("WASM_CHUNK_HEX {hex}");
+        panic!("the wasm garbler changed its output; regenerate the fixture if deliberate (see WASM_CHUNK)");
+    }
+}
+
+/// Tables garbled in the browser evaluate natively to the shares the browser got (which equal
+/// the plaintext ReLU).
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn wasm_garbled_chunk_evaluates_natively_to_the_same_shares() {
+    let (job, labels, shares) = native_chunk_parts(WASM_CHUNK);
+    let chunk = wasm_client::EvalChunk::new(&job).unwrap();
+    assert_eq!(chunk.evaluate(&labels).unwrap(), shares);
+    // And it is not the native garbler's output from the same seeds (labels are drawn differently
+    // on the two targets), so this is a chunk only the browser made.
+    assert!(garbled_fixture(8, 16) != WASM_CHUNK);
 }
 
 /// Tables garbled natively evaluate here to the shares the native evaluator gets.
