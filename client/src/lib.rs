@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Largest server frame the client accepts: garbled layers are streamed in chunks of
-/// [`cryptonas_protocol::GARBLE_CHUNK`] ReLUs (≈ 6 MB); HE responses are smaller still.
+/// [`cryptonas_protocol::GARBLE_CHUNK`] ReLUs (≈ 3 MB); HE responses are smaller still.
 pub const MAX_FRAME_BYTES: usize = 64 << 20;
 
 pub use cryptonas_protocol::Outcome;
@@ -176,7 +176,7 @@ pub async fn prepare(
         .replacen("https://", "wss://", 1);
     let url = format!("{base}/api/session/{model}");
     let started = Instant::now();
-    // The largest server frames are garbled chunks of GARBLE_CHUNK ReLUs (≈ 6 MB at k = 32).
+    // The largest server frames are garbled chunks of GARBLE_CHUNK ReLUs (≈ 3 MB at k = 32).
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME_BYTES))
         .max_frame_size(Some(MAX_FRAME_BYTES));

@@ -57,9 +57,12 @@ enum State {
     Closed,
 }
 
-/// ReLUs per streamed `ServerGarbled` frame: ≈ 6 MB of tables at k = 32, a few milliseconds of
-/// garbling; a multiple of the garbling batch width so chunks never split a batch.
-pub const GARBLE_CHUNK: usize = 2048;
+/// ReLUs per streamed `ServerGarbled` frame: ≈ 3 MB of tables at k = 32, a millisecond or two of
+/// garbling; a multiple of the garbling batch width so chunks never split a batch. A chunk is one
+/// evaluation job in the browser, so it is also the unit of balance between evaluation workers:
+/// at 2,048 a 14,336-ReLU layer (the 86K model) split 4:3 between two workers, at 1,024 it splits
+/// 7:7.
+pub const GARBLE_CHUNK: usize = 1024;
 const _: () = assert!(GARBLE_CHUNK.is_multiple_of(cryptonas_gc::CHUNK));
 
 /// What one inference's garbling is hashed with: the session id (in every tweak) and π's key, both

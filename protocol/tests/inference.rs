@@ -400,9 +400,14 @@ fn per_layer_diff_harness_finds_no_divergence() {
 #[test]
 fn garbled_layers_are_streamed_in_chunks() {
     use cryptonas_protocol::GARBLE_CHUNK;
-    let (model, images) = model(3, 32, 5);
-    let layer = 3 * 1024;
-    assert!(layer > GARBLE_CHUNK);
+    // 5 channels at 24×24: 2,880 ReLUs per layer, more than two chunks and a partial last one.
+    let (model, images) = model(5, 24, 5);
+    let layers: Vec<usize> = (model.plan().stages.iter())
+        .filter(|s| s.garbled())
+        .map(|s| s.instances())
+        .collect();
+    assert_eq!(layers.len(), 6);
+    assert!(layers[0] > 2 * GARBLE_CHUNK && layers[0] % GARBLE_CHUNK != 0);
     let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
     let mut client = ClientSession::new(
         ClientInput::Normalised(images[0].clone()),
@@ -423,12 +428,15 @@ fn garbled_layers_are_streamed_in_chunks() {
             _ => None,
         })
         .collect();
-    let expected: Vec<(u32, u32, u32)> = (0..6)
-        .flat_map(|s| {
-            [
-                (s, 0, GARBLE_CHUNK as u32),
-                (s, GARBLE_CHUNK as u32, (layer - GARBLE_CHUNK) as u32),
-            ]
+    let expected: Vec<(u32, u32, u32)> = (layers.iter().enumerate())
+        .flat_map(|(s, &layer)| {
+            (0..layer).step_by(GARBLE_CHUNK).map(move |first| {
+                (
+                    s as u32,
+                    first as u32,
+                    GARBLE_CHUNK.min(layer - first) as u32,
+                )
+            })
         })
         .collect();
     assert_eq!(chunks, expected);
@@ -439,7 +447,7 @@ fn garbled_layers_are_streamed_in_chunks() {
         model.fixed().forward(&out.input_ring).unwrap()
     );
     // The server's admission estimate no longer includes the layers' tables (93 ANDs × 32 B).
-    let tables = (6 * layer * 93 * 32) as u64;
+    let tables = (layers.iter().sum::<usize>() * 93 * 32) as u64;
     let estimate = model.session_memory_bytes();
     eprintln!("server session estimate {estimate} B, all tables {tables} B");
     assert!(estimate < tables, "{estimate} B");
@@ -449,8 +457,10 @@ fn garbled_layers_are_streamed_in_chunks() {
 /// wrong length.
 #[test]
 fn client_rejects_out_of_order_chunks() {
-    /// Tampers with every garbled chunk but a layer's first.
+    /// Tampers with the last garbled chunk of every layer (of 3,072 ReLUs: several chunks).
     struct Tamper(u8);
+    const LAYER: u32 = 3 * 1024;
+    assert!(cryptonas_protocol::GARBLE_CHUNK < LAYER as usize);
     impl Tap for Tamper {
         fn frame(&mut self, from: Side, frame: Vec<u8>) -> Vec<u8> {
             let Ok(Msg::ServerGarbled {
@@ -464,7 +474,7 @@ fn client_rejects_out_of_order_chunks() {
             else {
                 return frame;
             };
-            if from != Side::Server || first == 0 {
+            if from != Side::Server || first + count != LAYER {
                 return frame;
             }
             let (first, count) = match self.0 {
