@@ -4,8 +4,8 @@
 //! | state | waits for | handler | sends (and hands out) | next |
 //! |---|---|---|---|---|
 //! | (new) | — | [`ClientSession::new`] or [`ClientSession::prepare`] | `ClientHello` | `AwaitPlan` |
-//! | `AwaitPlan` | `ServerPlan` | `on_plan` | `ClientHeKey`, one `ClientHeMasks` per stage | `AwaitHe` |
-//! | `AwaitHe` | `ServerHeResponse` × stages, in order | `on_he_response` | after the last: `ClientOtSetup` | `AwaitOtChoices` |
+//! | `AwaitPlan` | `ServerPlan` | `on_plan` | `ClientHeKey`, one `ClientHeMasks` per stage, `ClientOtSetup` | `AwaitHe` |
+//! | `AwaitHe` | `ServerHeResponse` × stages, in order | `on_he_response` | — | after the last: `AwaitOtChoices` |
 //! | `AwaitOtChoices` | `ServerOtChoices` | `on_ot_choices` | `ClientOtExtend` (KOS on the bits of every ReLU share) | `AwaitOtChallenge` |
 //! | `AwaitOtChallenge` | `ServerOtChallenge` | `on_ot_challenge` | `ClientOtResponse` | `AwaitGarbled` |
 //! | `AwaitGarbled` | `ServerGarbled` chunks, layer by layer, front to back | `on_garbled` | a `Store` job per chunk; after the last: `ClientInput` (x − r) if the image is known | `AwaitLabels`, or `AwaitImage` |
@@ -242,12 +242,13 @@ fn check_bulk(
         .map_err(gc("decoding bits"))
 }
 
-/// Waiting for the HE responses.
+/// Waiting for the HE responses (the base OTs' setup went out with the HE masks).
 struct AwaitHe {
     ctx: Ctx,
     keys: ClientKeys,
     params: HeParams,
     stages: Vec<cryptonas_he::ClientState>,
+    ot: kos::Receiver<kos::state::BaseSetup>,
 }
 
 /// Receiving the garbled layers.
@@ -618,16 +619,22 @@ impl ClientSession {
             circuits,
             shares: Vec::new(),
         };
+        // The base OTs do not depend on the HE shares: their setup rides in this flight, and the
+        // server, which handles frames in order, answers it right after its last HE response
+        // (one round trip fewer than sending it after that response arrives).
+        let (setup, ot) = kos::Receiver::new().setup(&mut self.rng);
+        self.send(Msg::ClientOtSetup(setup.to_bytes()));
         Ok(State::AwaitHe(Box::new(AwaitHe {
             ctx,
             keys,
             params,
             stages,
+            ot,
         })))
     }
 
-    /// `AwaitHe` + `ServerHeResponse`: decrypt the stage's share c_i; after the last stage, start
-    /// the base OTs of the correlated OT.
+    /// `AwaitHe` + `ServerHeResponse`: decrypt the stage's share c_i; after the last stage, wait
+    /// for the server's base-OT choices (their setup was sent with the HE masks).
     fn on_he_response(
         &mut self,
         mut he: Box<AwaitHe>,
@@ -648,9 +655,8 @@ impl ClientSession {
         if he.ctx.shares.len() < he.ctx.plan.stages.len() {
             return Ok(State::AwaitHe(he));
         }
-        let (setup, receiver) = kos::Receiver::new().setup(&mut self.rng);
-        self.send(Msg::ClientOtSetup(setup.to_bytes()));
-        Ok(State::AwaitOtChoices(Box::new(he.ctx), receiver))
+        let AwaitHe { ctx, ot, .. } = *he;
+        Ok(State::AwaitOtChoices(Box::new(ctx), ot))
     }
 
     /// `AwaitOtChoices` + `ServerOtChoices`: extend the OTs to one per bit of every ReLU layer's

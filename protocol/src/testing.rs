@@ -175,16 +175,19 @@ pub fn pool_model(
 /// so the OT, the garbled tables and the online labels all changed size. Protocol version 4: the
 /// plan's stages (`"op": {"relu": {}}` / `"logits"` in place of `"relu": true/false`); every
 /// other frame is unchanged. Protocol version 5 (output policies) left the `logits` transcript
-/// as it was: the hello, whose version changed, is not hashed.
+/// as it was: the hello, whose version changed, is not hashed. Then `ClientOtSetup` moved into
+/// the client's first flight (with the HE masks): every frame in each direction is byte-for-byte
+/// what it was, only that frame now precedes the server's HE responses in the interleaving.
 pub const SEEDED_TRANSCRIPT_SHA256: &str =
-    "fd779b65478fd6896f669b5ad2f72596f2feb2e5908bd2cb5cb2a47789537649";
+    "ccaad366e74a18f119c21dbb878d4df6ece9d8b9e2460e415a0376421933b97d";
 
 /// [`SEEDED_TRANSCRIPT_SHA256`] of the same model served under the `class` output policy
 /// (protocol version 5): the plan's last stage is `{"top_k": {"top": 1}}`, the OT and the
 /// garbled layers take the logits' share bits and the top-k circuit, the last `ServerLabels`
-/// carries the labels of the server's logit share, and there is no `ServerOutput`.
+/// carries the labels of the server's logit share, and there is no `ServerOutput`. Re-pinned
+/// with the other when `ClientOtSetup` joined the first flight (same frames, new interleaving).
 pub const SEEDED_CLASS_TRANSCRIPT_SHA256: &str =
-    "f3c102f27305381e5de5ec92507d8724687919406f54897fe2e851175a479199";
+    "bc84367f6fdd4bcf1d3105888590fa5796298c60f58f1e32c64cf53b58542a6c";
 
 /// One whole inference with seeded generators on both sides (tiny model, C = 2, 8×8, served
 /// under `policy`): SHA-256 over
