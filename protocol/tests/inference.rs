@@ -407,7 +407,7 @@ fn garbled_layers_are_streamed_in_chunks() {
         .map(|s| s.instances())
         .collect();
     assert_eq!(layers.len(), 6);
-    assert!(layers[0] > 2 * GARBLE_CHUNK && layers[0] % GARBLE_CHUNK != 0);
+    assert!(layers[0] > 2 * GARBLE_CHUNK && !layers[0].is_multiple_of(GARBLE_CHUNK));
     let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
     let mut client = ClientSession::new(
         ClientInput::Normalised(images[0].clone()),
