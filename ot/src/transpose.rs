@@ -33,6 +33,19 @@ pub fn transpose128(m: &mut [u128; 128]) {
     }
 }
 
+/// Transposes tile `tile` (rows `128·tile ..`) of 128 column-major columns into `out` (128 rows):
+/// column `i`'s word is `columns[i * stride + tile]`.
+pub(crate) fn tile_to_rows(columns: &[u128], stride: usize, tile: usize, out: &mut [Block]) {
+    let mut m = [0u128; 128];
+    for (i, w) in m.iter_mut().enumerate() {
+        *w = columns[i * stride + tile];
+    }
+    transpose128(&mut m);
+    for (dst, w) in out.iter_mut().zip(m) {
+        *dst = Block::from_u128(w);
+    }
+}
+
 /// Turns 128 columns of `rows` bits each (column-major, `rows / 128` words per column, bit `r` of a
 /// column at bit `r % 128` of word `r / 128`) into `rows` blocks whose bit `i` comes from column `i`.
 ///
@@ -42,16 +55,7 @@ pub(crate) fn columns_to_rows(columns: &[u128], rows: usize) -> Vec<Block> {
     debug_assert_eq!(columns.len(), rows);
     let col_words = rows / 128;
     let mut out = vec![Block::ZERO; rows];
-    let fill = |(b, chunk): (usize, &mut [Block])| {
-        let mut m = [0u128; 128];
-        for (i, w) in m.iter_mut().enumerate() {
-            *w = columns[i * col_words + b];
-        }
-        transpose128(&mut m);
-        for (dst, w) in chunk.iter_mut().zip(m) {
-            *dst = Block::from_u128(w);
-        }
-    };
+    let fill = |(b, chunk): (usize, &mut [Block])| tile_to_rows(columns, col_words, b, chunk);
     #[cfg(not(target_arch = "wasm32"))]
     {
         use rayon::prelude::*;

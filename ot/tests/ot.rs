@@ -8,6 +8,7 @@ use cryptonas_ot::kos::{
     ReceiverDerandomize, SenderMessages,
 };
 use cryptonas_ot::OtError;
+use zeroize::Zeroizing;
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test;
@@ -53,8 +54,12 @@ fn batch(
     kos::Sender<kos::state::Ready>,
     kos::Receiver<kos::state::ReceiverReady>,
 ) {
-    let (matrix, receiver) = receiver.extend(choices, rng).unwrap();
-    let matrix = ExtendMatrix::from_bytes(&matrix.to_bytes()).unwrap();
+    // The transport's way: the matrix written straight into a frame behind its header.
+    let mut frame = vec![0x05];
+    let receiver = receiver
+        .extend_into(Zeroizing::new(choices.to_vec()), rng, &mut frame)
+        .unwrap();
+    let matrix = ExtendMatrix::from_bytes(&frame[1..]).unwrap();
     assert_eq!(matrix.count(), choices.len());
     let (challenge, sender) = sender.receive_extend(matrix, rng);
     let challenge = CheckChallenge::from_bytes(&challenge.to_bytes()).unwrap();
@@ -295,8 +300,10 @@ fn tampered(
     let mut rng = Csprng::from_seed([seed; 32]);
     let (sender, receiver) = ready_pair(delta, &mut rng);
     let choices = random_bits(&mut rng, n);
-    let (matrix, receiver) = receiver.extend(&choices, &mut rng).unwrap();
-    let mut bytes = matrix.to_bytes();
+    let mut bytes = Vec::new();
+    let receiver = receiver
+        .extend_into(Zeroizing::new(choices), &mut rng, &mut bytes)
+        .unwrap();
     tamper_matrix(&mut bytes);
     let (challenge, sender) = sender.receive_extend(ExtendMatrix::from_bytes(&bytes)?, &mut rng);
     let (response, _, _) = receiver.receive_challenge(challenge);

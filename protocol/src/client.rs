@@ -473,8 +473,12 @@ impl ClientSession {
 
     /// Queues a frame for the server (counted now).
     fn send(&mut self, msg: Msg) {
-        let frame = msg.encode();
-        if msg.kind() == MsgKind::ClientInput {
+        self.send_frame(msg.encode());
+    }
+
+    /// Queues an encoded frame (one built in place, see [`Msg::frame_head`]).
+    fn send_frame(&mut self, frame: Vec<u8>) {
+        if frame.first() == Some(&MsgKind::ClientInput.tag()) {
             self.phase = Phase::Online;
         }
         self.count(&frame, true);
@@ -679,8 +683,15 @@ impl ClientSession {
                 bits.extend_from_slice(&words.bits());
             }
         }
-        let (matrix, receiver) = receiver.extend(&bits, &mut self.rng).map_err(ot_err)?;
-        self.send(Msg::ClientOtExtend(matrix.to_bytes()));
+        // The matrix (16 B per bit) is written straight into the frame: in a browser worker the
+        // peak of this step stays allocated for good.
+        let mut frame = Msg::frame_head(MsgKind::ClientOtExtend).ok_or(ProtocolError::Internal(
+            "ClientOtExtend has a one-part body",
+        ))?;
+        let receiver = receiver
+            .extend_into(bits, &mut self.rng, &mut frame)
+            .map_err(ot_err)?;
+        self.send_frame(frame);
         Ok(State::AwaitOtChallenge(ctx, receiver))
     }
 
