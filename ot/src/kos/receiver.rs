@@ -5,15 +5,15 @@ use super::output::CotReceiverOutput;
 use super::sender::weighted_sum;
 use super::state::{BaseSetup, Extended, ReceiverInitialized, ReceiverReady, State};
 use super::{fill_words, pack_words, padded_rows, word_bit, BASE_OTS, MAX_TRANSFERS};
-
-/// Rows extended per block: 128 base OTs × 16,384 rows of t (256 KiB) is the largest buffer
-/// besides the output, and a block is large enough to keep every core busy.
-const BLOCK_ROWS: usize = 16_384;
 use crate::chou_orlandi;
 use crate::transpose::tile_to_rows;
 use crate::OtError;
 use cryptonas_crypto::{Block, Csprng};
 use zeroize::Zeroizing;
+
+/// Rows extended per block: 128 base OTs × 16,384 rows of t (256 KiB) is the largest buffer
+/// besides the output, and a block is large enough to keep every core busy.
+const BLOCK_ROWS: usize = 16_384;
 
 /// The correlated-OT receiver. See the [module docs](super) for the message flow.
 #[derive(Debug)]
