@@ -33,6 +33,9 @@ export CRYPTONAS_REQUIRE_NGINX=1
 step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy -D warnings" cargo clippy --workspace --all-targets -- -D warnings
 step "native tests" cargo test --workspace
+# The fuzz targets live outside the workspace (cargo-fuzz, nightly flags) and rotted once unseen;
+# a plain check on the stable toolchain keeps them compiling (running them is fuzz/run.sh's job).
+step "fuzz targets compile (cargo check)" cargo check --manifest-path fuzz/Cargo.toml --bins
 step "trainer tests (tch)" cargo test -p cryptonas-search --features tch
 step "wasm32 build of the shared crates" cargo build --target wasm32-unknown-unknown \
   -p cryptonas-crypto -p cryptonas-gc -p cryptonas-ot -p cryptonas-model -p cryptonas-he \
