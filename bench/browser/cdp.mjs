@@ -8,9 +8,9 @@
 // core, also between inferences), and the evaluation workers shared the other. A user's tab has
 // no DevTools attached, so the benchmark must not have that cost either. Under an emulated
 // network (drive.mjs) the session worker does get a DevTools session with Network enabled: the
-// emulation only reaches its WebSocket that way. Measured, that emulation is several times slower
-// than the link it models (README, Results), so browser figures under it are not a WAN's. The page
-// test (tests/browser/demo.spec.mjs) keeps Playwright: it asserts behaviour, not speed.
+// emulation only reaches its WebSocket that way (its timers also depend on the machine: README,
+// Results). The page test (tests/browser/demo.spec.mjs) keeps Playwright: it asserts behaviour,
+// not speed.
 
 import { createRequire } from 'node:module';
 
