@@ -53,8 +53,8 @@ async function main() {
     // Chromium's own network emulation: added latency and a throughput cap in both directions
     // (bytes/s; -1: no cap). The page's WebSocket lives in its session worker, a target of its
     // own: the conditions are set there too, before the worker runs (it waits for the debugger
-    // until then). On a 2-vCPU VM with the other vCPU idle the emulation's timers fire late and
-    // the transfer takes several times the link's time (README, Results).
+    // until then). On this 2-vCPU VM with the other vCPU idle the transfer took several times the
+    // link's time (README, Results).
     const conditions = {
       offline: false, latency: cfg.network.latencyMs,
       downloadThroughput: cfg.network.throughput, uploadThroughput: cfg.network.throughput,
