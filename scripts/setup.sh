@@ -22,6 +22,8 @@ step() { printf '[setup] %s\n' "$*"; }
 apt_pkgs=(chromium chromium-driver dataset-fashion-mnist)
 # nginx (TLS reverse proxy), socat (the test client's TLS hop) and openssl: server/tests/nginx.rs.
 apt_pkgs+=(nginx-light socat openssl)
+# g++: libfuzzer-sys's build script compiles libFuzzer (C++) when test.sh checks the fuzz targets.
+apt_pkgs+=(g++)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
