@@ -45,8 +45,30 @@ impl Csprng {
     /// `n` uniformly random blocks.
     pub fn blocks(&mut self, n: usize) -> Vec<Block> {
         let mut v = vec![Block::ZERO; n];
-        self.0.fill_bytes(bytemuck::cast_slice_mut(&mut v));
+        self.fill_blocks(&mut v);
         v
+    }
+
+    /// Fills `dst` with the stream's next blocks (the same bytes as [`Csprng::blocks`]).
+    pub fn fill_blocks(&mut self, dst: &mut [Block]) {
+        self.0.fill_bytes(bytemuck::cast_slice_mut(dst));
+    }
+
+    /// Moves to the `index`-th 16-byte block of the stream (from its start), so that pieces of one
+    /// long stream can be generated apart, e.g. a chunk at a time or on several threads.
+    pub fn seek_block(&mut self, index: u64) {
+        self.seek_word(u128::from(index) * 4);
+    }
+
+    /// The stream position, in 32-bit words from its start (what [`Csprng::seek_word`] takes).
+    pub fn word_position(&self) -> u128 {
+        self.0.get_word_pos()
+    }
+
+    /// Moves to 32-bit word `position` of the stream: output drawn again from a position is the
+    /// same bytes (a PRG's output can be regenerated instead of stored).
+    pub fn seek_word(&mut self, position: u128) {
+        self.0.set_word_pos(position);
     }
 
     /// A uniformly random `u64`.
@@ -100,6 +122,24 @@ impl rand_core::CryptoRng for Csprng {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Seeking gives the stream's bytes at that place, from any position (unaligned included).
+    #[test]
+    fn seeking_regenerates_the_stream() {
+        let mut a = Csprng::from_seed([3; 32]);
+        let whole = a.blocks(300);
+        let mut b = Csprng::from_seed([3; 32]);
+        b.seek_block(123);
+        assert_eq!(b.blocks(100), whole[123..223]);
+        assert_eq!(b.word_position(), 223 * 4);
+        let _ = b.u64(); // two words: not on a block boundary
+        let at = b.word_position();
+        let next = b.block();
+        b.seek_word(at);
+        assert_eq!(b.block(), next);
+        b.seek_block(0);
+        assert_eq!(b.blocks(300), whole);
+    }
 
     #[test]
     fn entropy_and_seeds() {

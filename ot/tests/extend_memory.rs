@@ -1,7 +1,7 @@
 //! The peak heap of the receiver's extension at the session's size (about 2 M choice bits, the
-//! 86,016-ReLU model), from the choice bits to the finished frame, measured by a metering
-//! allocator. Native only; the browser's session worker keeps this peak for good (wasm memory
-//! never shrinks).
+//! 86,016-ReLU model), from the choice bits to the finished frame, and of its answer to the check
+//! once the frame has left, measured by a metering allocator. Native only; the browser's session
+//! worker keeps the larger of the two for good (wasm memory never shrinks).
 #![cfg(not(target_arch = "wasm32"))]
 
 use cryptonas_alloc_meter::Meter;
@@ -56,19 +56,26 @@ fn in_place(
     (frame, receiver)
 }
 
-/// What the in-place extension may hold at its peak besides the frame and the labels (16 B per
-/// row each): the choices (1 B per transfer), their packed words and padding draw (1/8 B per row
-/// each), one block of t (256 KiB) and slack for the PRGs and allocation headers.
+/// What the in-place extension may hold at its peak besides the frame (16 B per row): the choices
+/// (1 B per transfer), their packed words and padding draw (1/8 B per row each), one block of t
+/// (256 KiB) and slack for the PRGs and allocation headers. The rows t_j are not held: they are
+/// regenerated at the check.
 fn in_place_bound(count: usize) -> usize {
     let rows = (count + 256).div_ceil(128) * 128;
-    2 * 16 * rows + count + 2 * rows / 8 + (256 << 10) + (64 << 10)
+    16 * rows + count + 2 * rows / 8 + (256 << 10) + (64 << 10)
+}
+
+/// The same for the answer to the check (the frame gone): the rows t_j instead of the frame.
+fn check_bound(count: usize) -> usize {
+    in_place_bound(count)
 }
 
 /// One metered measurement at a time (tests run on parallel threads; the meter counts them all).
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// Peaks of both ways at `n` choices, checking both give the same frame and rows.
-fn measure(n: usize) -> (usize, usize) {
+/// Peaks of both ways at `n` choices (checking both give the same frame), and of the check's
+/// answer after the new one.
+fn measure(n: usize) -> (usize, usize, usize) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // Warm the rayon pool outside the meter: its threads' allocations are not the extension's.
     let _ = ready(&mut Csprng::from_seed([0; 32]))
@@ -90,19 +97,27 @@ fn measure(n: usize) -> (usize, usize) {
             &mut Csprng::from_seed([3; 32]),
         )
     });
-    drop(new_rx);
     assert!(old_frame == new_frame, "the two ways give different frames");
-    (old, new)
+    drop((old_frame, new_frame));
+    let challenge = kos::CheckChallenge::from_bytes(&[9; 32]).unwrap();
+    let (check, output) = peak_of(|| new_rx.receive_challenge(challenge).1);
+    assert_eq!(output.len(), n);
+    (old, new, check)
 }
 
 #[test]
-fn in_place_extension_holds_about_the_frame_and_the_rows() {
+fn in_place_extension_holds_about_the_frame_then_the_rows() {
     let n = 1 << 18;
-    let (old, new) = measure(n);
+    let (old, new, check) = measure(n);
     assert!(
         new <= in_place_bound(n),
         "peak {new} B > bound {} B",
         in_place_bound(n)
+    );
+    assert!(
+        check <= check_bound(n),
+        "check: peak {check} B > bound {} B",
+        check_bound(n)
     );
     assert!(new < old, "in place {new} B, via the matrix {old} B");
 }
@@ -112,13 +127,18 @@ const N: usize = 2_064_384; // 86,016 ReLUs × 24 share bits
 #[test]
 #[ignore = "measurement printout (run with --release --ignored --nocapture)"]
 fn extension_peak_at_two_million_choices() {
-    let (old, new) = measure(N);
+    let (old, new, check) = measure(N);
     let rows_bytes = 16 * (N + 256);
-    for (how, peak) in [("via ExtendMatrix", old), ("in place", new)] {
+    for (how, peak) in [
+        ("via ExtendMatrix", old),
+        ("in place", new),
+        ("check, after in place", check),
+    ] {
         eprintln!(
             "{N} choices, {how}: peak {peak} B = {:.2} × 16 B × rows",
             peak as f64 / rows_bytes as f64
         );
     }
     assert!(new <= in_place_bound(N));
+    assert!(check <= check_bound(N));
 }

@@ -194,9 +194,15 @@ pub mod state {
     }
 
     /// Receiver that sent a matrix and waits for the challenge.
+    ///
+    /// It keeps no rows: `t_j` are regenerated from the `G0` streams (from word `g0_start`) when
+    /// the challenge comes, once the matrix has left. Holding both doubled this step's peak
+    /// memory, which stays allocated for good in a browser worker.
     pub struct Extended {
         pub(super) ready: ReceiverReady,
-        pub(super) rows: Zeroizing<Vec<Block>>,
+        pub(super) g0_start: u128,
+        pub(super) rows: usize,
+        pub(super) block_rows: usize,
         pub(super) packed_choices: Zeroizing<Vec<u128>>,
         pub(super) choices: Zeroizing<Vec<bool>>,
     }
@@ -246,18 +252,14 @@ mod profile {
         let t = Instant::now();
         let r = columns_to_rows(&cols, rows);
         eprintln!("columns_to_rows: {:?}", t.elapsed());
-        let t = Instant::now();
-        let chis = rng.blocks(rows);
-        eprintln!("chis: {:?}", t.elapsed());
-        let t = Instant::now();
-        let s = sender::weighted_sum(&r, &chis);
-        eprintln!("weighted_sum: {:?} {:?}", t.elapsed(), s);
         let packed = pack_words(&vec![true; n], rows / 128);
         let t = Instant::now();
-        let x = chis.iter().enumerate().fold(Block::ZERO, |x, (j, chi)| {
-            x ^ chi.select(word_bit(&packed, j))
-        });
-        eprintln!("x: {:?} {:?}", t.elapsed(), x);
+        let s = sender::challenge_sums(&r, rng.seed(), Some(&packed));
+        eprintln!(
+            "challenge sums (χ drawn chunk by chunk): {:?} {:?}",
+            t.elapsed(),
+            s
+        );
     }
 
     /// `ROUNDS` full 2^20 batches, both sides, for CPU-time accounting on a loaded machine:

@@ -2,9 +2,9 @@
 
 use super::msgs::{CheckChallenge, CheckResponse, ExtendMatrix};
 use super::output::CotReceiverOutput;
-use super::sender::weighted_sum;
+use super::sender::challenge_sums;
 use super::state::{BaseSetup, Extended, ReceiverInitialized, ReceiverReady, State};
-use super::{fill_words, pack_words, padded_rows, word_bit, BASE_OTS, MAX_TRANSFERS};
+use super::{fill_words, pack_words, padded_rows, BASE_OTS, MAX_TRANSFERS};
 use crate::chou_orlandi;
 use crate::transpose::tile_to_rows;
 use crate::OtError;
@@ -115,8 +115,8 @@ impl Receiver<ReceiverReady> {
     /// to `out` (exactly the bytes of [`ExtendMatrix::to_bytes`]); `out` may already hold a frame
     /// header. The choices are kept for the output (not copied).
     ///
-    /// Memory: besides `out` (16 B per row) and the labels (16 B per row), only per-block buffers;
-    /// no full-size temporaries. That peak is permanent in a browser worker.
+    /// Memory: besides `out` (16 B per row), only per-block buffers; the labels are regenerated
+    /// at the challenge, after `out` has gone. That peak is permanent in a browser worker.
     pub fn extend_into(
         self,
         choices: Zeroizing<Vec<bool>>,
@@ -171,7 +171,9 @@ impl Receiver<ReceiverReady> {
         out.resize(columns_at + body_len - 8, 0);
         let wire_columns = &mut out[columns_at..];
 
-        let mut t_rows = Zeroizing::new(vec![Block::ZERO; rows]);
+        // G0's place in its stream: `t = G0` is regenerated from here when the challenge comes,
+        // not kept now (all 128 streams have drawn the same number of words).
+        let g0_start = ready.prgs[0][0].word_position();
         let block_words = (block_rows / 128).min(col_words);
         // t of one block, column-major: BASE_OTS columns of `block_words` words.
         let mut t_block = Zeroizing::new(vec![0u128; BASE_OTS * block_words]);
@@ -197,7 +199,6 @@ impl Receiver<ReceiverReady> {
                     }
                 }
             };
-            let t_rows = &mut t_rows[128 * first..128 * (first + words)];
             #[cfg(not(target_arch = "wasm32"))]
             {
                 use rayon::prelude::*;
@@ -210,10 +211,6 @@ impl Receiver<ReceiverReady> {
                             .zip(wire_columns.par_chunks_mut(16 * col_words)),
                     )
                     .for_each(expand);
-                t_rows
-                    .par_chunks_mut(128)
-                    .enumerate()
-                    .for_each(|(k, rows)| tile_to_rows(&t_block, block_words, k, rows));
             }
             #[cfg(target_arch = "wasm32")]
             {
@@ -226,17 +223,15 @@ impl Receiver<ReceiverReady> {
                             .zip(wire_columns.chunks_mut(16 * col_words)),
                     )
                     .for_each(expand);
-                t_rows
-                    .chunks_mut(128)
-                    .enumerate()
-                    .for_each(|(k, rows)| tile_to_rows(&t_block, block_words, k, rows));
             }
         }
         ready.next_index += count as u64;
         Ok(Receiver {
             state: Extended {
                 ready,
-                rows: t_rows,
+                g0_start,
+                rows,
+                block_rows,
                 packed_choices: packed,
                 choices,
             },
@@ -244,24 +239,68 @@ impl Receiver<ReceiverReady> {
     }
 }
 
+/// The rows `t_j` of a batch of `rows` rows whose `G0` streams started at word `g0_start`:
+/// the same `G0` words again, block by block, transposed into rows. Each stream ends where the
+/// extension left it.
+fn regenerate_rows(
+    prgs: &mut [[Csprng; 2]],
+    g0_start: u128,
+    rows: usize,
+    block_rows: usize,
+) -> Zeroizing<Vec<Block>> {
+    let col_words = rows / 128;
+    let block_words = (block_rows / 128).min(col_words);
+    for [g0, _] in prgs.iter_mut() {
+        g0.seek_word(g0_start);
+    }
+    let mut t_rows = Zeroizing::new(vec![Block::ZERO; rows]);
+    let mut t_block = Zeroizing::new(vec![0u128; BASE_OTS * block_words]);
+    for first in (0..col_words).step_by(block_words) {
+        let words = block_words.min(col_words - first);
+        let t_rows = &mut t_rows[128 * first..128 * (first + words)];
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            use rayon::prelude::*;
+            prgs.par_iter_mut()
+                .zip(t_block.par_chunks_mut(block_words))
+                .for_each(|([g0, _], t)| fill_words(g0, &mut t[..words]));
+            t_rows
+                .par_chunks_mut(128)
+                .enumerate()
+                .for_each(|(k, rows)| tile_to_rows(&t_block, block_words, k, rows));
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            prgs.iter_mut()
+                .zip(t_block.chunks_mut(block_words))
+                .for_each(|([g0, _], t)| fill_words(g0, &mut t[..words]));
+            t_rows
+                .chunks_mut(128)
+                .enumerate()
+                .for_each(|(k, rows)| tile_to_rows(&t_block, block_words, k, rows));
+        }
+    }
+    t_rows
+}
+
 impl Receiver<Extended> {
     /// Answers the check with `x = Σ r_j χ_j`, `t = Σ t_j·χ_j`; returns the batch's labels
-    /// `t_j = q_j ⊕ b_j·Δ` and the receiver, ready for the next batch.
+    /// `t_j = q_j ⊕ b_j·Δ` (regenerated here from the `G0` streams) and the receiver, ready for
+    /// the next batch.
     pub fn receive_challenge(
         self,
         msg: CheckChallenge,
     ) -> (CheckResponse, CotReceiverOutput, Receiver<ReceiverReady>) {
         let Extended {
-            ready,
-            mut rows,
+            mut ready,
+            g0_start,
+            rows,
+            block_rows,
             packed_choices,
             mut choices,
         } = self.state;
-        let chis = Csprng::from_seed(msg.seed).blocks(rows.len());
-        let x = chis.iter().enumerate().fold(Block::ZERO, |x, (j, chi)| {
-            x ^ chi.select(word_bit(&packed_choices, j))
-        });
-        let t = weighted_sum(&rows, &chis);
+        let mut rows = regenerate_rows(&mut ready.prgs, g0_start, rows, block_rows);
+        let (t, x) = challenge_sums(&rows, msg.seed, Some(&packed_choices));
         let count = choices.len();
         rows.truncate(count);
         let first_index = ready.next_index - count as u64;
@@ -280,7 +319,7 @@ impl Receiver<Extended> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kos::Sender;
+    use crate::kos::{word_bit, Sender};
     use crate::transpose::columns_to_rows;
 
     /// The whole-matrix extension as it was before blocking (column by column over all rows, then
@@ -394,14 +433,19 @@ mod tests {
                     let (matrix, rows, packed) =
                         extend_reference(&mut reference, &choices, &mut rng_ref);
                     let mut out = vec![0xa5, 0x5a];
-                    let extended = blocked
+                    let mut extended = blocked
                         .extend_blocks(Zeroizing::new(choices.clone()), &mut rng, &mut out, block)
                         .unwrap();
                     let what = format!("count {count}, block {block}, batch {batch}");
                     assert_eq!(out[..2], [0xa5, 0x5a], "{what}: header kept");
                     assert_eq!(out[2..], matrix.to_bytes(), "{what}: wire bytes");
                     assert_eq!(out.len(), 2 + matrix.byte_len(), "{what}: length");
-                    assert_eq!(*extended.state.rows, rows, "{what}: rows");
+                    // The rows regenerated at the challenge are the reference's, and the G0
+                    // streams end where the extension left them (the next batch checks it).
+                    let st = &mut extended.state;
+                    let regenerated =
+                        regenerate_rows(&mut st.ready.prgs, st.g0_start, st.rows, st.block_rows);
+                    assert_eq!(*regenerated, rows, "{what}: rows");
                     assert_eq!(*extended.state.packed_choices, packed, "{what}: choices");
                     assert_eq!(*extended.state.choices, choices, "{what}: choice bits");
                     assert_eq!(extended.state.ready.next_index, reference.next_index);
@@ -426,7 +470,8 @@ mod tests {
             )
             .unwrap();
         assert_eq!(out, matrix.to_bytes());
-        assert_eq!(*extended.state.rows, *extended_into.state.rows);
+        assert_eq!(extended.state.g0_start, extended_into.state.g0_start);
+        assert_eq!(extended.state.rows, extended_into.state.rows);
     }
 
     /// Native speed of the blocked extension against the whole-matrix one, alternating in one

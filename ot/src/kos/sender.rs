@@ -3,7 +3,7 @@
 use super::msgs::{CheckChallenge, CheckResponse, ExtendMatrix};
 use super::output::CotSenderOutput;
 use super::state::{Checking, Initialized, Ready, State};
-use super::{fill_words, padded_rows, BASE_OTS};
+use super::{fill_words, padded_rows, word_bit, BASE_OTS};
 use crate::chou_orlandi;
 use crate::gf128::{self, Accumulator};
 use crate::transpose::columns_to_rows;
@@ -157,8 +157,7 @@ impl Sender<Checking> {
             count,
             seed,
         } = self.state;
-        let chis = Csprng::from_seed(seed).blocks(rows.len());
-        let q = weighted_sum(&rows, &chis);
+        let (q, _) = challenge_sums(&rows, seed, None);
         let expected = msg.t ^ gf128::mul(msg.x, *ready.delta);
         // Constant time: q and the expected value are functions of Δ.
         if !bool::from(subtle::ConstantTimeEq::ct_eq(&q, &expected)) {
@@ -173,29 +172,95 @@ impl Sender<Checking> {
     }
 }
 
-/// `Σ rows_j · chis_j` in GF(2^128) (parallel natively; reduction once at the end).
-pub(super) fn weighted_sum(rows: &[Block], chis: &[Block]) -> Block {
+/// The check's sums over χ, the ChaCha12 stream of `seed` (χ_j its j-th 16-byte block):
+/// `Σ rows_j · χ_j` in GF(2^128) and, given the receiver's packed choice bits, `x = Σ_{r_j = 1} χ_j`.
+/// χ is generated a chunk at a time (each chunk seeks to its place in the stream, in parallel
+/// natively), so no row-sized buffer exists besides `rows`: in a browser worker that peak would
+/// stay allocated for good.
+pub(super) fn challenge_sums(
+    rows: &[Block],
+    seed: [u8; 32],
+    bits: Option<&[u128]>,
+) -> (Block, Block) {
     const CHUNK: usize = 1 << 12;
-    let partial = |(r, c): (&[Block], &[Block])| {
+    let partial = |(c, rows): (usize, &[Block])| {
+        let mut prg = Csprng::from_seed(seed);
+        prg.seek_block((c * CHUNK) as u64);
+        let mut chis = [Block::ZERO; 256];
         let mut acc = Accumulator::default();
-        for (row, chi) in r.iter().zip(c) {
-            acc.add_product(*row, *chi);
+        let mut x = Block::ZERO;
+        for (k, rows) in rows.chunks(chis.len()).enumerate() {
+            let chis = &mut chis[..rows.len()];
+            prg.fill_blocks(chis);
+            let first = c * CHUNK + k * 256;
+            for (i, (row, chi)) in rows.iter().zip(chis.iter()).enumerate() {
+                acc.add_product(*row, *chi);
+                if let Some(bits) = bits {
+                    x ^= chi.select(word_bit(bits, first + i));
+                }
+            }
         }
-        acc
+        (acc, x)
     };
+    let merge = |(a, x): (Accumulator, Block), (b, y): (Accumulator, Block)| (a.merge(b), x ^ y);
     #[cfg(not(target_arch = "wasm32"))]
-    let acc = {
+    let (acc, x) = {
         use rayon::prelude::*;
         rows.par_chunks(CHUNK)
-            .zip(chis.par_chunks(CHUNK))
+            .enumerate()
             .map(partial)
-            .reduce(Accumulator::default, Accumulator::merge)
+            .reduce(|| (Accumulator::default(), Block::ZERO), merge)
     };
     #[cfg(target_arch = "wasm32")]
-    let acc = rows
+    let (acc, x) = rows
         .chunks(CHUNK)
-        .zip(chis.chunks(CHUNK))
+        .enumerate()
         .map(partial)
-        .fold(Accumulator::default(), Accumulator::merge);
-    acc.finish()
+        .fold((Accumulator::default(), Block::ZERO), merge);
+    (acc.finish(), x)
+}
+
+/// `Σ rows_j · chis_j` in GF(2^128), χ given: the reference for [`challenge_sums`].
+#[cfg(test)]
+pub(super) fn weighted_sum(rows: &[Block], chis: &[Block]) -> Block {
+    rows.iter()
+        .zip(chis)
+        .fold(Accumulator::default(), |mut acc, (row, chi)| {
+            acc.add_product(*row, *chi);
+            acc
+        })
+        .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kos::pack_words;
+
+    /// The chunked, seeking sums equal the sums over the whole χ stream drawn at once (the
+    /// definition both parties used before), at sizes around the chunk boundaries.
+    #[test]
+    fn challenge_sums_match_the_whole_stream() {
+        let mut rng = Csprng::from_seed([7; 32]);
+        for n in [1, 255, 256, 4095, 4096, 4097, 3 * 4096 + 130] {
+            let rows = rng.blocks(n);
+            let choices: Vec<bool> = (0..n).map(|_| rng.bool()).collect();
+            let packed = pack_words(&choices, n.div_ceil(128));
+            let seed = rng.seed();
+            let chis = Csprng::from_seed(seed).blocks(n);
+            let x = chis
+                .iter()
+                .zip(&choices)
+                .fold(Block::ZERO, |x, (chi, &c)| x ^ chi.select(c));
+            assert_eq!(
+                challenge_sums(&rows, seed, Some(&packed)),
+                (weighted_sum(&rows, &chis), x),
+                "n = {n}"
+            );
+            assert_eq!(
+                challenge_sums(&rows, seed, None).0,
+                weighted_sum(&rows, &chis)
+            );
+        }
+    }
 }
