@@ -11,9 +11,11 @@ let wasm = null;
 const booted = init().then((w) => {
   wasm = w;
   // Get the evaluation code into V8's optimising tier before the online phase (see worker.js).
+  // Small on purpose: a wasm memory never shrinks, so the warm-up's size stays allocated (1,024
+  // ReLUs at k = 32 grew each worker to 30 MB before its first chunk).
   try {
-    const b = new GcBench(1024, 32);
-    for (let i = 0; i < 4; i++) b.evaluate();
+    const b = new GcBench(256, 32);
+    for (let i = 0; i < 8; i++) b.evaluate();
     b.free();
   } catch (_) { /* only an optimisation */ }
 });

@@ -98,6 +98,13 @@ function localPool() {
 }
 
 const post = (msg, transfer = []) => self.postMessage(msg, transfer);
+
+/// Frees a frame this worker copied out of wasm memory once it is sent: a dropped buffer waits for
+/// the garbage collector, and the OT matrix alone is 32 MB at 86K ReLUs (see eval-jobs.js's
+/// `release` for why only buffers made here).
+const release = (buffer) => {
+  if (buffer && buffer.transfer && !buffer.detached) buffer.transfer(0);
+};
 const wasmBytes = () => (wasm ? wasm.memory.buffer.byteLength : 0);
 
 /// An error the page can act on: `code` is the protocol's error code (`expired`, `version`,
@@ -217,7 +224,7 @@ class Session {
     this.tClick = performance.now();
     this.phase = 'online';
     const done = this.wait('done');
-    for (const f of frames) this.ws.send(f);
+    for (const f of frames) this.send(f);
     await done;
     return this.result(performance.now());
   }
@@ -267,7 +274,7 @@ class Session {
     ws.onopen = () => {
       opened = true;
       try {
-        for (const f of this.pi.start()) ws.send(f);
+        for (const f of this.pi.start()) this.send(f);
       } catch (err) {
         this.close(err);
         return;
@@ -289,6 +296,12 @@ class Session {
         `the server closed the session (code ${ev.code}${ev.reason ? ': ' + ev.reason : ''})`));
     };
     ws.onmessage = (ev) => this.frame(ev.data);
+  }
+
+  /// Sends one frame (a copy out of wasm memory) and frees it: the socket keeps its own copy.
+  send(frame) {
+    this.ws.send(frame);
+    release(frame.buffer);
   }
 
   /// One server frame. Garbled chunks go to their worker with the frame's own buffer; the session
@@ -315,7 +328,7 @@ class Session {
     }
     const after = performance.now();
     try {
-      for (const f of step.frames) this.ws.send(f);
+      for (const f of step.frames) this.send(f);
       if (step.jobs && step.jobs.length) this.dispatch(step.jobs, step.stage, layout ? data : null, layout);
     } catch (err) {
       this.close(err);
@@ -379,7 +392,7 @@ class Session {
     let frames;
     try {
       frames = this.pi.complete(m.id, m.shares);
-      for (const f of frames) this.ws.send(f);
+      for (const f of frames) this.send(f);
     } catch (err) {
       this.close(err);
       return;

@@ -18,7 +18,7 @@
 
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { rendererPeakRss, startChromium } from '../../tests/browser/chromium.mjs';
+import { rendererPeakRss, sampleRendererPrivate, startChromium } from '../../tests/browser/chromium.mjs';
 import { openPage } from './cdp.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -41,6 +41,7 @@ async function main() {
   }
   const timeoutMs = cfg.timeoutMs || 600000;
   chromiumRun = await startChromium({ bin: cfg.chromium || '/usr/bin/chromium', prefix: 'cryptonas-bench-chromium-' });
+  const privateMemory = sampleRendererPrivate(chromiumRun.userDataDir);
   const page = await openPage(chromiumRun.wsUrl, { modulesDir: modules });
   const pageErrors = [];
   page.on('Runtime.exceptionThrown', (p) => pageErrors.push(
@@ -164,6 +165,7 @@ async function main() {
 
   // Memory first (the benchmark workers below would add their own).
   const rendererPeak = rendererPeakRss(chromiumRun.userDataDir);
+  const rendererPrivatePeak = privateMemory.stop();
   await sampleHeap();
   const uaMemory = await page.evaluate(async () => {
     if (!performance.measureUserAgentSpecificMemory) return null;
@@ -205,7 +207,8 @@ async function main() {
   emit({
     type: 'done',
     bench: { pageWorker: pageBench, parallel },
-    memory: { rendererPeakRssBytes: rendererPeak, jsHeapUsedPeakBytes: jsHeapPeak || null,
+    memory: { rendererPeakRssBytes: rendererPeak, rendererPeakPrivateBytes: rendererPrivatePeak,
+      jsHeapUsedPeakBytes: jsHeapPeak || null,
       wasmMemoryBytes: wasmMemory || null, evalWorkersWasmBytes: evalWasmMemory || null,
       uaSpecificBytes: uaMemory },
   });

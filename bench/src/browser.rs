@@ -26,7 +26,9 @@ pub const SAMPLES: [&str; 10] = cryptonas_model::zoo::CIFAR10_CLASSES;
 
 /// How the tab's memory is measured (recorded with the results).
 pub const MEMORY_METHOD: &str = "peak = VmHWM (peak resident set) of the Chromium renderer process that hosts the page and its \
-     workers (the session worker and the evaluation workers) (one fresh browser per model, read from /proc before the garbling benchmark); also recorded: the \
+     workers (the session worker and the evaluation workers) (one fresh browser per model, read from /proc before the garbling benchmark); it counts \
+     the pages of Chromium's binary and data files that all its processes map and share (about 120 MB here); private = the largest sample, every \
+     50 ms, of that process's RssAnon + RssShmem (its own heaps, wasm memories and buffers, without those shared file pages); also recorded: the \
      wasm linear memory of the session worker and of all evaluation workers (never shrinks, so its last size is its peak), the main thread's JSHeapUsedSize \
      (CDP Performance.getMetrics, sampled every 250 ms) and performance.measureUserAgentSpecificMemory() after the runs";
 
@@ -358,6 +360,9 @@ pub struct BenchJs {
 pub struct MemoryJs {
     /// Renderer VmHWM.
     pub renderer_peak_rss_bytes: Option<f64>,
+    /// Renderer's private resident memory (RssAnon + RssShmem), largest sample (every 50 ms).
+    #[serde(default)]
+    pub renderer_peak_private_bytes: Option<f64>,
     /// Main-thread JS heap peak (CDP).
     pub js_heap_used_peak_bytes: Option<f64>,
     /// The session worker's wasm memory.

@@ -375,7 +375,7 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
                     &pb,
                 )?;
                 let line = format!(
-                    "{:>12} {:>8} ReLUs  browser {}: offline {:7.2} s {:8.2} MB, online {:7.3} s {:7.2} MB, {} rounds; all bit-exact; {} eval workers at {} M AND/s each online (GcBench {:.2} M), peak tab memory {:.0} MB",
+                    "{:>12} {:>8} ReLUs  browser {}: offline {:7.2} s {:8.2} MB, online {:7.3} s {:7.2} MB, {} rounds; all bit-exact; {} eval workers at {} M AND/s each online (GcBench {:.2} M), peak tab memory {:.0} MB ({} MB private)",
                     b.model,
                     b.relus,
                     b.run.network.name,
@@ -389,6 +389,9 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
                         .map_or("–".into(), |v| format!("{:.2}", v / 1e6)),
                     b.page_worker_and_per_s / 1e6,
                     b.memory.renderer_peak_rss_bytes.unwrap_or(0.0) / 1e6,
+                    b.memory
+                        .renderer_peak_private_bytes
+                        .map_or("–".into(), |v| format!("{:.0}", v / 1e6)),
                 );
                 pb.suspend(|| eprintln!("{line}"));
                 browser_runs.push(b);

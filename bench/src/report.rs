@@ -329,7 +329,7 @@ impl Results {
         }
         let _ = writeln!(
             s,
-            "| model | ReLUs | network | offline s native / browser | online s native / browser | click → answer s browser | online browser ÷ native | MB ↑ native / browser | MB ↓ native / browser | rounds | online µs/ReLU browser | eval workers | wasm M AND/s online: all workers (per worker) | peak tab memory MB (renderer RSS; wasm: session + eval workers; JS heap) |"
+            "| model | ReLUs | network | offline s native / browser | online s native / browser | click → answer s browser | online browser ÷ native | MB ↑ native / browser | MB ↓ native / browser | rounds | online µs/ReLU browser | eval workers | wasm M AND/s online: all workers (per worker) | peak tab memory MB (renderer RSS / private; wasm: session + eval workers; JS heap) |"
         );
         let _ = writeln!(
             s,
@@ -348,7 +348,7 @@ impl Results {
             };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {:.2} ({}) | {} ; {} + {} ; {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {:.2} ({}) | {} / {} ; {} + {} ; {} |",
                 b.model,
                 b.relus,
                 b.run.network.name,
@@ -366,6 +366,7 @@ impl Results {
                 b.online_and_per_s_per_worker
                     .map_or("–".into(), |v| format!("{:.2}", v / 1e6)),
                 mb(b.memory.renderer_peak_rss_bytes),
+                mb(b.memory.renderer_peak_private_bytes),
                 mb(b.memory.wasm_memory_bytes),
                 mb(b.memory.eval_workers_wasm_bytes),
                 b.memory
@@ -483,7 +484,7 @@ impl Results {
         for b in &self.browser {
             let _ = writeln!(
                 s,
-                "{} ({} ReLUs, browser, {}): offline {:.2} s ({}), online {:.3} s, click → answer {}, {} eval workers at {} M AND/s each (wasm GcBench {:.2} M), peak tab memory {:.0} MB",
+                "{} ({} ReLUs, browser, {}): offline {:.2} s ({}), online {:.3} s, click → answer {}, {} eval workers at {} M AND/s each (wasm GcBench {:.2} M), peak tab memory {:.0} MB ({} MB private)",
                 b.model,
                 b.relus,
                 b.run.network.name,
@@ -501,6 +502,9 @@ impl Results {
                     .map_or("–".into(), |v| format!("{:.2}", v / 1e6)),
                 b.page_worker_and_per_s / 1e6,
                 b.memory.renderer_peak_rss_bytes.unwrap_or(0.0) / 1e6,
+                b.memory
+                    .renderer_peak_private_bytes
+                    .map_or("–".into(), |v| format!("{:.0}", v / 1e6)),
             );
         }
         s

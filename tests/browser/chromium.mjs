@@ -74,10 +74,8 @@ export async function launchChromium(chromium, opts = {}) {
 /// the page and its dedicated workers share one renderer process.
 export function rendererPeakRss(userDataDir) {
   let peak = 0;
-  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+  for (const pid of rendererPids(userDataDir)) {
     try {
-      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (!cmd.includes('--type=renderer') || !cmd.includes(userDataDir)) continue;
       const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmHWM:\s+(\d+) kB/);
       if (m) peak = Math.max(peak, Number(m[1]) * 1024);
     } catch (_) { /* process gone */ }
@@ -95,4 +93,47 @@ export async function waitFor(page, fn, arg = null, { timeout = 30000, polling =
     if (Date.now() > deadline) throw new Error(`waitFor: timed out after ${timeout} ms`);
     await new Promise((r) => setTimeout(r, polling));
   }
+}
+
+/// The renderer processes of the browser using `userDataDir`.
+function rendererPids(userDataDir) {
+  const pids = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (cmd.includes('--type=renderer') && cmd.includes(userDataDir)) pids.push(pid);
+    } catch (_) { /* process gone */ }
+  }
+  return pids;
+}
+
+/// Samples the renderers' private resident memory (RssAnon + RssShmem: the heaps, wasm memories
+/// and buffers, without the pages of Chromium's binary and data files that every one of its
+/// processes maps and shares) every `intervalMs`; `stop()` returns the largest sample of one
+/// renderer in bytes (null if none was seen). VmHWM ([`rendererPeakRss`]) also counts those
+/// shared file pages (about 120 MB here), and no peak of the private part alone is kept by the
+/// kernel, hence the sampling: a peak shorter than the interval can be missed.
+export function sampleRendererPrivate(userDataDir, intervalMs = 50) {
+  let peak = 0;
+  let pids = [];
+  let ticks = 0;
+  const tick = () => {
+    if (ticks++ % 20 === 0) pids = rendererPids(userDataDir); // new renderers appear rarely
+    for (const pid of pids) {
+      try {
+        const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+        const kb = (k) => Number((st.match(new RegExp(`${k}:\\s+(\\d+) kB`)) || [0, 0])[1]);
+        peak = Math.max(peak, (kb('RssAnon') + kb('RssShmem')) * 1024);
+      } catch (_) { /* process gone */ }
+    }
+  };
+  tick();
+  const timer = setInterval(tick, intervalMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      tick();
+      return peak || null;
+    },
+  };
 }
