@@ -1175,6 +1175,7 @@ mod with_tch {
                     ))
             ),
             train_seconds: Some(st.total_seconds()),
+            dropout: st.options.recipe.dropout,
         };
         let spec = export::model_spec(&info)?;
         let tensors = export_tensors(&t.vs)?;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use cryptonas_model::format::{write_safetensors, Model, ModelSpec, Tensor};
+use cryptonas_model::format::{write_safetensors, Model, ModelSpec, Op, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{DatasetKind, Normalization};
@@ -37,6 +37,9 @@ pub struct ExportInfo {
     pub recipe: String,
     /// Training wall time in seconds.
     pub train_seconds: Option<f64>,
+    /// Dropout probability before the classifier in training (the graph records it; it has no
+    /// effect at inference).
+    pub dropout: f64,
 }
 
 /// The deployed network of a searched architecture: densified (separable convs dense, pools
@@ -63,6 +66,11 @@ pub fn model_spec(info: &ExportInfo) -> Result<ModelSpec, SearchError> {
     let net = final_net(&info.arch, info.width, input, info.classes);
     let mut spec = cryptonas_model::zoo::model_spec(&net, &info.name)
         .map_err(|e| model_err(Path::new(&info.name), e))?;
+    for node in &mut spec.nodes {
+        if let Op::Dropout { p } = &mut node.op {
+            *p = info.dropout as f32;
+        }
+    }
     spec.input.mean = info.norm.mean.clone();
     spec.input.std = info.norm.std.clone();
     if info.dataset == DatasetKind::Cifar10 {
@@ -529,6 +537,7 @@ mod tests {
             epochs: 1,
             recipe: "test".into(),
             train_seconds: None,
+            dropout: 0.5,
         };
         let search_cnet1 = Arch::from_arc(cryptonas_arch::CNET1_ARC).unwrap();
         for width in [1, 4, 8, 14] {
@@ -586,8 +595,19 @@ mod tests {
             epochs: 1,
             recipe: "test".into(),
             train_seconds: None,
+            dropout: 0.3,
         };
         let spec = model_spec(&info).unwrap();
+        // The graph records the recipe's dropout, not the zoo's default.
+        let dropouts: Vec<f32> = spec
+            .nodes
+            .iter()
+            .filter_map(|n| match n.op {
+                Op::Dropout { p } => Some(p),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(dropouts, vec![0.3]);
         assert_eq!(spec.metadata.relu_count, Some(6 * 4 * 1024));
         let bytes = cryptonas_model::zoo::random_init(&spec, 1).unwrap();
         let tensors: BTreeMap<String, Tensor> = cryptonas_model::format::read_safetensors(&bytes)
