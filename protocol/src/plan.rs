@@ -830,7 +830,34 @@ impl Plan {
                 }
             }
         }
+        self.checked_ot_bits()?;
         Ok(())
+    }
+
+    /// [`Plan::ot_bits`] counted in u64, overflow-checked, and at most the OT extension's limit.
+    /// Every size a client derives from the share bits must fit its usize (32 bits in a browser):
+    /// with one OT per bit under that limit, a layer's labels (16 B per bit) stay far below 2^32
+    /// bytes.
+    fn checked_ot_bits(&self) -> Result<u64, ProtocolError> {
+        let bad = |reason: String| ProtocolError::Malformed {
+            what: "ServerPlan",
+            reason,
+        };
+        let mut ot_bits = 0u64;
+        for (i, st) in self.stages.iter().enumerate().filter(|(_, s)| s.garbled()) {
+            ot_bits = (st.instances() as u64)
+                .checked_mul(st.window() as u64)
+                .and_then(|w| w.checked_mul(u64::from(st.k)))
+                .and_then(|b| b.checked_add(ot_bits))
+                .filter(|&t| t <= cryptonas_ot::kos::MAX_TRANSFERS as u64)
+                .ok_or_else(|| {
+                    bad(format!(
+                        "stage {i}: more than {} share bits (one OT each) up to this layer",
+                        cryptonas_ot::kos::MAX_TRANSFERS
+                    ))
+                })?;
+        }
+        Ok(ot_bits)
     }
 }
 
@@ -1078,5 +1105,20 @@ impl ServerModel {
             self.he_stages.iter().map(|s| s.plan()).collect();
         self.plan
             .session_memory_with(&self.he_params, &stages, &self.circuits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A plan announcing more share bits than one OT extension carries is refused before the
+    /// client sizes anything by it (on wasm32 `instances × k × 16` would overflow).
+    #[test]
+    fn a_plan_beyond_the_ot_limit_is_refused() {
+        let (_, _, model, _) = crate::testing::tiny_model(2, 16, 11);
+        let mut plan = model.plan().clone();
+        assert_eq!(plan.checked_ot_bits().unwrap(), plan.ot_bits() as u64);
+        plan.stages[0].len = usize::MAX / 2;
+        let err = plan.checked_ot_bits().unwrap_err().to_string();
+        assert!(err.contains("more than 16777216 share bits"), "{err}");
     }
 }
