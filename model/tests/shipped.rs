@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use cryptonas_arch::{Arch, InputShape, Net};
-use cryptonas_model::format::read_safetensors;
+use cryptonas_model::format::{read_safetensors, Op};
 use cryptonas_model::image::load_input;
 use cryptonas_model::zoo::model_spec;
 use cryptonas_model::{plain, Model, ModelSpec};
@@ -92,7 +92,29 @@ fn shipped_graphs_are_what_the_zoo_draws() {
         let (json, st) = files(name);
         let spec = ModelSpec::from_json(&json).unwrap();
         let net = recorded_net(&spec);
-        let drawn = model_spec(&net, name).unwrap();
+        let mut drawn = model_spec(&net, name).unwrap();
+        // The zoo draws dropout 0.5; a shipped graph records its recipe's (no effect at inference).
+        let recorded: Vec<f32> = spec
+            .nodes
+            .iter()
+            .filter_map(|n| match n.op {
+                Op::Dropout { p } => Some(p),
+                _ => None,
+            })
+            .collect();
+        let [p] = recorded[..] else {
+            panic!("{name}: one dropout node expected, found {recorded:?}")
+        };
+        let recipe = spec.metadata.training_recipe.as_deref().unwrap_or_default();
+        assert!(
+            recipe.contains(&format!("dropout {p},")),
+            "{name}: p = {p}, recipe: {recipe}"
+        );
+        for node in &mut drawn.nodes {
+            if let Op::Dropout { p: drawn_p } = &mut node.op {
+                *drawn_p = p;
+            }
+        }
         assert_eq!(spec.nodes, drawn.nodes, "{name}");
         assert_eq!(spec.output, drawn.output);
         assert_eq!(spec.metadata.relu_count, drawn.metadata.relu_count);
