@@ -89,6 +89,7 @@ fn tch_forward_equals_model_crate_f32_engine() {
             epochs: 0,
             recipe: "test".into(),
             train_seconds: None,
+            dropout: 0.5,
         };
         let mut spec = model_spec(&info).unwrap();
         spec.input.height = input.height;
