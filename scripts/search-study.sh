@@ -80,14 +80,19 @@ fi
 if [ -z "${SKIP_BUILD:-}" ]; then
   cargo build --release -p cryptonas-search --features tch
 fi
-bin="${CARGO_TARGET_DIR:-$repo/target}/release/cryptonas-search"
-mkdir -p "$run" "$results"
+mkdir -p "$run/bin" "$results"
 # One study per run directory at a time (a second one would train the same runs twice).
 exec 9>"$run/.lock"
 if ! flock -n 9; then
   echo "another search-study.sh is running in $run" >&2
   exit 1
 fi
+# The study runs its own copy: a later `cargo build`/`cargo test --release -p cryptonas-search`
+# without `--features tch` replaces target/release/cryptonas-search, and the study's next step
+# would then fail (it happened). Each start copies the binary built (or found) above.
+cp "${CARGO_TARGET_DIR:-$repo/target}/release/cryptonas-search" "$run/bin/cryptonas-search.tmp"
+mv "$run/bin/cryptonas-search.tmp" "$run/bin/cryptonas-search"
+bin="$run/bin/cryptonas-search"
 say() { echo "[study $(date -u +%H:%M:%S)] $*"; }
 
 # The width C that puts L = 6 at exactly the budget (L·C·1024 ReLUs on 32×32).
