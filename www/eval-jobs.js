@@ -19,12 +19,12 @@ import { EvalChunk } from './pkg/wasm_client.js';
 /// Wipes a buffer that held the client's OT labels (the JavaScript copy; wasm wipes its own).
 const wipe = (bytes) => { if (bytes && bytes.buffer) new Uint8Array(bytes.buffer).fill(0); };
 
-/// Frees a buffer this worker made (a copy) at once, not when the garbage collector runs
-/// (ArrayBuffer.prototype.transfer: Chromium 114+, Firefox 122+, Safari 17.4+; elsewhere the
-/// collector frees it as before). Not for a buffer that came from a socket or another worker:
+/// Frees a buffer made in this worker (a copy, or a frame copied out of wasm memory) at once, not
+/// when the garbage collector runs (ArrayBuffer.prototype.transfer: Chromium 114+, Firefox 122+,
+/// Safari 17.4+; elsewhere the collector frees it as before). Not for a buffer that came from a socket or another worker:
 /// the browser keeps its own reference to those, so detaching frees nothing and only hides their
 /// size from the collector (measured: the peak grew by about 80 MB).
-const release = (buffer) => {
+export const release = (buffer) => {
   if (buffer && buffer.transfer && !buffer.detached) buffer.transfer(0);
 };
 

@@ -12,7 +12,7 @@ const booted = init().then((w) => {
   wasm = w;
   // Get the evaluation code into V8's optimising tier before the online phase (see worker.js).
   // Small on purpose: a wasm memory never shrinks, so the warm-up's size stays allocated (1,024
-  // ReLUs at k = 32 grew each worker to 30 MB before its first chunk).
+  // ReLUs at k = 32 grew each worker to 15 MB before its first chunk).
   try {
     const b = new GcBench(256, 32);
     for (let i = 0; i < 8; i++) b.evaluate();

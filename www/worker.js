@@ -17,7 +17,7 @@
 //               closed: expired, restarted) | {type: 'bench', id, ...} | {type: 'ready', id} |
 //               {type: 'error', id, code, message}
 import init, { PrivateInference, GcBench } from './pkg/wasm_client.js';
-import { runEvalMessage } from './eval-jobs.js';
+import { release, runEvalMessage } from './eval-jobs.js';
 
 let wasm = null;
 async function boot() {
@@ -98,13 +98,6 @@ function localPool() {
 }
 
 const post = (msg, transfer = []) => self.postMessage(msg, transfer);
-
-/// Frees a frame this worker copied out of wasm memory once it is sent: a dropped buffer waits for
-/// the garbage collector, and the OT matrix alone is 32 MB at 86K ReLUs (see eval-jobs.js's
-/// `release` for why only buffers made here).
-const release = (buffer) => {
-  if (buffer && buffer.transfer && !buffer.detached) buffer.transfer(0);
-};
 const wasmBytes = () => (wasm ? wasm.memory.buffer.byteLength : 0);
 
 /// An error the page can act on: `code` is the protocol's error code (`expired`, `version`,
@@ -298,7 +291,8 @@ class Session {
     ws.onmessage = (ev) => this.frame(ev.data);
   }
 
-  /// Sends one frame (a copy out of wasm memory) and frees it: the socket keeps its own copy.
+  /// Sends one frame (a copy out of wasm memory) and frees it at once (`release`): the socket
+  /// keeps its own copy, and the OT matrix alone is 32 MB at 86K ReLUs.
   send(frame) {
     this.ws.send(frame);
     release(frame.buffer);
