@@ -389,9 +389,7 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
                         .map_or("–".into(), |v| format!("{:.2}", v / 1e6)),
                     b.page_worker_and_per_s / 1e6,
                     b.memory.renderer_peak_rss_bytes.unwrap_or(0.0) / 1e6,
-                    b.memory
-                        .renderer_peak_private_bytes
-                        .map_or("–".into(), |v| format!("{:.0}", v / 1e6)),
+                    report::mb(b.memory.renderer_peak_private_bytes),
                 );
                 pb.suspend(|| eprintln!("{line}"));
                 browser_runs.push(b);

@@ -335,7 +335,6 @@ impl Results {
             s,
             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
-        let mb = |v: Option<f64>| v.map_or("–".into(), |v| format!("{:.0}", v / 1e6));
         for b in &browser {
             let r = &b.run;
             let n = self.native_on(&b.model, &b.run.network.name);
@@ -502,9 +501,7 @@ impl Results {
                     .map_or("–".into(), |v| format!("{:.2}", v / 1e6)),
                 b.page_worker_and_per_s / 1e6,
                 b.memory.renderer_peak_rss_bytes.unwrap_or(0.0) / 1e6,
-                b.memory
-                    .renderer_peak_private_bytes
-                    .map_or("–".into(), |v| format!("{:.0}", v / 1e6)),
+                mb(b.memory.renderer_peak_private_bytes),
             );
         }
         s
@@ -830,6 +827,11 @@ impl Results {
         }
         s
     }
+}
+
+/// Whole megabytes (10^6 B), or "–" when not measured.
+pub(crate) fn mb(bytes: Option<f64>) -> String {
+    bytes.map_or("–".into(), |v| format!("{:.0}", v / 1e6))
 }
 
 #[cfg(test)]

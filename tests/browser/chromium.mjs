@@ -73,14 +73,7 @@ export async function launchChromium(chromium, opts = {}) {
 /// Peak resident memory (VmHWM) of the renderer processes of the browser using `userDataDir`:
 /// the page and its dedicated workers share one renderer process.
 export function rendererPeakRss(userDataDir) {
-  let peak = 0;
-  for (const pid of rendererPids(userDataDir)) {
-    try {
-      const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmHWM:\s+(\d+) kB/);
-      if (m) peak = Math.max(peak, Number(m[1]) * 1024);
-    } catch (_) { /* process gone */ }
-  }
-  return peak || null;
+  return largestStatusBytes(rendererPids(userDataDir), ['VmHWM']) || null;
 }
 
 /// Polls `fn(arg)` in the page until it is truthy. page.waitForFunction compiles its predicate
@@ -107,6 +100,20 @@ function rendererPids(userDataDir) {
   return pids;
 }
 
+/// The largest, over the processes `pids`, of the sum of the `keys` fields (kB) of
+/// /proc/<pid>/status, in bytes; 0 if none could be read.
+function largestStatusBytes(pids, keys) {
+  let largest = 0;
+  for (const pid of pids) {
+    try {
+      const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+      const kb = keys.reduce((sum, k) => sum + Number((st.match(new RegExp(`${k}:\\s+(\\d+) kB`)) || [0, 0])[1]), 0);
+      largest = Math.max(largest, kb * 1024);
+    } catch (_) { /* process gone */ }
+  }
+  return largest;
+}
+
 /// Samples the renderers' private resident memory (RssAnon + RssShmem: the heaps, wasm memories
 /// and buffers, without the pages of Chromium's binary and data files that every one of its
 /// processes maps and shares) every `intervalMs`; `stop()` returns the largest sample of one
@@ -119,13 +126,7 @@ export function sampleRendererPrivate(userDataDir, intervalMs = 50) {
   let ticks = 0;
   const tick = () => {
     if (ticks++ % 20 === 0) pids = rendererPids(userDataDir); // new renderers appear rarely
-    for (const pid of pids) {
-      try {
-        const st = readFileSync(`/proc/${pid}/status`, 'utf8');
-        const kb = (k) => Number((st.match(new RegExp(`${k}:\\s+(\\d+) kB`)) || [0, 0])[1]);
-        peak = Math.max(peak, (kb('RssAnon') + kb('RssShmem')) * 1024);
-      } catch (_) { /* process gone */ }
-    }
+    peak = Math.max(peak, largestStatusBytes(pids, ['RssAnon', 'RssShmem']));
   };
   tick();
   const timer = setInterval(tick, intervalMs);
