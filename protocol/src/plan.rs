@@ -698,10 +698,6 @@ impl Plan {
     /// ciphertexts, three copies each: as received, in NTT form, and while being multiplied or
     /// flooded).
     pub fn session_memory_bytes(&self) -> Result<u64, ProtocolError> {
-        let bad = |e: String| ProtocolError::Malformed {
-            what: "ServerPlan",
-            reason: e,
-        };
         let params = HeParams::new(self.k).map_err(|e| bad(e.to_string()))?;
         let stages = self
             .stages
@@ -753,10 +749,6 @@ impl Plan {
     /// Checks internal consistency (a client must not trust sizes blindly: a wrong plan would make
     /// it allocate or index wrongly).
     pub fn validate(&self) -> Result<(), ProtocolError> {
-        let bad = |reason: String| ProtocolError::Malformed {
-            what: "ServerPlan",
-            reason,
-        };
         if !(8..=64).contains(&self.k) {
             return Err(bad(format!("k = {} outside [8, 64]", self.k)));
         }
@@ -839,10 +831,6 @@ impl Plan {
     /// with one OT per bit under that limit, a layer's labels (16 B per bit) stay far below 2^32
     /// bytes.
     fn checked_ot_bits(&self) -> Result<u64, ProtocolError> {
-        let bad = |reason: String| ProtocolError::Malformed {
-            what: "ServerPlan",
-            reason,
-        };
         let mut ot_bits = 0u64;
         for (i, st) in self.stages.iter().enumerate().filter(|(_, s)| s.garbled()) {
             ot_bits = (st.instances() as u64)
@@ -1105,6 +1093,14 @@ impl ServerModel {
             self.he_stages.iter().map(|s| s.plan()).collect();
         self.plan
             .session_memory_with(&self.he_params, &stages, &self.circuits)
+    }
+}
+
+/// A plan that cannot be used: inconsistent ([`Plan::validate`]) or outside what HE supports.
+fn bad(reason: String) -> ProtocolError {
+    ProtocolError::Malformed {
+        what: "ServerPlan",
+        reason,
     }
 }
 
