@@ -49,7 +49,7 @@ fn extension(c: &mut Criterion) {
     let (sender, receiver) = ready(&mut rng);
     let (matrix, receiver) = receiver.extend(&choices, &mut rng).unwrap();
     let matrix_bytes = matrix.to_bytes().len();
-    let (challenge, sender) = sender.receive_extend(matrix, &mut rng);
+    let (challenge, sender) = sender.receive_extend(matrix, &mut rng).unwrap();
     let (response, r_out, _) = receiver.receive_challenge(challenge.clone());
     let (s_out, _) = sender.receive_check(response.clone()).unwrap();
     let total = matrix_bytes + challenge.to_bytes().len() + response.to_bytes().len();
@@ -76,7 +76,7 @@ fn extension(c: &mut Criterion) {
             |(sender, receiver)| {
                 let mut rng = Csprng::from_seed([4; 32]);
                 let (matrix, receiver) = receiver.extend(&choices, &mut rng).unwrap();
-                let (challenge, sender) = sender.receive_extend(matrix, &mut rng);
+                let (challenge, sender) = sender.receive_extend(matrix, &mut rng).unwrap();
                 let (response, r_out, _) = receiver.receive_challenge(challenge);
                 let (s_out, _) = sender.receive_check(response).unwrap();
                 (s_out, r_out)
@@ -90,7 +90,7 @@ fn extension(c: &mut Criterion) {
                 let mut rng = Csprng::from_seed([5; 32]);
                 let (sender, receiver) = ready(&mut rng);
                 let (matrix, receiver) = receiver.extend(&choices, &mut rng).unwrap();
-                let (challenge, sender) = sender.receive_extend(matrix, &mut rng);
+                let (challenge, sender) = sender.receive_extend(matrix, &mut rng).unwrap();
                 let (response, _, _) = receiver.receive_challenge(challenge);
                 sender.receive_check(response).unwrap().0
             },

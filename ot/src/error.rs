@@ -79,6 +79,44 @@ pub enum OtError {
         /// The message's first index.
         got: u64,
     },
+    /// An `ExtendMatrix` part that does not fit its batch.
+    #[error("ExtendMatrix: a part of {rows} rows from row {first_row} lies outside the batch's {batch_rows} rows")]
+    PartOutside {
+        /// The part's first row.
+        first_row: u64,
+        /// Its rows.
+        rows: usize,
+        /// The batch's extended rows.
+        batch_rows: usize,
+    },
+    /// Parts of one matrix must arrive in order, each where the previous one ended.
+    #[error("ExtendMatrix: a part starts at row {got}, expected row {expected}")]
+    PartOrder {
+        /// Where the next part must start.
+        expected: usize,
+        /// Where it started.
+        got: usize,
+    },
+    /// The check was asked for before the whole matrix had arrived.
+    #[error("ExtendMatrix: {got} of the batch's {rows} rows arrived")]
+    Incomplete {
+        /// Rows received.
+        got: usize,
+        /// Rows of the batch.
+        rows: usize,
+    },
+    /// Labels asked for outside the batch.
+    #[error("{what}: transfers {start}..{end} requested from a batch of {len}")]
+    OutOfRange {
+        /// What was asked for.
+        what: &'static str,
+        /// First transfer.
+        start: usize,
+        /// End of the range.
+        end: usize,
+        /// Transfers in the batch.
+        len: usize,
+    },
     /// The correlated-OT sender was given Δ = 0, which would hand the receiver both messages.
     #[error("the global correlation Δ must be non-zero")]
     ZeroDelta,

@@ -38,7 +38,7 @@ fn cot_throughput_per_side_in_browser() {
     let t0 = now_ms();
     let (matrix, receiver) = receiver.extend(&bits, &mut rng).unwrap();
     let t1 = now_ms();
-    let (challenge, sender) = sender.receive_extend(matrix, &mut rng);
+    let (challenge, sender) = sender.receive_extend(matrix, &mut rng).unwrap();
     let t2 = now_ms();
     let (response, r_out, _) = receiver.receive_challenge(challenge);
     let t3 = now_ms();

@@ -1,6 +1,7 @@
 //! The peak heap of the receiver's extension at the session's size (about 2 M choice bits, the
-//! 86,016-ReLU model), from the choice bits to the finished frame, and of its answer to the check
-//! once the frame has left, measured by a metering allocator. Native only; the browser's session
+//! 86,016-ReLU model), from the choice bits to the finished frame (whole, or each part of a matrix
+//! sent in parts), and of its answer to the check once the matrix has left, measured by a
+//! metering allocator. Native only; the browser's session
 //! worker keeps the larger of the two for good (wasm memory never shrinks).
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -56,26 +57,48 @@ fn in_place(
     (frame, receiver)
 }
 
-/// What the in-place extension may hold at its peak besides the frame (16 B per row): the choices
-/// (1 B per transfer), their packed words and padding draw (1/8 B per row each), one block of t
-/// (256 KiB) and slack for the PRGs and allocation headers. The rows t_j are not held: they are
-/// regenerated at the check.
-fn in_place_bound(count: usize) -> usize {
-    let rows = (count + 256).div_ceil(128) * 128;
-    16 * rows + count + 2 * rows / 8 + (256 << 10) + (64 << 10)
+/// The matrix sent in parts of `part_rows` rows, each frame dropped once "sent".
+fn in_parts(
+    receiver: kos::Receiver<kos::state::ReceiverReady>,
+    choices: &[bool],
+    rng: &mut Csprng,
+    part_rows: usize,
+) -> (usize, kos::Receiver<kos::state::Extended>) {
+    let choices = Zeroizing::new(choices.to_vec());
+    let mut next = receiver.extend_in_parts(choices, rng).unwrap();
+    let mut sent = 0;
+    loop {
+        let mut frame = vec![0];
+        let step = next.next_part(part_rows, &mut frame);
+        sent += frame.len() - 1;
+        match step {
+            kos::Extension::More(r) => next = r,
+            kos::Extension::Done(r) => return (sent, r),
+        }
+    }
 }
 
-/// The same for the answer to the check (the frame gone): the rows t_j instead of the frame.
+/// What the extension holds at its peak besides the frame (`frame_bytes`): the choices (1 B per
+/// transfer), their packed words and padding draw (1/8 B per row each), the PRGs' per-column pads
+/// and slack for allocation headers. No rows t_j: they are regenerated when needed.
+fn extension_bound(count: usize, frame_bytes: usize) -> usize {
+    let rows = (count + 256).div_ceil(128) * 128;
+    frame_bytes + count + 2 * rows / 8 + (64 << 10)
+}
+
+/// The answer to the check without keeping the rows: the choices and packed words, one block of
+/// regenerated columns and rows (256 KiB each) and slack.
 fn check_bound(count: usize) -> usize {
-    in_place_bound(count)
+    extension_bound(count, 512 << 10)
 }
 
 /// One metered measurement at a time (tests run on parallel threads; the meter counts them all).
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// Peaks of both ways at `n` choices (checking both give the same frame), and of the check's
-/// answer after the new one.
-fn measure(n: usize) -> (usize, usize, usize) {
+/// Peaks at `n` choices: the old way (a matrix, then its frame), the whole frame in place, the
+/// matrix in parts of `part_rows` (checking that all give the same matrix), and the check's
+/// answer with regenerated rows.
+fn measure(n: usize, part_rows: usize) -> [usize; 4] {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // Warm the rayon pool outside the meter: its threads' allocations are not the extension's.
     let _ = ready(&mut Csprng::from_seed([0; 32]))
@@ -90,7 +113,7 @@ fn measure(n: usize) -> (usize, usize, usize) {
         )
     });
     drop(old_rx);
-    let (new, (new_frame, new_rx)) = peak_of(|| {
+    let (whole, (new_frame, new_rx)) = peak_of(|| {
         in_place(
             ready(&mut Csprng::from_seed([2; 32])),
             &choices,
@@ -98,28 +121,51 @@ fn measure(n: usize) -> (usize, usize, usize) {
         )
     });
     assert!(old_frame == new_frame, "the two ways give different frames");
-    drop((old_frame, new_frame));
+    drop((old_frame, new_frame, new_rx));
+    let (parts, (sent, rx)) = peak_of(|| {
+        in_parts(
+            ready(&mut Csprng::from_seed([2; 32])),
+            &choices,
+            &mut Csprng::from_seed([3; 32]),
+            part_rows,
+        )
+    });
+    let rows = (n + 256).div_ceil(128) * 128;
+    assert_eq!(
+        sent,
+        16 * rows + 16 * rows.div_ceil(part_rows),
+        "every row sent once"
+    );
     let challenge = kos::CheckChallenge::from_bytes(&[9; 32]).unwrap();
-    let (check, output) = peak_of(|| new_rx.receive_challenge(challenge).1);
-    assert_eq!(output.len(), n);
-    (old, new, check)
+    let (check, seeds) = peak_of(|| rx.receive_challenge_regenerating(challenge).1);
+    assert_eq!(seeds.len(), n);
+    [old, whole, parts, check]
 }
 
+const PART_ROWS: usize = 1 << 16;
+
 #[test]
-fn in_place_extension_holds_about_the_frame_then_the_rows() {
+fn the_extension_holds_its_frame_and_the_check_no_rows() {
     let n = 1 << 18;
-    let (old, new, check) = measure(n);
+    let [old, whole, parts, check] = measure(n, PART_ROWS);
+    let frame = 16 * ((n + 256).div_ceil(128) * 128);
     assert!(
-        new <= in_place_bound(n),
-        "peak {new} B > bound {} B",
-        in_place_bound(n)
+        whole <= extension_bound(n, frame),
+        "whole frame: peak {whole} B > bound {} B",
+        extension_bound(n, frame)
+    );
+    let part = 16 * PART_ROWS + 16;
+    assert!(
+        parts <= extension_bound(n, part),
+        "in parts: peak {parts} B > bound {} B",
+        extension_bound(n, part)
     );
     assert!(
         check <= check_bound(n),
         "check: peak {check} B > bound {} B",
         check_bound(n)
     );
-    assert!(new < old, "in place {new} B, via the matrix {old} B");
+    assert!(whole < old, "in place {whole} B, via the matrix {old} B");
 }
 
 const N: usize = 2_064_384; // 86,016 ReLUs × 24 share bits
@@ -127,18 +173,19 @@ const N: usize = 2_064_384; // 86,016 ReLUs × 24 share bits
 #[test]
 #[ignore = "measurement printout (run with --release --ignored --nocapture)"]
 fn extension_peak_at_two_million_choices() {
-    let (old, new, check) = measure(N);
+    let [old, whole, parts, check] = measure(N, PART_ROWS);
     let rows_bytes = 16 * (N + 256);
     for (how, peak) in [
         ("via ExtendMatrix", old),
-        ("in place", new),
-        ("check, after in place", check),
+        ("whole frame in place", whole),
+        ("in parts of 2^16 rows", parts),
+        ("check, rows regenerated", check),
     ] {
         eprintln!(
-            "{N} choices, {how}: peak {peak} B = {:.2} × 16 B × rows",
+            "{N} choices, {how}: peak {peak} B = {:.3} × 16 B × rows",
             peak as f64 / rows_bytes as f64
         );
     }
-    assert!(new <= in_place_bound(N));
+    assert!(parts <= extension_bound(N, 16 * PART_ROWS + 16));
     assert!(check <= check_bound(N));
 }

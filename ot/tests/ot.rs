@@ -61,7 +61,7 @@ fn batch(
         .unwrap();
     let matrix = ExtendMatrix::from_bytes(&frame[1..]).unwrap();
     assert_eq!(matrix.count(), choices.len());
-    let (challenge, sender) = sender.receive_extend(matrix, rng);
+    let (challenge, sender) = sender.receive_extend(matrix, rng).unwrap();
     let challenge = CheckChallenge::from_bytes(&challenge.to_bytes()).unwrap();
     let (response, r_out, receiver) = receiver.receive_challenge(challenge);
     let response = CheckResponse::from_bytes(&response.to_bytes()).unwrap();
@@ -239,7 +239,7 @@ fn chosen_ot_with_and_without_derandomisation() {
 
     // Random choices offline, real choices online (Beaver derandomisation).
     let (matrix, receiver) = receiver.extend_random(n, &mut rng).unwrap();
-    let (challenge, sender) = sender.receive_extend(matrix, &mut rng);
+    let (challenge, sender) = sender.receive_extend(matrix, &mut rng).unwrap();
     let (response, mut r, _) = receiver.receive_challenge(challenge);
     let (mut s, _) = sender.receive_check(response).unwrap();
     let offline = r.choices().to_vec();
@@ -305,7 +305,7 @@ fn tampered(
         .extend_into(Zeroizing::new(choices), &mut rng, &mut bytes)
         .unwrap();
     tamper_matrix(&mut bytes);
-    let (challenge, sender) = sender.receive_extend(ExtendMatrix::from_bytes(&bytes)?, &mut rng);
+    let (challenge, sender) = sender.receive_extend(ExtendMatrix::from_bytes(&bytes)?, &mut rng)?;
     let (response, _, _) = receiver.receive_challenge(challenge);
     let mut bytes = response.to_bytes();
     tamper_response(&mut bytes);
@@ -328,7 +328,7 @@ fn kos_check_rejects_tampered_matrix() {
             31,
             delta,
             n,
-            |m| m[8 + 5 * col_bytes + row / 8] ^= 1 << (row % 8),
+            |m| m[16 + 5 * col_bytes + row / 8] ^= 1 << (row % 8),
             |_| {},
         )
         .unwrap_err();
@@ -336,7 +336,7 @@ fn kos_check_rejects_tampered_matrix() {
     }
     // Column 6 (Δ_6 = 0) is ignored by the sender: the flip passes. This is KOS's inherent
     // selective-failure leak — one guessed bit of Δ per deviating column, at the risk of abort.
-    assert!(tampered(32, delta, n, |m| m[8 + 6 * col_bytes] ^= 1, |_| {}).is_ok());
+    assert!(tampered(32, delta, n, |m| m[16 + 6 * col_bytes] ^= 1, |_| {}).is_ok());
 }
 
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
@@ -359,18 +359,22 @@ fn malformed_messages_are_rejected() {
     let (sender, receiver) = ready_pair(Block::ONE, &mut rng);
     let (matrix, _) = receiver.extend(&[true; 10], &mut rng).unwrap();
     let bytes = matrix.to_bytes();
-    assert_eq!(bytes.len(), 8 + 128 * 384 / 8);
+    assert_eq!(bytes.len(), 16 + 128 * 384 / 8);
     assert!(matches!(
-        ExtendMatrix::from_bytes(&bytes[..7]),
+        ExtendMatrix::from_bytes(&bytes[..15]),
         Err(OtError::Length {
-            expected: 8,
-            got: 7,
+            expected: 16,
+            got: 15,
             ..
         })
     ));
     assert!(matches!(
         ExtendMatrix::from_bytes(&bytes[..bytes.len() - 1]),
-        Err(OtError::Length { .. })
+        Err(OtError::NotMultiple { .. })
+    ));
+    assert!(matches!(
+        ExtendMatrix::from_bytes(&bytes[..16]),
+        Err(OtError::NotMultiple { got: 0, .. })
     ));
     let mut big = bytes.clone();
     big[..8].copy_from_slice(&u64::MAX.to_le_bytes());
@@ -378,11 +382,30 @@ fn malformed_messages_are_rejected() {
         ExtendMatrix::from_bytes(&big),
         Err(OtError::TooManyTransfers { .. })
     ));
+    // A part past the batch's end (10 transfers: 3 words of rows), or starting at a huge word.
+    for first in [1u64, 3, u64::MAX / 64, u64::MAX] {
+        let mut late = bytes.clone();
+        late[8..16].copy_from_slice(&first.to_le_bytes());
+        assert!(
+            matches!(
+                ExtendMatrix::from_bytes(&late),
+                Err(OtError::PartOutside { .. })
+            ),
+            "first word {first}"
+        );
+    }
+    // 200 transfers have 512 rows: these 384 parse as the first part of such a batch, and the
+    // check is refused until the rest has come.
     let mut other = bytes.clone();
-    other[..8].copy_from_slice(&200u64.to_le_bytes()); // 200 transfers need 512 rows, not 384
+    other[..8].copy_from_slice(&200u64.to_le_bytes());
+    let part = ExtendMatrix::from_bytes(&other).unwrap();
+    assert_eq!((part.count(), part.first_row(), part.rows()), (200, 0, 384));
     assert!(matches!(
-        ExtendMatrix::from_bytes(&other),
-        Err(OtError::Length { .. })
+        sender.receive_extend(part, &mut rng),
+        Err(OtError::Incomplete {
+            got: 384,
+            rows: 512
+        })
     ));
 
     assert!(matches!(
@@ -447,7 +470,65 @@ fn malformed_messages_are_rejected() {
         kos::Sender::new(Block::ZERO).unwrap_err(),
         OtError::ZeroDelta
     );
-    drop(sender);
+}
+
+/// A matrix sent in parts gives the same correlated OTs as one sent whole; parts out of order,
+/// of another batch, or a challenge asked for early are refused.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn matrix_parts_give_the_same_correlated_ots() {
+    let mut rng = Csprng::from_seed([41; 32]);
+    let delta = garbling_delta(&mut rng);
+    let n = 5000;
+    let choices = random_bits(&mut rng, n);
+    let (sender, receiver) = ready_pair(delta, &mut rng);
+    let mut next = receiver
+        .extend_in_parts(Zeroizing::new(choices.clone()), &mut rng)
+        .unwrap();
+    let mut sender = sender.expect_extension(n).unwrap();
+    let mut parts = Vec::new();
+    let receiver = loop {
+        let mut out = Vec::new();
+        let step = next.next_part(1024, &mut out);
+        parts.push(ExtendMatrix::from_bytes(&out).unwrap());
+        match step {
+            kos::Extension::More(r) => next = r,
+            kos::Extension::Done(r) => break r,
+        }
+    };
+    // (5000 + 256) rows round up to 5376: five parts of 1024 rows and one of 256.
+    assert_eq!(parts.len(), 6);
+    assert_eq!(sender.rows_left(), 5376);
+    assert!(matches!(
+        sender.receive_part(parts[1].clone()),
+        Err(OtError::PartOrder {
+            expected: 0,
+            got: 1024
+        })
+    ));
+    let mut parts = parts.into_iter();
+    sender.receive_part(parts.next().unwrap()).unwrap();
+    let mut other = Vec::new();
+    let _ = ready_pair(delta, &mut rng)
+        .1
+        .extend_in_parts(Zeroizing::new(vec![true; 10]), &mut rng)
+        .unwrap()
+        .next_part(1024, &mut other);
+    assert!(matches!(
+        sender.receive_part(ExtendMatrix::from_bytes(&other).unwrap()),
+        Err(OtError::CountMismatch { got: 10, .. })
+    ));
+    for part in parts {
+        sender.receive_part(part).unwrap();
+    }
+    assert_eq!(sender.rows_left(), 0);
+    let (challenge, sender) = sender.challenge(&mut rng).unwrap();
+    let (response, mut seeds) = receiver.receive_challenge_regenerating(challenge);
+    let (s_out, _) = sender.receive_check(response).unwrap();
+    let labels = seeds.labels(0..n).unwrap();
+    for (j, (&t, &q)) in labels.iter().zip(s_out.zero_labels()).enumerate() {
+        assert_eq!(t, q ^ delta.select(choices[j]), "transfer {j}");
+    }
 }
 
 // ---------------------------------------------------------------- building blocks (also in wasm32)
@@ -529,7 +610,7 @@ fn decoders_never_panic_on_garbage() {
     let (sender, receiver) = ready_pair(Block::ONE, &mut rng);
     let choices = random_bits(&mut rng, 3);
     let (matrix, receiver) = receiver.extend(&choices, &mut rng).unwrap();
-    let (challenge, sender) = sender.receive_extend(matrix.clone(), &mut rng);
+    let (challenge, sender) = sender.receive_extend(matrix.clone(), &mut rng).unwrap();
     let (response, mut r, _) = receiver.receive_challenge(challenge.clone());
     let (s, _) = sender.receive_check(response.clone()).unwrap();
     let derand = r.derandomize(&[true, true, false]).unwrap();

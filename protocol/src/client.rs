@@ -31,7 +31,7 @@
 //! path serves every transport: the native client and [`crate::run_local`] run them on
 //! [`crate::LocalWorkers`] (a layer's chunks in parallel), a browser on its Web Workers.
 
-use crate::msgs::{FrameInfo, Msg, MsgKind, PROTOCOL_VERSION};
+use crate::msgs::{FrameInfo, Msg, MsgKind, OT_PART_ROWS, PROTOCOL_VERSION};
 use crate::plan::{OutputPolicy, Plan};
 use crate::plan::{PlanStage, StageCircuit};
 use crate::session::{he_err, ot_err, Output, Session};
@@ -40,7 +40,7 @@ use cryptonas_crypto::{Block, Csprng};
 use cryptonas_he::{ClientKeys, ClientStage, HeParams, ResponseMsg};
 use cryptonas_model::Source;
 use cryptonas_ot::chou_orlandi::ReceiverChoices;
-use cryptonas_ot::kos::{self, CheckChallenge, CotReceiverOutput};
+use cryptonas_ot::kos::{self, CheckChallenge, CotReceiverSeeds};
 use cryptonas_ring::{RingVec, RingWidth};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -254,8 +254,9 @@ struct AwaitHe {
 /// Receiving the garbled layers.
 struct AwaitGarbled {
     ctx: Ctx,
-    /// The OT's labels of every share bit (wiped on drop).
-    ot: CotReceiverOutput,
+    /// What regenerates the OT's label of any share bit (the labels are not kept: a chunk's
+    /// are made when it arrives and leave with its job).
+    ot: CotReceiverSeeds,
     /// The ReLU layer being received and how many of its ReLUs have arrived.
     stage: usize,
     received: usize,
@@ -281,6 +282,7 @@ enum State {
     AwaitPlan,
     AwaitHe(Box<AwaitHe>),
     AwaitOtChoices(Box<Ctx>, kos::Receiver<kos::state::BaseSetup>),
+    SendingOtParts(Box<Ctx>, kos::Receiver<kos::state::Extending>),
     AwaitOtChallenge(Box<Ctx>, kos::Receiver<kos::state::Extended>),
     AwaitGarbled(Box<AwaitGarbled>),
     AwaitImage(Box<Online>),
@@ -297,6 +299,7 @@ impl State {
             State::AwaitPlan => "waiting for ServerPlan",
             State::AwaitHe(_) => "waiting for ServerHeResponse",
             State::AwaitOtChoices(..) => "waiting for ServerOtChoices",
+            State::SendingOtParts(..) => "sending the ClientOtExtend parts",
             State::AwaitOtChallenge(..) => "waiting for ServerOtChallenge",
             State::AwaitGarbled(_) => "waiting for ServerGarbled",
             State::AwaitImage(_) => "prepared, waiting for the image",
@@ -683,16 +686,30 @@ impl ClientSession {
                 bits.extend_from_slice(&words.bits());
             }
         }
-        // The matrix (16 B per bit) is written straight into the frame: in a browser worker the
-        // peak of this step stays allocated for good.
+        // The matrix (16 B per bit) leaves in parts, each made when the transport asks for the
+        // next frame (`next_ot_part`): in a browser worker the peak of this step stays allocated
+        // for good.
+        let receiver = receiver
+            .extend_in_parts(bits, &mut self.rng)
+            .map_err(ot_err)?;
+        Ok(State::SendingOtParts(ctx, receiver))
+    }
+
+    /// `SendingOtParts`, when the outbox is empty: the matrix's next part, written straight into
+    /// its frame; after the last, wait for the challenge.
+    fn next_ot_part(&mut self, state: State) -> Result<State, ProtocolError> {
+        let State::SendingOtParts(ctx, receiver) = state else {
+            return Ok(state);
+        };
         let mut frame = Msg::frame_head(MsgKind::ClientOtExtend).ok_or(ProtocolError::Internal(
             "ClientOtExtend has a one-part body",
         ))?;
-        let receiver = receiver
-            .extend_into(bits, &mut self.rng, &mut frame)
-            .map_err(ot_err)?;
+        let next = match receiver.next_part(OT_PART_ROWS, &mut frame) {
+            kos::Extension::More(receiver) => State::SendingOtParts(ctx, receiver),
+            kos::Extension::Done(receiver) => State::AwaitOtChallenge(ctx, receiver),
+        };
         self.send_frame(frame);
-        Ok(State::AwaitOtChallenge(ctx, receiver))
+        Ok(next)
     }
 
     /// `AwaitOtChallenge` + `ServerOtChallenge`: answer the KOS check and keep the labels; the
@@ -704,7 +721,7 @@ impl ClientSession {
         bytes: &[u8],
     ) -> Result<State, ProtocolError> {
         let challenge = CheckChallenge::from_bytes(bytes).map_err(ot_err)?;
-        let (response, ot, _receiver) = receiver.receive_challenge(challenge);
+        let (response, ot) = receiver.receive_challenge_regenerating(challenge);
         self.send(Msg::ClientOtResponse(response.to_bytes()));
         let chunks = ctx.plan.stages.iter().map(|_| Vec::new()).collect();
         self.after_chunk(Box::new(AwaitGarbled {
@@ -758,8 +775,9 @@ impl ClientSession {
             .sum::<usize>()
             + first;
         let bit = g.ctx.plan.ot_offset(i) + first * per;
-        let mut client_labels =
-            Zeroizing::new(Block::slice_as_bytes(&g.ot.labels()[bit..bit + count * per]).to_vec());
+        let labels = g.ot.labels(bit..bit + count * per).map_err(ot_err)?;
+        let mut client_labels = Zeroizing::new(Block::slice_as_bytes(&labels).to_vec());
+        drop(labels);
         // A pre-garbled chunk: K₀ ⊕ b·Δ ⊕ (W₀ ⊕ K₀) = W₀ ⊕ b·Δ.
         if !corrections.is_empty() {
             if corrections.len() != client_labels.len() {
@@ -1153,7 +1171,13 @@ impl Session for ClientSession {
         })
     }
 
+    /// Frames made on demand (the OT matrix's parts) are made here, one per call, once the
+    /// outbox is empty: a transport that sends each frame before it asks for the next holds one
+    /// part at a time.
     fn poll_output(&mut self) -> Result<Option<Output>, ProtocolError> {
+        if self.outbox.is_empty() && matches!(self.state, State::SendingOtParts(..)) {
+            self.step(Self::next_ot_part)?;
+        }
         Ok(self.outbox.pop_front())
     }
 }

@@ -16,7 +16,7 @@ pub use client::{
 };
 pub use eval::{ChunkEvaluator, ChunkJob, LocalWorkers};
 pub use local::{run_local, run_local_on, run_local_with, Activity, LocalTraffic, Side, Tap};
-pub use msgs::{ErrorCode, FrameInfo, GarbledLayout, Msg, MsgKind, PROTOCOL_VERSION};
+pub use msgs::{ErrorCode, FrameInfo, GarbledLayout, Msg, MsgKind, OT_PART_ROWS, PROTOCOL_VERSION};
 pub use plan::{
     CircuitKind, CircuitSpec, ModelLoadError, OutputPolicy, Plan, PlanStage, ServerModel,
     SessionEstimate, StageCircuit, StageOp,

@@ -12,8 +12,15 @@ use serde::Serialize;
 /// (prepared sessions). 4: a plan stage names its op (`relu` with an optional clipping bound,
 /// `max_pool` with its window, `logits`) instead of a ReLU flag; a garbled layer's instances
 /// read `window` share words each (OT, labels). 5: output policies (`top_k` as the last stage's
-/// op: a garbled top-k whose revealed indices end the session, no `ServerOutput`).
-pub const PROTOCOL_VERSION: u16 = 5;
+/// op: a garbled top-k whose revealed indices end the session, no `ServerOutput`). 6: the OT
+/// extension's matrix goes as a sequence of `ClientOtExtend` parts of at most [`OT_PART_ROWS`]
+/// rows (each names its batch's transfer count and its first 128-row word).
+pub const PROTOCOL_VERSION: u16 = 6;
+
+/// Rows per `ClientOtExtend` part (the last may be shorter): 1 MiB frames. Neither side holds the
+/// whole matrix (16 B per share bit, 32 MiB at 86K ReLUs), and a server bounds the frame a client
+/// may send in that state by one part.
+pub const OT_PART_ROWS: usize = 1 << 16;
 
 /// One protocol message.
 #[derive(Clone, PartialEq, Eq)]
@@ -53,7 +60,8 @@ pub enum Msg {
     ClientOtSetup(Vec<u8>),
     /// Server → client: base-OT choices.
     ServerOtChoices(Vec<u8>),
-    /// Client → server: the OT-extension matrix for the client's share bits.
+    /// Client → server: one part of the OT-extension matrix for the client's share bits
+    /// (`cryptonas_ot::kos::ExtendMatrix`; parts in order, at most [`OT_PART_ROWS`] rows each).
     ClientOtExtend(Vec<u8>),
     /// Server → client: the KOS check challenge.
     ServerOtChallenge(Vec<u8>),

@@ -693,8 +693,8 @@ impl Plan {
     /// before it precomputes a model. Held between messages: HE shares and the masked tensors
     /// (8 B per element each), the client's OT zero-labels and the garbler's input labels (16 B
     /// per share bit each), the re-masks (8 B per circuit instance). On top, the largest transient
-    /// of one step: a streamed chunk of tables (built, then copied into its frame), the KOS matrix
-    /// (16 B per share bit, received and transposed), or an HE stage (its input and output
+    /// of one step: a streamed chunk of tables (built, then copied into its frame), a part of the
+    /// KOS matrix (received and transposed), or an HE stage (its input and output
     /// ciphertexts, three copies each: as received, in NTT form, and while being multiplied or
     /// flooded).
     pub fn session_memory_bytes(&self) -> Result<u64, ProtocolError> {
@@ -736,7 +736,11 @@ impl Plan {
             .map(|c| 2 * (crate::GARBLE_CHUNK * c.circuit().table_bytes()) as u64)
             .max()
             .unwrap_or(0);
-        let kos = 2 * 16 * ot_bits;
+        // One matrix part as received, its columns and its transposed rows (the rows join the
+        // zero-labels counted above).
+        let kos = 3
+            * 16
+            * crate::OT_PART_ROWS.min(cryptonas_ot::kos::extended_rows(ot_bits as usize)) as u64;
         let ciphertext = (2 * he_params.degree() * he_params.moduli().len() * 8) as u64;
         let he = he_stages
             .iter()

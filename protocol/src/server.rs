@@ -44,7 +44,7 @@ enum State {
         shares: Vec<RingVec>,
     },
     OtExtend {
-        sender: kos::Sender<kos::state::Ready>,
+        sender: kos::Sender<kos::state::Receiving>,
         shares: Vec<RingVec>,
     },
     OtCheck {
@@ -405,28 +405,34 @@ impl ServerSession {
                 };
                 let sender = kos::Sender::new(delta.as_block()).map_err(ot_err)?;
                 let (choices, sender) = sender.receive_base_setup(setup, &mut self.rng);
+                let sender = sender.expect_extension(plan.ot_bits()).map_err(ot_err)?;
                 (
                     State::OtExtend { sender, shares },
                     vec![Msg::ServerOtChoices(choices.to_bytes())],
                 )
             }
-            (State::OtExtend { sender, shares }, Msg::ClientOtExtend(bytes)) => {
-                let matrix = ExtendMatrix::from_bytes(&bytes).map_err(ot_err)?;
-                // The session's largest message: free its bytes before the matrix is processed.
+            (State::OtExtend { mut sender, shares }, Msg::ClientOtExtend(bytes)) => {
+                let part = ExtendMatrix::from_bytes(&bytes).map_err(ot_err)?;
                 drop(bytes);
+                // A part of another batch size is refused here, out of order ones by the sender.
                 let want = plan.ot_bits();
-                if matrix.count() != want {
+                if part.count() != want {
                     return Err(ProtocolError::WrongSize {
                         what: "ClientOtExtend transfers",
                         expected: want,
-                        got: matrix.count(),
+                        got: part.count(),
                     });
                 }
-                let (challenge, sender) = sender.receive_extend(matrix, &mut self.rng);
-                (
-                    State::OtCheck { sender, shares },
-                    vec![Msg::ServerOtChallenge(challenge.to_bytes())],
-                )
+                sender.receive_part(part).map_err(ot_err)?;
+                if sender.rows_left() > 0 {
+                    (State::OtExtend { sender, shares }, vec![])
+                } else {
+                    let (challenge, sender) = sender.challenge(&mut self.rng).map_err(ot_err)?;
+                    (
+                        State::OtCheck { sender, shares },
+                        vec![Msg::ServerOtChallenge(challenge.to_bytes())],
+                    )
+                }
             }
             (State::OtCheck { sender, shares }, Msg::ClientOtResponse(bytes)) => {
                 let response = CheckResponse::from_bytes(&bytes).map_err(ot_err)?;
@@ -670,7 +676,9 @@ impl ServerModel {
                 .map(|st| 16 + st.plan().input_ciphertexts() * ct)
                 .collect(),
             // The KOS matrix: 128 columns of the (padded) transfer count, 16 B per 128 rows.
-            ot_extend: 16 * (plan.ot_bits() + 1024),
+            ot_extend: ExtendMatrix::part_byte_len(
+                crate::OT_PART_ROWS.min(kos::extended_rows(plan.ot_bits())),
+            ),
             input: 8 * plan.input_len(),
             masked: plan.stages.iter().map(|st| 8 * st.instances()).collect(),
         }

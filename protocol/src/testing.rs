@@ -178,16 +178,19 @@ pub fn pool_model(
 /// as it was: the hello, whose version changed, is not hashed. Then `ClientOtSetup` moved into
 /// the client's first flight (with the HE masks): every frame in each direction is byte-for-byte
 /// what it was, only that frame now precedes the server's HE responses in the interleaving.
+/// Protocol version 6: `ClientOtExtend` is a part of the matrix and names its first word (8 more
+/// bytes; the tiny model's matrix is one part); every other frame is unchanged.
 pub const SEEDED_TRANSCRIPT_SHA256: &str =
-    "ccaad366e74a18f119c21dbb878d4df6ece9d8b9e2460e415a0376421933b97d";
+    "8d3a303e21a0afce540d1f1bf20199940545f397bdbfcce54c4d75e75fd2e376";
 
 /// [`SEEDED_TRANSCRIPT_SHA256`] of the same model served under the `class` output policy
 /// (protocol version 5): the plan's last stage is `{"top_k": {"top": 1}}`, the OT and the
 /// garbled layers take the logits' share bits and the top-k circuit, the last `ServerLabels`
 /// carries the labels of the server's logit share, and there is no `ServerOutput`. Re-pinned
-/// with the other when `ClientOtSetup` joined the first flight (same frames, new interleaving).
+/// with the other when `ClientOtSetup` joined the first flight (same frames, new interleaving),
+/// and when `ClientOtExtend` became a part (protocol version 6).
 pub const SEEDED_CLASS_TRANSCRIPT_SHA256: &str =
-    "bc84367f6fdd4bcf1d3105888590fa5796298c60f58f1e32c64cf53b58542a6c";
+    "9c97537048b1a0ba317948c628b86180f19a4512a38898af42ca6c5359767913";
 
 /// One whole inference with seeded generators on both sides (tiny model, C = 2, 8×8, served
 /// under `policy`): SHA-256 over

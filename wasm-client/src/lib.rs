@@ -16,13 +16,6 @@ fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsError> {
         .map_err(|e| JsError::new(&format!("cannot convert to JavaScript: {e}")))
 }
 
-fn frames_to_js(frames: Vec<Vec<u8>>) -> js_sys::Array {
-    frames
-        .iter()
-        .map(|f| JsValue::from(js_sys::Uint8Array::from(f.as_slice())))
-        .collect()
-}
-
 fn phase_name(p: Phase) -> &'static str {
     match p {
         Phase::Offline => "offline",
@@ -210,17 +203,14 @@ struct OutcomeJs<'a> {
 
 /// A step as JavaScript gets it: the step's fields, `frames` as `Uint8Array`s and `jobs` as
 /// `{ kind: "store", id, job }` / `{ kind: "evaluate", id, labels }`.
-fn step_to_js(mut step: FrameStep) -> Result<JsValue, JsError> {
+fn step_to_js(step: FrameStep, frames: js_sys::Array) -> Result<JsValue, JsError> {
     let info = to_js(&step)?;
     let set = |key: &str, value: &JsValue| {
         js_sys::Reflect::set(&info, &key.into(), value)
             .map(|_| ())
             .map_err(|_| JsError::new("cannot build the step object"))
     };
-    set(
-        "frames",
-        &frames_to_js(std::mem::take(&mut step.frames)).into(),
-    )?;
+    set("frames", &frames.into())?;
     let jobs = js_sys::Array::new();
     for task in step.tasks {
         let job = js_sys::Object::new();
@@ -260,6 +250,10 @@ pub struct PrivateInference {
     plan: Option<PlanInfo>,
     received: u32,
     started: bool,
+    /// Set while a JavaScript call runs: frames are copied out to it as they are made, so a step
+    /// that makes many (the OT matrix's parts, 1 MiB each) holds one at a time in this worker's
+    /// memory, which never shrinks.
+    js_frames: Option<js_sys::Array>,
 }
 
 /// The Rust-facing API (native tests, other Rust transports); the JS methods wrap it.
@@ -280,6 +274,7 @@ impl PrivateInference {
             plan: None,
             received: 0,
             started: false,
+            js_frames: None,
         })
     }
 
@@ -304,12 +299,30 @@ impl PrivateInference {
         Ok(self.drain()?.frames)
     }
 
-    /// Everything the session has to say now.
+    /// Runs a call for JavaScript: its frames are copied out as they are made (see `js_frames`)
+    /// and come back as `Uint8Array`s.
+    fn with_js_frames<T>(
+        &mut self,
+        call: impl FnOnce(&mut Self) -> Result<T, ClientError>,
+    ) -> Result<(T, js_sys::Array), JsError> {
+        self.js_frames = Some(js_sys::Array::new());
+        let result = call(self);
+        let frames = self.js_frames.take().unwrap_or_default();
+        Ok((result.map_err(js_err)?, frames))
+    }
+
+    /// Everything the session has to say now (frames to JavaScript directly during a JavaScript
+    /// call).
     fn drain(&mut self) -> Result<Drained, ClientError> {
         let mut d = Drained::default();
         while let Some(out) = self.session.poll_output()? {
             match out {
-                Output::Frame(f) => d.frames.push(f),
+                Output::Frame(f) => match &self.js_frames {
+                    Some(js) => {
+                        js.push(&js_sys::Uint8Array::from(f.as_slice()));
+                    }
+                    None => d.frames.push(f),
+                },
                 Output::Job(t) => d.tasks.push(t),
                 Output::Finished => d.done = true,
             }
@@ -424,17 +437,15 @@ impl PrivateInference {
         if image.is_empty() {
             return Err(js_err(ClientError::EmptyImage));
         }
-        let frames = self
-            .set_input(ClientInput::ImageBytes(image.to_vec()))
-            .map_err(js_err)?;
-        Ok(frames_to_js(frames))
+        self.with_js_frames(|pi| pi.set_input(ClientInput::ImageBytes(image.to_vec())))
+            .map(|(_, frames)| frames)
     }
 
     /// [`PrivateInference::set_image`] for an already normalised CHW image (`Float32Array`).
     #[wasm_bindgen(js_name = setNormalised)]
     pub fn set_normalised(&mut self, x: Vec<f32>) -> Result<js_sys::Array, JsError> {
-        let frames = self.set_input(ClientInput::Normalised(x)).map_err(js_err)?;
-        Ok(frames_to_js(frames))
+        self.with_js_frames(|pi| pi.set_input(ClientInput::Normalised(x)))
+            .map(|(_, frames)| frames)
     }
 
     /// The protocol error code (`"expired"`, `"version"`, `"refused"`…) of a server `Error`
@@ -450,7 +461,8 @@ impl PrivateInference {
 
     /// The frames to send first (`Uint8Array[]`). Call once, right after the socket opens.
     pub fn start(&mut self) -> Result<js_sys::Array, JsError> {
-        Ok(frames_to_js(self.start_frames().map_err(js_err)?))
+        self.with_js_frames(Self::start_frames)
+            .map(|(_, frames)| frames)
     }
 
     /// Consumes one binary frame from the server. Returns `{ frames: Uint8Array[], jobs, done,
@@ -461,8 +473,8 @@ impl PrivateInference {
     /// or `{ kind: "evaluate", id, labels: Uint8Array }` (evaluate job `id` there and pass the
     /// result to [`PrivateInference::complete`]).
     pub fn handle(&mut self, frame: &[u8]) -> Result<JsValue, JsError> {
-        let step = self.handle_frame(frame).map_err(js_err)?;
-        step_to_js(step)
+        let (step, frames) = self.with_js_frames(|pi| pi.handle_frame(frame))?;
+        step_to_js(step, frames)
     }
 
     /// Where the parts of a `ServerGarbled` frame lie, from its first bytes (pass at least 64)
@@ -502,10 +514,9 @@ impl PrivateInference {
         corrections: &[u8],
         frame_len: usize,
     ) -> Result<JsValue, JsError> {
-        let step = self
-            .handle_garbled_head_frame(head, corrections, frame_len)
-            .map_err(js_err)?;
-        step_to_js(step)
+        let (step, frames) =
+            self.with_js_frames(|pi| pi.handle_garbled_head_frame(head, corrections, frame_len))?;
+        step_to_js(step, frames)
     }
 
     /// A worker's result for job `id` (the bytes [`EvalChunk::evaluate`] returned); returns the
@@ -513,7 +524,8 @@ impl PrivateInference {
     /// garbled arg-max of a class or top-k model the session is over instead (`phase()` is
     /// `"done"`, no frame).
     pub fn complete(&mut self, id: u32, shares: &[u8]) -> Result<js_sys::Array, JsError> {
-        Ok(frames_to_js(self.complete_job(id, shares).map_err(js_err)?))
+        self.with_js_frames(|pi| pi.complete_job(id, shares))
+            .map(|(_, frames)| frames)
     }
 
     /// `"offline"`, `"ready"`, `"online"` or `"done"`.

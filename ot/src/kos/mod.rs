@@ -12,6 +12,7 @@
 //!     ◀──────────────── chou_orlandi::ReceiverChoices ──      the sender chooses the bits of Δ)
 //! per batch of m transfers (m' = m + 256 rows, rounded up to a multiple of 128):
 //!     u^i = G(k_i^0) ⊕ G(k_i^1) ⊕ r          ── ExtendMatrix(u^1..u^128) ──▶  q^i = G(k_i^{Δ_i}) ⊕ Δ_i·u^i
+//!     (whole, or in parts of whole 128-row words, in order; the challenge follows the last)
 //!     ◀──────────────────────────────────────────── CheckChallenge(seed of χ_1..χ_m') ──
 //!     x = Σ r_j χ_j, t = Σ t_j·χ_j          ── CheckResponse(x, t) ──▶  Σ q_j·χ_j ?= t ⊕ x·Δ
 //! ```
@@ -79,8 +80,8 @@ mod receiver;
 mod sender;
 
 pub use msgs::{CheckChallenge, CheckResponse, ExtendMatrix, ReceiverDerandomize, SenderMessages};
-pub use output::{CotReceiverOutput, CotSenderOutput};
-pub use receiver::Receiver;
+pub use output::{CotReceiverOutput, CotReceiverSeeds, CotSenderOutput};
+pub use receiver::{Extension, Receiver};
 pub use sender::Sender;
 
 use cryptonas_crypto::Block;
@@ -104,6 +105,12 @@ fn tweak(index: u64) -> Block {
 /// Rows actually extended for `count` transfers: padding added, rounded up to whole 128×128 tiles.
 fn padded_rows(count: usize) -> usize {
     (count + PADDING_ROWS).div_ceil(128) * 128
+}
+
+/// Rows of the matrix a batch of `count` transfers extends (its padding included): what its
+/// [`ExtendMatrix`] parts carry together.
+pub fn extended_rows(count: usize) -> usize {
+    padded_rows(count)
 }
 
 /// Packs bits LSB-first into `len` bytes (`len * 8 >= bits.len()`).
@@ -170,6 +177,14 @@ pub mod state {
         pub(super) next_index: u64,
     }
 
+    /// Sender receiving a batch's matrix part by part (rows so far in `rows`).
+    pub struct Receiving {
+        pub(super) ready: Ready,
+        pub(super) rows: Zeroizing<Vec<Block>>,
+        pub(super) count: usize,
+        pub(super) col_words: usize,
+    }
+
     /// Sender holding an unchecked batch, waiting for the receiver's check response.
     pub struct Checking {
         pub(super) ready: Ready,
@@ -193,6 +208,16 @@ pub mod state {
         pub(super) next_index: u64,
     }
 
+    /// Receiver sending a batch's matrix, part by part (words `next_word ..` still to go).
+    pub struct Extending {
+        pub(super) ready: ReceiverReady,
+        pub(super) g0_start: u128,
+        pub(super) col_words: usize,
+        pub(super) next_word: usize,
+        pub(super) packed_choices: Zeroizing<Vec<u128>>,
+        pub(super) choices: Zeroizing<Vec<bool>>,
+    }
+
     /// Receiver that sent a matrix and waits for the challenge.
     ///
     /// It keeps no rows: `t_j` are regenerated from the `G0` streams (from word `g0_start`) when
@@ -201,8 +226,7 @@ pub mod state {
     pub struct Extended {
         pub(super) ready: ReceiverReady,
         pub(super) g0_start: u128,
-        pub(super) rows: usize,
-        pub(super) block_rows: usize,
+        pub(super) col_words: usize,
         pub(super) packed_choices: Zeroizing<Vec<u128>>,
         pub(super) choices: Zeroizing<Vec<bool>>,
     }
@@ -222,10 +246,12 @@ pub mod state {
     opaque_states!(
         Initialized,
         Ready,
+        Receiving,
         Checking,
         ReceiverInitialized,
         BaseSetup,
         ReceiverReady,
+        Extending,
         Extended
     );
 }
@@ -254,7 +280,7 @@ mod profile {
         eprintln!("columns_to_rows: {:?}", t.elapsed());
         let packed = pack_words(&vec![true; n], rows / 128);
         let t = Instant::now();
-        let s = sender::challenge_sums(&r, rng.seed(), Some(&packed));
+        let s = sender::challenge_sums(0, &r, rng.seed(), Some(&packed));
         eprintln!(
             "challenge sums (χ drawn chunk by chunk): {:?} {:?}",
             t.elapsed(),
@@ -278,7 +304,7 @@ mod profile {
         let t = Instant::now();
         for _ in 0..ROUNDS {
             let (m, r) = receiver.extend(&bits, &mut rng).unwrap();
-            let (c, s) = sender.receive_extend(m, &mut rng);
+            let (c, s) = sender.receive_extend(m, &mut rng).unwrap();
             let (resp, _, r) = r.receive_challenge(c);
             let (_, s) = s.receive_check(resp).unwrap();
             (sender, receiver) = (s, r);

@@ -39,56 +39,108 @@ fn exact_length(bytes: &[u8], message: &'static str, expected: usize) -> Result<
     Ok(())
 }
 
-/// Receiver → sender: the IKNP matrix `u^i = G(k_i^0) ⊕ G(k_i^1) ⊕ r` for `count` transfers.
+/// Receiver → sender: the IKNP matrix `u^i = G(k_i^0) ⊕ G(k_i^1) ⊕ r` for `count` transfers, whole
+/// or one part of it: the rows of 128-row words `first_word ..`, so that neither side needs the
+/// whole matrix in one buffer.
 ///
-/// Wire: `count` (u64 LE), then 128 columns of `m'/8` bytes, `m' = count + 256` rounded up to a
-/// multiple of 128 (16 bytes per extended row, about 16 B per transfer for large batches).
+/// Wire: `count` (u64 LE), `first_word` (u64 LE), then 128 columns of `16 · words` bytes (the
+/// part's words, column by column). The batch has `m' = count + 256` rows rounded up to a multiple
+/// of 128, i.e. `m'/128` words per column (16 bytes per extended row, about 16 B per transfer for
+/// large batches); a part's words follow from its length.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ExtendMatrix {
     pub(super) count: usize,
-    /// 128 columns of `m'/128` words each (see [`crate::transpose`]'s layout).
+    pub(super) first_word: usize,
+    /// 128 columns of `words` words each (see [`crate::transpose`]'s layout).
     pub(super) columns: Vec<u128>,
 }
 
 impl ExtendMatrix {
     const NAME: &'static str = "ExtendMatrix";
+    /// Bytes before the columns: `count` and `first_word`.
+    pub(super) const HEADER: usize = 16;
 
     /// Number of transfers in the batch (the sender may compare it with what it expects).
     pub fn count(&self) -> usize {
         self.count
     }
 
+    /// The first extended row this part carries (a multiple of 128).
+    pub fn first_row(&self) -> usize {
+        128 * self.first_word
+    }
+
+    /// Extended rows this part carries (a multiple of 128).
+    pub fn rows(&self) -> usize {
+        self.columns.len()
+    }
+
     /// Encoded size in bytes.
     pub fn byte_len(&self) -> usize {
-        8 + 16 * self.columns.len()
+        Self::HEADER + 16 * self.columns.len()
+    }
+
+    /// Encoded size of a part of `rows` extended rows (a multiple of 128).
+    pub fn part_byte_len(rows: usize) -> usize {
+        Self::HEADER + 16 * rows
     }
 
     /// The wire form.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.byte_len());
         out.extend_from_slice(&(self.count as u64).to_le_bytes());
+        out.extend_from_slice(&(self.first_word as u64).to_le_bytes());
         for w in &self.columns {
             out.extend_from_slice(&w.to_le_bytes());
         }
         out
     }
 
-    /// Parses, checking the length against the announced count.
+    /// Parses, checking that the part holds whole words of all 128 columns and lies inside the
+    /// batch its count announces.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, OtError> {
-        let count = checked_count(header(bytes, Self::NAME, 8)?, Self::NAME)?;
-        let col_bytes = padded_rows(count) / 8;
-        exact_length(bytes, Self::NAME, 8 + BASE_OTS * col_bytes)?;
-        let columns = bytes[8..]
+        let count = checked_count(header(bytes, Self::NAME, Self::HEADER)?, Self::NAME)?;
+        let col_words = padded_rows(count) / 128;
+        let first = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
+        let body = &bytes[Self::HEADER..];
+        let unit = BASE_OTS * 16;
+        if body.is_empty() || !body.len().is_multiple_of(unit) {
+            return Err(OtError::NotMultiple {
+                message: Self::NAME,
+                unit,
+                got: body.len(),
+            });
+        }
+        let words = body.len() / unit;
+        let first_word = usize::try_from(first)
+            .ok()
+            .filter(|f| f.checked_add(words).is_some_and(|end| end <= col_words))
+            .ok_or(OtError::PartOutside {
+                first_row: first.saturating_mul(128),
+                rows: 128 * words,
+                batch_rows: 128 * col_words,
+            })?;
+        let columns = body
             .chunks_exact(16)
             .map(|w| u128::from_le_bytes(w.try_into().expect("16 bytes")))
             .collect();
-        Ok(ExtendMatrix { count, columns })
+        Ok(ExtendMatrix {
+            count,
+            first_word,
+            columns,
+        })
     }
 }
 
 impl std::fmt::Debug for ExtendMatrix {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ExtendMatrix {{ count: {}, .. }}", self.count)
+        write!(
+            f,
+            "ExtendMatrix {{ count: {}, rows {}..{}, .. }}",
+            self.count,
+            self.first_row(),
+            self.first_row() + self.rows()
+        )
     }
 }
 

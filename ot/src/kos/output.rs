@@ -1,10 +1,12 @@
 //! What a batch of correlated OTs leaves each side with, and the OTs built on top of it.
 
 use super::msgs::{ReceiverDerandomize, SenderMessages};
+use super::receiver::regenerate_rows;
+use super::state::ReceiverReady;
 use super::tweak;
 use crate::OtError;
-use cryptonas_crypto::{Block, FixedKeyAes};
-use zeroize::Zeroize;
+use cryptonas_crypto::{Block, Csprng, FixedKeyAes};
+use zeroize::{Zeroize, Zeroizing};
 
 /// `TCCR(tweak_{first+j}, x_j)` for every j, in wide AES batches.
 fn hash_all(first_index: u64, xs: &[Block]) -> Vec<Block> {
@@ -266,5 +268,82 @@ impl std::fmt::Debug for CotReceiverOutput {
             self.first_index,
             self.len()
         )
+    }
+}
+
+/// The receiver's side of a batch without its labels: the `G0` PRG streams regenerate any range
+/// of `t_j` on demand ([`CotReceiverSeeds::labels`]), so the batch's 16 B per transfer need not
+/// stay in memory between the check and the use of the labels. `Debug` hides the state.
+pub struct CotReceiverSeeds {
+    ready: ReceiverReady,
+    g0_start: u128,
+    col_words: usize,
+    choices: Zeroizing<Vec<bool>>,
+}
+
+impl CotReceiverSeeds {
+    pub(super) fn new(
+        ready: ReceiverReady,
+        g0_start: u128,
+        col_words: usize,
+        choices: Zeroizing<Vec<bool>>,
+    ) -> Self {
+        CotReceiverSeeds {
+            ready,
+            g0_start,
+            col_words,
+            choices,
+        }
+    }
+
+    /// Number of transfers.
+    pub fn len(&self) -> usize {
+        self.choices.len()
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.choices.is_empty()
+    }
+
+    /// `t_j` for the transfers in `range` (the same labels as [`CotReceiverOutput::labels`]),
+    /// regenerated from the whole 128-row words that cover the range.
+    pub fn labels(
+        &mut self,
+        range: std::ops::Range<usize>,
+    ) -> Result<Zeroizing<Vec<Block>>, OtError> {
+        if range.start > range.end || range.end > self.len() {
+            return Err(OtError::OutOfRange {
+                what: "COT labels",
+                start: range.start,
+                end: range.end,
+                len: self.len(),
+            });
+        }
+        let first_word = range.start / 128;
+        let words = range.end.div_ceil(128) - first_word;
+        let mut rows = Zeroizing::new(vec![Block::ZERO; 128 * words]);
+        let mut g0s: Vec<&mut Csprng> = self.ready.prgs.iter_mut().map(|[g0, _]| g0).collect();
+        regenerate_rows(&mut g0s, self.g0_start, first_word, &mut rows);
+        // In place: no second buffer of the range's size.
+        let skip = range.start - 128 * first_word;
+        rows.copy_within(skip..skip + range.len(), 0);
+        rows.truncate(range.len());
+        Ok(rows)
+    }
+
+    /// The choice bits and the receiver's state, its `G0` streams back at the batch's end.
+    pub(super) fn into_parts(mut self) -> (Vec<bool>, ReceiverReady) {
+        let end = self.g0_start + 4 * self.col_words as u128;
+        for [g0, _] in self.ready.prgs.iter_mut() {
+            g0.seek_word(end);
+        }
+        (std::mem::take(&mut *self.choices), self.ready)
+    }
+}
+
+impl std::fmt::Debug for CotReceiverSeeds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CotReceiverSeeds {{ {} transfers, .. }}", self.len())
     }
 }

@@ -1,9 +1,10 @@
-//! The extension receiver (the evaluator): sends the matrix, answers the check, outputs `t_j`.
+//! The extension receiver (the evaluator): sends the matrix (whole or in parts), answers the
+//! check, outputs `t_j` (kept, or regenerated when needed).
 
 use super::msgs::{CheckChallenge, CheckResponse, ExtendMatrix};
-use super::output::CotReceiverOutput;
+use super::output::{CotReceiverOutput, CotReceiverSeeds};
 use super::sender::challenge_sums;
-use super::state::{BaseSetup, Extended, ReceiverInitialized, ReceiverReady, State};
+use super::state::{BaseSetup, Extended, Extending, ReceiverInitialized, ReceiverReady, State};
 use super::{fill_words, pack_words, padded_rows, BASE_OTS, MAX_TRANSFERS};
 use crate::chou_orlandi;
 use crate::transpose::tile_to_rows;
@@ -11,9 +12,9 @@ use crate::OtError;
 use cryptonas_crypto::{Block, Csprng};
 use zeroize::Zeroizing;
 
-/// Rows extended per block: 128 base OTs × 16,384 rows of t (256 KiB) is the largest buffer
-/// besides the output, and a block is large enough to keep every core busy.
-const BLOCK_ROWS: usize = 16_384;
+/// Words (of 128 rows) regenerated per block at the check and for labels: 128 base OTs × 16,384
+/// rows of t (256 KiB of columns, as much again of rows), enough to keep every core busy.
+pub(super) const BLOCK_WORDS: usize = 128;
 
 /// The correlated-OT receiver. See the [module docs](super) for the message flow.
 #[derive(Debug)]
@@ -111,34 +112,35 @@ impl Receiver<ReceiverReady> {
         Ok((ExtendMatrix::from_bytes(&wire)?, receiver))
     }
 
-    /// Extends one batch with the given choice bits and appends the [`ExtendMatrix`]'s wire form
-    /// to `out` (exactly the bytes of [`ExtendMatrix::to_bytes`]); `out` may already hold a frame
-    /// header. The choices are kept for the output (not copied).
+    /// Extends one batch with the given choice bits and appends the whole [`ExtendMatrix`]'s wire
+    /// form to `out` (exactly the bytes of [`ExtendMatrix::to_bytes`]); `out` may already hold a
+    /// frame header. The choices are kept for the output (not copied).
     ///
-    /// Memory: besides `out` (16 B per row), only per-block buffers; the labels are regenerated
-    /// at the challenge, after `out` has gone. That peak is permanent in a browser worker.
+    /// Memory: besides `out` (16 B per row), nothing that grows with the batch but the choices;
+    /// the labels are regenerated at the challenge. A transport that cannot afford `out` either
+    /// sends the matrix in parts ([`Receiver::extend_in_parts`]).
     pub fn extend_into(
         self,
         choices: Zeroizing<Vec<bool>>,
         rng: &mut Csprng,
         out: &mut Vec<u8>,
     ) -> Result<Receiver<Extended>, OtError> {
-        self.extend_blocks(choices, rng, out, BLOCK_ROWS)
+        match self
+            .extend_in_parts(choices, rng)?
+            .next_part(usize::MAX, out)
+        {
+            Extension::Done(receiver) => Ok(receiver),
+            Extension::More(_) => unreachable!("a part of every row is the whole matrix"),
+        }
     }
 
-    /// [`Receiver::extend_into`] with `block_rows` rows per block (a multiple of 128; tests vary it).
-    ///
-    /// Per block, each base OT's two PRGs give their next words (the streams continue from block
-    /// to block, so they are the same bits as one column-at-a-time expansion), `u = G0 ⊕ G1 ⊕ r`
-    /// goes to its place in the column-major wire form, and `t = G0` is transposed into rows.
-    fn extend_blocks(
+    /// Starts one batch with the given choice bits (padding rows get random bits) whose matrix
+    /// leaves in parts ([`Receiver::next_part`]): neither side then holds the whole matrix.
+    pub fn extend_in_parts(
         self,
         choices: Zeroizing<Vec<bool>>,
         rng: &mut Csprng,
-        out: &mut Vec<u8>,
-        block_rows: usize,
-    ) -> Result<Receiver<Extended>, OtError> {
-        debug_assert!(block_rows >= 128 && block_rows.is_multiple_of(128));
+    ) -> Result<Receiver<Extending>, OtError> {
         if choices.len() > MAX_TRANSFERS {
             return Err(OtError::TooManyTransfers {
                 what: "extend",
@@ -146,10 +148,8 @@ impl Receiver<ReceiverReady> {
                 max: MAX_TRANSFERS,
             });
         }
-        let mut ready = self.state;
         let count = choices.len();
-        let rows = padded_rows(count);
-        let col_words = rows / 128;
+        let col_words = padded_rows(count) / 128;
         let mut packed = Zeroizing::new(pack_words(&choices, col_words));
         // Random choice bits for the padding rows: they hide x = Σ r_j χ_j.
         for (k, (w, pad)) in packed.iter_mut().zip(rng.blocks(col_words)).enumerate() {
@@ -161,77 +161,15 @@ impl Receiver<ReceiverReady> {
             };
             *w |= pad.to_u128() & mask;
         }
-
-        // The wire form: the count, then 128 columns of `col_words` little-endian words, filled in
-        // place block by block.
-        let body_len = 8 + BASE_OTS * col_words * 16;
-        out.reserve_exact(body_len);
-        out.extend_from_slice(&(count as u64).to_le_bytes());
-        let columns_at = out.len();
-        out.resize(columns_at + body_len - 8, 0);
-        let wire_columns = &mut out[columns_at..];
-
-        // G0's place in its stream: `t = G0` is regenerated from here when the challenge comes,
-        // not kept now (all 128 streams have drawn the same number of words).
-        let g0_start = ready.prgs[0][0].word_position();
-        let block_words = (block_rows / 128).min(col_words);
-        // t of one block, column-major: BASE_OTS columns of `block_words` words.
-        let mut t_block = Zeroizing::new(vec![0u128; BASE_OTS * block_words]);
-        for first in (0..col_words).step_by(block_words) {
-            let words = block_words.min(col_words - first);
-            let r = &packed[first..first + words];
-            let expand = |([g0, g1], (t, wire)): (&mut [Csprng; 2], (&mut [u128], &mut [u8]))| {
-                let t = &mut t[..words];
-                fill_words(g0, t);
-                let wire = &mut wire[16 * first..16 * (first + words)];
-                let mut pad = Zeroizing::new([0u128; 64]);
-                for ((t, r), wire) in t
-                    .chunks(pad.len())
-                    .zip(r.chunks(pad.len()))
-                    .zip(wire.chunks_mut(16 * pad.len()))
-                {
-                    let pad = &mut pad[..t.len()];
-                    fill_words(g1, pad);
-                    for (((p, t), r), dst) in
-                        pad.iter().zip(t).zip(r).zip(wire.chunks_exact_mut(16))
-                    {
-                        dst.copy_from_slice(&(p ^ t ^ r).to_le_bytes());
-                    }
-                }
-            };
-            #[cfg(not(target_arch = "wasm32"))]
-            {
-                use rayon::prelude::*;
-                ready
-                    .prgs
-                    .par_iter_mut()
-                    .zip(
-                        t_block
-                            .par_chunks_mut(block_words)
-                            .zip(wire_columns.par_chunks_mut(16 * col_words)),
-                    )
-                    .for_each(expand);
-            }
-            #[cfg(target_arch = "wasm32")]
-            {
-                ready
-                    .prgs
-                    .iter_mut()
-                    .zip(
-                        t_block
-                            .chunks_mut(block_words)
-                            .zip(wire_columns.chunks_mut(16 * col_words)),
-                    )
-                    .for_each(expand);
-            }
-        }
-        ready.next_index += count as u64;
+        // G0's place in its stream: `t = G0` is regenerated from here when it is needed, never
+        // kept (all 128 streams draw the same number of words).
+        let g0_start = self.state.prgs[0][0].word_position();
         Ok(Receiver {
-            state: Extended {
-                ready,
+            state: Extending {
+                ready: self.state,
                 g0_start,
-                rows,
-                block_rows,
+                col_words,
+                next_word: 0,
                 packed_choices: packed,
                 choices,
             },
@@ -239,79 +177,181 @@ impl Receiver<ReceiverReady> {
     }
 }
 
-/// The rows `t_j` of a batch of `rows` rows whose `G0` streams started at word `g0_start`:
-/// the same `G0` words again, block by block, transposed into rows. Each stream ends where the
-/// extension left it.
-fn regenerate_rows(
-    prgs: &mut [[Csprng; 2]],
-    g0_start: u128,
-    rows: usize,
-    block_rows: usize,
-) -> Zeroizing<Vec<Block>> {
-    let col_words = rows / 128;
-    let block_words = (block_rows / 128).min(col_words);
-    for [g0, _] in prgs.iter_mut() {
-        g0.seek_word(g0_start);
+/// A batch's matrix after one more part: parts left, or the whole matrix sent.
+#[derive(Debug)]
+pub enum Extension {
+    /// More rows to send.
+    More(Receiver<Extending>),
+    /// Every row sent: wait for the challenge.
+    Done(Receiver<Extended>),
+}
+
+impl Receiver<Extending> {
+    /// Rows of the matrix not sent yet.
+    pub fn rows_left(&self) -> usize {
+        128 * (self.state.col_words - self.state.next_word)
     }
-    let mut t_rows = Zeroizing::new(vec![Block::ZERO; rows]);
-    let mut t_block = Zeroizing::new(vec![0u128; BASE_OTS * block_words]);
-    for first in (0..col_words).step_by(block_words) {
-        let words = block_words.min(col_words - first);
-        let t_rows = &mut t_rows[128 * first..128 * (first + words)];
+
+    /// Appends the wire form of the matrix's next part, at most `max_rows` rows (rounded down to
+    /// a multiple of 128, at least 128), to `out`.
+    ///
+    /// Each base OT's two PRGs give their next words (the streams run on from part to part, so
+    /// the parts together are the whole matrix's bits), and `u = G0 ⊕ G1 ⊕ r` goes straight to its
+    /// place in the column-major wire form.
+    pub fn next_part(self, max_rows: usize, out: &mut Vec<u8>) -> Extension {
+        let mut st = self.state;
+        let first = st.next_word;
+        let words = (max_rows / 128).clamp(1, st.col_words - first);
+        let count = st.choices.len();
+        out.reserve_exact(ExtendMatrix::part_byte_len(128 * words));
+        out.extend_from_slice(&(count as u64).to_le_bytes());
+        out.extend_from_slice(&(first as u64).to_le_bytes());
+        let at = out.len();
+        out.resize(at + BASE_OTS * words * 16, 0);
+        let r = &st.packed_choices[first..first + words];
+        let expand = |([g0, g1], wire): (&mut [Csprng; 2], &mut [u8])| {
+            let mut t = Zeroizing::new([0u128; 64]);
+            let mut pad = Zeroizing::new([0u128; 64]);
+            for (r, wire) in r.chunks(t.len()).zip(wire.chunks_mut(16 * t.len())) {
+                let (t, pad) = (&mut t[..r.len()], &mut pad[..r.len()]);
+                fill_words(g0, t);
+                fill_words(g1, pad);
+                for (((t, p), r), dst) in t
+                    .iter()
+                    .zip(pad.iter())
+                    .zip(r)
+                    .zip(wire.chunks_exact_mut(16))
+                {
+                    dst.copy_from_slice(&(t ^ p ^ r).to_le_bytes());
+                }
+            }
+        };
+        let columns = &mut out[at..];
         #[cfg(not(target_arch = "wasm32"))]
         {
             use rayon::prelude::*;
-            prgs.par_iter_mut()
-                .zip(t_block.par_chunks_mut(block_words))
-                .for_each(|([g0, _], t)| fill_words(g0, &mut t[..words]));
-            t_rows
-                .par_chunks_mut(128)
+            st.ready
+                .prgs
+                .par_iter_mut()
+                .zip(columns.par_chunks_mut(16 * words))
+                .for_each(expand);
+        }
+        #[cfg(target_arch = "wasm32")]
+        st.ready
+            .prgs
+            .iter_mut()
+            .zip(columns.chunks_mut(16 * words))
+            .for_each(expand);
+        st.next_word += words;
+        if st.next_word < st.col_words {
+            return Extension::More(Receiver { state: st });
+        }
+        st.ready.next_index += count as u64;
+        Extension::Done(Receiver {
+            state: Extended {
+                ready: st.ready,
+                g0_start: st.g0_start,
+                col_words: st.col_words,
+                packed_choices: st.packed_choices,
+                choices: st.choices,
+            },
+        })
+    }
+}
+
+/// Writes the batch's rows `128·first_word ..` (`out.len()`, a multiple of 128, of them) from the
+/// `G0` streams, which are moved there; [`BLOCK_WORDS`] words of column scratch at a time.
+pub(super) fn regenerate_rows(
+    g0s: &mut [&mut Csprng],
+    g0_start: u128,
+    first_word: usize,
+    out: &mut [Block],
+) {
+    debug_assert!(out.len().is_multiple_of(128));
+    let stride = BLOCK_WORDS.min(out.len() / 128);
+    if stride == 0 {
+        return;
+    }
+    for g0 in g0s.iter_mut() {
+        // Four 32-bit stream words per 128-bit word.
+        g0.seek_word(g0_start + 4 * first_word as u128);
+    }
+    let mut columns = Zeroizing::new(vec![0u128; BASE_OTS * stride]);
+    for rows in out.chunks_mut(128 * stride) {
+        let words = rows.len() / 128;
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            use rayon::prelude::*;
+            g0s.par_iter_mut()
+                .zip(columns.par_chunks_mut(stride))
+                .for_each(|(g0, t)| fill_words(g0, &mut t[..words]));
+            rows.par_chunks_mut(128)
                 .enumerate()
-                .for_each(|(k, rows)| tile_to_rows(&t_block, block_words, k, rows));
+                .for_each(|(k, rows)| tile_to_rows(&columns, stride, k, rows));
         }
         #[cfg(target_arch = "wasm32")]
         {
-            prgs.iter_mut()
-                .zip(t_block.chunks_mut(block_words))
-                .for_each(|([g0, _], t)| fill_words(g0, &mut t[..words]));
-            t_rows
-                .chunks_mut(128)
+            g0s.iter_mut()
+                .zip(columns.chunks_mut(stride))
+                .for_each(|(g0, t)| fill_words(g0, &mut t[..words]));
+            rows.chunks_mut(128)
                 .enumerate()
-                .for_each(|(k, rows)| tile_to_rows(&t_block, block_words, k, rows));
+                .for_each(|(k, rows)| tile_to_rows(&columns, stride, k, rows));
         }
     }
-    t_rows
 }
 
 impl Receiver<Extended> {
-    /// Answers the check with `x = Σ r_j χ_j`, `t = Σ t_j·χ_j`; returns the batch's labels
-    /// `t_j = q_j ⊕ b_j·Δ` (regenerated here from the `G0` streams) and the receiver, ready for
-    /// the next batch.
+    /// Answers the check and keeps every `t_j` ([`CotReceiverOutput`]); the receiver can extend
+    /// again.
+    ///
+    /// The check's sums are taken a block of regenerated rows at a time; then the batch's rows
+    /// are regenerated once more for the output.
     pub fn receive_challenge(
         self,
         msg: CheckChallenge,
     ) -> (CheckResponse, CotReceiverOutput, Receiver<ReceiverReady>) {
+        let (response, mut seeds) = self.receive_challenge_regenerating(msg);
+        let count = seeds.len();
+        let rows = std::mem::take(&mut *seeds.labels(0..count).expect("the batch is in range"));
+        let (choices, ready) = seeds.into_parts();
+        let first_index = ready.next_index - count as u64;
+        (
+            response,
+            CotReceiverOutput::new(rows, choices, first_index),
+            Receiver { state: ready },
+        )
+    }
+
+    /// Answers the check and keeps no `t_j`: the [`CotReceiverSeeds`] regenerate any range of
+    /// them from the `G0` streams when it is needed, so nothing of the batch's size but its
+    /// choice bits stays in memory.
+    pub fn receive_challenge_regenerating(
+        self,
+        msg: CheckChallenge,
+    ) -> (CheckResponse, CotReceiverSeeds) {
         let Extended {
             mut ready,
             g0_start,
-            rows,
-            block_rows,
+            col_words,
             packed_choices,
-            mut choices,
+            choices,
         } = self.state;
-        let mut rows = regenerate_rows(&mut ready.prgs, g0_start, rows, block_rows);
-        let (t, x) = challenge_sums(&rows, msg.seed, Some(&packed_choices));
-        let count = choices.len();
-        rows.truncate(count);
-        let first_index = ready.next_index - count as u64;
+        let (mut t, mut x) = (Block::ZERO, Block::ZERO);
+        {
+            let mut g0s: Vec<&mut Csprng> = ready.prgs.iter_mut().map(|[g0, _]| g0).collect();
+            let mut rows = Zeroizing::new(vec![Block::ZERO; 128 * BLOCK_WORDS.min(col_words)]);
+            for first in (0..col_words).step_by(BLOCK_WORDS) {
+                let rows = &mut rows[..128 * BLOCK_WORDS.min(col_words - first)];
+                regenerate_rows(&mut g0s, g0_start, first, rows);
+                let (tp, xp) = challenge_sums(128 * first, rows, msg.seed, Some(&packed_choices));
+                t ^= tp;
+                x ^= xp;
+            }
+        }
         (
             CheckResponse { x, t },
-            CotReceiverOutput::new(
-                std::mem::take(&mut *rows),
-                std::mem::take(&mut *choices),
-                first_index,
-            ),
-            Receiver { state: ready },
+            CotReceiverSeeds::new(ready, g0_start, col_words, choices),
         )
     }
 }
@@ -379,6 +419,7 @@ mod tests {
         (
             ExtendMatrix {
                 count,
+                first_word: 0,
                 columns: u_cols,
             },
             t_rows,
@@ -396,68 +437,89 @@ mod tests {
         receiver.receive_base_choices(choices).unwrap()
     }
 
-    /// Blocked extension = whole-matrix extension, bit for bit, over two batches in a row (the PRG
-    /// streams continue across batches), for counts around tile, padding and block boundaries and
-    /// a few random ones, with several block sizes; `extend` and `extend_into` agree too, and
-    /// `extend_into` appends behind what `out` already holds.
+    /// The matrix sent in parts = the whole-matrix reference, bit for bit, over two batches in a
+    /// row (the PRG streams continue across batches), for counts around tile, padding and part
+    /// boundaries and a few random ones, with several part sizes; the rows regenerated for the
+    /// check and for any range of labels are the reference's; `extend` and `extend_into` agree,
+    /// and `extend_into` appends behind what `out` already holds.
     #[test]
-    fn blocked_extension_equals_the_whole_matrix_one() {
+    fn parts_equal_the_whole_matrix() {
         let mut counts = vec![0usize, 1, 127, 128, 129, 255, 256, 383, 384, 1000];
-        for block in [128usize, 256, 1024, BLOCK_ROWS] {
-            // Transfer counts around the block size, and row counts around it (rows = count +
-            // 256 rounded up to 128).
-            counts.extend([block - 1, block, block + 1]);
+        for part in [128usize, 256, 1024, 128 * BLOCK_WORDS] {
+            counts.extend([part - 1, part, part + 1]);
             counts.extend(
-                [
-                    block.saturating_sub(384),
-                    block.saturating_sub(256),
-                    block.saturating_sub(255),
-                ]
-                .into_iter()
-                .filter(|&c| c > 0),
+                [part.saturating_sub(384), part.saturating_sub(256)]
+                    .into_iter()
+                    .filter(|&c| c > 0),
             );
-            counts.extend([(2 * block).saturating_sub(256), 3 * block + 17]);
+            counts.extend([(2 * part).saturating_sub(256), 3 * part + 17]);
         }
         let mut pick = Csprng::from_seed([61; 32]);
         counts.extend((0..4).map(|_| pick.u64() as usize % 40_000));
         counts.sort_unstable();
         counts.dedup();
-        for block in [128usize, 256, 1024, BLOCK_ROWS] {
+        for part in [128usize, 256, 1024, 128 * BLOCK_WORDS] {
             for &count in &counts {
                 let choices: Vec<bool> = (0..count).map(|_| pick.bool()).collect();
                 let mut reference = ready_receiver(62).state;
-                let mut blocked = ready_receiver(62);
+                let mut parted = ready_receiver(62);
                 for batch in 0..2 {
+                    let what = format!("count {count}, part {part}, batch {batch}");
                     let mut rng_ref = Csprng::from_seed([63 + batch; 32]);
                     let mut rng = Csprng::from_seed([63 + batch; 32]);
                     let (matrix, rows, packed) =
                         extend_reference(&mut reference, &choices, &mut rng_ref);
-                    let mut out = vec![0xa5, 0x5a];
-                    let mut extended = blocked
-                        .extend_blocks(Zeroizing::new(choices.clone()), &mut rng, &mut out, block)
+                    let col_words = matrix.columns.len() / BASE_OTS;
+                    let mut columns = vec![Vec::new(); BASE_OTS];
+                    let mut next = parted
+                        .extend_in_parts(Zeroizing::new(choices.clone()), &mut rng)
                         .unwrap();
-                    let what = format!("count {count}, block {block}, batch {batch}");
-                    assert_eq!(out[..2], [0xa5, 0x5a], "{what}: header kept");
-                    assert_eq!(out[2..], matrix.to_bytes(), "{what}: wire bytes");
-                    assert_eq!(out.len(), 2 + matrix.byte_len(), "{what}: length");
-                    // The rows regenerated at the challenge are the reference's, and the G0
-                    // streams end where the extension left them (the next batch checks it).
-                    let st = &mut extended.state;
-                    let regenerated =
-                        regenerate_rows(&mut st.ready.prgs, st.g0_start, st.rows, st.block_rows);
-                    assert_eq!(*regenerated, rows, "{what}: rows");
+                    let extended = loop {
+                        let mut out = vec![0xa5];
+                        let left = next.rows_left();
+                        let step = next.next_part(part, &mut out);
+                        assert_eq!(out[0], 0xa5, "{what}: header kept");
+                        let m = ExtendMatrix::from_bytes(&out[1..]).unwrap();
+                        assert_eq!(m.rows(), part.min(left), "{what}: part size");
+                        for (i, c) in m.columns.chunks(m.rows() / 128).enumerate() {
+                            columns[i].extend_from_slice(c);
+                        }
+                        match step {
+                            Extension::More(r) => next = r,
+                            Extension::Done(r) => break r,
+                        }
+                    };
+                    assert_eq!(columns.concat(), matrix.columns, "{what}: matrix");
                     assert_eq!(*extended.state.packed_choices, packed, "{what}: choices");
-                    assert_eq!(*extended.state.choices, choices, "{what}: choice bits");
-                    assert_eq!(extended.state.ready.next_index, reference.next_index);
                     assert_eq!(rng.u64(), rng_ref.u64(), "{what}: caller's rng use");
-                    blocked = Receiver {
-                        state: extended.state.ready,
+                    let Extended {
+                        mut ready,
+                        g0_start,
+                        choices: kept,
+                        ..
+                    } = extended.state;
+                    assert_eq!(*kept, choices, "{what}: choice bits");
+                    assert_eq!(ready.next_index, reference.next_index);
+                    // Every row (padding too) regenerates as the reference's.
+                    let mut g0s: Vec<&mut Csprng> = ready.prgs.iter_mut().map(|[g, _]| g).collect();
+                    let mut regenerated = vec![Block::ZERO; 128 * col_words];
+                    regenerate_rows(&mut g0s, g0_start, 0, &mut regenerated);
+                    assert_eq!(regenerated, rows, "{what}: rows");
+                    // Label ranges, as the seeds hand them out.
+                    let mut seeds = CotReceiverSeeds::new(ready, g0_start, col_words, kept);
+                    for (a, b) in [(0, count), (count / 3, count / 2), (count, count)] {
+                        assert_eq!(*seeds.labels(a..b).unwrap(), rows[a..b], "{what}: {a}..{b}");
+                    }
+                    assert!(seeds.labels(0..count + 1).is_err());
+                    // The streams go back to the batch's end: the next batch continues them.
+                    parted = Receiver {
+                        state: seeds.into_parts().1,
                     };
                 }
             }
         }
         // `extend` (the in-memory matrix) is the same extension.
-        let choices: Vec<bool> = (0..BLOCK_ROWS + 5).map(|_| pick.bool()).collect();
+        let choices: Vec<bool> = (0..128 * BLOCK_WORDS + 5).map(|_| pick.bool()).collect();
         let (matrix, extended) = ready_receiver(64)
             .extend(&choices, &mut Csprng::from_seed([65; 32]))
             .unwrap();
@@ -471,7 +533,7 @@ mod tests {
             .unwrap();
         assert_eq!(out, matrix.to_bytes());
         assert_eq!(extended.state.g0_start, extended_into.state.g0_start);
-        assert_eq!(extended.state.rows, extended_into.state.rows);
+        assert_eq!(extended.state.col_words, extended_into.state.col_words);
     }
 
     /// Native speed of the blocked extension against the whole-matrix one, alternating in one

@@ -2,8 +2,8 @@
 
 use super::msgs::{CheckChallenge, CheckResponse, ExtendMatrix};
 use super::output::CotSenderOutput;
-use super::state::{Checking, Initialized, Ready, State};
-use super::{fill_words, padded_rows, word_bit, BASE_OTS};
+use super::state::{Checking, Initialized, Ready, Receiving, State};
+use super::{fill_words, padded_rows, word_bit, BASE_OTS, MAX_TRANSFERS};
 use crate::chou_orlandi;
 use crate::gf128::{self, Accumulator};
 use crate::transpose::columns_to_rows;
@@ -84,18 +84,66 @@ impl Sender<Ready> {
         self.state.next_index
     }
 
-    /// Computes `q^i = G(k_i^{Δ_i}) ⊕ Δ_i·u^i` (in place, over the received columns: the matrix
-    /// is the largest message of a session, so it is not copied), transposes, and challenges the
-    /// receiver.
+    /// Receives a whole batch's matrix in one message and challenges the receiver (the parts
+    /// API in one call: [`Sender::expect_extension`], [`Sender::receive_part`],
+    /// [`Sender::challenge`]).
     pub fn receive_extend(
         self,
         msg: ExtendMatrix,
         rng: &mut Csprng,
-    ) -> (CheckChallenge, Sender<Checking>) {
-        let mut ready = self.state;
-        let rows = padded_rows(msg.count);
-        let col_words = rows / 128;
-        let delta = ready.delta.to_u128();
+    ) -> Result<(CheckChallenge, Sender<Checking>), OtError> {
+        let mut receiving = self.expect_extension(msg.count)?;
+        receiving.receive_part(msg)?;
+        receiving.challenge(rng)
+    }
+
+    /// Starts a batch of `count` transfers whose matrix arrives in parts, in order.
+    pub fn expect_extension(self, count: usize) -> Result<Sender<Receiving>, OtError> {
+        if count > MAX_TRANSFERS {
+            return Err(OtError::TooManyTransfers {
+                what: "extend",
+                got: count,
+                max: MAX_TRANSFERS,
+            });
+        }
+        let rows = padded_rows(count);
+        Ok(Sender {
+            state: Receiving {
+                ready: self.state,
+                rows: Zeroizing::new(Vec::with_capacity(rows)),
+                count,
+                col_words: rows / 128,
+            },
+        })
+    }
+}
+
+impl Sender<Receiving> {
+    /// Rows of the matrix still to come.
+    pub fn rows_left(&self) -> usize {
+        128 * self.state.col_words - self.state.rows.len()
+    }
+
+    /// Takes the next part: `q^i = G(k_i^{Δ_i}) ⊕ Δ_i·u^i` over its columns (in place: the
+    /// matrix is the largest message of a session, so it is not copied), transposed into rows.
+    /// A part of another batch size or out of order is refused.
+    pub fn receive_part(&mut self, msg: ExtendMatrix) -> Result<(), OtError> {
+        let st = &mut self.state;
+        if msg.count != st.count {
+            return Err(OtError::CountMismatch {
+                what: "ExtendMatrix part",
+                expected: st.count,
+                got: msg.count,
+            });
+        }
+        if msg.first_row() != st.rows.len() {
+            return Err(OtError::PartOrder {
+                expected: st.rows.len(),
+                got: msg.first_row(),
+            });
+        }
+        let words = msg.rows() / 128;
+        let delta = st.ready.delta.to_u128();
         let mut columns = Zeroizing::new(msg.columns);
         let expand = |(i, (prg, q)): (usize, (&mut Csprng, &mut [u128]))| {
             // Δ_i·u^i without a branch on the secret bit.
@@ -112,35 +160,56 @@ impl Sender<Ready> {
         #[cfg(not(target_arch = "wasm32"))]
         {
             use rayon::prelude::*;
-            ready
+            st.ready
                 .prgs
                 .par_iter_mut()
-                .zip(columns.par_chunks_mut(col_words))
+                .zip(columns.par_chunks_mut(words))
                 .enumerate()
                 .for_each(expand);
         }
         #[cfg(target_arch = "wasm32")]
-        ready
+        st.ready
             .prgs
             .iter_mut()
-            .zip(columns.chunks_mut(col_words))
+            .zip(columns.chunks_mut(words))
             .enumerate()
             .for_each(expand);
-        let q_rows = columns_to_rows(&columns, rows);
+        let q_rows = Zeroizing::new(columns_to_rows(&columns, 128 * words));
+        st.rows.extend_from_slice(&q_rows);
+        Ok(())
+    }
+
+    /// After the last part: draws the check's seed (only now, so the receiver cannot choose its
+    /// matrix knowing it) and challenges the receiver.
+    pub fn challenge(
+        self,
+        rng: &mut Csprng,
+    ) -> Result<(CheckChallenge, Sender<Checking>), OtError> {
+        let Receiving {
+            mut ready,
+            rows,
+            count,
+            col_words,
+        } = self.state;
+        if rows.len() != 128 * col_words {
+            return Err(OtError::Incomplete {
+                got: rows.len(),
+                rows: 128 * col_words,
+            });
+        }
         let seed = rng.seed();
-        let count = msg.count;
         ready.next_index += count as u64;
-        (
+        Ok((
             CheckChallenge { seed },
             Sender {
                 state: Checking {
                     ready,
-                    rows: Zeroizing::new(q_rows),
+                    rows,
                     count,
                     seed,
                 },
             },
-        )
+        ))
     }
 }
 
@@ -157,7 +226,7 @@ impl Sender<Checking> {
             count,
             seed,
         } = self.state;
-        let (q, _) = challenge_sums(&rows, seed, None);
+        let (q, _) = challenge_sums(0, &rows, seed, None);
         let expected = msg.t ^ gf128::mul(msg.x, *ready.delta);
         // Constant time: q and the expected value are functions of Δ.
         if !bool::from(subtle::ConstantTimeEq::ct_eq(&q, &expected)) {
@@ -172,12 +241,15 @@ impl Sender<Checking> {
     }
 }
 
-/// The check's sums over χ, the ChaCha12 stream of `seed` (χ_j its j-th 16-byte block):
-/// `Σ rows_j · χ_j` in GF(2^128) and, given the receiver's packed choice bits, `x = Σ_{r_j = 1} χ_j`.
+/// The check's sums over χ, the ChaCha12 stream of `seed` (χ_j its j-th 16-byte block), for the
+/// batch's rows `first_row ..` (`rows`): `Σ rows_j · χ_j` in GF(2^128) and, given the receiver's
+/// packed choice bits (of the whole batch), `x = Σ_{r_j = 1} χ_j`. Both are sums, so the sums of
+/// a batch's pieces add up to the whole batch's.
 /// χ is generated a chunk at a time (each chunk seeks to its place in the stream, in parallel
 /// natively), so no row-sized buffer exists besides `rows`: in a browser worker that peak would
 /// stay allocated for good.
 pub(super) fn challenge_sums(
+    first_row: usize,
     rows: &[Block],
     seed: [u8; 32],
     bits: Option<&[u128]>,
@@ -185,14 +257,14 @@ pub(super) fn challenge_sums(
     const CHUNK: usize = 1 << 12;
     let partial = |(c, rows): (usize, &[Block])| {
         let mut prg = Csprng::from_seed(seed);
-        prg.seek_block((c * CHUNK) as u64);
+        prg.seek_block((first_row + c * CHUNK) as u64);
         let mut chis = [Block::ZERO; 256];
         let mut acc = Accumulator::default();
         let mut x = Block::ZERO;
         for (k, rows) in rows.chunks(chis.len()).enumerate() {
             let chis = &mut chis[..rows.len()];
             prg.fill_blocks(chis);
-            let first = c * CHUNK + k * 256;
+            let first = first_row + c * CHUNK + k * 256;
             for (i, (row, chi)) in rows.iter().zip(chis.iter()).enumerate() {
                 acc.add_product(*row, *chi);
                 if let Some(bits) = bits {
@@ -238,7 +310,8 @@ mod tests {
     use crate::kos::pack_words;
 
     /// The chunked, seeking sums equal the sums over the whole χ stream drawn at once (the
-    /// definition both parties used before), at sizes around the chunk boundaries.
+    /// definition both parties used before), at sizes around the chunk boundaries, whole or in
+    /// two pieces.
     #[test]
     fn challenge_sums_match_the_whole_stream() {
         let mut rng = Csprng::from_seed([7; 32]);
@@ -253,14 +326,26 @@ mod tests {
                 .zip(&choices)
                 .fold(Block::ZERO, |x, (chi, &c)| x ^ chi.select(c));
             assert_eq!(
-                challenge_sums(&rows, seed, Some(&packed)),
+                challenge_sums(0, &rows, seed, Some(&packed)),
                 (weighted_sum(&rows, &chis), x),
                 "n = {n}"
             );
             assert_eq!(
-                challenge_sums(&rows, seed, None).0,
+                challenge_sums(0, &rows, seed, None).0,
                 weighted_sum(&rows, &chis)
             );
+            // Pieces (as the receiver sums regenerated blocks) add up to the whole.
+            for split in [1, 128, n / 2, n.saturating_sub(1)] {
+                let split = split.min(n);
+                let (a, b) = rows.split_at(split);
+                let (ta, xa) = challenge_sums(0, a, seed, Some(&packed));
+                let (tb, xb) = challenge_sums(split, b, seed, Some(&packed));
+                assert_eq!(
+                    (ta ^ tb, xa ^ xb),
+                    (weighted_sum(&rows, &chis), x),
+                    "n = {n}, split {split}"
+                );
+            }
         }
     }
 }
