@@ -298,8 +298,9 @@ class Session {
     release(frame.buffer);
   }
 
-  /// One server frame. Garbled chunks go to their worker with the frame's own buffer; the session
-  /// sees only the chunk's head (and label corrections).
+  /// One server frame. Garbled chunks go to their worker with the frame's own buffer, and each
+  /// chunk's online labels are cut from their frame for its worker: the session sees only the
+  /// heads (and label corrections), so neither bulk enters its wasm memory.
   frame(data) {
     if (this.phase === 'closed') return;
     if (typeof data === 'string') {
@@ -307,23 +308,33 @@ class Session {
       return;
     }
     const bytes = new Uint8Array(data);
-    const code = PrivateInference.errorCode(bytes);
     let step;
     let layout = null;
+    let labelsHead = null;
     try {
       layout = PrivateInference.garbledLayout(bytes.subarray(0, 64), bytes.length);
-      step = layout
-        ? this.pi.handleGarbledHead(bytes.subarray(0, 64),
-          bytes.subarray(layout.corrections[0], layout.corrections[1]), bytes.length)
-        : this.pi.handle(bytes);
+      labelsHead = layout ? null : PrivateInference.labelsHead(bytes.subarray(0, 1));
+      if (layout) {
+        step = this.pi.handleGarbledHead(bytes.subarray(0, 64),
+          bytes.subarray(layout.corrections[0], layout.corrections[1]), bytes.length);
+      } else if (labelsHead) {
+        step = this.pi.handleLabelsHead(bytes.subarray(0, labelsHead), bytes.length);
+      } else {
+        step = this.pi.handle(bytes);
+      }
     } catch (err) {
+      // Only now: the call copies the whole frame into wasm memory (a server's `Error` is small;
+      // a labels frame is megabytes, and wasm memory never shrinks).
+      const code = PrivateInference.errorCode(bytes);
       this.close(new SessionError(code || 'protocol', String((err && err.message) || err)));
       return;
     }
     const after = performance.now();
     try {
       for (const f of step.frames) this.send(f);
-      if (step.jobs && step.jobs.length) this.dispatch(step.jobs, step.stage, layout ? data : null, layout);
+      if (step.jobs && step.jobs.length) {
+        this.dispatch(step.jobs, step.stage, layout || labelsHead ? data : null, layout);
+      }
     } catch (err) {
       this.close(err);
       return;
@@ -350,7 +361,8 @@ class Session {
   }
 
   /// Hands a step's jobs to the workers: chunk `id` always lives on worker `id mod n`. A detached
-  /// chunk's frame buffer is transferred with its job (no copy).
+  /// chunk's frame buffer is transferred with its job (no copy); an evaluation job without labels
+  /// gets a copy of its span of the labels frame (`at`).
   dispatch(jobs, stage, frame, layout) {
     const workers = this.pool.workers;
     for (const job of jobs) {
@@ -366,8 +378,9 @@ class Session {
         w.postMessage(m, transfer);
       } else {
         if (this.evaluating === null) this.evaluating = { stage, started: performance.now() };
-        w.postMessage({ type: 'evaluate', session: this.handle, id: job.id, labels: job.labels },
-          [job.labels.buffer]);
+        const labels = job.labels || new Uint8Array(frame, job.at[0], job.at[1] - job.at[0]).slice();
+        w.postMessage({ type: 'evaluate', session: this.handle, id: job.id, labels },
+          [labels.buffer]);
       }
     }
   }

@@ -53,7 +53,9 @@ impl SessionFailed {
 }
 
 /// Simulated network conditions, applied by the client to every frame it sends and receives
-/// (in-process, no root needed): half the round-trip time each way plus size / bandwidth.
+/// (in-process, no root needed): each frame's size / bandwidth, and half the round-trip time once
+/// per flight — frames that follow each other in one direction stream back to back, as on a real
+/// link, and the first frame after the direction turns pays the latency.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct NetworkProfile {
     /// Round-trip time added.
@@ -79,13 +81,19 @@ impl NetworkProfile {
         bits_per_second: 100_000_000,
     };
 
-    fn delay(&self, bytes: usize) -> Duration {
+    /// The delay of a frame of `bytes`; `new_flight`: the first one in its direction since the
+    /// last frame the other way.
+    fn delay(&self, bytes: usize, new_flight: bool) -> Duration {
         let transfer = if self.bits_per_second == 0 {
             Duration::ZERO
         } else {
             Duration::from_secs_f64(bytes as f64 * 8.0 / self.bits_per_second as f64)
         };
-        self.rtt / 2 + transfer
+        if new_flight {
+            self.rtt / 2 + transfer
+        } else {
+            transfer
+        }
     }
 }
 
@@ -149,6 +157,8 @@ pub struct Prepared {
     workers: LocalWorkers,
     model: String,
     network: NetworkProfile,
+    /// Whether the last frame went up (to the server): the simulated link's current flight.
+    last_up: Option<bool>,
     offline_s: f64,
     layers: LayerClock,
 }
@@ -189,6 +199,7 @@ pub async fn prepare(
         workers: LocalWorkers::default(),
         model: model.to_string(),
         network,
+        last_up: None,
         offline_s: 0.0,
         layers: LayerClock::default(),
     };
@@ -309,7 +320,9 @@ impl Prepared {
                 };
                 match out {
                     Some(Output::Frame(frame)) => {
-                        tokio::time::sleep(network.delay(frame.len())).await;
+                        let new_flight = self.last_up != Some(true);
+                        self.last_up = Some(true);
+                        tokio::time::sleep(network.delay(frame.len(), new_flight)).await;
                         let kind = frame.first().and_then(|&t| MsgKind::from_tag(t));
                         if matches!(kind, Some(MsgKind::ClientInput | MsgKind::ClientMasked)) {
                             self.layers.started = Some(Instant::now());
@@ -352,7 +365,9 @@ impl Prepared {
                 Some(Err(e)) => anyhow::bail!("connection failed: {e}"),
                 None => anyhow::bail!("server went away"),
             };
-            tokio::time::sleep(network.delay(frame.len())).await;
+            let new_flight = self.last_up != Some(false);
+            self.last_up = Some(false);
+            tokio::time::sleep(network.delay(frame.len(), new_flight)).await;
             if let Err(e) = self.session.handle(&frame) {
                 // A peer's error is the server's reason; anything else the server must hear.
                 return Err(match e {

@@ -173,6 +173,42 @@ impl ClientStage {
         masks: &[&[u64]],
         rng: &mut impl CryptoRng,
     ) -> Result<(ClientState, MasksMsg), HeError> {
+        let mut cts = Vec::with_capacity(self.plan.input_ciphertexts());
+        let state = self.encrypt_each(keys, masks, rng, |ct| cts.push(ct))?;
+        Ok((state, MasksMsg { cts }))
+    }
+
+    /// [`ClientStage::encrypt_masks`] written straight into `out` (appended: `out` may hold a
+    /// frame header), exactly the bytes of [`MasksMsg::to_bytes`]: each ciphertext is encoded as
+    /// soon as it is made, so the stage's ciphertexts are never all in memory besides `out`. On
+    /// error `out` is left as it was.
+    pub fn encrypt_masks_into(
+        &self,
+        keys: &ClientKeys,
+        masks: &[&[u64]],
+        rng: &mut impl CryptoRng,
+        out: &mut Vec<u8>,
+    ) -> Result<ClientState, HeError> {
+        let p = &keys.params;
+        let count = self.plan.input_ciphertexts();
+        let at = out.len();
+        out.reserve_exact(MasksMsg::byte_len(p, count));
+        MasksMsg::write_head(out, p, count);
+        let state = self.encrypt_each(keys, masks, rng, |ct| MasksMsg::write_ct(out, p, &ct));
+        if state.is_err() {
+            out.truncate(at);
+        }
+        state
+    }
+
+    /// Checks the masks and encrypts them ciphertext by ciphertext, in plan order.
+    fn encrypt_each(
+        &self,
+        keys: &ClientKeys,
+        masks: &[&[u64]],
+        rng: &mut impl CryptoRng,
+        mut each: impl FnMut(SeededCt),
+    ) -> Result<ClientState, HeError> {
         let plan = &self.plan;
         check_params(&keys.params, self.k, plan.degree().trailing_zeros())?;
         if masks.len() != plan.terms.len() {
@@ -199,7 +235,6 @@ impl ClientStage {
                 });
             }
         }
-        let mut cts = Vec::with_capacity(plan.input_ciphertexts());
         for (m, src) in masks.iter().enumerate() {
             let start = plan.in_offset[m];
             let end = plan
@@ -209,58 +244,87 @@ impl ClientStage {
                 .unwrap_or(plan.in_maps.len());
             for map in &plan.in_maps[start..end] {
                 let entries = map.iter().map(|&(c, i)| (c as usize, src[i as usize]));
-                cts.push(keys.encrypt_sparse(entries, rng)?);
+                each(keys.encrypt_sparse(entries, rng)?);
             }
         }
-        Ok((
-            ClientState {
-                k: self.k,
-                plan: self.plan.clone(),
-            },
-            MasksMsg { cts },
-        ))
+        Ok(ClientState {
+            k: self.k,
+            plan: self.plan.clone(),
+        })
     }
 }
 
 impl ClientState {
     /// Decrypts the client's share `Σ_m IntConv_m(r_m) − s` (O·H'·W' ring elements, CHW).
     pub fn decrypt(&self, keys: &ClientKeys, resp: &ResponseMsg) -> Result<Vec<u64>, HeError> {
-        let plan = &self.plan;
-        let p = &keys.params;
-        check_params(p, self.k, plan.degree().trailing_zeros())?;
-        let n = p.degree();
-        if resp.cts.len() != plan.out_maps.len() {
+        check_params(&keys.params, self.k, self.plan.degree().trailing_zeros())?;
+        self.check_count(resp.cts.len())?;
+        let mut share = vec![0u64; self.plan.output_len()];
+        for (ct, map) in resp.cts.iter().zip(&self.plan.out_maps) {
+            self.decrypt_one(keys, ct, map, &mut share)?;
+        }
+        Ok(share)
+    }
+
+    /// [`ClientState::decrypt`] of a [`ResponseMsg`]'s bytes, a ciphertext at a time as it is
+    /// parsed: besides the bytes and the share, one ciphertext is in memory.
+    pub fn decrypt_bytes(&self, keys: &ClientKeys, bytes: &[u8]) -> Result<Vec<u64>, HeError> {
+        check_params(&keys.params, self.k, self.plan.degree().trailing_zeros())?;
+        let mut share = vec![0u64; self.plan.output_len()];
+        let mut maps = self.plan.out_maps.iter();
+        let count = ResponseMsg::read_each(&keys.params, bytes, |count, ct| {
+            self.check_count(count)?;
+            let map = maps.next().expect("as many ciphertexts as maps: checked");
+            self.decrypt_one(keys, &ct, map, &mut share)
+        })?;
+        self.check_count(count)?;
+        Ok(share)
+    }
+
+    /// The response must hold one ciphertext per output map of the plan.
+    fn check_count(&self, count: usize) -> Result<(), HeError> {
+        if count != self.plan.out_maps.len() {
             return Err(HeError::MessageShape {
                 what: "response ciphertexts",
-                expected: plan.out_maps.len(),
-                got: resp.cts.len(),
+                expected: self.plan.out_maps.len(),
+                got: count,
             });
         }
+        Ok(())
+    }
+
+    /// Decrypts one response ciphertext into its outputs (`map`: coefficient → output index).
+    fn decrypt_one(
+        &self,
+        keys: &ClientKeys,
+        ct: &crate::wire::OutCt,
+        map: &[(u32, u32)],
+        out: &mut [u64],
+    ) -> Result<(), HeError> {
+        let p = &keys.params;
+        let n = p.degree();
         let low = p.low_moduli();
-        let mut out = vec![0u64; plan.output_len()];
-        let mut res = vec![0u64; low.len()];
-        for (ct, map) in resp.cts.iter().zip(&plan.out_maps) {
-            if ct.count != map.len()
-                || ct.c0.len() != low.len() * ct.count
-                || ct.c1.len() != low.len() * n
-            {
-                return Err(HeError::MessageShape {
-                    what: "response coefficients",
-                    expected: map.len(),
-                    got: ct.count,
-                });
-            }
-            let c1 = Poly::try_convert_from(ct.c1.clone(), &p.ctx_low, false, Representation::Ntt)?;
-            let mut phase = &c1 * &keys.s_low;
-            phase.change_representation(Representation::PowerBasis);
-            let coeffs = phase.coefficients();
-            for (idx, &(coef, out_i)) in map.iter().enumerate() {
-                for (i, q) in p.enc_low.qs.iter().enumerate() {
-                    res[i] = q.add(coeffs[[i, coef as usize]], ct.c0[i * ct.count + idx]);
-                }
-                out[out_i as usize] = p.decode_low(&res);
-            }
+        if ct.count != map.len()
+            || ct.c0.len() != low.len() * ct.count
+            || ct.c1.len() != low.len() * n
+        {
+            return Err(HeError::MessageShape {
+                what: "response coefficients",
+                expected: map.len(),
+                got: ct.count,
+            });
         }
-        Ok(out)
+        let c1 = Poly::try_convert_from(ct.c1.clone(), &p.ctx_low, false, Representation::Ntt)?;
+        let mut phase = &c1 * &keys.s_low;
+        phase.change_representation(Representation::PowerBasis);
+        let coeffs = phase.coefficients();
+        let mut res = vec![0u64; low.len()];
+        for (idx, &(coef, out_i)) in map.iter().enumerate() {
+            for (i, q) in p.enc_low.qs.iter().enumerate() {
+                res[i] = q.add(coeffs[[i, coef as usize]], ct.c0[i * ct.count + idx]);
+            }
+            out[out_i as usize] = p.decode_low(&res);
+        }
+        Ok(())
     }
 }

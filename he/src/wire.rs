@@ -219,16 +219,29 @@ impl MasksMsg {
 
     /// Serializes the message.
     pub fn to_bytes(&self, params: &HeParams) -> Vec<u8> {
-        let n = params.degree();
-        let mut out =
-            Vec::with_capacity(12 + self.cts.len() * (SEED_LEN + packed_len(params.moduli(), n)));
-        header(&mut out, KIND_MASKS, params);
-        out.extend_from_slice(&(self.cts.len() as u32).to_le_bytes());
+        let mut out = Vec::with_capacity(Self::byte_len(params, self.cts.len()));
+        Self::write_head(&mut out, params, self.cts.len());
         for ct in &self.cts {
-            out.extend_from_slice(&ct.seed);
-            pack(&mut out, params.moduli(), &ct.c0, n);
+            Self::write_ct(&mut out, params, ct);
         }
         out
+    }
+
+    /// Encoded size of a message of `count` ciphertexts.
+    pub fn byte_len(params: &HeParams, count: usize) -> usize {
+        12 + count * (SEED_LEN + packed_len(params.moduli(), params.degree()))
+    }
+
+    /// The header and ciphertext count.
+    pub(crate) fn write_head(out: &mut Vec<u8>, params: &HeParams, count: usize) {
+        header(out, KIND_MASKS, params);
+        out.extend_from_slice(&(count as u32).to_le_bytes());
+    }
+
+    /// One ciphertext: its seed and packed `c0`.
+    pub(crate) fn write_ct(out: &mut Vec<u8>, params: &HeParams, ct: &SeededCt) {
+        out.extend_from_slice(&ct.seed);
+        pack(out, params.moduli(), &ct.c0, params.degree());
     }
 
     /// Parses and validates the message.
@@ -294,6 +307,23 @@ impl ResponseMsg {
 
     /// Parses and validates the message.
     pub fn from_bytes(params: &HeParams, bytes: &[u8]) -> Result<Self, HeError> {
+        let mut cts = Vec::new();
+        Self::read_each(params, bytes, |count, ct| {
+            cts.reserve_exact(count - cts.len());
+            cts.push(ct);
+            Ok(())
+        })?;
+        Ok(ResponseMsg { cts })
+    }
+
+    /// Parses and validates the message a ciphertext at a time: `each` gets the announced count
+    /// (checked against the length) and every ciphertext as soon as it is read, so a reader need
+    /// not hold them all. Returns the count.
+    pub(crate) fn read_each(
+        params: &HeParams,
+        bytes: &[u8],
+        mut each: impl FnMut(usize, OutCt) -> Result<(), HeError>,
+    ) -> Result<usize, HeError> {
         let n = params.degree();
         let low = params.low_moduli();
         let mut r = Reader {
@@ -303,7 +333,6 @@ impl ResponseMsg {
         r.header(KIND_RESPONSE, params)?;
         let count = r.u32()?;
         r.check_count(count, packed_len(low, n) + 4)?;
-        let mut cts = Vec::with_capacity(count);
         for _ in 0..count {
             let c1 = r.residues(low, n)?;
             let m = r.u32()?;
@@ -313,9 +342,9 @@ impl ResponseMsg {
                 )));
             }
             let c0 = r.residues(low, m)?;
-            cts.push(OutCt { c1, count: m, c0 });
+            each(count, OutCt { c1, count: m, c0 })?;
         }
         r.finish()?;
-        Ok(ResponseMsg { cts })
+        Ok(count)
     }
 }

@@ -4,9 +4,10 @@
 //! | state | waits for | handler | sends (and hands out) | next |
 //! |---|---|---|---|---|
 //! | (new) | — | [`ClientSession::new`] or [`ClientSession::prepare`] | `ClientHello` | `AwaitPlan` |
-//! | `AwaitPlan` | `ServerPlan` | `on_plan` | `ClientHeKey`, one `ClientHeMasks` per stage, `ClientOtSetup` | `AwaitHe` |
-//! | `AwaitHe` | `ServerHeResponse` × stages, in order | `on_he_response` | — | after the last: `AwaitOtChoices` |
-//! | `AwaitOtChoices` | `ServerOtChoices` | `on_ot_choices` | `ClientOtExtend` (KOS on the bits of every ReLU share) | `AwaitOtChallenge` |
+//! | `AwaitPlan` | `ServerPlan` | `on_plan` | `ClientHeKey` | `AwaitHe` |
+//! | `AwaitHe` | `ServerHeResponse` × stages, in order | `on_he_response`; `next_he_masks` while masks are left and the outbox is empty | one `ClientHeMasks` per stage, then `ClientOtSetup` | after the last response: `AwaitOtChoices` |
+//! | `AwaitOtChoices` | `ServerOtChoices` | `on_ot_choices` | — (KOS on the bits of every ReLU share) | `SendingOtParts` |
+//! | `SendingOtParts` | the outbox to empty | `next_ot_part` | `ClientOtExtend` parts, one per call | after the last: `AwaitOtChallenge` |
 //! | `AwaitOtChallenge` | `ServerOtChallenge` | `on_ot_challenge` | `ClientOtResponse` | `AwaitGarbled` |
 //! | `AwaitGarbled` | `ServerGarbled` chunks, layer by layer, front to back | `on_garbled` | a `Store` job per chunk; after the last: `ClientInput` (x − r) if the image is known | `AwaitLabels`, or `AwaitImage` |
 //! | `AwaitImage` | the image ([`ClientSession::set_input`]) | `on_image` | `ClientInput` (x − r) | `AwaitLabels` |
@@ -17,6 +18,10 @@
 //! Under the `class` and `top-k` output policies the last stage is a garbled top-k like any
 //! garbled layer: its job's result is the revealed class indices (`on_ranked`), and the session
 //! ends there, without `ServerOutput`.
+//!
+//! Frames made by `next_he_masks` and `next_ot_part` are made one at a time, from
+//! [`Session::poll_output`] when the outbox is empty: a transport that sends each frame before it
+//! polls again holds one stage's masks or one matrix part (1 MiB) at a time.
 //!
 //! Any other message, any malformed frame, and a peer's `Error` end the session (`Done`, with the
 //! error returned): the transport sends [`ProtocolError::to_frame`] and closes.
@@ -37,7 +42,7 @@ use crate::plan::{PlanStage, StageCircuit};
 use crate::session::{he_err, ot_err, Output, Session};
 use crate::{ring_err, ChunkJob, ProtocolError};
 use cryptonas_crypto::{Block, Csprng};
-use cryptonas_he::{ClientKeys, ClientStage, HeParams, ResponseMsg};
+use cryptonas_he::{ClientKeys, ClientStage, HeParams};
 use cryptonas_model::Source;
 use cryptonas_ot::chou_orlandi::ReceiverChoices;
 use cryptonas_ot::kos::{self, CheckChallenge, CotReceiverSeeds};
@@ -151,6 +156,9 @@ impl Outcome {
     }
 }
 
+/// Bytes of a `ServerLabels` frame before its labels: the tag and the stage index.
+pub const LABELS_HEAD: usize = 1 + 4;
+
 /// Evaluation work for the transport's workers ([`Output::Job`]).
 #[derive(Clone, PartialEq, Eq)]
 pub enum EvalTask {
@@ -161,8 +169,12 @@ pub enum EvalTask {
     Evaluate {
         /// The [`ChunkJob::id`].
         id: u32,
-        /// The server's active labels for the chunk.
+        /// The server's active labels for the chunk; empty when the session saw only the
+        /// frame's head ([`ClientSession::handle_labels_head`]): the transport then cuts them
+        /// from the frame at `labels_at`.
         garbler_labels: Vec<u8>,
+        /// Where the chunk's labels lie in the `ServerLabels` frame.
+        labels_at: std::ops::Range<usize>,
     },
 }
 
@@ -171,7 +183,9 @@ impl std::fmt::Debug for EvalTask {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             EvalTask::Store(job) => write!(f, "Store({job:?})"),
-            EvalTask::Evaluate { id, garbler_labels } => {
+            EvalTask::Evaluate {
+                id, garbler_labels, ..
+            } => {
                 write!(
                     f,
                     "Evaluate(job {id}, {} B of labels)",
@@ -242,13 +256,16 @@ fn check_bulk(
         .map_err(gc("decoding bits"))
 }
 
-/// Waiting for the HE responses (the base OTs' setup went out with the HE masks).
+/// Sending the HE masks (a stage's frame at a time, as the transport asks) and the base-OT setup
+/// after them, and waiting for the HE responses.
 struct AwaitHe {
     ctx: Ctx,
     keys: ClientKeys,
     params: HeParams,
+    /// The decryption state of every stage whose masks have gone out.
     stages: Vec<cryptonas_he::ClientState>,
-    ot: kos::Receiver<kos::state::BaseSetup>,
+    /// Set once the base-OT setup has gone out, right after the last stage's masks.
+    ot: Option<kos::Receiver<kos::state::BaseSetup>>,
 }
 
 /// Receiving the garbled layers.
@@ -535,15 +552,15 @@ impl ClientSession {
                 },
             ),
             (State::AwaitLabels(online), Msg::ServerLabels { stage, body }) => {
-                self.on_labels(*online, stage, &body)
+                self.on_labels(*online, stage, Some(&body), body.len())
             }
             (State::AwaitOutput(online), Msg::ServerOutput(body)) => self.on_output(*online, &body),
             (state, msg) => Err(ProtocolError::unexpected(msg.kind(), state.waits_for())),
         }
     }
 
-    /// `AwaitPlan` + `ServerPlan`: quantize the image, draw every mask, send the HE key and the
-    /// encrypted masks of every stage.
+    /// `AwaitPlan` + `ServerPlan`: quantize the image, draw every mask, send the HE key; the
+    /// encrypted masks of every stage follow as the transport takes them (`next_he_masks`).
     fn on_plan(
         &mut self,
         session_id: u64,
@@ -594,27 +611,7 @@ impl ClientSession {
             .map(|i| plan.circuit(i))
             .collect::<Result<Vec<_>, _>>()?;
         self.send(Msg::ClientHeKey(keys.public_key().to_bytes(&params)));
-        let mut stages = Vec::with_capacity(plan.stages.len());
-        for (i, st) in plan.stages.iter().enumerate() {
-            let convs: Vec<_> = st.terms.iter().map(|(_, c)| *c).collect();
-            let stage = ClientStage::new(&params, &convs).map_err(he_err)?;
-            let masks: Vec<&[u64]> = st
-                .terms
-                .iter()
-                .map(|(src, _)| match src {
-                    Source::Image => mask_image.values(),
-                    Source::Relu(j) => mask_relu[*j].values(),
-                })
-                .collect();
-            let (state, msg) = stage
-                .encrypt_masks(&keys, &masks, &mut self.rng)
-                .map_err(he_err)?;
-            stages.push(state);
-            self.send(Msg::ClientHeMasks {
-                stage: i as u32,
-                body: msg.to_bytes(&params),
-            });
-        }
+        let n_stages = plan.stages.len();
         let ctx = Ctx {
             plan,
             k,
@@ -626,18 +623,52 @@ impl ClientSession {
             circuits,
             shares: Vec::new(),
         };
-        // The base OTs do not depend on the HE shares: their setup rides in this flight, and the
-        // server, which handles frames in order, answers it right after its last HE response
-        // (one round trip fewer than sending it after that response arrives).
-        let (setup, ot) = kos::Receiver::new().setup(&mut self.rng);
-        self.send(Msg::ClientOtSetup(setup.to_bytes()));
+        // The masks go a stage at a time (`next_he_masks`), so at most one stage's ciphertexts
+        // are in memory; the base OTs do not depend on the HE shares, so their setup follows the
+        // last masks in the same flight, and the server, which handles frames in order, answers
+        // it right after its last HE response (one round trip fewer than after that response).
         Ok(State::AwaitHe(Box::new(AwaitHe {
             ctx,
             keys,
             params,
-            stages,
-            ot,
+            stages: Vec::with_capacity(n_stages),
+            ot: None,
         })))
+    }
+
+    /// `AwaitHe` with masks still to send, when the outbox is empty: encrypt the next stage's
+    /// masks; after the last, the base-OT setup.
+    fn next_he_masks(&mut self, state: State) -> Result<State, ProtocolError> {
+        let State::AwaitHe(mut he) = state else {
+            return Ok(state);
+        };
+        let i = he.stages.len();
+        let st = &he.ctx.plan.stages[i];
+        let convs: Vec<_> = st.terms.iter().map(|(_, c)| *c).collect();
+        let stage = ClientStage::new(&he.params, &convs).map_err(he_err)?;
+        let masks: Vec<&[u64]> = st
+            .terms
+            .iter()
+            .map(|(src, _)| match src {
+                Source::Image => he.ctx.mask_image.values(),
+                Source::Relu(j) => he.ctx.mask_relu[*j].values(),
+            })
+            .collect();
+        // Each ciphertext is encoded into the frame as soon as it is made.
+        let mut frame = Msg::staged_frame_head(MsgKind::ClientHeMasks, i as u32).ok_or(
+            ProtocolError::Internal("ClientHeMasks has a stage and one body"),
+        )?;
+        let state = stage
+            .encrypt_masks_into(&he.keys, &masks, &mut self.rng, &mut frame)
+            .map_err(he_err)?;
+        he.stages.push(state);
+        self.send_frame(frame);
+        if he.stages.len() == he.ctx.plan.stages.len() {
+            let (setup, ot) = kos::Receiver::new().setup(&mut self.rng);
+            self.send(Msg::ClientOtSetup(setup.to_bytes()));
+            he.ot = Some(ot);
+        }
+        Ok(State::AwaitHe(he))
     }
 
     /// `AwaitHe` + `ServerHeResponse`: decrypt the stage's share c_i; after the last stage, wait
@@ -655,14 +686,19 @@ impl ClientSession {
                 state: "waiting for the next stage's ServerHeResponse",
             });
         }
-        let resp = ResponseMsg::from_bytes(&he.params, body).map_err(he_err)?;
-        let share = he.stages[i].decrypt(&he.keys, &resp).map_err(he_err)?;
+        // Parsed and decrypted a ciphertext at a time: one is in memory besides the frame.
+        let share = he.stages[i].decrypt_bytes(&he.keys, body).map_err(he_err)?;
         let share = RingVec::from_values(he.ctx.k, share).map_err(ring_err("HE share"))?;
         he.ctx.shares.push(share);
         if he.ctx.shares.len() < he.ctx.plan.stages.len() {
             return Ok(State::AwaitHe(he));
         }
         let AwaitHe { ctx, ot, .. } = *he;
+        // The server answers the last stage only after all its masks, which the base-OT setup
+        // followed at once.
+        let ot = ot.ok_or(ProtocolError::Internal(
+            "the last HE response came before the base-OT setup went out",
+        ))?;
         Ok(State::AwaitOtChoices(Box::new(ctx), ot))
     }
 
@@ -877,12 +913,14 @@ impl ClientSession {
     }
 
     /// `AwaitLabels` + `ServerLabels`: hand every chunk of the layer to its worker with the
-    /// server's labels for it.
+    /// server's labels for it (`body`), or with where they lie in the frame (a transport that
+    /// kept the frame's `len` bytes of labels to itself).
     fn on_labels(
         &mut self,
         mut online: Online,
         stage: u32,
-        body: &[u8],
+        body: Option<&[u8]>,
+        len: usize,
     ) -> Result<State, ProtocolError> {
         let next = online.next;
         if stage as usize != next {
@@ -895,19 +933,21 @@ impl ClientSession {
         // Label bytes per instance: 16 per bit of its share words.
         let per = st.k as usize * st.window() * 16;
         let n = st.instances();
-        if body.len() != n * per {
+        if len != n * per {
             return Err(ProtocolError::WrongSize {
                 what: "ServerLabels bytes",
                 expected: n * per,
-                got: body.len(),
+                got: len,
             });
         }
         // Material used once: the workers drop each chunk after evaluating it.
         let chunks = std::mem::take(&mut online.chunks[next]);
         for c in &chunks {
+            let at = c.first * per..(c.first + c.count) * per;
             self.hand_out(EvalTask::Evaluate {
                 id: c.id,
-                garbler_labels: body[c.first * per..(c.first + c.count) * per].to_vec(),
+                garbler_labels: body.map(|b| b[at.clone()].to_vec()).unwrap_or_default(),
+                labels_at: LABELS_HEAD + at.start..LABELS_HEAD + at.end,
             });
         }
         Ok(State::AwaitJobs(Box::new(AwaitJobs {
@@ -1140,6 +1180,38 @@ impl ClientSession {
         })
     }
 
+    /// A `ServerLabels` frame whose labels the transport hands straight to the workers (a browser
+    /// cuts each chunk's from the socket's buffer, so the online phase's bulk never enters this
+    /// session's memory): the session gets the frame's first [`LABELS_HEAD`] bytes and its
+    /// length, checks them as [`Session::handle`] would check the whole frame, and hands out
+    /// `Evaluate` jobs without labels, each with where its labels lie in the frame
+    /// (`labels_at`).
+    pub fn handle_labels_head(
+        &mut self,
+        head: &[u8],
+        frame_len: usize,
+    ) -> Result<(), ProtocolError> {
+        self.step(|this, state| {
+            let what = "ServerLabels";
+            let stage = head
+                .get(..LABELS_HEAD)
+                .filter(|h| h[0] == MsgKind::ServerLabels.tag() && frame_len >= LABELS_HEAD)
+                .map(|h| u32::from_le_bytes([h[1], h[2], h[3], h[4]]))
+                .ok_or_else(|| ProtocolError::Malformed {
+                    what,
+                    reason: format!("not the first {LABELS_HEAD} bytes of a ServerLabels frame"),
+                })?;
+            this.count_len(head, frame_len, false);
+            let State::AwaitLabels(online) = state else {
+                return Err(ProtocolError::unexpected(
+                    MsgKind::ServerLabels,
+                    state.waits_for(),
+                ));
+            };
+            this.on_labels(*online, stage, None, frame_len - LABELS_HEAD)
+        })
+    }
+
     /// Runs one handler on the current state. On error the session stays `Done`: its secrets
     /// are dropped (and wiped) with the state, and nothing a failed handler queued goes out.
     fn step(
@@ -1167,16 +1239,26 @@ impl Session for ClientSession {
     fn handle(&mut self, frame: &[u8]) -> Result<(), ProtocolError> {
         self.step(|this, state| {
             this.count(frame, false);
-            Msg::decode(frame).and_then(|msg| this.dispatch(state, msg))
+            // HE responses are read in place: `Msg::decode` would copy their megabytes first.
+            match (state, Msg::staged_body(frame, MsgKind::ServerHeResponse)) {
+                (State::AwaitHe(he), Some((stage, body))) => this.on_he_response(he, stage, body),
+                (state, _) => Msg::decode(frame).and_then(|msg| this.dispatch(state, msg)),
+            }
         })
     }
 
-    /// Frames made on demand (the OT matrix's parts) are made here, one per call, once the
+    /// Frames made on demand (the HE masks, the OT matrix's parts) are made here, one per call, once the
     /// outbox is empty: a transport that sends each frame before it asks for the next holds one
     /// part at a time.
     fn poll_output(&mut self) -> Result<Option<Output>, ProtocolError> {
-        if self.outbox.is_empty() && matches!(self.state, State::SendingOtParts(..)) {
-            self.step(Self::next_ot_part)?;
+        if self.outbox.is_empty() {
+            match &self.state {
+                State::AwaitHe(he) if he.stages.len() < he.ctx.plan.stages.len() => {
+                    self.step(Self::next_he_masks)?
+                }
+                State::SendingOtParts(..) => self.step(Self::next_ot_part)?,
+                _ => {}
+            }
         }
         Ok(self.outbox.pop_front())
     }

@@ -258,7 +258,9 @@ impl LocalWorkers {
                         return Err(ProtocolError::Internal("a job id was handed out twice"));
                     }
                 }
-                EvalTask::Evaluate { id, garbler_labels } => {
+                EvalTask::Evaluate {
+                    id, garbler_labels, ..
+                } => {
                     let evaluator = self
                         .stored
                         .remove(&id)

@@ -12,7 +12,7 @@ pub mod testing;
 mod verify;
 
 pub use client::{
-    ClientInput, ClientSession, EvalTask, LayerCost, Outcome, Phase, Revealed, Traffic,
+    ClientInput, ClientSession, EvalTask, LayerCost, Outcome, Phase, Revealed, Traffic, LABELS_HEAD,
 };
 pub use eval::{ChunkEvaluator, ChunkJob, LocalWorkers};
 pub use local::{run_local, run_local_on, run_local_with, Activity, LocalTraffic, Side, Tap};

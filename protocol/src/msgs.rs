@@ -539,6 +539,33 @@ impl Msg {
         }
     }
 
+    /// [`Msg::frame_head`] for the kinds whose body is a stage index and one byte string
+    /// (`ClientHeMasks`, `ServerHeResponse`, `ServerLabels`, `ClientMasked`); `None` for others.
+    pub fn staged_frame_head(kind: MsgKind, stage: u32) -> Option<Vec<u8>> {
+        match kind {
+            MsgKind::ClientHeMasks
+            | MsgKind::ServerHeResponse
+            | MsgKind::ServerLabels
+            | MsgKind::ClientMasked => {
+                let mut head = vec![kind.tag()];
+                head.extend_from_slice(&stage.to_le_bytes());
+                Some(head)
+            }
+            _ => None,
+        }
+    }
+
+    /// The stage and body of a frame of `kind` (one of [`Msg::staged_frame_head`]'s kinds) read
+    /// in place, without the copy [`Msg::decode`] makes; `None` for another frame.
+    pub fn staged_body(frame: &[u8], kind: MsgKind) -> Option<(u32, &[u8])> {
+        let head = Msg::staged_frame_head(kind, 0)?;
+        if frame.len() < head.len() || frame[0] != kind.tag() {
+            return None;
+        }
+        let stage = u32::from_le_bytes(frame[1..5].try_into().expect("4 bytes"));
+        Some((stage, &frame[head.len()..]))
+    }
+
     /// Parses one frame (framing only; sizes are checked by the sessions).
     pub fn decode(frame: &[u8]) -> Result<Msg, ProtocolError> {
         let (&t, body) = frame
@@ -687,8 +714,9 @@ mod tests {
         }
     }
 
-    /// A frame started with `frame_head` and its body appended is `encode`'s frame, for every
-    /// kind whose body is one byte string; the other kinds have no head.
+    /// A frame started with `frame_head` (`staged_frame_head`) and its body appended is
+    /// `encode`'s frame, for every kind whose body is one byte string (after a stage index); the
+    /// other kinds have no head.
     #[test]
     fn frame_head_plus_body_is_the_encoded_frame() {
         let mut bare = 0;
@@ -715,6 +743,31 @@ mod tests {
             }
         }
         assert_eq!(bare, 8);
+        let mut staged = 0;
+        for m in all() {
+            let (stage, body) = match &m {
+                Msg::ClientHeMasks { stage, body }
+                | Msg::ServerHeResponse { stage, body }
+                | Msg::ServerLabels { stage, body }
+                | Msg::ClientMasked { stage, body } => (*stage, Some(body)),
+                _ => (0, None),
+            };
+            match (Msg::staged_frame_head(m.kind(), stage), body) {
+                (Some(mut frame), Some(body)) => {
+                    frame.extend_from_slice(body);
+                    assert_eq!(frame, m.encode(), "{}", m.name());
+                    assert_eq!(
+                        Msg::staged_body(&frame, m.kind()),
+                        Some((stage, body.as_slice()))
+                    );
+                    assert_eq!(Msg::staged_body(&frame[..4], m.kind()), None);
+                    staged += 1;
+                }
+                (None, None) => {}
+                (head, _) => panic!("{}: staged head {head:?} for body {body:?}", m.name()),
+            }
+        }
+        assert_eq!(staged, 4);
     }
 
     #[test]

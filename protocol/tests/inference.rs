@@ -5,7 +5,7 @@ use cryptonas_crypto::Csprng;
 use cryptonas_protocol::{
     run_local, run_local_on, run_local_with, ChunkEvaluator, ClientInput, ClientSession, ErrorCode,
     EvalTask, GarbledLayout, LocalWorkers, Msg, MsgKind, Output, Phase, ProtocolError, ServerModel,
-    ServerSession, Session, Side, Tap, PROTOCOL_VERSION,
+    ServerSession, Session, Side, Tap, LABELS_HEAD, PROTOCOL_VERSION,
 };
 use std::sync::Arc;
 
@@ -116,7 +116,9 @@ fn an_image_given_mid_offline_is_used_when_the_offline_phase_ends() {
 }
 
 /// Drives a session as a browser does: the bulk of every garbled chunk goes straight to the
-/// evaluator ([`ChunkEvaluator::with_bulk`]); the session sees only the head and corrections.
+/// evaluator ([`ChunkEvaluator::with_bulk`]), and each chunk's server labels are cut from the
+/// `ServerLabels` frame; the session sees only the heads (and label corrections). `tamper` sees
+/// every server frame first.
 fn infer_detached(
     model: &Arc<ServerModel>,
     server: &mut ServerSession,
@@ -130,6 +132,7 @@ fn infer_detached(
     );
     let _ = model;
     let mut bulk: Option<(Vec<u8>, Vec<u8>)> = None;
+    let mut labels: Vec<u8> = Vec::new();
     let mut stored: HashMap<u32, ChunkEvaluator> = HashMap::new();
     loop {
         while let Some(out) = client.poll_output()? {
@@ -140,11 +143,16 @@ fn infer_detached(
                     let (tables, decoding) = bulk.take().expect("a chunk's bulk");
                     stored.insert(job.id, ChunkEvaluator::with_bulk(&job, &tables, &decoding)?);
                 }
-                Output::Job(EvalTask::Evaluate { id, garbler_labels }) => {
+                Output::Job(EvalTask::Evaluate {
+                    id,
+                    garbler_labels,
+                    labels_at,
+                }) => {
+                    assert!(garbler_labels.is_empty());
                     let shares = stored
                         .remove(&id)
                         .unwrap()
-                        .evaluate_packed(&garbler_labels)?;
+                        .evaluate_packed(&labels[labels_at])?;
                     client.complete_job(id, &shares)?;
                 }
                 Output::Finished => return Ok(client),
@@ -153,8 +161,11 @@ fn infer_detached(
         let Some(Output::Frame(mut f)) = server.poll_output()? else {
             panic!("the server stopped first")
         };
-        if f[0] == MsgKind::ServerGarbled.tag() {
-            tamper(&mut f);
+        tamper(&mut f);
+        if f[0] == MsgKind::ServerLabels.tag() {
+            client.handle_labels_head(&f[..LABELS_HEAD.min(f.len())], f.len())?;
+            labels = f;
+        } else if f[0] == MsgKind::ServerGarbled.tag() {
             let at = GarbledLayout::read(&f, f.len())?;
             bulk = Some((
                 f[at.tables.clone()].to_vec(),
@@ -191,7 +202,11 @@ fn tables_sent_straight_to_the_evaluator_are_bit_exact_and_checked() {
     }
     // A declared table length that disagrees with the plan, and one past the frame's end, are
     // refused by the session.
+    let garbled = MsgKind::ServerGarbled.tag();
     let lengthen = |f: &mut Vec<u8>| {
+        if f[0] != garbled {
+            return;
+        }
         let n = u64::from_le_bytes(f[13..21].try_into().unwrap()) + 32;
         f[13..21].copy_from_slice(&n.to_le_bytes());
         f.extend_from_slice(&[0; 32]);
@@ -201,12 +216,29 @@ fn tables_sent_straight_to_the_evaluator_are_bit_exact_and_checked() {
         panic!("accepted")
     };
     assert!(err.to_string().contains("tables"), "{err}");
-    let cut = |f: &mut Vec<u8>| f.truncate(GarbledLayout::HEAD + 5);
+    let cut = |f: &mut Vec<u8>| {
+        if f[0] == garbled {
+            f.truncate(GarbledLayout::HEAD + 5)
+        }
+    };
     let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
     let Err(err) = infer_detached(&model, &mut server, &images[0], cut) else {
         panic!("accepted")
     };
     assert!(err.to_string().contains("exceeds the frame"), "{err}");
+    // Labels frames one label short, or cut inside their head, are refused too.
+    for keep in [None, Some(3)] {
+        let short = |f: &mut Vec<u8>| {
+            if f[0] == MsgKind::ServerLabels.tag() {
+                f.truncate(keep.unwrap_or(f.len() - 16));
+            }
+        };
+        let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+        let Err(err) = infer_detached(&model, &mut server, &images[0], short) else {
+            panic!("accepted")
+        };
+        assert!(err.to_string().contains("ServerLabels"), "{err}");
+    }
 }
 
 /// Keeps every frame the server sends.

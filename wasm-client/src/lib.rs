@@ -4,7 +4,7 @@ use cryptonas_crypto::{Csprng, FixedKeyAes};
 use cryptonas_gc::{Delta, ReluCircuit, ReluVariant, TweakDomain};
 use cryptonas_protocol::{
     ChunkEvaluator, ChunkJob, ClientInput, ClientSession, EvalTask, FrameInfo, GarbledLayout, Msg,
-    MsgKind, Output, Phase, Plan, Session, StageCircuit, StageOp,
+    MsgKind, Output, Phase, Plan, Session, StageCircuit, StageOp, LABELS_HEAD,
 };
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -228,12 +228,23 @@ fn step_to_js(step: FrameStep, frames: js_sys::Array) -> Result<JsValue, JsError
                     js_sys::Uint8Array::from(chunk.to_bytes().as_slice()).into(),
                 )?;
             }
-            EvalTask::Evaluate { id, garbler_labels } => {
+            EvalTask::Evaluate {
+                id,
+                garbler_labels,
+                labels_at,
+            } => {
                 field("kind", "evaluate".into())?;
                 field("id", id.into())?;
+                // Empty when the session saw only the frame's head: `at` says where to cut.
+                let labels = if garbler_labels.is_empty() {
+                    JsValue::NULL
+                } else {
+                    js_sys::Uint8Array::from(garbler_labels.as_slice()).into()
+                };
+                field("labels", labels)?;
                 field(
-                    "labels",
-                    js_sys::Uint8Array::from(garbler_labels.as_slice()).into(),
+                    "at",
+                    js_sys::Array::of2(&labels_at.start.into(), &labels_at.end.into()).into(),
                 )?;
             }
         }
@@ -380,6 +391,21 @@ impl PrivateInference {
         self.step_after(head)
     }
 
+    /// A `ServerLabels` frame given as its head only ([`LABELS_HEAD`] bytes) and its length (the
+    /// transport cuts each chunk's labels from the frame for the evaluation worker).
+    pub fn handle_labels_head_frame(
+        &mut self,
+        head: &[u8],
+        frame_len: usize,
+    ) -> Result<FrameStep, ClientError> {
+        if !self.started {
+            return Err(ClientError::NotStarted);
+        }
+        self.received += 1;
+        self.session.handle_labels_head(head, frame_len)?;
+        self.step_after(head)
+    }
+
     /// A job's shares (packed); the frames to send (the layer's reply once complete). The last
     /// job of a class or top-k model's garbled arg-max finishes the session instead: no frame,
     /// and [`PrivateInference::phase`] is `"done"`.
@@ -516,6 +542,28 @@ impl PrivateInference {
     ) -> Result<JsValue, JsError> {
         let (step, frames) =
             self.with_js_frames(|pi| pi.handle_garbled_head_frame(head, corrections, frame_len))?;
+        step_to_js(step, frames)
+    }
+
+    /// The bytes of a `ServerLabels` frame's head ([`LABELS_HEAD`]) if `first` (at least the
+    /// frame's first byte) starts one, else `null`.
+    #[wasm_bindgen(js_name = labelsHead)]
+    pub fn labels_head(first: &[u8]) -> Option<usize> {
+        (first.first() == Some(&MsgKind::ServerLabels.tag())).then_some(LABELS_HEAD)
+    }
+
+    /// [`PrivateInference::handle`] for a `ServerLabels` frame whose labels go straight to the
+    /// evaluation workers: pass its head ([`PrivateInference::labels_head`] bytes) and its
+    /// length. The step's `evaluate` jobs then carry `labels: null` and `at: [start, end]`, where
+    /// the job's labels lie in the frame.
+    #[wasm_bindgen(js_name = handleLabelsHead)]
+    pub fn handle_labels_head(
+        &mut self,
+        head: &[u8],
+        frame_len: usize,
+    ) -> Result<JsValue, JsError> {
+        let (step, frames) =
+            self.with_js_frames(|pi| pi.handle_labels_head_frame(head, frame_len))?;
         step_to_js(step, frames)
     }
 

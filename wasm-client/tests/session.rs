@@ -179,7 +179,9 @@ fn run_prepared_with_bulk(model: &std::sync::Arc<cryptonas_protocol::ServerModel
                         let chunk = ChunkEvaluator::with_bulk(&job, &tables, &decoding).unwrap();
                         stored.insert(job.id, chunk);
                     }
-                    EvalTask::Evaluate { id, garbler_labels } => {
+                    EvalTask::Evaluate {
+                        id, garbler_labels, ..
+                    } => {
                         let shares = stored
                             .remove(&id)
                             .unwrap()

@@ -67,8 +67,14 @@ pub fn run_stage(
     let (state, msg) = client.encrypt_masks(&keys, &refs, rng).unwrap();
     let msg = MasksMsg::from_bytes(&params, &msg.to_bytes(&params)).unwrap();
     let (s, resp) = server.respond(&pk, &msg, rng).unwrap();
-    let resp = ResponseMsg::from_bytes(&params, &resp.to_bytes(&params)).unwrap();
+    let bytes = resp.to_bytes(&params);
+    let resp = ResponseMsg::from_bytes(&params, &bytes).unwrap();
     let client_share = state.decrypt(&keys, &resp).unwrap();
+    // Decrypting the bytes a ciphertext at a time gives the same share; cut bytes are refused.
+    assert_eq!(state.decrypt_bytes(&keys, &bytes).unwrap(), client_share);
+    assert!(state
+        .decrypt_bytes(&keys, &bytes[..bytes.len() - 1])
+        .is_err());
     (client_share, s)
 }
 

@@ -215,7 +215,7 @@ pub mod state {
         pub(super) col_words: usize,
         pub(super) next_word: usize,
         pub(super) packed_choices: Zeroizing<Vec<u128>>,
-        pub(super) choices: Zeroizing<Vec<bool>>,
+        pub(super) count: usize,
     }
 
     /// Receiver that sent a matrix and waits for the challenge.
@@ -228,7 +228,7 @@ pub mod state {
         pub(super) g0_start: u128,
         pub(super) col_words: usize,
         pub(super) packed_choices: Zeroizing<Vec<u128>>,
-        pub(super) choices: Zeroizing<Vec<bool>>,
+        pub(super) count: usize,
     }
 
     macro_rules! opaque_states {

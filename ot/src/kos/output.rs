@@ -3,7 +3,7 @@
 use super::msgs::{ReceiverDerandomize, SenderMessages};
 use super::receiver::regenerate_rows;
 use super::state::ReceiverReady;
-use super::tweak;
+use super::{tweak, word_bit};
 use crate::OtError;
 use cryptonas_crypto::{Block, Csprng, FixedKeyAes};
 use zeroize::{Zeroize, Zeroizing};
@@ -278,7 +278,9 @@ pub struct CotReceiverSeeds {
     ready: ReceiverReady,
     g0_start: u128,
     col_words: usize,
-    choices: Zeroizing<Vec<bool>>,
+    count: usize,
+    /// The choice bits, a bit per row (padding rows included).
+    packed_choices: Zeroizing<Vec<u128>>,
 }
 
 impl CotReceiverSeeds {
@@ -286,24 +288,26 @@ impl CotReceiverSeeds {
         ready: ReceiverReady,
         g0_start: u128,
         col_words: usize,
-        choices: Zeroizing<Vec<bool>>,
+        count: usize,
+        packed_choices: Zeroizing<Vec<u128>>,
     ) -> Self {
         CotReceiverSeeds {
             ready,
             g0_start,
             col_words,
-            choices,
+            count,
+            packed_choices,
         }
     }
 
     /// Number of transfers.
     pub fn len(&self) -> usize {
-        self.choices.len()
+        self.count
     }
 
     /// Whether the batch is empty.
     pub fn is_empty(&self) -> bool {
-        self.choices.is_empty()
+        self.count == 0
     }
 
     /// `t_j` for the transfers in `range` (the same labels as [`CotReceiverOutput::labels`]),
@@ -338,7 +342,10 @@ impl CotReceiverSeeds {
         for [g0, _] in self.ready.prgs.iter_mut() {
             g0.seek_word(end);
         }
-        (std::mem::take(&mut *self.choices), self.ready)
+        let choices = (0..self.count)
+            .map(|j| word_bit(&self.packed_choices, j))
+            .collect();
+        (choices, self.ready)
     }
 }
 

@@ -114,9 +114,10 @@ impl Receiver<ReceiverReady> {
 
     /// Extends one batch with the given choice bits and appends the whole [`ExtendMatrix`]'s wire
     /// form to `out` (exactly the bytes of [`ExtendMatrix::to_bytes`]); `out` may already hold a
-    /// frame header. The choices are kept for the output (not copied).
+    /// frame header. The choices are packed to a bit each and then dropped.
     ///
-    /// Memory: besides `out` (16 B per row), nothing that grows with the batch but the choices;
+    /// Memory: besides `out` (16 B per row), nothing that grows with the batch but the packed
+    /// choices (a bit per row);
     /// the labels are regenerated at the challenge. A transport that cannot afford `out` either
     /// sends the matrix in parts ([`Receiver::extend_in_parts`]).
     pub fn extend_into(
@@ -151,6 +152,7 @@ impl Receiver<ReceiverReady> {
         let count = choices.len();
         let col_words = padded_rows(count) / 128;
         let mut packed = Zeroizing::new(pack_words(&choices, col_words));
+        drop(choices);
         // Random choice bits for the padding rows: they hide x = Σ r_j χ_j.
         for (k, (w, pad)) in packed.iter_mut().zip(rng.blocks(col_words)).enumerate() {
             // Bits of word k at global positions >= count.
@@ -171,7 +173,7 @@ impl Receiver<ReceiverReady> {
                 col_words,
                 next_word: 0,
                 packed_choices: packed,
-                choices,
+                count,
             },
         })
     }
@@ -202,7 +204,7 @@ impl Receiver<Extending> {
         let mut st = self.state;
         let first = st.next_word;
         let words = (max_rows / 128).clamp(1, st.col_words - first);
-        let count = st.choices.len();
+        let count = st.count;
         out.reserve_exact(ExtendMatrix::part_byte_len(128 * words));
         out.extend_from_slice(&(count as u64).to_le_bytes());
         out.extend_from_slice(&(first as u64).to_le_bytes());
@@ -253,7 +255,7 @@ impl Receiver<Extending> {
                 g0_start: st.g0_start,
                 col_words: st.col_words,
                 packed_choices: st.packed_choices,
-                choices: st.choices,
+                count,
             },
         })
     }
@@ -335,7 +337,7 @@ impl Receiver<Extended> {
             g0_start,
             col_words,
             packed_choices,
-            choices,
+            count,
         } = self.state;
         let (mut t, mut x) = (Block::ZERO, Block::ZERO);
         {
@@ -351,7 +353,7 @@ impl Receiver<Extended> {
         }
         (
             CheckResponse { x, t },
-            CotReceiverSeeds::new(ready, g0_start, col_words, choices),
+            CotReceiverSeeds::new(ready, g0_start, col_words, count, packed_choices),
         )
     }
 }
@@ -495,10 +497,11 @@ mod tests {
                     let Extended {
                         mut ready,
                         g0_start,
-                        choices: kept,
+                        count: kept,
+                        packed_choices,
                         ..
                     } = extended.state;
-                    assert_eq!(*kept, choices, "{what}: choice bits");
+                    assert_eq!(kept, count, "{what}: count");
                     assert_eq!(ready.next_index, reference.next_index);
                     // Every row (padding too) regenerates as the reference's.
                     let mut g0s: Vec<&mut Csprng> = ready.prgs.iter_mut().map(|[g, _]| g).collect();
@@ -506,15 +509,17 @@ mod tests {
                     regenerate_rows(&mut g0s, g0_start, 0, &mut regenerated);
                     assert_eq!(regenerated, rows, "{what}: rows");
                     // Label ranges, as the seeds hand them out.
-                    let mut seeds = CotReceiverSeeds::new(ready, g0_start, col_words, kept);
+                    let mut seeds =
+                        CotReceiverSeeds::new(ready, g0_start, col_words, kept, packed_choices);
                     for (a, b) in [(0, count), (count / 3, count / 2), (count, count)] {
                         assert_eq!(*seeds.labels(a..b).unwrap(), rows[a..b], "{what}: {a}..{b}");
                     }
                     assert!(seeds.labels(0..count + 1).is_err());
-                    // The streams go back to the batch's end: the next batch continues them.
-                    parted = Receiver {
-                        state: seeds.into_parts().1,
-                    };
+                    // The choices unpack as given; the streams go back to the batch's end: the
+                    // next batch continues them.
+                    let (unpacked, ready) = seeds.into_parts();
+                    assert_eq!(unpacked, choices, "{what}: choice bits");
+                    parted = Receiver { state: ready };
                 }
             }
         }
