@@ -1,9 +1,9 @@
 // One garbled-evaluation worker: its own wasm instance holds the chunks the session worker gives
 // it offline (`store`) and evaluates them when the server's labels arrive (`evaluate`).
 // Messages in:  {type: 'store', session, id, job, [frame, tables, decoding]} | {type: 'evaluate', session, id, labels} |
-//               {type: 'drop', session} | {type: 'ping'}
+//               {type: 'drop', session} | {type: 'ping'} | {type: 'bench', relus, k, reps}
 // Messages out: {type: 'result', session, id, shares, ms, andGates, wasmBytes} | {type: 'ready'} |
-//               {type: 'error', session, id, message}
+//               {type: 'bench', result} | {type: 'error', session, id, message}
 import init, { GcBench } from './pkg/wasm_client.js';
 import { runEvalMessage } from './eval-jobs.js';
 
@@ -22,6 +22,26 @@ const booted = init().then((w) => {
 
 const chunks = new Map(); // `${session}:${id}` -> EvalChunk
 
+/// AND gates/s of garbled evaluation in this worker (software AES, one thread): the page's
+/// benchmark, run by the session worker in a fresh evaluation worker that it terminates after.
+function bench({ relus = 4096, k = 32, reps = 3 }) {
+  const b = new GcBench(relus, k);
+  try {
+    const w = performance.now();
+    b.evaluate(); // the first call may run in V8's baseline tier
+    const firstSeconds = (performance.now() - w) / 1e3;
+    const t = performance.now();
+    for (let i = 0; i < reps; i++) b.evaluate();
+    const s = (performance.now() - t) / 1e3;
+    return {
+      relus, k, andGates: b.and_gates() * reps, seconds: s, andPerSec: (b.and_gates() * reps) / s,
+      firstCallAndPerSec: b.and_gates() / firstSeconds, wasmMemoryBytes: wasm.memory.buffer.byteLength,
+    };
+  } finally {
+    b.free();
+  }
+}
+
 self.onmessage = async (e) => {
   const m = e.data;
   try {
@@ -33,6 +53,14 @@ self.onmessage = async (e) => {
   }
   if (m.type === 'ping') {
     self.postMessage({ type: 'ready' });
+    return;
+  }
+  if (m.type === 'bench') {
+    try {
+      self.postMessage({ type: 'bench', result: bench(m) });
+    } catch (err) {
+      self.postMessage({ type: 'error', message: String((err && err.message) || err) });
+    }
     return;
   }
   const reply = runEvalMessage(chunks, m, () => wasm.memory.buffer.byteLength);

@@ -174,7 +174,7 @@ async function main() {
     return m && m.bytes;
   });
 
-  // Garbled-evaluation speed: the page's own worker (its benchmark button), then W fresh workers
+  // Garbled-evaluation speed: the page's benchmark button (one fresh worker), then W fresh workers
   // evaluating at the same time (AND gates/s per worker).
   await page.click('#bench');
   await page.waitFor(() => window.__demo.lastBench, null, { timeout: 300000 });

@@ -348,7 +348,7 @@ pub struct ParallelJs {
 #[derive(Debug, Deserialize, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct BenchJs {
-    /// The page's own worker (its benchmark button).
+    /// The page's benchmark button (a fresh evaluation worker the session worker starts for it).
     pub page_worker: PageBenchJs,
     /// Fresh workers in parallel.
     pub parallel: Vec<ParallelJs>,
@@ -448,7 +448,7 @@ pub struct BrowserRun {
     pub offline_phases: Vec<PhaseMs>,
     /// Mean online AND gates/s of one evaluation worker (over its own evaluation time).
     pub online_and_per_s_per_worker: Option<f64>,
-    /// `GcBench` in the page's own worker (after the inferences).
+    /// `GcBench` of the page's benchmark button (after the inferences).
     pub page_worker_and_per_s: f64,
     /// `GcBench` ReLUs per evaluation.
     pub bench_relus: usize,

@@ -376,7 +376,7 @@ impl Results {
 
         let _ = writeln!(
             s,
-            "\n### Garbled evaluation in wasm, AND gates/s per worker (GcBench, {} ReLUs per evaluation: W fresh workers at once; the page's session worker alone: {})\n",
+            "\n### Garbled evaluation in wasm, AND gates/s per worker (GcBench, {} ReLUs per evaluation: W fresh workers at once; the page's benchmark button: {})\n",
             browser.first().map_or(0, |b| b.bench_relus),
             browser
                 .iter()

@@ -27,10 +27,12 @@ fn frames(a: &Array) -> Vec<Vec<u8>> {
 }
 
 /// Runs a session through the JS API only, the jobs on `EvalChunk`s as the page's workers run
-/// them; returns the outcome object.
+/// them, each layer's labels cut from their frame as the page cuts them; returns the outcome
+/// object.
 fn run_js(client: &mut PrivateInference, server: &mut ServerSession) -> JsValue {
     let mut up = frames(&client.start().unwrap());
     let mut chunks = std::collections::HashMap::new();
+    let mut labels_frame = Vec::new();
     loop {
         let mut down = Vec::new();
         for f in up.drain(..) {
@@ -39,7 +41,15 @@ fn run_js(client: &mut PrivateInference, server: &mut ServerSession) -> JsValue 
         }
         assert!(!down.is_empty());
         for f in down {
-            let step = client.handle(&f).unwrap();
+            // A layer's labels as the page hands them over: the session gets the head only.
+            let step = match PrivateInference::labels_head(&f[..1]) {
+                Some(head) => {
+                    let step = client.handle_labels_head(&f[..head], f.len()).unwrap();
+                    labels_frame = f;
+                    step
+                }
+                None => client.handle(&f).unwrap(),
+            };
             up.extend(frames(&get(&step, "frames").dyn_into::<Array>().unwrap()));
             for job in get(&step, "jobs").dyn_into::<Array>().unwrap().iter() {
                 let id = get(&job, "id").as_f64().unwrap() as u32;
@@ -48,7 +58,14 @@ fn run_js(client: &mut PrivateInference, server: &mut ServerSession) -> JsValue 
                     chunks.insert(id, EvalChunk::new(&bytes("job")).unwrap());
                 } else {
                     let chunk = chunks.remove(&id).expect("stored before evaluated");
-                    let shares = chunk.evaluate(&bytes("labels")).unwrap();
+                    assert!(get(&job, "labels").is_null());
+                    let at: Vec<usize> = get(&job, "at")
+                        .dyn_into::<Array>()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_f64().unwrap() as usize)
+                        .collect();
+                    let shares = chunk.evaluate(&labels_frame[at[0]..at[1]]).unwrap();
                     up.extend(frames(&client.complete(id, &shares).unwrap()));
                     // The garbled arg-max of a class or top-k model ends the session here.
                     if client.phase() == "done" {
