@@ -341,7 +341,10 @@ async function main() {
       offline_down: t.offline_down, online_down: t.online_down, online_rounds: t.online_rounds,
       and_per_sec_online: run.andPerSecOnline, and_per_sec_bench: bench.andPerSec,
       eval_workers: run.evalWorkers, and_per_sec_per_worker: run.andPerSecPerWorker,
-      worker_wasm_memory_bytes: Math.max(run.wasmMemoryBytes, bench.wasmMemoryBytes),
+      // The session worker's wasm memory after the first inference; the benchmark button runs
+      // in a fresh evaluation worker of its own (terminated after).
+      worker_wasm_memory_bytes: run.wasmMemoryBytes,
+      bench_worker_wasm_memory_bytes: bench.wasmMemoryBytes,
       eval_workers_wasm_memory_bytes: run.evalWorkersMemoryBytes,
       online_ms_all_samples: onlineTimes,
       tab_memory_bytes: memory,
