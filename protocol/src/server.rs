@@ -423,6 +423,14 @@ impl ServerSession {
                         got: part.count(),
                     });
                 }
+                // A larger part would make this session hold more than its frame bound says.
+                if part.rows() > crate::OT_PART_ROWS {
+                    return Err(ProtocolError::WrongSize {
+                        what: "ClientOtExtend part rows",
+                        expected: crate::OT_PART_ROWS,
+                        got: part.rows(),
+                    });
+                }
                 sender.receive_part(part).map_err(ot_err)?;
                 if sender.rows_left() > 0 {
                     (State::OtExtend { sender, shares }, vec![])

@@ -711,3 +711,68 @@ fn max_pool_and_clip_models_are_bit_exact() {
         }
     }
 }
+
+/// The OT matrix goes in `OT_PART_ROWS`-row parts, one per poll; a server refuses a part out of
+/// order, a repeated one, and one larger than its frame bound, with a clear error.
+#[test]
+fn ot_matrix_parts_are_checked_by_the_server() {
+    use cryptonas_protocol::OT_PART_ROWS;
+    // C = 4 at 32×32: tens of thousands of share bits, so the matrix has several parts.
+    let (model, images) = model(4, 32, 8);
+    // Runs a session until the client has sent its OT parts through `mangle`; returns the
+    // server's verdict on them and how many there were.
+    let run = |mangle: &dyn Fn(Vec<Vec<u8>>) -> Vec<Vec<u8>>| {
+        let mut server = ServerSession::new(model.clone(), Csprng::from_entropy().unwrap());
+        let mut client = ClientSession::new(
+            ClientInput::Normalised(images[0].clone()),
+            Csprng::from_entropy().unwrap(),
+        );
+        loop {
+            let up = cryptonas_protocol::testing::pending_frames(&mut client);
+            let (parts, other): (Vec<_>, Vec<_>) = up
+                .into_iter()
+                .partition(|f| f[0] == MsgKind::ClientOtExtend.tag());
+            for f in other {
+                server.handle(&f).unwrap();
+            }
+            if !parts.is_empty() {
+                let n = parts.len();
+                let bound = server.max_frame_bytes();
+                assert!(
+                    parts.iter().all(|p| p.len() <= bound),
+                    "a part over the bound"
+                );
+                let verdict = mangle(parts).iter().try_for_each(|p| server.handle(p));
+                return (verdict, n);
+            }
+            for f in cryptonas_protocol::testing::pending_frames(&mut server) {
+                client.handle(&f).unwrap();
+            }
+        }
+    };
+    let (ok, n) = run(&|parts| parts);
+    ok.unwrap();
+    assert!(n >= 3, "{n} parts");
+    let (swapped, _) = run(&|mut parts| {
+        parts.swap(0, 1);
+        parts
+    });
+    let err = swapped.unwrap_err().to_string();
+    assert!(err.contains("part starts at row"), "{err}");
+    let (repeated, _) = run(&|mut parts| {
+        parts.insert(1, parts[0].clone());
+        parts
+    });
+    let err = repeated.unwrap_err().to_string();
+    assert!(err.contains("part starts at row"), "{err}");
+    // Two parts glued into one frame: over the server's frame bound (a transport refuses it
+    // before the session sees it) and, given to the session anyway, not a part it accepts.
+    let (glued, _) = run(&|parts| {
+        let mut big = parts[0].clone();
+        big.extend_from_slice(&parts[1][17..]);
+        assert!(big.len() > 16 * OT_PART_ROWS + 17);
+        vec![big]
+    });
+    let err = glued.unwrap_err().to_string();
+    assert!(err.contains("ClientOtExtend part rows"), "{err}");
+}
