@@ -17,8 +17,8 @@
 //!
 //! Written once over [`Bytes16`]: `wasm_simd::Vp128` (one `v128`; with `relaxed-simd` compiled in,
 //! `i8x16.relaxed_swizzle`, one `pshufb` on x86, else `i8x16.swizzle`, which V8 lowers to a
-//! saturating add and a `pshufb`) and, natively, a portable lane whose lookup scans all 16 entries
-//! with masks (constant time, slow: tests only). The lookups' indices are always `< 16` or `≥ 0x80`,
+//! saturating add and a `pshufb`) and, natively, a portable lane whose lookup shifts the table as
+//! one `u128` (no memory lookup; slow: tests only). The lookups' indices are always `< 16` or `≥ 0x80`,
 //! where `i8x16.swizzle` and `i8x16.relaxed_swizzle` agree on every engine.
 
 use crate::Block;
@@ -64,12 +64,12 @@ impl Bytes16 for Portable {
         Portable(self.0.map(|b| b >> 4))
     }
     fn lookup(self, idx: Self) -> Self {
-        // Every entry is read for every index; the mask is all-ones for the matching entry only.
+        // The table as one `u128` shifted by the index (a register shift, no secret-dependent
+        // address or branch), masked to 0 for indices ≥ 0x80.
+        let t = u128::from_le_bytes(self.0);
         Portable(idx.0.map(|i| {
-            (0..16u8).fold(0, |acc, n| {
-                let mask = ((u32::from(i ^ n)).wrapping_sub(1) >> 8) as u8;
-                acc | (self.0[usize::from(n)] & mask)
-            })
+            let keep = (i >> 7).wrapping_sub(1);
+            (t >> (8 * u32::from(i & 15))) as u8 & keep
         }))
     }
 }
@@ -563,8 +563,8 @@ mod tests {
                 l(x)
             );
             // Every lookup index is < 16 or ≥ 0x80 (where swizzle and relaxed swizzle agree).
-            assert!(io < 16 || io >= 0x80);
-            assert!(jo < 16 || jo >= 0x80);
+            assert!(!(16..0x80).contains(&io));
+            assert!(!(16..0x80).contains(&jo));
         }
     }
 
@@ -575,10 +575,8 @@ mod tests {
         let idx = Portable([
             0, 15, 3, 0x80, 0x8f, 0xff, 7, 1, 2, 0x90, 14, 13, 12, 11, 10, 9,
         ]);
-        let got = t.lookup(idx).0;
-        for p in 0..16 {
-            let i = idx.0[p];
-            assert_eq!(got[p], if i < 16 { t.0[usize::from(i)] } else { 0 });
+        for (&got, &i) in t.lookup(idx).0.iter().zip(&idx.0) {
+            assert_eq!(got, if i < 16 { t.0[usize::from(i)] } else { 0 });
         }
     }
 
