@@ -18,8 +18,8 @@
 //! Written once over [`Bytes16`]: `wasm_simd::Vp128` (one `v128`; with `relaxed-simd` compiled in,
 //! `i8x16.relaxed_swizzle`, one `pshufb` on x86, else `i8x16.swizzle`, which V8 lowers to a
 //! saturating add and a `pshufb`) and, natively, a portable lane whose lookup shifts the table as
-//! one `u128` (no memory lookup; slow: tests only). The lookups' indices are always `< 16` or `≥ 0x80`,
-//! where `i8x16.swizzle` and `i8x16.relaxed_swizzle` agree on every engine.
+//! one `u128` (no memory lookup; slow: tests only). The lookups' indices are always `< 16` or
+//! `≥ 0x80`, where `i8x16.swizzle` and `i8x16.relaxed_swizzle` agree on every engine.
 
 use crate::Block;
 

@@ -82,8 +82,8 @@ mod engine {
     pub(crate) fn variants() -> Vec<Variant> {
         let mut v = Vec::new();
         for b in AesBackend::ALL {
-            // Natively the bitsliced and vector-permute backends run portable lanes, test vehicles (their speed is
-            // measured in the browser, `tests/wasm_speed.rs`).
+            // Natively the bitsliced and vector-permute backends run portable lanes, test
+            // vehicles (their speed is measured in the browser, `tests/wasm_speed.rs`).
             if matches!(b, AesBackend::Bitsliced | AesBackend::VecPerm) {
                 continue;
             }
