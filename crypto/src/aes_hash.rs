@@ -29,8 +29,8 @@ pub enum AesBackend {
     AesCrate,
     /// Constant-time bitsliced AES (fixslicing, no table lookups), eight blocks per call; TCCR
     /// keeps π(x) bitsliced between its two encryptions, the half-gates algebra runs in the
-    /// reference's scratch-buffer passes. In WebAssembly with
-    /// `simd128` the eight blocks sit in eight `v128` registers and this is the detected backend;
+    /// reference's scratch-buffer passes. In WebAssembly with `simd128` the eight blocks sit in
+    /// eight `v128` registers and this is the detected backend (unless `relaxed-simd` is on too);
     /// elsewhere the same code runs on a portable two-`u64` lane (slower than the `aes` crate
     /// there: it is never detected natively, only tested).
     Bitsliced,
