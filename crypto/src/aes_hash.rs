@@ -29,11 +29,18 @@ pub enum AesBackend {
     AesCrate,
     /// Constant-time bitsliced AES (fixslicing, no table lookups), eight blocks per call; TCCR
     /// keeps π(x) bitsliced between its two encryptions, the half-gates algebra runs in the
-    /// reference's scratch-buffer passes. In WebAssembly with
-    /// `simd128` the eight blocks sit in eight `v128` registers and this is the detected backend;
+    /// reference's scratch-buffer passes. In WebAssembly with `simd128` the eight blocks sit in
+    /// eight `v128` registers and this is the detected backend (unless `relaxed-simd` is on too);
     /// elsewhere the same code runs on a portable two-`u64` lane (slower than the `aes` crate
     /// there: it is never detected natively, only tested).
     Bitsliced,
+    /// Constant-time vector-permute AES (Hamburg's technique: the S-box by nibble lookups in
+    /// registers, `i8x16.swizzle`, never in memory), eight blocks per call; TCCR keeps π(x) in
+    /// registers between its two encryptions. Detected in WebAssembly builds that enable
+    /// `relaxed-simd` (`i8x16.relaxed_swizzle`: one `pshufb` in V8); the plain `simd128` build has
+    /// it too but detects [`AesBackend::Bitsliced`] (its `i8x16.swizzle` is about as fast);
+    /// natively a portable constant-time lane, tests only.
+    VecPerm,
     /// Fused kernels on AES-NI, one block per 128-bit register (x86-64).
     AesNi,
     /// Fused kernels on VAES, two blocks per 256-bit register (x86-64 with AVX2 + VAES).
@@ -44,9 +51,10 @@ pub enum AesBackend {
 
 impl AesBackend {
     /// Every backend.
-    pub const ALL: [AesBackend; 5] = [
+    pub const ALL: [AesBackend; 6] = [
         AesBackend::AesCrate,
         AesBackend::Bitsliced,
+        AesBackend::VecPerm,
         AesBackend::AesNi,
         AesBackend::Vaes256,
         AesBackend::Vaes512,
@@ -55,7 +63,7 @@ impl AesBackend {
     /// Whether this CPU can run the backend.
     pub fn is_supported(self) -> bool {
         match self {
-            AesBackend::AesCrate | AesBackend::Bitsliced => true,
+            AesBackend::AesCrate | AesBackend::Bitsliced | AesBackend::VecPerm => true,
             #[cfg(target_arch = "x86_64")]
             _ => self.level().is_some_and(|l| l.available()),
             #[cfg(not(target_arch = "x86_64"))]
@@ -68,11 +76,15 @@ impl AesBackend {
         Self::ALL.into_iter().filter(|b| b.is_supported()).collect()
     }
 
-    /// The fastest supported backend, detected once per process: in WebAssembly with `simd128`
-    /// [`AesBackend::Bitsliced`], natively the widest supported x86 kernel, else the `aes` crate.
+    /// The fastest supported backend, detected once per process: in WebAssembly with
+    /// `relaxed-simd` [`AesBackend::VecPerm`], with `simd128` only [`AesBackend::Bitsliced`],
+    /// natively the widest supported x86 kernel, else the `aes` crate.
     pub fn detected() -> AesBackend {
         static BEST: OnceLock<AesBackend> = OnceLock::new();
         *BEST.get_or_init(|| {
+            if cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd")) {
+                return AesBackend::VecPerm;
+            }
             if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
                 return AesBackend::Bitsliced;
             }
@@ -87,7 +99,7 @@ impl AesBackend {
     fn level(self) -> Option<crate::x86::Level> {
         use crate::x86::Level;
         match self {
-            AesBackend::AesCrate | AesBackend::Bitsliced => None,
+            AesBackend::AesCrate | AesBackend::Bitsliced | AesBackend::VecPerm => None,
             AesBackend::AesNi => Some(Level::AesNi),
             AesBackend::Vaes256 => Some(Level::Vaes256),
             AesBackend::Vaes512 => Some(Level::Vaes512),
@@ -100,12 +112,18 @@ impl AesBackend {
 type BitslicedLane = crate::wasm_simd::V128;
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 type BitslicedLane = crate::fixslice::U64x2;
+/// The lane of the vector-permute backend on this target.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+type VecPermLane = crate::wasm_simd::Vp128;
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+type VecPermLane = crate::vperm::Portable;
 
 /// The accelerated form of π: a capability for the kernels plus the expanded round keys.
 #[derive(Clone)]
 enum Fast {
     None,
     Bitsliced(Box<crate::fixslice::RoundKeys<BitslicedLane>>),
+    VecPerm(Box<crate::vperm::RoundKeys<VecPermLane>>),
     #[cfg(target_arch = "x86_64")]
     X86(crate::x86::Kernels, crate::x86::RoundKeys),
 }
@@ -127,6 +145,7 @@ impl Drop for FixedKeyAes {
         match &mut self.fast {
             Fast::None => {}
             Fast::Bitsliced(rk) => zeroize::Zeroize::zeroize(&mut **rk),
+            Fast::VecPerm(rk) => zeroize::Zeroize::zeroize(&mut **rk),
             #[cfg(target_arch = "x86_64")]
             Fast::X86(_, rk) => zeroize::Zeroize::zeroize(rk),
         }
@@ -159,6 +178,7 @@ impl FixedKeyAes {
         let fast = match backend {
             AesBackend::AesCrate => Fast::None,
             AesBackend::Bitsliced => Fast::Bitsliced(Box::new(crate::fixslice::key_schedule(&key))),
+            AesBackend::VecPerm => Fast::VecPerm(Box::new(crate::vperm::key_schedule(&key))),
             #[cfg(target_arch = "x86_64")]
             _ => {
                 let k = crate::x86::Kernels::new(backend.level()?)?;
@@ -205,6 +225,7 @@ impl FixedKeyAes {
                     .encrypt_blocks(Array::cast_slice_from_core_mut(raw));
             }
             Fast::Bitsliced(rk) => crate::fixslice::encrypt_many(rk, blocks),
+            Fast::VecPerm(rk) => crate::vperm::encrypt_many(rk, blocks),
             #[cfg(target_arch = "x86_64")]
             Fast::X86(k, rk) => k.permute(rk, blocks),
         }
@@ -236,9 +257,10 @@ impl FixedKeyAes {
     /// If the slices differ in length (a programming error, not an input error).
     pub fn tccr_many(&self, tweaks: &[Block], xs: &mut [Block]) {
         assert_eq!(tweaks.len(), xs.len(), "tccr_many: one tweak per block");
-        if let Fast::Bitsliced(rk) = &self.fast {
-            crate::fixslice::tccr_many(rk, xs, |j| tweaks[j]);
-            return;
+        match &self.fast {
+            Fast::Bitsliced(rk) => return crate::fixslice::tccr_many(rk, xs, |j| tweaks[j]),
+            Fast::VecPerm(rk) => return crate::vperm::tccr_many(rk, xs, |j| tweaks[j]),
+            _ => {}
         }
         self.permute_many(xs);
         let mut second: Vec<Block> = xs.iter().zip(tweaks).map(|(p, t)| *p ^ *t).collect();
@@ -279,7 +301,7 @@ impl FixedKeyAes {
             "garble_and_batch: tweaks, a, b, out of one length and a table twice as long"
         );
         match &self.fast {
-            Fast::None | Fast::Bitsliced(_) => {
+            Fast::None | Fast::Bitsliced(_) | Fast::VecPerm(_) => {
                 reference::garble_and(self, delta, tweaks, a, b, out, table)
             }
             #[cfg(target_arch = "x86_64")]
@@ -307,7 +329,9 @@ impl FixedKeyAes {
             "eval_and_batch: tweaks, a, b, out of one length and a table twice as long"
         );
         match &self.fast {
-            Fast::None | Fast::Bitsliced(_) => reference::eval_and(self, tweaks, a, b, out, table),
+            Fast::None | Fast::Bitsliced(_) | Fast::VecPerm(_) => {
+                reference::eval_and(self, tweaks, a, b, out, table)
+            }
             #[cfg(target_arch = "x86_64")]
             Fast::X86(k, rk) => k.eval_and(rk, tweaks, a, b, out, table),
         }
@@ -365,12 +389,15 @@ mod reference {
         halves: &[u128],
     ) {
         let cn = tweaks.len();
-        if let super::Fast::Bitsliced(rk) = &aes.fast {
-            let blocks: &mut [Block] = bytemuck::cast_slice_mut(xs);
-            crate::fixslice::tccr_many(rk, blocks, |j| {
-                Block::from_u128(tweaks[j % cn] ^ halves[j / cn])
-            });
-            return;
+        let tweak = |j: usize| Block::from_u128(tweaks[j % cn] ^ halves[j / cn]);
+        match &aes.fast {
+            super::Fast::Bitsliced(rk) => {
+                return crate::fixslice::tccr_many(rk, bytemuck::cast_slice_mut(xs), tweak)
+            }
+            super::Fast::VecPerm(rk) => {
+                return crate::vperm::tccr_many(rk, bytemuck::cast_slice_mut(xs), tweak)
+            }
+            _ => {}
         }
         permute(aes, xs);
         for (r, &half) in halves.iter().enumerate() {

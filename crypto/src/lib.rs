@@ -4,11 +4,12 @@ mod aes_hash;
 mod block;
 mod fixslice;
 mod rng;
+mod vperm;
 // The crate's only unsafe code: the run-time-dispatched AES kernels (see the README).
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod x86;
-// The bitsliced AES's `v128` lane (safe intrinsics only).
+// The `v128` lanes of the bitsliced and vector-permute AES (safe intrinsics only).
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm_simd;
 

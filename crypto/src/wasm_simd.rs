@@ -10,8 +10,8 @@
 use crate::fixslice::{Lane, BATCH};
 use crate::Block;
 use core::arch::wasm32::{
-    i64x2_shuffle, i8x16_shuffle, u64x2, u64x2_extract_lane, u64x2_shl, u64x2_shr, u64x2_splat,
-    v128, v128_and, v128_not, v128_or, v128_xor,
+    i64x2_shuffle, i8x16_shuffle, u16x8_shr, u64x2, u64x2_extract_lane, u64x2_shl, u64x2_shr,
+    u64x2_splat, u8x16_splat, v128, v128_and, v128_not, v128_or, v128_xor,
 };
 use std::ops::{BitAnd, BitOr, BitXor, BitXorAssign, Not};
 
@@ -178,5 +178,54 @@ impl Lane for V128 {
             let v = i8x16_shuffle::<0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15>(s, s);
             store_block(v, b);
         }
+    }
+}
+
+/// The lane of the vector-permute AES ([`crate::vperm`]): one `v128` of sixteen bytes. Its
+/// lookup is `i8x16.relaxed_swizzle` where the build enables `relaxed-simd` (one `pshufb` in V8 on
+/// x86), else `i8x16.swizzle` (a saturating add and a `pshufb`); the two agree on the indices the
+/// AES uses (`< 16` or `≥ 0x80`).
+#[derive(Clone, Copy)]
+pub(crate) struct Vp128(v128);
+
+impl Default for Vp128 {
+    #[inline(always)]
+    fn default() -> Self {
+        Vp128(u64x2_splat(0))
+    }
+}
+
+impl zeroize::DefaultIsZeroes for Vp128 {}
+
+impl crate::vperm::Bytes16 for Vp128 {
+    #[inline(always)]
+    fn from_bytes(b: [u8; 16]) -> Self {
+        Vp128(load_block(&Block(b)))
+    }
+    #[inline(always)]
+    fn to_bytes(self) -> [u8; 16] {
+        let mut b = Block::ZERO;
+        store_block(self.0, &mut b);
+        b.0
+    }
+    #[inline(always)]
+    fn xor(self, o: Self) -> Self {
+        Vp128(v128_xor(self.0, o.0))
+    }
+    #[inline(always)]
+    fn lo(self) -> Self {
+        Vp128(v128_and(self.0, u8x16_splat(0x0f)))
+    }
+    #[inline(always)]
+    fn hi(self) -> Self {
+        Vp128(v128_and(u16x8_shr(self.0, 4), u8x16_splat(0x0f)))
+    }
+    #[inline(always)]
+    fn lookup(self, idx: Self) -> Self {
+        #[cfg(target_feature = "relaxed-simd")]
+        let r = core::arch::wasm32::i8x16_relaxed_swizzle(self.0, idx.0);
+        #[cfg(not(target_feature = "relaxed-simd"))]
+        let r = core::arch::wasm32::u8x16_swizzle(self.0, idx.0);
+        Vp128(r)
     }
 }

@@ -5,6 +5,9 @@
 # `AesBackend::Bitsliced`), then runs them alternately ROUNDS times each in headless Chromium
 # (wasm-bindgen-test-runner + Debian's chromedriver) and prints every line and the medians.
 # Usage: gc/benches/compare-wasm.sh [old-commit] [rounds]    (from the repository root)
+# NEW_RUSTFLAGS, if set, replaces the new side's rustflags (built under target/new-rustflags), e.g.
+# the relaxed-SIMD build that detects `AesBackend::VecPerm`:
+#   NEW_RUSTFLAGS='--cfg getrandom_backend="wasm_js" -C target-feature=+simd128,+relaxed-simd'
 # Wall-clock figures (the browser's Date.now): run it on a quiet machine and read `uptime`.
 set -euo pipefail
 old_commit=${1:-b81dda0}
@@ -18,20 +21,25 @@ fi
 # The same benchmark source on both sides.
 cp gc/tests/wasm_speed.rs "$work/gc/tests/wasm_speed.rs"
 # The old tree as it shipped: no simd128 (its own .cargo/config.toml).
-build() { # dir target-dir -> prints the two test .wasm paths (absolute)
+build() { # dir target-dir [rustflags] -> prints the two test .wasm paths (absolute)
   local t
   for t in "cryptonas-gc --test wasm_speed" "wasm-client --test browser"; do
     # shellcheck disable=SC2086 # $t is two words on purpose
-    (cd "$1" && CARGO_TARGET_DIR="$2" nice -n 5 cargo test --release --target wasm32-unknown-unknown \
+    (cd "$1" && if [ -n "${3:-}" ]; then export RUSTFLAGS="$3"; fi &&
+      CARGO_TARGET_DIR="$2" nice -n 5 cargo test --release --target wasm32-unknown-unknown \
         -p $t --no-run 2>&1) | sed -n 's/.*Executable .*(\(.*\))/\1/p' | sed "s|^\([^/]\)|$1/\1|"
   done
 }
 mapfile -t old < <(build "$work" "$work/target")
-mapfile -t new < <(build "$PWD" "$PWD/target")
+if [ -n "${NEW_RUSTFLAGS:-}" ]; then
+  mapfile -t new < <(build "$PWD" "$PWD/target/new-rustflags" "$NEW_RUSTFLAGS")
+else
+  mapfile -t new < <(build "$PWD" "$PWD/target")
+fi
 [ "${#old[@]}" = 2 ] && [ "${#new[@]}" = 2 ] || { echo "build failed: old=${old[*]} new=${new[*]}" >&2; exit 1; }
 grep -m1 'model name' /proc/cpuinfo
 echo "Chromium: $(chromium --version 2>/dev/null); wasm-bindgen-test-runner $(wasm-bindgen-test-runner --version 2>/dev/null | awk '{print $2}')"
-echo "rustc: $(rustc --version); release profile (thin LTO, 4 codegen units); old: $old_commit as shipped; new: $(git rev-parse --short HEAD)"
+echo "rustc: $(rustc --version); release profile (thin LTO, 4 codegen units); old: $old_commit as shipped; new: $(git rev-parse --short HEAD)${NEW_RUSTFLAGS:+ with RUSTFLAGS=$NEW_RUSTFLAGS}"
 uptime
 run() { # label wasm [filter]
   wasm-bindgen-test-runner "$2" ${3:+"$3"} --nocapture 2>&1 | grep -E 'AES|AND/s' | sed "s/^/$1 /"

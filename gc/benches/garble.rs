@@ -82,9 +82,9 @@ mod engine {
     pub(crate) fn variants() -> Vec<Variant> {
         let mut v = Vec::new();
         for b in AesBackend::ALL {
-            // Natively the bitsliced backend runs its portable lane, a test vehicle (its speed is
-            // measured in the browser, `tests/wasm_speed.rs`).
-            if b == AesBackend::Bitsliced {
+            // Natively the bitsliced and vector-permute backends run portable lanes, test
+            // vehicles (their speed is measured in the browser, `tests/wasm_speed.rs`).
+            if matches!(b, AesBackend::Bitsliced | AesBackend::VecPerm) {
                 continue;
             }
             if let Some(pi) = FixedKeyAes::with_backend(FIXED_KEY, b) {

@@ -1,5 +1,6 @@
 //! Every AES backend this CPU supports (`AesBackend::supported()`: the `aes` crate reference, the
-//! bitsliced AES (`v128` in the browser, its portable lane natively), AES-NI, VAES-256, VAES-512)
+//! bitsliced and the vector-permute AES (`v128` in the browser, portable lanes natively), AES-NI,
+//! VAES-256, VAES-512)
 //! garbles and evaluates random circuits, the ReLU circuit and the Bristol Fashion AES-128 circuit
 //! correctly against the plaintext oracle, and tables garbled on one backend evaluate on every
 //! other (the deployment: native server, browser client).

@@ -1,7 +1,9 @@
-//! The bitsliced backend (`AesBackend::Bitsliced`) against the `aes` crate reference, through the
-//! public API. Natively it runs the portable lane; in WebAssembly with `simd128` the `v128` lane,
-//! in headless Chromium:
-//! `CHROMEDRIVER=/usr/bin/chromedriver cargo test --target wasm32-unknown-unknown -p cryptonas-crypto --tests`.
+//! The constant-time software backends (`AesBackend::Bitsliced`, `AesBackend::VecPerm`) against
+//! the `aes` crate reference, through the public API. Natively they run their portable lanes; in
+//! WebAssembly with `simd128` their `v128` lanes, in headless Chromium:
+//! `CHROMEDRIVER=/usr/bin/chromedriver cargo test --target wasm32-unknown-unknown -p cryptonas-crypto --tests`
+//! (and, for `VecPerm`'s `i8x16.relaxed_swizzle`, once more with `RUSTFLAGS='--cfg
+//! getrandom_backend="wasm_js" -C target-feature=+simd128,+relaxed-simd'`).
 
 use cryptonas_crypto::{AesBackend, Block, Csprng, FixedKeyAes};
 
@@ -10,19 +12,29 @@ use wasm_bindgen_test::wasm_bindgen_test;
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-/// The browser build (with `simd128`) detects the bitsliced backend; natively it is never chosen.
+/// The software backends under test.
+const SOFTWARE: [AesBackend; 2] = [AesBackend::Bitsliced, AesBackend::VecPerm];
+
+/// The browser build detects the vector-permute backend with `relaxed-simd`, else the bitsliced
+/// one with `simd128`; natively neither is chosen.
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 fn detected_backend() {
+    let relaxed = cfg!(all(target_arch = "wasm32", target_feature = "relaxed-simd"));
     let simd = cfg!(all(target_arch = "wasm32", target_feature = "simd128"));
-    assert_eq!(AesBackend::detected() == AesBackend::Bitsliced, simd);
-    assert!(AesBackend::Bitsliced.is_supported());
+    assert_eq!(AesBackend::detected() == AesBackend::VecPerm, relaxed);
+    assert_eq!(
+        AesBackend::detected() == AesBackend::Bitsliced,
+        simd && !relaxed
+    );
+    assert!(SOFTWARE.iter().all(|b| b.is_supported()));
 }
 
-fn pair(key: [u8; 16]) -> (FixedKeyAes, FixedKeyAes) {
+/// The reference and `backend` under one key.
+fn pair(key: [u8; 16], backend: AesBackend) -> (FixedKeyAes, FixedKeyAes) {
     (
         FixedKeyAes::with_backend(key, AesBackend::AesCrate).unwrap(),
-        FixedKeyAes::with_backend(key, AesBackend::Bitsliced).unwrap(),
+        FixedKeyAes::with_backend(key, backend).unwrap(),
     )
 }
 
@@ -36,11 +48,13 @@ fn fips197_every_length() {
         0x69, 0xc4, 0xe0, 0xd8, 0x6a, 0x7b, 0x04, 0x30, 0xd8, 0xcd, 0xb7, 0x80, 0x70, 0xb4, 0xc5,
         0x5a,
     ]);
-    let (_, bs) = pair(key);
-    for n in 0..=17 {
-        let mut v = vec![pt; n];
-        bs.permute_many(&mut v);
-        assert!(v.iter().all(|b| *b == ct), "n={n}");
+    for backend in SOFTWARE {
+        let (_, bs) = pair(key, backend);
+        for n in 0..=17 {
+            let mut v = vec![pt; n];
+            bs.permute_many(&mut v);
+            assert!(v.iter().all(|b| *b == ct), "{backend:?} n={n}");
+        }
     }
 }
 
@@ -50,15 +64,15 @@ fn fips197_every_length() {
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 fn random_keys_and_lengths_match_aes_crate() {
     let mut rng = Csprng::from_seed([9; 32]);
-    for _ in 0..8 {
-        let (reference, bs) = pair(rng.block().0);
+    for (backend, _) in SOFTWARE.into_iter().flat_map(|b| [b; 8]).zip(0..) {
+        let (reference, bs) = pair(rng.block().0, backend);
         for n in (0..=40).chain([63, 64, 65, 128, 255, 1000]) {
             let xs = rng.blocks(n);
             let mut got = xs.clone();
             bs.permute_many(&mut got);
             let mut expect = xs.clone();
             reference.permute_many(&mut expect);
-            assert_eq!(got, expect, "n={n}");
+            assert_eq!(got, expect, "{backend:?} n={n}");
             for (x, e) in xs.iter().zip(&expect) {
                 assert_eq!(reference.permute(*x), *e);
             }
@@ -72,11 +86,14 @@ fn random_keys_and_lengths_match_aes_crate() {
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 fn half_gates_batches_match_reference() {
     let mut rng = Csprng::from_seed([13; 32]);
-    let (reference, bs) = pair(rng.block().0);
     let u = |rng: &mut Csprng, n: usize| -> Vec<u128> {
         rng.blocks(n).iter().map(|b| b.to_u128()).collect()
     };
-    for n in [0usize, 1, 3, 7, 8, 9, 15, 16, 17, 63, 64, 65, 200] {
+    for (backend, n) in SOFTWARE
+        .into_iter()
+        .flat_map(|b| [0usize, 1, 3, 7, 8, 9, 15, 16, 17, 63, 64, 65, 200].map(|n| (b, n)))
+    {
+        let (reference, bs) = pair(rng.block().0, backend);
         let d = rng.block().to_u128() | 1;
         let t: Vec<u128> = u(&mut rng, n).iter().map(|t| t & !1).collect();
         let (a, b) = (u(&mut rng, n), u(&mut rng, n));
@@ -84,22 +101,30 @@ fn half_gates_batches_match_reference() {
         let (mut out_b, mut tab_b) = (vec![0u128; n], vec![0u128; 2 * n]);
         reference.garble_and_batch(d, &t, &a, &b, &mut out_r, &mut tab_r);
         bs.garble_and_batch(d, &t, &a, &b, &mut out_b, &mut tab_b);
-        assert_eq!((&out_b, &tab_b), (&out_r, &tab_r), "garble n={n}");
+        assert_eq!(
+            (&out_b, &tab_b),
+            (&out_r, &tab_r),
+            "{backend:?} garble n={n}"
+        );
         let (xa, xb) = (u(&mut rng, n), u(&mut rng, n));
         let (mut e_r, mut e_b) = (vec![0u128; n], vec![0u128; n]);
         reference.eval_and_batch(&t, &xa, &xb, &mut e_r, &tab_r);
         bs.eval_and_batch(&t, &xa, &xb, &mut e_b, &tab_r);
-        assert_eq!(e_b, e_r, "evaluate n={n}");
+        assert_eq!(e_b, e_r, "{backend:?} evaluate n={n}");
     }
 }
 
-/// `tccr_many` (π(x) kept bitsliced between the two encryptions) against `tccr` on the reference.
+/// `tccr_many` (π(x) kept bitsliced or in registers between the two encryptions) against `tccr`
+/// on the reference.
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 fn tccr_many_matches_reference() {
     let mut rng = Csprng::from_seed([17; 32]);
-    let (reference, bs) = pair(rng.block().0);
-    for n in (0..=17).chain([64, 129]) {
+    for (backend, n) in SOFTWARE
+        .into_iter()
+        .flat_map(|b| (0..=17).chain([64, 129]).map(move |n| (b, n)))
+    {
+        let (reference, bs) = pair(rng.block().0, backend);
         let xs = rng.blocks(n);
         let ts = rng.blocks(n);
         let mut got = xs.clone();
@@ -109,6 +134,6 @@ fn tccr_many_matches_reference() {
             .zip(&ts)
             .map(|(x, t)| reference.tccr(*t, *x))
             .collect();
-        assert_eq!(got, expect, "n={n}");
+        assert_eq!(got, expect, "{backend:?} n={n}");
     }
 }
