@@ -49,6 +49,18 @@ for dir in crypto gc ot he model wasm-client; do
   step "headless Chromium (wasm-pack test): $dir" wasm-pack test --headless --chrome \
     --chromedriver /usr/bin/chromedriver --mode no-install "$dir" --lib --test '*'
 done
+# The relaxed-SIMD build (www/pkg-relaxed/, loaded where the browser has relaxed SIMD) runs
+# another AES, the crypto crate's vector-permute `VecPerm`: its known-answer and cross-checks, and
+# the garbling tests on it, in the same Chromium (which has relaxed SIMD).
+relaxed_wasm_test() {
+  CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/wasm-relaxed" \
+    RUSTFLAGS='--cfg getrandom_backend="wasm_js" -C target-feature=+simd128,+relaxed-simd' \
+    wasm-pack test --headless --chrome --chromedriver /usr/bin/chromedriver --mode no-install "$1" \
+    --lib --test '*'
+}
+for dir in crypto gc; do
+  step "headless Chromium, relaxed-SIMD build (wasm-pack test): $dir" relaxed_wasm_test "$dir"
+done
 step "build the browser client (wasm-pack)" scripts/build-wasm.sh
 step "benchmark harness (short mode, native and headless Chromium, asserts correctness)" \
   cargo run -q -p cryptonas-bench -- --short --browser --out "$(mktemp -d)"

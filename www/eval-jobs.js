@@ -14,7 +14,7 @@
 // arrived, and the tab peaked with both (bench, cnet1-c14: 559–597 → 496–525 MB resident, 435 →
 // 372 MB private). A chunk without a frame (tables inside the job) is parsed at once.
 // Returns the reply to post ({type: 'result'|'error', ...}) or null.
-import { EvalChunk } from './pkg/wasm_client.js';
+import { EvalChunk } from './wasm.js';
 
 /// Wipes a buffer that held the client's OT labels (the JavaScript copy; wasm wipes its own).
 const wipe = (bytes) => { if (bytes && bytes.buffer) new Uint8Array(bytes.buffer).fill(0); };

@@ -16,13 +16,13 @@
 //               id, ...} | {type: 'lost', handle, code, message} (a prepared session the server
 //               closed: expired, restarted) | {type: 'bench', id, ...} | {type: 'ready', id} |
 //               {type: 'error', id, code, message}
-import init, { PrivateInference, GcBench } from './pkg/wasm_client.js';
+import { loadWasm, PrivateInference, GcBench, wasmBuild } from './wasm.js';
 import { release, runEvalMessage } from './eval-jobs.js';
 
 let wasm = null;
 async function boot() {
   if (!wasm) {
-    wasm = await init();
+    wasm = await loadWasm();
     warmUp();
   }
   return wasm;
@@ -118,6 +118,7 @@ function benchInFreshWorker({ relus = 4096, k = 32, reps = 3 }) {
     w.postMessage({ type: 'bench', relus, k, reps });
   });
 }
+
 const wasmBytes = () => (wasm ? wasm.memory.buffer.byteLength : 0);
 
 /// An error the page can act on: `code` is the protocol's error code (`expired`, `version`,
@@ -461,6 +462,7 @@ class Session {
       evalWorkers: this.pool.workers.length,
       andPerSecPerWorker: workerMs > 0 ? workerAnds / (workerMs / 1e3) : null,
       wasmMemoryBytes: wasmBytes(),
+      wasmBuild,
       evalWorkersMemoryBytes: this.evalMemory.reduce((a, b) => a + b, 0),
       evalJobs: this.evalJobs, // {ms, andGates} per chunk, in completion order
     };

@@ -160,6 +160,7 @@ async function main() {
       layerEval: run.layerEval, layerWallMs, phases: run.phases, andPerSecOnline: run.andPerSecOnline,
       evalWorkers: run.evalWorkers || 0, andPerSecPerWorker: run.andPerSecPerWorker ?? null,
       wasmMemoryBytes: run.wasmMemoryBytes, evalWorkersMemoryBytes: run.evalWorkersMemoryBytes ?? null,
+      wasmBuild: run.wasmBuild ?? null,
     });
   }
 

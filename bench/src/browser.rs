@@ -318,6 +318,9 @@ pub struct InferenceLine {
     pub and_per_sec_per_worker: Option<f64>,
     /// Worker wasm memory after the run.
     pub wasm_memory_bytes: Option<f64>,
+    /// Which wasm build the page loaded (`simd128` or `relaxed-simd`, `www/wasm.js`).
+    #[serde(default)]
+    pub wasm_build: Option<String>,
 }
 
 /// `GcBench` in one worker.
@@ -431,6 +434,8 @@ pub struct BrowserRun {
     pub browser: String,
     /// `navigator.hardwareConcurrency`.
     pub hardware_concurrency: u32,
+    /// Which wasm build the page loaded (`simd128` or `relaxed-simd`).
+    pub wasm_build: Option<String>,
     /// Every inference and the means, like a native run (network: the page over loopback, no
     /// simulated delay). All checked bit-exact.
     pub run: Run,
@@ -619,6 +624,7 @@ pub fn summarise(
         relus: p.info.relus,
         browser: format!("Chromium {} (headless)", ready.browser),
         hardware_concurrency: ready.hardware_concurrency,
+        wasm_build: lines.first().and_then(|l| l.wasm_build.clone()),
         run,
         samples: lines.iter().map(|l| l.sample.clone()).collect(),
         layers,

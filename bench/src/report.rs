@@ -315,7 +315,7 @@ impl Results {
         if let Some(b) = self.browser.first() {
             let _ = writeln!(
                 s,
-                "The real demo page (`www/`, its Web Worker running the wasm client) in {} with {} hardware threads, \
+                "The real demo page (`www/`, its Web Worker running the wasm client, build `{}`) in {} with {} hardware threads, \
                  driven by `bench/browser/drive.mjs` over CDP (one page session; no DevTools session in the workers except, for emulated networks, the session worker's) against the same in-process server over \
                  127.0.0.1; the browser's network is Chromium's own emulation (CDP `Network.emulateNetworkConditions`: \
                  latency and throughput, the WebSocket included), the native client's the same profile simulated in process. The page classified bundled \
@@ -324,7 +324,9 @@ impl Results {
                  session before the click (on model selection, then after each answer) and the driver clicks once it \
                  is ready: offline = the prepared session's offline phase, online = masked image sent → logits, \
                  click → answer = the page's `classify()` call. Memory: {MEMORY_METHOD}.\n",
-                b.browser, b.hardware_concurrency
+                b.wasm_build.as_deref().unwrap_or("?"),
+                b.browser,
+                b.hardware_concurrency
             );
         }
         let _ = writeln!(

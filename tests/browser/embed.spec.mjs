@@ -89,7 +89,8 @@ async function main() {
     if (!check('npm install <tarball> (offline) in a fresh folder', inst.ok, inst.ok ? '' : inst.out)) return;
     const pkg = join(site, 'node_modules', 'cryptonas');
     const files = ['package.json', 'cryptonas.js', 'cryptonas.d.ts', 'README.md', 'worker.js', 'eval-worker.js',
-      'eval-jobs.js', 'pkg/wasm_client.js', 'pkg/wasm_client_bg.wasm'];
+      'eval-jobs.js', 'wasm.js', 'pkg/wasm_client.js', 'pkg/wasm_client_bg.wasm', 'pkg-relaxed/wasm_client.js',
+      'pkg-relaxed/wasm_client_bg.wasm'];
     const missing = files.filter((f) => !existsSync(join(pkg, f)));
     check('the package holds the module, its workers, the glue and the .wasm', missing.length === 0,
       missing.length ? `missing: ${missing.join(', ')}` : `${files.length} files`);
