@@ -594,8 +594,8 @@ impl Results {
         let _ = writeln!(
             s,
             "Each inference runs the native client against the real axum server, in-process on 127.0.0.1 over \
-             WebSocket; network profiles are simulated by the client (half the RTT plus size/bandwidth per frame, \
-             no overlap of transfer and compute). **Every inference's logits were checked bit-exact against the \
+             WebSocket; network profiles are simulated by the client (size/bandwidth per frame, half the RTT once \
+             per flight of frames in one direction, no overlap of transfer and compute). **Every inference's logits were checked bit-exact against the \
              plaintext fixed-point engine** (and its quantized input against the image). {} inference(s) per \
              model and profile; times are means. KB = 1000 B. Generated models are CNet1 (L = 6) with random \
              weights on 32×32 inputs (6144·C ReLUs), calibrated at k = 32; inputs are random normalised images \
