@@ -343,16 +343,29 @@ impl PrivateInference {
 
     /// Consumes one server frame.
     pub fn handle_frame(&mut self, frame: &[u8]) -> Result<FrameStep, ClientError> {
+        let info = FrameInfo::of(frame);
+        if self.started
+            && self.plan.is_none()
+            && info.is_some_and(|i| i.kind == MsgKind::ServerPlan)
+        {
+            self.plan = PlanInfo::from_frame(frame);
+        }
+        self.received_frame(frame, |session| session.handle(frame))
+    }
+
+    /// One server frame (whole, or its head: `head`) given to the session by `handle`; then what
+    /// the session has to say.
+    fn received_frame(
+        &mut self,
+        head: &[u8],
+        handle: impl FnOnce(&mut ClientSession) -> Result<(), cryptonas_protocol::ProtocolError>,
+    ) -> Result<FrameStep, ClientError> {
         if !self.started {
             return Err(ClientError::NotStarted);
         }
         self.received += 1;
-        let info = FrameInfo::of(frame);
-        if self.plan.is_none() && info.is_some_and(|i| i.kind == MsgKind::ServerPlan) {
-            self.plan = PlanInfo::from_frame(frame);
-        }
-        self.session.handle(frame)?;
-        self.step_after(frame)
+        handle(&mut self.session)?;
+        self.step_after(head)
     }
 
     /// What the session has to say after handling the frame that starts with `head`.
@@ -382,13 +395,9 @@ impl PrivateInference {
         corrections: &[u8],
         frame_len: usize,
     ) -> Result<FrameStep, ClientError> {
-        if !self.started {
-            return Err(ClientError::NotStarted);
-        }
-        self.received += 1;
-        self.session
-            .handle_garbled_head(head, corrections, frame_len)?;
-        self.step_after(head)
+        self.received_frame(head, |session| {
+            session.handle_garbled_head(head, corrections, frame_len)
+        })
     }
 
     /// A `ServerLabels` frame given as its head only ([`LABELS_HEAD`] bytes) and its length (the
@@ -398,12 +407,7 @@ impl PrivateInference {
         head: &[u8],
         frame_len: usize,
     ) -> Result<FrameStep, ClientError> {
-        if !self.started {
-            return Err(ClientError::NotStarted);
-        }
-        self.received += 1;
-        self.session.handle_labels_head(head, frame_len)?;
-        self.step_after(head)
+        self.received_frame(head, |session| session.handle_labels_head(head, frame_len))
     }
 
     /// A job's shares (packed); the frames to send (the layer's reply once complete). The last
