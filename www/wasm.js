@@ -36,20 +36,20 @@ let loading = null;
 /// (`memory` among them). No top-level await here: a module worker that awaits while loading
 /// misses the messages posted to it meanwhile.
 export function loadWasm() {
-  loading ||= (async () => {
-    let build = 'simd128';
-    let module = null;
-    if (relaxedSimd) {
-      try {
-        module = await import('./pkg-relaxed/wasm_client.js');
-        build = 'relaxed-simd';
-      } catch (_) { /* not built or not served: the SIMD build below */ }
-    }
-    module ||= await import('./pkg/wasm_client.js');
-    const exports = await module.default();
+  const take = (module, exports, build) => {
     ({ PrivateInference, EvalChunk, GcBench } = module);
     wasmBuild = build;
     return exports;
+  };
+  loading ||= (async () => {
+    if (relaxedSimd) {
+      try {
+        const module = await import('./pkg-relaxed/wasm_client.js');
+        return take(module, await module.default(), 'relaxed-simd');
+      } catch (_) { /* not built or not served: the SIMD build below */ }
+    }
+    const module = await import('./pkg/wasm_client.js');
+    return take(module, await module.default(), 'simd128');
   })();
   return loading;
 }
