@@ -686,8 +686,15 @@ impl ClientSession {
                 state: "waiting for the next stage's ServerHeResponse",
             });
         }
+        // The masks go out a stage at a time: a response to masks not sent yet is out of order.
+        let Some(stage) = he.stages.get(i) else {
+            return Err(ProtocolError::Unexpected {
+                got: "ServerHeResponse before its stage's masks were sent",
+                state: "sending the HE masks",
+            });
+        };
         // Parsed and decrypted a ciphertext at a time: one is in memory besides the frame.
-        let share = he.stages[i].decrypt_bytes(&he.keys, body).map_err(he_err)?;
+        let share = stage.decrypt_bytes(&he.keys, body).map_err(he_err)?;
         let share = RingVec::from_values(he.ctx.k, share).map_err(ring_err("HE share"))?;
         he.ctx.shares.push(share);
         if he.ctx.shares.len() < he.ctx.plan.stages.len() {

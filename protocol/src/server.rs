@@ -683,7 +683,7 @@ impl ServerModel {
                 .iter()
                 .map(|st| 16 + st.plan().input_ciphertexts() * ct)
                 .collect(),
-            // The KOS matrix: 128 columns of the (padded) transfer count, 16 B per 128 rows.
+            // One part of the KOS matrix: 128 columns of at most OT_PART_ROWS rows (16 B per row).
             ot_extend: ExtendMatrix::part_byte_len(
                 crate::OT_PART_ROWS.min(kos::extended_rows(plan.ot_bits())),
             ),

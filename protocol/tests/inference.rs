@@ -776,3 +776,27 @@ fn ot_matrix_parts_are_checked_by_the_server() {
     let err = glued.unwrap_err().to_string();
     assert!(err.contains("ClientOtExtend part rows"), "{err}");
 }
+
+/// The client makes its HE masks a stage per poll: a `ServerHeResponse` handed to it before it
+/// made that stage's masks (a transport that does not poll in between, or a server that answers
+/// early) is an error, never a panic.
+#[test]
+fn an_he_response_before_its_masks_is_refused() {
+    let (model, images) = model(2, 8, 9);
+    let mut server = ServerSession::new(model, Csprng::from_entropy().unwrap());
+    let mut client = ClientSession::new(
+        ClientInput::Normalised(images[0].clone()),
+        Csprng::from_entropy().unwrap(),
+    );
+    for f in cryptonas_protocol::testing::pending_frames(&mut client) {
+        server.handle(&f).unwrap();
+    }
+    let plan = cryptonas_protocol::testing::pending_frames(&mut server);
+    client.handle(&plan[0]).unwrap();
+    let early = Msg::ServerHeResponse {
+        stage: 0,
+        body: vec![0; 64],
+    };
+    let err = client.handle(&early.encode()).unwrap_err().to_string();
+    assert!(err.contains("before its stage's masks"), "{err}");
+}
