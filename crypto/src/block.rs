@@ -111,6 +111,42 @@ impl fmt::Debug for Block {
     }
 }
 
+/// Runs `f` over `blocks` in batches of `N`, as the software AES backends take them: each batch's
+/// index of its first block, its number of real blocks (`N` but in a ragged tail) and the batch,
+/// the tail padded with zero blocks (and the real ones copied back).
+pub(crate) fn in_batches<const N: usize>(
+    blocks: &mut [Block],
+    mut f: impl FnMut(usize, usize, &mut [Block; N]),
+) {
+    let mut chunks = blocks.chunks_exact_mut(N);
+    let mut first = 0;
+    for c in &mut chunks {
+        f(
+            first,
+            N,
+            c.try_into().expect("chunks_exact yields N blocks"),
+        );
+        first += N;
+    }
+    let tail = chunks.into_remainder();
+    if !tail.is_empty() {
+        let mut pad = [Block::ZERO; N];
+        pad[..tail.len()].copy_from_slice(tail);
+        f(first, tail.len(), &mut pad);
+        tail.copy_from_slice(&pad[..tail.len()]);
+    }
+}
+
+/// The tweaks of an [`in_batches`] batch: `tweak(first + j)` for its `n` real blocks, zero for
+/// the padding (whose outputs are dropped; `tweak` is never asked past the end).
+pub(crate) fn batch_tweaks<const N: usize>(
+    first: usize,
+    n: usize,
+    tweak: &impl Fn(usize) -> Block,
+) -> [Block; N] {
+    std::array::from_fn(|j| if j < n { tweak(first + j) } else { Block::ZERO })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +169,30 @@ mod tests {
         assert_eq!(bytes.len(), 32);
         assert_eq!(Block::vec_from_bytes(&bytes).unwrap(), v);
         assert!(Block::vec_from_bytes(&bytes[..31]).is_none());
+    }
+
+    /// Every block is visited once, in order, with its batch's first index and real length;
+    /// the padding is zero and what `f` writes to the real blocks is kept.
+    #[test]
+    fn batches_cover_every_block_once() {
+        for len in [0usize, 1, 7, 8, 9, 16, 21] {
+            let mut v: Vec<Block> = (0..len as u128).map(|i| Block::from_u128(i + 1)).collect();
+            let mut seen = Vec::new();
+            in_batches::<8>(&mut v, |first, n, batch| {
+                assert!(batch[n..].iter().all(|b| *b == Block::ZERO));
+                let t = batch_tweaks::<8>(first, n, &|j| Block::from_u128(j as u128 + 1));
+                assert_eq!(t[..n], batch[..n]);
+                assert!(t[n..].iter().all(|b| *b == Block::ZERO));
+                seen.push((first, n));
+                batch.iter_mut().for_each(|b| *b ^= Block::ONE);
+            });
+            let want: Vec<(usize, usize)> =
+                (0..len).step_by(8).map(|f| (f, 8.min(len - f))).collect();
+            assert_eq!(seen, want, "len {len}");
+            assert!(v
+                .iter()
+                .enumerate()
+                .all(|(i, b)| b.to_u128() == (i as u128 + 1) ^ 1));
+        }
     }
 }

@@ -14,6 +14,7 @@
 //! shuffles with constant indices; no table lookups, no secret-dependent branches or addresses
 //! (the S-box is the Boyar–Peralta–Calik circuit).
 
+use crate::block::{batch_tweaks, in_batches};
 use crate::Block;
 use std::ops::{BitAnd, BitOr, BitXor, BitXorAssign, Not};
 
@@ -377,18 +378,9 @@ pub(crate) fn tccr_many<L: Lane>(
     xs: &mut [Block],
     tweak: impl Fn(usize) -> Block,
 ) {
-    for (c, chunk) in xs.chunks_mut(BATCH).enumerate() {
-        let n = chunk.len();
-        let mut x = [Block::ZERO; BATCH];
-        x[..n].copy_from_slice(chunk);
-        let t: [Block; BATCH] = std::array::from_fn(|j| {
-            if j < n {
-                tweak(c * BATCH + j)
-            } else {
-                Block::ZERO
-            }
-        });
-        let mut state = bitslice(&x);
+    in_batches::<BATCH>(xs, |first, n, x| {
+        let t = batch_tweaks::<BATCH>(first, n, &tweak);
+        let mut state = bitslice(x);
         rounds(rkeys, &mut state);
         let px = state;
         let ts: [L; 8] = bitslice(&t);
@@ -399,25 +391,13 @@ pub(crate) fn tccr_many<L: Lane>(
         for i in 0..8 {
             state[i] ^= px[i];
         }
-        unbitslice(state, &mut x);
-        chunk.copy_from_slice(&x[..n]);
-    }
+        unbitslice(state, x);
+    });
 }
 
 /// Encrypts every block of `blocks` in place, eight at a time (a ragged tail is padded).
 pub(crate) fn encrypt_many<L: Lane>(rkeys: &RoundKeys<L>, blocks: &mut [Block]) {
-    let mut chunks = blocks.chunks_exact_mut(BATCH);
-    for c in &mut chunks {
-        let c: &mut [Block; BATCH] = c.try_into().expect("chunks_exact yields BATCH blocks");
-        encrypt(rkeys, c);
-    }
-    let tail = chunks.into_remainder();
-    if !tail.is_empty() {
-        let mut pad = [Block::ZERO; BATCH];
-        pad[..tail.len()].copy_from_slice(tail);
-        encrypt(rkeys, &mut pad);
-        tail.copy_from_slice(&pad[..tail.len()]);
-    }
+    in_batches::<BATCH>(blocks, |_, _, batch| encrypt(rkeys, batch));
 }
 
 /// MixColumns in the fixsliced representation, with the rotations of round number mod 4

@@ -21,6 +21,7 @@
 //! one `u128` (no memory lookup; slow: tests only). The lookups' indices are always `< 16` or
 //! `≥ 0x80`, where `i8x16.swizzle` and `i8x16.relaxed_swizzle` agree on every engine.
 
+use crate::block::{batch_tweaks, in_batches};
 use crate::Block;
 
 /// Sixteen bytes, the operations the vector-permute AES needs.
@@ -491,17 +492,7 @@ fn encrypt_chunk<B: Bytes16>(k: &RoundKeys<B>, blocks: &mut [Block; N]) {
 
 /// π on every block, eight at a time (a ragged tail is padded).
 pub(crate) fn encrypt_many<B: Bytes16>(k: &RoundKeys<B>, blocks: &mut [Block]) {
-    let mut chunks = blocks.chunks_exact_mut(N);
-    for ch in &mut chunks {
-        encrypt_chunk(k, ch.try_into().expect("chunks_exact yields N blocks"));
-    }
-    let tail = chunks.into_remainder();
-    if !tail.is_empty() {
-        let mut pad = [Block::ZERO; N];
-        pad[..tail.len()].copy_from_slice(tail);
-        encrypt_chunk(k, &mut pad);
-        tail.copy_from_slice(&pad[..tail.len()]);
-    }
+    in_batches::<N>(blocks, |_, _, batch| encrypt_chunk(k, batch));
 }
 
 /// `xs[j] ← TCCR(tweak(j), xs[j]) = π(π(x) ⊕ t) ⊕ π(x)`, eight blocks at a time, π(x) kept in
@@ -511,18 +502,9 @@ pub(crate) fn tccr_many<B: Bytes16>(
     xs: &mut [Block],
     tweak: impl Fn(usize) -> Block,
 ) {
-    for (ci, chunk) in xs.chunks_mut(N).enumerate() {
-        let n = chunk.len();
-        let mut x = [Block::ZERO; N];
-        x[..n].copy_from_slice(chunk);
-        let t: [Block; N] = std::array::from_fn(|j| {
-            if j < n {
-                tweak(ci * N + j)
-            } else {
-                Block::ZERO
-            }
-        });
-        let mut s = load::<B>(&x);
+    in_batches::<N>(xs, |first, n, x| {
+        let t = batch_tweaks::<N>(first, n, &tweak);
+        let mut s = load::<B>(x);
         encrypt8(k, &mut s);
         let px = s;
         for (y, tw) in s.iter_mut().zip(&t) {
@@ -532,9 +514,8 @@ pub(crate) fn tccr_many<B: Bytes16>(
         for (y, p) in s.iter_mut().zip(&px) {
             *y = y.xor(*p);
         }
-        store(&s, &mut x);
-        chunk.copy_from_slice(&x[..n]);
-    }
+        store(&s, x);
+    });
 }
 
 #[cfg(test)]
