@@ -1200,10 +1200,9 @@ impl ClientSession {
     ) -> Result<(), ProtocolError> {
         self.step(|this, state| {
             let what = "ServerLabels";
-            let stage = head
-                .get(..LABELS_HEAD)
-                .filter(|h| h[0] == MsgKind::ServerLabels.tag() && frame_len >= LABELS_HEAD)
-                .map(|h| u32::from_le_bytes([h[1], h[2], h[3], h[4]]))
+            let stage = Msg::staged_body(head, MsgKind::ServerLabels)
+                .filter(|_| frame_len >= LABELS_HEAD)
+                .map(|(stage, _)| stage)
                 .ok_or_else(|| ProtocolError::Malformed {
                     what,
                     reason: format!("not the first {LABELS_HEAD} bytes of a ServerLabels frame"),
