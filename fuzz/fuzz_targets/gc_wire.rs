@@ -2,7 +2,7 @@
 #![no_main]
 use cryptonas_gc::{
     from_bristol, ActiveLabels, BristolParties, DecodingBits, GarbledTables, ReluCircuit,
-    ReluVariant,
+    ReluVariant, ShareDecoding,
 };
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
@@ -14,6 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let body = data.get(1..).unwrap_or(&[]);
     let _ = GarbledTables::from_bytes(relu.circuit(), n, body);
     let _ = DecodingBits::from_bytes(relu.circuit(), n, body);
+    let _ = ShareDecoding::from_bytes(relu.output(), n, body);
     let _ = ActiveLabels::from_bytes(32, n, body);
     if let Ok(text) = std::str::from_utf8(body) {
         let _ = from_bristol(text, BristolParties::default());

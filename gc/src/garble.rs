@@ -42,13 +42,14 @@ use cryptonas_crypto::{Block, Csprng, FixedKeyAes};
 pub const CHUNK: usize = 64;
 const _: () = assert!(CHUNK.is_power_of_two(), "slice alignment checks rely on it");
 
-/// What garbling a batch produces.
+/// What garbling a batch produces: `D` is how the evaluator decodes its output labels, to bits
+/// ([`DecodingBits`]) or to additive shares ([`crate::ShareDecoding`]).
 #[derive(Debug)]
-pub struct Garbled {
+pub struct Garbled<D = DecodingBits> {
     /// The tables, sent to the evaluator (offline).
     pub tables: GarbledTables,
-    /// Output decoding bits, sent to the evaluator.
-    pub decoding: DecodingBits,
+    /// Output decoding, sent to the evaluator.
+    pub decoding: D,
     /// The input-encoding function, kept by the garbler.
     pub encoder: Encoder,
 }
@@ -410,6 +411,23 @@ impl<'c> Garbler<'c> {
         rng: &mut Csprng,
         tables: &mut GarbledTables,
     ) -> Result<(DecodingBits, Encoder), GarbleError> {
+        let (out_zero, encoder) =
+            self.garble_labels_into(delta, n, private_bits, evaluator_zero, rng, tables)?;
+        let decoding = DecodingBits::from_bits(out_zero.iter().map(|l| l.lsb()));
+        Ok((decoding, encoder))
+    }
+
+    /// [`Garbler::garble_into`] returning the output zero-labels (instance-major) instead of their
+    /// decoding bits, for an output decoding of another kind ([`crate::ShareOutput`]).
+    pub(crate) fn garble_labels_into(
+        &self,
+        delta: Delta,
+        n: usize,
+        private_bits: &[bool],
+        evaluator_zero: Option<&[Block]>,
+        rng: &mut Csprng,
+        tables: &mut GarbledTables,
+    ) -> Result<(Vec<Block>, Encoder), GarbleError> {
         let c = self.circuit;
         let (g, e, p, o, ands) = (
             c.garbler_inputs(),
@@ -505,9 +523,8 @@ impl<'c> Garbler<'c> {
             store_outputs(labels, &prog.output_slots, cn, out);
         });
         tables.instances = n;
-        let decoding = DecodingBits::from_bits(out_zero.iter().map(|l| l.lsb()));
         Ok((
-            decoding,
+            out_zero,
             Encoder {
                 delta,
                 instances: n,

@@ -12,6 +12,7 @@ mod garble;
 mod label;
 mod maxpool;
 mod relu;
+mod shares;
 mod topk;
 
 pub use bristol::{
@@ -26,4 +27,5 @@ pub use label::{
 };
 pub use maxpool::{MaxPoolCircuit, MAX_WINDOW};
 pub use relu::{bits_to_words, words_to_bits, ReluCircuit, ReluVariant};
+pub use shares::{ShareDecoding, ShareOutput};
 pub use topk::{TopKCircuit, MAX_TOPK_CLASSES, MAX_TOPK_PAIRS};

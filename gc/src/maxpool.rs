@@ -10,18 +10,23 @@
 //! (ONNX pads a max pool with −∞). The rounding term of the truncation is added by the garbler to
 //! every real cell (`max(x_i + r) = max(x_i) + r`).
 //!
+//! The evaluator reads its share from the labels of the result's bits through an arithmetic output
+//! ([`ShareOutput`]); without the ReLU the sign bit weighs `−2^(k−1−t)` there (the sign extension is
+//! free).
+//!
 //! Cost in AND gates: `W·(k − 1)` (adders) + `(W − 1)·k` (signed comparisons) + `(W − 2)·k + u`
 //! (multiplexers; the last one only on the `u` bits the result reads: `u = min(k', k − 1 − t) + 1`
 //! with the ReLU, `min(k', k − t)` without) + `min(k', k − 1 − t)` with the ReLU (zeroing by the
-//! sign) + `k' − 1` (the mask); no multiplexer at W = 1. 378 at W = 4 (2 × 2), k = k' = 32, t = 0
-//! with the ReLU, against 4 · 93 for the ReLUs of the four cells.
+//! sign); no multiplexer at W = 1. 347 at W = 4 (2 × 2), k = k' = 32, t = 0 with the ReLU, against
+//! 4 · 62 for the ReLUs of the four cells. Plus the arithmetic output's words.
 
 use crate::builder::{CircuitBuilder, Wire};
 use crate::circuit::Circuit;
 use crate::error::{CircuitError, GarbleError};
-use crate::garble::{Garbled, Garbler};
-use crate::label::{ActiveLabels, DecodingBits, Delta, Encoder, OutputLabels, TweakDomain};
-use crate::relu::{bits_to_words, words_to_bits};
+use crate::garble::Garbled;
+use crate::label::{ActiveLabels, Delta, Encoder, OutputLabels, TweakDomain};
+use crate::relu::words_to_bits;
+use crate::shares::{ShareDecoding, ShareOutput};
 use cryptonas_crypto::{Block, Csprng, FixedKeyAes};
 use cryptonas_ring::mask;
 
@@ -37,6 +42,7 @@ pub struct MaxPoolCircuit {
     window: usize,
     relu: bool,
     circuit: Circuit,
+    output: ShareOutput,
 }
 
 impl MaxPoolCircuit {
@@ -76,7 +82,6 @@ impl MaxPoolCircuit {
         let mut b = CircuitBuilder::new();
         let a = b.garbler_input(window * ku);
         let e = b.evaluator_input(window * ku);
-        let m = b.private_input(k_out as usize);
         let mut cur: Vec<Wire> = Vec::new();
         for i in 0..window {
             let x = b.add(&a[i * ku..(i + 1) * ku], &e[i * ku..(i + 1) * ku]);
@@ -88,34 +93,36 @@ impl MaxPoolCircuit {
             };
         }
         let sign = cur[ku - 1];
+        // The bits of v >> t below k' (and below the sign: the rest is the sign extension).
+        let bits = (k_out as usize).min(ku - 1 - t as usize);
+        let mut weights: Vec<u64> = (0..bits).map(|j| 1u64 << j).collect();
         let y: Vec<Wire> = if relu {
-            // (relu(v)) >> t in k_out bits; bit k − 1 of a non-negative value is 0.
+            // relu(v) >> t: non-negative, so its sign and extension are 0.
             let not_sign = b.inv(sign);
-            (0..k_out as usize)
-                .map(|j| {
-                    let src = j + t as usize;
-                    if src < ku - 1 {
-                        b.and(cur[src], not_sign)
-                    } else {
-                        Wire::FALSE
-                    }
-                })
+            (0..bits)
+                .map(|j| b.and(cur[j + t as usize], not_sign))
                 .collect()
         } else {
-            // Arithmetic shift, sign-extended: free.
-            (0..k_out as usize)
-                .map(|j| cur[(j + t as usize).min(ku - 1)])
-                .collect()
+            // Arithmetic shift: the sign bit weighs −2^(k−1−t) (two's complement), when that is
+            // not 0 mod 2^k'.
+            let mut y: Vec<Wire> = (0..bits).map(|j| cur[j + t as usize]).collect();
+            if bits < k_out as usize {
+                y.push(sign);
+                weights.push((1u64 << bits).wrapping_neg());
+            }
+            y
         };
-        let o = b.sub(&y, &m);
-        b.output(&o);
+        b.output(&y);
+        let circuit = b.finish()?;
+        let output = ShareOutput::new(k_out, weights, circuit.and_count());
         Ok(MaxPoolCircuit {
             k,
             k_out,
             t,
             window,
             relu,
-            circuit: b.finish()?,
+            circuit,
+            output,
         })
     }
 
@@ -140,9 +147,20 @@ impl MaxPoolCircuit {
         self.relu
     }
     /// The Boolean circuit (garbler and evaluator inputs: `window · k` bits each, cell after
-    /// cell; private m and output o: k_out bits each).
+    /// cell; outputs: the wires of [`MaxPoolCircuit::output`]).
     pub fn circuit(&self) -> &Circuit {
         &self.circuit
+    }
+    /// How the output bits make the evaluator's share.
+    pub fn output(&self) -> &ShareOutput {
+        &self.output
+    }
+    /// The plain circuit's result for one instance: its output word minus `m` (tests).
+    pub fn plain(&self, a: &[u64], b: &[u64], m: u64) -> Result<u64, CircuitError> {
+        let out = self
+            .circuit
+            .eval(&words_to_bits(a, self.k)?, &words_to_bits(b, self.k)?, &[])?;
+        Ok(self.output.word(&out).wrapping_sub(m) & mask(self.k_out))
     }
     /// The rounding term `2^(t−1)` (0 for t = 0) the protocol adds to the garbler's share of
     /// every real cell.
@@ -182,8 +200,8 @@ impl MaxPoolCircuit {
         ((v >> self.t) as u64).wrapping_sub(m) & mask(self.k_out)
     }
 
-    /// Garbles `masks.len()` instances with the re-masks `masks` as garbler-private constants
-    /// (see [`crate::ReluCircuit::garble_with_pi`]).
+    /// Garbles `masks.len()` instances whose evaluator shares are masked with `masks` (see
+    /// [`crate::ReluCircuit::garble_with_pi`]).
     pub fn garble_with_pi(
         &self,
         pi: &FixedKeyAes,
@@ -192,11 +210,9 @@ impl MaxPoolCircuit {
         masks: &[u64],
         evaluator_zero: Option<&[Block]>,
         rng: &mut Csprng,
-    ) -> Result<Garbled, GarbleError> {
-        let bits = words_to_bits(masks, self.k_out)?;
-        Garbler::new(&self.circuit, domain)
-            .with_pi(pi.clone())
-            .garble(delta, masks.len(), &bits, evaluator_zero, rng)
+    ) -> Result<Garbled<ShareDecoding>, GarbleError> {
+        self.output
+            .garble_circuit(&self.circuit, pi, delta, domain, masks, evaluator_zero, rng)
     }
 
     /// The garbler's online message: active labels of its cells, `window` per instance
@@ -219,13 +235,15 @@ impl MaxPoolCircuit {
         encoder.encode_evaluator(&words_to_bits(b, self.k)?)
     }
 
-    /// The evaluator's shares `o` from its output labels.
+    /// The evaluator's shares `o` from its output labels (`pi` and `domain` as evaluated).
     pub fn decode(
         &self,
+        pi: &FixedKeyAes,
+        domain: TweakDomain,
         labels: &OutputLabels,
-        decoding: &DecodingBits,
+        decoding: &ShareDecoding,
     ) -> Result<Vec<u64>, GarbleError> {
-        Ok(bits_to_words(&labels.decode(decoding)?, self.k_out))
+        self.output.decode(pi, domain, labels, decoding)
     }
 }
 
@@ -243,13 +261,13 @@ mod tests {
             (0, k_out.min(k - t))
         };
         let muxes = if w > 1 { (w - 2) * k + read } else { 0 };
-        w * (k - 1) + (w - 1) * k + muxes + zeroing + (k_out - 1)
+        w * (k - 1) + (w - 1) * k + muxes + zeroing
     }
 
     #[test]
     fn and_counts_match_the_formula() {
         let c = MaxPoolCircuit::new(32, 32, 0, 4, true).unwrap();
-        assert_eq!(c.circuit().and_count(), 378);
+        assert_eq!(c.circuit().and_count(), 347);
         for (k, k_out, t) in [(32u32, 32u32, 0u32), (20, 32, 9), (16, 16, 3), (8, 64, 2)] {
             for w in [1usize, 2, 4, 9] {
                 for relu in [true, false] {
@@ -282,16 +300,8 @@ mod tests {
                     let a = [v & 15, (v >> 4) & 15];
                     let b = [(v >> 8) & 15, (v >> 12) & 15];
                     let m = (v * 7 + 3) & mask(k_out);
-                    let out = c
-                        .circuit()
-                        .eval(
-                            &words_to_bits(&a, 4).unwrap(),
-                            &words_to_bits(&b, 4).unwrap(),
-                            &words_to_bits(&[m], k_out).unwrap(),
-                        )
-                        .unwrap();
                     assert_eq!(
-                        bits_to_words(&out, k_out)[0],
+                        c.plain(&a, &b, m).unwrap(),
                         c.reference(&a, &b, m),
                         "relu={relu} k'={k_out} t={t} a={a:?} b={b:?}"
                     );
@@ -358,7 +368,7 @@ mod tests {
                         .with_pi(pi.clone())
                         .evaluate(&g.tables, &ga, &eb)
                         .unwrap();
-                    let o = c.decode(&out, &g.decoding).unwrap();
+                    let o = c.decode(&pi, domain, &out, &g.decoding).unwrap();
                     for i in 0..n {
                         let want =
                             c.reference(&a[i * w..(i + 1) * w], &b[i * w..(i + 1) * w], masks[i]);

@@ -6,15 +6,21 @@
 //! rounding term `2^(t−1)` is added to `a` by the protocol before encoding (see
 //! [`ReluCircuit::round_term`]).
 //!
+//! The circuit computes the bits of `relu_k(x) >> t`; the evaluator reads its share `o` from their
+//! labels through an arithmetic output ([`ShareOutput`]: one k'-bit ciphertext per bit and one per
+//! instance), so the mask is never subtracted in the circuit.
+//!
 //! Cost: `k − 1` (adder) + `min(k', k − 1 − t)` (zeroing by the sign; the top bit of a
-//! non-negative value is 0) + `k' − 1` (subtracting the private mask) AND gates: `3k − 3 − t` when
-//! k' = k, 93 at k = 32 and t = 0.
+//! non-negative value is 0) AND gates, `2k − 2 − t` when k' ≥ k − 1 − t: 62 at k = 32 and t = 0
+//! (it was 93 with the subtraction in the circuit), plus `min(k', k − 1 − t) + 1` words of
+//! ⌈k'/8⌉ bytes for the arithmetic output.
 
 use crate::builder::CircuitBuilder;
 use crate::circuit::Circuit;
 use crate::error::{CircuitError, GarbleError};
-use crate::garble::{Garbled, Garbler};
-use crate::label::{ActiveLabels, DecodingBits, Delta, Encoder, OutputLabels, TweakDomain};
+use crate::garble::Garbled;
+use crate::label::{ActiveLabels, Delta, Encoder, OutputLabels, TweakDomain};
+use crate::shares::{ShareDecoding, ShareOutput};
 use cryptonas_crypto::{Block, Csprng, FixedKeyAes};
 
 /// Which activation the circuit computes before truncation.
@@ -38,6 +44,7 @@ pub struct ReluCircuit {
     t: u32,
     variant: ReluVariant,
     circuit: Circuit,
+    output: ShareOutput,
 }
 
 use cryptonas_ring::mask;
@@ -110,7 +117,6 @@ impl ReluCircuit {
         let mut b = CircuitBuilder::new();
         let a = b.garbler_input(ku);
         let bb = b.evaluator_input(ku);
-        let m = b.private_input(k_out as usize);
         let x = b.add(&a, &bb);
         let not_sign = b.inv(x[ku - 1]);
         let v = match variant {
@@ -122,25 +128,25 @@ impl ReluCircuit {
                 b.mux_word(gt, &x, &c)
             }
         };
-        // y = (relu(v)) >> t in k_out bits; bit k−1 of a non-negative value is 0.
-        let y: Vec<_> = (0..k_out as usize)
-            .map(|j| {
-                let src = j + t as usize;
-                if src < ku - 1 {
-                    b.and(v[src], not_sign)
-                } else {
-                    crate::Wire::FALSE
-                }
-            })
+        // y = (relu(v)) >> t in k_out bits; bits k − 1 − t and up of a non-negative value are 0.
+        let bits = (k_out as usize).min(ku - 1 - t as usize);
+        let y: Vec<_> = (0..bits)
+            .map(|j| b.and(v[j + t as usize], not_sign))
             .collect();
-        let o = b.sub(&y, &m);
-        b.output(&o);
+        b.output(&y);
+        let circuit = b.finish()?;
+        let output = ShareOutput::new(
+            k_out,
+            (0..bits).map(|j| 1u64 << j).collect(),
+            circuit.and_count(),
+        );
         Ok(ReluCircuit {
             k,
             k_out,
             t,
             variant,
-            circuit: b.finish()?,
+            circuit,
+            output,
         })
     }
 
@@ -160,10 +166,23 @@ impl ReluCircuit {
     pub fn variant(&self) -> ReluVariant {
         self.variant
     }
-    /// The Boolean circuit (garbler input a, evaluator input b: k bits each; private m and output
-    /// o: k_out bits each).
+    /// The Boolean circuit (garbler input a, evaluator input b: k bits each; output: the bits of
+    /// `relu_k(x) >> t` below k', least significant first).
     pub fn circuit(&self) -> &Circuit {
         &self.circuit
+    }
+    /// How the output bits make the evaluator's share.
+    pub fn output(&self) -> &ShareOutput {
+        &self.output
+    }
+    /// The plain circuit's result for one instance: its output word minus `m` (tests).
+    pub fn plain(&self, a: u64, b: u64, m: u64) -> Result<u64, CircuitError> {
+        let out = self.circuit.eval(
+            &words_to_bits(&[a], self.k)?,
+            &words_to_bits(&[b], self.k)?,
+            &[],
+        )?;
+        Ok(self.output.word(&out).wrapping_sub(m) & mask(self.k_out))
     }
     /// The rounding term `2^(t−1)` (0 for t = 0) the protocol adds to the garbler's share.
     pub fn round_term(&self) -> u64 {
@@ -186,7 +205,8 @@ impl ReluCircuit {
         (v >> self.t).wrapping_sub(m) & mask(self.k_out)
     }
 
-    /// Garbles `masks.len()` ReLUs with the re-masks `masks` as garbler-private constants.
+    /// Garbles `masks.len()` ReLUs whose evaluator shares are masked with `masks` (the garbler's
+    /// shares).
     /// `evaluator_zero`: zero-labels of the evaluator's share wires from the correlated OT
     /// (`n · k` blocks), or `None` to draw them here.
     pub fn garble(
@@ -196,7 +216,7 @@ impl ReluCircuit {
         masks: &[u64],
         evaluator_zero: Option<&[Block]>,
         rng: &mut Csprng,
-    ) -> Result<Garbled, GarbleError> {
+    ) -> Result<Garbled<ShareDecoding>, GarbleError> {
         self.garble_with_pi(
             &FixedKeyAes::default(),
             delta,
@@ -217,11 +237,9 @@ impl ReluCircuit {
         masks: &[u64],
         evaluator_zero: Option<&[Block]>,
         rng: &mut Csprng,
-    ) -> Result<Garbled, GarbleError> {
-        let bits = words_to_bits(masks, self.k_out)?;
-        Garbler::new(&self.circuit, domain)
-            .with_pi(pi.clone())
-            .garble(delta, masks.len(), &bits, evaluator_zero, rng)
+    ) -> Result<Garbled<ShareDecoding>, GarbleError> {
+        self.output
+            .garble_circuit(&self.circuit, pi, delta, domain, masks, evaluator_zero, rng)
     }
 
     /// The garbler's online message: active labels of its shares `a` (rounding term included).
@@ -242,13 +260,15 @@ impl ReluCircuit {
         encoder.encode_evaluator(&words_to_bits(b, self.k)?)
     }
 
-    /// The evaluator's shares `o` from its output labels.
+    /// The evaluator's shares `o` from its output labels (`pi` and `domain` as evaluated).
     pub fn decode(
         &self,
+        pi: &FixedKeyAes,
+        domain: TweakDomain,
         labels: &OutputLabels,
-        decoding: &DecodingBits,
+        decoding: &ShareDecoding,
     ) -> Result<Vec<u64>, GarbleError> {
-        Ok(bits_to_words(&labels.decode(decoding)?, self.k_out))
+        self.output.decode(pi, domain, labels, decoding)
     }
 }
 
@@ -264,27 +284,32 @@ mod tests {
             "ReLU k=32 t=0: {counts:?}, {} table bytes",
             c.circuit().table_bytes()
         );
-        assert_eq!(c.circuit().and_count(), 93);
-        assert_eq!(counts.and, 93);
+        assert_eq!(c.circuit().and_count(), 62);
+        assert_eq!(counts.and, 62);
         let c6 = ReluCircuit::new(32, 0, ReluVariant::Clipped { max: 6 << 8 }).unwrap();
         println!("ReLU6 k=32 t=0: {:?}", c6.circuit().gate_counts());
         assert!(c6.circuit().and_count() < 5 * 32);
         for k in [2u32, 8, 16, 32, 40, 64] {
             for t in [0, k / 2 - 1, k - 2] {
                 let c = ReluCircuit::new(k, t, ReluVariant::Relu).unwrap();
-                let expect = 3 * (k as usize - 1) - t as usize;
+                let expect = 2 * (k as usize - 1) - t as usize;
                 assert_eq!(c.circuit().and_count(), expect, "k={k} t={t}");
             }
         }
     }
 
     #[test]
-    fn a_wider_output_ring_costs_its_subtraction_only() {
+    fn a_wider_output_ring_costs_no_and_gate() {
         for (k, k_out, t) in [(20u32, 32u32, 9u32), (23, 32, 16), (12, 12, 3), (16, 64, 0)] {
             let c = ReluCircuit::with_output_ring(k, k_out, t, ReluVariant::Relu).unwrap();
             let zeroing = (k_out as usize).min((k - 1 - t) as usize);
-            let expect = (k as usize - 1) + zeroing + (k_out as usize - 1);
+            let expect = (k as usize - 1) + zeroing;
             assert_eq!(c.circuit().and_count(), expect, "k={k} k'={k_out} t={t}");
+            assert_eq!(c.output().wires(), zeroing);
+            assert_eq!(
+                c.output().decoding_len(10),
+                10 * (zeroing + 1) * k_out.div_ceil(8) as usize
+            );
         }
         assert!(ReluCircuit::with_output_ring(16, 1, 0, ReluVariant::Relu).is_err());
         assert!(ReluCircuit::with_output_ring(16, 65, 0, ReluVariant::Relu).is_err());
@@ -298,16 +323,8 @@ mod tests {
                 for a in 0..64u64 {
                     for b in 0..64u64 {
                         let m = (a * 37 + b * 11) & mask(k_out);
-                        let out = c
-                            .circuit()
-                            .eval(
-                                &words_to_bits(&[a], 6).unwrap(),
-                                &words_to_bits(&[b], 6).unwrap(),
-                                &words_to_bits(&[m], k_out).unwrap(),
-                            )
-                            .unwrap();
                         let want = c.reference(a, b, m);
-                        assert_eq!(bits_to_words(&out, k_out)[0], want, "{variant:?} t={t}");
+                        assert_eq!(c.plain(a, b, m).unwrap(), want, "{variant:?} t={t}");
                         // The result is the ReLU of the signed 6-bit value, in the wider ring.
                         let x = (a + b) & 63;
                         let relu = if x >> 5 == 1 { 0 } else { x };
@@ -339,10 +356,8 @@ mod tests {
                 for a in 0..64u64 {
                     for b in 0..64u64 {
                         let m = (a * 7 + b * 3) & 63;
-                        let bits = |v: u64| words_to_bits(&[v], 6).unwrap();
-                        let out = c.circuit().eval(&bits(a), &bits(b), &bits(m)).unwrap();
                         assert_eq!(
-                            bits_to_words(&out, 6)[0],
+                            c.plain(a, b, m).unwrap(),
                             c.reference(a, b, m),
                             "{variant:?} t={t} a={a} b={b}"
                         );

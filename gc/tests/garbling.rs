@@ -1,11 +1,11 @@
 //! Garbled evaluation against the plaintext oracle: ReLU circuits, Bristol circuits, tampering,
 //! Δ freshness and wire formats. Runs natively and in headless Chromium (wasm-bindgen-test).
 
-use cryptonas_crypto::{Block, Csprng};
+use cryptonas_crypto::{Block, Csprng, FixedKeyAes};
 use cryptonas_gc::{
     from_bristol, to_bristol, ActiveLabels, BristolParties, Circuit, CircuitBuilder, DecodingBits,
-    Delta, Evaluator, GarbleError, GarbledTables, Garbler, ReluCircuit, ReluVariant, TweakDomain,
-    Wire,
+    Delta, Evaluator, GarbleError, GarbledTables, Garbler, ReluCircuit, ReluVariant, ShareDecoding,
+    TweakDomain, Wire,
 };
 
 #[cfg(target_arch = "wasm32")]
@@ -68,10 +68,18 @@ fn run_relu(
         a.len() * relu.circuit().and_count() * 32
     );
     assert_eq!(ga.as_bytes().len(), a.len() * k * 16);
+    // And the arithmetic output: a k'-bit word per output bit and one per ReLU.
+    let words = relu.output().wires() + 1;
+    assert_eq!(
+        garbled.decoding.as_bytes().len(),
+        a.len() * words * relu.k_out().div_ceil(8) as usize
+    );
     let out = Evaluator::new(relu.circuit(), domain)
         .evaluate(&garbled.tables, &ga, &eb)
         .unwrap();
-    let got = relu.decode(&out, &garbled.decoding).unwrap();
+    let got = relu
+        .decode(&FixedKeyAes::default(), domain, &out, &garbled.decoding)
+        .unwrap();
     // The first 64 instances also against the plaintext interpreter (bit-sliced, one lane each).
     let lanes = |v: &[u64]| -> Vec<u64> {
         (0..k)
@@ -86,10 +94,12 @@ fn run_relu(
     };
     let plain = relu
         .circuit()
-        .eval_lanes(&lanes(a), &lanes(b), &lanes(m))
+        .eval_lanes(&lanes(a), &lanes(b), &[])
         .unwrap();
+    let mk = mask(relu.k_out());
     for (lane, g) in got.iter().take(64).enumerate() {
-        let p: u64 = (0..k).map(|bit| ((plain[bit] >> lane) & 1) << bit).sum();
+        let bits: Vec<bool> = plain.iter().map(|w| (w >> lane) & 1 == 1).collect();
+        let p = relu.output().word(&bits).wrapping_sub(m[lane]) & mk;
         assert_eq!(*g, p, "garbled vs plaintext interpreter, instance {lane}");
     }
     got
@@ -312,7 +322,8 @@ fn tampered_tables_and_wrong_tweaks_give_wrong_outputs() {
         let out = Evaluator::new(relu.circuit(), domain)
             .evaluate(tables, &ga, &eb)
             .unwrap();
-        relu.decode(&out, &g.decoding).unwrap()
+        relu.decode(&FixedKeyAes::default(), domain, &out, &g.decoding)
+            .unwrap()
     };
     let honest = eval(&g.tables, domain);
     for i in 0..n {
@@ -399,13 +410,14 @@ fn wire_formats_round_trip_and_check_lengths() {
     let eb = relu.encode_evaluator(&g.encoder, &b).unwrap();
     // Through bytes.
     let tables = GarbledTables::from_bytes(c, n, g.tables.as_bytes()).unwrap();
-    let dec = DecodingBits::from_bytes(c, n, g.decoding.as_bytes()).unwrap();
+    let dec = ShareDecoding::from_bytes(relu.output(), n, g.decoding.as_bytes()).unwrap();
     let ga2 = ActiveLabels::from_bytes(16, n, ga.as_bytes()).unwrap();
     let eb2 = ActiveLabels::from_bytes(16, n, eb.as_bytes()).unwrap();
     let out = Evaluator::new(c, domain)
         .evaluate(&tables, &ga2, &eb2)
         .unwrap();
-    let got = relu.decode(&out, &dec).unwrap();
+    let pi = FixedKeyAes::default();
+    let got = relu.decode(&pi, domain, &out, &dec).unwrap();
     for i in 0..n {
         assert_eq!(got[i], relu.reference(a[i], b[i], m[i]));
     }
@@ -416,7 +428,7 @@ fn wire_formats_round_trip_and_check_lengths() {
         Err(GarbleError::Length { .. })
     ));
     assert!(GarbledTables::from_bytes(c, n + 1, t).is_err());
-    assert!(DecodingBits::from_bytes(c, n, &g.decoding.as_bytes()[1..]).is_err());
+    assert!(ShareDecoding::from_bytes(relu.output(), n, &g.decoding.as_bytes()[1..]).is_err());
     assert!(ActiveLabels::from_bytes(16, n, &ga.as_bytes()[16..]).is_err());
     let short = ActiveLabels::from_bytes(16, n - 1, &ga.as_bytes()[256..]).unwrap();
     assert!(Evaluator::new(c, domain)
@@ -454,9 +466,12 @@ fn wire_formats_round_trip_and_check_lengths() {
     let out = Evaluator::new(c, sub)
         .evaluate(&part, &ga_part, &eb_part)
         .unwrap();
-    let dec_part = g.decoding.slice(c, 64..150).unwrap();
-    assert_eq!(relu.decode(&out, &dec_part).unwrap(), got[64..].to_vec());
-    assert!(g.decoding.slice(c, 64..151).is_err());
+    let dec_part = g.decoding.slice(64..150).unwrap();
+    assert_eq!(
+        relu.decode(&pi, sub, &out, &dec_part).unwrap(),
+        got[64..].to_vec()
+    );
+    assert!(g.decoding.slice(64..151).is_err());
     assert!(tables.slice(10..151).is_err());
     assert!(tables.slice(10..64).is_err());
     assert!(tables.slice(0..100).is_err());
@@ -465,8 +480,8 @@ fn wire_formats_round_trip_and_check_lengths() {
 #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
 #[cfg_attr(not(target_arch = "wasm32"), test)]
 fn private_masks_cost_nothing_online_and_do_not_change_the_shape() {
-    // Same randomness, different masks: identical input labels and table sizes; only the tables
-    // (which hide m) differ, and each garbling decodes to its own (relu − m).
+    // Same randomness, different masks: identical input labels and tables; only the arithmetic
+    // output's corrections (which hide m) differ, and each garbling decodes to its own (relu − m).
     let relu = ReluCircuit::new(16, 2, ReluVariant::Relu).unwrap();
     let n = 40;
     let mut src = Csprng::from_seed([9; 32]);
@@ -490,15 +505,17 @@ fn private_masks_cost_nothing_online_and_do_not_change_the_shape() {
     );
     assert_eq!(ga1, ga2, "the online message does not depend on m");
     assert_eq!(ga1.as_bytes().len(), n * 16 * 16, "nothing is sent for m");
-    assert_eq!(g1.tables.as_bytes().len(), g2.tables.as_bytes().len());
-    assert_ne!(g1.tables, g2.tables);
+    assert_eq!(g1.tables, g2.tables);
+    assert_ne!(g1.decoding, g2.decoding);
     for (g, m) in [(&g1, &m1), (&g2, &m2)] {
         let ga = relu.encode_garbler(&g.encoder, &a).unwrap();
         let eb = relu.encode_evaluator(&g.encoder, &b).unwrap();
         let out = Evaluator::new(relu.circuit(), domain)
             .evaluate(&g.tables, &ga, &eb)
             .unwrap();
-        let o = relu.decode(&out, &g.decoding).unwrap();
+        let o = relu
+            .decode(&FixedKeyAes::default(), domain, &out, &g.decoding)
+            .unwrap();
         for i in 0..n {
             assert_eq!(o[i], relu.reference(a[i], b[i], m[i]));
         }
@@ -523,5 +540,6 @@ fn huge_declared_sizes_are_errors_not_overflows() {
         assert!(GarbledTables::from_bytes(c, n, &[0; 64]).is_err());
         assert!(ActiveLabels::from_bytes(32, n, &[0; 16]).is_err());
         assert!(DecodingBits::from_bytes(c, n, &[0; 4]).is_err());
+        assert!(ShareDecoding::from_bytes(relu.output(), n, &[0; 4]).is_err());
     }
 }

@@ -32,7 +32,9 @@ fn relus(relu: &ReluCircuit, n: usize, rng: &mut Csprng) -> (f64, f64) {
         .evaluate(&g.tables, &ga, &eb)
         .unwrap();
     let t3 = js_sys::Date::now();
-    let o = relu.decode(&out, &g.decoding).unwrap();
+    let o = relu
+        .decode(&FixedKeyAes::default(), domain, &out, &g.decoding)
+        .unwrap();
     for i in 0..n {
         assert_eq!(o[i], relu.reference(a[i], b[i], masks[i]));
     }

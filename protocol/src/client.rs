@@ -252,8 +252,9 @@ fn check_bulk(
     };
     cryptonas_gc::GarbledTables::check_len(circuit.circuit(), count, tables)
         .map_err(gc("tables"))?;
-    cryptonas_gc::DecodingBits::check_len(circuit.circuit(), count, decoding)
-        .map_err(gc("decoding bits"))
+    circuit
+        .check_decoding_len(count, decoding)
+        .map_err(gc("output decoding"))
 }
 
 /// Sending the HE masks (a stage's frame at a time, as the transport asks) and the base-OT setup

@@ -6,12 +6,10 @@
 //! crosses the worker boundary as bytes; the worker keeps the parsed [`ChunkEvaluator`] until the
 //! labels arrive, evaluates, and returns the client's output shares.
 
-use crate::plan::{CircuitSpec, StageCircuit, CIRCUIT_SPEC_BYTES};
+use crate::plan::{CircuitSpec, StageCircuit, StageDecoding, CIRCUIT_SPEC_BYTES};
 use crate::{ring_err, EvalTask, ProtocolError};
 use cryptonas_crypto::FixedKeyAes;
-use cryptonas_gc::{
-    ActiveLabels, DecodingBits, Evaluator, GarbleError, GarbledTables, TweakDomain,
-};
+use cryptonas_gc::{ActiveLabels, Evaluator, GarbleError, GarbledTables, TweakDomain};
 use cryptonas_ring::{RingVec, RingWidth};
 use std::collections::HashMap;
 use zeroize::Zeroizing;
@@ -138,7 +136,7 @@ pub struct ChunkEvaluator {
     domain: TweakDomain,
     count: usize,
     tables: GarbledTables,
-    decoding: DecodingBits,
+    decoding: StageDecoding,
     client: ActiveLabels,
 }
 
@@ -179,8 +177,9 @@ impl ChunkEvaluator {
         let count = job.count as usize;
         let tables = GarbledTables::from_bytes(circuit.circuit(), count, tables)
             .map_err(gc_err("tables"))?;
-        let decoding = DecodingBits::from_bytes(circuit.circuit(), count, decoding)
-            .map_err(gc_err("decoding bits"))?;
+        let decoding = circuit
+            .decoding_from_bytes(count, decoding)
+            .map_err(gc_err("output decoding"))?;
         let bits = circuit.k() as usize * circuit.window();
         let client = ActiveLabels::from_bytes(bits, count, &job.client_labels)
             .map_err(gc_err("OT labels"))?;
@@ -222,7 +221,7 @@ impl ChunkEvaluator {
             .evaluate(&self.tables, &server, &self.client)
             .map_err(gc_err("evaluation"))?;
         self.circuit
-            .decode(&out, &self.decoding)
+            .decode(&self.pi, self.domain, &out, &self.decoding)
             .map_err(gc_err("decoding"))
     }
 

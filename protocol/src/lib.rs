@@ -19,7 +19,7 @@ pub use local::{run_local, run_local_on, run_local_with, Activity, LocalTraffic,
 pub use msgs::{ErrorCode, FrameInfo, GarbledLayout, Msg, MsgKind, OT_PART_ROWS, PROTOCOL_VERSION};
 pub use plan::{
     CircuitKind, CircuitSpec, ModelLoadError, OutputPolicy, Plan, PlanStage, ServerModel,
-    SessionEstimate, StageCircuit, StageOp,
+    SessionEstimate, StageCircuit, StageDecoding, StageOp,
 };
 pub use server::{OfflineMaterial, ServerSession, GARBLE_CHUNK};
 pub(crate) use session::ring_err;

@@ -14,8 +14,11 @@ use serde::Serialize;
 /// read `window` share words each (OT, labels). 5: output policies (`top_k` as the last stage's
 /// op: a garbled top-k whose revealed indices end the session, no `ServerOutput`). 6: the OT
 /// extension's matrix goes as a sequence of `ClientOtExtend` parts of at most [`OT_PART_ROWS`]
-/// rows (each names its batch's transfer count and its first 128-row word).
-pub const PROTOCOL_VERSION: u16 = 6;
+/// rows (each names its batch's transfer count and its first 128-row word). 7: the ReLU and
+/// max-pool circuits end with the result's bits, and a `ServerGarbled` frame's decoding is their
+/// arithmetic output (a ⌈k/8⌉-byte word per bit and a correction per instance,
+/// `cryptonas_gc::ShareDecoding`) instead of the decoding bits of a garbled subtraction.
+pub const PROTOCOL_VERSION: u16 = 7;
 
 /// Rows per `ClientOtExtend` part (the last may be shorter): 1 MiB frames. Neither side holds the
 /// whole matrix (16 B per share bit, 32 MiB at 86K ReLUs), and a server bounds the frame a client

@@ -8,7 +8,7 @@ use crate::ProtocolError;
 use cryptonas_crypto::{Block, Csprng, FixedKeyAes};
 use cryptonas_gc::{
     ActiveLabels, CircuitError, DecodingBits, Delta, Encoder, GarbleError, Garbled, MaxPoolCircuit,
-    OutputLabels, ReluCircuit, ReluVariant, TopKCircuit, TweakDomain,
+    OutputLabels, ReluCircuit, ReluVariant, ShareDecoding, TopKCircuit, TweakDomain,
 };
 use cryptonas_he::HeParams;
 use cryptonas_model::{FixedModel, InputSpec, IntConv, Model, NormalForm, Pool, Source, StageKind};
@@ -509,18 +509,62 @@ impl StageCircuit {
         masks: &[u64],
         evaluator_zero: Option<&[Block]>,
         rng: &mut Csprng,
-    ) -> Result<Garbled, GarbleError> {
-        match self {
+    ) -> Result<Garbled<StageDecoding>, GarbleError> {
+        let shares = |g: Garbled<ShareDecoding>| Garbled {
+            tables: g.tables,
+            decoding: StageDecoding::Shares(g.decoding),
+            encoder: g.encoder,
+        };
+        Ok(match self {
             StageCircuit::Relu(c) => {
-                c.garble_with_pi(pi, delta, domain, masks, evaluator_zero, rng)
+                shares(c.garble_with_pi(pi, delta, domain, masks, evaluator_zero, rng)?)
             }
             StageCircuit::MaxPool(c) => {
-                c.garble_with_pi(pi, delta, domain, masks, evaluator_zero, rng)
+                shares(c.garble_with_pi(pi, delta, domain, masks, evaluator_zero, rng)?)
             }
             StageCircuit::TopK { circuit, .. } => {
-                circuit.garble_with_pi(pi, delta, domain, masks.len(), evaluator_zero, rng)
+                let g =
+                    circuit.garble_with_pi(pi, delta, domain, masks.len(), evaluator_zero, rng)?;
+                Garbled {
+                    tables: g.tables,
+                    decoding: StageDecoding::Bits(g.decoding),
+                    encoder: g.encoder,
+                }
+            }
+        })
+    }
+
+    /// Checks that `len` bytes are the output decoding of `instances` instances (for a party that
+    /// checks a declared size before the bytes arrive).
+    pub fn check_decoding_len(&self, instances: usize, len: usize) -> Result<(), GarbleError> {
+        match self {
+            StageCircuit::Relu(c) => ShareDecoding::check_len(c.output(), instances, len),
+            StageCircuit::MaxPool(c) => ShareDecoding::check_len(c.output(), instances, len),
+            StageCircuit::TopK { circuit, .. } => {
+                DecodingBits::check_len(circuit.circuit(), instances, len)
             }
         }
+    }
+
+    /// Parses the output decoding of `instances` instances as sent.
+    pub fn decoding_from_bytes(
+        &self,
+        instances: usize,
+        bytes: &[u8],
+    ) -> Result<StageDecoding, GarbleError> {
+        Ok(match self {
+            StageCircuit::Relu(c) => {
+                StageDecoding::Shares(ShareDecoding::from_bytes(c.output(), instances, bytes)?)
+            }
+            StageCircuit::MaxPool(c) => {
+                StageDecoding::Shares(ShareDecoding::from_bytes(c.output(), instances, bytes)?)
+            }
+            StageCircuit::TopK { circuit, .. } => StageDecoding::Bits(DecodingBits::from_bytes(
+                circuit.circuit(),
+                instances,
+                bytes,
+            )?),
+        })
     }
 
     /// The garbler's active labels of its share words (`window` per instance, in order).
@@ -549,16 +593,48 @@ impl StageCircuit {
         }
     }
 
-    /// The evaluator's result shares from its output labels.
+    /// The evaluator's results from its output labels (`pi` and `domain` as evaluated): its
+    /// shares, or the top-k's revealed indices.
     pub fn decode(
         &self,
+        pi: &FixedKeyAes,
+        domain: TweakDomain,
         labels: &OutputLabels,
-        decoding: &DecodingBits,
+        decoding: &StageDecoding,
     ) -> Result<Vec<u64>, GarbleError> {
+        let wrong = || GarbleError::Length {
+            what: "output decoding of another kind",
+            expected: 0,
+            got: decoding.as_bytes().len(),
+            unit: "bytes",
+        };
+        match (self, decoding) {
+            (StageCircuit::Relu(c), StageDecoding::Shares(d)) => c.decode(pi, domain, labels, d),
+            (StageCircuit::MaxPool(c), StageDecoding::Shares(d)) => c.decode(pi, domain, labels, d),
+            (StageCircuit::TopK { circuit, .. }, StageDecoding::Bits(d)) => {
+                circuit.decode(labels, d)
+            }
+            _ => Err(wrong()),
+        }
+    }
+}
+
+/// How the client reads a garbled stage's output labels: the ReLU and max-pool layers give it
+/// additive shares through an arithmetic output, the top-k reveals its indices bit by bit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StageDecoding {
+    /// Arithmetic output (ReLU, max pool).
+    Shares(ShareDecoding),
+    /// Decoding bits (top-k).
+    Bits(DecodingBits),
+}
+
+impl StageDecoding {
+    /// The bytes as sent.
+    pub fn as_bytes(&self) -> &[u8] {
         match self {
-            StageCircuit::Relu(c) => c.decode(labels, decoding),
-            StageCircuit::MaxPool(c) => c.decode(labels, decoding),
-            StageCircuit::TopK { circuit, .. } => circuit.decode(labels, decoding),
+            StageDecoding::Shares(d) => d.as_bytes(),
+            StageDecoding::Bits(d) => d.as_bytes(),
         }
     }
 }

@@ -11,7 +11,7 @@
 //! garbled top-k, whose result only the client learns (the server never sees the answer).
 
 use crate::msgs::{Msg, PROTOCOL_VERSION};
-use crate::plan::{ServerModel, StageCircuit};
+use crate::plan::{ServerModel, StageCircuit, StageDecoding};
 use crate::session::{he_err, ot_err, Output, Session};
 use crate::{ring_err, Phase, ProtocolError};
 use cryptonas_crypto::{Block, Csprng, FixedKeyAes};
@@ -103,7 +103,7 @@ pub struct OfflineMaterial {
 
 struct PooledLayer {
     remask: RingVec,
-    chunks: std::collections::VecDeque<cryptonas_gc::Garbled>,
+    chunks: std::collections::VecDeque<cryptonas_gc::Garbled<StageDecoding>>,
 }
 
 impl std::fmt::Debug for OfflineMaterial {
@@ -139,7 +139,7 @@ impl OfflineMaterial {
 }
 
 /// Share bits per instance of a garbled chunk (its evaluator inputs).
-fn share_bits(g: &cryptonas_gc::Garbled) -> usize {
+fn share_bits(g: &cryptonas_gc::Garbled<StageDecoding>) -> usize {
     g.encoder.evaluator_zero_labels().len() / g.encoder.instances().max(1)
 }
 
@@ -187,7 +187,7 @@ fn garble_chunk(
     masks: &[u64],
     client_zero: Option<&[Block]>,
     rng: &mut Csprng,
-) -> Result<cryptonas_gc::Garbled, ProtocolError> {
+) -> Result<cryptonas_gc::Garbled<StageDecoding>, ProtocolError> {
     let first_instance = u32::try_from(at).map_err(|_| ProtocolError::WrongSize {
         what: "circuit instances per inference",
         expected: u32::MAX as usize,

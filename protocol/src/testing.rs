@@ -180,17 +180,21 @@ pub fn pool_model(
 /// what it was, only that frame now precedes the server's HE responses in the interleaving.
 /// Protocol version 6: `ClientOtExtend` is a part of the matrix and names its first word (8 more
 /// bytes; the tiny model's matrix is one part); every other frame is unchanged.
+/// Protocol version 7: the ReLU and max-pool circuits no longer subtract the mask, so their
+/// `ServerGarbled` tables are shorter and carry the arithmetic output's words in place of the
+/// decoding bits; every other frame is unchanged.
 pub const SEEDED_TRANSCRIPT_SHA256: &str =
-    "8d3a303e21a0afce540d1f1bf20199940545f397bdbfcce54c4d75e75fd2e376";
+    "447fe6fe2106eb6d064016b7456d3e7293c3214431576093005e3e958b033f11";
 
 /// [`SEEDED_TRANSCRIPT_SHA256`] of the same model served under the `class` output policy
 /// (protocol version 5): the plan's last stage is `{"top_k": {"top": 1}}`, the OT and the
 /// garbled layers take the logits' share bits and the top-k circuit, the last `ServerLabels`
 /// carries the labels of the server's logit share, and there is no `ServerOutput`. Re-pinned
 /// with the other when `ClientOtSetup` joined the first flight (same frames, new interleaving),
-/// and when `ClientOtExtend` became a part (protocol version 6).
+/// when `ClientOtExtend` became a part (protocol version 6), and with the arithmetic output
+/// (protocol version 7: the ReLU layers' frames change, the top-k's does not).
 pub const SEEDED_CLASS_TRANSCRIPT_SHA256: &str =
-    "9c97537048b1a0ba317948c628b86180f19a4512a38898af42ca6c5359767913";
+    "073dccffab319349fb14bac4114c0a503079036d02d760e96a660022ccb48f98";
 
 /// One whole inference with seeded generators on both sides (tiny model, C = 2, 8×8, served
 /// under `policy`): SHA-256 over
