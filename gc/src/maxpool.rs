@@ -16,9 +16,9 @@
 //!
 //! Cost in AND gates: `W·(k − 1)` (adders) + `(W − 1)·k` (signed comparisons) + `(W − 2)·k + u`
 //! (multiplexers; the last one only on the `u` bits the result reads: `u = min(k', k − 1 − t) + 1`
-//! with the ReLU, `min(k', k − t)` without) + `min(k', k − 1 − t)` with the ReLU (zeroing by the
-//! sign); no multiplexer at W = 1. 347 at W = 4 (2 × 2), k = k' = 32, t = 0 with the ReLU, against
-//! 4 · 62 for the ReLUs of the four cells. Plus the arithmetic output's words.
+//! with the ReLU, `min(k', k − t)` without); no multiplexer at W = 1; the fused ReLU's zeroing by
+//! the sign is the arithmetic output's gate. 316 at W = 4 (2 × 2), k = k' = 32, t = 0 with the
+//! ReLU, against 4 · 31 for the ReLUs of the four cells. Plus the arithmetic output's words.
 
 use crate::builder::{CircuitBuilder, Wire};
 use crate::circuit::Circuit;
@@ -96,25 +96,26 @@ impl MaxPoolCircuit {
         // The bits of v >> t below k' (and below the sign: the rest is the sign extension).
         let bits = (k_out as usize).min(ku - 1 - t as usize);
         let mut weights: Vec<u64> = (0..bits).map(|j| 1u64 << j).collect();
-        let y: Vec<Wire> = if relu {
-            // relu(v) >> t: non-negative, so its sign and extension are 0.
-            let not_sign = b.inv(sign);
-            (0..bits)
-                .map(|j| b.and(cur[j + t as usize], not_sign))
-                .collect()
+        let mut y: Vec<Wire> = (0..bits).map(|j| cur[j + t as usize]).collect();
+        if relu {
+            // relu(v) >> t: non-negative, so its sign and extension are 0; the zeroing by the
+            // sign is the arithmetic output's gate (no AND gate).
+            y.push(b.inv(sign));
         } else {
             // Arithmetic shift: the sign bit weighs −2^(k−1−t) (two's complement), when that is
             // not 0 mod 2^k'.
-            let mut y: Vec<Wire> = (0..bits).map(|j| cur[j + t as usize]).collect();
             if bits < k_out as usize {
                 y.push(sign);
                 weights.push((1u64 << bits).wrapping_neg());
             }
-            y
-        };
+        }
         b.output(&y);
         let circuit = b.finish()?;
-        let output = ShareOutput::new(k_out, weights, circuit.and_count());
+        let output = if relu {
+            ShareOutput::gated(k_out, weights, circuit.and_count())
+        } else {
+            ShareOutput::new(k_out, weights, circuit.and_count())
+        };
         Ok(MaxPoolCircuit {
             k,
             k_out,
@@ -255,19 +256,21 @@ mod tests {
     /// The cost formula of the module docs, checked against the built circuit.
     fn expected_ands(k: u32, k_out: u32, t: u32, w: usize, relu: bool) -> usize {
         let (k, k_out, t) = (k as usize, k_out as usize, t as usize);
-        let (zeroing, read) = if relu {
-            (k_out.min(k - 1 - t), k_out.min(k - 1 - t) + 1)
+        // Bits of the last multiplexer's result read (the zeroing by the sign costs nothing: it
+        // is the arithmetic output's gate).
+        let read = if relu {
+            k_out.min(k - 1 - t) + 1
         } else {
-            (0, k_out.min(k - t))
+            k_out.min(k - t)
         };
         let muxes = if w > 1 { (w - 2) * k + read } else { 0 };
-        w * (k - 1) + (w - 1) * k + muxes + zeroing
+        w * (k - 1) + (w - 1) * k + muxes
     }
 
     #[test]
     fn and_counts_match_the_formula() {
         let c = MaxPoolCircuit::new(32, 32, 0, 4, true).unwrap();
-        assert_eq!(c.circuit().and_count(), 347);
+        assert_eq!(c.circuit().and_count(), 316);
         for (k, k_out, t) in [(32u32, 32u32, 0u32), (20, 32, 9), (16, 16, 3), (8, 64, 2)] {
             for w in [1usize, 2, 4, 9] {
                 for relu in [true, false] {

@@ -6,14 +6,14 @@
 //! rounding term `2^(t−1)` is added to `a` by the protocol before encoding (see
 //! [`ReluCircuit::round_term`]).
 //!
-//! The circuit computes the bits of `relu_k(x) >> t`; the evaluator reads its share `o` from their
-//! labels through an arithmetic output ([`ShareOutput`]: one k'-bit ciphertext per bit and one per
-//! instance), so the mask is never subtracted in the circuit.
+//! The circuit computes the bits of `x >> t` below the sign and `¬sign`; the evaluator reads its
+//! share `o` from their labels through a gated arithmetic output ([`ShareOutput`]: three k'-bit
+//! words per bit, and one per instance), so neither the zeroing by the sign nor the mask costs an
+//! AND gate.
 //!
-//! Cost: `k − 1` (adder) + `min(k', k − 1 − t)` (zeroing by the sign; the top bit of a
-//! non-negative value is 0) AND gates, `2k − 2 − t` when k' ≥ k − 1 − t: 62 at k = 32 and t = 0
-//! (it was 93 with the subtraction in the circuit), plus `min(k', k − 1 − t) + 1` words of
-//! ⌈k'/8⌉ bytes for the arithmetic output.
+//! Cost: `k − 1` AND gates (the adder; 31 at k = 32, where the zeroing and the subtraction in the
+//! circuit made it 93), plus `3·min(k', k − 1 − t) + 1` words of ⌈k'/8⌉ bytes for the output
+//! (the top bit of a non-negative value is 0, so k − 1 − t bits carry it).
 
 use crate::builder::CircuitBuilder;
 use crate::circuit::Circuit;
@@ -129,13 +129,13 @@ impl ReluCircuit {
             }
         };
         // y = (relu(v)) >> t in k_out bits; bits k − 1 − t and up of a non-negative value are 0.
+        // The zeroing by the sign is the arithmetic output's gate: no AND gate.
         let bits = (k_out as usize).min(ku - 1 - t as usize);
-        let y: Vec<_> = (0..bits)
-            .map(|j| b.and(v[j + t as usize], not_sign))
-            .collect();
+        let mut y: Vec<_> = (0..bits).map(|j| v[j + t as usize]).collect();
+        y.push(not_sign);
         b.output(&y);
         let circuit = b.finish()?;
-        let output = ShareOutput::new(
+        let output = ShareOutput::gated(
             k_out,
             (0..bits).map(|j| 1u64 << j).collect(),
             circuit.and_count(),
@@ -284,15 +284,15 @@ mod tests {
             "ReLU k=32 t=0: {counts:?}, {} table bytes",
             c.circuit().table_bytes()
         );
-        assert_eq!(c.circuit().and_count(), 62);
-        assert_eq!(counts.and, 62);
+        assert_eq!(c.circuit().and_count(), 31);
+        assert_eq!(counts.and, 31);
         let c6 = ReluCircuit::new(32, 0, ReluVariant::Clipped { max: 6 << 8 }).unwrap();
         println!("ReLU6 k=32 t=0: {:?}", c6.circuit().gate_counts());
         assert!(c6.circuit().and_count() < 5 * 32);
         for k in [2u32, 8, 16, 32, 40, 64] {
             for t in [0, k / 2 - 1, k - 2] {
                 let c = ReluCircuit::new(k, t, ReluVariant::Relu).unwrap();
-                let expect = 2 * (k as usize - 1) - t as usize;
+                let expect = k as usize - 1;
                 assert_eq!(c.circuit().and_count(), expect, "k={k} t={t}");
             }
         }
@@ -302,13 +302,16 @@ mod tests {
     fn a_wider_output_ring_costs_no_and_gate() {
         for (k, k_out, t) in [(20u32, 32u32, 9u32), (23, 32, 16), (12, 12, 3), (16, 64, 0)] {
             let c = ReluCircuit::with_output_ring(k, k_out, t, ReluVariant::Relu).unwrap();
-            let zeroing = (k_out as usize).min((k - 1 - t) as usize);
-            let expect = (k as usize - 1) + zeroing;
-            assert_eq!(c.circuit().and_count(), expect, "k={k} k'={k_out} t={t}");
-            assert_eq!(c.output().wires(), zeroing);
+            let bits = (k_out as usize).min((k - 1 - t) as usize);
+            assert_eq!(
+                c.circuit().and_count(),
+                k as usize - 1,
+                "k={k} k'={k_out} t={t}"
+            );
+            assert_eq!(c.output().terms(), bits);
             assert_eq!(
                 c.output().decoding_len(10),
-                10 * (zeroing + 1) * k_out.div_ceil(8) as usize
+                10 * (3 * bits + 1) * k_out.div_ceil(8) as usize
             );
         }
         assert!(ReluCircuit::with_output_ring(16, 1, 0, ReluVariant::Relu).is_err());

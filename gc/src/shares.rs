@@ -1,26 +1,42 @@
 //! Arithmetic output: the evaluator reads its additive share of a word straight from its output
-//! labels, one `k'`-bit ciphertext per output bit, instead of the circuit subtracting the
-//! garbler's mask (`k' − 1` AND gates of 32 bytes each, two hashes each for the evaluator).
+//! labels, instead of the circuit subtracting the garbler's mask (`k' − 1` AND gates of 32 bytes
+//! each, two hashes each for the evaluator).
 //!
 //! A word is `y = Σ_i ω_i · y_i mod 2^k'` over output wires `y_i` with public weights `ω_i`
-//! (`2^i` for an unsigned word, `−2^j` for a sign bit). For output wire `i` of an instance with
-//! zero-label `Z` (colour `p = lsb(Z)`) and `h_b = H(Z ⊕ b·Δ, T_i) mod 2^k'`, `T_i` the wire's
-//! tweak:
+//! (`2^i` for an unsigned word, `−2^j` for a sign bit), or, **gated**, `y = g · Σ_i ω_i · y_i`
+//! with one more output wire `g` (a ReLU's "not negative": the zeroing by the sign costs no AND
+//! gate then). `H(L, T) mod 2^k'` is the hash of a label `L` under tweak `T`; `L^c` is the label
+//! of colour `c` (its lsb) of a wire whose zero-label has colour `p`, so `L^c` has value `p ⊕ c`.
+//!
+//! **Plain term** (one wire, tweak `T_i`; one word sent):
 //!
 //! ```text
-//! the label of colour 0 is Z ⊕ p·Δ (value p):  ρ_i = h_p − p·ω_i                (not sent)
-//! the label of colour 1 (value 1 − p):         c_i = ρ_i + (1 − p)·ω_i − h_(1−p)  (sent)
-//! per instance, for the garbler's mask m:      κ = Σ_i ρ_i + m                      (sent)
-//! evaluator, active label L of colour s:       v_i = H(L, T_i) + s·c_i = ρ_i + y_i·ω_i
-//!                                              o = Σ_i v_i − κ = y − m
+//! ρ_i = H(L^0, T_i) − p·ω_i                     (the colour-0 row is implicit)
+//! c_i = ρ_i + (1 − p)·ω_i − H(L^1, T_i)          (sent)
+//! evaluator, active label L of colour s:  v_i = H(L, T_i) + s·c_i = ρ_i + ω_i·y_i
 //! ```
 //!
-//! The garbler's share is `m`. What the evaluator sees: labels (uniform, colours uniform), the
-//! `c_i`, each masked by the hash of the label it does not hold (pseudorandom under the
-//! tweakable circular-correlation-robust hash, exactly as the half-gates rows are), and `κ`,
-//! masked by the fresh uniform `m`. So its view is independent of `y`. Tweaks
-//! `T_i = session ‖ instance ‖ (2·ANDs + i)` follow the circuit's AND-gate tweaks
-//! (`2·j + half < 2·ANDs`) and never repeat one.
+//! **Gated term** (wire `x`, gate `g`; three words sent): the row of colours `(a, b)` has the key
+//! `K(a, b) = H(X^a, T_i,b) + H(G^b, T'_i,a)`, each label hashed under a tweak that names the
+//! other label's colour, so that every row the evaluator cannot open holds a hash of its own
+//! (`H(G^b', T'_i,a)`, `H(X^a', T_i,b)`, `H(X^a', T_i,b') + H(G^b', T'_i,a')`: with
+//! `K = H(X) + H(G)` alone the four keys would sum to zero and leak `x ⊕ g`):
+//!
+//! ```text
+//! ρ_i = K(0, 0) − ω_i·px·pg                      (implicit)
+//! c_i(a, b) = ρ_i + ω_i·(px ⊕ a)·(pg ⊕ b) − K(a, b)    for (a, b) = (0,1), (1,0), (1,1) (sent)
+//! evaluator, active colours (a, b):       v_i = K(a, b) + c_i(a, b) = ρ_i + ω_i·x_i·g
+//! ```
+//!
+//! Then, per instance, for the garbler's mask `m`: `κ = Σ_i ρ_i + m` (sent), and the evaluator's
+//! share is `o = Σ_i v_i − κ = y − m`; the garbler's is `m`.
+//!
+//! What the evaluator sees: labels (uniform, colours uniform), the ciphertexts, each masked by
+//! the hash of a label it does not hold under a tweak used nowhere else (pseudorandom under the
+//! tweakable circular-correlation-robust hash, as the half-gates rows are), and `κ`, masked by the
+//! fresh uniform `m`. So its view is independent of `y`. Tweaks are
+//! `session ‖ instance ‖ (2·ANDs + j)`, after the circuit's AND-gate tweaks (`2·gate + half <
+//! 2·ANDs`): `j = i` for a plain term, `j = 4i + b` (`X`) and `4i + 2 + a` (`G`) for a gated one.
 
 use crate::circuit::Circuit;
 use crate::error::{CircuitError, GarbleError};
@@ -35,17 +51,20 @@ fn wipe(blocks: &mut [Block]) {
     bytemuck::cast_slice_mut::<Block, u8>(blocks).zeroize();
 }
 
-/// How a circuit's output wires make one word in `Z_2^k'`: the public weight of every wire.
+/// How a circuit's output wires make one word in `Z_2^k'`: the public weight of every term, and
+/// whether a last output wire gates them all.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShareOutput {
     k_out: u32,
     weights: Vec<u64>,
-    /// Tweak index of the first output wire: `2 · ANDs` of the circuit.
+    gated: bool,
+    /// Tweak index of the first term: `2 · ANDs` of the circuit.
     first_tweak: u32,
 }
 
-/// The evaluator's decoding of one batch: per instance, the ciphertext `c_i` of every output wire
-/// and the correction `κ`, each a little-endian word of `⌈k'/8⌉` bytes.
+/// The evaluator's decoding of one batch: per instance, the ciphertexts of every term (one word
+/// each, three for a gated term) and the correction `κ`, each a little-endian word of `⌈k'/8⌉`
+/// bytes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ShareDecoding {
     word_bytes: usize,
@@ -65,35 +84,100 @@ fn sel(x: u64, bit: bool) -> u64 {
     x & (bit as u64).wrapping_neg()
 }
 
+/// The low 64 bits of a hash (reduced mod 2^k' by the caller).
+#[inline(always)]
+fn low(b: Block) -> u64 {
+    b.to_u128() as u64
+}
+
 impl ShareOutput {
-    /// Output wires with `weights` (reduced mod 2^k_out, k_out ∈ [2, 64]) for a circuit of `ands`
-    /// AND gates.
+    /// Terms with `weights` (reduced mod 2^k_out, k_out ∈ [2, 64]), one output wire each, for a
+    /// circuit of `ands` AND gates.
     pub(crate) fn new(k_out: u32, weights: Vec<u64>, ands: usize) -> Self {
+        Self::build(k_out, weights, false, ands)
+    }
+
+    /// [`ShareOutput::new`] with every term multiplied by the circuit's last output wire.
+    pub(crate) fn gated(k_out: u32, weights: Vec<u64>, ands: usize) -> Self {
+        Self::build(k_out, weights, true, ands)
+    }
+
+    fn build(k_out: u32, weights: Vec<u64>, gated: bool, ands: usize) -> Self {
         debug_assert!((2..=64).contains(&k_out));
+        let span = if gated { 4 } else { 1 } * weights.len();
         // The ReLU and max-pool circuits are far below the 2^31 AND gates that would overflow it.
-        let first_tweak = u32::try_from(2 * ands + weights.len())
-            .map(|end| end - weights.len() as u32)
+        let first_tweak = u32::try_from(2 * ands + span)
+            .map(|end| end - span as u32)
             .expect("tweak indices fit in 32 bits");
         let weights = weights.into_iter().map(|w| w & mask(k_out)).collect();
         ShareOutput {
             k_out,
             weights,
+            gated,
             first_tweak,
         }
     }
 
-    /// Output wires per instance.
+    /// Output wires per instance: one per term, and the gate.
     pub fn wires(&self) -> usize {
+        self.weights.len() + self.gated as usize
+    }
+
+    /// Terms of the word.
+    pub fn terms(&self) -> usize {
         self.weights.len()
     }
 
-    /// The plain value of one instance's output bits: `Σ ω_i · y_i mod 2^k'`.
+    /// Whether the last output wire gates every term.
+    pub fn is_gated(&self) -> bool {
+        self.gated
+    }
+
+    /// Words sent per term.
+    fn words_per_term(&self) -> usize {
+        if self.gated {
+            3
+        } else {
+            1
+        }
+    }
+
+    /// Words per instance on the wire.
+    fn words(&self) -> usize {
+        self.terms() * self.words_per_term() + 1
+    }
+
+    /// Bytes of one word on the wire.
+    fn word_bytes(&self) -> usize {
+        self.k_out.div_ceil(8) as usize
+    }
+
+    /// Bytes of the decoding of `instances` instances (saturating: sizes come from a peer).
+    pub fn decoding_len(&self, instances: usize) -> usize {
+        instances
+            .saturating_mul(self.words())
+            .saturating_mul(self.word_bytes())
+    }
+
+    /// The plain value of one instance's output bits: `Σ ω_i · y_i mod 2^k'`, times the gate.
     pub fn word(&self, bits: &[bool]) -> u64 {
-        self.weights
+        let sum = self
+            .weights
             .iter()
             .zip(bits)
-            .fold(0u64, |acc, (&w, &b)| acc.wrapping_add(sel(w, b)))
-            & mask(self.k_out)
+            .fold(0u64, |acc, (&w, &b)| acc.wrapping_add(sel(w, b)));
+        let on = !self.gated || bits.get(self.terms()).copied().unwrap_or(false);
+        sel(sum, on) & mask(self.k_out)
+    }
+
+    /// The tweak with index `first_tweak + j` of instance `instance`.
+    fn tweak(&self, domain: TweakDomain, instance: usize, j: usize) -> Block {
+        let inst = domain.first_instance.wrapping_add(instance as u32);
+        Block::from_u128(
+            (u128::from(domain.session_id) << 64)
+                | (u128::from(inst) << 32)
+                | u128::from(self.first_tweak + j as u32),
+        )
     }
 
     /// Garbles `masks.len()` instances of `circuit` (no garbler-private inputs; its outputs are
@@ -129,27 +213,6 @@ impl ShareOutput {
         })
     }
 
-    /// Bytes of one word on the wire.
-    fn word_bytes(&self) -> usize {
-        self.k_out.div_ceil(8) as usize
-    }
-
-    /// Bytes of the decoding of `instances` instances (saturating: sizes come from a peer).
-    pub fn decoding_len(&self, instances: usize) -> usize {
-        instances
-            .saturating_mul(self.wires() + 1)
-            .saturating_mul(self.word_bytes())
-    }
-
-    fn tweak(&self, domain: TweakDomain, instance: usize, wire: usize) -> Block {
-        let inst = domain.first_instance.wrapping_add(instance as u32);
-        Block::from_u128(
-            (u128::from(domain.session_id) << 64)
-                | (u128::from(inst) << 32)
-                | u128::from(self.first_tweak + wire as u32),
-        )
-    }
-
     /// The garbler's half: the decoding for output zero-labels `zero` (instance-major, `wires()`
     /// per instance) and the garbler's shares `masks` (one per instance).
     pub(crate) fn garble(
@@ -160,8 +223,7 @@ impl ShareOutput {
         zero: &[Block],
         masks: &[u64],
     ) -> Result<ShareDecoding, GarbleError> {
-        let w = self.wires();
-        let n = masks.len();
+        let (w, n) = (self.wires(), masks.len());
         if zero.len() != n * w {
             return Err(GarbleError::Length {
                 what: "output zero-labels",
@@ -171,39 +233,71 @@ impl ShareOutput {
             });
         }
         domain.check(n)?;
-        let mk = mask(self.k_out);
         let d = delta.as_block();
-        // h_0 and h_1 of every wire, in one batch: [Z, Z ⊕ Δ] per wire.
-        let mut tweaks = Vec::with_capacity(2 * n * w);
-        let mut hashed = Vec::with_capacity(2 * n * w);
-        for (j, z) in zero.iter().enumerate() {
-            let t = self.tweak(domain, j / w, j % w);
-            tweaks.extend([t, t]);
-            hashed.extend([*z, *z ^ d]);
+        // Every hash the garbler needs, in one batch, label-colour-major per term: plain
+        // `[L^0, L^1]`, gated `[X^a under T_b, G^b under T'_a]` for a, b ∈ {0, 1}.
+        let per_term = if self.gated { 8 } else { 2 };
+        let mut tweaks = Vec::with_capacity(per_term * n * self.terms());
+        let mut hashed = Vec::with_capacity(tweaks.capacity());
+        let of_colour = |z: Block, c: bool| z ^ d.select(z.lsb() ^ c);
+        for inst in 0..n {
+            let labels = &zero[inst * w..(inst + 1) * w];
+            for (i, &z) in labels[..self.terms()].iter().enumerate() {
+                if self.gated {
+                    let g = labels[self.terms()];
+                    for (a, b) in [(false, false), (false, true), (true, false), (true, true)] {
+                        tweaks.push(self.tweak(domain, inst, 4 * i + b as usize));
+                        hashed.push(of_colour(z, a));
+                        tweaks.push(self.tweak(domain, inst, 4 * i + 2 + a as usize));
+                        hashed.push(of_colour(g, b));
+                    }
+                } else {
+                    let t = self.tweak(domain, inst, i);
+                    tweaks.extend([t, t]);
+                    hashed.extend([of_colour(z, false), of_colour(z, true)]);
+                }
+            }
         }
         pi.tccr_many(&tweaks, &mut hashed);
+        let mk = mask(self.k_out);
         let wb = self.word_bytes();
         let mut bytes = Vec::with_capacity(self.decoding_len(n));
-        for (i, &m) in masks.iter().enumerate() {
+        let mut put = |v: u64| bytes.extend_from_slice(&(v & mk).to_le_bytes()[..wb]);
+        let mut h = hashed.iter().map(|&b| low(b));
+        for (inst, &m) in masks.iter().enumerate() {
+            let labels = &zero[inst * w..(inst + 1) * w];
             let mut kappa = m;
-            for (wire, &omega) in self.weights.iter().enumerate() {
-                let j = i * w + wire;
-                let p = zero[j].lsb();
-                let (h0, h1) = (low(hashed[2 * j]), low(hashed[2 * j + 1]));
-                // The hashes of the colour-0 and colour-1 labels, selected without branching on p.
-                let flip = sel(h0 ^ h1, p);
-                let (hc0, hc1) = (h0 ^ flip, h1 ^ flip);
-                let rho = hc0.wrapping_sub(sel(omega, p));
-                let c = rho.wrapping_add(sel(omega, !p)).wrapping_sub(hc1) & mk;
-                bytes.extend_from_slice(&c.to_le_bytes()[..wb]);
-                kappa = kappa.wrapping_add(rho);
+            for (i, &omega) in self.weights.iter().enumerate() {
+                let px = labels[i].lsb();
+                if self.gated {
+                    let pg = labels[self.terms()].lsb();
+                    // K(a, b) for (a, b) = (0,0), (0,1), (1,0), (1,1).
+                    let mut key = [0u64; 4];
+                    for k in key.iter_mut() {
+                        *k = h.next().unwrap_or(0).wrapping_add(h.next().unwrap_or(0));
+                    }
+                    let value = |a: bool, b: bool| sel(omega, (px ^ a) & (pg ^ b));
+                    let rho = key[0].wrapping_sub(value(false, false));
+                    for (j, (a, b)) in [(false, true), (true, false), (true, true)]
+                        .into_iter()
+                        .enumerate()
+                    {
+                        put(rho.wrapping_add(value(a, b)).wrapping_sub(key[j + 1]));
+                    }
+                    kappa = kappa.wrapping_add(rho);
+                } else {
+                    let (h0, h1) = (h.next().unwrap_or(0), h.next().unwrap_or(0));
+                    let rho = h0.wrapping_sub(sel(omega, px));
+                    put(rho.wrapping_add(sel(omega, !px)).wrapping_sub(h1));
+                    kappa = kappa.wrapping_add(rho);
+                }
             }
-            bytes.extend_from_slice(&(kappa & mk).to_le_bytes()[..wb]);
+            put(kappa);
         }
         wipe(&mut hashed);
         Ok(ShareDecoding {
             word_bytes: wb,
-            per_instance: w + 1,
+            per_instance: self.words(),
             bytes,
         })
     }
@@ -228,30 +322,51 @@ impl ShareOutput {
             });
         }
         domain.check(n)?;
-        let tweaks: Vec<Block> = (0..n * w)
-            .map(|j| self.tweak(domain, j / w, j % w))
-            .collect();
-        let mut hashed = blocks.to_vec();
+        // One hash per term, two per gated term, each under the tweak the colours name.
+        let mut tweaks = Vec::with_capacity(n * self.terms() * (1 + self.gated as usize));
+        let mut hashed = Vec::with_capacity(tweaks.capacity());
+        for inst in 0..n {
+            let labels = &blocks[inst * w..(inst + 1) * w];
+            for (i, &x) in labels[..self.terms()].iter().enumerate() {
+                if self.gated {
+                    let g = labels[self.terms()];
+                    tweaks.push(self.tweak(domain, inst, 4 * i + g.lsb() as usize));
+                    hashed.push(x);
+                    tweaks.push(self.tweak(domain, inst, 4 * i + 2 + x.lsb() as usize));
+                    hashed.push(g);
+                } else {
+                    tweaks.push(self.tweak(domain, inst, i));
+                    hashed.push(x);
+                }
+            }
+        }
         pi.tccr_many(&tweaks, &mut hashed);
         let mk = mask(self.k_out);
+        let mut h = hashed.iter().map(|&b| low(b));
         Ok((0..n)
-            .map(|i| {
-                let words = decoding.instance(i);
-                let sum = (0..w).fold(0u64, |acc, wire| {
-                    let j = i * w + wire;
-                    let v = low(hashed[j]).wrapping_add(sel(words.word(wire), blocks[j].lsb()));
-                    acc.wrapping_add(v)
-                });
-                sum.wrapping_sub(words.word(w)) & mk
+            .map(|inst| {
+                let labels = &blocks[inst * w..(inst + 1) * w];
+                let words = decoding.instance(inst);
+                let mut sum = 0u64;
+                for (i, x) in labels[..self.terms()].iter().enumerate() {
+                    let sx = x.lsb();
+                    let v = if self.gated {
+                        let sg = labels[self.terms()].lsb();
+                        let key = h.next().unwrap_or(0).wrapping_add(h.next().unwrap_or(0));
+                        // The ciphertext of the active row, selected without branching.
+                        let c = sel(words.word(3 * i), !sx & sg)
+                            .wrapping_add(sel(words.word(3 * i + 1), sx & !sg))
+                            .wrapping_add(sel(words.word(3 * i + 2), sx & sg));
+                        key.wrapping_add(c)
+                    } else {
+                        h.next().unwrap_or(0).wrapping_add(sel(words.word(i), sx))
+                    };
+                    sum = sum.wrapping_add(v);
+                }
+                sum.wrapping_sub(words.word(self.words() - 1)) & mk
             })
             .collect())
     }
-}
-
-/// The low 64 bits of a hash (reduced mod 2^k' by the caller).
-#[inline(always)]
-fn low(b: Block) -> u64 {
-    b.to_u128() as u64
 }
 
 /// One instance's words within a [`ShareDecoding`].
@@ -331,7 +446,7 @@ impl ShareDecoding {
         }
         Ok(ShareDecoding {
             word_bytes: wb,
-            per_instance: output.wires() + 1,
+            per_instance: output.words(),
             bytes: bytes.to_vec(),
         })
     }
@@ -411,6 +526,43 @@ mod tests {
             assert!(relu
                 .decode(&pi, domain, &out, &decoding.slice(0..4095).unwrap())
                 .is_err());
+        }
+    }
+
+    /// The rows of a gated term must not have keys that sum to zero: with
+    /// `K(a, b) = H(X^a) + H(G^b)` the alternating sum of the three ciphertexts (the fourth row is
+    /// implicit) is `±ω`, which tells the evaluator `x ⊕ g`. With the colour-named tweaks it is
+    /// pseudorandom.
+    #[test]
+    fn a_gated_terms_ciphertexts_do_not_reveal_x_xor_g() {
+        let mut rng = Csprng::from_seed([32; 32]);
+        let relu = ReluCircuit::with_output_ring(8, 32, 0, ReluVariant::Relu).unwrap();
+        let n = 64;
+        let m: Vec<u64> = (0..n).map(|_| rng.u64() & mask(32)).collect();
+        let domain = TweakDomain {
+            session_id: 1,
+            first_instance: 0,
+        };
+        let g = relu
+            .garble(crate::Delta::random(&mut rng), domain, &m, None, &mut rng)
+            .unwrap();
+        let terms = relu.output().terms();
+        let word = |i: usize| {
+            let b = &g.decoding.as_bytes()[4 * i..4 * i + 4];
+            u32::from_le_bytes(b.try_into().unwrap())
+        };
+        for inst in 0..n {
+            for t in 0..terms {
+                let at = inst * (3 * terms + 1) + 3 * t;
+                let sum = word(at + 2)
+                    .wrapping_sub(word(at))
+                    .wrapping_sub(word(at + 1));
+                let omega = 1u32 << t;
+                assert!(
+                    sum != omega && sum != omega.wrapping_neg(),
+                    "instance {inst} term {t}"
+                );
+            }
         }
     }
 

@@ -68,8 +68,9 @@ fn run_relu(
         a.len() * relu.circuit().and_count() * 32
     );
     assert_eq!(ga.as_bytes().len(), a.len() * k * 16);
-    // And the arithmetic output: a k'-bit word per output bit and one per ReLU.
-    let words = relu.output().wires() + 1;
+    // And the arithmetic output: three k'-bit words per result bit (gated by the sign) and one
+    // per ReLU.
+    let words = 3 * relu.output().terms() + 1;
     assert_eq!(
         garbled.decoding.as_bytes().len(),
         a.len() * words * relu.k_out().div_ceil(8) as usize

@@ -220,7 +220,7 @@ pub fn costs(
 ) -> Option<Costs> {
     let g = spec.validate().ok()?;
     let ku = u64::from(k);
-    let relu_ands = 2 * ku - 2;
+    let relu_ands = ku - 1;
     // ReLUs fused into a max pool (the normal form's rule: a ReLU whose only consumer is the
     // pool, or the pool's only consumer): they cost nothing of their own.
     let n = spec.nodes.len();
@@ -275,11 +275,7 @@ pub fn costs(
         };
         let c = x.map_or(0, |x| node_comparisons(&node.op, x, out));
         let t = trunc.get(&node.id).copied().unwrap_or(0);
-        let mut a = if fused_relu[i] {
-            0
-        } else {
-            r * relu_ands.saturating_sub(u64::from(t))
-        };
+        let mut a = if fused_relu[i] { 0 } else { r * relu_ands };
         let mut garbled = if fused_relu[i] { 0 } else { r };
         let mut words = garbled;
         match &node.op {
@@ -332,11 +328,12 @@ pub fn costs(
         });
     }
     let cst = MEASURED;
-    // ReLU-equivalents: a ReLU at ring k = 32 has 62 AND gates; the garbled layers count by their
+    // ReLU-equivalents: a ReLU at ring k = 32 has 31 AND gates; the garbled layers count by their
     // AND gates (tables dominate the bytes and the time). The constants were measured when that
-    // ReLU had 93 (protocol 6, the mask subtracted in the circuit): per ReLU-equivalent they
-    // overstate today's bytes and time, so these estimates are upper ones until re-measured.
-    let units = ands as f64 / (2.0 * f64::from(cst.k) - 2.0);
+    // ReLU had 93 (protocol 6: zeroing and mask subtraction in the circuit, 2,976 B of tables
+    // against 1,364 B of tables and output words now): per ReLU-equivalent they overstate
+    // today's bytes and time, so these estimates are upper ones until re-measured.
+    let units = ands as f64 / (f64::from(cst.k) - 1.0);
     let offline_bytes = units * cst.offline_bytes_per_relu;
     let online_bytes = units * cst.online_bytes_per_relu;
     let offline_rounds = nonlinear as f64 + 6.0;

@@ -15,9 +15,10 @@ use serde::Serialize;
 /// op: a garbled top-k whose revealed indices end the session, no `ServerOutput`). 6: the OT
 /// extension's matrix goes as a sequence of `ClientOtExtend` parts of at most [`OT_PART_ROWS`]
 /// rows (each names its batch's transfer count and its first 128-row word). 7: the ReLU and
-/// max-pool circuits end with the result's bits, and a `ServerGarbled` frame's decoding is their
-/// arithmetic output (a ⌈k/8⌉-byte word per bit and a correction per instance,
-/// `cryptonas_gc::ShareDecoding`) instead of the decoding bits of a garbled subtraction.
+/// max-pool circuits end with the result's bits (and the "not negative" gate), and a
+/// `ServerGarbled` frame's decoding is their arithmetic output (`cryptonas_gc::ShareDecoding`:
+/// ⌈k/8⌉-byte words, three per bit when gated, one otherwise, and a correction per instance)
+/// instead of the decoding bits of a garbled zeroing and subtraction.
 pub const PROTOCOL_VERSION: u16 = 7;
 
 /// Rows per `ClientOtExtend` part (the last may be shorter): 1 MiB frames. Neither side holds the

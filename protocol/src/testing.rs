@@ -180,11 +180,11 @@ pub fn pool_model(
 /// what it was, only that frame now precedes the server's HE responses in the interleaving.
 /// Protocol version 6: `ClientOtExtend` is a part of the matrix and names its first word (8 more
 /// bytes; the tiny model's matrix is one part); every other frame is unchanged.
-/// Protocol version 7: the ReLU and max-pool circuits no longer subtract the mask, so their
-/// `ServerGarbled` tables are shorter and carry the arithmetic output's words in place of the
-/// decoding bits; every other frame is unchanged.
+/// Protocol version 7: the ReLU and max-pool circuits neither zero by the sign nor subtract the
+/// mask, so their `ServerGarbled` tables are shorter and carry the arithmetic output's words in
+/// place of the decoding bits; every other frame is unchanged.
 pub const SEEDED_TRANSCRIPT_SHA256: &str =
-    "447fe6fe2106eb6d064016b7456d3e7293c3214431576093005e3e958b033f11";
+    "3efec8cd6f153f4741815c5b7e7e35840ebe9eb2d5ae207cf3c60349ab8d9159";
 
 /// [`SEEDED_TRANSCRIPT_SHA256`] of the same model served under the `class` output policy
 /// (protocol version 5): the plan's last stage is `{"top_k": {"top": 1}}`, the OT and the
@@ -194,7 +194,7 @@ pub const SEEDED_TRANSCRIPT_SHA256: &str =
 /// when `ClientOtExtend` became a part (protocol version 6), and with the arithmetic output
 /// (protocol version 7: the ReLU layers' frames change, the top-k's does not).
 pub const SEEDED_CLASS_TRANSCRIPT_SHA256: &str =
-    "073dccffab319349fb14bac4114c0a503079036d02d760e96a660022ccb48f98";
+    "b7ccd69a618f7053965adbea296cfa9ea6e1e45387e95fb94addeeeca7b3d531";
 
 /// One whole inference with seeded generators on both sides (tiny model, C = 2, 8×8, served
 /// under `policy`): SHA-256 over
