@@ -78,6 +78,10 @@ impl std::fmt::Debug for ShareDecoding {
     }
 }
 
+/// Instances hashed per batch: enough blocks in flight for the AES kernels, scratch of a few
+/// hundred KB at most.
+const HASH_BLOCK: usize = 256;
+
 /// Constant-time `if bit { x } else { 0 }`.
 #[inline(always)]
 fn sel(x: u64, bit: bool) -> u64 {
@@ -234,67 +238,73 @@ impl ShareOutput {
         }
         domain.check(n)?;
         let d = delta.as_block();
-        // Every hash the garbler needs, in one batch, label-colour-major per term: plain
-        // `[L^0, L^1]`, gated `[X^a under T_b, G^b under T'_a]` for a, b ∈ {0, 1}.
+        // The hashes the garbler needs, a block of instances per batch (bounded scratch),
+        // label-colour-major per term: plain `[L^0, L^1]`, gated `[X^a under T_b, G^b under
+        // T'_a]` for a, b ∈ {0, 1}.
         let per_term = if self.gated { 8 } else { 2 };
-        let mut tweaks = Vec::with_capacity(per_term * n * self.terms());
+        let mut tweaks = Vec::with_capacity(per_term * HASH_BLOCK.min(n) * self.terms());
         let mut hashed = Vec::with_capacity(tweaks.capacity());
         let of_colour = |z: Block, c: bool| z ^ d.select(z.lsb() ^ c);
-        for inst in 0..n {
-            let labels = &zero[inst * w..(inst + 1) * w];
-            for (i, &z) in labels[..self.terms()].iter().enumerate() {
-                if self.gated {
-                    let g = labels[self.terms()];
-                    for (a, b) in [(false, false), (false, true), (true, false), (true, true)] {
-                        tweaks.push(self.tweak(domain, inst, 4 * i + b as usize));
-                        hashed.push(of_colour(z, a));
-                        tweaks.push(self.tweak(domain, inst, 4 * i + 2 + a as usize));
-                        hashed.push(of_colour(g, b));
-                    }
-                } else {
-                    let t = self.tweak(domain, inst, i);
-                    tweaks.extend([t, t]);
-                    hashed.extend([of_colour(z, false), of_colour(z, true)]);
-                }
-            }
-        }
-        pi.tccr_many(&tweaks, &mut hashed);
         let mk = mask(self.k_out);
         let wb = self.word_bytes();
         let mut bytes = Vec::with_capacity(self.decoding_len(n));
         let mut put = |v: u64| bytes.extend_from_slice(&(v & mk).to_le_bytes()[..wb]);
-        let mut h = hashed.iter().map(|&b| low(b));
-        for (inst, &m) in masks.iter().enumerate() {
-            let labels = &zero[inst * w..(inst + 1) * w];
-            let mut kappa = m;
-            for (i, &omega) in self.weights.iter().enumerate() {
-                let px = labels[i].lsb();
-                if self.gated {
-                    let pg = labels[self.terms()].lsb();
-                    // K(a, b) for (a, b) = (0,0), (0,1), (1,0), (1,1).
-                    let mut key = [0u64; 4];
-                    for k in key.iter_mut() {
-                        *k = h.next().unwrap_or(0).wrapping_add(h.next().unwrap_or(0));
+        for first in (0..n).step_by(HASH_BLOCK) {
+            let block = first..n.min(first + HASH_BLOCK);
+            tweaks.clear();
+            hashed.clear();
+            for inst in block.clone() {
+                let labels = &zero[inst * w..(inst + 1) * w];
+                for (i, &z) in labels[..self.terms()].iter().enumerate() {
+                    if self.gated {
+                        let g = labels[self.terms()];
+                        for (a, b) in [(false, false), (false, true), (true, false), (true, true)] {
+                            tweaks.push(self.tweak(domain, inst, 4 * i + b as usize));
+                            hashed.push(of_colour(z, a));
+                            tweaks.push(self.tweak(domain, inst, 4 * i + 2 + a as usize));
+                            hashed.push(of_colour(g, b));
+                        }
+                    } else {
+                        let t = self.tweak(domain, inst, i);
+                        tweaks.extend([t, t]);
+                        hashed.extend([of_colour(z, false), of_colour(z, true)]);
                     }
-                    let value = |a: bool, b: bool| sel(omega, (px ^ a) & (pg ^ b));
-                    let rho = key[0].wrapping_sub(value(false, false));
-                    for (j, (a, b)) in [(false, true), (true, false), (true, true)]
-                        .into_iter()
-                        .enumerate()
-                    {
-                        put(rho.wrapping_add(value(a, b)).wrapping_sub(key[j + 1]));
-                    }
-                    kappa = kappa.wrapping_add(rho);
-                } else {
-                    let (h0, h1) = (h.next().unwrap_or(0), h.next().unwrap_or(0));
-                    let rho = h0.wrapping_sub(sel(omega, px));
-                    put(rho.wrapping_add(sel(omega, !px)).wrapping_sub(h1));
-                    kappa = kappa.wrapping_add(rho);
                 }
             }
-            put(kappa);
+            pi.tccr_many(&tweaks, &mut hashed);
+            let mut h = hashed.iter().map(|&b| low(b));
+            for inst in block {
+                let labels = &zero[inst * w..(inst + 1) * w];
+                let mut kappa = masks[inst];
+                for (i, &omega) in self.weights.iter().enumerate() {
+                    let px = labels[i].lsb();
+                    if self.gated {
+                        let pg = labels[self.terms()].lsb();
+                        // K(a, b) for (a, b) = (0,0), (0,1), (1,0), (1,1).
+                        let mut key = [0u64; 4];
+                        for k in key.iter_mut() {
+                            *k = h.next().unwrap_or(0).wrapping_add(h.next().unwrap_or(0));
+                        }
+                        let value = |a: bool, b: bool| sel(omega, (px ^ a) & (pg ^ b));
+                        let rho = key[0].wrapping_sub(value(false, false));
+                        for (j, (a, b)) in [(false, true), (true, false), (true, true)]
+                            .into_iter()
+                            .enumerate()
+                        {
+                            put(rho.wrapping_add(value(a, b)).wrapping_sub(key[j + 1]));
+                        }
+                        kappa = kappa.wrapping_add(rho);
+                    } else {
+                        let (h0, h1) = (h.next().unwrap_or(0), h.next().unwrap_or(0));
+                        let rho = h0.wrapping_sub(sel(omega, px));
+                        put(rho.wrapping_add(sel(omega, !px)).wrapping_sub(h1));
+                        kappa = kappa.wrapping_add(rho);
+                    }
+                }
+                put(kappa);
+            }
+            wipe(&mut hashed);
         }
-        wipe(&mut hashed);
         Ok(ShareDecoding {
             word_bytes: wb,
             per_instance: self.words(),
@@ -322,29 +332,35 @@ impl ShareOutput {
             });
         }
         domain.check(n)?;
-        // One hash per term, two per gated term, each under the tweak the colours name.
-        let mut tweaks = Vec::with_capacity(n * self.terms() * (1 + self.gated as usize));
+        // One hash per term, two per gated term, each under the tweak the colours name; a block
+        // of instances per batch.
+        let per_term = 1 + self.gated as usize;
+        let mut tweaks = Vec::with_capacity(per_term * HASH_BLOCK.min(n) * self.terms());
         let mut hashed = Vec::with_capacity(tweaks.capacity());
-        for inst in 0..n {
-            let labels = &blocks[inst * w..(inst + 1) * w];
-            for (i, &x) in labels[..self.terms()].iter().enumerate() {
-                if self.gated {
-                    let g = labels[self.terms()];
-                    tweaks.push(self.tweak(domain, inst, 4 * i + g.lsb() as usize));
-                    hashed.push(x);
-                    tweaks.push(self.tweak(domain, inst, 4 * i + 2 + x.lsb() as usize));
-                    hashed.push(g);
-                } else {
-                    tweaks.push(self.tweak(domain, inst, i));
-                    hashed.push(x);
+        let mk = mask(self.k_out);
+        let mut shares = Vec::with_capacity(n);
+        for first in (0..n).step_by(HASH_BLOCK) {
+            let block = first..n.min(first + HASH_BLOCK);
+            tweaks.clear();
+            hashed.clear();
+            for inst in block.clone() {
+                let labels = &blocks[inst * w..(inst + 1) * w];
+                for (i, &x) in labels[..self.terms()].iter().enumerate() {
+                    if self.gated {
+                        let g = labels[self.terms()];
+                        tweaks.push(self.tweak(domain, inst, 4 * i + g.lsb() as usize));
+                        hashed.push(x);
+                        tweaks.push(self.tweak(domain, inst, 4 * i + 2 + x.lsb() as usize));
+                        hashed.push(g);
+                    } else {
+                        tweaks.push(self.tweak(domain, inst, i));
+                        hashed.push(x);
+                    }
                 }
             }
-        }
-        pi.tccr_many(&tweaks, &mut hashed);
-        let mk = mask(self.k_out);
-        let mut h = hashed.iter().map(|&b| low(b));
-        Ok((0..n)
-            .map(|inst| {
+            pi.tccr_many(&tweaks, &mut hashed);
+            let mut h = hashed.iter().map(|&b| low(b));
+            for inst in block {
                 let labels = &blocks[inst * w..(inst + 1) * w];
                 let words = decoding.instance(inst);
                 let mut sum = 0u64;
@@ -363,9 +379,10 @@ impl ShareOutput {
                     };
                     sum = sum.wrapping_add(v);
                 }
-                sum.wrapping_sub(words.word(self.words() - 1)) & mk
-            })
-            .collect())
+                shares.push(sum.wrapping_sub(words.word(self.words() - 1)) & mk);
+            }
+        }
+        Ok(shares)
     }
 }
 

@@ -534,6 +534,20 @@ impl StageCircuit {
         })
     }
 
+    /// Bytes of the output decoding of `instances` instances (saturating).
+    pub fn decoding_len(&self, instances: usize) -> usize {
+        match self {
+            StageCircuit::Relu(c) => c.output().decoding_len(instances),
+            StageCircuit::MaxPool(c) => c.output().decoding_len(instances),
+            StageCircuit::TopK { circuit, .. } => circuit
+                .circuit()
+                .outputs()
+                .len()
+                .saturating_mul(instances)
+                .div_ceil(8),
+        }
+    }
+
     /// Checks that `len` bytes are the output decoding of `instances` instances (for a party that
     /// checks a declared size before the bytes arrive).
     pub fn check_decoding_len(&self, instances: usize, len: usize) -> Result<(), GarbleError> {
@@ -769,7 +783,7 @@ impl Plan {
     /// before it precomputes a model. Held between messages: HE shares and the masked tensors
     /// (8 B per element each), the client's OT zero-labels and the garbler's input labels (16 B
     /// per share bit each), the re-masks (8 B per circuit instance). On top, the largest transient
-    /// of one step: a streamed chunk of tables (built, then copied into its frame), a part of the
+    /// of one step: a streamed chunk of tables and output words (built, then copied into its frame), a part of the
     /// KOS matrix (received and transposed), or an HE stage (its input and output
     /// ciphertexts, three copies each: as received, in NTT form, and while being multiplied or
     /// flooded).
@@ -809,7 +823,10 @@ impl Plan {
         let chunk = circuits
             .iter()
             .flatten()
-            .map(|c| 2 * (crate::GARBLE_CHUNK * c.circuit().table_bytes()) as u64)
+            .map(|c| {
+                let per = c.circuit().table_bytes() + c.decoding_len(1);
+                2 * (crate::GARBLE_CHUNK * per) as u64
+            })
             .max()
             .unwrap_or(0);
         // One matrix part as received, its columns and its transposed rows (the rows join the
