@@ -174,14 +174,17 @@ impl ShareOutput {
         sel(sum, on) & mask(self.k_out)
     }
 
+    /// The tweak of index 0 of instance `instance`: add `j` for index `first_tweak + j`.
+    fn tweak_base(&self, domain: TweakDomain, instance: usize) -> u128 {
+        let inst = domain.first_instance.wrapping_add(instance as u32);
+        (u128::from(domain.session_id) << 64)
+            | (u128::from(inst) << 32)
+            | u128::from(self.first_tweak)
+    }
+
     /// The tweak with index `first_tweak + j` of instance `instance`.
     fn tweak(&self, domain: TweakDomain, instance: usize, j: usize) -> Block {
-        let inst = domain.first_instance.wrapping_add(instance as u32);
-        Block::from_u128(
-            (u128::from(domain.session_id) << 64)
-                | (u128::from(inst) << 32)
-                | u128::from(self.first_tweak + j as u32),
-        )
+        Block::from_u128(self.tweak_base(domain, instance) + j as u128)
     }
 
     /// Garbles `masks.len()` instances of `circuit` (no garbler-private inputs; its outputs are
@@ -333,80 +336,85 @@ impl ShareOutput {
         }
         domain.check(n)?;
         // One hash per term, two per gated term, each under the tweak the colours name; a block
-        // of instances per batch.
-        let per_term = 1 + self.gated as usize;
-        let mut tweaks = Vec::with_capacity(per_term * HASH_BLOCK.min(n) * self.terms());
+        // of instances per batch, the block's words read once.
+        let (t, per) = (self.terms(), self.words());
+        let hashes = t * (1 + self.gated as usize);
+        let mut tweaks = Vec::with_capacity(hashes * HASH_BLOCK.min(n));
         let mut hashed = Vec::with_capacity(tweaks.capacity());
+        let mut words = Vec::with_capacity(per * HASH_BLOCK.min(n));
         let mk = mask(self.k_out);
         let mut shares = Vec::with_capacity(n);
         for first in (0..n).step_by(HASH_BLOCK) {
             let block = first..n.min(first + HASH_BLOCK);
+            decoding.read_words(block.clone(), &mut words);
             tweaks.clear();
             hashed.clear();
             for inst in block.clone() {
                 let labels = &blocks[inst * w..(inst + 1) * w];
-                for (i, &x) in labels[..self.terms()].iter().enumerate() {
-                    if self.gated {
-                        let g = labels[self.terms()];
-                        tweaks.push(self.tweak(domain, inst, 4 * i + g.lsb() as usize));
-                        hashed.push(x);
-                        tweaks.push(self.tweak(domain, inst, 4 * i + 2 + x.lsb() as usize));
-                        hashed.push(g);
-                    } else {
-                        tweaks.push(self.tweak(domain, inst, i));
+                let base = self.tweak_base(domain, inst);
+                if self.gated {
+                    let g = labels[t];
+                    let sg = g.lsb() as u128;
+                    for (i, &x) in labels[..t].iter().enumerate() {
+                        let j = 4 * i as u128;
+                        tweaks.push(Block::from_u128(base + j + sg));
+                        tweaks.push(Block::from_u128(base + j + 2 + x.lsb() as u128));
+                        hashed.extend([x, g]);
+                    }
+                } else {
+                    for (i, &x) in labels[..t].iter().enumerate() {
+                        tweaks.push(Block::from_u128(base + i as u128));
                         hashed.push(x);
                     }
                 }
             }
             pi.tccr_many(&tweaks, &mut hashed);
-            let mut h = hashed.iter().map(|&b| low(b));
-            for inst in block {
+            for (k, inst) in block.enumerate() {
                 let labels = &blocks[inst * w..(inst + 1) * w];
-                let words = decoding.instance(inst);
+                let words = &words[k * per..(k + 1) * per];
+                let hashed = &hashed[k * hashes..(k + 1) * hashes];
                 let mut sum = 0u64;
-                for (i, x) in labels[..self.terms()].iter().enumerate() {
-                    let sx = x.lsb();
-                    let v = if self.gated {
-                        let sg = labels[self.terms()].lsb();
-                        let key = h.next().unwrap_or(0).wrapping_add(h.next().unwrap_or(0));
+                if self.gated {
+                    let sg = labels[t].lsb();
+                    for (i, x) in labels[..t].iter().enumerate() {
+                        let sx = x.lsb();
+                        let key = low(hashed[2 * i]).wrapping_add(low(hashed[2 * i + 1]));
                         // The ciphertext of the active row, selected without branching.
-                        let c = sel(words.word(3 * i), !sx & sg)
-                            .wrapping_add(sel(words.word(3 * i + 1), sx & !sg))
-                            .wrapping_add(sel(words.word(3 * i + 2), sx & sg));
-                        key.wrapping_add(c)
-                    } else {
-                        h.next().unwrap_or(0).wrapping_add(sel(words.word(i), sx))
-                    };
-                    sum = sum.wrapping_add(v);
+                        let c = sel(words[3 * i], !sx & sg)
+                            .wrapping_add(sel(words[3 * i + 1], sx & !sg))
+                            .wrapping_add(sel(words[3 * i + 2], sx & sg));
+                        sum = sum.wrapping_add(key).wrapping_add(c);
+                    }
+                } else {
+                    for (i, x) in labels[..t].iter().enumerate() {
+                        let v = low(hashed[i]).wrapping_add(sel(words[i], x.lsb()));
+                        sum = sum.wrapping_add(v);
+                    }
                 }
-                shares.push(sum.wrapping_sub(words.word(self.words() - 1)) & mk);
+                shares.push(sum.wrapping_sub(words[per - 1]) & mk);
             }
         }
         Ok(shares)
     }
 }
 
-/// One instance's words within a [`ShareDecoding`].
-struct Words<'a> {
-    bytes: &'a [u8],
-    word_bytes: usize,
-}
-
-impl Words<'_> {
-    fn word(&self, i: usize) -> u64 {
-        let mut le = [0u8; 8];
-        le[..self.word_bytes]
-            .copy_from_slice(&self.bytes[i * self.word_bytes..][..self.word_bytes]);
-        u64::from_le_bytes(le)
-    }
-}
-
 impl ShareDecoding {
-    fn instance(&self, i: usize) -> Words<'_> {
+    /// The words of instances `range`, as `u64`, into `out` (cleared first).
+    fn read_words(&self, range: std::ops::Range<usize>, out: &mut Vec<u64>) {
         let per = self.per_instance * self.word_bytes;
-        Words {
-            bytes: &self.bytes[i * per..][..per],
-            word_bytes: self.word_bytes,
+        let bytes = &self.bytes[range.start * per..range.end * per];
+        out.clear();
+        match self.word_bytes {
+            4 => out.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+            ),
+            wb => out.extend(bytes.chunks_exact(wb).map(|b| {
+                let mut le = [0u8; 8];
+                le[..wb].copy_from_slice(b);
+                u64::from_le_bytes(le)
+            })),
         }
     }
 
@@ -448,12 +456,9 @@ impl ShareDecoding {
     ) -> Result<Self, GarbleError> {
         Self::check_len(output, instances, bytes.len())?;
         let wb = output.word_bytes();
-        let high = !mask(output.k_out);
-        let words = Words {
-            bytes,
-            word_bytes: wb,
-        };
-        if (0..bytes.len() / wb).any(|i| words.word(i) & high != 0) {
+        // Bits at and above k' within each word's last byte must be zero.
+        let high = !(mask(output.k_out) >> (8 * (wb - 1))) as u8;
+        if bytes.chunks_exact(wb).any(|w| w[wb - 1] & high != 0) {
             return Err(GarbleError::Length {
                 what: "share decoding (a word wider than the ring)",
                 expected: output.k_out as usize,
