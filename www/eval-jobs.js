@@ -3,7 +3,7 @@
 // `evaluate` evaluates it on the server's labels and frees it (material used once), `drop` frees
 // what a session left behind.
 //
-// A chunk stored with its server `frame` (the tables and decoding bits cut from it, transferred
+// A chunk stored with its server `frame` (the tables and output decoding cut from it, transferred
 // here untouched) is kept as copies of those two spans until its labels arrive: they are copied
 // into this worker's wasm memory only to be evaluated, and freed right after. A wasm memory never
 // shrinks, so holding every stored chunk there made the evaluation workers' memory the size of all

@@ -66,7 +66,7 @@ pub struct LayerCost {
     pub relus: u64,
     /// Max-pool comparisons.
     pub comparisons: u64,
-    /// AND gates: ReLUs 3k − 3 − t each (0 for a ReLU fused into a max pool); a max pool, its
+    /// AND gates: ReLUs k − 1 each (0 for a ReLU fused into a max pool); a max pool, its
     /// output elements times the garbled max-pool circuit's AND gates (ReLU fused when the model
     /// has one right before or after it); a clip, the clipped-ReLU circuit's with the bound at
     /// scale 0 (the real bound is c·2^F_Z: its constant bits move the count by a few gates).
@@ -636,7 +636,7 @@ impl Report {
                 );
             }
             let _ = writeln!(s, "  constants: {}", c.constants.source);
-            let _ = writeln!(s, "  model: time = per-ReLU loopback time + bytes / bandwidth + round trips x RTT (offline: garbled layers + 6 round trips, online: garbled layers + 1); ReLU AND gates 3k-3-t (t = truncated bits, 0 where not calibrated); a max pool costs its garbled circuit's AND gates per output (a ReLU before or after it fused, free), a clip the clipped-ReLU circuit's per element; memory: the server's own estimate once calibrated");
+            let _ = writeln!(s, "  model: time = per-ReLU loopback time + bytes / bandwidth + round trips x RTT (offline: garbled layers + 6 round trips, online: garbled layers + 1); ReLU AND gates k-1; a max pool costs its garbled circuit's AND gates per output (a ReLU before or after it fused, free), a clip the clipped-ReLU circuit's per element; memory: the server's own estimate once calibrated");
         }
         match &self.calibration {
             None => {}

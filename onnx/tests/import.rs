@@ -191,7 +191,7 @@ fn a_small_cnn_imports_and_runs_privately_after_calibration() {
     let rep = report::build(&a, Ok(d), Some(Ok(cal)), None);
     let c = rep.costs.as_ref().unwrap();
     assert_eq!((c.relus, c.comparisons), (4 * 64, 0));
-    assert_eq!(c.and_gates, 256 * 93);
+    assert_eq!(c.and_gates, 256 * 31);
     assert!(rep.to_text().contains("IMPORTED"));
     assert!(rep.to_json().contains("\"relus\": 256"));
     // The f32 engine equals the fixed point within the calibration's error on an image.

@@ -80,7 +80,7 @@ pub struct LayerCost {
     pub stage: usize,
     /// ReLUs in the layer (0 for the output's top-k).
     pub relus: usize,
-    /// Garbled tables and decoding bits received offline.
+    /// Garbled tables and output decoding received offline.
     pub offline_down: u64,
     /// Server labels received online.
     pub online_down: u64,
@@ -230,14 +230,14 @@ struct GarbledChunk {
     corrections: Vec<u8>,
 }
 
-/// A chunk's tables and decoding bits: in the frame, or (a transport moved them straight to the
+/// A chunk's tables and output decoding: in the frame, or (a transport moved them straight to the
 /// evaluating worker, [`ClientSession::handle_garbled_head`]) only their declared sizes.
 enum Bulk {
     Inline { tables: Vec<u8>, decoding: Vec<u8> },
     Detached { tables: usize, decoding: usize },
 }
 
-/// The sizes of a chunk's tables and decoding bits against its circuit.
+/// The sizes of a chunk's tables and output decoding against its circuit.
 fn check_bulk(
     circuit: &StageCircuit,
     count: usize,
@@ -1145,7 +1145,7 @@ impl ClientSession {
 }
 
 impl ClientSession {
-    /// A `ServerGarbled` frame whose tables and decoding bits the transport hands straight to
+    /// A `ServerGarbled` frame whose tables and output decoding the transport hands straight to
     /// the worker that will evaluate them (a browser transfers the socket's buffer, so the bulk
     /// of the offline bytes never enters this session's memory): the session gets the frame's
     /// first [`GarbledLayout::HEAD`](crate::GarbledLayout::HEAD) bytes, its label corrections

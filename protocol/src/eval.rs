@@ -32,7 +32,7 @@ pub struct ChunkJob {
     pub count: u32,
     /// Garbled tables as sent by the server.
     pub tables: Vec<u8>,
-    /// Output-decoding bits as sent by the server.
+    /// Output decoding as sent by the server.
     pub decoding: Vec<u8>,
     /// The client's active labels of its share bits (from the OT), `count · window · k` blocks;
     /// wiped on drop.
@@ -152,7 +152,7 @@ impl ChunkEvaluator {
         Self::from_parts(job, &job.tables, &job.decoding)
     }
 
-    /// The evaluator of a job handed out without its tables and decoding bits
+    /// The evaluator of a job handed out without its tables and output decoding
     /// ([`crate::ClientSession::handle_garbled_head`]), which the transport delivered here
     /// separately (the frame's [`crate::GarbledLayout::tables`] and `decoding` ranges).
     pub fn with_bulk(

@@ -71,7 +71,7 @@ pub enum Msg {
     ServerOtChallenge(Vec<u8>),
     /// Client → server: the KOS check response.
     ClientOtResponse(Vec<u8>),
-    /// Server → client: garbled tables and output-decoding bits of ReLUs `first .. first + count`
+    /// Server → client: garbled tables and output decoding of ReLUs `first .. first + count`
     /// of one layer. Layers are streamed in chunks so neither side materialises a whole layer's
     /// tables in one buffer, and so a browser can hand chunks to separate workers.
     ServerGarbled {
@@ -83,7 +83,7 @@ pub enum Msg {
         count: u32,
         /// Raw tables.
         tables: Vec<u8>,
-        /// Packed decoding bits.
+        /// Output decoding: the arithmetic output's words (ReLU, max pool) or packed decoding bits (top-k).
         decoding: Vec<u8>,
         /// Label corrections W₀ ⊕ K₀ for the client's share bits (16 B each) when the chunk was
         /// garbled ahead of the session (a server's pool); empty otherwise.
@@ -293,7 +293,7 @@ impl ErrorCode {
 }
 
 /// Where the parts of a `ServerGarbled` frame lie, read from its fixed head alone. A transport
-/// can then move the bulk (tables and decoding bits, ≈ 96 % of the offline bytes) straight to the
+/// can then move the bulk (tables and output decoding, ≈ 96 % of the offline bytes) straight to the
 /// worker that will evaluate it, and give the session only the head and the label corrections
 /// ([`crate::ClientSession::handle_garbled_head`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -306,7 +306,7 @@ pub struct GarbledLayout {
     pub count: u32,
     /// The garbled tables' bytes within the frame.
     pub tables: std::ops::Range<usize>,
-    /// The decoding bits' bytes within the frame.
+    /// The output decoding's bytes within the frame.
     pub decoding: std::ops::Range<usize>,
     /// The label corrections' bytes within the frame (empty unless pre-garbled).
     pub corrections: std::ops::Range<usize>,

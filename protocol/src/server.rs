@@ -118,7 +118,7 @@ impl std::fmt::Debug for OfflineMaterial {
 }
 
 impl OfflineMaterial {
-    /// Bytes held (tables, decoding bits, labels, re-masks), for pool accounting.
+    /// Bytes held (tables, output decoding, labels, re-masks), for pool accounting.
     pub fn bytes(&self) -> u64 {
         self.layers
             .iter()

@@ -388,7 +388,7 @@ impl PrivateInference {
     }
 
     /// A `ServerGarbled` frame given as its head and label corrections only (the transport sends
-    /// its tables and decoding bits straight to the evaluation worker).
+    /// its tables and output decoding straight to the evaluation worker).
     pub fn handle_garbled_head_frame(
         &mut self,
         head: &[u8],
@@ -532,7 +532,7 @@ impl PrivateInference {
         })
     }
 
-    /// [`PrivateInference::handle`] for a `ServerGarbled` frame whose tables and decoding bits
+    /// [`PrivateInference::handle`] for a `ServerGarbled` frame whose tables and output decoding
     /// go straight to the evaluation worker: pass the frame's head (its first 64 bytes), its
     /// label corrections (the `corrections` range of [`PrivateInference::garbled_layout`]) and
     /// its length. The step's one `store` job then carries no tables: post it with the frame's
@@ -634,7 +634,7 @@ impl EvalChunk {
     }
 
     /// A `store` job handed out without its tables
-    /// ([`PrivateInference::handle_garbled_head`]), with the tables and decoding bits cut from
+    /// ([`PrivateInference::handle_garbled_head`]), with the tables and output decoding cut from
     /// the frame (its layout's `tables` and `decoding` ranges).
     #[wasm_bindgen(js_name = withBulk)]
     pub fn with_bulk(job: &[u8], tables: &[u8], decoding: &[u8]) -> Result<EvalChunk, JsError> {
