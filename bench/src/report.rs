@@ -732,7 +732,7 @@ impl Results {
         let g = &self.gates;
         let _ = writeln!(
             s,
-            "\n## Garbling and evaluation rates (gc crate, ReLU circuit k = {}, t = {}: {} AND, {} B of tables per ReLU; {} ReLUs per batch, best of {}; every output decoded and checked)\n",
+            "\n## Garbling and evaluation rates (gc crate, ReLU circuit k = {}, t = {}: {} AND, {} B of tables and arithmetic-output words per ReLU; {} ReLUs per batch, best of {}; evaluation includes reading the shares from the output labels, every one checked)\n",
             g.k, g.t, g.and_per_relu, g.table_bytes_per_relu, g.relus, g.repetitions
         );
         let _ = writeln!(
