@@ -18,8 +18,17 @@ work=$PWD/target/compare-wasm/$old_commit
 if [ ! -f "$work/Cargo.toml" ]; then
   mkdir -p "$work" && git archive "$old_commit" | tar -x -C "$work"
 fi
-# The same benchmark source on both sides.
-cp gc/tests/wasm_speed.rs "$work/gc/tests/wasm_speed.rs"
+# The same benchmark on both sides. Since the arithmetic output (protocol 7) a ReLU decodes with
+# the hash key and tweak domain, which the old API does not take, so the old side runs the
+# benchmark as it was just before (OLD_BENCH_FROM, default e037c52: the same warm-up, sizes and
+# fields; SAME_BENCH=1 copies this checkout's instead, for an old commit with the new API). The
+# evaluation's ReLU/s is the time from tables and labels to the evaluator's shares on both sides
+# (the new side's includes the arithmetic output's hashes, the old side's decoding bits were free).
+if [ "${SAME_BENCH:-0}" = 1 ]; then
+  cp gc/tests/wasm_speed.rs "$work/gc/tests/wasm_speed.rs"
+else
+  git show "${OLD_BENCH_FROM:-e037c52}:gc/tests/wasm_speed.rs" > "$work/gc/tests/wasm_speed.rs"
+fi
 # The old tree as it shipped: no simd128 (its own .cargo/config.toml).
 build() { # dir target-dir [rustflags] -> prints the two test .wasm paths (absolute)
   local t
@@ -60,9 +69,12 @@ rows = {}
 for line in open(sys.argv[1]):
     side, rest = line.split(' ', 1)
     for name, pat in [('aes (M blocks/s)', r'fixed-key AES ([\d.]+) M'), ('garble (M AND/s)', r'garble ([\d.]+) M AND'),
-                      ('evaluate (M AND/s)', r'evaluate ([\d.]+) M AND'), ('GcBench (M AND/s)', r'GcBench.*?([\d.]+) M AND')]:
+                      ('evaluate (M AND/s)', r'evaluate ([\d.]+) M AND'), ('GcBench (M AND/s)', r'GcBench.*?([\d.]+) M AND'),
+                      ('evaluate (K ReLU/s)', r'evaluate [\d.]+ M AND/s(?:, decode [\d.]+ M hashes/s)? \((\d+) ReLU/s')]:
         m = re.search(pat, rest)
-        if m: rows.setdefault(name, {}).setdefault(side, []).append(float(m.group(1)))
+        if m:
+            v = float(m.group(1)) / (1e3 if 'ReLU' in name else 1)
+            rows.setdefault(name, {}).setdefault(side, []).append(v)
 print('median (range) over rounds, old vs new:')
 for name, d in rows.items():
     o, n = d.get('old', []), d.get('new', [])

@@ -205,7 +205,8 @@ fn garbled_evaluation_speed_in_the_browser() {
     let s = (js_sys::Date::now() - t0) / 1e3;
     assert!(b.and_gates() > 2048.0 * 30.0);
     console_log!(
-        "GcBench in the browser test thread (debug profile): {:.2} M AND/s",
-        2.0 * b.and_gates() / s.max(1e-6) / 1e6
+        "GcBench in the browser test thread (debug profile): {:.2} M AND/s ({:.0} ReLU/s)",
+        2.0 * b.and_gates() / s.max(1e-6) / 1e6,
+        2.0 * 2048.0 / s.max(1e-6)
     );
 }
