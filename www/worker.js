@@ -39,13 +39,17 @@ function warmUp() {
   } catch (_) { /* only an optimisation */ }
 }
 
-/// The evaluation workers, started once and reused by every session.
+/// The evaluation workers: shared by the sessions that run at the same time, and replaced by fresh
+/// ones once every session that used them has ended. The socket's frames (the garbled tables) that
+/// a worker has copied from cannot be freed from JavaScript: they wait for the worker's garbage
+/// collector, which at 86K ReLUs left up to a whole inference's tables uncollected when the next
+/// prepared session's arrived. Ending the workers frees all of it at once.
 let pool = null;
 /// `size`: how many workers (default: one per hardware thread, at most 8; benchmarks vary it).
 async function evalPool(size) {
   const n = Math.max(1, Math.min(8, size || navigator.hardwareConcurrency || 2));
-  if (pool && pool.workers.length === n) return pool;
-  if (pool && pool.busy > 0) return pool; // sessions still use it: keep its size
+  if (pool && pool.busy > 0) return pool; // sessions still use it (whatever size was asked)
+  if (pool && pool.workers.length === n && !pool.used) return pool;
   if (pool) pool.workers.forEach((w) => w.terminate());
   pool = null;
   const workers = Array.from({ length: n }, () => new Worker(new URL('./eval-worker.js', import.meta.url), { type: 'module' }));
@@ -74,7 +78,7 @@ async function evalPool(size) {
   for (const w of workers) {
     w.onerror = (e) => { for (const l of listeners) l({ type: 'error', message: e.message || 'evaluation worker failed' }); };
   }
-  pool = { workers, listeners, busy: 0 };
+  pool = { workers, listeners, busy: 0, used: false };
   return pool;
 }
 
@@ -200,6 +204,7 @@ class Session {
     if (this.failure) throw this.failure; // cancelled while the workers started
     this.pool = workers;
     this.pool.busy++;
+    this.pool.used = true;
     this.pool.listeners.add(this.onResult);
     this.pi = PrivateInference.prepare();
     const ready = this.wait('ready');
@@ -240,7 +245,10 @@ class Session {
     const done = this.wait('done');
     for (const f of frames) this.send(f);
     await done;
-    return this.result(performance.now());
+    const result = this.result(performance.now());
+    // Finished: release the socket, the wasm state and the evaluation workers now (see evalPool).
+    this.close();
+    return result;
   }
 
   wait(until) {
