@@ -27,20 +27,20 @@ pub struct CostConstants {
     pub source: &'static str,
 }
 
-/// The constants of the committed benchmark run of 2026-11-27 (`bench/results/results.md` then),
-/// every layer at k = 32. The run of 2026-12-06 that replaced that file agrees on its k = 32
-/// sweep (least-squares slopes: 3,141 B and 516 B per ReLU, 2.58 µs per ReLU online on
-/// loopback); its bundled models run narrow rings, so their per-ReLU figures are lower.
+/// The constants of the committed benchmark run of 2026-12-07 (`bench/results/results.md`,
+/// protocol 7), the random-weight sweep at k = 32 (its least-squares slopes: 1,845 B and 516 B
+/// per ReLU); the bundled models run narrow rings, so their per-ReLU figures are lower.
 pub const MEASURED: CostConstants = CostConstants {
-    offline_bytes_per_relu: 3134.0,
-    online_bytes_per_relu: 516.0,
-    offline_s_per_relu: 1.80 / 86016.0,
-    online_s_per_relu: 2.47e-6,
+    offline_bytes_per_relu: 1887.0,
+    online_bytes_per_relu: 517.0,
+    offline_s_per_relu: 0.95 / 86016.0,
+    online_s_per_relu: 1.57e-6,
     k: 32,
-    source: "bench/results/results.md, the committed run of 2026-11-27 (2-thread Xeon with \
-             AES-NI, release build, loaded machine): offline 3,134 B/ReLU and online 516 B/ReLU \
-             (CNet1 sweep means), online 2.47 us/ReLU on loopback (sweep-c8), offline 20.9 \
-             us/ReLU on loopback (cnet1-c14: 1.80 s for 86,016 ReLUs)",
+    source: "bench/results/results.md, the committed run of 2026-12-07 (AMD EPYC, 2 vCPUs, \
+             AES-NI and VAES, release build, load 0.35 at the start), protocol 7: offline 1,887 \
+             B/ReLU and online 517 B/ReLU (means of the k = 32 CNet1 sweep), online 1.57 us/ReLU \
+             on loopback (sweep-c8), offline 11.0 us/ReLU on loopback (sweep-c14: 0.95 s for \
+             86,016 ReLUs)",
 };
 
 /// Simulated networks, as the bench harness defines them.
@@ -328,11 +328,8 @@ pub fn costs(
         });
     }
     let cst = MEASURED;
-    // ReLU-equivalents: a ReLU at ring k = 32 has 31 AND gates; the garbled layers count by their
-    // AND gates (tables dominate the bytes and the time). The constants were measured when that
-    // ReLU had 93 (protocol 6: zeroing and mask subtraction in the circuit, 2,976 B of tables
-    // against 1,364 B of tables and output words now): per ReLU-equivalent they overstate
-    // today's bytes and time, so these estimates are upper ones until re-measured.
+    // ReLU-equivalents: the measured constants are per ReLU at ring k = 32 (31 AND gates); the
+    // garbled layers count by their AND gates (tables dominate the bytes and the time).
     let units = ands as f64 / (f64::from(cst.k) - 1.0);
     let offline_bytes = units * cst.offline_bytes_per_relu;
     let online_bytes = units * cst.online_bytes_per_relu;
