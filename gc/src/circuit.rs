@@ -140,9 +140,41 @@ pub struct Circuit {
     outputs: Vec<WireId>,
     output_groups: Vec<usize>,
     ands: usize,
+    /// See [`Circuit::fingerprint`].
+    fingerprint: u64,
     program: Program,
     /// The AND-depth schedule, built on first use by a small batch (see [`Levels`]).
     levels: std::sync::OnceLock<Levels>,
+}
+
+/// FNV-1a (64 bits) over everything that defines a circuit (see [`Circuit::fingerprint`]).
+fn fingerprint_of(groups: [&[usize]; 4], gates: &[Gate], outputs: &[WireId]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut eat = |v: u64| {
+        for b in v.to_le_bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for group in groups {
+        eat(group.len() as u64);
+        group.iter().for_each(|&x| eat(x as u64));
+    }
+    eat(gates.len() as u64);
+    for gate in gates {
+        match *gate {
+            Gate::Xor(a, b) => [0, u64::from(a), u64::from(b)]
+                .into_iter()
+                .for_each(&mut eat),
+            Gate::And(a, b) => [1, u64::from(a), u64::from(b)]
+                .into_iter()
+                .for_each(&mut eat),
+            Gate::Inv(a) => [2, u64::from(a)].into_iter().for_each(&mut eat),
+            Gate::Const(v) => [3, u64::from(v)].into_iter().for_each(&mut eat),
+        }
+    }
+    eat(outputs.len() as u64);
+    outputs.iter().for_each(|&w| eat(u64::from(w)));
+    h
 }
 
 impl PartialEq for Circuit {
@@ -249,6 +281,16 @@ impl Circuit {
                 Some(_) => {}
             }
         }
+        let fingerprint = fingerprint_of(
+            [
+                &garbler_groups,
+                &evaluator_groups,
+                &private_groups,
+                &output_groups,
+            ],
+            &gates,
+            &outputs,
+        );
         let program = compile(n_in, &gates, &outputs);
         Ok(Circuit {
             garbler_groups,
@@ -258,9 +300,19 @@ impl Circuit {
             outputs,
             output_groups,
             ands,
+            fingerprint,
             program,
             levels: std::sync::OnceLock::new(),
         })
+    }
+
+    /// A 64-bit fingerprint of the circuit (FNV-1a over its input and output groups, gates and
+    /// outputs). Garbled tables carry it in their header, so that evaluating them with another
+    /// circuit, even one of the same AND count, is an error instead of garbage. It catches
+    /// mistakes; it is not a cryptographic commitment (a semi-honest garbler is trusted to garble
+    /// the agreed circuit).
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     /// Number of garbler input bits.

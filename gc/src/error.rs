@@ -133,6 +133,14 @@ pub enum GarbleError {
         /// Unit of the sizes.
         unit: &'static str,
     },
+    /// Tables garbled for another circuit (their header's fingerprint is not this circuit's).
+    #[error("garbled tables for another circuit: fingerprint {got:#018x}, this circuit's is {expected:#018x}")]
+    CircuitMismatch {
+        /// This circuit's fingerprint.
+        expected: u64,
+        /// The tables'.
+        got: u64,
+    },
     /// The instance indices of the batch overflow the 32-bit tweak field.
     #[error("instances {first}..{first}+{count} overflow the 32-bit instance field of the tweak")]
     InstanceRange {

@@ -33,7 +33,8 @@
 use crate::circuit::{Circuit, Op};
 use crate::error::GarbleError;
 use crate::label::{
-    ActiveLabels, DecodingBits, Delta, Encoder, GarbledTables, OutputLabels, TweakDomain,
+    table_header, ActiveLabels, DecodingBits, Delta, Encoder, GarbledTables, OutputLabels,
+    TweakDomain,
 };
 use cryptonas_crypto::{Block, Csprng, FixedKeyAes};
 
@@ -449,9 +450,10 @@ impl<'c> Garbler<'c> {
         // Every entry is overwritten below: keep the old contents, only fix the length (a fresh
         // `Vec<u128>` grows by a lazily zeroed allocation, a reused one not at all).
         tables.instances = 0;
-        tables.blocks.resize(n * 2 * ands, 0);
+        tables.blocks.resize(1 + n * 2 * ands, 0);
+        tables.blocks[0] = table_header(c.fingerprint(), n);
         let mut out_zero = vec![Block::ZERO; n * o];
-        let tasks = split_tasks(n, &mut tables.blocks, &mut out_zero, 2 * ands, o);
+        let tasks = split_tasks(n, &mut tables.blocks[1..], &mut out_zero, 2 * ands, o);
         let prog = c.program();
         let d = delta.as_block().to_u128();
         let pi = &self.pi;
@@ -584,9 +586,10 @@ impl<'c> Evaluator<'c> {
             c.and_count(),
         );
         self.domain.check(n)?;
+        tables.check_circuit(c)?;
         check_len(
             "garbled tables",
-            tables.blocks.len(),
+            tables.body().len(),
             n * 2 * ands,
             "blocks",
         )?;
@@ -611,7 +614,7 @@ impl<'c> Evaluator<'c> {
         let pi = &self.pi;
         let session_id = self.domain.session_id;
         let first_instance = self.domain.first_instance;
-        let (gl, el, tb) = (&garbler.blocks, &evaluator.blocks, &tables.blocks);
+        let (gl, el, tb) = (&garbler.blocks, &evaluator.blocks, tables.body());
         let input = |w: usize, inst: usize| -> L {
             if w < g {
                 gl[inst * g + w].to_u128()

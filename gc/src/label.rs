@@ -102,18 +102,28 @@ fn blocks_from_bytes(
     Ok(Block::vec_from_bytes(bytes).expect("length is a multiple of 16"))
 }
 
-/// The garbled tables of a batch: `T_G ‖ T_E` (32 bytes) per AND gate and instance.
+/// The garbled tables of a batch: a header block, then `T_G ‖ T_E` (32 bytes) per AND gate and
+/// instance.
 ///
-/// Layout: instances are grouped in chunks of [`crate::CHUNK`] (the last one may be shorter); chunks
-/// follow each other; within a chunk of `c` instances, AND gate `j` of instance `i` is at block
-/// `2·(j·c + i)`. So the tables of instances `s..e` with `s` a multiple of `CHUNK` (and `e` one too,
-/// or the end) are one contiguous range laid out exactly like a batch of `e − s` instances.
+/// The header (16 bytes) is the circuit's [`Circuit::fingerprint`] (little-endian `u64`) and the
+/// instance count (`u64`): tables evaluated with another circuit, or parsed as another count, are
+/// an error rather than garbage. Layout after it: instances are grouped in chunks of
+/// [`crate::CHUNK`] (the last one may be shorter); chunks follow each other; within a chunk of `c`
+/// instances, AND gate `j` of instance `i` is at block `2·(j·c + i)`. So the tables of instances
+/// `s..e` with `s` a multiple of `CHUNK` (and `e` one too, or the end) are one contiguous range
+/// laid out exactly like a batch of `e − s` instances ([`GarbledTables::slice`]).
 ///
 /// `Default` is the empty buffer of zero instances, to pass to [`crate::Garbler::garble_into`].
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct GarbledTables {
     pub(crate) instances: usize,
+    /// The header block, then the tables (empty for `Default`).
     pub(crate) blocks: Vec<u128>,
+}
+
+/// The header block of `instances` instances of a circuit with fingerprint `fingerprint`.
+pub(crate) fn table_header(fingerprint: u64, instances: usize) -> u128 {
+    u128::from(fingerprint) | (u128::from(instances as u64) << 64)
 }
 
 impl GarbledTables {
@@ -121,9 +131,23 @@ impl GarbledTables {
     pub fn instances(&self) -> usize {
         self.instances
     }
-    /// The raw bytes (layout above).
+    /// The raw bytes, header included (layout above).
     pub fn as_bytes(&self) -> &[u8] {
         bytemuck::cast_slice(&self.blocks) // little-endian targets only (lib.rs)
+    }
+    /// The tables without the header.
+    pub(crate) fn body(&self) -> &[u128] {
+        self.blocks.get(1..).unwrap_or(&[])
+    }
+    /// Checks that the tables were garbled for `circuit` (their header's fingerprint).
+    pub(crate) fn check_circuit(&self, circuit: &Circuit) -> Result<(), GarbleError> {
+        match self.blocks.first() {
+            Some(&h) if h as u64 != circuit.fingerprint() => Err(GarbleError::CircuitMismatch {
+                expected: circuit.fingerprint(),
+                got: h as u64,
+            }),
+            _ => Ok(()),
+        }
     }
     /// Checks that `len` bytes are the tables of `instances` instances of `circuit`, as
     /// [`GarbledTables::from_bytes`] requires, without parsing them (for code that only forwards
@@ -132,7 +156,8 @@ impl GarbledTables {
         // Saturating: sizes come from a peer, and `usize` is 32 bits in wasm.
         let expected = instances
             .saturating_mul(2 * Block::BYTES)
-            .saturating_mul(circuit.and_count());
+            .saturating_mul(circuit.and_count())
+            .saturating_add(Block::BYTES);
         if len != expected {
             return Err(GarbleError::Length {
                 what: "garbled tables",
@@ -143,18 +168,30 @@ impl GarbledTables {
         }
         Ok(())
     }
-    /// Parses tables for `instances` instances of `circuit`; the length must be exact.
+    /// Parses tables for `instances` instances of `circuit`: the length must be exact and the
+    /// header name this circuit and this count.
     pub fn from_bytes(
         circuit: &Circuit,
         instances: usize,
         bytes: &[u8],
     ) -> Result<Self, GarbleError> {
         Self::check_len(circuit, instances, bytes.len())?;
-        let blocks = bytes
+        let blocks: Vec<u128> = bytes
             .chunks_exact(16)
             .map(|c| u128::from_le_bytes(c.try_into().expect("16-byte chunk")))
             .collect();
-        Ok(GarbledTables { instances, blocks })
+        let tables = GarbledTables { instances, blocks };
+        tables.check_circuit(circuit)?;
+        let declared = (tables.blocks[0] >> 64) as u64;
+        if declared != instances as u64 {
+            return Err(GarbleError::Length {
+                what: "garbled tables (instances in the header)",
+                expected: instances,
+                got: usize::try_from(declared).unwrap_or(usize::MAX),
+                unit: "instances",
+            });
+        }
+        Ok(tables)
     }
     /// The tables of instances `range` (for splitting work across workers); evaluate them with
     /// a [`TweakDomain`] whose `first_instance` is advanced by `range.start`. Both ends must be
@@ -173,15 +210,22 @@ impl GarbledTables {
                 unit: "instances",
             });
         }
-        let per = self.blocks.len().checked_div(self.instances).unwrap_or(0);
+        let body = self.body();
+        let per = body.len().checked_div(self.instances).unwrap_or(0);
+        let fingerprint = self.blocks.first().map_or(0, |&h| h as u64);
+        let mut blocks = Vec::with_capacity(1 + range.len() * per);
+        blocks.push(table_header(fingerprint, range.len()));
+        blocks.extend_from_slice(&body[range.start * per..range.end * per]);
         Ok(GarbledTables {
             instances: range.len(),
-            blocks: self.blocks[range.start * per..range.end * per].to_vec(),
+            blocks,
         })
     }
-    /// Mutable access to the raw table blocks (tests of tamper detection use it).
+    /// Mutable access to the raw table blocks, without the header (tests of tamper detection use
+    /// it).
     pub fn blocks_mut(&mut self) -> &mut [Block] {
-        bytemuck::cast_slice_mut(&mut self.blocks)
+        let body = self.blocks.get_mut(1..).unwrap_or(&mut []);
+        bytemuck::cast_slice_mut(body)
     }
 }
 

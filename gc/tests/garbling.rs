@@ -62,10 +62,11 @@ fn run_relu(
         (g, eb)
     };
     let ga = relu.encode_garbler(&garbled.encoder, a).unwrap();
-    // Bytes per ReLU on the wire: tables (ANDs x 32 B) offline, k x 16 B of labels online.
+    // Bytes per ReLU on the wire: tables (ANDs x 32 B, after a 16-B header per batch) offline,
+    // k x 16 B of labels online.
     assert_eq!(
         garbled.tables.as_bytes().len(),
-        a.len() * relu.circuit().and_count() * 32
+        16 + a.len() * relu.circuit().and_count() * 32
     );
     assert_eq!(ga.as_bytes().len(), a.len() * k * 16);
     // And the arithmetic output: three k'-bit words per result bit (gated by the sign) and one
@@ -543,4 +544,52 @@ fn huge_declared_sizes_are_errors_not_overflows() {
         assert!(DecodingBits::from_bytes(c, n, &[0; 4]).is_err());
         assert!(ShareDecoding::from_bytes(relu.output(), n, &[0; 4]).is_err());
     }
+}
+
+/// Tables carry their circuit's fingerprint: another circuit of the same AND count (here the same
+/// adder read with another truncation) refuses them instead of decoding garbage, and so does a
+/// header that names another instance count.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn tables_of_another_circuit_are_refused() {
+    let mut rng = Csprng::from_seed([12; 32]);
+    let r0 = ReluCircuit::new(16, 0, ReluVariant::Relu).unwrap();
+    let r2 = ReluCircuit::new(16, 2, ReluVariant::Relu).unwrap();
+    assert_eq!(r0.circuit().and_count(), r2.circuit().and_count());
+    assert_ne!(r0.circuit().fingerprint(), r2.circuit().fingerprint());
+    let domain = TweakDomain {
+        session_id: 8,
+        first_instance: 0,
+    };
+    let n = 70;
+    let m = vec![0u64; n];
+    let g = r0
+        .garble(Delta::random(&mut rng), domain, &m, None, &mut rng)
+        .unwrap();
+    let bytes = g.tables.as_bytes();
+    assert!(GarbledTables::from_bytes(r0.circuit(), n, bytes).is_ok());
+    assert!(matches!(
+        GarbledTables::from_bytes(r2.circuit(), n, bytes),
+        Err(GarbleError::CircuitMismatch { .. })
+    ));
+    let mut recounted = bytes.to_vec();
+    recounted[8] ^= 1;
+    assert!(matches!(
+        GarbledTables::from_bytes(r0.circuit(), n, &recounted),
+        Err(GarbleError::Length { .. })
+    ));
+    let x = vec![5u64; n];
+    let ga = r0.encode_garbler(&g.encoder, &x).unwrap();
+    let eb = r0.encode_evaluator(&g.encoder, &x).unwrap();
+    assert!(matches!(
+        Evaluator::new(r2.circuit(), domain).evaluate(&g.tables, &ga, &eb),
+        Err(GarbleError::CircuitMismatch { .. })
+    ));
+    assert!(Evaluator::new(r0.circuit(), domain)
+        .evaluate(&g.tables, &ga, &eb)
+        .is_ok());
+    // A slice gets its own header.
+    let part = g.tables.slice(64..n).unwrap();
+    assert!(GarbledTables::from_bytes(r0.circuit(), n - 64, part.as_bytes()).is_ok());
+    assert!(GarbledTables::from_bytes(r2.circuit(), n - 64, part.as_bytes()).is_err());
 }

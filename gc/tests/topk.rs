@@ -40,7 +40,7 @@ fn run(c: &TopKCircuit, a: &[u64], b: &[u64], instances: usize, rng: &mut Csprng
         .unwrap();
     assert_eq!(
         g.tables.as_bytes().len(),
-        instances * c.circuit().and_count() * 32
+        16 + instances * c.circuit().and_count() * 32
     );
     let ga = c.encode_garbler(&g.encoder, a).unwrap();
     let eb = ActiveLabels::new(k * c.classes(), active).unwrap();

@@ -18,7 +18,8 @@ use serde::Serialize;
 /// max-pool circuits end with the result's bits (and the "not negative" gate), and a
 /// `ServerGarbled` frame's decoding is their arithmetic output (`cryptonas_gc::ShareDecoding`:
 /// ⌈k/8⌉-byte words, three per bit when gated, one otherwise, and a correction per instance)
-/// instead of the decoding bits of a garbled zeroing and subtraction.
+/// instead of the decoding bits of a garbled zeroing and subtraction; garbled tables begin with a
+/// 16-byte header naming their circuit (`cryptonas_gc::Circuit::fingerprint`) and instance count.
 pub const PROTOCOL_VERSION: u16 = 7;
 
 /// Rows per `ClientOtExtend` part (the last may be shorter): 1 MiB frames. Neither side holds the

@@ -824,8 +824,9 @@ impl Plan {
             .iter()
             .flatten()
             .map(|c| {
+                // The tables' 16-byte header, and per instance its tables and output words.
                 let per = c.circuit().table_bytes() + c.decoding_len(1);
-                2 * (crate::GARBLE_CHUNK * per) as u64
+                2 * (16 + crate::GARBLE_CHUNK * per) as u64
             })
             .max()
             .unwrap_or(0);

@@ -182,9 +182,10 @@ pub fn pool_model(
 /// bytes; the tiny model's matrix is one part); every other frame is unchanged.
 /// Protocol version 7: the ReLU and max-pool circuits neither zero by the sign nor subtract the
 /// mask, so their `ServerGarbled` tables are shorter and carry the arithmetic output's words in
-/// place of the decoding bits; every other frame is unchanged.
+/// place of the decoding bits, and every frame's tables begin with a 16-byte header (the
+/// circuit's fingerprint and the instance count); every other frame is unchanged.
 pub const SEEDED_TRANSCRIPT_SHA256: &str =
-    "3efec8cd6f153f4741815c5b7e7e35840ebe9eb2d5ae207cf3c60349ab8d9159";
+    "32d8c095b74881a0a703845138c128bc208ee22dbe8f2c0a48ad415d330f8fae";
 
 /// [`SEEDED_TRANSCRIPT_SHA256`] of the same model served under the `class` output policy
 /// (protocol version 5): the plan's last stage is `{"top_k": {"top": 1}}`, the OT and the
@@ -192,9 +193,9 @@ pub const SEEDED_TRANSCRIPT_SHA256: &str =
 /// carries the labels of the server's logit share, and there is no `ServerOutput`. Re-pinned
 /// with the other when `ClientOtSetup` joined the first flight (same frames, new interleaving),
 /// when `ClientOtExtend` became a part (protocol version 6), and with the arithmetic output
-/// (protocol version 7: the ReLU layers' frames change, the top-k's does not).
+/// (protocol version 7: the ReLU layers' frames change, and the top-k's by its tables' header).
 pub const SEEDED_CLASS_TRANSCRIPT_SHA256: &str =
-    "b7ccd69a618f7053965adbea296cfa9ea6e1e45387e95fb94addeeeca7b3d531";
+    "4cbb83a229460d7a1658e9163e3a3c9cef08909860e8057af90d233a85633035";
 
 /// One whole inference with seeded generators on both sides (tiny model, C = 2, 8×8, served
 /// under `policy`): SHA-256 over
