@@ -166,8 +166,9 @@ impl ReluCircuit {
     pub fn variant(&self) -> ReluVariant {
         self.variant
     }
-    /// The Boolean circuit (garbler input a, evaluator input b: k bits each; output: the bits of
-    /// `relu_k(x) >> t` below k', least significant first).
+    /// The Boolean circuit (garbler input a, evaluator input b: k bits each; outputs: the bits of
+    /// `v >> t` below the sign and below k', least significant first, `v` being `x` or its
+    /// clipped value, then `¬sign`, the gate of the arithmetic output).
     pub fn circuit(&self) -> &Circuit {
         &self.circuit
     }
