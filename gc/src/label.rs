@@ -139,12 +139,16 @@ impl GarbledTables {
     pub(crate) fn body(&self) -> &[u128] {
         self.blocks.get(1..).unwrap_or(&[])
     }
+    /// The header's circuit fingerprint and instance count (`None` for `Default`).
+    fn header(&self) -> Option<(u64, u64)> {
+        self.blocks.first().map(|&h| (h as u64, (h >> 64) as u64))
+    }
     /// Checks that the tables were garbled for `circuit` (their header's fingerprint).
     pub(crate) fn check_circuit(&self, circuit: &Circuit) -> Result<(), GarbleError> {
-        match self.blocks.first() {
-            Some(&h) if h as u64 != circuit.fingerprint() => Err(GarbleError::CircuitMismatch {
+        match self.header() {
+            Some((got, _)) if got != circuit.fingerprint() => Err(GarbleError::CircuitMismatch {
                 expected: circuit.fingerprint(),
-                got: h as u64,
+                got,
             }),
             _ => Ok(()),
         }
@@ -182,7 +186,7 @@ impl GarbledTables {
             .collect();
         let tables = GarbledTables { instances, blocks };
         tables.check_circuit(circuit)?;
-        let declared = (tables.blocks[0] >> 64) as u64;
+        let declared = tables.header().map_or(0, |(_, n)| n);
         if declared != instances as u64 {
             return Err(GarbleError::Length {
                 what: "garbled tables (instances in the header)",
@@ -212,7 +216,7 @@ impl GarbledTables {
         }
         let body = self.body();
         let per = body.len().checked_div(self.instances).unwrap_or(0);
-        let fingerprint = self.blocks.first().map_or(0, |&h| h as u64);
+        let fingerprint = self.header().map_or(0, |(f, _)| f);
         let mut blocks = Vec::with_capacity(1 + range.len() * per);
         blocks.push(table_header(fingerprint, range.len()));
         blocks.extend_from_slice(&body[range.start * per..range.end * per]);
@@ -352,14 +356,19 @@ impl DecodingBits {
     pub fn as_bytes(&self) -> &[u8] {
         &self.packed
     }
-    /// Checks that `len` bytes are the decoding bits of `instances` instances of `circuit` (for a
-    /// party that checks a declared size before the bytes themselves arrive).
-    pub fn check_len(circuit: &Circuit, instances: usize, len: usize) -> Result<(), GarbleError> {
-        let expected = circuit
+    /// Bytes of the decoding bits of `instances` instances of `circuit` (saturating: sizes come
+    /// from a peer).
+    pub fn byte_len(circuit: &Circuit, instances: usize) -> usize {
+        circuit
             .outputs()
             .len()
             .saturating_mul(instances)
-            .div_ceil(8);
+            .div_ceil(8)
+    }
+    /// Checks that `len` bytes are the decoding bits of `instances` instances of `circuit` (for a
+    /// party that checks a declared size before the bytes themselves arrive).
+    pub fn check_len(circuit: &Circuit, instances: usize, len: usize) -> Result<(), GarbleError> {
+        let expected = Self::byte_len(circuit, instances);
         if len != expected {
             return Err(GarbleError::Length {
                 what: "decoding bits",

@@ -161,7 +161,7 @@ impl MaxPoolCircuit {
         let out = self
             .circuit
             .eval(&words_to_bits(a, self.k)?, &words_to_bits(b, self.k)?, &[])?;
-        Ok(self.output.word(&out).wrapping_sub(m) & mask(self.k_out))
+        Ok(self.output.share(&out, m))
     }
     /// The rounding term `2^(t−1)` (0 for t = 0) the protocol adds to the garbler's share of
     /// every real cell.

@@ -183,7 +183,7 @@ impl ReluCircuit {
             &words_to_bits(&[b], self.k)?,
             &[],
         )?;
-        Ok(self.output.word(&out).wrapping_sub(m) & mask(self.k_out))
+        Ok(self.output.share(&out, m))
     }
     /// The rounding term `2^(t−1)` (0 for t = 0) the protocol adds to the garbler's share.
     pub fn round_term(&self) -> u64 {

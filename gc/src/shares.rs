@@ -163,6 +163,12 @@ impl ShareOutput {
             .saturating_mul(self.word_bytes())
     }
 
+    /// The evaluator's share `word(bits) − m mod 2^k'` the plain circuit's output `bits` give
+    /// (the reference that the garbled output must match).
+    pub fn share(&self, bits: &[bool], m: u64) -> u64 {
+        self.word(bits).wrapping_sub(m) & mask(self.k_out)
+    }
+
     /// The plain value of one instance's output bits: `Σ ω_i · y_i mod 2^k'`, times the gate.
     pub fn word(&self, bits: &[bool]) -> u64 {
         let sum = self
@@ -180,11 +186,6 @@ impl ShareOutput {
         (u128::from(domain.session_id) << 64)
             | (u128::from(inst) << 32)
             | u128::from(self.first_tweak)
-    }
-
-    /// The tweak with index `first_tweak + j` of instance `instance`.
-    fn tweak(&self, domain: TweakDomain, instance: usize, j: usize) -> Block {
-        Block::from_u128(self.tweak_base(domain, instance) + j as u128)
     }
 
     /// Garbles `masks.len()` instances of `circuit` (no garbler-private inputs; its outputs are
@@ -258,17 +259,19 @@ impl ShareOutput {
             hashed.clear();
             for inst in block.clone() {
                 let labels = &zero[inst * w..(inst + 1) * w];
+                let base = self.tweak_base(domain, inst);
+                let tweak = |j: usize| Block::from_u128(base + j as u128);
                 for (i, &z) in labels[..self.terms()].iter().enumerate() {
                     if self.gated {
                         let g = labels[self.terms()];
                         for (a, b) in [(false, false), (false, true), (true, false), (true, true)] {
-                            tweaks.push(self.tweak(domain, inst, 4 * i + b as usize));
+                            tweaks.push(tweak(4 * i + b as usize));
                             hashed.push(of_colour(z, a));
-                            tweaks.push(self.tweak(domain, inst, 4 * i + 2 + a as usize));
+                            tweaks.push(tweak(4 * i + 2 + a as usize));
                             hashed.push(of_colour(g, b));
                         }
                     } else {
-                        let t = self.tweak(domain, inst, i);
+                        let t = tweak(i);
                         tweaks.extend([t, t]);
                         hashed.extend([of_colour(z, false), of_colour(z, true)]);
                     }

@@ -539,12 +539,9 @@ impl StageCircuit {
         match self {
             StageCircuit::Relu(c) => c.output().decoding_len(instances),
             StageCircuit::MaxPool(c) => c.output().decoding_len(instances),
-            StageCircuit::TopK { circuit, .. } => circuit
-                .circuit()
-                .outputs()
-                .len()
-                .saturating_mul(instances)
-                .div_ceil(8),
+            StageCircuit::TopK { circuit, .. } => {
+                DecodingBits::byte_len(circuit.circuit(), instances)
+            }
         }
     }
 
