@@ -3,16 +3,16 @@
 // `evaluate` evaluates it on the server's labels and frees it (material used once), `drop` frees
 // what a session left behind.
 //
-// A chunk stored with its server `frame` (the tables and output decoding cut from it, transferred
-// here untouched) is kept as copies of those two spans until its labels arrive: they are copied
-// into this worker's wasm memory only to be evaluated, and freed right after. A wasm memory never
-// shrinks, so holding every stored chunk there made the evaluation workers' memory the size of all
-// the garbled tables of an inference (233 MB at 86K ReLUs); now it is the size of one chunk. The
-// copies (not the frame) are kept because a buffer this worker made can be freed at once
-// (`release`), while the socket's frame is freed only by the garbage collector: holding the frames
-// left an inference's tables (~150 MB at 86K) as garbage just when the next prepared session's
-// arrived, and the tab peaked with both (bench, cnet1-c14: 559–597 → 496–525 MB resident, 435 →
-// 372 MB private). A chunk without a frame (tables inside the job) is parsed at once.
+// A chunk stored with its server `frame` (transferred here untouched) keeps the frame until its
+// labels arrive: its tables and output decoding are copied into this worker's wasm memory only to
+// be evaluated, and freed right after. A wasm memory never shrinks, so holding every stored chunk
+// there made the evaluation workers' memory the size of all the garbled tables of an inference
+// (233 MB at 86K ReLUs); now it is the size of one chunk. The socket's frame can be freed only by
+// the garbage collector; the evaluation workers are therefore replaced by fresh ones once their
+// sessions have ended (worker.js, `evalPool`), which frees every frame at once. Copying the two
+// spans out of each frame instead (freed by `release` after evaluation) doubled the tables while
+// the frames waited for the collector: the tab peaked at 386–404 MB resident at 86K ReLUs, 359–360
+// MB without the copies. A chunk without a frame (tables inside the job) is parsed at once.
 // Returns the reply to post ({type: 'result'|'error', ...}) or null.
 import { EvalChunk } from './wasm.js';
 
@@ -33,10 +33,7 @@ export function runEvalMessage(chunks, m, wasmBytes) {
   try {
     if (m.type === 'store') {
       if (m.frame) {
-        // Copies this worker owns (see `release`); the socket's frame is dropped now.
-        const [t0, t1] = m.tables;
-        const [d0, d1] = m.decoding;
-        chunks.set(key, { job: m.job, tables: m.frame.slice(t0, t1), decoding: m.frame.slice(d0, d1) });
+        chunks.set(key, { job: m.job, frame: m.frame, tables: m.tables, decoding: m.decoding });
       } else {
         const chunk = new EvalChunk(m.job);
         wipe(m.job);
@@ -49,12 +46,11 @@ export function runEvalMessage(chunks, m, wasmBytes) {
       const t = performance.now();
       let chunk = stored.chunk;
       if (!chunk) {
+        const span = ([start, end]) => new Uint8Array(stored.frame, start, end - start);
         try {
-          chunk = EvalChunk.withBulk(stored.job, new Uint8Array(stored.tables), new Uint8Array(stored.decoding));
+          chunk = EvalChunk.withBulk(stored.job, span(stored.tables), span(stored.decoding));
         } finally {
           wipe(stored.job);
-          release(stored.tables);
-          release(stored.decoding);
         }
       }
       try {
@@ -68,7 +64,7 @@ export function runEvalMessage(chunks, m, wasmBytes) {
     } else if (m.type === 'drop') {
       for (const [k, c] of chunks) {
         if (k.startsWith(`${m.session}:`)) {
-          if (c.chunk) c.chunk.free(); else { wipe(c.job); release(c.tables); release(c.decoding); }
+          if (c.chunk) c.chunk.free(); else wipe(c.job);
           chunks.delete(k);
         }
       }
