@@ -270,6 +270,37 @@ impl FixedKeyAes {
         }
     }
 
+    /// `ps[j] ← π(ps[j] ⊕ tweaks[j]) ⊕ ps[j]`: the second half of [`FixedKeyAes::tccr`], for
+    /// blocks whose π is already known (`ps[j] = π(x_j)` gives `TCCR(tweaks[j], x_j)`). One label
+    /// hashed under several tweaks (the arithmetic output's gate wire) then costs one π per tweak
+    /// and one in all, instead of two per tweak.
+    ///
+    /// # Panics
+    /// If the slices differ in length (a programming error, not an input error).
+    pub fn tccr_many_permuted(&self, tweaks: &[Block], ps: &mut [Block]) {
+        assert_eq!(
+            tweaks.len(),
+            ps.len(),
+            "tccr_many_permuted: one tweak per block"
+        );
+        // π(x) gives x: the scratch is label material.
+        let mut scratch = [Block::ZERO; 64];
+        for (p, t) in ps
+            .chunks_mut(scratch.len())
+            .zip(tweaks.chunks(scratch.len()))
+        {
+            let s = &mut scratch[..p.len()];
+            for ((s, p), t) in s.iter_mut().zip(p.iter()).zip(t) {
+                *s = *p ^ *t;
+            }
+            self.permute_many(s);
+            for (p, s) in p.iter_mut().zip(s.iter()) {
+                *p ^= *s;
+            }
+        }
+        zeroize::Zeroize::zeroize(&mut scratch);
+    }
+
     /// Garbles `out.len()` independent half-gates AND gates (Zahur–Rosulek–Evans): gate `i` has
     /// input zero-labels `A = a[i]`, `B = b[i]` (little-endian `u128`, colours `pa`, `pb` = their
     /// least significant bits) and is hashed with `H(x, half) = TCCR(tweaks[i] ⊕ half, x)`:
@@ -301,9 +332,25 @@ impl FixedKeyAes {
             "garble_and_batch: tweaks, a, b, out of one length and a table twice as long"
         );
         match &self.fast {
-            Fast::None | Fast::Bitsliced(_) | Fast::VecPerm(_) => {
-                reference::garble_and(self, delta, tweaks, a, b, out, table)
-            }
+            Fast::None => reference::garble_and(self, delta, tweaks, a, b, out, table),
+            Fast::Bitsliced(rk) => batched::garble_and(
+                |x, t| crate::fixslice::tccr8(rk, x, t),
+                delta,
+                tweaks,
+                a,
+                b,
+                out,
+                table,
+            ),
+            Fast::VecPerm(rk) => batched::garble_and(
+                |x, t| crate::vperm::tccr8(rk, x, t),
+                delta,
+                tweaks,
+                a,
+                b,
+                out,
+                table,
+            ),
             #[cfg(target_arch = "x86_64")]
             Fast::X86(k, rk) => k.garble_and(rk, delta, tweaks, a, b, out, table),
         }
@@ -329,21 +376,128 @@ impl FixedKeyAes {
             "eval_and_batch: tweaks, a, b, out of one length and a table twice as long"
         );
         match &self.fast {
-            Fast::None | Fast::Bitsliced(_) | Fast::VecPerm(_) => {
-                reference::eval_and(self, tweaks, a, b, out, table)
-            }
+            Fast::None => reference::eval_and(self, tweaks, a, b, out, table),
+            Fast::Bitsliced(rk) => batched::eval_and(
+                |x, t| crate::fixslice::tccr8(rk, x, t),
+                tweaks,
+                a,
+                b,
+                out,
+                table,
+            ),
+            Fast::VecPerm(rk) => batched::eval_and(
+                |x, t| crate::vperm::tccr8(rk, x, t),
+                tweaks,
+                a,
+                b,
+                out,
+                table,
+            ),
             #[cfg(target_arch = "x86_64")]
             Fast::X86(k, rk) => k.eval_and(rk, tweaks, a, b, out, table),
         }
     }
 }
 
+/// The half-gates kernels over a backend that hashes eight blocks per call in registers (the
+/// wasm backends): each batch's labels and tweaks go straight into one TCCR call and the algebra
+/// runs on its outputs (no scratch passes, no tweak lookups by division).
+mod batched {
+    use crate::Block;
+
+    /// Blocks per TCCR call.
+    const N: usize = 8;
+
+    #[inline(always)]
+    fn sel(x: u128, bit: u128) -> u128 {
+        x & (bit & 1).wrapping_neg()
+    }
+
+    #[inline(always)]
+    fn block(x: u128) -> Block {
+        Block::from_u128(x)
+    }
+
+    /// `f(start, gates)` for consecutive groups of `G` gates from 0 to `n` (the last one may be
+    /// short; `f` pads its batch).
+    #[inline(always)]
+    fn groups<const G: usize>(n: usize, mut f: impl FnMut(usize, usize)) {
+        let mut start = 0;
+        while start < n {
+            let gates = G.min(n - start);
+            f(start, gates);
+            start += gates;
+        }
+    }
+
+    /// Four gates per call: `[A, B]` of each under tweaks `t ⊕ 0`, `t ⊕ 1`.
+    pub(super) fn eval_and(
+        tccr8: impl Fn(&mut [Block; N], &[Block; N]),
+        tweaks: &[u128],
+        a: &[u128],
+        b: &[u128],
+        out: &mut [u128],
+        table: &[u128],
+    ) {
+        groups::<{ N / 2 }>(out.len(), |start, gates| {
+            let (mut x, mut t) = ([Block::ZERO; N], [Block::ZERO; N]);
+            for q in 0..gates {
+                let i = start + q;
+                (x[2 * q], x[2 * q + 1]) = (block(a[i]), block(b[i]));
+                (t[2 * q], t[2 * q + 1]) = (block(tweaks[i]), block(tweaks[i] ^ 1));
+            }
+            tccr8(&mut x, &t);
+            for q in 0..gates {
+                let i = start + q;
+                let (ha, hb) = (x[2 * q].to_u128(), x[2 * q + 1].to_u128());
+                let (tg, te) = (table[2 * i], table[2 * i + 1]);
+                out[i] = ha ^ sel(tg, a[i]) ^ hb ^ sel(te ^ a[i], b[i]);
+            }
+            zeroize::Zeroize::zeroize(&mut x);
+        });
+    }
+
+    /// Two gates per call: `[A, A⊕Δ]` under `t ⊕ 0`, `[B, B⊕Δ]` under `t ⊕ 1` of each.
+    pub(super) fn garble_and(
+        tccr8: impl Fn(&mut [Block; N], &[Block; N]),
+        d: u128,
+        tweaks: &[u128],
+        a: &[u128],
+        b: &[u128],
+        out: &mut [u128],
+        table: &mut [u128],
+    ) {
+        groups::<{ N / 4 }>(out.len(), |start, gates| {
+            let (mut x, mut t) = ([Block::ZERO; N], [Block::ZERO; N]);
+            for q in 0..gates {
+                let i = start + q;
+                let (a0, b0) = (a[i], b[i]);
+                x[4 * q..4 * q + 4].copy_from_slice(&[a0, a0 ^ d, b0, b0 ^ d].map(block));
+                let (t0, t1) = (block(tweaks[i]), block(tweaks[i] ^ 1));
+                t[4 * q..4 * q + 4].copy_from_slice(&[t0, t0, t1, t1]);
+            }
+            tccr8(&mut x, &t);
+            for q in 0..gates {
+                let i = start + q;
+                let [ha0, ha1, hb0, hb1] = [0, 1, 2, 3].map(|j| x[4 * q + j].to_u128());
+                let (a0, b0) = (a[i], b[i]);
+                let tg = ha0 ^ ha1 ^ sel(d, b0);
+                let wg = ha0 ^ sel(tg, a0);
+                let te = hb0 ^ hb1 ^ a0;
+                let we = hb0 ^ sel(te ^ a0, b0);
+                out[i] = wg ^ we;
+                (table[2 * i], table[2 * i + 1]) = (tg, te);
+            }
+            zeroize::Zeroize::zeroize(&mut x);
+        });
+    }
+}
+
 /// The half-gates chunk kernels as shipped before the fused ones: wide `permute_many` passes
-/// through scratch buffers (kept as the reference the fused kernels are tested against, and as the
-/// portable fallback; the bitsliced backend runs them with its own π).
+/// through scratch buffers (the `aes` crate backend's kernels: the portable fallback and the
+/// reference the others are tested against).
 mod reference {
     use super::FixedKeyAes;
-    use crate::Block;
 
     /// Sub-chunk size of the scratch buffers.
     const SUB: usize = 64;
@@ -389,16 +543,6 @@ mod reference {
         halves: &[u128],
     ) {
         let cn = tweaks.len();
-        let tweak = |j: usize| Block::from_u128(tweaks[j % cn] ^ halves[j / cn]);
-        match &aes.fast {
-            super::Fast::Bitsliced(rk) => {
-                return crate::fixslice::tccr_many(rk, bytemuck::cast_slice_mut(xs), tweak)
-            }
-            super::Fast::VecPerm(rk) => {
-                return crate::vperm::tccr_many(rk, bytemuck::cast_slice_mut(xs), tweak)
-            }
-            _ => {}
-        }
         permute(aes, xs);
         for (r, &half) in halves.iter().enumerate() {
             let (src, dst) = (&xs[r * cn..][..cn], &mut tmp[r * cn..][..cn]);
@@ -544,6 +688,28 @@ mod tests {
             .collect();
         pi.tccr_many(&tweaks, &mut xs);
         assert_eq!(xs, single);
+    }
+
+    /// `tccr_many_permuted` on π(x) is `tccr` on x, on every backend and every tail length.
+    #[test]
+    fn tccr_of_permuted_blocks_matches_tccr_on_every_backend() {
+        let mut rng = crate::Csprng::from_seed([5; 32]);
+        let key = rng.block().0;
+        let reference = FixedKeyAes::with_backend(key, AesBackend::AesCrate).unwrap();
+        for pi in all_backends(key) {
+            for n in [0usize, 1, 7, 8, 9, 63, 64, 65, 200] {
+                let (xs, tweaks) = (rng.blocks(n), rng.blocks(n));
+                let mut ps = xs.clone();
+                pi.permute_many(&mut ps);
+                pi.tccr_many_permuted(&tweaks, &mut ps);
+                let expect: Vec<Block> = xs
+                    .iter()
+                    .zip(&tweaks)
+                    .map(|(x, t)| reference.tccr(*t, *x))
+                    .collect();
+                assert_eq!(ps, expect, "{:?} n={n}", pi.backend());
+            }
+        }
     }
 
     /// A backend instance for every backend this CPU runs (the reference included).

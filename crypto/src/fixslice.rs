@@ -379,20 +379,25 @@ pub(crate) fn tccr_many<L: Lane>(
     tweak: impl Fn(usize) -> Block,
 ) {
     in_batches::<BATCH>(xs, |first, n, x| {
-        let t = batch_tweaks::<BATCH>(first, n, &tweak);
-        let mut state = bitslice(x);
-        rounds(rkeys, &mut state);
-        let px = state;
-        let ts: [L; 8] = bitslice(&t);
-        for i in 0..8 {
-            state[i] ^= ts[i];
-        }
-        rounds(rkeys, &mut state);
-        for i in 0..8 {
-            state[i] ^= px[i];
-        }
-        unbitslice(state, x);
+        tccr8(rkeys, x, &batch_tweaks::<BATCH>(first, n, &tweak))
     });
+}
+
+/// `x[j] ← TCCR(t[j], x[j])` on one batch, π(x) kept bitsliced between the two encryptions.
+#[inline]
+pub(crate) fn tccr8<L: Lane>(rkeys: &RoundKeys<L>, x: &mut [Block; BATCH], t: &[Block; BATCH]) {
+    let mut state = bitslice(x);
+    rounds(rkeys, &mut state);
+    let px = state;
+    let ts: [L; 8] = bitslice(t);
+    for i in 0..8 {
+        state[i] ^= ts[i];
+    }
+    rounds(rkeys, &mut state);
+    for i in 0..8 {
+        state[i] ^= px[i];
+    }
+    unbitslice(state, x);
 }
 
 /// Encrypts every block of `blocks` in place, eight at a time (a ragged tail is padded).

@@ -495,27 +495,32 @@ pub(crate) fn encrypt_many<B: Bytes16>(k: &RoundKeys<B>, blocks: &mut [Block]) {
     in_batches::<N>(blocks, |_, _, batch| encrypt_chunk(k, batch));
 }
 
-/// `xs[j] ← TCCR(tweak(j), xs[j]) = π(π(x) ⊕ t) ⊕ π(x)`, eight blocks at a time, π(x) kept in
-/// registers between the two encryptions.
+/// `xs[j] ← TCCR(tweak(j), xs[j]) = π(π(x) ⊕ t) ⊕ π(x)`, eight blocks at a time.
 pub(crate) fn tccr_many<B: Bytes16>(
     k: &RoundKeys<B>,
     xs: &mut [Block],
     tweak: impl Fn(usize) -> Block,
 ) {
     in_batches::<N>(xs, |first, n, x| {
-        let t = batch_tweaks::<N>(first, n, &tweak);
-        let mut s = load::<B>(x);
-        encrypt8(k, &mut s);
-        let px = s;
-        for (y, tw) in s.iter_mut().zip(&t) {
-            *y = y.xor(B::from_bytes(tw.0));
-        }
-        encrypt8(k, &mut s);
-        for (y, p) in s.iter_mut().zip(&px) {
-            *y = y.xor(*p);
-        }
-        store(&s, x);
+        tccr8(k, x, &batch_tweaks::<N>(first, n, &tweak))
     });
+}
+
+/// `x[j] ← TCCR(t[j], x[j])` on eight blocks, π(x) kept in registers between the two
+/// encryptions.
+#[inline]
+pub(crate) fn tccr8<B: Bytes16>(k: &RoundKeys<B>, x: &mut [Block; N], t: &[Block; N]) {
+    let mut s = load::<B>(x);
+    encrypt8(k, &mut s);
+    let px = s;
+    for (y, tw) in s.iter_mut().zip(t) {
+        *y = y.xor(B::from_bytes(tw.0));
+    }
+    encrypt8(k, &mut s);
+    for (y, p) in s.iter_mut().zip(&px) {
+        *y = y.xor(*p);
+    }
+    store(&s, x);
 }
 
 #[cfg(test)]

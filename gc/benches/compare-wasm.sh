@@ -8,6 +8,7 @@
 # NEW_RUSTFLAGS, if set, replaces the new side's rustflags (built under target/new-rustflags), e.g.
 # the relaxed-SIMD build that detects `AesBackend::VecPerm`:
 #   NEW_RUSTFLAGS='--cfg getrandom_backend="wasm_js" -C target-feature=+simd128,+relaxed-simd'
+# OLD_RUSTFLAGS likewise for the old side (the same backend on both sides: a kernel change alone).
 # Wall-clock figures (the browser's Date.now): run it on a quiet machine and read `uptime`.
 set -euo pipefail
 old_commit=${1:-b81dda0}
@@ -39,7 +40,11 @@ build() { # dir target-dir [rustflags] -> prints the two test .wasm paths (absol
         -p $t --no-run 2>&1) | sed -n 's/.*Executable .*(\(.*\))/\1/p' | sed "s|^\([^/]\)|$1/\1|"
   done
 }
-mapfile -t old < <(build "$work" "$work/target")
+if [ -n "${OLD_RUSTFLAGS:-}" ]; then
+  mapfile -t old < <(build "$work" "$work/target-rustflags" "$OLD_RUSTFLAGS")
+else
+  mapfile -t old < <(build "$work" "$work/target")
+fi
 if [ -n "${NEW_RUSTFLAGS:-}" ]; then
   mapfile -t new < <(build "$PWD" "$PWD/target/new-rustflags" "$NEW_RUSTFLAGS")
 else
@@ -48,7 +53,7 @@ fi
 [ "${#old[@]}" = 2 ] && [ "${#new[@]}" = 2 ] || { echo "build failed: old=${old[*]} new=${new[*]}" >&2; exit 1; }
 grep -m1 'model name' /proc/cpuinfo
 echo "Chromium: $(chromium --version 2>/dev/null); wasm-bindgen-test-runner $(wasm-bindgen-test-runner --version 2>/dev/null | awk '{print $2}')"
-echo "rustc: $(rustc --version); release profile (thin LTO, 4 codegen units); old: $old_commit as shipped; new: $(git rev-parse --short HEAD)${NEW_RUSTFLAGS:+ with RUSTFLAGS=$NEW_RUSTFLAGS}"
+echo "rustc: $(rustc --version); release profile (thin LTO, 4 codegen units); old: $old_commit $(if [ -n "${OLD_RUSTFLAGS:-}" ]; then echo "with RUSTFLAGS=$OLD_RUSTFLAGS"; else echo "as shipped"; fi); new: $(git rev-parse --short HEAD)${NEW_RUSTFLAGS:+ with RUSTFLAGS=$NEW_RUSTFLAGS}"
 uptime
 run() { # label wasm [filter]
   wasm-bindgen-test-runner "$2" ${3:+"$3"} --nocapture 2>&1 | grep -E 'AES|AND/s' | sed "s/^/$1 /"

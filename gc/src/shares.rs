@@ -244,10 +244,13 @@ impl ShareOutput {
         let d = delta.as_block();
         // The hashes the garbler needs, a block of instances per batch (bounded scratch),
         // label-colour-major per term: plain `[L^0, L^1]`, gated `[X^a under T_b, G^b under
-        // T'_a]` for a, b ∈ {0, 1}.
+        // T'_a]` for a, b ∈ {0, 1}. A gated term hashes each of its labels under two tweaks and
+        // `G` under two per term: π of every label once (`permuted`, per instance `[W^0, W^1]`
+        // for each wire), then the second half of each hash.
         let per_term = if self.gated { 8 } else { 2 };
         let mut tweaks = Vec::with_capacity(per_term * HASH_BLOCK.min(n) * self.terms());
         let mut hashed = Vec::with_capacity(tweaks.capacity());
+        let mut permuted = Vec::with_capacity(2 * w * HASH_BLOCK.min(n));
         let of_colour = |z: Block, c: bool| z ^ d.select(z.lsb() ^ c);
         let mk = mask(self.k_out);
         let wb = self.word_bytes();
@@ -257,27 +260,33 @@ impl ShareOutput {
             let block = first..n.min(first + HASH_BLOCK);
             tweaks.clear();
             hashed.clear();
-            for inst in block.clone() {
-                let labels = &zero[inst * w..(inst + 1) * w];
+            permuted.clear();
+            for &z in &zero[block.start * w..block.end * w] {
+                permuted.extend([of_colour(z, false), of_colour(z, true)]);
+            }
+            pi.permute_many(&mut permuted);
+            for (k, inst) in block.clone().enumerate() {
+                // π(W^c) of wire `j` of this instance.
+                let pw = |j: usize, c: bool| permuted[2 * (k * w + j) + c as usize];
                 let base = self.tweak_base(domain, inst);
                 let tweak = |j: usize| Block::from_u128(base + j as u128);
-                for (i, &z) in labels[..self.terms()].iter().enumerate() {
+                for i in 0..self.terms() {
                     if self.gated {
-                        let g = labels[self.terms()];
+                        let g = self.terms();
                         for (a, b) in [(false, false), (false, true), (true, false), (true, true)] {
                             tweaks.push(tweak(4 * i + b as usize));
-                            hashed.push(of_colour(z, a));
+                            hashed.push(pw(i, a));
                             tweaks.push(tweak(4 * i + 2 + a as usize));
-                            hashed.push(of_colour(g, b));
+                            hashed.push(pw(g, b));
                         }
                     } else {
                         let t = tweak(i);
                         tweaks.extend([t, t]);
-                        hashed.extend([of_colour(z, false), of_colour(z, true)]);
+                        hashed.extend([pw(i, false), pw(i, true)]);
                     }
                 }
             }
-            pi.tccr_many(&tweaks, &mut hashed);
+            pi.tccr_many_permuted(&tweaks, &mut hashed);
             let mut h = hashed.iter().map(|&b| low(b));
             for inst in block {
                 let labels = &zero[inst * w..(inst + 1) * w];
@@ -310,6 +319,7 @@ impl ShareOutput {
                 put(kappa);
             }
             wipe(&mut hashed);
+            wipe(&mut permuted);
         }
         Ok(ShareDecoding {
             word_bytes: wb,
@@ -339,11 +349,13 @@ impl ShareOutput {
         }
         domain.check(n)?;
         // One hash per term, two per gated term, each under the tweak the colours name; a block
-        // of instances per batch, the block's words read once.
+        // of instances per batch, the block's words read once. π of each label once (`G` is
+        // hashed once per term), then the second half of each hash.
         let (t, per) = (self.terms(), self.words());
         let hashes = t * (1 + self.gated as usize);
         let mut tweaks = Vec::with_capacity(hashes * HASH_BLOCK.min(n));
         let mut hashed = Vec::with_capacity(tweaks.capacity());
+        let mut permuted = Vec::with_capacity(w * HASH_BLOCK.min(n));
         let mut words = Vec::with_capacity(per * HASH_BLOCK.min(n));
         let mk = mask(self.k_out);
         let mut shares = Vec::with_capacity(n);
@@ -352,26 +364,29 @@ impl ShareOutput {
             decoding.read_words(block.clone(), &mut words);
             tweaks.clear();
             hashed.clear();
-            for inst in block.clone() {
+            permuted.clear();
+            permuted.extend_from_slice(&blocks[block.start * w..block.end * w]);
+            pi.permute_many(&mut permuted);
+            for (k, inst) in block.clone().enumerate() {
                 let labels = &blocks[inst * w..(inst + 1) * w];
+                let pw = &permuted[k * w..(k + 1) * w];
                 let base = self.tweak_base(domain, inst);
                 if self.gated {
-                    let g = labels[t];
-                    let sg = g.lsb() as u128;
-                    for (i, &x) in labels[..t].iter().enumerate() {
+                    let sg = labels[t].lsb() as u128;
+                    for (i, x) in labels[..t].iter().enumerate() {
                         let j = 4 * i as u128;
                         tweaks.push(Block::from_u128(base + j + sg));
                         tweaks.push(Block::from_u128(base + j + 2 + x.lsb() as u128));
-                        hashed.extend([x, g]);
+                        hashed.extend([pw[i], pw[t]]);
                     }
                 } else {
-                    for (i, &x) in labels[..t].iter().enumerate() {
+                    for i in 0..t {
                         tweaks.push(Block::from_u128(base + i as u128));
-                        hashed.push(x);
+                        hashed.push(pw[i]);
                     }
                 }
             }
-            pi.tccr_many(&tweaks, &mut hashed);
+            pi.tccr_many_permuted(&tweaks, &mut hashed);
             for (k, inst) in block.enumerate() {
                 let labels = &blocks[inst * w..(inst + 1) * w];
                 let words = &words[k * per..(k + 1) * per];
@@ -396,6 +411,9 @@ impl ShareOutput {
                 }
                 shares.push(sum.wrapping_sub(words[per - 1]) & mk);
             }
+            // π(L) gives L: wiped as the output labels are.
+            wipe(&mut permuted);
+            wipe(&mut hashed);
         }
         Ok(shares)
     }
