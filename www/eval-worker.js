@@ -22,8 +22,10 @@ const booted = loadWasm().then((w) => {
 
 const chunks = new Map(); // `${session}:${id}` -> EvalChunk
 
-/// AND gates/s of garbled evaluation in this worker (software AES, one thread): the page's
-/// benchmark, run by the session worker in a fresh evaluation worker that it terminates after.
+/// Garbled ReLUs/s evaluated and decoded to shares in this worker (software AES, one thread), and
+/// the circuits' AND gates/s over the same time (the arithmetic output's hashes included, so
+/// below the AND kernel's rate): the page's benchmark, run by the session worker in a fresh
+/// evaluation worker that it terminates after.
 function bench({ relus = 4096, k = 32, reps = 3 }) {
   const b = new GcBench(relus, k);
   try {
@@ -36,6 +38,7 @@ function bench({ relus = 4096, k = 32, reps = 3 }) {
     const s = (performance.now() - t) / 1e3;
     return {
       relus, k, andGates: b.and_gates() * reps, seconds: s, andPerSec: (b.and_gates() * reps) / s,
+      relusPerSec: (relus * reps) / s,
       firstCallAndPerSec: b.and_gates() / firstSeconds, wasmMemoryBytes: wasm.memory.buffer.byteLength,
       wasmBuild,
     };

@@ -103,9 +103,9 @@ function localPool() {
 
 const post = (msg, transfer = []) => self.postMessage(msg, transfer);
 
-/// The page's benchmark (AND gates/s of garbled evaluation, one thread) in a fresh evaluation
-/// worker, terminated after: its tables (≈ 13 MB at 4,096 ReLUs, k = 32) would otherwise stay in
-/// this worker's wasm memory for good (a wasm memory never shrinks; the benchmark grew it by 45 MB).
+/// The page's benchmark (garbled ReLUs/s and AND gates/s of evaluation, one thread) in a fresh
+/// evaluation worker, terminated after: its tables (≈ 6 MB at 4,096 ReLUs, k = 32) would otherwise
+/// stay in this worker's wasm memory for good (a wasm memory never shrinks).
 function benchInFreshWorker({ relus = 4096, k = 32, reps = 3 }) {
   const w = new Worker(new URL('./eval-worker.js', import.meta.url), { type: 'module' });
   return new Promise((resolve, reject) => {

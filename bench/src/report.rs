@@ -378,11 +378,18 @@ impl Results {
 
         let _ = writeln!(
             s,
-            "\n### Garbled evaluation in wasm, AND gates/s per worker (GcBench, {} ReLUs per evaluation: W fresh workers at once; the page's benchmark button: {})\n",
+            "\n### Garbled evaluation in wasm, AND gates/s per worker (GcBench, {} ReLUs per evaluation to the shares, the arithmetic output's hashes included: W fresh workers at once; the page's benchmark button: {})\n",
             browser.first().map_or(0, |b| b.bench_relus),
             browser
                 .iter()
-                .map(|b| format!("{:.2} M", b.page_worker_and_per_s / 1e6))
+                .map(|b| match b.page_worker_relus_per_s {
+                    Some(r) => format!(
+                        "{:.2} M AND/s, {:.1} K ReLU/s",
+                        b.page_worker_and_per_s / 1e6,
+                        r / 1e3
+                    ),
+                    None => format!("{:.2} M AND/s", b.page_worker_and_per_s / 1e6),
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         );

@@ -198,15 +198,26 @@ fn js_api_errors_are_js_errors() {
 #[wasm_bindgen_test]
 fn garbled_evaluation_speed_in_the_browser() {
     let b = GcBench::new(2048, 32).unwrap();
-    b.evaluate().unwrap();
+    // Warm-up as the page's workers do it (V8's optimising tier), then calls enough for the
+    // browser's millisecond clock.
+    for _ in 0..4 {
+        b.evaluate().unwrap();
+    }
+    let reps = 8;
     let t0 = js_sys::Date::now();
-    b.evaluate().unwrap();
-    b.evaluate().unwrap();
+    for _ in 0..reps {
+        b.evaluate().unwrap();
+    }
     let s = (js_sys::Date::now() - t0) / 1e3;
     assert!(b.and_gates() > 2048.0 * 30.0);
     console_log!(
-        "GcBench in the browser test thread (debug profile): {:.2} M AND/s ({:.0} ReLU/s)",
-        2.0 * b.and_gates() / s.max(1e-6) / 1e6,
-        2.0 * 2048.0 / s.max(1e-6)
+        "GcBench in the browser test thread ({} profile): {:.2} M AND/s ({:.0} ReLU/s)",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        f64::from(reps) * b.and_gates() / s.max(1e-6) / 1e6,
+        f64::from(reps) * 2048.0 / s.max(1e-6)
     );
 }
