@@ -247,59 +247,70 @@ impl ShareOutput {
         // T'_a]` for a, b ∈ {0, 1}. A gated term hashes each of its labels under two tweaks and
         // `G` under two per term: π of every label once (`permuted`, per instance `[W^0, W^1]`
         // for each wire), then the second half of each hash.
-        let per_term = if self.gated { 8 } else { 2 };
-        let mut tweaks = Vec::with_capacity(per_term * HASH_BLOCK.min(n) * self.terms());
+        let (t, per_term) = (self.terms(), if self.gated { 8 } else { 2 });
+        let per_inst = per_term * t;
+        let mut tweaks = Vec::with_capacity(per_inst * HASH_BLOCK.min(n));
         let mut hashed = Vec::with_capacity(tweaks.capacity());
         let mut permuted = Vec::with_capacity(2 * w * HASH_BLOCK.min(n));
         let of_colour = |z: Block, c: bool| z ^ d.select(z.lsb() ^ c);
         let mk = mask(self.k_out);
         let wb = self.word_bytes();
-        let mut bytes = Vec::with_capacity(self.decoding_len(n));
-        let mut put = |v: u64| bytes.extend_from_slice(&(v & mk).to_le_bytes()[..wb]);
+        // Every word is stored as 8 bytes and the next one overwrites the excess (one fixed-size
+        // store per word); the last word's excess is cut off at the end.
+        let len = self.decoding_len(n);
+        let mut bytes = vec![0u8; len + 8];
+        let mut at = 0;
+        let mut put = |v: u64| {
+            bytes[at..at + 8].copy_from_slice(&(v & mk).to_le_bytes());
+            at += wb;
+        };
         for first in (0..n).step_by(HASH_BLOCK) {
             let block = first..n.min(first + HASH_BLOCK);
-            tweaks.clear();
-            hashed.clear();
             permuted.clear();
             for &z in &zero[block.start * w..block.end * w] {
                 permuted.extend([of_colour(z, false), of_colour(z, true)]);
             }
             pi.permute_many(&mut permuted);
-            for (k, inst) in block.clone().enumerate() {
-                // π(W^c) of wire `j` of this instance.
-                let pw = |j: usize, c: bool| permuted[2 * (k * w + j) + c as usize];
+            tweaks.resize(block.len() * per_inst, Block::ZERO);
+            hashed.resize(block.len() * per_inst, Block::ZERO);
+            let inputs = tweaks
+                .chunks_exact_mut(per_inst)
+                .zip(hashed.chunks_exact_mut(per_inst));
+            for ((k, inst), (tw, hs)) in block.clone().enumerate().zip(inputs) {
+                // π(W^0), π(W^1) of each wire of this instance.
+                let pw = &permuted[2 * k * w..2 * (k + 1) * w];
                 let base = self.tweak_base(domain, inst);
                 let tweak = |j: usize| Block::from_u128(base + j as u128);
-                for i in 0..self.terms() {
+                let terms = tw
+                    .chunks_exact_mut(per_term)
+                    .zip(hs.chunks_exact_mut(per_term));
+                for (i, (tw, hs)) in terms.enumerate() {
+                    let (x0, x1) = (pw[2 * i], pw[2 * i + 1]);
                     if self.gated {
-                        let g = self.terms();
-                        for (a, b) in [(false, false), (false, true), (true, false), (true, true)] {
-                            tweaks.push(tweak(4 * i + b as usize));
-                            hashed.push(pw(i, a));
-                            tweaks.push(tweak(4 * i + 2 + a as usize));
-                            hashed.push(pw(g, b));
-                        }
+                        // X^a under T_b and G^b under T'_a, for (a, b) = (0,0), (0,1), (1,0),
+                        // (1,1); T_b = tweak(4i + b), T'_a = tweak(4i + 2 + a).
+                        let (g0, g1) = (pw[2 * t], pw[2 * t + 1]);
+                        let [t0, t1, t2, t3] = [0, 1, 2, 3].map(|j| tweak(4 * i + j));
+                        hs.copy_from_slice(&[x0, g0, x0, g1, x1, g0, x1, g1]);
+                        tw.copy_from_slice(&[t0, t2, t1, t2, t0, t3, t1, t3]);
                     } else {
-                        let t = tweak(i);
-                        tweaks.extend([t, t]);
-                        hashed.extend([pw(i, false), pw(i, true)]);
+                        hs.copy_from_slice(&[x0, x1]);
+                        tw.copy_from_slice(&[tweak(i), tweak(i)]);
                     }
                 }
             }
             pi.tccr_many_permuted(&tweaks, &mut hashed);
-            let mut h = hashed.iter().map(|&b| low(b));
-            for inst in block {
+            for (inst, h) in block.zip(hashed.chunks_exact(per_inst)) {
                 let labels = &zero[inst * w..(inst + 1) * w];
                 let mut kappa = masks[inst];
-                for (i, &omega) in self.weights.iter().enumerate() {
+                let terms = self.weights.iter().zip(h.chunks_exact(per_term));
+                for (i, (&omega, h)) in terms.enumerate() {
                     let px = labels[i].lsb();
                     if self.gated {
-                        let pg = labels[self.terms()].lsb();
+                        let pg = labels[t].lsb();
                         // K(a, b) for (a, b) = (0,0), (0,1), (1,0), (1,1).
-                        let mut key = [0u64; 4];
-                        for k in key.iter_mut() {
-                            *k = h.next().unwrap_or(0).wrapping_add(h.next().unwrap_or(0));
-                        }
+                        let key: [u64; 4] =
+                            std::array::from_fn(|j| low(h[2 * j]).wrapping_add(low(h[2 * j + 1])));
                         let value = |a: bool, b: bool| sel(omega, (px ^ a) & (pg ^ b));
                         let rho = key[0].wrapping_sub(value(false, false));
                         for (j, (a, b)) in [(false, true), (true, false), (true, true)]
@@ -310,7 +321,7 @@ impl ShareOutput {
                         }
                         kappa = kappa.wrapping_add(rho);
                     } else {
-                        let (h0, h1) = (h.next().unwrap_or(0), h.next().unwrap_or(0));
+                        let (h0, h1) = (low(h[0]), low(h[1]));
                         let rho = h0.wrapping_sub(sel(omega, px));
                         put(rho.wrapping_add(sel(omega, !px)).wrapping_sub(h1));
                         kappa = kappa.wrapping_add(rho);
@@ -321,6 +332,7 @@ impl ShareOutput {
             wipe(&mut hashed);
             wipe(&mut permuted);
         }
+        bytes.truncate(len);
         Ok(ShareDecoding {
             word_bytes: wb,
             per_instance: self.words(),
@@ -362,27 +374,31 @@ impl ShareOutput {
         for first in (0..n).step_by(HASH_BLOCK) {
             let block = first..n.min(first + HASH_BLOCK);
             decoding.read_words(block.clone(), &mut words);
-            tweaks.clear();
-            hashed.clear();
             permuted.clear();
             permuted.extend_from_slice(&blocks[block.start * w..block.end * w]);
             pi.permute_many(&mut permuted);
-            for (k, inst) in block.clone().enumerate() {
+            tweaks.resize(block.len() * hashes, Block::ZERO);
+            hashed.resize(block.len() * hashes, Block::ZERO);
+            let inputs = tweaks
+                .chunks_exact_mut(hashes)
+                .zip(hashed.chunks_exact_mut(hashes));
+            for ((k, inst), (tw, hs)) in block.clone().enumerate().zip(inputs) {
                 let labels = &blocks[inst * w..(inst + 1) * w];
                 let pw = &permuted[k * w..(k + 1) * w];
                 let base = self.tweak_base(domain, inst);
                 if self.gated {
                     let sg = labels[t].lsb() as u128;
-                    for (i, x) in labels[..t].iter().enumerate() {
-                        let j = 4 * i as u128;
-                        tweaks.push(Block::from_u128(base + j + sg));
-                        tweaks.push(Block::from_u128(base + j + 2 + x.lsb() as u128));
-                        hashed.extend([pw[i], pw[t]]);
+                    let terms = tw.chunks_exact_mut(2).zip(hs.chunks_exact_mut(2));
+                    for (i, (tw, hs)) in terms.enumerate() {
+                        let j = base + 4 * i as u128;
+                        let sx = labels[i].lsb() as u128;
+                        tw.copy_from_slice(&[j + sg, j + 2 + sx].map(Block::from_u128));
+                        hs.copy_from_slice(&[pw[i], pw[t]]);
                     }
                 } else {
-                    for i in 0..t {
-                        tweaks.push(Block::from_u128(base + i as u128));
-                        hashed.push(pw[i]);
+                    for (i, (tw, hs)) in tw.iter_mut().zip(hs.iter_mut()).enumerate() {
+                        *tw = Block::from_u128(base + i as u128);
+                        *hs = pw[i];
                     }
                 }
             }
