@@ -270,6 +270,17 @@ impl FixedKeyAes {
         }
     }
 
+    /// `x[j] ← TCCR(t[j], x[j])` on eight blocks: in registers on the backends that hash a batch
+    /// that way (`Bitsliced`, `VecPerm`), else through [`FixedKeyAes::tccr_many`].
+    #[inline]
+    fn tccr8(&self, x: &mut [Block; 8], t: &[Block; 8]) {
+        match &self.fast {
+            Fast::Bitsliced(rk) => crate::fixslice::tccr8(rk, x, t),
+            Fast::VecPerm(rk) => crate::vperm::tccr8(rk, x, t),
+            _ => self.tccr_many(t, x),
+        }
+    }
+
     /// `ps[j] ← π(ps[j] ⊕ tweaks[j]) ⊕ ps[j]`: the second half of [`FixedKeyAes::tccr`], for
     /// blocks whose π is already known (`ps[j] = π(x_j)` gives `TCCR(tweaks[j], x_j)`). One label
     /// hashed under several tweaks (the arithmetic output's gate wire) then costs one π per tweak
@@ -333,24 +344,9 @@ impl FixedKeyAes {
         );
         match &self.fast {
             Fast::None => reference::garble_and(self, delta, tweaks, a, b, out, table),
-            Fast::Bitsliced(rk) => batched::garble_and(
-                |x, t| crate::fixslice::tccr8(rk, x, t),
-                delta,
-                tweaks,
-                a,
-                b,
-                out,
-                table,
-            ),
-            Fast::VecPerm(rk) => batched::garble_and(
-                |x, t| crate::vperm::tccr8(rk, x, t),
-                delta,
-                tweaks,
-                a,
-                b,
-                out,
-                table,
-            ),
+            Fast::Bitsliced(_) | Fast::VecPerm(_) => {
+                batched::garble_and(|x, t| self.tccr8(x, t), delta, tweaks, a, b, out, table)
+            }
             #[cfg(target_arch = "x86_64")]
             Fast::X86(k, rk) => k.garble_and(rk, delta, tweaks, a, b, out, table),
         }
@@ -377,22 +373,9 @@ impl FixedKeyAes {
         );
         match &self.fast {
             Fast::None => reference::eval_and(self, tweaks, a, b, out, table),
-            Fast::Bitsliced(rk) => batched::eval_and(
-                |x, t| crate::fixslice::tccr8(rk, x, t),
-                tweaks,
-                a,
-                b,
-                out,
-                table,
-            ),
-            Fast::VecPerm(rk) => batched::eval_and(
-                |x, t| crate::vperm::tccr8(rk, x, t),
-                tweaks,
-                a,
-                b,
-                out,
-                table,
-            ),
+            Fast::Bitsliced(_) | Fast::VecPerm(_) => {
+                batched::eval_and(|x, t| self.tccr8(x, t), tweaks, a, b, out, table)
+            }
             #[cfg(target_arch = "x86_64")]
             Fast::X86(k, rk) => k.eval_and(rk, tweaks, a, b, out, table),
         }
