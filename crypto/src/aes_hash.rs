@@ -324,7 +324,8 @@ impl FixedKeyAes {
     ///
     /// The gates may be one gate of many instances or many gates of one instance; callers keep
     /// bit 0 of every tweak clear and the tweaks distinct. On the x86 backends the two AES passes,
-    /// the tweaks and the algebra run in registers, fused with the table store.
+    /// the tweaks and the algebra run in registers, fused with the table store; on `Bitsliced`
+    /// and `VecPerm` each batch of two gates is one eight-block TCCR call.
     ///
     /// # Panics
     /// If `tweaks`, `a`, `b` are not `out.len()` long or `table` is not `2 · out.len()` long.

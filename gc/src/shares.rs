@@ -108,6 +108,11 @@ impl ShareOutput {
 
     fn build(k_out: u32, weights: Vec<u64>, gated: bool, ands: usize) -> Self {
         debug_assert!((2..=64).contains(&k_out));
+        // The ReLU and max-pool circuits refuse the shifts that would leave no result bit.
+        assert!(
+            !weights.is_empty(),
+            "an arithmetic output has at least one term"
+        );
         let span = if gated { 4 } else { 1 } * weights.len();
         // The ReLU and max-pool circuits are far below the 2^31 AND gates that would overflow it.
         let first_tweak = u32::try_from(2 * ands + span)
