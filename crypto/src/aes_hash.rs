@@ -403,14 +403,16 @@ mod batched {
     }
 
     /// `f(start, gates)` for consecutive groups of `G` gates from 0 to `n` (the last one may be
-    /// short; `f` pads its batch).
+    /// short; `f` pads its batch). The full groups pass `G` itself, so that `f`, inlined, runs
+    /// fixed-length loops.
     #[inline(always)]
     fn groups<const G: usize>(n: usize, mut f: impl FnMut(usize, usize)) {
-        let mut start = 0;
-        while start < n {
-            let gates = G.min(n - start);
-            f(start, gates);
-            start += gates;
+        let full = n - n % G;
+        for start in (0..full).step_by(G) {
+            f(start, G);
+        }
+        if full < n {
+            f(full, n - full);
         }
     }
 
@@ -423,8 +425,11 @@ mod batched {
         out: &mut [u128],
         table: &[u128],
     ) {
+        // Hashes of labels: wiped once, after the last group.
+        let (mut x, mut t) = ([Block::ZERO; N], [Block::ZERO; N]);
         groups::<{ N / 2 }>(out.len(), |start, gates| {
-            let (mut x, mut t) = ([Block::ZERO; N], [Block::ZERO; N]);
+            x[2 * gates..].fill(Block::ZERO);
+            t[2 * gates..].fill(Block::ZERO);
             for q in 0..gates {
                 let i = start + q;
                 (x[2 * q], x[2 * q + 1]) = (block(a[i]), block(b[i]));
@@ -437,8 +442,8 @@ mod batched {
                 let (tg, te) = (table[2 * i], table[2 * i + 1]);
                 out[i] = ha ^ sel(tg, a[i]) ^ hb ^ sel(te ^ a[i], b[i]);
             }
-            zeroize::Zeroize::zeroize(&mut x);
         });
+        zeroize::Zeroize::zeroize(&mut x);
     }
 
     /// Two gates per call: `[A, A⊕Δ]` under `t ⊕ 0`, `[B, B⊕Δ]` under `t ⊕ 1` of each.
@@ -451,8 +456,11 @@ mod batched {
         out: &mut [u128],
         table: &mut [u128],
     ) {
+        // Hashes of both labels of each wire: wiped once, after the last group.
+        let (mut x, mut t) = ([Block::ZERO; N], [Block::ZERO; N]);
         groups::<{ N / 4 }>(out.len(), |start, gates| {
-            let (mut x, mut t) = ([Block::ZERO; N], [Block::ZERO; N]);
+            x[4 * gates..].fill(Block::ZERO);
+            t[4 * gates..].fill(Block::ZERO);
             for q in 0..gates {
                 let i = start + q;
                 let (a0, b0) = (a[i], b[i]);
@@ -472,8 +480,8 @@ mod batched {
                 out[i] = wg ^ we;
                 (table[2 * i], table[2 * i + 1]) = (tg, te);
             }
-            zeroize::Zeroize::zeroize(&mut x);
         });
+        zeroize::Zeroize::zeroize(&mut x);
     }
 }
 
