@@ -303,7 +303,8 @@ export class PrivateClassifier extends EventTarget {
     }
   }
 
-  /// AND gates/s of garbled evaluation in the session worker (a quick speed check).
+  /// Garbled ReLUs (and AND gates) per second evaluated in one fresh evaluation worker (a quick
+  /// speed check).
   static bench({ relus = 4096, k = 32 } = {}) {
     return rpc.call({ type: 'bench', relus, k });
   }

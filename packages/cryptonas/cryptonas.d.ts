@@ -162,6 +162,24 @@ export interface ClassifyResult {
   evalWorkersMemoryBytes: number;
 }
 
+/** `PrivateClassifier.bench()`: `relus` garbled ReLUs at ring width `k`, evaluated and decoded to
+ * shares in one fresh evaluation worker (software AES, one thread), timed over `seconds`. */
+export interface BenchResult {
+  relus: number;
+  k: number;
+  /** ReLUs per second, evaluated and decoded to shares. */
+  relusPerSec: number;
+  /** The circuits' AND gates per second over the same time (the output decoding included). */
+  andPerSec: number;
+  /** The same for the first call, which V8 may run before optimising. */
+  firstCallAndPerSec: number;
+  andGates: number;
+  seconds: number;
+  wasmMemoryBytes: number;
+  /** Which wasm build the worker loaded (`simd128` or `relaxed-simd`). */
+  wasmBuild: string;
+}
+
 /** What `classify()` takes: encoded PNG/JPEG bytes, pixels, or an already normalised CHW tensor of the model's input size. */
 export type ImageInput =
   | Blob
@@ -224,8 +242,8 @@ export interface PrivateClassifierEventMap {
 export class PrivateClassifier extends EventTarget {
   /** Connects to `server` for `model` (reads its model list; nothing is prepared yet). */
   static connect(options: ConnectOptions): Promise<PrivateClassifier>;
-  /** Garbled AND gates per second in the session worker (a quick speed check). */
-  static bench(options?: { relus?: number; k?: number }): Promise<Record<string, unknown>>;
+  /** Garbled ReLUs evaluated per second in one fresh evaluation worker (a quick speed check). */
+  static bench(options?: { relus?: number; k?: number }): Promise<BenchResult>;
 
   private constructor();
 
