@@ -416,6 +416,33 @@ mod batched {
         }
     }
 
+    /// Hashes `N / G` blocks of each of `n` gates, `G` gates per TCCR call: `load(i, x, t)`
+    /// writes gate `i`'s blocks and tweaks, `store(i, h)` reads their hashes.
+    #[inline(always)]
+    fn hash_gates<const G: usize>(
+        n: usize,
+        tccr8: impl Fn(&mut [Block; N], &[Block; N]),
+        mut load: impl FnMut(usize, &mut [Block], &mut [Block]),
+        mut store: impl FnMut(usize, &[Block]),
+    ) {
+        let per = N / G;
+        // Hashes of labels: wiped once, after the last group.
+        let (mut x, mut t) = ([Block::ZERO; N], [Block::ZERO; N]);
+        groups::<G>(n, |start, gates| {
+            x[per * gates..].fill(Block::ZERO);
+            t[per * gates..].fill(Block::ZERO);
+            let lanes = x.chunks_exact_mut(per).zip(t.chunks_exact_mut(per));
+            for (q, (x, t)) in lanes.take(gates).enumerate() {
+                load(start + q, x, t);
+            }
+            tccr8(&mut x, &t);
+            for (q, h) in x.chunks_exact(per).take(gates).enumerate() {
+                store(start + q, h);
+            }
+        });
+        zeroize::Zeroize::zeroize(&mut x);
+    }
+
     /// Four gates per call: `[A, B]` of each under tweaks `t ⊕ 0`, `t ⊕ 1`.
     pub(super) fn eval_and(
         tccr8: impl Fn(&mut [Block; N], &[Block; N]),
@@ -425,25 +452,19 @@ mod batched {
         out: &mut [u128],
         table: &[u128],
     ) {
-        // Hashes of labels: wiped once, after the last group.
-        let (mut x, mut t) = ([Block::ZERO; N], [Block::ZERO; N]);
-        groups::<{ N / 2 }>(out.len(), |start, gates| {
-            x[2 * gates..].fill(Block::ZERO);
-            t[2 * gates..].fill(Block::ZERO);
-            for q in 0..gates {
-                let i = start + q;
-                (x[2 * q], x[2 * q + 1]) = (block(a[i]), block(b[i]));
-                (t[2 * q], t[2 * q + 1]) = (block(tweaks[i]), block(tweaks[i] ^ 1));
-            }
-            tccr8(&mut x, &t);
-            for q in 0..gates {
-                let i = start + q;
-                let (ha, hb) = (x[2 * q].to_u128(), x[2 * q + 1].to_u128());
+        hash_gates::<{ N / 2 }>(
+            out.len(),
+            tccr8,
+            |i, x, t| {
+                x.copy_from_slice(&[a[i], b[i]].map(block));
+                t.copy_from_slice(&[tweaks[i], tweaks[i] ^ 1].map(block));
+            },
+            |i, h| {
+                let (ha, hb) = (h[0].to_u128(), h[1].to_u128());
                 let (tg, te) = (table[2 * i], table[2 * i + 1]);
                 out[i] = ha ^ sel(tg, a[i]) ^ hb ^ sel(te ^ a[i], b[i]);
-            }
-        });
-        zeroize::Zeroize::zeroize(&mut x);
+            },
+        );
     }
 
     /// Two gates per call: `[A, A⊕Δ]` under `t ⊕ 0`, `[B, B⊕Δ]` under `t ⊕ 1` of each.
@@ -456,22 +477,17 @@ mod batched {
         out: &mut [u128],
         table: &mut [u128],
     ) {
-        // Hashes of both labels of each wire: wiped once, after the last group.
-        let (mut x, mut t) = ([Block::ZERO; N], [Block::ZERO; N]);
-        groups::<{ N / 4 }>(out.len(), |start, gates| {
-            x[4 * gates..].fill(Block::ZERO);
-            t[4 * gates..].fill(Block::ZERO);
-            for q in 0..gates {
-                let i = start + q;
+        hash_gates::<{ N / 4 }>(
+            out.len(),
+            tccr8,
+            |i, x, t| {
                 let (a0, b0) = (a[i], b[i]);
-                x[4 * q..4 * q + 4].copy_from_slice(&[a0, a0 ^ d, b0, b0 ^ d].map(block));
-                let (t0, t1) = (block(tweaks[i]), block(tweaks[i] ^ 1));
-                t[4 * q..4 * q + 4].copy_from_slice(&[t0, t0, t1, t1]);
-            }
-            tccr8(&mut x, &t);
-            for q in 0..gates {
-                let i = start + q;
-                let [ha0, ha1, hb0, hb1] = [0, 1, 2, 3].map(|j| x[4 * q + j].to_u128());
+                x.copy_from_slice(&[a0, a0 ^ d, b0, b0 ^ d].map(block));
+                let (t0, t1) = (tweaks[i], tweaks[i] ^ 1);
+                t.copy_from_slice(&[t0, t0, t1, t1].map(block));
+            },
+            |i, h| {
+                let [ha0, ha1, hb0, hb1] = [0, 1, 2, 3].map(|j| h[j].to_u128());
                 let (a0, b0) = (a[i], b[i]);
                 let tg = ha0 ^ ha1 ^ sel(d, b0);
                 let wg = ha0 ^ sel(tg, a0);
@@ -479,9 +495,8 @@ mod batched {
                 let we = hb0 ^ sel(te ^ a0, b0);
                 out[i] = wg ^ we;
                 (table[2 * i], table[2 * i + 1]) = (tg, te);
-            }
-        });
-        zeroize::Zeroize::zeroize(&mut x);
+            },
+        );
     }
 }
 
