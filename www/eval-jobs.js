@@ -10,7 +10,7 @@
 // (233 MB at 86K ReLUs); now it is the size of one chunk. The socket's frame can be freed only by
 // the garbage collector; the evaluation workers are therefore replaced by fresh ones once their
 // sessions have ended (worker.js, `evalPool`), which frees every frame at once. Copying the two
-// spans out of each frame instead (freed by `release` after evaluation) doubled the tables while
+// spans out of each frame instead (each freed at once after evaluation) doubled the tables while
 // the frames waited for the collector: the tab peaked at 386–404 MB resident at 86K ReLUs, 359–360
 // MB without the copies. A chunk without a frame (tables inside the job) is parsed at once.
 // Returns the reply to post ({type: 'result'|'error', ...}) or null.
@@ -18,15 +18,6 @@ import { EvalChunk } from './wasm.js';
 
 /// Wipes a buffer that held the client's OT labels (the JavaScript copy; wasm wipes its own).
 const wipe = (bytes) => { if (bytes && bytes.buffer) new Uint8Array(bytes.buffer).fill(0); };
-
-/// Frees a buffer made in this worker (a copy, or a frame copied out of wasm memory) at once, not
-/// when the garbage collector runs (ArrayBuffer.prototype.transfer: Chromium 114+, Firefox 122+,
-/// Safari 17.4+; elsewhere the collector frees it as before). Not for a buffer that came from a socket or another worker:
-/// the browser keeps its own reference to those, so detaching frees nothing and only hides their
-/// size from the collector (measured: the peak grew by about 80 MB).
-export const release = (buffer) => {
-  if (buffer && buffer.transfer && !buffer.detached) buffer.transfer(0);
-};
 
 export function runEvalMessage(chunks, m, wasmBytes) {
   const key = `${m.session}:${m.id}`;
