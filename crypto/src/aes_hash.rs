@@ -402,20 +402,6 @@ mod batched {
         Block::from_u128(x)
     }
 
-    /// `f(start, gates)` for consecutive groups of `G` gates from 0 to `n` (the last one may be
-    /// short; `f` pads its batch). The full groups pass `G` itself, so that `f`, inlined, runs
-    /// fixed-length loops.
-    #[inline(always)]
-    fn groups<const G: usize>(n: usize, mut f: impl FnMut(usize, usize)) {
-        let full = n - n % G;
-        for start in (0..full).step_by(G) {
-            f(start, G);
-        }
-        if full < n {
-            f(full, n - full);
-        }
-    }
-
     /// Hashes `N / G` blocks of each of `n` gates, `G` gates per TCCR call: `load(i, x, t)`
     /// writes gate `i`'s blocks and tweaks, `store(i, h)` reads their hashes.
     #[inline(always)]
@@ -425,22 +411,49 @@ mod batched {
         mut load: impl FnMut(usize, &mut [Block], &mut [Block]),
         mut store: impl FnMut(usize, &[Block]),
     ) {
-        let per = N / G;
         // Hashes of labels: wiped once, after the last group.
         let (mut x, mut t) = ([Block::ZERO; N], [Block::ZERO; N]);
-        groups::<G>(n, |start, gates| {
-            x[per * gates..].fill(Block::ZERO);
-            t[per * gates..].fill(Block::ZERO);
-            let lanes = x.chunks_exact_mut(per).zip(t.chunks_exact_mut(per));
-            for (q, (x, t)) in lanes.take(gates).enumerate() {
-                load(start + q, x, t);
-            }
-            tccr8(&mut x, &t);
-            for (q, h) in x.chunks_exact(per).take(gates).enumerate() {
-                store(start + q, h);
-            }
-        });
+        let full = n - n % G;
+        for start in (0..full).step_by(G) {
+            // `gates` is the constant `G` here: fixed-length loops once inlined.
+            hash_group::<G>(start, G, &mut x, &mut t, &tccr8, &mut load, &mut store);
+        }
+        if full < n {
+            hash_group::<G>(
+                full,
+                n - full,
+                &mut x,
+                &mut t,
+                &tccr8,
+                &mut load,
+                &mut store,
+            );
+        }
         zeroize::Zeroize::zeroize(&mut x);
+    }
+
+    /// One TCCR call for the `gates ≤ G` gates from `start` (a short group is padded).
+    #[inline(always)]
+    fn hash_group<const G: usize>(
+        start: usize,
+        gates: usize,
+        x: &mut [Block; N],
+        t: &mut [Block; N],
+        tccr8: &impl Fn(&mut [Block; N], &[Block; N]),
+        load: &mut impl FnMut(usize, &mut [Block], &mut [Block]),
+        store: &mut impl FnMut(usize, &[Block]),
+    ) {
+        let per = N / G;
+        x[per * gates..].fill(Block::ZERO);
+        t[per * gates..].fill(Block::ZERO);
+        for q in 0..gates {
+            let lane = per * q..per * (q + 1);
+            load(start + q, &mut x[lane.clone()], &mut t[lane]);
+        }
+        tccr8(x, t);
+        for q in 0..gates {
+            store(start + q, &x[per * q..per * (q + 1)]);
+        }
     }
 
     /// Four gates per call: `[A, B]` of each under tweaks `t ⊕ 0`, `t ⊕ 1`.
