@@ -164,6 +164,16 @@ fn chunk_tweaks(tweaks: &mut [L], session_id: u64, inst0: u32, j: u32) {
     }
 }
 
+/// `o[i] = a[i] ^ b[i]`, as `u64` halves: a loop the compiler vectorizes (on `u128` it does
+/// not, in WebAssembly).
+fn xor_labels(o: &mut [L], a: &[L], b: &[L]) {
+    let o: &mut [u64] = bytemuck::cast_slice_mut(o);
+    let (a, b): (&[u64], &[u64]) = (bytemuck::cast_slice(a), bytemuck::cast_slice(b));
+    for ((o, a), b) in o.iter_mut().zip(a).zip(b) {
+        *o = a ^ b;
+    }
+}
+
 /// The free gates of one step (see `Step::free`: all XORs). Labels are handled as two `u64`
 /// halves: a 16-byte load of a label just written by two 8-byte stores would miss store-to-load
 /// forwarding, and chains of free gates read what the previous gate wrote.
@@ -340,13 +350,29 @@ fn random_labels(rng: &mut Csprng, n: usize) -> Vec<Block> {
     }
 }
 
+/// Copies the chunk's labels of one party's inputs, instance-major in `src` (`slots.len()` per
+/// instance), to their slots (slot-major).
+fn gather_inputs(labels: &mut [L], slots: &[u32], src: &[Block], first: usize, cn: usize) {
+    let per = slots.len();
+    if per == 0 {
+        return;
+    }
+    let rows = &src[first * per..(first + cn) * per];
+    for (w, &slot) in slots.iter().enumerate() {
+        let dst = &mut labels[slot as usize * CHUNK..][..cn];
+        for (l, b) in dst.iter_mut().zip(rows[w..].iter().step_by(per)) {
+            *l = b.to_u128();
+        }
+    }
+}
+
 /// Copies the chunk's output labels (slot-major) to the instance-major output buffer.
 fn store_outputs(labels: &[L], output_slots: &[u32], cn: usize, out: &mut [Block]) {
     let o = output_slots.len();
     for (k, &slot) in output_slots.iter().enumerate() {
         let src = &labels[slot as usize * CHUNK..][..cn];
-        for i in 0..cn {
-            out[i * o + k] = Block::from_u128(src[i]);
+        for (dst, l) in out[k..].iter_mut().step_by(o).zip(src) {
+            *dst = Block::from_u128(*l);
         }
     }
 }
@@ -488,10 +514,14 @@ impl<'c> Garbler<'c> {
             s.for_chunks(prog.slots);
             let labels = &mut s.labels;
             // Input zero-labels.
-            for (w, &slot) in prog.input_slots.iter().enumerate() {
+            let (garbler_slots, rest) = prog.input_slots.split_at(g);
+            let (evaluator_slots, private_slots) = rest.split_at(e);
+            gather_inputs(labels, garbler_slots, gz, first, cn);
+            gather_inputs(labels, evaluator_slots, ez, first, cn);
+            for (w, &slot) in private_slots.iter().enumerate() {
                 let dst = &mut labels[slot as usize * CHUNK..][..cn];
                 for (i, l) in dst.iter_mut().enumerate() {
-                    *l = input(w, first + i);
+                    *l = sel(d, private_bits[(first + i) * p + w] as L);
                 }
             }
             let mut j = 0u32;
@@ -499,9 +529,7 @@ impl<'c> Garbler<'c> {
                 match *op {
                     Op::Xor { a, b, out } => {
                         let (a, b, o) = operands(labels, a, b, out);
-                        for i in 0..cn {
-                            o[i] = a[i] ^ b[i];
-                        }
+                        xor_labels(&mut o[..cn], &a[..cn], &b[..cn]);
                     }
                     Op::Inv { a, out } => {
                         let (a, _, o) = operands(labels, a, a, out);
@@ -643,20 +671,19 @@ impl<'c> Evaluator<'c> {
             }
             s.for_chunks(prog.slots);
             let labels = &mut s.labels;
-            for (w, &slot) in prog.input_slots.iter().enumerate() {
-                let dst = &mut labels[slot as usize * CHUNK..][..cn];
-                for (i, l) in dst.iter_mut().enumerate() {
-                    *l = input(w, first + i);
-                }
+            let (garbler_slots, rest) = prog.input_slots.split_at(g);
+            let (evaluator_slots, private_slots) = rest.split_at(e);
+            gather_inputs(labels, garbler_slots, gl, first, cn);
+            gather_inputs(labels, evaluator_slots, el, first, cn);
+            for &slot in private_slots {
+                labels[slot as usize * CHUNK..][..cn].fill(0);
             }
             let mut j = 0u32;
             for op in &prog.ops {
                 match *op {
                     Op::Xor { a, b, out } => {
                         let (a, b, o) = operands(labels, a, b, out);
-                        for i in 0..cn {
-                            o[i] = a[i] ^ b[i];
-                        }
+                        xor_labels(&mut o[..cn], &a[..cn], &b[..cn]);
                     }
                     Op::Inv { a, out } => {
                         let (a, _, o) = operands(labels, a, a, out);
