@@ -332,6 +332,9 @@ pub struct PageBenchJs {
     /// ReLUs/s, evaluated and decoded to shares.
     #[serde(default)]
     pub relus_per_sec: Option<f64>,
+    /// AND gates/s of the garbled gates alone (no decoding to shares).
+    #[serde(default)]
+    pub gate_and_per_sec: Option<f64>,
     /// ReLUs per evaluation.
     pub relus: usize,
 }
@@ -460,6 +463,9 @@ pub struct BrowserRun {
     pub page_worker_and_per_s: f64,
     /// The same in ReLUs/s (to the shares).
     pub page_worker_relus_per_s: Option<f64>,
+    /// Its AND gates/s over the garbled gates alone (no decoding to shares).
+    #[serde(default)]
+    pub page_worker_gate_and_per_s: Option<f64>,
     /// `GcBench` ReLUs per evaluation.
     pub bench_relus: usize,
     /// `GcBench` in 1..W fresh workers at once.
@@ -676,6 +682,7 @@ pub fn summarise(
         },
         page_worker_and_per_s: done.bench.page_worker.and_per_sec,
         page_worker_relus_per_s: done.bench.page_worker.relus_per_sec,
+        page_worker_gate_and_per_s: done.bench.page_worker.gate_and_per_sec,
         bench_relus: done.bench.page_worker.relus,
         workers: done
             .bench
@@ -1034,7 +1041,7 @@ mod tests {
         )
         .unwrap();
         let done: Line = serde_json::from_str(
-            r#"{"type":"done","bench":{"pageWorker":{"type":"bench","relus":4096,"andPerSec":3.0e6,"relusPerSec":1.0e5},
+            r#"{"type":"done","bench":{"pageWorker":{"type":"bench","relus":4096,"andPerSec":3.0e6,"relusPerSec":1.0e5,"gateAndPerSec":6.0e6},
                "parallel":[{"workers":2,"wallS":2.0,"perWorker":[1.0e6,3.0e6],"andGates":4.0e6}]},
                "memory":{"rendererPeakRssBytes":4.0e8,"jsHeapUsedPeakBytes":null,"wasmMemoryBytes":9.0e7,"uaSpecificBytes":null}}"#,
         )
@@ -1051,6 +1058,7 @@ mod tests {
         assert_eq!(r.workers[0].and_per_s_total, 4.0e6);
         assert_eq!(r.page_worker_and_per_s, 3.0e6);
         assert_eq!(r.page_worker_relus_per_s, Some(1.0e5));
+        assert_eq!(r.page_worker_gate_and_per_s, Some(6.0e6));
         assert_eq!(
             (r.eval_workers, r.online_and_per_s_per_worker),
             (2, Some(5.0e5))

@@ -375,7 +375,7 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
                     &pb,
                 )?;
                 let line = format!(
-                    "{:>12} {:>8} ReLUs  browser {}: offline {:7.2} s {:8.2} MB, online {:7.3} s {:7.2} MB, {} rounds; all bit-exact; {} eval workers at {} M AND/s each online (GcBench {:.2} M AND/s, {} K ReLU/s), peak tab memory {:.0} MB ({} MB private)",
+                    "{:>12} {:>8} ReLUs  browser {}: offline {:7.2} s {:8.2} MB, online {:7.3} s {:7.2} MB, {} rounds; all bit-exact; {} eval workers at {} M AND/s each online (GcBench {:.2} M AND/s, {} K ReLU/s, the gates alone {} M AND/s), peak tab memory {:.0} MB ({} MB private)",
                     b.model,
                     b.relus,
                     b.run.network.name,
@@ -390,6 +390,8 @@ pub fn run(args: &Args) -> anyhow::Result<Results> {
                     b.page_worker_and_per_s / 1e6,
                     b.page_worker_relus_per_s
                         .map_or("–".into(), |v| format!("{:.1}", v / 1e3)),
+                    b.page_worker_gate_and_per_s
+                        .map_or("–".into(), |v| format!("{:.2}", v / 1e6)),
                     b.memory.renderer_peak_rss_bytes.unwrap_or(0.0) / 1e6,
                     report::mb(b.memory.renderer_peak_private_bytes),
                 );

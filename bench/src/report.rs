@@ -382,13 +382,15 @@ impl Results {
             browser.first().map_or(0, |b| b.bench_relus),
             browser
                 .iter()
-                .map(|b| match b.page_worker_relus_per_s {
-                    Some(r) => format!(
-                        "{:.2} M AND/s, {:.1} K ReLU/s",
-                        b.page_worker_and_per_s / 1e6,
-                        r / 1e3
-                    ),
-                    None => format!("{:.2} M AND/s", b.page_worker_and_per_s / 1e6),
+                .map(|b| {
+                    let mut v = format!("{:.2} M AND/s", b.page_worker_and_per_s / 1e6);
+                    if let Some(r) = b.page_worker_relus_per_s {
+                        v += &format!(", {:.1} K ReLU/s", r / 1e3);
+                    }
+                    if let Some(g) = b.page_worker_gate_and_per_s {
+                        v += &format!(", the gates alone {:.2} M AND/s", g / 1e6);
+                    }
+                    v
                 })
                 .collect::<Vec<_>>()
                 .join(", ")

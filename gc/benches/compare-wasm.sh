@@ -10,6 +10,8 @@
 #   NEW_RUSTFLAGS='--cfg getrandom_backend="wasm_js" -C target-feature=+simd128,+relaxed-simd'
 # OLD_RUSTFLAGS likewise for the old side (the same backend on both sides: a kernel change alone).
 # Wall-clock figures (the browser's Date.now): run it on a quiet machine and read `uptime`.
+# "GcBench gates" is GcBench's garbled gates alone (no decoding to shares); a side without that
+# figure (an old commit, whose decoding was free) counts its whole GcBench there.
 set -euo pipefail
 old_commit=${1:-b81dda0}
 rounds=${2:-5}
@@ -75,14 +77,20 @@ for line in open(sys.argv[1]):
     side, rest = line.split(' ', 1)
     for name, pat in [('aes (M blocks/s)', r'fixed-key AES ([\d.]+) M'), ('garble (M AND/s)', r'garble ([\d.]+) M AND'),
                       ('evaluate (M AND/s)', r'evaluate ([\d.]+) M AND'), ('GcBench (M AND/s)', r'GcBench.*?([\d.]+) M AND'),
+                      ('GcBench gates (M AND/s)', r'the gates alone ([\d.]+) M AND'),
                       ('evaluate (K ReLU/s)', r'evaluate [\d.]+ M AND/s(?:, decode [\d.]+ M hashes/s)? \((\d+) ReLU/s')]:
         m = re.search(pat, rest)
         if m:
             v = float(m.group(1)) / (1e3 if 'ReLU' in name else 1)
             rows.setdefault(name, {}).setdefault(side, []).append(v)
 print('median (range) over rounds, old vs new:')
+# A side whose GcBench has no gates-alone figure (before it existed, when decoding was free)
+# is compared on its whole GcBench figure.
+if 'GcBench gates (M AND/s)' in rows and 'GcBench (M AND/s)' in rows:
+    for side in ('old', 'new'):
+        rows['GcBench gates (M AND/s)'].setdefault(side, rows['GcBench (M AND/s)'].get(side, []))
 for name, d in rows.items():
     o, n = d.get('old', []), d.get('new', [])
     if o and n:
-        print(f'  {name:20} old {statistics.median(o):6.2f} ({min(o):.2f}-{max(o):.2f})  new {statistics.median(n):6.2f} ({min(n):.2f}-{max(n):.2f})  ratio of medians {statistics.median(n)/statistics.median(o):.1f}x  (n={len(o)}/{len(n)})')
+        print(f'  {name:24} old {statistics.median(o):6.2f} ({min(o):.2f}-{max(o):.2f})  new {statistics.median(n):6.2f} ({min(n):.2f}-{max(n):.2f})  ratio of medians {statistics.median(n)/statistics.median(o):.2f}x  (n={len(o)}/{len(n)})')
 PY

@@ -360,8 +360,8 @@ fn gather_inputs(labels: &mut [L], slots: &[u32], src: &[Block], first: usize, c
     let rows = &src[first * per..(first + cn) * per];
     for (w, &slot) in slots.iter().enumerate() {
         let dst = &mut labels[slot as usize * CHUNK..][..cn];
-        for (l, b) in dst.iter_mut().zip(rows[w..].iter().step_by(per)) {
-            *l = b.to_u128();
+        for (l, row) in dst.iter_mut().zip(rows.chunks_exact(per)) {
+            *l = row[w].to_u128();
         }
     }
 }

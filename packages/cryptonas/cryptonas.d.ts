@@ -171,6 +171,8 @@ export interface BenchResult {
   relusPerSec: number;
   /** The circuits' AND gates per second over the same time (the output decoding included). */
   andPerSec: number;
+  /** AND gates per second of the garbled gates alone, without decoding their output to shares. */
+  gateAndPerSec: number;
   /** The same for the first call, which V8 may run before optimising. */
   firstCallAndPerSec: number;
   andGates: number;

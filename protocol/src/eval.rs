@@ -9,7 +9,9 @@
 use crate::plan::{CircuitSpec, StageCircuit, StageDecoding, CIRCUIT_SPEC_BYTES};
 use crate::{ring_err, EvalTask, ProtocolError};
 use cryptonas_crypto::FixedKeyAes;
-use cryptonas_gc::{ActiveLabels, Evaluator, GarbleError, GarbledTables, TweakDomain};
+use cryptonas_gc::{
+    ActiveLabels, Evaluator, GarbleError, GarbledTables, OutputLabels, TweakDomain,
+};
 use cryptonas_ring::{RingVec, RingWidth};
 use std::collections::HashMap;
 use zeroize::Zeroizing;
@@ -213,16 +215,23 @@ impl ChunkEvaluator {
     /// warm-ups must run this very function (see `wasm-client`'s `GcBench`).
     #[inline(never)]
     pub fn evaluate(&self, garbler_labels: &[u8]) -> Result<Vec<u64>, ProtocolError> {
-        let bits = self.circuit.k() as usize * self.circuit.window();
-        let server =
-            ActiveLabels::from_bytes(bits, self.count, garbler_labels).map_err(gc_err("labels"))?;
-        let out = Evaluator::new(self.circuit.circuit(), self.domain)
-            .with_pi(self.pi.clone())
-            .evaluate(&self.tables, &server, &self.client)
-            .map_err(gc_err("evaluation"))?;
+        let out = self.evaluate_gates(garbler_labels)?;
         self.circuit
             .decode(&self.pi, self.domain, &out, &self.decoding)
             .map_err(gc_err("decoding"))
+    }
+
+    /// The first part of [`ChunkEvaluator::evaluate`]: the garbled gates alone, to the output
+    /// labels it then decodes (benchmarks time the two kernels apart).
+    #[inline(never)]
+    pub fn evaluate_gates(&self, garbler_labels: &[u8]) -> Result<OutputLabels, ProtocolError> {
+        let bits = self.circuit.k() as usize * self.circuit.window();
+        let server =
+            ActiveLabels::from_bytes(bits, self.count, garbler_labels).map_err(gc_err("labels"))?;
+        Evaluator::new(self.circuit.circuit(), self.domain)
+            .with_pi(self.pi.clone())
+            .evaluate(&self.tables, &server, &self.client)
+            .map_err(gc_err("evaluation"))
     }
 
     /// [`ChunkEvaluator::evaluate`] with the shares packed as the ring's wire format (what a

@@ -746,4 +746,13 @@ impl GcBench {
             .map(|_| ())
             .map_err(|e| JsError::new(&e.to_string()))
     }
+
+    /// Evaluates every garbled ReLU's gates once, without decoding the output labels to shares:
+    /// the AND-gate kernel's part of [`GcBench::evaluate`] (time this from JavaScript).
+    pub fn evaluate_gates(&self) -> Result<(), JsError> {
+        self.evaluator
+            .evaluate_gates(&self.garbler)
+            .map(|_| ())
+            .map_err(|e| JsError::new(&e.to_string()))
+    }
 }
