@@ -32,9 +32,20 @@ fn backends() -> Vec<FixedKeyAes> {
 }
 
 fn random_circuit(rng: &mut Csprng, inputs: usize, gates: usize) -> Circuit {
+    random_circuit_of([inputs, inputs, 0], rng, gates)
+}
+
+/// A random circuit on `[garbler, evaluator, private]` inputs.
+fn random_circuit_of(inputs: [usize; 3], rng: &mut Csprng, gates: usize) -> Circuit {
     let mut b = CircuitBuilder::new();
-    let mut w = b.garbler_input(inputs);
-    w.extend(b.evaluator_input(inputs));
+    let mut w = b.garbler_input(inputs[0]);
+    w.extend(b.evaluator_input(inputs[1]));
+    // Garbler-private constants may only feed XOR/INV gates: each is XORed into a random wire.
+    for p in b.private_input(inputs[2]) {
+        let x = w[(rng.u64() as usize) % w.len()];
+        let y = b.xor(x, p);
+        w.push(y);
+    }
     for _ in 0..gates {
         let x = w[(rng.u64() as usize) % w.len()];
         let y = w[w.len() - 1 - (rng.u64() as usize) % w.len().min(8)];
@@ -57,11 +68,12 @@ fn check(c: &Circuit, n: usize, g: &FixedKeyAes, e: &FixedKeyAes, rng: &mut Cspr
         session_id: rng.u64(),
         first_instance: u32::MAX - n as u32 - 3,
     };
+    let (gi, ei, ri) = (c.garbler_inputs(), c.evaluator_inputs(), c.private_inputs());
+    let rb: Vec<bool> = (0..n * ri).map(|_| rng.bool()).collect();
     let garbled = Garbler::new(c, domain)
         .with_pi(g.clone())
-        .garble(Delta::random(rng), n, &[], None, rng)
+        .garble(Delta::random(rng), n, &rb, None, rng)
         .unwrap();
-    let (gi, ei) = (c.garbler_inputs(), c.evaluator_inputs());
     let xb: Vec<bool> = (0..n * gi).map(|_| rng.bool()).collect();
     let yb: Vec<bool> = (0..n * ei).map(|_| rng.bool()).collect();
     let ga = garbled.encoder.encode_garbler(&xb).unwrap();
@@ -74,7 +86,11 @@ fn check(c: &Circuit, n: usize, g: &FixedKeyAes, e: &FixedKeyAes, rng: &mut Cspr
     let o = c.outputs().len();
     for i in 0..n {
         let plain = c
-            .eval(&xb[i * gi..][..gi], &yb[i * ei..][..ei], &[])
+            .eval(
+                &xb[i * gi..][..gi],
+                &yb[i * ei..][..ei],
+                &rb[i * ri..][..ri],
+            )
             .unwrap();
         assert_eq!(
             bits[i * o..][..o],
@@ -100,6 +116,22 @@ fn random_circuits_on_every_backend_pair() {
                     check(&c, n, g, e, &mut rng);
                 }
             }
+        }
+    }
+}
+
+/// Inputs of one party only, and garbler-private ones, on the level path (n < 8) and the chunk
+/// path: each party's inputs are copied into the chunk separately.
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test)]
+#[cfg_attr(not(target_arch = "wasm32"), test)]
+fn random_circuits_with_every_mix_of_inputs() {
+    let mut rng = Csprng::from_seed([23; 32]);
+    let pi = FixedKeyAes::default();
+    for inputs in [[0, 5, 0], [5, 0, 0], [3, 4, 2], [0, 3, 3], [1, 1, 7]] {
+        let c = random_circuit_of(inputs, &mut rng, 200);
+        assert_eq!(c.private_inputs(), inputs[2]);
+        for n in [3usize, 64, 67, 130] {
+            check(&c, n, &pi, &pi, &mut rng);
         }
     }
 }
