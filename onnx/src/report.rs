@@ -33,14 +33,14 @@ pub struct CostConstants {
 pub const MEASURED: CostConstants = CostConstants {
     offline_bytes_per_relu: 1887.0,
     online_bytes_per_relu: 517.0,
-    offline_s_per_relu: 0.95 / 86016.0,
-    online_s_per_relu: 1.57e-6,
+    offline_s_per_relu: 0.78 / 86016.0,
+    online_s_per_relu: 0.063 / 49152.0,
     k: 32,
-    source: "bench/results/results.md, the committed run of 2026-12-07 (AMD EPYC, 2 vCPUs, \
-             AES-NI and VAES, release build, load 0.35 at the start), protocol 7: offline 1,887 \
-             B/ReLU and online 517 B/ReLU (means of the k = 32 CNet1 sweep), online 1.57 us/ReLU \
-             on loopback (sweep-c8), offline 11.0 us/ReLU on loopback (sweep-c14: 0.95 s for \
-             86,016 ReLUs)",
+    source: "bench/results/results.md, the committed run of 2026-12-07 05:29 UTC (AMD EPYC, 2 \
+             vCPUs, AES-NI and VAES, release build, load 1.58 at the start), protocol 7: offline \
+             1,887 B/ReLU and online 517 B/ReLU (means of the k = 32 CNet1 sweep), online 1.28 \
+             us/ReLU on loopback (sweep-c8: 0.063 s for 49,152 ReLUs), offline 9.1 us/ReLU on \
+             loopback (sweep-c14: 0.78 s for 86,016 ReLUs)",
 };
 
 /// Simulated networks, as the bench harness defines them.
