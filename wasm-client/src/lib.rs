@@ -747,8 +747,9 @@ impl GcBench {
             .map_err(|e| JsError::new(&e.to_string()))
     }
 
-    /// Evaluates every garbled ReLU's gates once, without decoding the output labels to shares:
-    /// the AND-gate kernel's part of [`GcBench::evaluate`] (time this from JavaScript).
+    /// Reads the server's labels and evaluates every garbled ReLU's gates once, without decoding
+    /// the output labels to shares: the garbled gates' part of [`GcBench::evaluate`] (time this
+    /// from JavaScript).
     pub fn evaluate_gates(&self) -> Result<(), JsError> {
         self.evaluator
             .evaluate_gates(&self.garbler)
