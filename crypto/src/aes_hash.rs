@@ -383,19 +383,22 @@ impl FixedKeyAes {
     }
 }
 
+/// `x` where bit 0 of `bit` (a label's colour) is set, else 0, without branching: the half-gates
+/// kernels' selection.
+#[inline(always)]
+fn sel(x: u128, bit: u128) -> u128 {
+    x & (bit & 1).wrapping_neg()
+}
+
 /// The half-gates kernels over a backend that hashes eight blocks per call in registers (the
 /// wasm backends): each batch's labels and tweaks go straight into one TCCR call and the algebra
 /// runs on its outputs (no scratch passes, no tweak lookups by division).
 mod batched {
+    use super::sel;
     use crate::Block;
 
     /// Blocks per TCCR call.
     const N: usize = 8;
-
-    #[inline(always)]
-    fn sel(x: u128, bit: u128) -> u128 {
-        x & (bit & 1).wrapping_neg()
-    }
 
     #[inline(always)]
     fn block(x: u128) -> Block {
@@ -517,7 +520,7 @@ mod batched {
 /// through scratch buffers (the `aes` crate backend's kernels: the portable fallback and the
 /// reference the others are tested against).
 mod reference {
-    use super::FixedKeyAes;
+    use super::{sel, FixedKeyAes};
 
     /// Sub-chunk size of the scratch buffers.
     const SUB: usize = 64;
@@ -541,11 +544,6 @@ mod reference {
                 f(a, b)
             }
         })
-    }
-
-    #[inline(always)]
-    fn sel(x: u128, bit: u128) -> u128 {
-        x & bit.wrapping_neg()
     }
 
     /// π on little-endian `u128`s (a `u128`'s bytes in memory are its `Block`).
